@@ -1,0 +1,1 @@
+"""Application assembly: settings, app factory, CLI, persistence and error handling."""

@@ -1,0 +1,249 @@
+"""`cadrebot` command line: run the bot and the operator's chores. Errors: one line, non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from bot import logs
+from bot.settings import Settings, SettingsError, load_settings
+from storage import migrate
+from storage.db import Database
+from storage.models import Role
+
+EXIT_SETTINGS = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """An operator mistake; the message is the one line we print."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadrebot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot (polling by default)")
+    run.add_argument("--poll-interval", type=float, default=None, help="seconds between polls")
+    run.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to")
+    run.add_argument("--listen", default="127.0.0.1", help="address the webhook server binds")
+    run.add_argument("--port", type=int, default=8443, help="port the webhook server binds")
+    run.add_argument("--secret-token", help="secret Telegram sends with each webhook call")
+    run.add_argument("--no-migrate", action="store_true", help="skip `db upgrade` at start")
+
+    db = sub.add_parser("db", help="database chores")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply every migration")
+    revision = db_sub.add_parser("revision", help="(developers) autogenerate a migration")
+    revision.add_argument("-m", "--message", required=True)
+
+    invite = sub.add_parser("invite", help="print single-use invite codes")
+    invite.add_argument("--role", required=True, choices=[r.value for r in Role])
+    invite.add_argument("--township", help="township name (mentor, township_official)")
+    invite.add_argument("--department", help="vetting department (reviewer)")
+    invite.add_argument("--count", type=int, default=1)
+    invite.add_argument("--days", type=int, default=None, help="days until the codes expire")
+
+    geo = sub.add_parser("geo", help="geography")
+    geo_sub = geo.add_subparsers(dest="geo_command", required=True)
+    geo_import = geo_sub.add_parser("import", help="import a CSV of township,village")
+    geo_import.add_argument("file", type=Path)
+    geo_import.add_argument("--county", help="county name (needed for the first import)")
+
+    seed = sub.add_parser("seed", help="demo data")
+    seed.add_argument("--demo", action="store_true", required=True)
+    seed.add_argument("--scale", choices=["small"], default="small")
+
+    sub.add_parser("keygen", help="print a new DATA_KEY for .env")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "keygen":
+        print(Fernet.generate_key().decode())
+        return 0
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_level)
+        return _dispatch(args, settings)
+    except SettingsError as exc:
+        print(f"cadrebot: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    except CommandError as exc:
+        print(f"cadrebot: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # The traceback goes to the (redacted) log at DEBUG; the operator gets one line.
+        logging.getLogger("cadrebot").debug("command failed", exc_info=exc)
+        print(f"cadrebot: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "db" and args.db_command == "revision":
+        migrate.revision(settings.database_url, args.message)
+        return 0
+    if args.command == "run":
+        settings.require_token()
+        settings.require_data_key()
+        if not args.no_migrate:
+            _upgrade(settings)
+        return _run(args, settings)
+    _upgrade(settings)
+    if args.command == "db":
+        print("database is up to date")
+        return 0
+    return asyncio.run(_chore(args, settings))
+
+
+def _upgrade(settings: Settings) -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        migrate.upgrade(settings.database_url)
+    except OSError as exc:
+        raise CommandError(f"cannot reach the database: {exc}") from None
+    except Exception as exc:
+        if type(exc).__name__ in {
+            "OperationalError",
+            "InvalidCatalogNameError",
+            "ConnectionError",
+        }:
+            raise CommandError(f"cannot reach the database: {type(exc).__name__}") from None
+        raise
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_application
+
+    app = build_application(settings)
+    if args.webhook_url:
+        app.run_webhook(
+            listen=args.listen,
+            port=args.port,
+            url_path=settings.require_token().split(":")[0],
+            webhook_url=args.webhook_url,
+            secret_token=args.secret_token,
+            allowed_updates=["message", "callback_query", "edited_message"],
+        )
+    else:
+        interval = args.poll_interval if args.poll_interval is not None else settings.poll_interval
+        app.run_polling(
+            poll_interval=interval,
+            allowed_updates=["message", "callback_query", "edited_message"],
+        )
+    return 0
+
+
+async def _chore(args: argparse.Namespace, settings: Settings) -> int:
+    database = Database(settings.database_url)
+    try:
+        if args.command == "invite":
+            await _invite(args, settings, database)
+        elif args.command == "geo":
+            await _geo_import(args, database)
+        elif args.command == "seed":
+            await _seed(settings, database)
+    finally:
+        await database.close()
+    return 0
+
+
+async def _bot_username(settings: Settings) -> str:
+    if settings.bot_username:
+        return settings.bot_username
+    if settings.bot_token is None:
+        raise CommandError("set BOT_USERNAME (or BOT_TOKEN) so that invite links can be printed")
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot")
+    try:
+        async with bot:
+            return bot.username
+    except TelegramError as exc:
+        raise CommandError(
+            f"cannot ask Telegram for the bot's name ({exc}); set BOT_USERNAME"
+        ) from None
+
+
+async def _invite(args: argparse.Namespace, settings: Settings, database: Database) -> None:
+    from storage import geo, people
+
+    role = Role(args.role)
+    if args.count < 1 or args.count > 500:
+        raise CommandError("--count must be between 1 and 500")
+    username = await _bot_username(settings)
+    async with database.sessionmaker.begin() as session:
+        township_id = None
+        if args.township:
+            township = await geo.township_by_name(session, args.township)
+            if township is None:
+                raise CommandError(f"no township named {args.township!r}; import geography first")
+            township_id = township.id
+        try:
+            codes = await people.create_invites(
+                session,
+                role=role,
+                now=datetime.now(UTC),
+                days=args.days or settings.invite_days,
+                count=args.count,
+                township_id=township_id,
+                department=args.department,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    for code in codes:
+        print(f"{code}  https://t.me/{username}?start={code}")
+
+
+async def _geo_import(args: argparse.Namespace, database: Database) -> None:
+    from storage import geo
+
+    path: Path = args.file
+    if not path.is_file():  # noqa: ASYNC240 - a CLI start-up check, nothing else is running
+        raise CommandError(f"no such file: {path}")
+    pairs: list[tuple[str, str]] = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if number == 1 and [c.strip().lower() for c in row] == ["township", "village"]:
+                continue
+            if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                raise CommandError(f"{path}:{number}: expected two columns township,village")
+            pairs.append((row[0].strip(), row[1].strip()))
+    async with database.sessionmaker.begin() as session:
+        county = await geo.the_county(session)
+        county_name = args.county or (county.name if county else None)
+        if county_name is None:
+            raise CommandError("no county yet: pass --county NAME with the first import")
+        result = await geo.import_pairs(session, county_name, pairs)
+    print(f"imported {result.townships_added} townships and {result.villages_added} villages")
+
+
+async def _seed(settings: Settings, database: Database) -> None:
+    from storage import seed
+
+    username = await _bot_username(settings)
+    async with database.sessionmaker.begin() as session:
+        invites = await seed.seed_small(session, now=datetime.now(UTC), days=settings.invite_days)
+    for invite in invites:
+        print(
+            f"{invite.role.value:<18} {invite.code}  https://t.me/{username}?start={invite.code}"
+        )
+
+
+if __name__ == "__main__":
+    logging.captureWarnings(True)
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Settings read from the environment and `.env` (names are part of the contract in SPEC)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,}$")
+DEFAULT_DATABASE_URL = "sqlite:///data/cadrebot.sqlite3"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line meant for the operator."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot. Only `BOT_TOKEN` is required, and only by `cadrebot run`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    bot_username: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+    database_url: str = DEFAULT_DATABASE_URL
+    telegram_api_url: str = "https://api.telegram.org"
+    timezone: str = "Asia/Shanghai"
+    locale: Literal["zh_CN", "en"] = "zh_CN"
+    # Fernet key (urlsafe base64, 32 bytes) for personal data at rest; `make run` writes one
+    # into `.env` on first start so a newcomer never runs with a shared key.
+    data_key: SecretStr | None = None
+    poll_interval: float = Field(default=0.0, ge=0.0, le=60.0)
+    invite_days: int = Field(default=7, ge=1, le=365)
+    invite_max_failures: int = Field(default=5, ge=1, le=100)
+    invite_failure_window_minutes: int = Field(default=10, ge=1, le=1440)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("is not a known IANA time zone such as Asia/Shanghai") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not re.match(r"^(sqlite(\+aiosqlite)?|postgres(ql)?(\+asyncpg)?)://", value):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError("does not look like a token from @BotFather (digits:letters)")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def require_token(self) -> str:
+        if self.bot_token is None:
+            raise SettingsError(
+                "BOT_TOKEN is not set: get one from @BotFather and put BOT_TOKEN=... in .env"
+            )
+        return self.bot_token.get_secret_value()
+
+    def require_data_key(self) -> str:
+        if self.data_key is None:
+            raise SettingsError(
+                "DATA_KEY is not set: generate one with `cadrebot keygen` and put it in .env"
+            )
+        return self.data_key.get_secret_value()
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file behind DATABASE_URL, or None for other databases and :memory:."""
+        match = re.match(r"^sqlite(\+aiosqlite)?:///(.+)$", self.database_url)
+        if not match or match.group(2) == ":memory:":
+            return None
+        return Path(match.group(2))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; turn any validation failure into one operator-readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"setting {name} is invalid: {message}") from None

@@ -1,0 +1,126 @@
+"""Helpers every flow shares: the person's locale, rendering, replying, keyboards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import BadRequest
+
+from bot.context import CadreContext
+from templates import normalize_locale, render, split_message
+
+LOCALE_KEY = "locale"
+
+
+def locale_of(update: Update | None, context: CadreContext) -> str:
+    """The person's language: their /lang choice, else their Telegram client's, else ours."""
+    chosen = context.user_data.get(LOCALE_KEY) if context.user_data is not None else None
+    if chosen:
+        return str(chosen)
+    user = update.effective_user if update else None
+    return normalize_locale(user.language_code if user else None, context.settings.locale)
+
+
+def text(update: Update | None, context: CadreContext, name: str, **values: Any) -> str:
+    return render(context.jinja, locale_of(update, context), name, **values)
+
+
+@cache
+def _labels(env: Environment, locale: str) -> dict[str, str]:
+    module = env.get_template(f"{locale}/_labels.html.j2").module
+    return dict(module.labels)  # type: ignore[attr-defined]
+
+
+def label(update: Update | None, context: CadreContext, key: str) -> str:
+    """A short plain-text label (a button, a choice) from the locale's label table."""
+    labels = _labels(context.jinja, locale_of(update, context))
+    return labels.get(key, key)
+
+
+def labels_for(env: Environment, locale: str) -> dict[str, str]:
+    return _labels(env, locale)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_private(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == ChatType.PRIVATE
+
+
+async def reply(
+    update: Update,
+    context: CadreContext,
+    name: str,
+    *,
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None,
+    **values: Any,
+) -> Message | None:
+    """Render a template and send it in parts of at most 4096 characters.
+
+    A keyboard rides on the last part, where the person's eyes are.
+    """
+    parts = split_message(text(update, context, name, **values))
+    chat = update.effective_chat
+    assert chat is not None
+    sent: Message | None = None
+    for index, part in enumerate(parts):
+        sent = await context.bot.send_message(
+            chat.id, part, reply_markup=markup if index == len(parts) - 1 else None
+        )
+    return sent
+
+
+async def edit_or_reply(
+    update: Update,
+    context: CadreContext,
+    name: str,
+    *,
+    markup: InlineKeyboardMarkup | None = None,
+    **values: Any,
+) -> None:
+    """Answer a button press by editing its message in place; fall back to a new message."""
+    query = update.callback_query
+    body = text(update, context, name, **values)
+    parts = split_message(body)
+    if query is not None and query.message is not None and len(parts) == 1:
+        try:
+            await query.edit_message_text(parts[0], reply_markup=markup)
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return
+    await reply(update, context, name, markup=markup, **values)
+
+
+def inline_rows(
+    buttons: Sequence[tuple[str, str]], per_row: int = 2
+) -> list[list[InlineKeyboardButton]]:
+    """(label, callback_data) pairs laid out in rows; callback data stays short ids only."""
+    rows: list[list[InlineKeyboardButton]] = []
+    for i in range(0, len(buttons), per_row):
+        rows.append(
+            [
+                InlineKeyboardButton(lbl, callback_data=data)
+                for lbl, data in buttons[i : i + per_row]
+            ]
+        )
+    return rows
+
+
+def keyboard(buttons: Sequence[tuple[str, str]], per_row: int = 2) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_rows(buttons, per_row))

@@ -1,0 +1,160 @@
+"""/start (menu and invite codes), /help, /lang, the global /cancel and the group guard."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from telegram import Update
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.context import CadreContext
+from handlers.common import LOCALE_KEY, edit_or_reply, keyboard, label, now, reply
+from storage import people
+from storage.people import RedeemOutcome
+from templates import LOCALES
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+async def start(update: Update, context: CadreContext) -> None:
+    """Greet the person with their menu, or redeem the invite code after /start."""
+    user = update.effective_user
+    assert user is not None
+    code = context.args[0] if context.args else None
+    async with context.session() as session:
+        account = await people.ensure_account(session, user.id, user.language_code)
+        redeemed = None
+        if code:
+            redeemed = await people.redeem_invite(
+                session,
+                account,
+                code,
+                now=now(),
+                max_failures=context.settings.invite_max_failures,
+                window=timedelta(minutes=context.settings.invite_failure_window_minutes),
+            )
+        actor = await people.load_actor(session, user.id)
+    roles = sorted(actor.roles) if actor else []
+    if redeemed is not None and redeemed.outcome != RedeemOutcome.GRANTED:
+        await reply(
+            update,
+            context,
+            f"start/invite_{redeemed.outcome.value}",
+            minutes=context.settings.invite_failure_window_minutes,
+        )
+        return
+    if redeemed is not None:
+        await reply(
+            update,
+            context,
+            "start/invite_granted",
+            role=label(update, context, f"role.{redeemed.role}"),
+            township=redeemed.township_name or "",
+            department=label(update, context, f"dept.{redeemed.department}")
+            if redeemed.department
+            else "",
+        )
+    await reply(
+        update,
+        context,
+        "start/welcome",
+        roles=[str(r) for r in roles],
+        role_names=[label(update, context, f"role.{r}") for r in roles],
+    )
+
+
+async def show_help(update: Update, context: CadreContext) -> None:
+    """List what this person's roles allow."""
+    user = update.effective_user
+    assert user is not None
+    async with context.session() as session:
+        actor = await people.load_actor(session, user.id)
+    roles = sorted(str(r) for r in actor.roles) if actor else []
+    await reply(update, context, "start/help", roles=roles)
+
+
+async def choose_language(update: Update, context: CadreContext) -> None:
+    """Offer the languages as buttons."""
+    buttons = [(label(update, context, f"lang.{loc}"), f"lang:{loc}") for loc in LOCALES]
+    await reply(update, context, "start/lang_choose", markup=keyboard(buttons))
+
+
+async def set_language(update: Update, context: CadreContext) -> None:
+    """Remember the chosen language for messages and for reminders sent later."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and update.effective_user is not None
+    locale = query.data.removeprefix("lang:")
+    await query.answer()
+    if locale not in LOCALES:
+        await edit_or_reply(update, context, "common/stale_button")
+        return
+    assert context.user_data is not None
+    context.user_data[LOCALE_KEY] = locale
+    async with context.session() as session:
+        await people.ensure_account(
+            session, update.effective_user.id, update.effective_user.language_code
+        )
+        await people.set_locale(session, update.effective_user.id, locale)
+    await edit_or_reply(update, context, "start/lang_set")
+
+
+async def cancel_idle(update: Update, context: CadreContext) -> None:
+    """Answer /cancel outside any flow."""
+    await reply(update, context, "common/nothing_to_cancel")
+
+
+async def point_to_private_chat(update: Update, context: CadreContext) -> None:
+    """In a group, say where to talk to the bot and stop: nothing personal is kept there."""
+    message = update.effective_message
+    if message is not None and message.text and message.text.startswith("/"):
+        await reply(update, context, "common/private_only", username=context.bot.username)
+    raise ApplicationHandlerStop
+
+
+async def unknown_command(update: Update, context: CadreContext) -> None:
+    """Answer a command this bot does not have."""
+    await reply(update, context, "common/unknown_command")
+
+
+async def not_understood(update: Update, context: CadreContext) -> None:
+    """Answer free text that no flow is waiting for."""
+    await reply(update, context, "common/not_understood")
+
+
+async def stray_button(update: Update, context: CadreContext) -> None:
+    """A button from a finished or forgotten flow: say so instead of spinning."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await reply(update, context, "common/stale_button")
+
+
+def guard_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
+    """Registered first, in their own group: keeps groups and channels away from the flows."""
+    return [MessageHandler(~PRIVATE, point_to_private_chat)]
+
+
+def build_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
+    return [
+        CommandHandler("start", start, filters=PRIVATE),
+        CommandHandler("help", show_help, filters=PRIVATE),
+        CommandHandler("lang", choose_language, filters=PRIVATE),
+        CallbackQueryHandler(set_language, pattern=r"^lang:"),
+    ]
+
+
+def fallback_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
+    """Registered last: only what no flow took reaches these."""
+    return [
+        CommandHandler("cancel", cancel_idle, filters=PRIVATE),
+        MessageHandler(filters.COMMAND & PRIVATE, unknown_command),
+        CallbackQueryHandler(stray_button),
+        MessageHandler(PRIVATE, not_understood),
+    ]

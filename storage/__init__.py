@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, queries that take a session and never commit, migrations."""

@@ -1,0 +1,101 @@
+"""Engine and session factory: one per process, opened by the application, never at import."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def async_url(url: str) -> str:
+    """Map the plain URLs operators write to the async drivers we ship."""
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    return re.sub(r"^postgres(ql)?://", "postgresql+asyncpg://", url)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so that "begin" below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that later tries to
+        # write fails with "database is locked" instead of waiting on busy_timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, schema: str | None = None, echo: bool = False) -> AsyncEngine:
+    """Build the async engine for DATABASE_URL (an SQLite file's folder is created)."""
+    url = async_url(url)
+    # Parameters stay out of exception texts, which reach the logs: they may be an ID number.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+    if is_sqlite(url):
+        match = re.match(r"^sqlite\+aiosqlite:///(.+)$", url)
+        if match and match.group(1) != ":memory:":
+            Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs["pool_pre_ping"] = True
+        if schema:
+            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        _install_sqlite_pragmas(engine.sync_engine)
+    return engine
+
+
+class Database:
+    """The process's engine and sessionmaker, opened lazily and closed once."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self._engine: AsyncEngine | None = None
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+    def open(self) -> None:
+        if self._engine is None:
+            self._engine = create_engine(self.url, schema=self.schema)
+            self._sessionmaker = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        self.open()
+        assert self._engine is not None
+        return self._engine
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        self.open()
+        assert self._sessionmaker is not None
+        return self._sessionmaker
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = None
+        self._sessionmaker = None

@@ -1,0 +1,30 @@
+"""Run Alembic programmatically so operators only ever type `cadrebot db upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str, *, schema: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation would choke on a '%' in a password.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    if schema:
+        config.attributes["schema"] = schema
+    return config
+
+
+def upgrade(database_url: str, *, revision: str = "head", schema: str | None = None) -> None:
+    """Bring the database to `revision` (blocking; call from a thread inside an event loop)."""
+    command.upgrade(alembic_config(database_url, schema=schema), revision)
+
+
+def revision(database_url: str, message: str) -> None:
+    """Autogenerate a new migration from the models (a developer command)."""
+    command.revision(alembic_config(database_url), message=message, autogenerate=True)

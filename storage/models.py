@@ -1,0 +1,246 @@
+"""Typed SQLAlchemy 2 models. Alembic migrations under storage/migrations track this file."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names so that migrations on SQLite (batch mode) and PostgreSQL agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Row ids that can grow past 2**31 (audit, outbox) are BIGINT on PostgreSQL; SQLite only
+# auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no offset) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Role(enum.StrEnum):
+    MENTOR = "mentor"
+    TOWNSHIP_OFFICIAL = "township_official"
+    COUNTY_OFFICIAL = "county_official"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+GRANTABLE_ROLES = tuple(r.value for r in Role)
+OFFICIAL_ROLES = frozenset({Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN})
+
+
+def _role_check() -> str:
+    return "role IN (" + ", ".join(f"'{r}'" for r in GRANTABLE_ROLES) + ")"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+    }
+
+
+class County(Base):
+    __tablename__ = "county"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+
+
+class Township(Base):
+    __tablename__ = "township"
+    __table_args__ = (UniqueConstraint("county_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    county_id: Mapped[int] = mapped_column(ForeignKey("county.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(40))
+
+    villages: Mapped[list[Village]] = relationship(back_populates="township")
+
+
+class Village(Base):
+    __tablename__ = "village"
+    __table_args__ = (UniqueConstraint("township_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    township_id: Mapped[int] = mapped_column(ForeignKey("township.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(40))
+
+    township: Mapped[Township] = relationship(back_populates="villages")
+
+
+class Person(Base):
+    """Someone the county knows of: a user of the bot, a candidate, or both."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    full_name: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TelegramAccount(Base):
+    """A Telegram user linked to a person. Telegram user ids exceed 32 bits: BIGINT."""
+
+    __tablename__ = "telegram_account"
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), unique=True
+    )
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    # Set by /lang; when empty the Telegram client's language decides.
+    locale: Mapped[str | None] = mapped_column(String(8))
+    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    unreachable_at: Mapped[datetime | None]
+    unreachable_reason: Mapped[str | None] = mapped_column(String(200))
+
+    person: Mapped[Person] = relationship()
+
+
+class RoleGrant(Base):
+    """A role with its scope. Candidates and recommenders need no grant: anyone may act so."""
+
+    __tablename__ = "role_grant"
+    __table_args__ = (
+        CheckConstraint(_role_check(), name="role_known"),
+        CheckConstraint(
+            "role NOT IN ('township_official', 'mentor') OR township_id IS NOT NULL",
+            name="township_scoped",
+        ),
+        CheckConstraint("role <> 'reviewer' OR department IS NOT NULL", name="department_set"),
+        Index("ix_role_grant_person_active", "person_id", "revoked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(24))
+    township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
+    department: Mapped[str | None] = mapped_column(String(24))
+    granted_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    revoked_at: Mapped[datetime | None]
+    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite_code.id"))
+
+
+class InviteCode(Base):
+    """A single-use, expiring code. Only its SHA-256 is stored: a leaked table grants nothing."""
+
+    __tablename__ = "invite_code"
+    __table_args__ = (CheckConstraint(_role_check(), name="role_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(24))
+    township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
+    department: Mapped[str | None] = mapped_column(String(24))
+    created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # Demo invites step the redeemer into a prepared person with a history.
+    for_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+
+class InviteFailure(Base):
+    """One wrong code typed; counted to slow down guessing."""
+
+    __tablename__ = "invite_failure"
+    __table_args__ = (Index("ix_invite_failure_who_when", "telegram_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+
+
+class AuditLog(Base):
+    """Who read or changed what. `detail` never holds a phone or ID number."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    action: Mapped[str] = mapped_column(String(48))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ConversationState(Base):
+    """PTB ConversationHandler state, so that a restart resumes a flow where it stopped."""
+
+    __tablename__ = "conversation_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class UserData(Base):
+    """PTB user_data (drafts of flows). Encrypted: a draft may hold an ID number."""
+
+    __tablename__ = "user_data"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+__all__ = [
+    "AuditLog",
+    "Base",
+    "ConversationState",
+    "County",
+    "InviteCode",
+    "InviteFailure",
+    "Person",
+    "Role",
+    "RoleGrant",
+    "TelegramAccount",
+    "Township",
+    "UserData",
+    "Village",
+]

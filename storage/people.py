@@ -1,0 +1,263 @@
+"""Accounts, role grants and invite codes. Functions take a session and never commit."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import audit
+from storage.models import (
+    InviteCode,
+    InviteFailure,
+    Person,
+    Role,
+    RoleGrant,
+    TelegramAccount,
+    Township,
+)
+
+# Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out on the phone.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 12
+
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    role: Role
+    township_id: int | None
+    township_name: str | None
+    department: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: their person and active grants, loaded once per update."""
+
+    person_id: int
+    telegram_id: int
+    grants: tuple[Grant, ...]
+
+    def has(self, *roles: Role) -> bool:
+        return any(g.role in roles for g in self.grants)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(g.role for g in self.grants)
+
+    def township_ids(self, role: Role) -> frozenset[int]:
+        return frozenset(g.township_id for g in self.grants if g.role == role and g.township_id)
+
+    def departments(self) -> frozenset[str]:
+        return frozenset(
+            g.department for g in self.grants if g.role == Role.REVIEWER and g.department
+        )
+
+
+async def ensure_account(
+    session: AsyncSession, telegram_id: int, language_code: str | None
+) -> TelegramAccount:
+    """Return the account of a Telegram user, creating it and its person on first contact."""
+    account = await session.get(TelegramAccount, telegram_id)
+    if account is None:
+        person = Person()
+        session.add(person)
+        await session.flush()
+        account = TelegramAccount(
+            telegram_id=telegram_id, person_id=person.id, language_code=language_code
+        )
+        session.add(account)
+        await session.flush()
+    elif language_code and account.language_code != language_code:
+        account.language_code = language_code
+    return account
+
+
+async def load_actor(session: AsyncSession, telegram_id: int) -> Actor | None:
+    """The person behind a Telegram user with their active grants, or None if unknown."""
+    rows = (
+        await session.execute(
+            select(
+                TelegramAccount.person_id,
+                RoleGrant.role,
+                RoleGrant.township_id,
+                Township.name,
+                RoleGrant.department,
+            )
+            .outerjoin(
+                RoleGrant,
+                (RoleGrant.person_id == TelegramAccount.person_id)
+                & RoleGrant.revoked_at.is_(None),
+            )
+            .outerjoin(Township, Township.id == RoleGrant.township_id)
+            .where(TelegramAccount.telegram_id == telegram_id)
+        )
+    ).all()
+    if not rows:
+        return None
+    grants = tuple(
+        Grant(Role(r.role), r.township_id, r.name, r.department) for r in rows if r.role
+    )
+    return Actor(person_id=rows[0].person_id, telegram_id=telegram_id, grants=grants)
+
+
+async def set_locale(session: AsyncSession, telegram_id: int, locale: str) -> None:
+    await session.execute(
+        update(TelegramAccount)
+        .where(TelegramAccount.telegram_id == telegram_id)
+        .values(locale=locale)
+    )
+
+
+async def create_invites(
+    session: AsyncSession,
+    *,
+    role: Role,
+    now: datetime,
+    days: int,
+    count: int = 1,
+    township_id: int | None = None,
+    department: str | None = None,
+    created_by: int | None = None,
+    for_person_id: int | None = None,
+) -> list[str]:
+    """Create `count` single-use codes; only their hashes are stored, so return the codes."""
+    if role in (Role.TOWNSHIP_OFFICIAL, Role.MENTOR) and township_id is None:
+        raise ValueError(f"a {role} invite needs a township")
+    if role == Role.REVIEWER and not department:
+        raise ValueError("a reviewer invite needs a department")
+    codes = [new_code() for _ in range(count)]
+    for code in codes:
+        session.add(
+            InviteCode(
+                code_hash=hash_code(code),
+                role=role.value,
+                township_id=township_id,
+                department=department,
+                created_by_person_id=created_by,
+                for_person_id=for_person_id,
+                expires_at=now + timedelta(days=days),
+            )
+        )
+    await session.flush()
+    await audit.record(
+        session, created_by, "invite.create", "invite_code", None, role=role.value, count=count
+    )
+    return codes
+
+
+class RedeemOutcome(enum.StrEnum):
+    GRANTED = "granted"
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    outcome: RedeemOutcome
+    role: Role | None = None
+    township_name: str | None = None
+    department: str | None = None
+
+
+async def recent_failures(
+    session: AsyncSession, telegram_id: int, now: datetime, window: timedelta
+) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(InviteFailure)
+            .where(InviteFailure.telegram_id == telegram_id, InviteFailure.at > now - window)
+        )
+        or 0
+    )
+
+
+async def redeem_invite(
+    session: AsyncSession,
+    account: TelegramAccount,
+    code: str,
+    *,
+    now: datetime,
+    max_failures: int,
+    window: timedelta,
+) -> Redeemed:
+    """Spend an invite code once, atomically, and grant its role to the account's person."""
+    if await recent_failures(session, account.telegram_id, now, window) >= max_failures:
+        return Redeemed(RedeemOutcome.THROTTLED)
+    code_hash = hash_code(code)
+    # One conditional UPDATE decides who wins when two people race for the same code.
+    claimed = (
+        await session.execute(
+            update(InviteCode)
+            .where(
+                InviteCode.code_hash == code_hash,
+                InviteCode.used_at.is_(None),
+                InviteCode.expires_at > now,
+            )
+            .values(used_at=now, used_by_person_id=account.person_id)
+            .returning(InviteCode.id)
+        )
+    ).scalar_one_or_none()
+    if claimed is None:
+        invite = await session.scalar(select(InviteCode).where(InviteCode.code_hash == code_hash))
+        outcome = (
+            RedeemOutcome.UNKNOWN
+            if invite is None
+            else RedeemOutcome.USED
+            if invite.used_at is not None
+            else RedeemOutcome.EXPIRED
+        )
+        session.add(InviteFailure(telegram_id=account.telegram_id, at=now))
+        return Redeemed(outcome)
+    invite = await session.get(InviteCode, claimed)
+    assert invite is not None
+    if invite.for_person_id is not None and invite.for_person_id != account.person_id:
+        # A demo invite: the Telegram account now speaks for the prepared person.
+        account.person_id = invite.for_person_id
+        await session.flush()
+    session.add(
+        RoleGrant(
+            person_id=account.person_id,
+            role=invite.role,
+            township_id=invite.township_id,
+            department=invite.department,
+            invite_id=invite.id,
+        )
+    )
+    await audit.record(
+        session, account.person_id, "invite.redeem", "invite_code", invite.id, role=invite.role
+    )
+    township = await session.get(Township, invite.township_id) if invite.township_id else None
+    return Redeemed(
+        RedeemOutcome.GRANTED,
+        Role(invite.role),
+        township.name if township else None,
+        invite.department,
+    )
+
+
+async def admin_chat_ids(session: AsyncSession) -> list[int]:
+    """Telegram ids of every active admin, for error notices."""
+    rows = await session.scalars(
+        select(TelegramAccount.telegram_id)
+        .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
+        .where(RoleGrant.role == Role.ADMIN.value, RoleGrant.revoked_at.is_(None))
+        .where(TelegramAccount.unreachable_at.is_(None))
+    )
+    return list(rows)

@@ -1,0 +1,104 @@
+"""Fixtures: a migrated database on SQLite and on PostgreSQL, settings, a bot harness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.settings import Settings
+from storage import migrate
+from storage.db import Database
+from tests.support.fake_telegram import BOT_USERNAME
+from tests.support.harness import BotHarness
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TOKEN = "123456:TESTTOKENabcdefghijklmnopqrstuvwxyz"
+
+
+async def _pg_exec(sql: str) -> None:
+    dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def _pg_run(sql: str) -> None:
+    try:
+        asyncio.run(_pg_exec(sql))
+    except (OSError, asyncpg.PostgresError) as exc:
+        # In CI an unreachable PostgreSQL is a failure, never a skip.
+        pytest.fail(f"PostgreSQL at {PG_URL} is not usable: {exc}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A freshly migrated database; storage tests run once on each engine."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        migrate.upgrade(url)
+        yield Database(url)
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    _pg_run(f"CREATE SCHEMA {schema}")
+    try:
+        migrate.upgrade(PG_URL, schema=schema)
+        yield Database(PG_URL, schema=schema)
+    finally:
+        _pg_run(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Database:
+    url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    migrate.upgrade(url)
+    return Database(url)
+
+
+@pytest.fixture
+async def db(database: Database) -> AsyncIterator[Database]:
+    yield database
+    await database.close()
+
+
+def make_settings(database: Database, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "bot_token": TOKEN,
+        "bot_username": BOT_USERNAME,
+        "database_url": database.url,
+        "data_key": Fernet.generate_key().decode(),
+        "telegram_api_url": "http://127.0.0.1:1",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def harness(sqlite_database: Database) -> AsyncIterator[BotHarness]:
+    """A running bot on SQLite behind the fake transport."""
+    bot = BotHarness(make_settings(sqlite_database), sqlite_database)
+    await bot.start()
+    yield bot
+    if bot.app is not None:
+        await bot.stop()
+    await sqlite_database.close()
+
+
+@pytest.fixture
+async def harness_any(database: Database) -> AsyncIterator[BotHarness]:
+    """A running bot on each database engine."""
+    bot = BotHarness(make_settings(database), database)
+    await bot.start()
+    yield bot
+    if bot.app is not None:
+        await bot.stop()
+    await database.close()

@@ -1,0 +1,121 @@
+"""/start, invites, /help, /lang, /cancel and the group guard through a real Application."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from storage import geo, people
+from storage.models import InviteFailure, Role, TelegramAccount
+from tests.support.harness import BotHarness
+
+
+async def _invite(bot: BotHarness, role: Role, days: int = 7, **scope: object) -> str:
+    async with bot.database.sessionmaker.begin() as session:
+        if role in (Role.TOWNSHIP_OFFICIAL, Role.MENTOR):
+            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
+            township = await geo.township_by_name(session, "青山镇")
+            assert township is not None
+            scope["township_id"] = township.id
+        (code,) = await people.create_invites(
+            session,
+            role=role,
+            now=datetime.now(UTC),
+            days=days,
+            **scope,  # type: ignore[arg-type]
+        )
+    return code
+
+
+async def test_start_answers_in_chinese_by_default(harness: BotHarness) -> None:
+    (reply,) = await harness.send(1001, "/start")
+    assert "欢迎" in reply.text
+    assert "/nominate" in reply.text
+    assert "/vetting" not in reply.text  # no reviewer grant, no reviewer menu
+
+
+async def test_start_answers_in_english_for_english_clients(harness: BotHarness) -> None:
+    (reply,) = await harness.send(1002, "/start", language_code="en-US")
+    assert "Welcome" in reply.text
+
+
+async def test_invite_code_works_once_only(harness: BotHarness) -> None:
+    code = await _invite(harness, Role.TOWNSHIP_OFFICIAL)
+    granted, menu = await harness.send(2001, f"/start {code}")
+    assert "乡镇（街道）干部" in granted.text and "青山镇" in granted.text
+    assert "/review" in menu.text
+    (again,) = await harness.send(2002, f"/start {code}")
+    assert "已被使用" in again.text
+    async with harness.database.sessionmaker() as session:
+        actor = await people.load_actor(session, 2002)
+    assert actor is not None and not actor.grants
+
+
+async def test_expired_code_is_refused(harness: BotHarness) -> None:
+    code = await _invite(harness, Role.REVIEWER, days=1, department="police")
+    async with harness.database.sessionmaker.begin() as session:
+        from sqlalchemy import update
+
+        from storage.models import InviteCode
+
+        await session.execute(
+            update(InviteCode).values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    (reply,) = await harness.send(2101, f"/start {code}")
+    assert "过期" in reply.text
+
+
+async def test_five_wrong_codes_then_wait(harness: BotHarness) -> None:
+    for attempt in range(5):
+        (reply,) = await harness.send(2201, f"/start WRONGCODE{attempt}")
+        assert "无效" in reply.text
+    code = await _invite(harness, Role.MENTOR)
+    (reply,) = await harness.send(2201, f"/start {code}")
+    assert "分钟后再试" in reply.text
+    async with harness.database.sessionmaker() as session:
+        failures = await session.scalar(select(func.count()).select_from(InviteFailure))
+        actor = await people.load_actor(session, 2201)
+    assert failures == 5
+    assert actor is not None and not actor.grants  # the good code was not spent
+
+
+async def test_help_depends_on_role(harness: BotHarness) -> None:
+    (plain,) = await harness.send(2301, "/help")
+    assert "/vetting" not in plain.text
+    code = await _invite(harness, Role.REVIEWER, department="police")
+    await harness.send(2301, f"/start {code}")
+    (reviewer,) = await harness.send(2301, "/help")
+    assert "/vetting" in reviewer.text
+
+
+async def test_lang_switches_and_is_remembered(harness: BotHarness) -> None:
+    (choose,) = await harness.send(2401, "/lang")
+    data = choose.button("English")
+    (done,) = await harness.press(2401, data)
+    assert "English" in done.text
+    (menu,) = await harness.send(2401, "/start")
+    assert "Welcome" in menu.text
+    async with harness.database.sessionmaker() as session:
+        account = await session.get(TelegramAccount, 2401)
+    assert account is not None and account.locale == "en"
+
+
+async def test_cancel_outside_a_flow(harness: BotHarness) -> None:
+    (reply,) = await harness.send(2501, "/cancel")
+    assert "没有进行中的操作" in reply.text
+
+
+async def test_group_chat_points_to_private_and_stores_nothing(harness: BotHarness) -> None:
+    (reply,) = await harness.send(2601, "/start", chat_type="group")
+    assert "私聊" in reply.text
+    assert await harness.send(2601, "hello", chat_type="group") == []
+    async with harness.database.sessionmaker() as session:
+        assert await session.get(TelegramAccount, 2601) is None
+
+
+async def test_unknown_command_and_stray_button(harness: BotHarness) -> None:
+    (reply,) = await harness.send(2701, "/nosuchthing")
+    assert "/help" in reply.text
+    (stale,) = await harness.press(2701, "x:1")
+    assert "失效" in stale.text
