@@ -25,7 +25,8 @@ from bot.context import CadreContext
 from bot.errors import on_error
 from bot.persistence import DatabasePersistence
 from bot.settings import Settings
-from handlers import start
+from handlers import nomination, start
+from storage.crypto import DataCipher
 from storage.db import Database
 from templates import build_environment
 
@@ -97,6 +98,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             0,
             [
                 *start.build_handlers(),
+                *nomination.build_handlers(),
                 *start.fallback_handlers(),
             ],
         ),
@@ -145,6 +147,8 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     database: Database = app.bot_data["database"]
     database.open()
     app.bot_data["jinja"] = build_environment()
+    settings: Settings = app.bot_data["settings"]
+    app.bot_data["cipher"] = DataCipher(settings.require_data_key())
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

@@ -10,6 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.rules.options import DEFAULT_KEY_GROUPS
+
+DEFAULT_DEPARTMENTS = ("police", "discipline", "judicial")
+
 TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,}$")
 DEFAULT_DATABASE_URL = "sqlite:///data/cadrebot.sqlite3"
 
@@ -36,6 +40,11 @@ class Settings(BaseSettings):
     invite_days: int = Field(default=7, ge=1, le=365)
     invite_max_failures: int = Field(default=5, ge=1, le=100)
     invite_failure_window_minutes: int = Field(default=10, ge=1, le=1440)
+    # Comma-separated codes; labels live in the templates' label table.
+    key_groups: str = ",".join(DEFAULT_KEY_GROUPS)
+    vetting_departments: str = ",".join(DEFAULT_DEPARTMENTS)
+    min_age: int = Field(default=18, ge=16, le=70)
+    max_age: int = Field(default=60, ge=18, le=80)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("telegram_api_url")
@@ -67,6 +76,22 @@ class Settings(BaseSettings):
         if value is not None and not TOKEN_RE.match(value.get_secret_value()):
             raise ValueError("does not look like a token from @BotFather (digits:letters)")
         return value
+
+    @field_validator("key_groups", "vetting_departments")
+    @classmethod
+    def _check_codes(cls, value: str) -> str:
+        codes = [c.strip() for c in value.split(",") if c.strip()]
+        if not codes or not all(re.fullmatch(r"[a-z][a-z0-9_]{1,23}", c) for c in codes):
+            raise ValueError("must be a comma-separated list of lower-case codes")
+        return ",".join(codes)
+
+    @property
+    def key_group_codes(self) -> tuple[str, ...]:
+        return tuple(self.key_groups.split(","))
+
+    @property
+    def department_codes(self) -> tuple[str, ...]:
+        return tuple(self.vetting_departments.split(","))
 
     @property
     def tz(self) -> ZoneInfo:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -244,3 +245,91 @@ __all__ = [
     "UserData",
     "Village",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Select (选): nominations, their history, joint vetting.
+
+
+class Nomination(Base):
+    """One person's entry into the pipeline and the core of their file (一人一档).
+
+    The ID number and phone are encrypted; their keyed hashes are unique so that a second
+    nomination of the same person is refused by the database itself, race or not.
+    """
+
+    __tablename__ = "nomination"
+    __table_args__ = (
+        CheckConstraint("channel IN ('self', 'mass', 'organization')", name="channel_known"),
+        Index("ix_nomination_township_status", "township_id", "status"),
+        Index("ix_nomination_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    township_id: Mapped[int] = mapped_column(ForeignKey("township.id"))
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
+    gender: Mapped[str | None] = mapped_column(String(8))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    ethnicity: Mapped[str | None] = mapped_column(String(16))
+    political_status: Mapped[str | None] = mapped_column(String(24))
+    education: Mapped[str | None] = mapped_column(String(24))
+    key_group: Mapped[str] = mapped_column(String(32))
+    specialties: Mapped[str | None] = mapped_column(String(500))
+    work_history: Mapped[str | None] = mapped_column(String(1000))
+    motivation: Mapped[str | None] = mapped_column(String(1000))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(18))
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(11))
+    # Who sent it in. For a mass recommendation this is never shown to the nominee.
+    submitted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    consent_at: Mapped[datetime | None]
+    sensitive_consent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    person: Mapped[Person] = relationship(foreign_keys=[person_id])
+    township: Mapped[Township] = relationship()
+    village: Mapped[Village | None] = relationship()
+
+
+class StatusChange(Base):
+    """Every move of a nomination through the pipeline, with who and why."""
+
+    __tablename__ = "status_change"
+    __table_args__ = (Index("ix_status_change_nomination", "nomination_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(24))
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class VettingReview(Base):
+    """One department's part of the joint vetting (资格联审) of one nomination."""
+
+    __tablename__ = "vetting_review"
+    __table_args__ = (
+        UniqueConstraint("nomination_id", "department"),
+        CheckConstraint("decision IS NULL OR decision IN ('approve', 'reject')", name="decision"),
+        Index("ix_vetting_review_queue", "department", "decision"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    department: Mapped[str] = mapped_column(String(24))
+    decision: Mapped[str | None] = mapped_column(String(8))
+    note: Mapped[str | None] = mapped_column(String(1000))
+    reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    decided_at: Mapped[datetime | None]

@@ -1,0 +1,581 @@
+"""Nominations, township review, joint vetting, the pool and the dossier.
+
+Every read takes the acting person and filters by their scope in the SQL itself
+(`visible_to`): a township official's query cannot return another township's rows.
+Functions take a session and never commit; the caller's transaction is the unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from storage import audit
+from storage.crypto import DataCipher
+from storage.models import (
+    Nomination,
+    Person,
+    Role,
+    RoleGrant,
+    StatusChange,
+    TelegramAccount,
+    Township,
+    VettingReview,
+)
+from storage.people import Actor
+from storage.rules.identity import mask_id, mask_phone
+from storage.rules.options import COLLEGE_OR_HIGHER
+from storage.rules.vetting import (
+    Channel,
+    Decision,
+    Event,
+    Status,
+    VettingOutcome,
+    transition,
+    vetting_outcome,
+)
+
+
+class Duplicate(Exception):
+    """The ID number or phone is already in a nomination (whose is never said)."""
+
+
+class NotAllowed(Exception):
+    """The actor may not see or change this record (or it does not exist: same answer)."""
+
+
+@dataclass(slots=True)
+class NominationForm:
+    """What a nomination form collects; the same for all three channels."""
+
+    full_name: str
+    township_id: int
+    key_group: str
+    village_id: int | None = None
+    gender: str | None = None
+    birth_date: date | None = None
+    ethnicity: str | None = None
+    political_status: str | None = None
+    education: str | None = None
+    id_number: str | None = None
+    phone: str | None = None
+    specialties: str | None = None
+    work_history: str | None = None
+    motivation: str | None = None
+    reason: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def visible_to(actor: Actor) -> ColumnElement[bool]:
+    """The nominations an actor may read. Deny by default: no role, no rows."""
+    if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
+        return true()
+    clauses: list[ColumnElement[bool]] = [Nomination.person_id == actor.person_id]
+    townships = actor.township_ids(Role.TOWNSHIP_OFFICIAL)
+    if townships:
+        clauses.append(Nomination.township_id.in_(townships))
+    departments = actor.departments()
+    if departments:
+        clauses.append(
+            Nomination.id.in_(
+                select(VettingReview.nomination_id).where(
+                    VettingReview.department.in_(departments)
+                )
+            )
+        )
+    return or_(*clauses) if clauses else false()
+
+
+def manageable_by(actor: Actor) -> ColumnElement[bool]:
+    """The nominations an actor may change (review, adjust): officials in scope only."""
+    if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
+        return true()
+    townships = actor.township_ids(Role.TOWNSHIP_OFFICIAL)
+    return Nomination.township_id.in_(townships) if townships else false()
+
+
+async def is_duplicate(
+    session: AsyncSession, cipher: DataCipher, *, id_number: str | None, phone: str | None
+) -> bool:
+    clauses = []
+    if id_number:
+        clauses.append(Nomination.id_number_hash == cipher.lookup_hash(id_number))
+    if phone:
+        clauses.append(Nomination.phone_hash == cipher.lookup_hash(phone))
+    if not clauses:
+        return False
+    return bool(await session.scalar(select(func.count()).where(or_(*clauses))))
+
+
+async def create_nomination(
+    session: AsyncSession,
+    cipher: DataCipher,
+    form: NominationForm,
+    *,
+    channel: Channel,
+    submitted_by: int | None,
+    person_id: int | None,
+    now: datetime,
+    consent: bool = False,
+) -> Nomination:
+    """Store a nomination with its personal data encrypted; raise Duplicate if already known.
+
+    For a self-nomination `person_id` is the nominee's own person; for recommendations a new
+    person is created for the nominee.
+    """
+    if await is_duplicate(session, cipher, id_number=form.id_number, phone=form.phone):
+        raise Duplicate
+    if person_id is None:
+        person = Person(full_name=form.full_name)
+        session.add(person)
+        await session.flush()
+        person_id = person.id
+    else:
+        person = await session.get_one(Person, person_id)
+        person.full_name = form.full_name
+    nomination = Nomination(
+        person_id=person_id,
+        channel=channel.value,
+        status=Status.NEW.value,
+        township_id=form.township_id,
+        village_id=form.village_id,
+        gender=form.gender,
+        birth_date=form.birth_date,
+        ethnicity=form.ethnicity,
+        political_status=form.political_status,
+        education=form.education,
+        key_group=form.key_group,
+        specialties=form.specialties,
+        work_history=form.work_history,
+        motivation=form.motivation,
+        reason=form.reason,
+        submitted_by_person_id=submitted_by,
+        consent_at=now if consent else None,
+        sensitive_consent_at=now if consent and form.id_number else None,
+        status_changed_at=now,
+    )
+    if form.id_number:
+        nomination.id_number_enc = cipher.encrypt(form.id_number)
+        nomination.id_number_hash = cipher.lookup_hash(form.id_number)
+        nomination.id_number_masked = mask_id(form.id_number)
+    if form.phone:
+        nomination.phone_enc = cipher.encrypt(form.phone)
+        nomination.phone_hash = cipher.lookup_hash(form.phone)
+        nomination.phone_masked = mask_phone(form.phone)
+    try:
+        async with session.begin_nested():
+            session.add(nomination)
+            await session.flush()
+    except IntegrityError:
+        # Lost a race with an identical nomination: the unique hashes decided.
+        raise Duplicate from None
+    session.add(
+        StatusChange(
+            nomination_id=nomination.id,
+            from_status=None,
+            to_status=Status.NEW.value,
+            event=f"submit:{channel.value}",
+            actor_person_id=submitted_by,
+            at=now,
+        )
+    )
+    await audit.record(
+        session, submitted_by, "nomination.create", "nomination", nomination.id, channel=channel
+    )
+    return nomination
+
+
+async def _move(
+    session: AsyncSession,
+    nomination: Nomination,
+    event: Event,
+    *,
+    actor_person_id: int | None,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    new = transition(Status(nomination.status), event, channel=Channel(nomination.channel))
+    session.add(
+        StatusChange(
+            nomination_id=nomination.id,
+            from_status=nomination.status,
+            to_status=new.value,
+            event=event.value,
+            actor_person_id=actor_person_id,
+            reason=reason,
+            at=now,
+        )
+    )
+    nomination.status = new.value
+    nomination.status_changed_at = now
+    await audit.record(
+        session, actor_person_id, f"nomination.{event.value}", "nomination", nomination.id
+    )
+
+
+async def _managed(session: AsyncSession, actor: Actor, nomination_id: int) -> Nomination:
+    nomination = await session.scalar(
+        select(Nomination)
+        .where(Nomination.id == nomination_id, manageable_by(actor))
+        .with_for_update()
+    )
+    if nomination is None:
+        raise NotAllowed
+    return nomination
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    id: int
+    full_name: str
+    channel: str
+    status: str
+    township: str
+    key_group: str
+    created_at: datetime
+
+
+async def township_queue(
+    session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 10
+) -> tuple[list[QueueItem], int]:
+    """New and contacted nominations an official may review, oldest first."""
+    where = and_(
+        manageable_by(actor), Nomination.status.in_([Status.NEW.value, Status.CONTACTED.value])
+    )
+    total = await session.scalar(select(func.count()).select_from(Nomination).where(where))
+    rows = (
+        await session.execute(
+            select(Nomination, Person.full_name, Township.name)
+            .join(Person, Person.id == Nomination.person_id)
+            .join(Township, Township.id == Nomination.township_id)
+            .where(where)
+            .order_by(Nomination.created_at, Nomination.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    items = [
+        QueueItem(n.id, name or "", n.channel, n.status, t, n.key_group, n.created_at)
+        for n, name, t in rows
+    ]
+    return items, int(total or 0)
+
+
+async def send_to_vetting(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    departments: Sequence[str],
+    now: datetime,
+) -> Nomination:
+    nomination = await _managed(session, actor, nomination_id)
+    await _move(
+        session, nomination, Event.SEND_TO_VETTING, actor_person_id=actor.person_id, now=now
+    )
+    for department in departments:
+        session.add(
+            VettingReview(nomination_id=nomination.id, department=department, requested_at=now)
+        )
+    await session.flush()
+    return nomination
+
+
+async def decline(
+    session: AsyncSession, actor: Actor, nomination_id: int, *, reason: str, now: datetime
+) -> Nomination:
+    nomination = await _managed(session, actor, nomination_id)
+    await _move(
+        session, nomination, Event.DECLINE, actor_person_id=actor.person_id, now=now, reason=reason
+    )
+    return nomination
+
+
+async def mark_contacted(
+    session: AsyncSession, actor: Actor, nomination_id: int, *, now: datetime
+) -> Nomination:
+    nomination = await _managed(session, actor, nomination_id)
+    await _move(session, nomination, Event.CONTACT, actor_person_id=actor.person_id, now=now)
+    return nomination
+
+
+async def adjust_out(
+    session: AsyncSession, actor: Actor, nomination_id: int, *, reason: str, now: datetime
+) -> Nomination:
+    """不适宜人选及时调整: take a person out of the pool, with the reason kept."""
+    nomination = await _managed(session, actor, nomination_id)
+    await _move(
+        session,
+        nomination,
+        Event.ADJUST_OUT,
+        actor_person_id=actor.person_id,
+        now=now,
+        reason=reason,
+    )
+    return nomination
+
+
+@dataclass(frozen=True, slots=True)
+class VettingItem:
+    review_id: int
+    nomination_id: int
+    full_name: str
+    township: str
+    department: str
+    requested_at: datetime
+
+
+async def vetting_queue(
+    session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 10
+) -> tuple[list[VettingItem], int]:
+    """Undecided reviews of the actor's departments only."""
+    departments = actor.departments()
+    if not departments:
+        return [], 0
+    where = and_(
+        VettingReview.department.in_(departments),
+        VettingReview.decision.is_(None),
+        Nomination.status == Status.VETTING.value,
+    )
+    base = select(VettingReview).join(Nomination, Nomination.id == VettingReview.nomination_id)
+    total = await session.scalar(select(func.count()).select_from(base.where(where).subquery()))
+    rows = (
+        await session.execute(
+            select(VettingReview, Person.full_name, Township.name)
+            .join(Nomination, Nomination.id == VettingReview.nomination_id)
+            .join(Person, Person.id == Nomination.person_id)
+            .join(Township, Township.id == Nomination.township_id)
+            .where(where)
+            .order_by(VettingReview.requested_at, VettingReview.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    items = [
+        VettingItem(r.id, r.nomination_id, name or "", t, r.department, r.requested_at)
+        for r, name, t in rows
+    ]
+    return items, int(total or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class VettingResult:
+    nomination: Nomination
+    outcome: VettingOutcome
+
+
+async def decide_review(
+    session: AsyncSession,
+    actor: Actor,
+    review_id: int,
+    *,
+    decision: Decision,
+    note: str | None,
+    departments: Sequence[str],
+    now: datetime,
+) -> VettingResult:
+    """Record one department's decision; move the nomination once the outcome is known."""
+    review = await session.scalar(
+        select(VettingReview)
+        .where(
+            VettingReview.id == review_id,
+            VettingReview.department.in_(actor.departments() or {""}),
+            VettingReview.decision.is_(None),
+        )
+        .with_for_update()
+    )
+    if review is None:
+        raise NotAllowed
+    nomination = await session.scalar(
+        select(Nomination).where(Nomination.id == review.nomination_id).with_for_update()
+    )
+    assert nomination is not None
+    if nomination.status != Status.VETTING.value:
+        raise NotAllowed
+    review.decision = decision.value
+    review.note = note
+    review.reviewer_person_id = actor.person_id
+    review.decided_at = now
+    await session.flush()
+    await audit.record(
+        session, actor.person_id, f"vetting.{decision.value}", "vetting_review", review.id
+    )
+    decisions = {
+        r.department: Decision(r.decision)
+        for r in await session.scalars(
+            select(VettingReview).where(
+                VettingReview.nomination_id == nomination.id, VettingReview.decision.is_not(None)
+            )
+        )
+        if r.decision
+    }
+    outcome = vetting_outcome(departments, decisions)
+    if outcome == VettingOutcome.APPROVED:
+        await _move(
+            session, nomination, Event.VETTING_APPROVED, actor_person_id=actor.person_id, now=now
+        )
+    elif outcome == VettingOutcome.REJECTED:
+        await _move(
+            session,
+            nomination,
+            Event.VETTING_REJECTED,
+            actor_person_id=actor.person_id,
+            now=now,
+            reason=note,
+        )
+    return VettingResult(nomination, outcome)
+
+
+async def chat_ids_for_outcome(
+    session: AsyncSession, nomination: Nomination
+) -> dict[str, list[int]]:
+    """Who to tell about a vetting outcome: the candidate and their township's officials."""
+    candidate = list(
+        await session.scalars(
+            select(TelegramAccount.telegram_id).where(
+                TelegramAccount.person_id == nomination.person_id
+            )
+        )
+    )
+    officials = list(
+        await session.scalars(
+            select(TelegramAccount.telegram_id)
+            .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
+            .where(
+                RoleGrant.role == Role.TOWNSHIP_OFFICIAL.value,
+                RoleGrant.township_id == nomination.township_id,
+                RoleGrant.revoked_at.is_(None),
+            )
+        )
+    )
+    return {"candidate": candidate, "officials": officials}
+
+
+async def reviewer_chat_ids(session: AsyncSession, departments: Sequence[str]) -> list[int]:
+    return list(
+        await session.scalars(
+            select(TelegramAccount.telegram_id)
+            .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
+            .where(
+                RoleGrant.role == Role.REVIEWER.value,
+                RoleGrant.department.in_(departments),
+                RoleGrant.revoked_at.is_(None),
+            )
+            .distinct()
+        )
+    )
+
+
+async def own_nominations(session: AsyncSession, person_id: int) -> list[Nomination]:
+    return list(await session.scalars(select(Nomination).where(Nomination.person_id == person_id)))
+
+
+@dataclass(frozen=True, slots=True)
+class Dossier:
+    nomination: Nomination
+    full_name: str
+    township: str
+    village: str | None
+    history: list[StatusChange]
+    reviews: list[VettingReview]
+    # Reasons and vetting notes are shown to officials and reviewers, never to the candidate.
+    show_reviews: bool
+
+
+async def load_dossier(
+    session: AsyncSession, actor: Actor, nomination_id: int, *, now: datetime
+) -> Dossier:
+    """One person's file, if the actor may read it; the read itself is audited."""
+    nomination = await session.scalar(
+        select(Nomination)
+        .options(joinedload(Nomination.person), joinedload(Nomination.township))
+        .options(joinedload(Nomination.village))
+        .where(Nomination.id == nomination_id, visible_to(actor))
+    )
+    if nomination is None:
+        raise NotAllowed
+    history = list(
+        await session.scalars(
+            select(StatusChange)
+            .where(StatusChange.nomination_id == nomination.id)
+            .order_by(StatusChange.at, StatusChange.id)
+        )
+    )
+    is_official = actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL, Role.TOWNSHIP_OFFICIAL)
+    reviews: list[VettingReview] = []
+    if is_official or actor.departments():
+        reviews = list(
+            await session.scalars(
+                select(VettingReview)
+                .where(VettingReview.nomination_id == nomination.id)
+                .order_by(VettingReview.department)
+            )
+        )
+    await audit.record(session, actor.person_id, "dossier.read", "nomination", nomination.id)
+    return Dossier(
+        nomination,
+        nomination.person.full_name or "",
+        nomination.township.name,
+        nomination.village.name if nomination.village else None,
+        history,
+        reviews,
+        is_official or bool(actor.departments()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFilter:
+    township_id: int | None = None
+    key_group: str | None = None
+    education: str | None = None
+    status: str | None = None
+    name: str | None = None
+
+
+async def search_pool(
+    session: AsyncSession,
+    actor: Actor,
+    flt: PoolFilter,
+    *,
+    offset: int = 0,
+    limit: int = 10,
+) -> tuple[list[QueueItem], int]:
+    """The reserve pool (and, with a status filter, any stage) within the actor's scope."""
+    if not actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL, Role.TOWNSHIP_OFFICIAL):
+        return [], 0
+    conditions: list[ColumnElement[bool]] = [manageable_by(actor)]
+    conditions.append(Nomination.status == (flt.status or Status.IN_POOL.value))
+    if flt.township_id is not None:
+        conditions.append(Nomination.township_id == flt.township_id)
+    if flt.key_group:
+        conditions.append(Nomination.key_group == flt.key_group)
+    if flt.education:
+        conditions.append(Nomination.education == flt.education)
+    if flt.name:
+        escaped = flt.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Person.full_name.like(f"%{escaped}%", escape="\\"))
+    where = and_(*conditions)
+    base = select(Nomination.id).join(Person, Person.id == Nomination.person_id).where(where)
+    total = await session.scalar(select(func.count()).select_from(base.subquery()))
+    rows = (
+        await session.execute(
+            select(Nomination, Person.full_name, Township.name)
+            .join(Person, Person.id == Nomination.person_id)
+            .join(Township, Township.id == Nomination.township_id)
+            .where(where)
+            .order_by(Person.full_name, Nomination.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    items = [
+        QueueItem(n.id, name or "", n.channel, n.status, t, n.key_group, n.created_at)
+        for n, name, t in rows
+    ]
+    return items, int(total or 0)
