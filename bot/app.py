@@ -25,7 +25,7 @@ from bot.context import CadreContext
 from bot.errors import on_error
 from bot.persistence import DatabasePersistence
 from bot.settings import Settings
-from handlers import nomination, start
+from handlers import nomination, pool, review, start, vetting
 from storage.crypto import DataCipher
 from storage.db import Database
 from templates import build_environment
@@ -99,6 +99,9 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 *nomination.build_handlers(),
+                *review.build_handlers(),
+                *vetting.build_handlers(),
+                *pool.build_handlers(),
                 *start.fallback_handlers(),
             ],
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -13,15 +14,17 @@ from telegram import (
     InlineKeyboardMarkup,
     Message,
     ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden
 
 from bot.context import CadreContext
 from templates import normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
+log = logging.getLogger("cadrebot.handlers")
 
 
 def locale_of(update: Update | None, context: CadreContext) -> str:
@@ -67,7 +70,7 @@ async def reply(
     context: CadreContext,
     name: str,
     *,
-    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None,
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None,
     **values: Any,
 ) -> Message | None:
     """Render a template and send it in parts of at most 4096 characters.
@@ -105,6 +108,26 @@ async def edit_or_reply(
             if "not modified" in str(exc).lower():
                 return
     await reply(update, context, name, markup=markup, **values)
+
+
+async def notify(
+    context: CadreContext, recipients: list[tuple[int, str | None]], name: str, **values: Any
+) -> int:
+    """Tell other people something, each in their own language; returns how many got it.
+
+    A person who blocked the bot must not break the action that triggered the notice.
+    """
+    delivered = 0
+    for chat_id, language in recipients:
+        locale = normalize_locale(language, context.settings.locale)
+        body = render(context.jinja, locale, name, **values)
+        try:
+            for part in split_message(body):
+                await context.bot.send_message(chat_id, part)
+            delivered += 1
+        except (Forbidden, BadRequest) as exc:
+            log.warning("notice %s not delivered: %s", name, type(exc).__name__)
+    return delivered
 
 
 def inline_rows(

@@ -539,7 +539,7 @@ class FormEngine:
             warnings.simplefilter("ignore", PTBUserWarning)
             handler: ConversationHandler[CadreContext] = ConversationHandler(
                 entry_points=[CommandHandler(self.flow.command, self.begin, filters=PRIVATE)],
-                states=states,  # type: ignore[arg-type]
+                states=states,
                 fallbacks=[
                     CommandHandler("cancel", self.cancel, filters=PRIVATE),
                     MessageHandler(filters.COMMAND & PRIVATE, self.busy),

@@ -30,7 +30,6 @@ from storage.models import (
 )
 from storage.people import Actor
 from storage.rules.identity import mask_id, mask_phone
-from storage.rules.options import COLLEGE_OR_HIGHER
 from storage.rules.vetting import (
     Channel,
     Decision,

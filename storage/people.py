@@ -261,3 +261,18 @@ async def admin_chat_ids(session: AsyncSession) -> list[int]:
         .where(TelegramAccount.unreachable_at.is_(None))
     )
     return list(rows)
+
+
+async def recipients(
+    session: AsyncSession, telegram_ids: list[int]
+) -> list[tuple[int, str | None]]:
+    """(telegram id, chosen locale or Telegram language) for proactive messages."""
+    if not telegram_ids:
+        return []
+    rows = await session.execute(
+        select(
+            TelegramAccount.telegram_id,
+            func.coalesce(TelegramAccount.locale, TelegramAccount.language_code),
+        ).where(TelegramAccount.telegram_id.in_(telegram_ids))
+    )
+    return [(int(t), lang) for t, lang in rows.all()]

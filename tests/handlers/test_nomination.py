@@ -185,11 +185,11 @@ async def test_second_person_with_same_id_or_phone_is_refused(county: BotHarness
     question = await consent(county, other)
     question = last(await county.send(other, "钱七"))
     question = last(await county.press(other, question.button("男")))
-    refusal, again = await county.send(other, ID_NUMBER)
+    refusal, _again = await county.send(other, ID_NUMBER)
     assert "已有报名或推荐记录" in refusal.text and "张三" not in refusal.text
     another_id = make_id_number("520221", date(1991, 5, 5), 40, male=True)
     await county.send(other, another_id)
-    refusal, again = await county.send(other, "13812345678")
+    refusal, _again = await county.send(other, "13812345678")
     assert "该手机号" in refusal.text
 
 

@@ -8,9 +8,9 @@ Create Date: 2026-11-25 16:50:05.144077
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 
 import storage.models
-from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"
