@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography.fernet import Fernet
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from telegram.ext import BasePersistence, PersistenceInput
@@ -64,7 +64,7 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
         insert = self._insert()
         statement = insert(UserData).values(user_id=user_id, payload=payload)
         statement = statement.on_conflict_do_update(
-            index_elements=[UserData.user_id], set_={"payload": payload}
+            index_elements=[UserData.user_id], set_={"payload": payload, "updated_at": func.now()}
         )
         async with self.database.sessionmaker.begin() as session:
             await session.execute(statement)

@@ -228,9 +228,8 @@ async def redeem_invite(
     invite = await session.get(InviteCode, claimed)
     assert invite is not None
     if invite.for_person_id is not None and invite.for_person_id != account.person_id:
-        # A demo invite: the Telegram account now speaks for the prepared person.
-        account.person_id = invite.for_person_id
-        await session.flush()
+        await _step_into(session, account, invite.for_person_id)
+        invite.used_by_person_id = account.person_id
     session.add(
         RoleGrant(
             person_id=account.person_id,
@@ -250,6 +249,25 @@ async def redeem_invite(
         township.name if township else None,
         invite.department,
     )
+
+
+async def _step_into(session: AsyncSession, account: TelegramAccount, person_id: int) -> None:
+    """A demo invite: the Telegram account now speaks for the prepared person.
+
+    Whoever held that person before gets a blank person of their own back: one account per
+    person is a database rule. The redeemer's previous person stays, blank and harmless.
+    """
+    previous = await session.scalar(
+        select(TelegramAccount).where(TelegramAccount.person_id == person_id)
+    )
+    if previous is not None:
+        blank = Person()
+        session.add(blank)
+        await session.flush()
+        previous.person_id = blank.id
+        await session.flush()
+    account.person_id = person_id
+    await session.flush()
 
 
 async def admin_chat_ids(session: AsyncSession) -> list[int]:
