@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.rules.options import DEFAULT_KEY_GROUPS
@@ -85,6 +85,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a comma-separated list of lower-case codes")
         return ",".join(codes)
 
+    @model_validator(mode="after")
+    def _check_ages(self) -> Settings:
+        if self.min_age > self.max_age:
+            raise ValueError("MIN_AGE must not be above MAX_AGE")
+        return self
+
     @property
     def key_group_codes(self) -> tuple[str, ...]:
         return tuple(self.key_groups.split(","))
@@ -125,6 +131,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:
+            raise SettingsError(f"settings are inconsistent: {message}") from None
+        name = str(first["loc"][0]).upper()
         raise SettingsError(f"setting {name} is invalid: {message}") from None

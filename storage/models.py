@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -159,6 +160,8 @@ class RoleGrant(Base):
     role: Mapped[str] = mapped_column(String(24))
     township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
     department: Mapped[str | None] = mapped_column(String(24))
+    # Mentors only: 'township' (a township cadre) or 'village' (a village party secretary).
+    mentor_slot: Mapped[str | None] = mapped_column(String(16))
     granted_at: Mapped[datetime] = mapped_column(server_default=func.now())
     revoked_at: Mapped[datetime | None]
     invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite_code.id"))
@@ -175,6 +178,7 @@ class InviteCode(Base):
     role: Mapped[str] = mapped_column(String(24))
     township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
     department: Mapped[str | None] = mapped_column(String(24))
+    mentor_slot: Mapped[str | None] = mapped_column(String(16))
     created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     # Demo invites step the redeemer into a prepared person with a history.
     for_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
@@ -333,3 +337,179 @@ class VettingReview(Base):
     reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
     decided_at: Mapped[datetime | None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Cultivate and manage (育、管): 2+1 mentoring, talks, difficulties, trainings, posts, grades.
+
+
+class Pairing(Base):
+    """One mentor of one reserve cadre ("2+1": a township cadre and a village secretary).
+
+    At most one active mentor per slot and cadre; reassignment ends the old row (history).
+    """
+
+    __tablename__ = "pairing"
+    __table_args__ = (
+        CheckConstraint("slot IN ('township', 'village')", name="slot_known"),
+        Index(
+            "uq_pairing_active_slot",
+            "nomination_id",
+            "slot",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_pairing_mentor", "mentor_person_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    slot: Mapped[str] = mapped_column(String(16))
+    assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    assigned_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    ended_at: Mapped[datetime | None]
+
+
+class TalkLog(Base):
+    """A talk (谈心谈话) on the four must-talk topics; each topic is text or a voice file id."""
+
+    __tablename__ = "talk_log"
+    __table_args__ = (
+        CheckConstraint("mode IN ('face', 'phone', 'home')", name="mode_known"),
+        Index("ix_talk_log_pairing_date", "pairing_id", "talk_date"),
+        Index("ix_talk_log_nomination", "nomination_id", "talk_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairing.id", ondelete="CASCADE"))
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    talk_date: Mapped[date] = mapped_column(Date)
+    mode: Mapped[str] = mapped_column(String(8))
+    # {"thought"|"work"|"life"|"problems": {"text": str} or {"voice": file_id}}
+    topics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Difficulty(Base):
+    """A practical difficulty (实际困难) raised in a talk, tracked until resolved."""
+
+    __tablename__ = "difficulty"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'resolved')", name="status_known"),
+        Index("ix_difficulty_nomination", "nomination_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    talk_id: Mapped[int | None] = mapped_column(ForeignKey("talk_log.id", ondelete="SET NULL"))
+    description: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    raised_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    resolution: Mapped[str | None] = mapped_column(String(500))
+    resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    resolved_at: Mapped[datetime | None]
+
+
+class Training(Base):
+    """A training session: 订单式培训, study tour, 擂台比武 competition or 廉政教育 visit."""
+
+    __tablename__ = "training"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('order', 'study_tour', 'competition', 'integrity')", name="kind_known"
+        ),
+        CheckConstraint(
+            "topic IN ('party_building', 'industry', 'policy_law', 'other')", name="topic_known"
+        ),
+        Index("ix_training_starts", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(100))
+    place: Mapped[str] = mapped_column(String(100))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    # None: county-wide (or a chosen list); otherwise the township the audience comes from.
+    township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
+    organizer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    checkin_code: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TrainingInvite(Base):
+    """One invitee of a training: RSVP, attendance and (for competitions) a score."""
+
+    __tablename__ = "training_invite"
+    __table_args__ = (
+        UniqueConstraint("training_id", "nomination_id"),
+        CheckConstraint("rsvp IS NULL OR rsvp IN ('yes', 'no')", name="rsvp_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_id: Mapped[int] = mapped_column(ForeignKey("training.id", ondelete="CASCADE"))
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    rsvp: Mapped[str | None] = mapped_column(String(4))
+    attended_at: Mapped[datetime | None]
+    score: Mapped[float | None]
+
+
+class PracticePost(Base):
+    """实践锻炼: an intern village cadre, grid worker or named hard post, with dates."""
+
+    __tablename__ = "practice_post"
+    __table_args__ = (
+        CheckConstraint("kind IN ('intern', 'grid', 'hard_post')", name="kind_known"),
+        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates_ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(12))
+    title: Mapped[str | None] = mapped_column(String(100))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class GradeState(Base):
+    """Where a reserve cadre stands on the 13-grade ladder (职级管理)."""
+
+    __tablename__ = "grade_state"
+
+    nomination_id: Mapped[int] = mapped_column(
+        ForeignKey("nomination.id", ondelete="CASCADE"), primary_key=True
+    )
+    grade: Mapped[int]
+    years_in_grade: Mapped[int]
+    subsidy_yuan: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class GradeMove(Base):
+    """One annual result applied to the ladder: the history of grades."""
+
+    __tablename__ = "grade_move"
+    __table_args__ = (
+        UniqueConstraint("nomination_id", "year"),
+        CheckConstraint(
+            "result IN ('excellent', 'competent', 'basic', 'incompetent')", name="result_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    year: Mapped[int]
+    result: Mapped[str] = mapped_column(String(12))
+    from_grade: Mapped[int]
+    to_grade: Mapped[int]
+    from_years: Mapped[int]
+    to_years: Mapped[int]
+    subsidy_yuan: Mapped[int] = mapped_column(default=0)
+    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
