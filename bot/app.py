@@ -25,7 +25,7 @@ from bot.context import CadreContext
 from bot.errors import on_error
 from bot.persistence import DatabasePersistence
 from bot.settings import Settings
-from handlers import nomination, pool, review, start, vetting
+from handlers import grades, mentoring, nomination, pool, review, start, trainings, vetting
 from storage.crypto import DataCipher
 from storage.db import Database
 from templates import build_environment
@@ -102,6 +102,9 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *review.build_handlers(),
                 *vetting.build_handlers(),
                 *pool.build_handlers(),
+                *mentoring.build_handlers(),
+                *trainings.build_handlers(),
+                *grades.build_handlers(),
                 *start.fallback_handlers(),
             ],
         ),

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--role", required=True, choices=[r.value for r in Role])
     invite.add_argument("--township", help="township name (mentor, township_official)")
     invite.add_argument("--department", help="vetting department (reviewer)")
+    invite.add_argument(
+        "--slot",
+        choices=["township", "village"],
+        help="mentor kind: township cadre or village secretary",
+    )
     invite.add_argument("--count", type=int, default=1)
     invite.add_argument("--days", type=int, default=None, help="days until the codes expire")
 
@@ -200,6 +205,7 @@ async def _invite(args: argparse.Namespace, settings: Settings, database: Databa
                 count=args.count,
                 township_id=township_id,
                 department=args.department,
+                mentor_slot=args.slot,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None

@@ -25,6 +25,8 @@ from storage.models import (
 # Crockford-style alphabet: no 0/O or 1/I/L to misread when a code is read out on the phone.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 12
+# "2+1": each reserve cadre has a township-cadre mentor and a village-secretary mentor.
+MENTOR_SLOTS = ("township", "village")
 
 
 def hash_code(code: str) -> str:
@@ -41,6 +43,7 @@ class Grant:
     township_id: int | None
     township_name: str | None
     department: str | None
+    mentor_slot: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ async def load_actor(session: AsyncSession, telegram_id: int) -> Actor | None:
                 RoleGrant.township_id,
                 Township.name,
                 RoleGrant.department,
+                RoleGrant.mentor_slot,
             )
             .outerjoin(
                 RoleGrant,
@@ -109,7 +113,9 @@ async def load_actor(session: AsyncSession, telegram_id: int) -> Actor | None:
     if not rows:
         return None
     grants = tuple(
-        Grant(Role(r.role), r.township_id, r.name, r.department) for r in rows if r.role
+        Grant(Role(r.role), r.township_id, r.name, r.department, r.mentor_slot)
+        for r in rows
+        if r.role
     )
     return Actor(person_id=rows[0].person_id, telegram_id=telegram_id, grants=grants)
 
@@ -133,12 +139,17 @@ async def create_invites(
     department: str | None = None,
     created_by: int | None = None,
     for_person_id: int | None = None,
+    mentor_slot: str | None = None,
 ) -> list[str]:
     """Create `count` single-use codes; only their hashes are stored, so return the codes."""
     if role in (Role.TOWNSHIP_OFFICIAL, Role.MENTOR) and township_id is None:
         raise ValueError(f"a {role} invite needs a township")
     if role == Role.REVIEWER and not department:
         raise ValueError("a reviewer invite needs a department")
+    if role == Role.MENTOR and mentor_slot not in MENTOR_SLOTS:
+        raise ValueError("a mentor invite needs --slot township or --slot village")
+    if role != Role.MENTOR:
+        mentor_slot = None
     codes = [new_code() for _ in range(count)]
     for code in codes:
         session.add(
@@ -149,6 +160,7 @@ async def create_invites(
                 department=department,
                 created_by_person_id=created_by,
                 for_person_id=for_person_id,
+                mentor_slot=mentor_slot,
                 expires_at=now + timedelta(days=days),
             )
         )
@@ -236,6 +248,7 @@ async def redeem_invite(
             role=invite.role,
             township_id=invite.township_id,
             department=invite.department,
+            mentor_slot=invite.mentor_slot,
             invite_id=invite.id,
         )
     )

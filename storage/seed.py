@@ -48,6 +48,7 @@ async def seed_small(session: AsyncSession, *, now: datetime, days: int) -> list
             days=days,
             township_id=township_id,
             department=spec.get("department"),
+            mentor_slot=spec.get("mentor_slot"),
             for_person_id=person.id,
         )
         invites.append(DemoInvite(role, spec["name"], code))

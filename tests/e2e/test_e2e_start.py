@@ -73,7 +73,9 @@ def test_state_survives_a_restart(
     english.edited(choose)
 
     mentor = person()
-    (line,) = bot.cli("invite", "--role", "mentor", "--township", "青山镇").splitlines()
+    (line,) = bot.cli(
+        "invite", "--role", "mentor", "--township", "青山镇", "--slot", "township"
+    ).splitlines()
     code = line.split()[0]
     granted, _menu = mentor.ask(f"/start {code}", count=2)
     assert "邀请码有效" in granted.text

@@ -18,6 +18,8 @@ async def _invite(bot: BotHarness, role: Role, days: int = 7, **scope: object) -
             township = await geo.township_by_name(session, "青山镇")
             assert township is not None
             scope["township_id"] = township.id
+        if role == Role.MENTOR:
+            scope["mentor_slot"] = "township"
         (code,) = await people.create_invites(
             session,
             role=role,

@@ -131,6 +131,7 @@ async def test_create_invites_stores_only_the_hash(db: Database) -> None:
             days=7,
             count=3,
             township_id=township_id,
+            mentor_slot="village",
             created_by=admin,
         )
     assert len(set(codes)) == 3
@@ -161,7 +162,7 @@ async def test_create_invites_stores_only_the_hash(db: Database) -> None:
 @pytest.mark.parametrize(
     ("role", "scope"),
     [
-        (Role.MENTOR, {}),
+        (Role.MENTOR, {"mentor_slot": "township"}),
         (Role.TOWNSHIP_OFFICIAL, {}),
         (Role.TOWNSHIP_OFFICIAL, {"department": "组织部"}),
         (Role.REVIEWER, {}),
@@ -410,7 +411,12 @@ async def test_load_actor_returns_active_grants_with_township_names(db: Database
     async with db.sessionmaker.begin() as session:
         session.add_all(
             [
-                RoleGrant(person_id=person_id, role="mentor", township_id=qingshan),
+                RoleGrant(
+                    person_id=person_id,
+                    role="mentor",
+                    township_id=qingshan,
+                    mentor_slot="township",
+                ),
                 RoleGrant(person_id=person_id, role="township_official", township_id=baishui),
                 RoleGrant(person_id=person_id, role="reviewer", department="组织部"),
                 RoleGrant(person_id=person_id, role="admin", revoked_at=T0),
@@ -428,7 +434,7 @@ async def test_load_actor_returns_active_grants_with_township_names(db: Database
     assert (actor.person_id, actor.telegram_id) == (person_id, BIG_ID)
     assert sorted(actor.grants, key=str) == sorted(
         [
-            Grant(Role.MENTOR, qingshan, "青山镇", None),
+            Grant(Role.MENTOR, qingshan, "青山镇", None, "township"),
             Grant(Role.TOWNSHIP_OFFICIAL, baishui, "白水镇", None),
             Grant(Role.REVIEWER, None, None, "组织部"),
         ],
@@ -481,6 +487,7 @@ async def test_second_account_can_step_into_a_demo_person(db: Database) -> None:
                     now=now,
                     days=7,
                     township_id=township.id,
+                    mentor_slot="township",
                     for_person_id=demo.id,
                 )
             )[0]
