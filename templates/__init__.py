@@ -61,6 +61,8 @@ def render(env: Environment, locale: str, name: str, **values: Any) -> str:
 
 
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)([^>]*)>")
+# One atom of text: an entity such as &amp; (never cut inside) or one character.
+_ATOM_RE = re.compile(r"&#?[A-Za-z0-9]{1,8};|.", re.DOTALL)
 
 
 def _utf16_len(text: str) -> int:
@@ -68,107 +70,97 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def _atoms(html: str, limit: int) -> list[tuple[str, str, str]]:
+    """(kind, token, tag name): kind is "open", "close" or "text" (one char or one entity).
+
+    An opening tag too long to leave room for text in a part (a huge href) is dropped with
+    its closing tag; its text stays.
+    """
+    atoms: list[tuple[str, str, str]] = []
+    stack: list[tuple[str, bool]] = []  # (name, dropped?)
+    pos = 0
+    for match in _TAG_RE.finditer(html):
+        atoms.extend(("text", a, "") for a in _ATOM_RE.findall(html[pos : match.start()]))
+        pos = match.end()
+        name = match.group(2).lower()
+        if match.group(1) != "/":
+            drop = _utf16_len(match.group(0)) + len(name) + 3 > limit // 4
+            stack.append((name, drop))
+            if not drop:
+                atoms.append(("open", match.group(0), name))
+            continue
+        drop = False
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == name:
+                drop = stack[i][1]
+                del stack[i]
+                break
+        if not drop:
+            atoms.append(("close", match.group(0), name))
+    atoms.extend(("text", a, "") for a in _ATOM_RE.findall(html[pos:]))
+    return atoms
+
+
 def split_message(html: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """Split rendered HTML into parts of at most `limit` UTF-16 units.
 
-    Cuts fall on line boundaries where possible, otherwise between characters but never
-    inside a tag or an entity. Tags open at a cut are closed at the end of the part and
-    reopened at the start of the next, so every part is valid on its own.
+    Each part ends after the last line break that fits, or else after the last character or
+    entity that fits; tags open at a cut are closed there and reopened in the next part.
     """
     if _utf16_len(html) <= limit:
         return [html]
-    tokens = _tokenize(html)
+    atoms = _atoms(html, limit)
     parts: list[str] = []
-    current: list[str] = []
-    current_len = 0
-    open_tags: list[tuple[str, str]] = []  # (name, full opening tag)
-    reopen_prefix = ""
-
-    def closing() -> str:
-        return "".join(f"</{name}>" for name, _ in reversed(open_tags))
-
-    def flush() -> None:
-        nonlocal current, current_len, reopen_prefix
-        text = "".join(current) + closing()
-        if text.strip():
-            parts.append(text.strip("\n") if not open_tags else text)
-        reopen_prefix = "".join(tag for _, tag in open_tags)
-        current = [reopen_prefix] if reopen_prefix else []
-        current_len = _utf16_len(reopen_prefix)
-
-    # Reserve room for the closing tags of whatever is open when a cut happens.
-    for kind, token in tokens:
-        token_len = _utf16_len(token)
-        budget = limit - _utf16_len(closing())
-        if kind == "text":
-            while current_len + _utf16_len(token) > budget:
-                room = budget - current_len
-                cut = _cut_point(token, room)
-                if cut == 0:
-                    if current_len <= _utf16_len(reopen_prefix):
-                        raise ValueError("open tags leave no room for text in a message part")
-                    flush()
-                    budget = limit - _utf16_len(closing())
-                    continue
-                current.append(token[:cut])
-                token = token[cut:]
-                flush()
-                budget = limit - _utf16_len(closing())
-            current.append(token)
-            current_len += _utf16_len(token)
-            continue
-        # A tag: opening tags need room for their own closing tag too.
-        match = _TAG_RE.fullmatch(token)
-        assert match is not None
-        is_close, name = match.group(1) == "/", match.group(2).lower()
-        extra = 0 if is_close else len(name) + 3
-        if current_len + token_len + extra > budget:
-            flush()
-        current.append(token)
-        current_len += token_len
-        if is_close:
-            for i in range(len(open_tags) - 1, -1, -1):
-                if open_tags[i][0] == name:
-                    del open_tags[i]
+    stack: list[tuple[str, str]] = []  # (name, opening tag) open before atoms[i]
+    i = 0
+    while i < len(atoms):
+        prefix = "".join(tag for _, tag in stack)
+        run = list(stack)
+        used = _utf16_len(prefix)
+        closing = sum(len(name) + 3 for name, _ in run)
+        line_cut = char_cut = None  # (index after the cut, open tags there)
+        has_text = False
+        j = i
+        while j < len(atoms):
+            kind, token, name = atoms[j]
+            size = _utf16_len(token)
+            if kind == "open":
+                if used + size + closing + len(name) + 3 > limit:
                     break
-        else:
-            open_tags.append((name, token))
-    if current and "".join(current) != reopen_prefix:
-        parts.append("".join(current).strip("\n"))
-    return [p for p in parts if p.strip()]
-
-
-def _tokenize(html: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    for match in _TAG_RE.finditer(html):
-        if match.start() > pos:
-            tokens.append(("text", html[pos : match.start()]))
-        tokens.append(("tag", match.group(0)))
-        pos = match.end()
-    if pos < len(html):
-        tokens.append(("text", html[pos:]))
-    return tokens
-
-
-def _cut_point(text: str, room: int) -> int:
-    """Index to cut `text` at so that text[:i] fits `room`: last newline, else any safe char."""
-    if room <= 0:
-        return 0
-    fit = 0
-    units = 0
-    for i, ch in enumerate(text):
-        units += 2 if ord(ch) > 0xFFFF else 1
-        if units > room:
+                run.append((name, token))
+                closing += len(name) + 3
+            elif kind == "close":
+                for k in range(len(run) - 1, -1, -1):
+                    if run[k][0] == name:
+                        del run[k]
+                        break
+                closing -= len(name) + 3  # its room was reserved: a close always fits
+            elif used + size + closing > limit:
+                break
+            used += size
+            j += 1
+            if kind == "text":
+                has_text = has_text or bool(token.strip())
+                if has_text:
+                    char_cut = (j, list(run))
+                    if token == "\n":
+                        line_cut = char_cut
+            elif has_text:
+                char_cut = (j, list(run))
+                if line_cut is not None and line_cut[0] == j - 1:
+                    line_cut = char_cut  # keep closing tags right after a line break
+        if j == len(atoms):
+            parts.append(prefix + "".join(a[1] for a in atoms[i:j]))
             break
-        fit = i + 1
-    if fit >= len(text):
-        return fit
-    newline = text.rfind("\n", 0, fit)
-    if newline > 0:
-        return newline + 1
-    # Never cut inside an entity such as &amp;.
-    amp = text.rfind("&", max(0, fit - 10), fit)
-    if amp != -1 and ";" not in text[amp:fit]:
-        fit = amp
-    return fit
+        cut = line_cut or char_cut
+        if cut is None:
+            raise ValueError("open tags leave no room for text in a message part")
+        j, run = cut
+        closing_tags = "".join(f"</{name}>" for name, _ in reversed(run))
+        parts.append(prefix + "".join(a[1] for a in atoms[i:j]) + closing_tags)
+        i, stack = j, run
+    return [p.strip("\n") for p in parts if _visible(p)]
+
+
+def _visible(part: str) -> bool:
+    return bool(_TAG_RE.sub("", part).strip())

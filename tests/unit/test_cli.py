@@ -1,0 +1,241 @@
+"""`cadrebot` commands in a temporary directory: exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.cli import main
+from bot.settings import Settings
+
+USERNAME = "cadre_test_bot"
+LINK_RE = re.compile(rf"^(\S+)  https://t\.me/{USERNAME}\?start=(\S+)$")
+NAMED_LOGGERS = ("alembic", "httpx", "apscheduler", "cadrebot")
+
+
+@pytest.fixture(autouse=True)
+def workdir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean environment in an empty cwd (no `.env`), with its own SQLite database."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    return tmp_path
+
+
+def cli(*argv: str) -> int:
+    """Run `cadrebot argv...`, then undo the logging set-up main() does on the root logger."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    named = {name: logging.getLogger(name).level for name in NAMED_LOGGERS}
+    try:
+        return main(list(argv))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, saved in named.items():
+            logging.getLogger(name).setLevel(saved)
+
+
+def one_line(text: str) -> str:
+    lines = text.strip("\n").split("\n")
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_run_without_token_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("run") == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "BOT_TOKEN" in one_line(err)
+    assert err.startswith("cadrebot: ")
+
+
+def test_malformed_timezone_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TIMEZONE", "Mars/Base")
+    assert cli("db", "upgrade") == 2
+    assert "TIMEZONE" in one_line(capsys.readouterr().err)
+
+
+def test_malformed_timezone_in_env_file_exits_2(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / ".env").write_text("TIMEZONE=Mars/Base\n", encoding="utf-8")
+    assert cli("run") == 2
+    assert "TIMEZONE" in one_line(capsys.readouterr().err)
+
+
+def test_keygen_prints_a_fernet_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("keygen") == 0
+    key = one_line(capsys.readouterr().out)
+    fernet = Fernet(key.encode())
+    assert fernet.decrypt(fernet.encrypt(b"110105194912310021")) == b"110105194912310021"
+
+
+def test_keygen_needs_no_valid_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TIMEZONE", "Mars/Base")
+    assert cli("keygen") == 0
+    Fernet(one_line(capsys.readouterr().out).encode())
+
+
+def test_db_upgrade_creates_the_database(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("db", "upgrade") == 0
+    assert (workdir / "cli.sqlite3").is_file()
+    assert one_line(capsys.readouterr().out) == "database is up to date"
+    assert cli("db", "upgrade") == 0  # again: nothing to do, still fine
+
+
+def test_db_upgrade_creates_the_folder_of_the_default_url(
+    monkeypatch: pytest.MonkeyPatch, workdir: Path
+) -> None:
+    monkeypatch.delenv("DATABASE_URL")
+    assert cli("db", "upgrade") == 0
+    assert (workdir / "data" / "cadrebot.sqlite3").is_file()
+
+
+def test_geo_import_is_idempotent(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_csv(
+        workdir / "geo.csv",
+        "township,village\n青山镇,青山村\n青山镇,石门村\n木黄镇,木黄村\n\n木黄镇 , 凤仪村 \n",
+    )
+    assert cli("geo", "import", str(path), "--county", "示例县") == 0
+    assert one_line(capsys.readouterr().out) == "imported 2 townships and 4 villages"
+    assert cli("geo", "import", str(path)) == 0
+    assert one_line(capsys.readouterr().out) == "imported 0 townships and 0 villages"
+
+
+def test_geo_import_accepts_a_bom_and_no_header(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = workdir / "geo.csv"
+    path.write_bytes("\ufeff合水镇,合水村\r\n合水镇,兴旺村\r\n".encode())
+    assert cli("geo", "import", str(path), "--county", "示例县") == 0
+    assert one_line(capsys.readouterr().out) == "imported 1 townships and 2 villages"
+
+
+def test_first_geo_import_needs_a_county(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(workdir / "geo.csv", "township,village\n青山镇,青山村\n")
+    assert cli("geo", "import", str(path)) == 1
+    assert "--county" in one_line(capsys.readouterr().err)
+
+
+def test_geo_import_bad_row_names_the_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(
+        workdir / "geo.csv", "township,village\n青山镇,青山村\n木黄镇,木黄村,多余\n合水镇,合水村\n"
+    )
+    assert cli("geo", "import", str(path), "--county", "示例县") == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    line = one_line(err)
+    assert f"{path}:3:" in line
+    # Nothing was imported: the whole file is checked before the first write.
+    good = write_csv(workdir / "good.csv", "青山镇,青山村\n")
+    assert cli("geo", "import", str(good), "--county", "示例县") == 0
+    assert one_line(capsys.readouterr().out) == "imported 1 townships and 1 villages"
+
+
+@pytest.mark.parametrize("row", ["青山镇", ",青山村", "青山镇,  "])
+def test_geo_import_rejects_incomplete_rows(
+    workdir: Path, capsys: pytest.CaptureFixture[str], row: str
+) -> None:
+    path = write_csv(workdir / "geo.csv", f"青山镇,青山村\n{row}\n")
+    assert cli("geo", "import", str(path), "--county", "示例县") == 1
+    assert ":2:" in one_line(capsys.readouterr().err)
+
+
+def test_geo_import_of_a_missing_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("geo", "import", str(workdir / "nope.csv"), "--county", "示例县") == 1
+    assert "nope.csv" in one_line(capsys.readouterr().err)
+
+
+def test_mentor_invite_without_township_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    assert cli("invite", "--role", "mentor") == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "township" in one_line(err)
+
+
+def test_invite_for_an_unknown_township_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    assert cli("invite", "--role", "mentor", "--township", "无此镇") == 1
+    assert "无此镇" in one_line(capsys.readouterr().err)
+
+
+def test_invite_without_username_or_token_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("invite", "--role", "admin") == 1
+    assert "BOT_USERNAME" in one_line(capsys.readouterr().err)
+
+
+def test_reviewer_invite_prints_code_and_link(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    assert cli("invite", "--role", "reviewer", "--department", "police") == 0
+    match = LINK_RE.match(one_line(capsys.readouterr().out))
+    assert match is not None
+    assert match.group(1) == match.group(2)
+
+
+def test_invite_count_prints_distinct_codes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    assert cli("invite", "--role", "admin", "--count", "3") == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    assert len(lines) == 3
+    codes = set()
+    for line in lines:
+        match = LINK_RE.match(line)
+        assert match is not None
+        codes.add(match.group(1))
+    assert len(codes) == 3
+
+
+def test_seed_demo_prints_one_link_per_role(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    assert cli("seed", "--demo") == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    assert len(lines) == 5
+    roles = []
+    for line in lines:
+        role, code, link = line.split()
+        assert link == f"https://t.me/{USERNAME}?start={code}"
+        roles.append(role)
+    assert sorted(roles) == sorted(
+        ["admin", "county_official", "township_official", "mentor", "reviewer"]
+    )
+    assert cli("seed", "--demo") == 0  # idempotent geography, fresh codes
+    assert len(capsys.readouterr().out.strip().split("\n")) == 5
+
+
+def test_unknown_command_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli("frobnicate")
+    assert caught.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
