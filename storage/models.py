@@ -513,3 +513,54 @@ class GradeMove(Base):
     subsidy_yuan: Mapped[int] = mapped_column(default=0)
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery: the outbox every proactive message goes through, and summary schedules.
+
+
+class OutboxMessage(Base):
+    """One proactive message, planned in the transaction of the change that caused it.
+
+    `key` is the idempotency key (e.g. ``talk-due:{pairing}:{due date}``): planning the same
+    thing twice is a no-op, so a tick that runs twice never sends twice.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status_known"),
+        Index("ix_outbox_message_due", "status", "not_before"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(40))
+    # Rendered Telegram HTML in the recipient's language, already split to ≤4096 per part.
+    parts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime] = mapped_column(server_default=func.now())
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SummarySchedule(Base):
+    """When an official gets their push summary; editable in the bot."""
+
+    __tablename__ = "summary_schedule"
+    __table_args__ = (
+        CheckConstraint("cadence IN ('weekly', 'monthly', 'off')", name="cadence_known"),
+    )
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    cadence: Mapped[str] = mapped_column(String(8))
+    # weekly: 0 = Monday … 6 = Sunday; monthly: day of month 1–28.
+    day: Mapped[int]
+    at_minute: Mapped[int] = mapped_column(default=8 * 60 + 30)
+    last_period: Mapped[str | None] = mapped_column(String(16))

@@ -1,0 +1,175 @@
+"""The outbox: planned proactive messages, claimed by dispatchers, ended sent or failed.
+
+Claiming is safe with several dispatchers: on PostgreSQL rows are locked with
+``FOR UPDATE SKIP LOCKED``; on SQLite every write transaction begins IMMEDIATE, so the claim
+runs alone. A row stays "sending" while in flight; one whose claim is older than the lease
+(its dispatcher died between sending and marking) is claimed again — at most one duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxMessage, TelegramAccount
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    key: str
+    chat_id: int
+    kind: str
+    parts: list[str]
+    attempts: int
+    # True when a previous claim expired: the message may already have been delivered.
+    reclaimed: bool
+
+
+async def plan(
+    session: AsyncSession,
+    *,
+    key: str,
+    chat_id: int,
+    kind: str,
+    parts: list[str],
+    not_before: datetime | None = None,
+) -> bool:
+    """Add a message unless one with the same key exists; True when it was added."""
+    values: dict[str, object] = {
+        "key": key,
+        "chat_id": chat_id,
+        "kind": kind,
+        "parts": {"parts": parts},
+        "status": "pending",
+        "attempts": 0,
+    }
+    if not_before is not None:
+        values["not_before"] = not_before
+    insert = sqlite_insert if _dialect(session) == "sqlite" else pg_insert
+    statement = (
+        insert(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[OutboxMessage.key])
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim(
+    session: AsyncSession, *, worker: str, now: datetime, limit: int, lease: timedelta
+) -> list[Claimed]:
+    """Take up to `limit` due messages for this worker, oldest first."""
+    due = or_(
+        and_(OutboxMessage.status == "pending", OutboxMessage.not_before <= now),
+        and_(OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - lease),
+    )
+    pick = select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
+    if _dialect(session) == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    rows = (
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(pick.scalar_subquery()))
+            .values(
+                status="sending",
+                claimed_at=now,
+                claimed_by=worker,
+                attempts=OutboxMessage.attempts + 1,
+            )
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.key,
+                OutboxMessage.chat_id,
+                OutboxMessage.kind,
+                OutboxMessage.parts,
+                OutboxMessage.attempts,
+                OutboxMessage.sent_at,
+                OutboxMessage.error,
+            )
+        )
+    ).all()
+    claimed = [
+        Claimed(
+            r.id,
+            r.key,
+            r.chat_id,
+            r.kind,
+            list(r.parts["parts"]),
+            r.attempts,
+            reclaimed=r.error == "in-flight",
+        )
+        for r in rows
+    ]
+    claimed.sort(key=lambda c: c.id)
+    if claimed:
+        # Marks rows as possibly delivered until they end, so a re-claim knows.
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([c.id for c in claimed]))
+            .values(error="in-flight")
+        )
+    return claimed
+
+
+async def mark_sent(session: AsyncSession, message_id: int, *, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status="sent", sent_at=now, error=None)
+    )
+
+
+async def mark_failed(
+    session: AsyncSession, message_id: int, *, reason: str, now: datetime
+) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status="failed", error=reason[:300], sent_at=None, claimed_at=now)
+    )
+
+
+async def retry_later(
+    session: AsyncSession, message_id: int, *, not_before: datetime, reason: str
+) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status="pending", not_before=not_before, error=reason[:300], claimed_by=None)
+    )
+
+
+async def mark_unreachable(
+    session: AsyncSession, chat_id: int, *, reason: str, now: datetime
+) -> None:
+    """Remember that this person blocked the bot (or is gone) so officials can be told."""
+    await session.execute(
+        update(TelegramAccount)
+        .where(TelegramAccount.telegram_id == chat_id, TelegramAccount.unreachable_at.is_(None))
+        .values(unreachable_at=now, unreachable_reason=reason[:200])
+    )
+
+
+async def mark_reachable(session: AsyncSession, telegram_id: int) -> None:
+    await session.execute(
+        update(TelegramAccount)
+        .where(TelegramAccount.telegram_id == telegram_id)
+        .values(unreachable_at=None, unreachable_reason=None)
+    )
+
+
+async def counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    )
+    return {status: int(n) for status, n in rows.all()}
