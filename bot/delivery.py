@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from telegram import Bot
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from storage import outbox
@@ -34,6 +35,8 @@ class Limits:
     per_group_minute: int = 20
     max_attempts: int = 6
     lease_seconds: float = 120.0
+    # Network retries wait retry_base * 2**attempt seconds.
+    retry_base_seconds: float = 2.0
 
 
 class Pacer:
@@ -156,7 +159,7 @@ class Dispatcher:
         try:
             for part in row.parts:
                 await self.pacer.wait(row.chat_id)
-                await self.bot.send_message(row.chat_id, part)
+                await self.bot.send_message(row.chat_id, part, parse_mode=ParseMode.HTML)
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
@@ -176,7 +179,8 @@ class Dispatcher:
             if row.attempts >= self.limits.max_attempts:
                 await self._fail(row, f"network: {type(exc).__name__} after {row.attempts}")
             else:
-                await self._retry(row, f"network: {type(exc).__name__}", 2.0**row.attempts)
+                backoff = self.limits.retry_base_seconds * 2.0**row.attempts
+                await self._retry(row, f"network: {type(exc).__name__}", backoff)
             return
         async with self.database.sessionmaker.begin() as session:
             await outbox.mark_sent(session, row.id, now=datetime.now(UTC))

@@ -54,8 +54,12 @@ class FakeTelegram(BaseRequest):
         self.calls: list[Call] = []
         self.sent: list[Sent] = []
         self._next_message_id = 1000
-        # Faults to answer with, in order, before answering normally: (status, payload)
-        self.faults: list[tuple[int, dict[str, Any]]] = []
+        # Faults to answer with, in order, before answering normally: (status, payload),
+        # or an exception to raise (a timeout, a dropped connection).
+        self.faults: list[tuple[int, dict[str, Any]] | Exception] = []
+        # Chats that blocked the bot: every send to them answers 403.
+        self.blocked: set[int] = set()
+        self.sent_at: list[tuple[float, int]] = []
 
     async def initialize(self) -> None:
         return None
@@ -81,8 +85,20 @@ class FakeTelegram(BaseRequest):
         params: dict[str, Any] = dict(request_data.parameters) if request_data else {}
         self.calls.append(Call(api_method, params))
         if self.faults and api_method not in {"getMe", "deleteWebhook", "getUpdates"}:
-            status, payload = self.faults.pop(0)
+            fault = self.faults.pop(0)
+            if isinstance(fault, Exception):
+                raise fault
+            status, payload = fault
             return status, json.dumps(payload).encode()
+        if api_method == "sendMessage" and int(params.get("chat_id", 0)) in self.blocked:
+            payload = {
+                "ok": False,
+                "error_code": 403,
+                "description": "Forbidden: bot was blocked by the user",
+            }
+            return 403, json.dumps(payload).encode()
+        if api_method == "sendMessage":
+            self.sent_at.append((time.monotonic(), int(params["chat_id"])))
         try:
             result = self._answer(api_method, params)
         except TelegramHTMLError as exc:

@@ -1,0 +1,156 @@
+"""The dispatcher against a Bot API fake that answers 429, 403, 5xx and times out."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from telegram import Bot
+from telegram.error import TimedOut
+
+from bot.delivery import Dispatcher, Limits
+from storage import outbox, people
+from storage.db import Database
+from storage.models import OutboxMessage, TelegramAccount
+from tests.conftest import TOKEN
+from tests.support.fake_telegram import FakeTelegram
+
+FAST = Limits(per_second=30, per_chat_seconds=1.0, retry_base_seconds=0.05, max_attempts=4)
+
+
+@pytest.fixture
+async def wired(sqlite_database: Database) -> AsyncIterator[tuple[Database, FakeTelegram, Bot]]:
+    fake = FakeTelegram()
+    bot = Bot(TOKEN, request=fake, get_updates_request=fake)
+    await bot.initialize()
+    yield sqlite_database, fake, bot
+    await bot.shutdown()
+    await sqlite_database.close()
+
+
+async def _plan(db: Database, chats: list[int], per_chat: int) -> list[str]:
+    keys = []
+    async with db.sessionmaker.begin() as session:
+        for chat in chats:
+            await people.ensure_account(session, chat, "zh")
+            for n in range(per_chat):
+                key = f"test:{chat}:{n}"
+                await outbox.plan(
+                    session, key=key, chat_id=chat, kind="test", parts=[f"<b>{key}</b>"]
+                )
+                keys.append(key)
+    return keys
+
+
+async def _drain_all(dispatcher: Dispatcher, rounds: int = 60) -> None:
+    """Drain until every row has ended; retries become due after their backoff."""
+    for _ in range(rounds):
+        await dispatcher.drain()
+        async with dispatcher.database.sessionmaker() as session:
+            counts = await outbox.counts(session)
+        if not counts.get("pending") and not counts.get("sending"):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"outbox did not drain: {counts}")
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def test_every_message_ends_sent_once_or_failed_with_a_reason(
+    wired: tuple[Database, FakeTelegram, Bot], caplog: pytest.LogCaptureFixture
+) -> None:
+    db, fake, bot = wired
+    chats = list(range(7001, 7013))
+    keys = await _plan(db, chats, per_chat=3)
+    fake.blocked.add(7005)
+    retry_after = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 1",
+        "parameters": {"retry_after": 1},
+    }
+    bad_gateway = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+    fake.faults = [retry_after, bad_gateway, TimedOut(), bad_gateway, TimedOut()]
+    dispatcher = Dispatcher(db, bot, limits=FAST)
+    with caplog.at_level(logging.INFO, logger="cadrebot.delivery"):
+        await _drain_all(dispatcher)
+
+    delivered = Counter(s.text.removeprefix("<b>").removesuffix("</b>") for s in fake.sent)
+    async with db.sessionmaker() as session:
+        rows = {r.key: r for r in await session.scalars(select(OutboxMessage))}
+        blocked = await session.get(TelegramAccount, 7005)
+    for key in keys:
+        row = rows[key]
+        if key.startswith("test:7005:"):
+            assert row.status == "failed" and row.error and row.error.startswith("forbidden")
+            assert delivered[key] == 0
+        else:
+            assert row.status == "sent", (key, row.status, row.error)
+            assert delivered[key] == 1, key
+    assert blocked is not None and blocked.unreachable_at is not None
+    assert dispatcher.stats.retried == 5
+    # Nothing personal reaches the log, only ids and reasons.
+    assert all("test:" not in r.getMessage() for r in caplog.records)
+
+
+async def test_pace_never_exceeds_the_limits(wired: tuple[Database, FakeTelegram, Bot]) -> None:
+    db, fake, bot = wired
+    await _plan(db, list(range(8001, 8046)), per_chat=2)
+    await Dispatcher(db, bot, limits=FAST).drain()
+    times = [t for t, _ in fake.sent_at]
+    assert len(times) == 90
+    assert _max_in_window(times, 1.0) <= 30
+    per_chat: dict[int, list[float]] = {}
+    for t, chat in fake.sent_at:
+        per_chat.setdefault(chat, []).append(t)
+    gaps = [b - a for ts in per_chat.values() for a, b in itertools.pairwise(ts)]
+    assert gaps and min(gaps) >= 0.99
+
+
+async def test_group_chats_get_twenty_a_minute(wired: tuple[Database, FakeTelegram, Bot]) -> None:
+    db, fake, bot = wired
+    limits = Limits(per_second=30, per_group_minute=600)  # 10/s: scaled down to stay quick
+    async with db.sessionmaker.begin() as session:
+        for n in range(12):
+            await outbox.plan(session, key=f"g:{n}", chat_id=-100123, kind="t", parts=[f"g{n}"])
+    await Dispatcher(db, bot, limits=limits).drain()
+    times = [t for t, _ in fake.sent_at]
+    assert len(times) == 12
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.099
+
+
+async def test_a_dead_dispatcher_costs_at_most_one_duplicate(
+    wired: tuple[Database, FakeTelegram, Bot], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claimed and sent, then the process died before marking: the row is sent again once."""
+    db, fake, bot = wired
+    await _plan(db, [9001], per_chat=1)
+    async with db.sessionmaker.begin() as session:
+        (row,) = await outbox.claim(
+            session, worker="dead", now=datetime.now(UTC), limit=1, lease=timedelta(0)
+        )
+    await bot.send_message(row.chat_id, row.parts[0])  # sent; the process "dies" here
+    limits = Limits(lease_seconds=0.0, retry_base_seconds=0.05)
+    survivor = Dispatcher(db, bot, limits=limits)
+    with caplog.at_level(logging.WARNING, logger="cadrebot.delivery"):
+        await survivor.drain()
+    assert [s.text for s in fake.sent].count("<b>test:9001:0</b>") == 2
+    assert survivor.stats.possible_duplicates == 1
+    assert any("may duplicate" in r.getMessage() for r in caplog.records)
+    # And never a third time.
+    await survivor.drain()
+    assert [s.text for s in fake.sent].count("<b>test:9001:0</b>") == 2
