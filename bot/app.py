@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot import planners, scheduler  # noqa: F401 - planners registers the tick's planners
 from bot.context import CadreContext
 from bot.errors import on_error
 from bot.persistence import DatabasePersistence
@@ -128,7 +129,8 @@ def build_application(
         .base_file_url(f"{settings.telegram_api_url}/file/bot")
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
         .context_types(ContextTypes(context=CadreContext))
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        # Second guard behind the outbox pacer: replies to people count against 30/s too.
+        .rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3))
         .persistence(DatabasePersistence(database, settings.require_data_key()))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
@@ -155,6 +157,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     app.bot_data["jinja"] = build_environment()
     settings: Settings = app.bot_data["settings"]
     app.bot_data["cipher"] = DataCipher(settings.require_data_key())
+    scheduler.install(app, settings)
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

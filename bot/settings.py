@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     vetting_departments: str = ",".join(DEFAULT_DEPARTMENTS)
     min_age: int = Field(default=18, ge=16, le=70)
     max_age: int = Field(default=60, ge=18, le=80)
+    # Delivery and schedules.
+    send_rate: float = Field(default=30.0, gt=0, le=1000)
+    drain_seconds: float = Field(default=1.0, gt=0, le=60)
+    tick_seconds: float = Field(default=30.0, ge=1, le=3600)
+    talk_every_days: int = Field(default=30, ge=1, le=365)
+    talk_soon_days: int = Field(default=7, ge=0, le=60)
+    vetting_remind_days: int = Field(default=3, ge=1, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("telegram_api_url")

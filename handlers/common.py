@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -21,6 +22,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
 
 from bot.context import CadreContext
+from storage import outbox
 from templates import normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
@@ -128,6 +130,33 @@ async def notify(
         except (Forbidden, BadRequest) as exc:
             log.warning("notice %s not delivered: %s", name, type(exc).__name__)
     return delivered
+
+
+async def plan_notice(
+    session: AsyncSession,
+    context: CadreContext,
+    recipients: list[tuple[int, str | None]],
+    name: str,
+    *,
+    key: str,
+    **values: Any,
+) -> int:
+    """Queue a notice for each recipient in the caller's transaction (the outbox).
+
+    It is written with the change that caused it, so it is sent if and only if the change
+    is committed; the dispatcher delivers it within Telegram's limits. `key` names the event
+    (e.g. ``vetting-outcome:12``); the recipient is appended, so replanning is a no-op.
+    Returns how many were newly queued.
+    """
+    planned = 0
+    for chat_id, language in recipients:
+        locale = normalize_locale(language, context.settings.locale)
+        parts = split_message(render(context.jinja, locale, name, **values))
+        if await outbox.plan(
+            session, key=f"{key}:{chat_id}", chat_id=chat_id, kind=name, parts=parts
+        ):
+            planned += 1
+    return planned
 
 
 def inline_rows(

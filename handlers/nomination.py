@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import BaseHandler
 
 from bot.context import CadreContext
-from handlers.common import now, reply
+from handlers.common import now, plan_notice, reply
 from handlers.forms import FormEngine, FormFlow, Step, cipher
-from storage import nominations, people
+from storage import nominations, people, reminders
 from storage.models import Role
 from storage.nominations import Duplicate, NominationForm
 from storage.rules.options import EDUCATIONS, ETHNICITIES, GENDERS, POLITICAL_STATUSES
@@ -56,6 +57,25 @@ async def refuse_second_nomination(update: Update, context: CadreContext) -> boo
     return True
 
 
+async def tell_township(
+    session: AsyncSession,
+    context: CadreContext,
+    nomination_id: int,
+    township_id: int,
+    channel: str,
+) -> None:
+    """Queue "a new nomination is waiting" for the township's officials, in this transaction."""
+    recipients = await reminders.township_official_recipients(session, township_id)
+    await plan_notice(
+        session,
+        context,
+        recipients,
+        "review/notice_new_nomination",
+        key=f"nomination-new:{nomination_id}",
+        channel=channel,
+    )
+
+
 async def submit_self(update: Update, context: CadreContext, answers: dict[str, Any]) -> None:
     """Store a self-nomination; the person becomes a candidate."""
     user = update.effective_user
@@ -63,7 +83,7 @@ async def submit_self(update: Update, context: CadreContext, answers: dict[str, 
     try:
         async with context.session() as session:
             account = await people.ensure_account(session, user.id, user.language_code)
-            await nominations.create_nomination(
+            nomination = await nominations.create_nomination(
                 session,
                 cipher(context),
                 _form(answers),
@@ -73,6 +93,7 @@ async def submit_self(update: Update, context: CadreContext, answers: dict[str, 
                 now=now(),
                 consent=bool(answers.get("consent")),
             )
+            await tell_township(session, context, nomination.id, nomination.township_id, "self")
     except Duplicate:
         await reply(update, context, "form/duplicate", what="either")
         return
@@ -94,15 +115,17 @@ async def submit_recommendation(
                 township_id in actor.township_ids(Role.TOWNSHIP_OFFICIAL)
                 or actor.has(Role.COUNTY_OFFICIAL, Role.ADMIN)
             )
-            await nominations.create_nomination(
+            channel = Channel.ORGANIZATION if official else Channel.MASS
+            nomination = await nominations.create_nomination(
                 session,
                 cipher(context),
                 _form(answers),
-                channel=Channel.ORGANIZATION if official else Channel.MASS,
+                channel=channel,
                 submitted_by=account.person_id,
                 person_id=None,
                 now=now(),
             )
+            await tell_township(session, context, nomination.id, township_id, channel.value)
     except Duplicate:
         await reply(update, context, "form/duplicate", what="either")
         return

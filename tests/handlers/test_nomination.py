@@ -208,3 +208,29 @@ async def test_recommendation_channels(county: BotHarness) -> None:
         nomination = await session.scalar(select(Nomination))
     assert nomination is not None and nomination.channel == "mass"
     assert nomination.phone_hash is None and nomination.reason == "带领村民种茶致富"
+
+
+async def test_township_officials_are_told_of_a_new_nomination(county: BotHarness) -> None:
+    from datetime import UTC, datetime
+
+    from storage import people
+    from storage.models import Role
+
+    official = 6101
+    async with county.database.sessionmaker.begin() as session:
+        township = await geo.township_by_name(session, "青山镇")
+        assert township is not None
+        (code,) = await people.create_invites(
+            session,
+            role=Role.TOWNSHIP_OFFICIAL,
+            now=datetime.now(UTC),
+            days=7,
+            township_id=township.id,
+        )
+    await county.send(official, f"/start {code}")
+    review = await fill_until_review(county)
+    await county.press(USER, review.button("确认提交"))
+    notices = await county.drain()
+    assert [(n.chat_id, "待审核" in n.text) for n in notices] == [(official, True)]
+    assert "张三" not in notices[0].text  # a notice carries no personal data
+    assert await county.drain() == []  # planned once, sent once

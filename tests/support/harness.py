@@ -9,6 +9,7 @@ from typing import Any
 from telegram import Update
 
 from bot.app import CadreApp, build_application
+from bot.delivery import Dispatcher, Limits
 from bot.settings import Settings
 from storage.db import Database
 from tests.support.fake_telegram import FakeTelegram, Sent
@@ -44,6 +45,15 @@ class BotHarness:
         assert self.app.post_shutdown is not None
         await self.app.post_shutdown(self.app)
         self.app = None
+
+    async def drain(self) -> list[Sent]:
+        """Deliver what the outbox holds (as the scheduler's job would); returns it."""
+        assert self.app is not None
+        before = len(self.fake.sent)
+        # Tests need no pacing: the dispatcher's pacing has tests of its own.
+        fast = Limits(per_second=10_000, per_chat_seconds=0.0, retry_base_seconds=0.01)
+        await Dispatcher(self.app.bot_data["database"], self.app.bot, limits=fast).drain()
+        return self.fake.sent[before:]
 
     async def restart(self) -> None:
         await self.stop()

@@ -1,0 +1,86 @@
+"""Jobs: the scheduler only ticks; the database says what is due; sends go via the outbox.
+
+Two repeating jobs run in PTB's JobQueue (APScheduler):
+- ``outbox-drain`` every DRAIN_SECONDS: the dispatcher sends what is due;
+- ``tick`` every TICK_SECONDS: planners ask the database what has become due (reminders,
+  summaries) and write outbox rows under idempotency keys.
+Nothing per-reminder lives in the scheduler, so a restart loses nothing; `coalesce` and
+`max_instances=1` turn a downtime's missed runs into one catch-up run, not a burst.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram.ext import Application
+
+from bot.context import CadreContext
+from bot.delivery import Dispatcher, Limits
+from bot.settings import Settings
+from storage.db import Database
+
+log = logging.getLogger("cadrebot.scheduler")
+
+JOB_KWARGS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+
+# A planner looks at the database at `now` and queues what has become due; returns the count.
+Planner = Callable[[AsyncSession, CadreContext, datetime], Awaitable[int]]
+PLANNERS: list[tuple[str, Planner]] = []
+
+
+def planner(name: str) -> Callable[[Planner], Planner]:
+    """Register a planner run by every tick (in registration order)."""
+
+    def register(function: Planner) -> Planner:
+        PLANNERS.append((name, function))
+        return function
+
+    return register
+
+
+async def drain_outbox(context: CadreContext) -> None:
+    """Send what is due, for at most a few seconds, so jobs never pile up."""
+    dispatcher: Dispatcher = context.bot_data["dispatcher"]
+    await dispatcher.drain(deadline=time.monotonic() + context.settings.drain_seconds * 5)
+
+
+async def tick(context: CadreContext) -> None:
+    """Run every planner in its own transaction; one failing planner does not stop the rest."""
+    now = datetime.now(UTC)
+    for name, function in PLANNERS:
+        try:
+            async with context.session() as session:
+                planned = await function(session, context, now)
+            if planned:
+                log.info("tick: %s planned %d", name, planned)
+        except Exception:
+            log.exception("tick: planner %s failed", name)
+
+
+def install(app: Application[Any, Any, Any, Any, Any, Any], settings: Settings) -> None:
+    """Create the dispatcher and schedule the jobs (called from post_init)."""
+    database: Database = app.bot_data["database"]
+    app.bot_data["dispatcher"] = Dispatcher(
+        database, app.bot, limits=Limits(per_second=settings.send_rate)
+    )
+    if app.job_queue is None:
+        return
+    app.job_queue.run_repeating(
+        drain_outbox,
+        interval=settings.drain_seconds,
+        first=1,
+        name="outbox-drain",
+        job_kwargs=JOB_KWARGS,
+    )
+    app.job_queue.run_repeating(
+        tick,
+        interval=settings.tick_seconds,
+        first=3,
+        name="tick",
+        job_kwargs=JOB_KWARGS,
+    )
