@@ -37,6 +37,9 @@ class Limits:
     lease_seconds: float = 120.0
     # Network retries wait retry_base * 2**attempt seconds.
     retry_base_seconds: float = 2.0
+    # Telegram measures arrival, not departure: requests leave paced but arrive with jitter,
+    # so the one-second window is kept this much wider (costs ~4% of the ceiling).
+    jitter_seconds: float = 0.04
 
 
 class Pacer:
@@ -54,6 +57,7 @@ class Pacer:
         self._taken: set[int] = set()
         self._chat_next: dict[int, float] = {}
         self._sent: deque[float] = deque()
+        self._chat_last: dict[int, float] = {}
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
         self._guard = asyncio.Lock()
@@ -79,7 +83,7 @@ class Pacer:
                 slot += 1
             self._taken.add(slot)
             at = self._epoch + slot / rate
-            self._chat_next[chat_id] = at + self._chat_gap(chat_id)
+            self._chat_next[chat_id] = at + self._chat_gap(chat_id) + self.limits.jitter_seconds
             if len(self._taken) > 4 * rate + 1000:
                 current = int((now - self._epoch) * rate)
                 self._taken = {s for s in self._taken if s >= current}
@@ -88,15 +92,25 @@ class Pacer:
         async with self._guard:
             while True:
                 now = time.monotonic()
-                while self._sent and self._sent[0] <= now - 1.0:
+                window = 1.0 + self.limits.jitter_seconds
+                while self._sent and self._sent[0] <= now - window:
                     self._sent.popleft()
                 delay = self._paused_until - now
                 if len(self._sent) >= rate:
-                    delay = max(delay, self._sent[0] + 1.0 - now)
+                    delay = max(delay, self._sent[0] + window - now)
+                # A late wake-up of the previous send to this chat must not shorten the gap.
+                last = self._chat_last.get(chat_id)
+                if last is not None:
+                    gap = self._chat_gap(chat_id) + self.limits.jitter_seconds
+                    delay = max(delay, last + gap - now)
                 if delay <= 0:
                     break
                 await asyncio.sleep(delay)
             self._sent.append(now)
+            self._chat_last[chat_id] = now
+            if len(self._chat_last) > 10_000:
+                horizon = now - 60.0
+                self._chat_last = {c: t for c, t in self._chat_last.items() if t > horizon}
 
 
 @dataclass
