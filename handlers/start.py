@@ -29,7 +29,7 @@ async def start(update: Update, context: CadreContext) -> None:
     assert user is not None
     code = context.args[0] if context.args else None
     async with context.session() as session:
-        account = await people.ensure_account(session, user.id, user.language_code)
+        account, created = await people.open_account(session, user.id, user.language_code)
         redeemed = None
         if code:
             redeemed = await people.redeem_invite(
@@ -40,7 +40,8 @@ async def start(update: Update, context: CadreContext) -> None:
                 max_failures=context.settings.invite_max_failures,
                 window=timedelta(minutes=context.settings.invite_failure_window_minutes),
             )
-        actor = await people.load_actor(session, user.id)
+        # A newcomer without a code holds no role: skip the query (the hottest path).
+        actor = None if created and not code else await people.load_actor(session, user.id)
     roles = sorted(actor.roles) if actor else []
     if redeemed is not None and redeemed.outcome != RedeemOutcome.GRANTED:
         await reply(

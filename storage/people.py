@@ -74,19 +74,26 @@ async def ensure_account(
     session: AsyncSession, telegram_id: int, language_code: str | None
 ) -> TelegramAccount:
     """Return the account of a Telegram user, creating it and its person on first contact."""
+    account, _created = await open_account(session, telegram_id, language_code)
+    return account
+
+
+async def open_account(
+    session: AsyncSession, telegram_id: int, language_code: str | None
+) -> tuple[TelegramAccount, bool]:
+    """Like ensure_account, and say whether the account was created just now."""
     account = await session.get(TelegramAccount, telegram_id)
     if account is None:
-        person = Person()
-        session.add(person)
-        await session.flush()
+        # One flush for both rows: /start by a newcomer is the hottest write path.
         account = TelegramAccount(
-            telegram_id=telegram_id, person_id=person.id, language_code=language_code
+            telegram_id=telegram_id, person=Person(), language_code=language_code
         )
         session.add(account)
         await session.flush()
-    elif language_code and account.language_code != language_code:
+        return account, True
+    if language_code and account.language_code != language_code:
         account.language_code = language_code
-    return account
+    return account, False
 
 
 async def load_actor(session: AsyncSession, telegram_id: int) -> Actor | None:

@@ -1,0 +1,592 @@
+"""Updates per second through the whole bot, beside a bare PTB echo bot.
+
+    .venv/bin/python -m bench.dispatch [--updates N] [--db sqlite|postgresql]
+
+Full stack: update JSON → Update.de_json → CadreApp.process_update → /start handler → one
+database transaction (a new person and account) → Jinja template → fake Bot API transport →
+persistence flush. Every update comes from a new user. Bare echo: an Application with one
+MessageHandler answering with the same text, behind the same fake transport, with no
+persistence and no database. Updates are processed one after the other, as PTB does by default.
+
+The target compares what the software costs: the full stack runs with SEND_RATE raised to
+1000/s (the AIORateLimiter stays in the path, it just never holds a reply back). A second,
+shorter run at the production SEND_RATE of 30/s shows that Telegram's broadcast ceiling, not
+the code, bounds a real deployment. The run stops by itself within --time-limit seconds and
+prints figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import asyncpg
+import sqlalchemy
+import telegram
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest, RequestData
+
+from bot import app as app_module
+from bot.settings import Settings
+from storage import migrate
+from storage.db import Database
+from storage.models import TelegramAccount
+from tests.support.telegram_html import TelegramHTMLError, check
+
+TOKEN = "123456:BENCHTOKENabcdefghijklmnopqrstuvwxyz"
+BOT_USERNAME = "cadre_bench_bot"
+DEFAULT_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TARGET_PERCENT = 10.0
+TEARDOWN_MARGIN_S = 5.0
+BOT_USER: dict[str, Any] = {
+    "id": 123456,
+    "is_bot": True,
+    "first_name": "Cadre",
+    "username": BOT_USERNAME,
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+
+DbKind = Literal["sqlite", "postgresql"]
+AnyApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+class BenchTransport(BaseRequest):
+    """A minimal Bot API at PTB's transport layer, the same fixed work for both bots.
+
+    It answers getMe and sendMessage like Telegram and records what was sent. Telegram's HTML
+    rules are checked afterwards, outside the timed loop: validation is the server's cost,
+    not the bot's, and it would otherwise charge the long welcome text more than the echo.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, str | None]] = []
+        self.seconds = 0.0
+        self.requests = 0
+        self._message_id = 1000
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        started = time.perf_counter()
+        try:
+            status, result = self._answer(
+                url.rsplit("/", 1)[-1], request_data.parameters if request_data else {}
+            )
+            return status, json.dumps(result).encode()
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.requests += 1
+
+    def _answer(self, api_method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if api_method == "getMe":
+            return 200, {"ok": True, "result": BOT_USER}
+        if api_method == "sendMessage":
+            chat_id, text = int(params["chat_id"]), str(params["text"])
+            self.sent.append((chat_id, text, params.get("parse_mode")))
+            self._message_id += 1
+            message = {
+                "message_id": self._message_id,
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "from": {k: BOT_USER[k] for k in ("id", "is_bot", "first_name", "username")},
+                "text": text,
+            }
+            return 200, {"ok": True, "result": message}
+        error = f"Bad Request: method {api_method} is not faked"
+        return 400, {"ok": False, "error_code": 400, "description": error}
+
+    def invalid_html(self) -> int:
+        """How many sent texts Telegram would reject (checked after the timed loop)."""
+        invalid = 0
+        for _, text, parse_mode in self.sent:
+            try:
+                if parse_mode == ParseMode.HTML:
+                    check(text)
+                elif len(text) > 4096:
+                    raise TelegramHTMLError("Message is too long")
+            except TelegramHTMLError:
+                invalid += 1
+        return invalid
+
+    def reset(self) -> None:
+        self.sent.clear()
+        self.seconds = 0.0
+        self.requests = 0
+
+
+class ErrorCounter(logging.Handler):
+    """Counts ERROR records (the bot's error handler logs every failed update)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+@dataclass
+class Result:
+    name: str
+    planned: int
+    warmed: int
+    latencies: list[float]
+    elapsed: float
+    cpu_s: float
+    transport_s: float
+    replies: int
+    invalid_html: int
+    accounts: int | None
+    errors: int
+    limiter_rate: float | None
+
+    @property
+    def done(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    def ms(self, q: float | None = None) -> float:
+        """Mean latency (q=None) or the q-quantile by nearest rank, in milliseconds."""
+        if not self.latencies:
+            return math.nan
+        if q is None:
+            return statistics.fmean(self.latencies) * 1000
+        ordered = sorted(self.latencies)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] * 1000
+
+
+class Clock:
+    """The overall deadline, shared out between the bots in the order they run."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.end = time.perf_counter() + limit_s
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.perf_counter() - TEARDOWN_MARGIN_S)
+
+    def share(self, fraction: float) -> float:
+        """A deadline `fraction` of the remaining time away."""
+        return time.perf_counter() + self.remaining() * fraction
+
+
+_update_ids = iter(range(1, 10**9))
+
+
+def payloads(first_user: int, count: int, text: str = "/start") -> list[bytes]:
+    """`count` private-chat messages, each from a distinct user, as Telegram would send them."""
+    now = int(time.time())
+    out = []
+    for user_id in range(first_user, first_user + count):
+        message: dict[str, Any] = {
+            "message_id": next(_update_ids),
+            "date": now,
+            "chat": {"id": user_id, "type": "private", "first_name": f"U{user_id}"},
+            "from": {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": f"U{user_id}",
+                "language_code": "zh-hans",
+            },
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(text)}],
+        }
+        out.append(json.dumps({"update_id": next(_update_ids), "message": message}).encode())
+    return out
+
+
+async def drive(
+    app: AnyApp, raw_updates: list[bytes], deadline: float
+) -> tuple[list[float], float, float]:
+    """Feed updates one at a time until done or past `deadline`.
+
+    Returns the per-update latencies, the wall time and the process CPU time (all threads,
+    so the aiosqlite worker counts too), in seconds.
+    """
+    latencies: list[float] = []
+    begun = time.perf_counter()
+    cpu_begun = time.process_time()
+    for raw in raw_updates:
+        started = time.perf_counter()
+        if started >= deadline:
+            break
+        update = Update.de_json(json.loads(raw), app.bot)
+        await app.process_update(update)
+        latencies.append(time.perf_counter() - started)
+    return latencies, time.perf_counter() - begun, time.process_time() - cpu_begun
+
+
+async def measure(
+    name: str,
+    app: AnyApp,
+    fake: BenchTransport,
+    errors: ErrorCounter,
+    *,
+    first_user: int,
+    warmup: int,
+    updates: int,
+    deadline: float,
+    count_accounts: Callable[[], Awaitable[int]] | None = None,
+    limiter_rate: float | None = None,
+) -> Result:
+    """Warm up with `warmup` new users, then time `updates` more new users."""
+    warm_deadline = time.perf_counter() + (deadline - time.perf_counter()) * 0.25
+    warm = payloads(first_user, warmup)
+    measured = payloads(first_user + warmup, updates)
+    warmed, _, _ = await drive(app, warm, warm_deadline)
+    fake.reset()
+    errors_before = errors.count
+    latencies, elapsed, cpu = await drive(app, measured, deadline)
+    accounts = await count_accounts() if count_accounts is not None else None
+    return Result(
+        name=name,
+        planned=updates,
+        warmed=len(warmed),
+        latencies=latencies,
+        elapsed=elapsed,
+        cpu_s=cpu,
+        transport_s=fake.seconds,
+        replies=len(fake.sent),
+        invalid_html=fake.invalid_html(),
+        accounts=accounts,
+        errors=errors.count - errors_before,
+        limiter_rate=limiter_rate,
+    )
+
+
+async def _echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    await message.reply_text(message.text)
+
+
+async def run_bare(errors: ErrorCounter, *, warmup: int, updates: int, deadline: float) -> Result:
+    fake = BenchTransport()
+    echo: AnyApp = (
+        ApplicationBuilder()
+        .token(TOKEN)
+        .request(fake)
+        .get_updates_request(fake)
+        # Same parse mode as the bot: the requests are alike and both get the HTML check.
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .build()
+    )
+    echo.add_handler(MessageHandler(filters.TEXT, _echo))
+    await echo.initialize()
+    try:
+        return await measure(
+            "bare PTB echo",
+            echo,
+            fake,
+            errors,
+            first_user=1_000_000,
+            warmup=warmup,
+            updates=updates,
+            deadline=deadline,
+        )
+    finally:
+        await echo.shutdown()
+
+
+async def _pg_exec(url: str, sql: str) -> None:
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def fresh_database(
+    kind: DbKind, folder: Path, pg_url: str, label: str
+) -> AsyncIterator[Database]:
+    """A newly migrated SQLite file, or a throwaway PostgreSQL schema dropped afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite:///{folder / f'{label}.sqlite3'}"
+        await asyncio.to_thread(migrate.upgrade, url)
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.close()
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    await _pg_exec(pg_url, f"CREATE SCHEMA {schema}")
+    try:
+        await asyncio.to_thread(partial(migrate.upgrade, pg_url, schema=schema))
+        database = Database(pg_url, schema=schema)
+        try:
+            yield database
+        finally:
+            await database.close()
+    finally:
+        await _pg_exec(pg_url, f"DROP SCHEMA {schema} CASCADE")
+
+
+def overall_rate(app: AnyApp) -> float | None:
+    """Messages/s that the application's AIORateLimiter lets through overall, if any."""
+    limiter = app.bot.rate_limiter
+    bucket = getattr(limiter, "_base_limiter", None)  # private; only for the report
+    rate = getattr(bucket, "max_rate", None)
+    period = getattr(bucket, "time_period", None)
+    return float(rate) / float(period) if rate and period else None
+
+
+async def run_full(
+    errors: ErrorCounter,
+    database: Database,
+    *,
+    name: str,
+    throttled: bool,
+    first_user: int,
+    warmup: int,
+    updates: int,
+    deadline: float,
+) -> Result:
+    settings = Settings(
+        bot_token=TOKEN,  # type: ignore[arg-type]
+        data_key=Fernet.generate_key().decode(),  # type: ignore[arg-type]
+        database_url=database.url,
+        bot_username=BOT_USERNAME,
+        # SEND_RATE is Telegram's broadcast ceiling (30/s) in production; raised here, the
+        # limiter stays in the path but the figure shows what the software itself costs.
+        send_rate=30.0 if throttled else 1000.0,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    fake = BenchTransport()
+    app = app_module.build_application(
+        settings, request=fake, get_updates_request=fake, database=database
+    )
+    await app.initialize()
+    assert app.post_init is not None and app.post_shutdown is not None
+    await app.post_init(app)
+
+    async def count_accounts() -> int:
+        async with database.sessionmaker() as session:
+            return int(
+                await session.scalar(select(func.count()).select_from(TelegramAccount)) or 0
+            )
+
+    try:
+        return await measure(
+            name,
+            app,
+            fake,
+            errors,
+            first_user=first_user,
+            warmup=warmup,
+            updates=updates,
+            deadline=deadline,
+            count_accounts=count_accounts,
+            limiter_rate=overall_rate(app),
+        )
+    finally:
+        await app.update_persistence()
+        await app.shutdown()
+        await app.post_shutdown(app)
+
+
+def _row(result: Result) -> str:
+    return (
+        f"{result.name:<34} {result.done:>7} {result.rate:>12.1f} "
+        f"{result.ms():>8.2f} {result.ms(0.5):>8.2f} {result.ms(0.95):>8.2f} "
+        f"{result.cpu_s * 1000 / max(1, result.done):>11.3f} "
+        f"{result.transport_s * 1000 / max(1, result.done):>11.3f}"
+    )
+
+
+def _checks(result: Result, expected_accounts: int | None) -> str:
+    parts = [
+        f"{result.replies} replies",
+        f"{result.invalid_html} with invalid HTML",
+        f"{result.errors} errors",
+    ]
+    if result.accounts is not None:
+        parts.append(f"{result.accounts} accounts in db (expected {expected_accounts})")
+    if result.done < result.planned:
+        parts.append(f"stopped at its time budget after {result.done} of {result.planned}")
+    if result.warmed:
+        parts.append(f"after {result.warmed} warm-up updates")
+    ok = result.replies == result.done and result.errors == 0 and result.invalid_html == 0
+    if result.accounts is not None:
+        ok = ok and result.accounts == expected_accounts
+    return f"  {result.name}: {'ok' if ok else 'MISMATCH'} — {', '.join(parts)}"
+
+
+def _rate_text(rate: float | None) -> str:
+    return "off" if rate is None else f"{rate:.0f} messages/s"
+
+
+def _percent(full: Result, bare: Result) -> float:
+    return full.rate / bare.rate * 100 if bare.rate > 0 else math.nan
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    clock = Clock(args.time_limit)
+    errors = ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    kind: DbKind = args.db
+
+    print("cadrebot dispatch benchmark: /start from new users vs a bare PTB echo bot")
+    print(
+        f"python {platform.python_version()}, python-telegram-bot {telegram.__version__}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, {sys.platform}"
+    )
+    where = "fresh migrated file in a temp dir" if kind == "sqlite" else "throwaway schema"
+    print(f"database: {kind} ({where}), one fresh database per full-stack run")
+    print(
+        f"per bot: {args.warmup} warm-up updates, then {args.updates} measured, sequential "
+        f"process_update; time limit {args.time_limit:.0f} s"
+    )
+    print(
+        "note: logger cadrebot.updates set to WARNING for the run "
+        "(its per-update INFO line is suppressed)"
+    )
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"load average before the run: {load} on {os.cpu_count()} CPUs (noise shows up here)")
+    sys.stdout.flush()
+
+    with tempfile.TemporaryDirectory(prefix="cadrebot-bench-") as tmp:
+        folder = Path(tmp)
+        bare = await run_bare(
+            errors, warmup=args.warmup, updates=args.updates, deadline=clock.share(0.15)
+        )
+        async with fresh_database(kind, folder, args.pg_url, "unthrottled") as database:
+            free = await run_full(
+                errors,
+                database,
+                name="full stack (SEND_RATE 1000/s)",
+                throttled=False,
+                first_user=2_000_000,
+                warmup=args.warmup,
+                updates=args.updates,
+                deadline=clock.share(0.4),
+            )
+        async with fresh_database(kind, folder, args.pg_url, "as_built") as database:
+            full = await run_full(
+                errors,
+                database,
+                name="full stack (SEND_RATE 30/s)",
+                throttled=True,
+                first_user=3_000_000,
+                warmup=min(args.warmup, 60),
+                updates=min(args.updates, 300),
+                deadline=clock.share(1.0),
+            )
+
+    print()
+    header = (
+        f"{'bot':<34} {'updates':>7} {'rate upd/s':>12} "
+        f"{'mean ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms/upd':>11} {'fake ms/upd':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for result in (bare, free, full):
+        print(_row(result))
+    print(
+        "(cpu = process CPU time of all threads; fake = time inside the fake transport, "
+        "the same code for all three)"
+    )
+    print()
+    print("checks (measured phase):")
+    print(_checks(bare, None))
+    print(_checks(full, full.warmed + full.done))
+    print(_checks(free, free.warmed + free.done))
+    print()
+    ratio = _percent(free, bare)
+    print(
+        f"ratio full/bare: {ratio:.1f}%  (full stack {free.rate:.1f} / bare echo {bare.rate:.1f})"
+    )
+    verdict = "PASS" if ratio >= TARGET_PERCENT else "FAIL"
+    suffix = "" if kind == "sqlite" else f" (this run used {kind}: informational)"
+    print(f"target: full stack ≥ 10% of bare echo on SQLite: {verdict}{suffix}")
+    print(
+        f"at the production SEND_RATE the bot answers {full.rate:.1f} updates/s: "
+        "Telegram's 30 messages/s ceiling, not the code, is the bound there"
+    )
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.dispatch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--updates", type=int, default=2000, help="measured updates per bot")
+    parser.add_argument("--warmup", type=int, default=200, help="warm-up updates per bot")
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL for --db postgresql")
+    parser.add_argument(
+        "--time-limit", type=float, default=110.0, help="stop measuring after this many seconds"
+    )
+    args = parser.parse_args(argv)
+    if args.updates < 1 or args.warmup < 0 or args.time_limit <= TEARDOWN_MARGIN_S:
+        parser.error("need --updates ≥ 1, --warmup ≥ 0 and --time-limit > 5")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cadrebot.updates").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        # A safety net above the per-phase budgets: nothing may keep the run going.
+        return asyncio.run(asyncio.wait_for(main_async(args), timeout=args.time_limit + 15))
+    except TimeoutError:
+        print(f"aborted: the run exceeded {args.time_limit + 15:.0f} s", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
