@@ -81,11 +81,15 @@ def visible_to(actor: Actor) -> ColumnElement[bool]:
         clauses.append(Nomination.township_id.in_(townships))
     departments = actor.departments()
     if departments:
+        # A reviewer reads a file only while it is in their department's vetting queue.
         clauses.append(
-            Nomination.id.in_(
-                select(VettingReview.nomination_id).where(
-                    VettingReview.department.in_(departments)
-                )
+            and_(
+                Nomination.status == Status.VETTING.value,
+                Nomination.id.in_(
+                    select(VettingReview.nomination_id).where(
+                        VettingReview.department.in_(departments)
+                    )
+                ),
             )
         )
     return or_(*clauses) if clauses else false()
@@ -483,8 +487,10 @@ class Dossier:
     village: str | None
     history: list[StatusChange]
     reviews: list[VettingReview]
-    # Reasons and vetting notes are shown to officials and reviewers, never to the candidate.
+    # Vetting notes go to officials and reviewers (theirs only), never to the candidate;
+    # reasons of township decisions and adjustments go to officials only.
     show_reviews: bool
+    show_reasons: bool
 
 
 async def load_dossier(
@@ -509,13 +515,10 @@ async def load_dossier(
     is_official = actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL, Role.TOWNSHIP_OFFICIAL)
     reviews: list[VettingReview] = []
     if is_official or actor.departments():
-        reviews = list(
-            await session.scalars(
-                select(VettingReview)
-                .where(VettingReview.nomination_id == nomination.id)
-                .order_by(VettingReview.department)
-            )
-        )
+        query = select(VettingReview).where(VettingReview.nomination_id == nomination.id)
+        if not is_official:
+            query = query.where(VettingReview.department.in_(actor.departments()))
+        reviews = list(await session.scalars(query.order_by(VettingReview.department)))
     await audit.record(session, actor.person_id, "dossier.read", "nomination", nomination.id)
     return Dossier(
         nomination,
@@ -525,6 +528,7 @@ async def load_dossier(
         history,
         reviews,
         is_official or bool(actor.departments()),
+        is_official,
     )
 
 

@@ -1,0 +1,78 @@
+"""A reviewer's reach: a file while it is in their department's vetting, not after."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.fernet import Fernet
+
+from storage import geo, nominations, people
+from storage.crypto import DataCipher
+from storage.db import Database
+from storage.models import Role, RoleGrant
+from storage.nominations import NominationForm, NotAllowed
+from storage.people import Actor
+from storage.rules.vetting import Channel, Decision
+
+NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+DEPARTMENTS = ("police", "discipline", "judicial")
+
+
+async def _actor(db: Database, telegram_id: int, **grant: object) -> Actor:
+    async with db.sessionmaker.begin() as session:
+        account = await people.ensure_account(session, telegram_id, "zh")
+        session.add(RoleGrant(person_id=account.person_id, **grant))
+    async with db.sessionmaker() as session:
+        actor = await people.load_actor(session, telegram_id)
+    assert actor is not None
+    return actor
+
+
+async def test_reviewer_reads_a_file_only_during_its_vetting(db: Database) -> None:
+    cipher = DataCipher(Fernet.generate_key().decode())
+    async with db.sessionmaker.begin() as session:
+        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
+        township = await geo.township_by_name(session, "青山镇")
+        assert township is not None
+        nomination = await nominations.create_nomination(
+            session,
+            cipher,
+            NominationForm(full_name="周九", township_id=township.id, key_group="veteran"),
+            channel=Channel.ORGANIZATION,
+            submitted_by=None,
+            person_id=None,
+            now=NOW,
+        )
+        township_id, nomination_id = township.id, nomination.id
+    official = await _actor(db, 1, role=Role.TOWNSHIP_OFFICIAL.value, township_id=township_id)
+    police = await _actor(db, 2, role=Role.REVIEWER.value, department="police")
+
+    async def read(actor: Actor) -> nominations.Dossier:
+        async with db.sessionmaker.begin() as session:
+            return await nominations.load_dossier(session, actor, nomination_id, now=NOW)
+
+    with pytest.raises(NotAllowed):  # not sent to vetting yet
+        await read(police)
+    async with db.sessionmaker.begin() as session:
+        await nominations.send_to_vetting(
+            session, official, nomination_id, departments=DEPARTMENTS, now=NOW
+        )
+    dossier = await read(police)
+    assert [r.department for r in dossier.reviews] == ["police"]  # only their own review
+    assert dossier.show_reviews and not dossier.show_reasons
+    async with db.sessionmaker.begin() as session:
+        (item,), _ = await nominations.vetting_queue(session, police)
+        await nominations.decide_review(
+            session,
+            police,
+            item.review_id,
+            decision=Decision.REJECT,
+            note="不符合条件",
+            departments=DEPARTMENTS,
+            now=NOW,
+        )
+    with pytest.raises(NotAllowed):  # vetting over: out of reach
+        await read(police)
+    official_view = await read(official)
+    assert official_view.show_reasons and len(official_view.reviews) == 3
