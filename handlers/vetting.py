@@ -1,14 +1,371 @@
-"""Placeholder: filled in by the vetting flow."""
+"""/vetting (资格联审): a department's reviewers approve or reject, each with a note.
+
+A reviewer only ever reaches their own department's reviews: the queue and every button go
+through storage queries filtered by the reviewer's departments. The note is the next message
+after the approve/reject button (a small persistent conversation); nothing is recorded before
+it arrives, so /cancel leaves the review undecided.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from telegram import Update
-from telegram.ext import BaseHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
+from handlers.common import edit_or_reply, keyboard, label, notify, now, reply
+from handlers.review import ID, PAGE_SIZE, callback_id, page_count, page_row, refuse
+from storage import nominations, people, review_queries
+from storage.nominations import NotAllowed
+from storage.people import Actor
+from storage.review_queries import Stale
+from storage.rules.identity import RuleError, clean_text
+from storage.rules.vetting import Decision, IllegalTransition, VettingOutcome
+
+PRIVATE = filters.ChatType.PRIVATE
+NOTE_MIN = 2
+NOTE_MAX = 500
+# Conversation state: waiting for the note of a decision.
+NOTE = 0
+DRAFT_KEY = "vetting_note"
+
+
+async def reviewer(session: AsyncSession, update: Update) -> Actor:
+    """The acting reviewer, or NotAllowed for anyone who reviews for no department."""
+    user = update.effective_user
+    assert user is not None
+    actor = await people.load_actor(session, user.id)
+    if actor is None or not actor.departments():
+        raise NotAllowed
+    return actor
+
+
+# -- the queue ---------------------------------------------------------------------------------
+
+
+async def show_vetting_queue(update: Update, context: CadreContext) -> None:
+    """List the reviews awaiting this reviewer's department."""
+    await send_queue(update, context, 0)
+
+
+async def turn_vetting_page(update: Update, context: CadreContext) -> None:
+    """Show another page of the vetting queue."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await send_queue(update, context, callback_id(update))
+
+
+async def send_queue(update: Update, context: CadreContext, page: int) -> None:
+    """Show page `page` (from 0) of the vetting queue, the actor's scope read afresh."""
+    try:
+        async with context.session() as session:
+            actor = await reviewer(session, update)
+            items, total = await nominations.vetting_queue(
+                session, actor, offset=page * PAGE_SIZE, limit=PAGE_SIZE
+            )
+            if not items and page > 0 and total:
+                page = page_count(total) - 1
+                items, total = await nominations.vetting_queue(
+                    session, actor, offset=page * PAGE_SIZE, limit=PAGE_SIZE
+                )
+    except NotAllowed:
+        await refuse(update, context, "common/forbidden")
+        return
+    start = page * PAGE_SIZE + 1
+    tz = context.settings.tz
+    shown = [
+        {
+            "full_name": item.full_name,
+            "township": item.township,
+            "department": item.department,
+            "requested": item.requested_at.astimezone(tz).date(),
+        }
+        for item in items
+    ]
+    rows = [
+        [
+            InlineKeyboardButton(
+                f"{start + i}. {item.full_name}", callback_data=f"vt:o:{item.review_id}"
+            )
+        ]
+        for i, item in enumerate(items)
+    ]
+    nav = page_row(update, context, "vt:p:", page, total)
+    if nav:
+        rows.append(nav)
+    await edit_or_reply(
+        update,
+        context,
+        "vetting/queue",
+        markup=InlineKeyboardMarkup(rows) if rows else None,
+        items=shown,
+        total=total,
+        start=start,
+        page=page + 1,
+        pages=page_count(total),
+    )
+
+
+async def open_review(update: Update, context: CadreContext) -> None:
+    """Show one review with the approve and reject buttons."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    try:
+        async with context.session() as session:
+            actor = await reviewer(session, update)
+            card = await review_queries.vetting_card(session, actor, callback_id(update))
+    except NotAllowed:
+        await refuse(update, context, "common/forbidden")
+        return
+    except Stale:
+        await refuse(update, context, "common/stale_button")
+        return
+    rid = card.review_id
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    label(update, context, "vetting.approve"), callback_data=f"vt:a:{rid}"
+                ),
+                InlineKeyboardButton(
+                    label(update, context, "vetting.reject"), callback_data=f"vt:r:{rid}"
+                ),
+            ],
+            [InlineKeyboardButton(label(update, context, "back"), callback_data="vt:p:0")],
+        ]
+    )
+    await edit_or_reply(update, context, "vetting/item", markup=markup, c=card)
+
+
+# -- deciding, with a note ---------------------------------------------------------------------
+
+
+def draft(context: CadreContext) -> dict[str, Any] | None:
+    assert context.user_data is not None
+    value = context.user_data.get(DRAFT_KEY)
+    return value if isinstance(value, dict) else None
+
+
+def forget(context: CadreContext) -> None:
+    assert context.user_data is not None
+    context.user_data.pop(DRAFT_KEY, None)
+
+
+async def ask_note(update: Update, context: CadreContext) -> int:
+    pending = draft(context)
+    assert pending is not None
+    markup = None
+    if pending["decision"] == Decision.APPROVE:
+        markup = keyboard(
+            [(label(update, context, "vetting.no_comment"), f"vt:n:{pending['review_id']}")]
+        )
+    await reply(
+        update,
+        context,
+        "vetting/ask_note",
+        markup=markup,
+        decision=pending["decision"],
+        full_name=pending["name"],
+        min=NOTE_MIN,
+        max=NOTE_MAX,
+    )
+    return NOTE
+
+
+async def begin_decision(update: Update, context: CadreContext) -> int:
+    """Take the approve or reject button and ask for the note that goes with it."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    try:
+        async with context.session() as session:
+            actor = await reviewer(session, update)
+            card = await review_queries.vetting_card(session, actor, callback_id(update))
+    except NotAllowed:
+        # Ends any decision in progress too: PTB ends the conversation on END after re-entry.
+        forget(context)
+        await refuse(update, context, "common/forbidden")
+        return ConversationHandler.END
+    except Stale:
+        forget(context)
+        await refuse(update, context, "common/stale_button")
+        return ConversationHandler.END
+    decision = Decision.APPROVE if query.data.startswith("vt:a:") else Decision.REJECT
+    assert context.user_data is not None
+    context.user_data[DRAFT_KEY] = {
+        "review_id": card.review_id,
+        "decision": decision.value,
+        "name": card.full_name,
+    }
+    return await ask_note(update, context)
+
+
+async def receive_note(update: Update, context: CadreContext) -> int:
+    """Record the decision with the typed note."""
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    if draft(context) is None:
+        await refuse(update, context, "common/stale_button")
+        return ConversationHandler.END
+    try:
+        note = clean_text(message.text, max_len=NOTE_MAX, min_len=NOTE_MIN)
+    except RuleError as error:
+        await reply(update, context, "vetting/note_invalid", code=error.code, params=error.params)
+        return await ask_note(update, context)
+    return await decide(update, context, note)
+
+
+async def skip_note(update: Update, context: CadreContext) -> int:
+    """Record an approval without a note ("no comment")."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    pending = draft(context)
+    if (
+        pending is None
+        or pending["decision"] != Decision.APPROVE
+        or pending["review_id"] != callback_id(update)
+    ):
+        # A rejection always needs its reason; an old button of another review is stale.
+        await refuse(update, context, "common/stale_button")
+        return await ask_note(update, context) if pending else ConversationHandler.END
+    state = await decide(update, context, None)
+    await query.edit_message_reply_markup(None)
+    return state
+
+
+async def decide(update: Update, context: CadreContext, note: str | None) -> int:
+    """Record the pending decision; tell the candidate and the township once it is settled."""
+    pending = draft(context)
+    assert pending is not None
+    departments = context.settings.department_codes
+    candidate: list[tuple[int, str | None]] = []
+    officials: list[tuple[int, str | None]] = []
+    try:
+        async with context.session() as session:
+            actor = await reviewer(session, update)
+            card = await review_queries.vetting_card(session, actor, int(pending["review_id"]))
+            try:
+                result = await nominations.decide_review(
+                    session,
+                    actor,
+                    card.review_id,
+                    decision=Decision(pending["decision"]),
+                    note=note,
+                    departments=departments,
+                    now=now(),
+                )
+            except NotAllowed:
+                # The card was ours and open a moment ago: a colleague decided first.
+                raise Stale from None
+            if result.outcome != VettingOutcome.PENDING:
+                chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
+                candidate = await people.recipients(session, chat_ids["candidate"])
+                officials = await people.recipients(session, chat_ids["officials"])
+    except NotAllowed:
+        forget(context)
+        await refuse(update, context, "common/forbidden")
+        return ConversationHandler.END
+    except (Stale, IllegalTransition):
+        forget(context)
+        await refuse(update, context, "common/stale_button")
+        return ConversationHandler.END
+    # Only now: had the database failed, the note would still be there to send again.
+    forget(context)
+    await reply(
+        update,
+        context,
+        "vetting/recorded",
+        decision=pending["decision"],
+        outcome=result.outcome.value,
+        full_name=card.full_name,
+    )
+    if result.outcome == VettingOutcome.PENDING:
+        return ConversationHandler.END
+    if result.outcome == VettingOutcome.APPROVED:
+        told = await notify(context, candidate, "vetting/notice_pool")
+    else:
+        # Neutral on purpose: no department, no note. Those go to the township only.
+        told = await notify(context, candidate, "vetting/notice_not_selected")
+    await notify(
+        context,
+        officials,
+        "vetting/notice_outcome",
+        outcome=result.outcome.value,
+        full_name=card.full_name,
+        township=card.township,
+        department=card.department,
+        note=note or "",
+        candidate_told=told > 0,
+    )
+    return ConversationHandler.END
+
+
+async def reprompt_note(update: Update, context: CadreContext) -> int:
+    """A sticker, photo or voice where the note is expected: ask again."""
+    if draft(context) is None:
+        await refuse(update, context, "common/stale_button")
+        return ConversationHandler.END
+    await reply(update, context, "common/wrong_input")
+    return await ask_note(update, context)
+
+
+async def busy_with_note(update: Update, context: CadreContext) -> int:
+    """Another command while the note is awaited: say how to go on or leave."""
+    if draft(context) is None:
+        await refuse(update, context, "common/stale_button")
+        return ConversationHandler.END
+    await reply(update, context, "vetting/busy")
+    return await ask_note(update, context)
+
+
+async def cancel_decision(update: Update, context: CadreContext) -> int:
+    """Leave without deciding; the review stays in the queue."""
+    forget(context)
+    await reply(update, context, "common/cancelled")
+    return ConversationHandler.END
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
-    return []
+    anything = ~filters.COMMAND & PRIVATE
+    with warnings.catch_warnings():
+        # per_message=False is what we want: one pending decision per person, whichever
+        # message the button sat on; PTB warns about that combination.
+        warnings.simplefilter("ignore", PTBUserWarning)
+        decision: ConversationHandler[CadreContext] = ConversationHandler(
+            entry_points=[CallbackQueryHandler(begin_decision, pattern=rf"^vt:[ar]:{ID}$")],
+            states={
+                NOTE: [
+                    CallbackQueryHandler(skip_note, pattern=rf"^vt:n:{ID}$"),
+                    MessageHandler(filters.TEXT & anything, receive_note),
+                    MessageHandler(anything, reprompt_note),
+                ]
+            },
+            fallbacks=[
+                CommandHandler("cancel", cancel_decision, filters=PRIVATE),
+                MessageHandler(filters.COMMAND & PRIVATE, busy_with_note),
+            ],
+            name=DRAFT_KEY,
+            persistent=True,
+            # Pressing approve/reject on another review switches to that one.
+            allow_reentry=True,
+        )
+    return [
+        decision,
+        CommandHandler("vetting", show_vetting_queue, filters=PRIVATE),
+        CallbackQueryHandler(turn_vetting_page, pattern=r"^vt:p:(\d{1,4})$"),
+        CallbackQueryHandler(open_review, pattern=rf"^vt:o:{ID}$"),
+    ]

@@ -1,0 +1,134 @@
+"""Reads behind the /review and /vetting screens: one nomination or one vetting review.
+
+Scope is decided in the SQL, as in `storage.nominations`: a township official's query for
+another township's nomination, or a reviewer's for another department's review, returns no
+row, and the caller gets `NotAllowed`. Every successful read is audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from storage import audit
+from storage.models import Nomination, VettingReview
+from storage.nominations import NotAllowed, manageable_by
+from storage.people import Actor
+from storage.rules.vetting import Status
+
+
+class Stale(Exception):
+    """The record exists and is the actor's to handle, but has moved on since the screen."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewCard:
+    """What a township official reads before deciding. No trace of who recommended whom."""
+
+    id: int
+    status: str
+    channel: str
+    full_name: str
+    township: str
+    village: str | None
+    key_group: str
+    gender: str | None
+    education: str | None
+    political_status: str | None
+    id_masked: str | None
+    phone_masked: str | None
+    specialties: str | None
+    work_history: str | None
+    motivation: str | None
+    reason: str | None
+
+
+async def review_card(session: AsyncSession, actor: Actor, nomination_id: int) -> ReviewCard:
+    """One nomination the actor may manage (review, decline, contact), or NotAllowed."""
+    nomination = await session.scalar(
+        select(Nomination)
+        .options(joinedload(Nomination.person), joinedload(Nomination.township))
+        .options(joinedload(Nomination.village))
+        .where(Nomination.id == nomination_id, manageable_by(actor))
+    )
+    if nomination is None:
+        raise NotAllowed
+    await audit.record(
+        session, actor.person_id, "nomination.read", "nomination", nomination.id, via="review"
+    )
+    return ReviewCard(
+        id=nomination.id,
+        status=nomination.status,
+        channel=nomination.channel,
+        full_name=nomination.person.full_name or "",
+        township=nomination.township.name,
+        village=nomination.village.name if nomination.village else None,
+        key_group=nomination.key_group,
+        gender=nomination.gender,
+        education=nomination.education,
+        political_status=nomination.political_status,
+        id_masked=nomination.id_number_masked,
+        phone_masked=nomination.phone_masked,
+        specialties=nomination.specialties,
+        work_history=nomination.work_history,
+        motivation=nomination.motivation,
+        reason=nomination.reason,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VettingCard:
+    """One department's review of one nomination, as its reviewers see it."""
+
+    review_id: int
+    nomination_id: int
+    department: str
+    full_name: str
+    township: str
+    village: str | None
+    channel: str
+    key_group: str
+    id_masked: str | None
+
+
+async def vetting_card(session: AsyncSession, actor: Actor, review_id: int) -> VettingCard:
+    """An undecided review of one of the actor's departments.
+
+    NotAllowed for another department's review (or none at all); Stale when it is the actor's
+    department's but no longer awaits a decision.
+    """
+    departments = actor.departments()
+    if not departments:
+        raise NotAllowed
+    row = (
+        await session.execute(
+            select(VettingReview, Nomination)
+            .join(Nomination, Nomination.id == VettingReview.nomination_id)
+            .options(joinedload(Nomination.person), joinedload(Nomination.township))
+            .options(joinedload(Nomination.village))
+            .where(VettingReview.id == review_id, VettingReview.department.in_(departments))
+        )
+    ).first()
+    if row is None:
+        raise NotAllowed
+    review, nomination = row[0], row[1]
+    if review.decision is not None or nomination.status != Status.VETTING.value:
+        # Decided already, or settled by another department's veto: the button is stale.
+        raise Stale
+    await audit.record(
+        session, actor.person_id, "nomination.read", "nomination", nomination.id, via="vetting"
+    )
+    return VettingCard(
+        review_id=review.id,
+        nomination_id=nomination.id,
+        department=review.department,
+        full_name=nomination.person.full_name or "",
+        township=nomination.township.name,
+        village=nomination.village.name if nomination.village else None,
+        channel=nomination.channel,
+        key_group=nomination.key_group,
+        id_masked=nomination.id_number_masked,
+    )
