@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     @field_validator("key_groups", "vetting_departments")
     @classmethod
     def _check_codes(cls, value: str) -> str:
-        codes = [c.strip() for c in value.split(",") if c.strip()]
+        # Order kept, repeats dropped: a department listed twice would be vetted twice.
+        codes = list(dict.fromkeys(c.strip() for c in value.split(",") if c.strip()))
         if not codes or not all(re.fullmatch(r"[a-z][a-z0-9_]{1,23}", c) for c in codes):
             raise ValueError("must be a comma-separated list of lower-case codes")
         return ",".join(codes)

@@ -24,7 +24,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, label, notify, now, reply
+from handlers.common import edit_or_reply, label, now, plan_notice, reply
 from storage import nominations, people, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed
@@ -190,13 +190,20 @@ async def send_nomination_to_vetting(update: Update, context: CadreContext) -> N
             reviewers = await people.recipients(
                 session, await nominations.reviewer_chat_ids(session, departments)
             )
+            notified = await plan_notice(
+                session,
+                context,
+                reviewers,
+                "vetting/notice_new",
+                key=f"vetting-new:{card.id}",
+                township=card.township,
+            )
     except NotAllowed:
         await refuse(update, context, "common/forbidden")
         return
     except IllegalTransition:
         await refuse(update, context, "common/stale_button")
         return
-    notified = await notify(context, reviewers, "vetting/notice_new", township=card.township)
     await edit_or_reply(
         update,
         context,
@@ -308,6 +315,14 @@ async def receive_reason(update: Update, context: CadreContext) -> int:
             )
             chat_ids = await nominations.chat_ids_for_outcome(session, nomination)
             candidate = await people.recipients(session, chat_ids["candidate"])
+            # Neutral on purpose: the reason is kept for officials, never sent to the person.
+            told = await plan_notice(
+                session,
+                context,
+                candidate,
+                "review/notice_declined",
+                key=f"declined:{nomination.id}",
+            )
     except NotAllowed:
         forget(context)
         await refuse(update, context, "common/forbidden")
@@ -317,8 +332,6 @@ async def receive_reason(update: Update, context: CadreContext) -> int:
         await refuse(update, context, "common/stale_button")
         return ConversationHandler.END
     forget(context)
-    # Neutral on purpose: the reason is kept for officials, never sent to the person.
-    told = await notify(context, candidate, "review/notice_declined")
     await reply(
         update, context, "review/declined", full_name=pending["name"], candidate_told=told > 0
     )

@@ -24,7 +24,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, keyboard, label, notify, now, reply
+from handlers.common import edit_or_reply, keyboard, label, now, plan_notice, reply
 from handlers.review import ID, PAGE_SIZE, callback_id, page_count, page_row, refuse
 from storage import nominations, people, review_queries
 from storage.nominations import NotAllowed
@@ -252,8 +252,6 @@ async def decide(update: Update, context: CadreContext, note: str | None) -> int
     pending = draft(context)
     assert pending is not None
     departments = context.settings.department_codes
-    candidate: list[tuple[int, str | None]] = []
-    officials: list[tuple[int, str | None]] = []
     try:
         async with context.session() as session:
             actor = await reviewer(session, update)
@@ -272,9 +270,7 @@ async def decide(update: Update, context: CadreContext, note: str | None) -> int
                 # The card was ours and open a moment ago: a colleague decided first.
                 raise Stale from None
             if result.outcome != VettingOutcome.PENDING:
-                chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
-                candidate = await people.recipients(session, chat_ids["candidate"])
-                officials = await people.recipients(session, chat_ids["officials"])
+                await plan_outcome_notices(session, context, result, card, note)
     except NotAllowed:
         forget(context)
         await refuse(update, context, "common/forbidden")
@@ -293,25 +289,41 @@ async def decide(update: Update, context: CadreContext, note: str | None) -> int
         outcome=result.outcome.value,
         full_name=card.full_name,
     )
-    if result.outcome == VettingOutcome.PENDING:
-        return ConversationHandler.END
-    if result.outcome == VettingOutcome.APPROVED:
-        told = await notify(context, candidate, "vetting/notice_pool")
-    else:
-        # Neutral on purpose: no department, no note. Those go to the township only.
-        told = await notify(context, candidate, "vetting/notice_not_selected")
-    await notify(
+    return ConversationHandler.END
+
+
+async def plan_outcome_notices(
+    session: AsyncSession,
+    context: CadreContext,
+    result: nominations.VettingResult,
+    card: review_queries.VettingCard,
+    note: str | None,
+) -> None:
+    """Queue the outcome for the candidate and the township, in the decision's transaction."""
+    chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
+    candidate = await people.recipients(session, chat_ids["candidate"])
+    officials = await people.recipients(session, chat_ids["officials"])
+    key = f"vetting-outcome:{result.nomination.id}"
+    # Neutral on purpose for the candidate: no department, no note; those go to the township.
+    name = (
+        "vetting/notice_pool"
+        if result.outcome == VettingOutcome.APPROVED
+        else "vetting/notice_not_selected"
+    )
+    await plan_notice(session, context, candidate, name, key=f"{key}:candidate")
+    await plan_notice(
+        session,
         context,
         officials,
         "vetting/notice_outcome",
+        key=f"{key}:official",
         outcome=result.outcome.value,
         full_name=card.full_name,
         township=card.township,
         department=card.department,
         note=note or "",
-        candidate_told=told > 0,
+        candidate_told=bool(candidate),
     )
-    return ConversationHandler.END
 
 
 async def reprompt_note(update: Update, context: CadreContext) -> int:

@@ -454,6 +454,7 @@ async def chat_ids_for_outcome(
                 RoleGrant.role == Role.TOWNSHIP_OFFICIAL.value,
                 RoleGrant.township_id == nomination.township_id,
                 RoleGrant.revoked_at.is_(None),
+                TelegramAccount.unreachable_at.is_(None),
             )
         )
     )
@@ -469,6 +470,7 @@ async def reviewer_chat_ids(session: AsyncSession, departments: Sequence[str]) -
                 RoleGrant.role == Role.REVIEWER.value,
                 RoleGrant.department.in_(departments),
                 RoleGrant.revoked_at.is_(None),
+                TelegramAccount.unreachable_at.is_(None),
             )
             .distinct()
         )

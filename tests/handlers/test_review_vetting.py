@@ -69,6 +69,8 @@ async def county(harness: BotHarness) -> BotHarness:
     await grant(harness, MUHUANG_OFFICIAL, Role.TOWNSHIP_OFFICIAL, township="木黄镇")
     for department, user in REVIEWERS.items():
         await grant(harness, user, Role.REVIEWER, department=department)
+    # Notices go through the outbox; each step's replies include what it queued.
+    harness.auto_drain = True
     return harness
 
 
@@ -88,7 +90,7 @@ async def nominate(bot: BotHarness, user: int, name: str, id_number: str, phone:
         question = last(await bot.press(user, question.button(choice)))
     for answer in ["电商运营", "在外务工五年", "建设家乡"]:
         question = last(await bot.send(user, answer))
-    done = last(await bot.press(user, question.button("确认提交")))
+    done = last(to(await bot.press(user, question.button("确认提交")), user))
     assert "报名已提交" in done.text
     return await nomination_id(bot, name)
 
@@ -100,7 +102,7 @@ async def recommend(bot: BotHarness, name: str) -> int:
     for choice in ["青山镇", "第2村", "跳过", "致富能手"]:
         question = last(await bot.press(RECOMMENDER, question.button(choice)))
     review = last(await bot.send(RECOMMENDER, "带领村民种茶致富"))
-    done = last(await bot.press(RECOMMENDER, review.button("确认提交")))
+    done = last(to(await bot.press(RECOMMENDER, review.button("确认提交")), RECOMMENDER))
     assert "推荐已提交" in done.text
     return await nomination_id(bot, name)
 

@@ -25,6 +25,9 @@ class BotHarness:
         self.database = database
         self.fake = FakeTelegram()
         self.app: CadreApp | None = None
+        # Deliver queued notices right after each update, as the running bot's drain job
+        # would within a second: a step's results then include the notices it caused.
+        self.auto_drain = False
 
     async def start(self) -> None:
         self.app = build_application(
@@ -72,6 +75,8 @@ class BotHarness:
         before = len(self.fake.sent)
         update = Update.de_json(payload, self.app.bot)
         await self.app.process_update(update)
+        if self.auto_drain:
+            await self.drain()
         return self.fake.sent[before:]
 
     def _message_payload(
