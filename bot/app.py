@@ -29,6 +29,7 @@ from bot.settings import Settings
 from handlers import grades, mentoring, nomination, pool, review, start, trainings, vetting
 from storage.crypto import DataCipher
 from storage.db import Database
+from storage.rules.ladder import load_policy
 from templates import build_environment
 
 log = logging.getLogger("cadrebot.updates")
@@ -157,6 +158,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     app.bot_data["jinja"] = build_environment()
     settings: Settings = app.bot_data["settings"]
     app.bot_data["cipher"] = DataCipher(settings.require_data_key())
+    app.bot_data["grade_policy"] = load_policy()
     scheduler.install(app, settings)
 
 

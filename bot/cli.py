@@ -102,6 +102,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         settings.require_token()
         settings.require_data_key()
+        _check_policy()
         if not args.no_migrate:
             _upgrade(settings)
         return _run(args, settings)
@@ -110,6 +111,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print("database is up to date")
         return 0
     return asyncio.run(_chore(args, settings))
+
+
+def _check_policy() -> None:
+    """A broken grade policy file stops start-up here, not at the first annual result."""
+    from storage.rules.ladder import PolicyError, load_policy
+
+    try:
+        load_policy()
+    except PolicyError as exc:
+        raise CommandError(f"grade policy: {exc}") from None
 
 
 def _upgrade(settings: Settings) -> None:

@@ -26,7 +26,7 @@ from telegram.warnings import PTBUserWarning
 from bot.context import CadreContext
 from handlers.common import edit_or_reply, keyboard, label, now, plan_notice, reply
 from handlers.review import ID, PAGE_SIZE, callback_id, page_count, page_row, refuse
-from storage import nominations, people, review_queries
+from storage import grades, nominations, people, review_queries
 from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.review_queries import Stale
@@ -304,6 +304,11 @@ async def plan_outcome_notices(
     candidate = await people.recipients(session, chat_ids["candidate"])
     officials = await people.recipients(session, chat_ids["officials"])
     key = f"vetting-outcome:{result.nomination.id}"
+    if result.outcome == VettingOutcome.APPROVED:
+        # 入库: the cadre starts on the grade ladder the moment they enter the pool.
+        await grades.enter_pool(
+            session, result.nomination.id, context.bot_data["grade_policy"], now=now()
+        )
     # Neutral on purpose for the candidate: no department, no note; those go to the township.
     name = (
         "vetting/notice_pool"

@@ -1,0 +1,704 @@
+"""2+1 pairing, talks, difficulties and the talk cadence on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage import geo, mentoring, nominations, people
+from storage.crypto import DataCipher
+from storage.db import Database
+from storage.mentoring import PairingRefused, Stale, TalkInput
+from storage.models import (
+    AuditLog,
+    Difficulty,
+    Nomination,
+    Pairing,
+    Person,
+    Role,
+    RoleGrant,
+    TalkLog,
+)
+from storage.nominations import NominationForm, NotAllowed
+from storage.people import Actor
+from storage.rules.cadence import CadenceState, talk_status
+from storage.rules.identity import RuleError
+from storage.rules.vetting import Channel
+from templates import LOCALES, build_environment
+from tests.support.hostile import HOSTILE, HostileValue
+from tests.support.telegram_html import check
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# 00:30 on 2 March in Shanghai, still 1 March in UTC.
+NOW = datetime(2026, 3, 1, 16, 30, tzinfo=UTC)
+TODAY = date(2026, 3, 2)
+TOPICS = {
+    "thought": {"text": "思想稳定，积极向上"},
+    "work": {"voice": "VOICE-FILE-1"},
+    "life": {"text": "家庭和睦"},
+    "problems": {"text": "缺少启动资金"},
+}
+
+OFFICIAL, OTHER_OFFICIAL, COUNTY = 101, 102, 103
+MENTOR_T, MENTOR_T2, MENTOR_V, MENTOR_BOTH, MENTOR_ELSEWHERE = 201, 202, 203, 204, 205
+NOBODY = 301
+
+
+@dataclass
+class World:
+    db: Database
+    t1: int
+    t2: int
+    cadre: int  # in the pool, township 1
+    cadre2: int  # in the pool, township 1
+    far_cadre: int  # in the pool, township 2
+    new_cadre: int  # not yet in the pool, township 1
+    persons: dict[int, int]  # telegram id → person id
+    # Loaded once after setup; on SQLite a second session inside an open one would wait for
+    # the first one's write lock.
+    actors: dict[int, Actor] = field(default_factory=dict)
+
+    async def actor(self, telegram_id: int) -> Actor:
+        async with self.db.sessionmaker() as session:
+            actor = await people.load_actor(session, telegram_id)
+        assert actor is not None
+        return actor
+
+
+async def _person(
+    session: Any, telegram_id: int, name: str, grants: list[tuple[Role, int | None, str | None]]
+) -> int:
+    account = await people.ensure_account(session, telegram_id, "zh-hans")
+    person = await session.get(Person, account.person_id)
+    person.full_name = name
+    for role, township_id, slot in grants:
+        session.add(
+            RoleGrant(
+                person_id=account.person_id,
+                role=role.value,
+                township_id=township_id,
+                mentor_slot=slot,
+            )
+        )
+    await session.flush()
+    return account.person_id
+
+
+async def _nomination(
+    session: Any, cipher: DataCipher, name: str, township_id: int, status: str = "in_pool"
+) -> int:
+    nomination = await nominations.create_nomination(
+        session,
+        cipher,
+        NominationForm(full_name=name, township_id=township_id, key_group="veteran"),
+        channel=Channel.ORGANIZATION,
+        submitted_by=None,
+        person_id=None,
+        now=NOW - timedelta(days=90),
+    )
+    nomination.status = status
+    return nomination.id
+
+
+@pytest.fixture
+async def world(db: Database) -> World:
+    cipher = DataCipher(Fernet.generate_key().decode())
+    async with db.sessionmaker.begin() as session:
+        await geo.import_pairs(
+            session, "示例县", [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
+        )
+        t1 = await geo.township_by_name(session, "青山镇")
+        t2 = await geo.township_by_name(session, "木黄镇")
+        assert t1 is not None and t2 is not None
+        persons = {
+            OFFICIAL: await _person(
+                session, OFFICIAL, "乡干部", [(Role.TOWNSHIP_OFFICIAL, t1.id, None)]
+            ),
+            OTHER_OFFICIAL: await _person(
+                session, OTHER_OFFICIAL, "木黄干部", [(Role.TOWNSHIP_OFFICIAL, t2.id, None)]
+            ),
+            COUNTY: await _person(session, COUNTY, "县干部", [(Role.COUNTY_OFFICIAL, None, None)]),
+            MENTOR_T: await _person(
+                session, MENTOR_T, "镇导师甲", [(Role.MENTOR, t1.id, "township")]
+            ),
+            MENTOR_T2: await _person(
+                session, MENTOR_T2, "镇导师乙", [(Role.MENTOR, t1.id, "township")]
+            ),
+            MENTOR_V: await _person(
+                session, MENTOR_V, "村书记", [(Role.MENTOR, t1.id, "village")]
+            ),
+            MENTOR_BOTH: await _person(
+                session,
+                MENTOR_BOTH,
+                "双岗导师",
+                [(Role.MENTOR, t1.id, "township"), (Role.MENTOR, t1.id, "village")],
+            ),
+            MENTOR_ELSEWHERE: await _person(
+                session, MENTOR_ELSEWHERE, "木黄导师", [(Role.MENTOR, t2.id, "township")]
+            ),
+            NOBODY: await _person(session, NOBODY, "路人", []),
+        }
+        world = World(
+            db,
+            t1.id,
+            t2.id,
+            cadre=await _nomination(session, cipher, "张三", t1.id),
+            cadre2=await _nomination(session, cipher, "李四", t1.id),
+            far_cadre=await _nomination(session, cipher, "王五", t2.id),
+            new_cadre=await _nomination(session, cipher, "赵六", t1.id, status="new"),
+            persons=persons,
+        )
+    for telegram_id in persons:
+        world.actors[telegram_id] = await world.actor(telegram_id)
+    return world
+
+
+async def _assign(
+    w: World, by: int, nomination_id: int, slot: str, mentor: int, now: datetime = NOW
+) -> mentoring.Assignment:
+    actor = await w.actor(by)
+    async with w.db.sessionmaker.begin() as session:
+        return await mentoring.assign_mentor(
+            session, actor, nomination_id, slot, w.persons[mentor], now=now
+        )
+
+
+async def _pairings(w: World, nomination_id: int) -> list[Pairing]:
+    async with w.db.sessionmaker() as session:
+        return list(
+            await session.scalars(
+                select(Pairing).where(Pairing.nomination_id == nomination_id).order_by(Pairing.id)
+            )
+        )
+
+
+async def _count(db: Database, model: type, *where: Any) -> int:
+    async with db.sessionmaker() as session:
+        return int(
+            await session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+        )
+
+
+# --- pairing --------------------------------------------------------------------------------
+
+
+async def test_pairing_fills_each_slot_with_a_matching_mentor(world: World) -> None:
+    w = world
+    first = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T)
+    assert first.changed and first.previous_person_id is None
+    assert first.mentor_telegram_id == MENTOR_T and first.cadre.full_name == "张三"
+    # A village secretary cannot take the township cadre's slot, nor the reverse.
+    with pytest.raises(PairingRefused) as refused:
+        await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_V)
+    assert refused.value.code == "slot"
+    with pytest.raises(PairingRefused):
+        await _assign(w, OFFICIAL, w.cadre, "village", MENTOR_T2)
+    second = await _assign(w, OFFICIAL, w.cadre, "village", MENTOR_V)
+    assert second.changed
+    # Two slots, two different people, even when one person holds both kinds of grant.
+    await _assign(w, OFFICIAL, w.cadre2, "township", MENTOR_BOTH)
+    with pytest.raises(PairingRefused) as refused:
+        await _assign(w, OFFICIAL, w.cadre2, "village", MENTOR_BOTH)
+    assert refused.value.code == "same_person"
+    again = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T)
+    assert not again.changed and again.pairing_id == first.pairing_id
+    async with w.db.sessionmaker() as session:
+        cadre = await mentoring.cadre_pairings(session, w.actors[OFFICIAL], w.cadre)
+    assert {s: m.full_name for s, m in cadre.current.items()} == {
+        "township": "镇导师甲",
+        "village": "村书记",
+    }
+    assert await _count(w.db, AuditLog, AuditLog.action == "pairing.assign") == 3
+
+
+async def test_reassignment_ends_the_old_pairing_and_keeps_history(world: World) -> None:
+    w = world
+    first = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=40))
+    second = await _assign(w, COUNTY, w.cadre, "township", MENTOR_T2)
+    assert second.changed and second.previous_person_id == w.persons[MENTOR_T]
+    assert second.previous_name == "镇导师甲" and second.previous_telegram_id == MENTOR_T
+    rows = await _pairings(w, w.cadre)
+    assert [(p.id, p.ended_at is None) for p in rows] == [
+        (first.pairing_id, False),
+        (second.pairing_id, True),
+    ]
+    assert rows[0].ended_at == NOW and rows[1].assigned_by_person_id == w.persons[COUNTY]
+    # Back to the first mentor: a third row, the history still complete.
+    await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T)
+    rows = await _pairings(w, w.cadre)
+    assert len(rows) == 3 and sum(p.ended_at is None for p in rows) == 1
+    audit = await _count(
+        w.db,
+        AuditLog,
+        AuditLog.action == "pairing.assign",
+        AuditLog.subject_id == second.pairing_id,
+    )
+    assert audit == 1
+
+
+async def test_database_allows_one_active_pairing_per_slot(world: World) -> None:
+    w = world
+    await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T)
+    with pytest.raises(IntegrityError):
+        async with w.db.sessionmaker.begin() as session:
+            session.add(
+                Pairing(
+                    nomination_id=w.cadre,
+                    mentor_person_id=w.persons[MENTOR_T2],
+                    slot="township",
+                    assigned_at=NOW,
+                )
+            )
+    # An ended one beside the active one is history, and allowed.
+    async with w.db.sessionmaker.begin() as session:
+        session.add(
+            Pairing(
+                nomination_id=w.cadre,
+                mentor_person_id=w.persons[MENTOR_T2],
+                slot="township",
+                assigned_at=NOW - timedelta(days=9),
+                ended_at=NOW - timedelta(days=8),
+            )
+        )
+
+
+async def test_pairing_scope(world: World) -> None:
+    w = world
+    other = w.actors[OTHER_OFFICIAL]
+    async with w.db.sessionmaker() as session:
+        cadres, total = await mentoring.pairable_cadres(session, other)
+        assert [c.nomination_id for c in cadres] == [w.far_cadre] and total == 1
+        mine, total = await mentoring.pairable_cadres(session, w.actors[OFFICIAL])
+        # In the pool only: the new nomination is not offered.
+        assert {c.nomination_id for c in mine} == {w.cadre, w.cadre2} and total == 2
+        _everyone, total = await mentoring.pairable_cadres(session, w.actors[COUNTY])
+        assert total == 3
+        for who in (MENTOR_T, NOBODY):
+            found, total = await mentoring.pairable_cadres(session, w.actors[who])
+            assert (found, total) == ([], 0)
+        with pytest.raises(NotAllowed):
+            await mentoring.cadre_pairings(session, other, w.cadre)
+        with pytest.raises(NotAllowed):
+            await mentoring.eligible_mentors(session, other, w.cadre, "township")
+        with pytest.raises(Stale):
+            await mentoring.cadre_pairings(session, w.actors[OFFICIAL], w.new_cadre)
+        choice = await mentoring.eligible_mentors(session, w.actors[OFFICIAL], w.cadre, "township")
+        # Same township and slot only: not the village secretary, not 木黄's mentor.
+        assert {m.full_name for m in choice.mentors} == {"镇导师甲", "镇导师乙", "双岗导师"}
+        village = await mentoring.eligible_mentors(session, w.actors[OFFICIAL], w.cadre, "village")
+        assert {m.full_name for m in village.mentors} == {"村书记", "双岗导师"}
+        with pytest.raises(NotAllowed):
+            await mentoring.eligible_mentors(session, w.actors[OFFICIAL], w.cadre, "x")
+    with pytest.raises(NotAllowed):
+        await _assign(w, OTHER_OFFICIAL, w.cadre, "township", MENTOR_T)
+    with pytest.raises(NotAllowed):
+        await _assign(w, MENTOR_T, w.cadre, "township", MENTOR_T)
+    # A mentor of another township cannot be put on this township's cadre, even by the county.
+    with pytest.raises(NotAllowed):
+        await _assign(w, COUNTY, w.cadre, "township", MENTOR_ELSEWHERE)
+    with pytest.raises(NotAllowed):
+        await _assign(w, OFFICIAL, w.cadre, "township", NOBODY)
+    with pytest.raises(Stale):
+        await _assign(w, OFFICIAL, w.new_cadre, "township", MENTOR_T)
+    # A revoked grant no longer qualifies.
+    async with w.db.sessionmaker.begin() as session:
+        await session.execute(
+            update(RoleGrant)
+            .where(RoleGrant.person_id == w.persons[MENTOR_T2])
+            .values(revoked_at=NOW)
+        )
+    with pytest.raises(NotAllowed):
+        await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T2)
+    assert await _count(w.db, Pairing) == 0
+
+
+# --- talks ----------------------------------------------------------------------------------
+
+
+async def _save(
+    w: World, mentor: int, pairing_id: int, *, day: date = TODAY, **changes: Any
+) -> TalkLog:
+    values: dict[str, Any] = {"talk_date": day, "mode": "face", "topics": TOPICS}
+    values.update(changes)
+    actor = await w.actor(mentor)
+    async with w.db.sessionmaker.begin() as session:
+        return await mentoring.save_talk(
+            session, actor, pairing_id, TalkInput(**values), now=NOW, tz=SHANGHAI
+        )
+
+
+async def test_talk_is_saved_with_its_difficulties(world: World) -> None:
+    w = world
+    pairing = await _assign(
+        w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=5)
+    )
+    talk = await _save(
+        w, MENTOR_T, pairing.pairing_id, difficulties=["缺少资金", "  技术培训不足  "], mode="home"
+    )
+    async with w.db.sessionmaker() as session:
+        stored = await session.get(TalkLog, talk.id)
+        assert stored is not None
+        assert stored.talk_date == TODAY and stored.mode == "home"
+        assert stored.topics == TOPICS and stored.mentor_person_id == w.persons[MENTOR_T]
+        rows = list(await session.scalars(select(Difficulty).order_by(Difficulty.id)))
+    assert [(d.description, d.status, d.talk_id) for d in rows] == [
+        ("缺少资金", "open", talk.id),
+        ("技术培训不足", "open", talk.id),
+    ]
+    assert await _count(w.db, AuditLog, AuditLog.action == "talk.create") == 1
+
+
+async def test_talk_refusals_save_nothing(world: World) -> None:
+    w = world
+    pairing = await _assign(
+        w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=5)
+    )
+    pid = pairing.pairing_id
+    # 00:30 in Shanghai on 2 March: the 2nd is today, the 3rd is the future.
+    for day, code in [
+        (date(2026, 3, 3), "talk_date.future"),
+        (TODAY - timedelta(days=6), "talk_date.before_pairing"),
+    ]:
+        with pytest.raises(RuleError) as refused:
+            await _save(w, MENTOR_T, pid, day=day)
+        assert refused.value.code == code
+    with pytest.raises(RuleError):
+        await _save(w, MENTOR_T, pid, topics={**TOPICS, "life": {"text": "好"}})
+    with pytest.raises(ValueError):
+        await _save(w, MENTOR_T, pid, topics={k: v for k, v in TOPICS.items() if k != "life"})
+    with pytest.raises(ValueError):
+        await _save(w, MENTOR_T, pid, topics={**TOPICS, "life": {"text": "好的", "voice": "V"}})
+    with pytest.raises(ValueError):
+        await _save(w, MENTOR_T, pid, mode="letter")
+    # Not their mentee: refused in the SQL, whether another mentor or an official.
+    for who in (MENTOR_T2, OFFICIAL, COUNTY, NOBODY):
+        with pytest.raises(NotAllowed):
+            await _save(w, who, pid)
+    # Once the pairing ends, its buttons are stale.
+    await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T2)
+    with pytest.raises(Stale):
+        await _save(w, MENTOR_T, pid)
+    assert await _count(w.db, TalkLog) == 0
+    assert await _count(w.db, Difficulty) == 0
+
+
+async def test_mentees_with_cadence(world: World) -> None:
+    w = world
+    early = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=40))
+    late = await _assign(w, OFFICIAL, w.cadre2, "township", MENTOR_T, now=NOW - timedelta(days=3))
+    await _assign(w, OFFICIAL, w.cadre, "village", MENTOR_V, now=NOW - timedelta(days=3))
+    await _save(w, MENTOR_T, late.pairing_id, day=TODAY - timedelta(days=1))
+    actor = w.actors[MENTOR_T]
+    async with w.db.sessionmaker() as session:
+        mentees = await mentoring.list_mentees(session, actor, now=NOW, tz=SHANGHAI)
+        with pytest.raises(NotAllowed):
+            await mentoring.own_mentee(session, w.actors[MENTOR_V], early.pairing_id, now=NOW)
+        mentee = await mentoring.own_mentee(session, actor, late.pairing_id, now=NOW)
+    assert [(m.full_name, m.cadence.state, m.last_talk) for m in mentees] == [
+        ("张三", CadenceState.OVERDUE, None),
+        ("李四", CadenceState.OK, TODAY - timedelta(days=1)),
+    ]
+    assert mentees[0].paired_on == TODAY - timedelta(days=40)
+    assert mentees[0].cadence.days_left == -10
+    assert mentee.cadence.due_date == TODAY + timedelta(days=29)
+    async with w.db.sessionmaker() as session:
+        assert await mentoring.list_mentees(session, w.actors[OFFICIAL], now=NOW) == []
+
+
+# --- difficulties ---------------------------------------------------------------------------
+
+
+async def _difficulties_everywhere(w: World) -> dict[str, int]:
+    """One talk with a difficulty for 张三 (township 1) and one for 王五 (township 2)."""
+    here = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=5))
+    there = await _assign(
+        w, OTHER_OFFICIAL, w.far_cadre, "township", MENTOR_ELSEWHERE, now=NOW - timedelta(days=5)
+    )
+    await _save(w, MENTOR_T, here.pairing_id, difficulties=["缺少资金"])
+    await _save(w, MENTOR_ELSEWHERE, there.pairing_id, difficulties=["道路不通"])
+    async with w.db.sessionmaker() as session:
+        rows = (await session.execute(select(Difficulty.description, Difficulty.id))).all()
+    return {d: i for d, i in rows}
+
+
+async def test_difficulties_scope_and_resolution(world: World) -> None:
+    w = world
+    ids = await _difficulties_everywhere(w)
+    seen: dict[int, set[str]] = {}
+    async with w.db.sessionmaker() as session:
+        for who in (MENTOR_T, MENTOR_V, OFFICIAL, OTHER_OFFICIAL, COUNTY, NOBODY):
+            items, total = await mentoring.open_difficulties(session, w.actors[who])
+            assert total == len(items)
+            seen[who] = {i.description for i in items}
+    assert seen == {
+        MENTOR_T: {"缺少资金"},
+        MENTOR_V: set(),
+        OFFICIAL: {"缺少资金"},
+        OTHER_OFFICIAL: {"道路不通"},
+        COUNTY: {"缺少资金", "道路不通"},
+        NOBODY: set(),
+    }
+    for who in (OTHER_OFFICIAL, MENTOR_V, NOBODY):
+        with pytest.raises(NotAllowed):
+            async with w.db.sessionmaker.begin() as session:
+                await mentoring.resolve_difficulty(
+                    session, w.actors[who], ids["缺少资金"], note="已解决", now=NOW
+                )
+    with pytest.raises(RuleError):
+        async with w.db.sessionmaker.begin() as session:
+            await mentoring.resolve_difficulty(
+                session, w.actors[MENTOR_T], ids["缺少资金"], note="好", now=NOW
+            )
+    async with w.db.sessionmaker.begin() as session:
+        done = await mentoring.resolve_difficulty(
+            session, w.actors[MENTOR_T], ids["缺少资金"], note="协调小额贷款 5 万元", now=NOW
+        )
+    assert done.status == "resolved" and done.resolution == "协调小额贷款 5 万元"
+    assert done.resolved_at == NOW
+    with pytest.raises(Stale):
+        async with w.db.sessionmaker.begin() as session:
+            await mentoring.resolve_difficulty(
+                session, w.actors[OFFICIAL], ids["缺少资金"], note="再次解决", now=NOW
+            )
+    async with w.db.sessionmaker() as session:
+        with pytest.raises(Stale):
+            await mentoring.difficulty_for_resolution(session, w.actors[COUNTY], ids["缺少资金"])
+        row = await session.get(Difficulty, ids["缺少资金"])
+        assert row is not None and row.resolved_by_person_id == w.persons[MENTOR_T]
+    assert await _count(w.db, AuditLog, AuditLog.action == "difficulty.resolve") == 1
+    # The county official resolves the other township's one.
+    async with w.db.sessionmaker.begin() as session:
+        await mentoring.resolve_difficulty(
+            session, w.actors[COUNTY], ids["道路不通"], note="已修通道路", now=NOW
+        )
+
+
+async def test_difficulty_counts_per_township(world: World) -> None:
+    w = world
+    ids = await _difficulties_everywhere(w)
+    async with w.db.sessionmaker.begin() as session:
+        await mentoring.resolve_difficulty(
+            session, w.actors[COUNTY], ids["缺少资金"], note="已解决好", now=NOW
+        )
+    async with w.db.sessionmaker() as session:
+        counts = await mentoring.difficulty_counts(session)
+        assert [(c.township, c.raised, c.resolved, c.open) for c in counts] == [
+            ("青山镇", 1, 1, 0),
+            ("木黄镇", 1, 0, 1),
+        ]
+        later = await mentoring.difficulty_counts(session, since=NOW + timedelta(seconds=1))
+        assert [(c.raised, c.resolved, c.open) for c in later] == [(0, 0, 0), (0, 0, 1)]
+        one = await mentoring.difficulty_counts(session, township_id=w.t2, until=NOW)
+        assert [(c.township, c.raised) for c in one] == [("木黄镇", 0)]
+
+
+# --- cadence in SQL -------------------------------------------------------------------------
+
+
+async def test_due_pairings_match_talk_status(world: World) -> None:
+    """Only due-soon and overdue pairings come back, exactly those talk_status names."""
+    w = world
+    cases = [
+        # (cadre, slot, mentor, paired days ago, last talk days ago or None)
+        (w.cadre, "township", MENTOR_T, 40, None),  # overdue by 10 days
+        (w.cadre, "village", MENTOR_V, 31, 31),  # due yesterday: overdue
+        (w.cadre2, "township", MENTOR_T2, 60, 30),  # due today
+        (w.cadre2, "village", MENTOR_BOTH, 23, None),  # due in 7 days: due soon
+        (w.far_cadre, "township", MENTOR_ELSEWHERE, 22, None),  # due in 8 days: ok
+    ]
+    ids: dict[int, int] = {}
+    async with w.db.sessionmaker.begin() as session:
+        for index, (cadre, slot, mentor, paired_ago, talk_ago) in enumerate(cases):
+            # At 00:30 Shanghai time: a pairing made "N days ago" at that local hour.
+            pairing = Pairing(
+                nomination_id=cadre,
+                mentor_person_id=w.persons[mentor],
+                slot=slot,
+                assigned_at=NOW - timedelta(days=paired_ago),
+            )
+            session.add(pairing)
+            await session.flush()
+            ids[index] = pairing.id
+            if talk_ago is not None:
+                session.add(
+                    TalkLog(
+                        pairing_id=pairing.id,
+                        nomination_id=cadre,
+                        mentor_person_id=w.persons[mentor],
+                        talk_date=TODAY - timedelta(days=talk_ago),
+                        mode="phone",
+                        topics=TOPICS,
+                    )
+                )
+                # An older talk too: the latest one counts.
+                session.add(
+                    TalkLog(
+                        pairing_id=pairing.id,
+                        nomination_id=cadre,
+                        mentor_person_id=w.persons[mentor],
+                        talk_date=TODAY - timedelta(days=talk_ago + 20),
+                        mode="face",
+                        topics=TOPICS,
+                    )
+                )
+        # An ended pairing long overdue, and a cadre out of the pool: neither is due.
+        session.add(
+            Pairing(
+                nomination_id=w.far_cadre,
+                mentor_person_id=w.persons[MENTOR_ELSEWHERE],
+                slot="village",
+                assigned_at=NOW - timedelta(days=200),
+                ended_at=NOW - timedelta(days=100),
+            )
+        )
+        session.add(
+            Pairing(
+                nomination_id=w.new_cadre,
+                mentor_person_id=w.persons[MENTOR_T],
+                slot="township",
+                assigned_at=NOW - timedelta(days=200),
+            )
+        )
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sync_engine = w.db.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", capture)
+    try:
+        async with w.db.sessionmaker() as session:
+            due = await mentoring.due_pairings(session, NOW, 30, 7, tz=SHANGHAI)
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", capture)
+    assert [(d.pairing_id, d.cadence.state, d.cadence.days_left) for d in due] == [
+        (ids[0], CadenceState.OVERDUE, -10),
+        (ids[1], CadenceState.OVERDUE, -1),
+        (ids[2], CadenceState.DUE_SOON, 0),
+        (ids[3], CadenceState.DUE_SOON, 7),
+    ]
+    assert due[0].mentor_telegram_id == MENTOR_T and due[0].mentor_name == "镇导师甲"
+    assert due[0].last_talk is None and due[1].last_talk == TODAY - timedelta(days=31)
+    assert due[0].township == "青山镇" and due[0].full_name == "张三"
+    assert all(d.mentor_active for d in due)
+    # The due condition is in SQL, with the latest talk found by GROUP BY.
+    main = next(s for s in statements if "pairing" in s.lower() and "max(" in s.lower())
+    assert "group by" in main.lower()
+    # Brute force over every active pairing agrees.
+    async with w.db.sessionmaker() as session:
+        expected = set()
+        for pairing in await session.scalars(
+            select(Pairing)
+            .join(Nomination)
+            .where(Pairing.ended_at.is_(None), Nomination.status == "in_pool")
+        ):
+            last = await session.scalar(
+                select(func.max(TalkLog.talk_date)).where(TalkLog.pairing_id == pairing.id)
+            )
+            paired_on = pairing.assigned_at.astimezone(SHANGHAI).date()
+            if talk_status(last, paired_on, NOW, tz=SHANGHAI).state != CadenceState.OK:
+                expected.add(pairing.id)
+        assert {d.pairing_id for d in due} == expected
+        only_two = await mentoring.due_pairings(session, NOW, tz=SHANGHAI, township_id=w.t2)
+        assert only_two == []
+        # A day later the ok one is due soon too; a shorter cadence makes more overdue.
+        tomorrow = await mentoring.due_pairings(session, NOW + timedelta(days=1), tz=SHANGHAI)
+        assert len(tomorrow) == 5
+        strict = await mentoring.due_pairings(session, NOW, 20, 0, tz=SHANGHAI)
+        assert {d.pairing_id for d in strict if d.cadence.state == "overdue"} == {
+            ids[0],
+            ids[1],
+            ids[2],
+            ids[3],
+            ids[4],
+        }
+        counts = await mentoring.talk_counts(session, now=NOW, tz=SHANGHAI)
+    # A revoked mentor's pairing is still due (the official must hear of it), flagged so.
+    async with w.db.sessionmaker.begin() as session:
+        await session.execute(
+            update(RoleGrant)
+            .where(RoleGrant.person_id == w.persons[MENTOR_T])
+            .values(revoked_at=NOW)
+        )
+    async with w.db.sessionmaker() as session:
+        revoked = await mentoring.due_pairings(session, NOW, tz=SHANGHAI)
+    assert [(d.pairing_id, d.mentor_active) for d in revoked][:2] == [
+        (ids[0], False),
+        (ids[1], True),
+    ]
+    assert [(c.township, c.pairings, c.cadres_paired, c.due_soon, c.overdue) for c in counts] == [
+        ("青山镇", 4, 2, 2, 2),
+        ("木黄镇", 1, 1, 0, 0),
+    ]
+    assert [c.talks for c in counts] == [4, 0]
+
+
+async def test_pairing_date_is_the_shanghai_date(world: World) -> None:
+    """Paired at 16:30 UTC on 1 Feb, 00:30 on 2 Feb in Shanghai: due 4 March, not 3 March."""
+    w = world
+    async with w.db.sessionmaker.begin() as session:
+        session.add(
+            Pairing(
+                nomination_id=w.cadre,
+                mentor_person_id=w.persons[MENTOR_T],
+                slot="township",
+                assigned_at=datetime(2026, 2, 1, 16, 30, tzinfo=UTC),
+            )
+        )
+    async with w.db.sessionmaker() as session:
+        # 2026-02-24 Shanghai: 8 days before 4 March, not yet due soon.
+        assert (
+            await mentoring.due_pairings(
+                session, datetime(2026, 2, 24, 1, tzinfo=SHANGHAI), tz=SHANGHAI
+            )
+            == []
+        )
+        (due,) = await mentoring.due_pairings(
+            session, datetime(2026, 2, 25, 1, tzinfo=SHANGHAI), tz=SHANGHAI
+        )
+    assert due.paired_on == date(2026, 2, 2) and due.cadence.due_date == date(2026, 3, 4)
+
+
+# --- dossier --------------------------------------------------------------------------------
+
+
+async def test_dossier_section_and_its_template(world: World) -> None:
+    w = world
+    old = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=20))
+    await _save(w, MENTOR_T, old.pairing_id, day=TODAY - timedelta(days=2), difficulties=["缺水"])
+    await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T2, now=NOW - timedelta(days=1))
+    await _assign(w, OFFICIAL, w.cadre, "village", MENTOR_V, now=NOW - timedelta(days=1))
+    async with w.db.sessionmaker() as session:
+        section = await mentoring.dossier_section(session, w.cadre)
+        empty = await mentoring.dossier_section(session, w.cadre2)
+    assert [m.full_name for m in section.current] == ["镇导师乙", "村书记"]
+    assert [m.full_name for m in section.past] == ["镇导师甲"]
+    (talk,) = section.talks
+    assert talk.mentor_name == "镇导师甲" and talk.difficulties == 1
+    assert [(t.code, t.voice) for t in talk.topics] == [
+        ("thought", False),
+        ("work", True),
+        ("life", False),
+        ("problems", False),
+    ]
+    assert [d.description for d in section.difficulties] == ["缺水"]
+    assert section.open_difficulties == 1
+    env = build_environment()
+    for locale in LOCALES:
+        source = f'{{% include "{locale}/dossier/_mentoring.html.j2" %}}'
+        html = env.from_string(source).render(locale=locale, mentoring=section)
+        plain = check(html)
+        assert "镇导师甲" in plain and "思想稳定" in plain and "缺水" in plain
+        assert check(env.from_string(source).render(locale=locale, mentoring=empty))
+        for equal in (False, True):
+            hostile = env.from_string(source).render(
+                locale=locale, mentoring=HostileValue(HOSTILE, equal=equal)
+            )
+            assert "<script>alert(1)</script>" in check(hostile)
