@@ -20,6 +20,7 @@ from storage import audit
 from storage.crypto import DataCipher
 from storage.models import (
     Nomination,
+    Pairing,
     Person,
     Role,
     RoleGrant,
@@ -79,6 +80,15 @@ def visible_to(actor: Actor) -> ColumnElement[bool]:
     townships = actor.township_ids(Role.TOWNSHIP_OFFICIAL)
     if townships:
         clauses.append(Nomination.township_id.in_(townships))
+    if actor.has(Role.MENTOR):
+        # A mentor reads the files of their current mentees, and no one else's.
+        clauses.append(
+            Nomination.id.in_(
+                select(Pairing.nomination_id).where(
+                    Pairing.mentor_person_id == actor.person_id, Pairing.ended_at.is_(None)
+                )
+            )
+        )
     departments = actor.departments()
     if departments:
         # A reviewer reads a file only while it is in their department's vetting queue.

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
 from storage import geo, nominations, people
 from storage.crypto import DataCipher
@@ -76,3 +77,48 @@ async def test_reviewer_reads_a_file_only_during_its_vetting(db: Database) -> No
         await read(police)
     official_view = await read(official)
     assert official_view.show_reasons and len(official_view.reviews) == 3
+
+
+async def test_mentor_reads_current_mentees_only(db: Database) -> None:
+    from storage.models import Pairing
+
+    cipher = DataCipher(Fernet.generate_key().decode())
+    async with db.sessionmaker.begin() as session:
+        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
+        township = await geo.township_by_name(session, "青山镇")
+        assert township is not None
+        ids = []
+        for name in ("吴十", "郑十一"):
+            nomination = await nominations.create_nomination(
+                session,
+                cipher,
+                NominationForm(full_name=name, township_id=township.id, key_group="veteran"),
+                channel=Channel.ORGANIZATION,
+                submitted_by=None,
+                person_id=None,
+                now=NOW,
+            )
+            ids.append(nomination.id)
+        township_id = township.id
+    mentor = await _actor(
+        db, 3, role=Role.MENTOR.value, township_id=township_id, mentor_slot="township"
+    )
+    async with db.sessionmaker.begin() as session:
+        session.add(
+            Pairing(nomination_id=ids[0], mentor_person_id=mentor.person_id, slot="township")
+        )
+
+    async def read(nomination_id: int) -> str:
+        async with db.sessionmaker.begin() as session:
+            dossier = await nominations.load_dossier(session, mentor, nomination_id, now=NOW)
+        return dossier.full_name
+
+    assert await read(ids[0]) == "吴十"
+    with pytest.raises(NotAllowed):  # same township, not a mentee
+        await read(ids[1])
+    async with db.sessionmaker.begin() as session:
+        pairing = await session.scalar(select(Pairing))
+        assert pairing is not None
+        pairing.ended_at = NOW
+    with pytest.raises(NotAllowed):  # reassigned: no longer theirs
+        await read(ids[0])
