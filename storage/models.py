@@ -511,6 +511,9 @@ class GradeMove(Base):
     from_years: Mapped[int]
     to_years: Mapped[int]
     subsidy_yuan: Mapped[int] = mapped_column(default=0)
+    # The one-off award for an excellent year, and the performance pay tied to the result.
+    bonus_yuan: Mapped[int] = mapped_column(default=0, server_default="0")
+    performance_pay_yuan: Mapped[int | None]
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -564,3 +567,103 @@ class SummarySchedule(Base):
     day: Mapped[int]
     at_minute: Mapped[int] = mapped_column(default=8 * 60 + 30)
     last_period: Mapped[str | None] = mapped_column(String(16))
+    # Key figures as of the last summary sent, so the next one can show the change.
+    last_figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# ---------------------------------------------------------------------------------------------
+# Use (用): hard-post projects and outcomes. Money is kept in whole yuan (BIGINT): shown in
+# 万元, never rounded on the way into the database.
+
+
+class Project(Base):
+    """An idle-asset revitalization project (闲置资产盘活) of a village, led by cadres."""
+
+    __tablename__ = "project"
+    __table_args__ = (
+        CheckConstraint("status IN ('planned', 'under_way', 'done')", name="status_known"),
+        CheckConstraint("funds_yuan >= 0", name="funds_positive"),
+        Index("ix_project_village", "village_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    funds_yuan: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="planned")
+    created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ProjectLead(Base):
+    """A reserve cadre leading a project (one project may have several, and vice versa)."""
+
+    __tablename__ = "project_lead"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    )
+    nomination_id: Mapped[int] = mapped_column(
+        ForeignKey("nomination.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ProjectReport(Base):
+    """A progress report: collective income gained since the last report, with its date."""
+
+    __tablename__ = "project_report"
+    __table_args__ = (
+        CheckConstraint("income_yuan >= 0", name="income_positive"),
+        Index("ix_project_report_project", "project_id", "report_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    reported_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    report_date: Mapped[date] = mapped_column(Date)
+    income_yuan: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str | None] = mapped_column(String(10))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Election(Base):
+    """Elected into the village two committees (村两委)."""
+
+    __tablename__ = "election"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    position: Mapped[str] = mapped_column(String(60))
+    elected_on: Mapped[date] = mapped_column(Date)
+    recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Award(Base):
+    """An award or an exemplary-cadre recognition."""
+
+    __tablename__ = "award"
+    __table_args__ = (CheckConstraint("kind IN ('award', 'exemplary')", name="kind_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    title: Mapped[str] = mapped_column(String(100))
+    awarded_on: Mapped[date] = mapped_column(Date)
+    recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+
+class Publicity(Base):
+    """A media report on a cadre (outlet, date, title)."""
+
+    __tablename__ = "publicity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nomination.id", ondelete="CASCADE")
+    )
+    outlet: Mapped[str] = mapped_column(String(60))
+    title: Mapped[str] = mapped_column(String(200))
+    published_on: Mapped[date] = mapped_column(Date)
+    recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
