@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import CadreContext
 from bot.scheduler import planner
 from handlers.common import plan_notice
-from storage import reminders
+from storage import mentoring, people, reminders
 
 
 @planner("vetting-pending")
@@ -31,4 +31,47 @@ async def plan_vetting_pending(session: AsyncSession, context: CadreContext, now
             township=item.township,
             days=item.days,
         )
+    return planned
+
+
+@planner("talk-cadence")
+async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: datetime) -> int:
+    """Talks due soon remind the mentor; overdue ones also go to the township's officials.
+
+    Keys carry the pairing and its due date: one reminder per due date, however many ticks
+    (or processes) see it.
+    """
+    settings = context.settings
+    planned = 0
+    for due in await mentoring.due_pairings(
+        session, now, settings.talk_every_days, settings.talk_soon_days, tz=settings.tz
+    ):
+        values = {
+            "mentee": due.full_name,
+            "due_date": due.cadence.due_date.isoformat(),
+            "days_left": due.cadence.days_left,
+            "township": due.township,
+        }
+        state = due.cadence.state
+        if due.mentor_active and due.mentor_telegram_id is not None:
+            mentor = await people.recipients(session, [due.mentor_telegram_id])
+            planned += await plan_notice(
+                session,
+                context,
+                mentor,
+                "mentoring/reminder_due" if state == "due_soon" else "mentoring/reminder_overdue",
+                key=f"talk-{state}:{due.pairing_id}:{due.cadence.due_date.isoformat()}",
+                **values,
+            )
+        if state == "overdue":
+            officials = await reminders.township_official_recipients(session, due.township_id)
+            planned += await plan_notice(
+                session,
+                context,
+                officials,
+                "mentoring/escalation_overdue",
+                key=f"talk-escalation:{due.pairing_id}:{due.cadence.due_date.isoformat()}",
+                mentor=due.mentor_name or "",
+                **values,
+            )
     return planned
