@@ -24,6 +24,7 @@ from telegram.request import BaseRequest
 from bot import planners, scheduler  # noqa: F401 - planners registers the tick's planners
 from bot.context import CadreContext
 from bot.errors import on_error
+from bot.flows import FlowGuard
 from bot.persistence import DatabasePersistence
 from bot.settings import Settings
 from handlers import grades, mentoring, nomination, pool, review, start, trainings, vetting
@@ -90,12 +91,13 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
     """Every handler, in the order that decides who sees an update first.
 
-    Group -1: the guard that keeps group chats out. Group 0, in order: the commands of /start,
-    then each flow's conversation, then the catch-alls, which must come last so that they never
-    shadow a conversation's state handlers.
+    Group -2: the guard that keeps group chats out. Group -1 (added by build_application): the
+    one-flow-at-a-time guard over every conversation below. Group 0, in order: the commands of
+    /start, then each flow's conversation, then the catch-alls, which must come last so that
+    they never shadow a conversation's state handlers.
     """
     return [
-        (-1, start.guard_handlers()),
+        (-2, start.guard_handlers()),
         (
             0,
             [
@@ -143,7 +145,12 @@ def build_application(
     app: CadreApp = builder.build()  # type: ignore[assignment]
     app.bot_data["settings"] = settings
     app.bot_data["database"] = database
-    for group, handlers in handler_groups():
+    groups = handler_groups()
+    conversations = [
+        h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)
+    ]
+    groups.append((-1, [FlowGuard(conversations).handler()]))
+    for group, handlers in groups:
         for handler in handlers:
             _instrument(handler)
             app.add_handler(handler, group=group)

@@ -234,3 +234,16 @@ async def test_township_officials_are_told_of_a_new_nomination(county: BotHarnes
     assert [(n.chat_id, "待审核" in n.text) for n in notices] == [(official, True)]
     assert "张三" not in notices[0].text  # a notice carries no personal data
     assert await county.drain() == []  # planned once, sent once
+
+
+async def test_one_flow_at_a_time(county: BotHarness) -> None:
+    question = await consent(county)
+    question = last(await county.send(USER, "张三"))
+    (busy,) = await county.send(USER, "/recommend")
+    assert "没有完成" in busy.text and "/recommend" in busy.text
+    # The open flow is intact: the gender question still takes its answer.
+    question = last(await county.press(USER, question.button("男")))
+    assert "身份证" in question.text
+    await county.send(USER, "/cancel")
+    (started,) = await county.send(USER, "/recommend")
+    assert "姓名" in started.text
