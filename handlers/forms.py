@@ -317,6 +317,10 @@ class FormEngine:
         try:
             value = await self._validate(update, context, step, raw)
         except RuleError as error:
+            if error.code == "id.gender_mismatch" and not self.draft(context).get("editing"):
+                # The gender tapped earlier may be the mistake: ask it again, then the ID.
+                await reply(update, context, "form/invalid", code="id.gender_reask", params={})
+                return await self.ask(update, context, self.flow.index("gender"))
             await reply(
                 update, context, "form/invalid", code=error.code, params=error.params or {}
             )

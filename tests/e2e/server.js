@@ -155,6 +155,45 @@ const extraRoutes = [
       res.json({ ok: true, result: asBotApiMessage(stored) });
     });
   },
+  (app, server) => {
+    // Also answered `result: null` by the package, and it never removed the keyboard.
+    app.all('/bot:token/editMessageReplyMarkup', (req, res) => {
+      const body = TelegramServer.normalizeMessage({ ...(req.body || {}) });
+      if (body.inline_message_id !== undefined) {
+        res.json({ ok: true, result: true });
+        return;
+      }
+      const stored = server.storage.botMessages.find(
+        (item) =>
+          item.botToken === req.params.token &&
+          String(item.messageId) === String(body.message_id) &&
+          String(item.message.chat_id) === String(body.chat_id),
+      );
+      if (!stored) {
+        badRequest(res, 'message to edit not found');
+        return;
+      }
+      const before = parseJson(stored.message.reply_markup) || null;
+      const after = body.reply_markup || null;
+      const empty = (markup) => !markup || !(markup.inline_keyboard || []).length;
+      if (JSON.stringify(before) === JSON.stringify(after) || (empty(before) && empty(after))) {
+        badRequest(
+          res,
+          'message is not modified: specified new message content and reply markup are ' +
+            'exactly the same as a current content and reply markup of the message',
+        );
+        return;
+      }
+      if (after) {
+        stored.message = { ...stored.message, reply_markup: after };
+      } else {
+        delete stored.message.reply_markup;
+      }
+      stored.editedAt = Date.now();
+      server.emit('EditedMessageReplyMarkup');
+      res.json({ ok: true, result: asBotApiMessage(stored) });
+    });
+  },
   (app) => {
     app.all('/bot:token/answerCallbackQuery', (_req, res) => res.json({ ok: true, result: true }));
     for (const method of [
