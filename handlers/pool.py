@@ -33,7 +33,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from handlers.common import edit_or_reply, inline_rows, keyboard, label, now, reply
-from storage import figures, geo, nominations, people
+from storage import figures, geo, grades, mentoring, nominations, people, posts
 from storage.models import OFFICIAL_ROLES, Role
 from storage.nominations import Dossier, NotAllowed, PoolFilter, QueueItem
 from storage.people import Actor
@@ -434,6 +434,7 @@ async def _show_dossier(update: Update, context: CadreContext, nomination_id: in
                 dossier = None
             if dossier is not None:
                 values = _dossier_values(context, dossier)
+                values.update(await _sections(session, context, actor, nomination_id))
                 managed = await figures.managed_nomination(session, actor, nomination_id)
                 adjustable = managed is not None and managed.status == Status.IN_POOL.value
     if values is None:
@@ -444,6 +445,22 @@ async def _show_dossier(update: Update, context: CadreContext, nomination_id: in
         markup = keyboard([(label(update, context, "dossier.adjust"), f"pl:a:{nomination_id}")])
     await reply(update, context, "dossier/show", markup=markup, **values)
     return END
+
+
+async def _sections(
+    session: AsyncSession, context: CadreContext, actor: Actor, nomination_id: int
+) -> dict[str, Any]:
+    """The cultivate/manage/use parts of the file; the dossier read above checked scope."""
+    tz = context.settings.tz
+    return {
+        "mentoring": await mentoring.dossier_section(session, nomination_id, tz=tz),
+        "grade_section": await grades.dossier_section(
+            session, actor, nomination_id, context.bot_data["grade_policy"]
+        ),
+        "post_section": await posts.dossier_section(
+            session, actor, nomination_id, today=datetime.now(tz).date()
+        ),
+    }
 
 
 async def show_dossier(update: Update, context: CadreContext) -> int:
