@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
@@ -170,10 +170,16 @@ class Dispatcher:
             # Its previous dispatcher died after claiming: it may have sent already.
             self.stats.possible_duplicates += 1
             log.warning("outbox %s re-claimed after an expired lease: may duplicate", row.id)
+        markup = InlineKeyboardMarkup.de_json(row.markup, self.bot) if row.markup else None
         try:
-            for part in row.parts:
+            for index, part in enumerate(row.parts):
                 await self.pacer.wait(row.chat_id)
-                await self.bot.send_message(row.chat_id, part, parse_mode=ParseMode.HTML)
+                await self.bot.send_message(
+                    row.chat_id,
+                    part,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup if index == len(row.parts) - 1 else None,
+                )
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import CadreContext
 from bot.scheduler import planner
 from handlers.common import plan_notice
-from storage import mentoring, people, reminders
+from storage import mentoring, people, reminders, trainings
 
 
 @planner("vetting-pending")
@@ -72,6 +72,34 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
                 "mentoring/escalation_overdue",
                 key=f"talk-escalation:{due.pairing_id}:{due.cadence.due_date.isoformat()}",
                 mentor=due.mentor_name or "",
+                **values,
+            )
+    return planned
+
+
+@planner("training-tomorrow")
+async def plan_training_reminders(
+    session: AsyncSession, context: CadreContext, now: datetime
+) -> int:
+    """The day before a session, remind every invitee who has not declined; once each."""
+    planned = 0
+    tz = context.settings.tz
+    for training in await trainings.starting_between(session, now, now + timedelta(days=1)):
+        values = {
+            "kind": training.kind,
+            "topic": training.topic,
+            "title": training.title,
+            "place": training.place,
+            "starts": training.starts_at.astimezone(tz),
+            "ends": training.ends_at.astimezone(tz),
+        }
+        for invitee in training.invitees:
+            planned += await plan_notice(
+                session,
+                context,
+                [(invitee.telegram_id, invitee.language)],
+                "trainings/reminder",
+                key=f"training-reminder:{invitee.invite_id}",
                 **values,
             )
     return planned

@@ -50,7 +50,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from handlers.common import edit_or_reply, keyboard, label, labels_for, now, reply
-from storage import people, trainings
+from storage import outbox, people, trainings
 from storage.models import Training
 from storage.nominations import NotAllowed
 from storage.people import Actor
@@ -549,6 +549,10 @@ async def save_training(update: Update, context: CadreContext) -> int:
             if actor is None:
                 raise NotAllowed
             created = await trainings.create_training(session, actor, ready, now=now())
+            # Queued with the session it announces: sent by the dispatcher within limits.
+            delivered = await plan_invitations(
+                session, context, created.training, created.invitations
+            )
     except RuleError as error:
         await reply(update, context, "trainings/invalid", code=error.code, params=error.params)
         _draft(context)["editing"] = True
@@ -567,7 +571,6 @@ async def save_training(update: Update, context: CadreContext) -> int:
         return await _ask(update, context, PICK if problem == "audience_changed" else AUDIENCE)
     await _drop_buttons(update)
     _forget(context)
-    delivered = await send_invitations(context, created.training, created.invitations)
     await reply(
         update,
         context,
@@ -581,33 +584,33 @@ async def save_training(update: Update, context: CadreContext) -> int:
     return ConversationHandler.END
 
 
-async def send_invitations(
-    context: CadreContext, training: Training, invitations: list[trainings.Invitation]
+async def plan_invitations(
+    session: AsyncSession,
+    context: CadreContext,
+    training: Training,
+    invitations: list[trainings.Invitation],
 ) -> int:
-    """Send each invitee the invitation in their language, with RSVP buttons.
+    """Queue each invitee's invitation in their language, with RSVP buttons (the outbox).
 
-    Returns how many were delivered. A person who blocked the bot (Forbidden) or any other
-    Telegram failure must not undo the saved session: it is logged and skipped.
+    Returns how many were queued; the dispatcher sends them within Telegram's limits and
+    marks people who blocked the bot as unreachable, without holding up the organizer.
     """
-    delivered = 0
+    queued = 0
     values = _session_values(context, training)
     for invitation in invitations:
         locale = normalize_locale(invitation.language, context.settings.locale)
         body = render(context.jinja, locale, "trainings/invitation", rsvp=None, **values)
         markup = _rsvp_markup(labels_for(context.jinja, locale), invitation.invite_id)
-        parts = split_message(body)
-        try:
-            for index, part in enumerate(parts):
-                last = index == len(parts) - 1
-                await context.bot.send_message(
-                    invitation.telegram_id, part, reply_markup=markup if last else None
-                )
-            delivered += 1
-        except TelegramError as exc:
-            log.warning(
-                "invitation %s not delivered: %s", invitation.invite_id, type(exc).__name__
-            )
-    return delivered
+        if await outbox.plan(
+            session,
+            key=f"training-invite:{invitation.invite_id}",
+            chat_id=invitation.telegram_id,
+            kind="trainings/invitation",
+            parts=split_message(body),
+            markup=markup.to_dict(),
+        ):
+            queued += 1
+    return queued
 
 
 def _rsvp_markup(labels: dict[str, str], invite_id: int) -> InlineKeyboardMarkup:

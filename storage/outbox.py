@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,6 +31,8 @@ class Claimed:
     chat_id: int
     kind: str
     parts: list[str]
+    # An inline keyboard (Bot API JSON) for the last part, e.g. RSVP buttons.
+    markup: dict[str, Any] | None
     attempts: int
     # True when a previous claim expired: the message may already have been delivered.
     reclaimed: bool
@@ -43,13 +46,17 @@ async def plan(
     kind: str,
     parts: list[str],
     not_before: datetime | None = None,
+    markup: dict[str, Any] | None = None,
 ) -> bool:
     """Add a message unless one with the same key exists; True when it was added."""
+    body: dict[str, Any] = {"parts": parts}
+    if markup is not None:
+        body["markup"] = markup
     values: dict[str, object] = {
         "key": key,
         "chat_id": chat_id,
         "kind": kind,
-        "parts": {"parts": parts},
+        "parts": body,
         "status": "pending",
         "attempts": 0,
     }
@@ -105,6 +112,7 @@ async def claim(
             r.chat_id,
             r.kind,
             list(r.parts["parts"]),
+            r.parts.get("markup"),
             r.attempts,
             reclaimed=r.error == "in-flight",
         )

@@ -253,9 +253,10 @@ async def test_full_creation_with_wrong_answers_everywhere(county: County) -> No
     assert await count(bot, Training) == 0
     bot.fake.clear()
     saved = last(await bot.press(QINGSHAN, review.button("保存并发出邀请")))
-    assert (
-        "培训已保存" in saved.text and "已邀请 1 人" in saved.text and "已送达 1 人" in saved.text
-    )
+    assert "培训已保存" in saved.text and "已邀请 1 人" in saved.text
+    assert "1 份邀请正在发送" in saved.text  # queued in the outbox with the session
+    (invitation,) = await bot.drain()
+    assert "培训邀请" in invitation.text and len(invitation.labels) == 2
     async with bot.database.sessionmaker() as session:
         training = await session.scalar(select(Training))
         assert training is not None
@@ -299,7 +300,8 @@ async def test_county_official_chooses_the_county_or_any_township(county: County
     assert "全县后备干部" in review.text
     bot.fake.clear()
     saved = last(await bot.press(COUNTY, review.button("保存并发出邀请")))
-    assert "已邀请 3 人" in saved.text and "已送达 3 人" in saved.text
+    assert "已邀请 3 人" in saved.text and "3 份邀请正在发送" in saved.text
+    await bot.drain()
     assert sorted({s.chat_id for s in bot.fake.sent if "培训邀请" in s.text}) == [9001, 9002, 9004]
 
 
@@ -315,17 +317,17 @@ async def test_only_officials_may_create(county: County) -> None:
 async def test_invitation_survives_a_blocked_invitee(county: County) -> None:
     bot = county.bot
     review = await fill_until_review(bot)
-    # The press answers the query and takes the buttons off (two calls), then invites 张一
-    # (9001), who blocked the bot, then 张二.
-    done = (200, {"ok": True, "result": True})
-    blocked = (403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked"})
-    bot.fake.faults.extend([done, done, blocked])
+    # 张一 (9001) blocked the bot; 张二 (9002) did not.
+    bot.fake.blocked.add(9001)
     bot.fake.clear()
     saved = last(await bot.press(QINGSHAN, review.button("保存并发出邀请")))
     assert "培训已保存" in saved.text and "已邀请 2 人" in saved.text
-    assert "已送达 1 人" in saved.text
+    await bot.drain()
     assert [s.chat_id for s in bot.fake.sent if "培训邀请" in s.text] == [9002]
     assert await count(bot, TrainingInvite) == 2
+    async with bot.database.sessionmaker() as session:
+        blocked = await session.get(TelegramAccount, 9001)
+    assert blocked is not None and blocked.unreachable_at is not None
 
 
 async def test_cancel_mid_creation_stores_nothing(county: County) -> None:
