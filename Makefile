@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 E2E := tests/e2e
 
-.PHONY: run test lint bench-dispatch clean
+.PHONY: run test shell bench-dispatch clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(VENV)/.installed-test $(E2E)/node_modules/.package-lock.json
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bot handlers storage templates
 	$(BIN)/pytest -q
+
+# Chat with the real handlers in the terminal, no token: `make shell ARGS="--as mentor"`.
+shell: $(VENV)/.installed-run
+	$(BIN)/cadrebot shell $(ARGS)
 
 bench-dispatch: $(VENV)/.installed-test
 	$(BIN)/python -m bench.dispatch

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from bot import logs
+from bot import logs, shell
 from bot.settings import Settings, SettingsError, load_settings
 from storage import migrate
 from storage.db import Database
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--scale", choices=["small"], default="small")
 
     sub.add_parser("keygen", help="print a new DATA_KEY for .env")
+    shell.add_parser(sub)
     return parser
 
 
@@ -96,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "shell":
+        return shell.run(args, settings)
     if args.command == "db" and args.db_command == "revision":
         migrate.revision(settings.database_url, args.message)
         return 0
