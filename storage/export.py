@@ -1,0 +1,770 @@
+"""The /export workbook: the scope's records as an .xlsx, streamed from the database.
+
+openpyxl's write-only mode keeps only the row being written in memory (each sheet goes to a
+temporary file until the save zips them), and every query is streamed in batches, so the
+whole county exports in bounded memory. Scope is a WHERE clause on the township, as for every
+other read: a township official's workbook cannot hold another township's rows. Personal
+numbers appear only as their stored masks; nothing here ever decrypts.
+
+Every word in the workbook comes from the caller's `locale_labels` (the `_labels` table and
+`export/_titles` merged): sheet and column titles are required, values fall back to codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from typing import IO, Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute, aliased
+
+from storage import audit
+from storage.models import (
+    County,
+    Difficulty,
+    GradeMove,
+    GradeState,
+    Nomination,
+    Person,
+    Project,
+    ProjectLead,
+    ProjectReport,
+    Role,
+    StatusChange,
+    TalkLog,
+    Township,
+    Training,
+    TrainingInvite,
+    VettingReview,
+    Village,
+)
+from storage.nominations import NotAllowed
+from storage.people import Actor
+from storage.rules.vetting import Status
+
+# Rows fetched per round trip: large enough to keep the database busy, small enough that a
+# batch of the widest sheet stays a few hundred kilobytes.
+YIELD_PER = 1000
+# Excel refuses longer cells; our columns are far shorter, this only guards the format.
+CELL_MAX = 32_767
+TALK_TOPICS = ("thought", "work", "life", "problems")
+YUAN_PER_WAN = Decimal(10_000)
+
+DATETIME = "yyyy-mm-dd hh:mm"
+WAN = "0.00##"
+BOLD = Font(bold=True)
+
+PathOrBuffer = str | os.PathLike[str] | IO[bytes]
+# Rows of any width: each sheet's query picks its own columns.
+AnyRow = Row[*tuple[Any, ...]]
+AnySelect = Select[*tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportScope:
+    """Whose records: the whole county (`township_ids` None) or some townships."""
+
+    township_ids: frozenset[int] | None = None
+
+    @property
+    def is_county(self) -> bool:
+        return self.township_ids is None
+
+    def covers(self, township_id: QueryableAttribute[Any]) -> ColumnElement[bool]:
+        """The condition on a township id column; an empty set of townships covers nothing."""
+        if self.township_ids is None:
+            return true()
+        if not self.township_ids:
+            return false()
+        return township_id.in_(sorted(self.township_ids))
+
+
+def scope_of(actor: Actor) -> ExportScope | None:
+    """An official's export scope (the same as what they manage); None for anyone else."""
+    if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
+        return ExportScope()
+    townships = actor.township_ids(Role.TOWNSHIP_OFFICIAL)
+    return ExportScope(townships) if townships else None
+
+
+async def scope_names(session: AsyncSession, scope: ExportScope) -> list[str]:
+    """The county's name, or the townships' names, for a file name or a caption."""
+    if scope.township_ids is None:
+        query = select(County.name).order_by(County.id).limit(1)
+    else:
+        query = select(Township.name).where(scope.covers(Township.id)).order_by(Township.id)
+    return list((await session.scalars(query)).all())
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    width: float
+    number_format: str | None = None
+
+
+SHEETS: dict[str, tuple[Column, ...]] = {
+    "roster": (
+        Column("nomination_id", 8),
+        Column("full_name", 12),
+        Column("gender", 6),
+        Column("birth_date", 12),
+        Column("id_number", 21),
+        Column("phone", 14),
+        Column("ethnicity", 10),
+        Column("political_status", 14),
+        Column("education", 12),
+        Column("township", 14),
+        Column("village", 14),
+        Column("key_group", 20),
+        Column("channel", 12),
+        Column("status", 14),
+        Column("grade", 6),
+        Column("years_in_grade", 10),
+    ),
+    "nominations": (
+        Column("nomination_id", 8),
+        Column("full_name", 12),
+        Column("township", 14),
+        Column("channel", 12),
+        Column("key_group", 20),
+        Column("submitted", 14),
+        Column("status", 14),
+        Column("status_since", 14),
+        Column("history", 60),
+    ),
+    "vetting": (
+        Column("nomination_id", 8),
+        Column("full_name", 12),
+        Column("township", 14),
+        Column("department", 12),
+        Column("decision", 10),
+        Column("requested", 12),
+        Column("decided", 12),
+        Column("note", 40),
+    ),
+    "talks": (
+        Column("talk_date", 12),
+        Column("mode", 10),
+        Column("mentor", 12),
+        Column("mentee", 12),
+        Column("nomination_id", 8),
+        Column("township", 14),
+        *(Column(topic, 30) for topic in TALK_TOPICS),
+    ),
+    "difficulties": (
+        Column("raised", 12),
+        Column("nomination_id", 8),
+        Column("full_name", 12),
+        Column("township", 14),
+        Column("description", 40),
+        Column("difficulty_status", 10),
+        Column("resolution", 40),
+        Column("resolved", 12),
+    ),
+    "trainings": (
+        Column("training_id", 8),
+        Column("training", 24),
+        Column("kind", 12),
+        Column("topic", 12),
+        Column("starts", 17, DATETIME),
+        Column("place", 16),
+        Column("nomination_id", 8),
+        Column("invitee", 12),
+        Column("rsvp", 10),
+        Column("attended", 8),
+        Column("score", 8),
+    ),
+    "grades": (
+        Column("nomination_id", 8),
+        Column("full_name", 12),
+        Column("township", 14),
+        Column("year", 8),
+        Column("result", 10),
+        Column("from_grade", 8),
+        Column("to_grade", 8),
+        Column("from_years", 10),
+        Column("to_years", 10),
+        Column("subsidy", 10),
+        Column("recorded", 12),
+    ),
+    "projects": (
+        Column("project_id", 8),
+        Column("township", 14),
+        Column("village", 14),
+        Column("project", 30),
+        Column("funds", 12, WAN),
+        Column("project_status", 10),
+        Column("leads", 30),
+        Column("income", 14, WAN),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    """What was written: rows per sheet (headers not counted), keyed like SHEETS."""
+
+    rows: dict[str, int]
+
+
+class _Words:
+    """Titles (required: a missing one is a bug) and value labels (fall back to the code)."""
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self._labels = labels
+
+    def title(self, key: str) -> str:
+        return self._labels[f"export.{key}"]
+
+    def value(self, prefix: str, code: str | None) -> str | None:
+        if code is None:
+            return None
+        return self._labels.get(f"{prefix}.{code}", code)
+
+    def name(self, full_name: str | None) -> str:
+        return full_name or self._labels.get("person.unnamed", "")
+
+    def yes_no(self, flag: bool) -> str:
+        return self._labels.get("yes" if flag else "no", str(flag))
+
+
+class _Clock:
+    """UTC instants from the database as the county's local dates and times (Excel has no
+    time zones: openpyxl refuses aware datetimes)."""
+
+    def __init__(self, tz: tzinfo) -> None:
+        self._tz = tz
+
+    def local(self, at: datetime | None) -> datetime | None:
+        return None if at is None else at.astimezone(self._tz).replace(tzinfo=None)
+
+    def day(self, at: datetime | None) -> date | None:
+        return None if at is None else at.astimezone(self._tz).date()
+
+
+def _wan(yuan: int | None) -> Decimal | None:
+    return None if yuan is None else Decimal(yuan) / YUAN_PER_WAN
+
+
+async def _stream(session: AsyncSession, query: AnySelect) -> AsyncIterator[AnyRow]:
+    """The rows of a query in batches of YIELD_PER, never the whole result at once."""
+    result = await session.stream(query.execution_options(yield_per=YIELD_PER))
+    try:
+        async for row in result:
+            yield row
+    finally:
+        await result.close()
+
+
+async def _grouped(rows: AsyncIterator[AnyRow]) -> AsyncIterator[list[AnyRow]]:
+    """Consecutive rows with the same first column (the query orders by it) as one list."""
+    group: list[AnyRow] = []
+    for_key: Any = None
+    async for row in rows:
+        if group and row[0] != for_key:
+            yield group
+            group = []
+        for_key = row[0]
+        group.append(row)
+    if group:
+        yield group
+
+
+# -- the sheets: each yields value rows in the order of its SHEETS columns --------------------
+
+
+def _roster(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIterator[list[Any]]:
+    query = (
+        select(
+            Nomination.id,
+            Person.full_name,
+            Nomination.gender,
+            Nomination.birth_date,
+            Nomination.id_number_masked,
+            Nomination.phone_masked,
+            Nomination.ethnicity,
+            Nomination.political_status,
+            Nomination.education,
+            Township.name,
+            Village.name,
+            Nomination.key_group,
+            Nomination.channel,
+            Nomination.status,
+            GradeState.grade,
+            GradeState.years_in_grade,
+        )
+        .join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .outerjoin(Village, Village.id == Nomination.village_id)
+        .outerjoin(GradeState, GradeState.nomination_id == Nomination.id)
+        .where(scope.covers(Nomination.township_id))
+        .order_by(Nomination.township_id, Nomination.id)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for r in _stream(session, query):
+            yield [
+                r[0],
+                words.name(r[1]),
+                words.value("gender", r[2]),
+                r[3],
+                r[4],
+                r[5],
+                words.value("ethnicity", r[6]),
+                words.value("political_status", r[7]),
+                words.value("education", r[8]),
+                r[9],
+                r[10],
+                words.value("key_group", r[11]),
+                words.value("channel", r[12]),
+                words.value("status", r[13]),
+                r[14],
+                r[15],
+            ]
+
+    return rows()
+
+
+def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock) -> str:
+    entries = []
+    for row in group:
+        at, event, reason = row[8], row[9], row[10]
+        if at is None:
+            continue
+        # Submissions are stored as "submit:<channel>"; the channel has its own column.
+        name = words.value("dossier.event", event.split(":", 1)[0]) or ""
+        day = clock.day(at)
+        fmt = words.title("format.history_reason" if reason else "format.history_entry")
+        entries.append(fmt.format(date=day.isoformat() if day else "", event=name, reason=reason))
+    return words.title("format.history_sep").join(entries)
+
+
+def _nominations(
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+) -> AsyncIterator[list[Any]]:
+    query = (
+        select(
+            Nomination.id,
+            Person.full_name,
+            Township.name,
+            Nomination.channel,
+            Nomination.key_group,
+            Nomination.created_at,
+            Nomination.status,
+            Nomination.status_changed_at,
+            StatusChange.at,
+            StatusChange.event,
+            StatusChange.reason,
+        )
+        .join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .outerjoin(StatusChange, StatusChange.nomination_id == Nomination.id)
+        .where(scope.covers(Nomination.township_id))
+        .order_by(Nomination.id, StatusChange.at, StatusChange.id)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for group in _grouped(_stream(session, query)):
+            first = group[0]
+            yield [
+                first[0],
+                words.name(first[1]),
+                first[2],
+                words.value("channel", first[3]),
+                words.value("key_group", first[4]),
+                clock.day(first[5]),
+                words.value("status", first[6]),
+                clock.day(first[7]),
+                _history(group, words, clock),
+            ]
+
+    return rows()
+
+
+def _vetting(
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+) -> AsyncIterator[list[Any]]:
+    query = (
+        select(
+            Nomination.id,
+            Person.full_name,
+            Township.name,
+            VettingReview.department,
+            VettingReview.decision,
+            Nomination.status,
+            VettingReview.requested_at,
+            VettingReview.decided_at,
+            VettingReview.note,
+        )
+        .join(Nomination, Nomination.id == VettingReview.nomination_id)
+        .join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .where(scope.covers(Nomination.township_id))
+        .order_by(Nomination.id, VettingReview.department)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for r in _stream(session, query):
+            decision = r[4]
+            if decision is None:
+                # An open review of a case another department's veto already settled.
+                decision = "pending" if r[5] == Status.VETTING.value else "moot"
+            yield [
+                r[0],
+                words.name(r[1]),
+                r[2],
+                words.value("dept", r[3]),
+                words.value("dossier.decision", decision),
+                clock.day(r[6]),
+                clock.day(r[7]),
+                r[8],
+            ]
+
+    return rows()
+
+
+def _topic(value: Any, words: _Words) -> str | None:
+    if not isinstance(value, Mapping):
+        return None
+    if "text" in value:
+        return str(value["text"])
+    # A voice note is a Telegram file id: meaningless outside the bot, so only say it exists.
+    return words.title("value.voice") if "voice" in value else None
+
+
+def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIterator[list[Any]]:
+    mentor = aliased(Person)
+    mentee = aliased(Person)
+    query = (
+        select(
+            TalkLog.talk_date,
+            TalkLog.mode,
+            mentor.full_name,
+            mentee.full_name,
+            Nomination.id,
+            Township.name,
+            TalkLog.topics,
+        )
+        .join(Nomination, Nomination.id == TalkLog.nomination_id)
+        .join(mentee, mentee.id == Nomination.person_id)
+        .join(mentor, mentor.id == TalkLog.mentor_person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .where(scope.covers(Nomination.township_id))
+        .order_by(TalkLog.talk_date, TalkLog.id)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for r in _stream(session, query):
+            topics = r[6] if isinstance(r[6], Mapping) else {}
+            yield [
+                r[0],
+                words.value("talk_mode", r[1]),
+                words.name(r[2]),
+                words.name(r[3]),
+                r[4],
+                r[5],
+                *(_topic(topics.get(topic), words) for topic in TALK_TOPICS),
+            ]
+
+    return rows()
+
+
+def _difficulties(
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+) -> AsyncIterator[list[Any]]:
+    query = (
+        select(
+            Difficulty.raised_at,
+            Nomination.id,
+            Person.full_name,
+            Township.name,
+            Difficulty.description,
+            Difficulty.status,
+            Difficulty.resolution,
+            Difficulty.resolved_at,
+        )
+        .join(Nomination, Nomination.id == Difficulty.nomination_id)
+        .join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .where(scope.covers(Nomination.township_id))
+        .order_by(Difficulty.raised_at, Difficulty.id)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for r in _stream(session, query):
+            yield [
+                clock.day(r[0]),
+                r[1],
+                words.name(r[2]),
+                r[3],
+                r[4],
+                words.value("export.value.difficulty", r[5]),
+                r[6],
+                clock.day(r[7]),
+            ]
+
+    return rows()
+
+
+def _trainings(
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+) -> AsyncIterator[list[Any]]:
+    # Invitees outside the scope are joined to nothing and their rows dropped; a session of
+    # the scope's own townships is listed even before anyone is invited.
+    in_scope = and_(
+        Nomination.id == TrainingInvite.nomination_id, scope.covers(Nomination.township_id)
+    )
+    query = (
+        select(
+            Training.id,
+            Training.title,
+            Training.kind,
+            Training.topic,
+            Training.starts_at,
+            Training.place,
+            Nomination.id,
+            Person.full_name,
+            TrainingInvite.rsvp,
+            TrainingInvite.attended_at,
+            TrainingInvite.score,
+        )
+        .select_from(Training)
+        .outerjoin(TrainingInvite, TrainingInvite.training_id == Training.id)
+        .outerjoin(Nomination, in_scope)
+        .outerjoin(Person, Person.id == Nomination.person_id)
+        .where(
+            or_(TrainingInvite.id.is_(None), Nomination.id.is_not(None)),
+            or_(scope.covers(Training.township_id), Nomination.id.is_not(None)),
+        )
+        .order_by(Training.starts_at, Training.id, Nomination.id)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for r in _stream(session, query):
+            invited = r[6] is not None
+            yield [
+                r[0],
+                r[1],
+                words.value("training.kind", r[2]),
+                words.value("training.topic", r[3]),
+                clock.local(r[4]),
+                r[5],
+                r[6],
+                words.name(r[7]) if invited else None,
+                words.value("export.value.rsvp", r[8]),
+                words.yes_no(r[9] is not None) if invited else None,
+                r[10],
+            ]
+
+    return rows()
+
+
+def _grades(
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+) -> AsyncIterator[list[Any]]:
+    query = (
+        select(
+            Nomination.id,
+            Person.full_name,
+            Township.name,
+            GradeMove.year,
+            GradeMove.result,
+            GradeMove.from_grade,
+            GradeMove.to_grade,
+            GradeMove.from_years,
+            GradeMove.to_years,
+            GradeMove.subsidy_yuan,
+            GradeMove.at,
+        )
+        .join(Nomination, Nomination.id == GradeMove.nomination_id)
+        .join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .where(scope.covers(Nomination.township_id))
+        .order_by(Nomination.id, GradeMove.year)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for r in _stream(session, query):
+            yield [
+                r[0],
+                words.name(r[1]),
+                r[2],
+                r[3],
+                words.value("result", r[4]),
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                clock.day(r[10]),
+            ]
+
+    return rows()
+
+
+def _projects(
+    session: AsyncSession, scope: ExportScope, words: _Words
+) -> AsyncIterator[list[Any]]:
+    income = (
+        select(func.coalesce(func.sum(ProjectReport.income_yuan), 0))
+        .where(ProjectReport.project_id == Project.id)
+        .scalar_subquery()
+    )
+    # A lead from outside the scope joins to no nomination, so their name is never read.
+    lead_in_scope = and_(
+        Nomination.id == ProjectLead.nomination_id, scope.covers(Nomination.township_id)
+    )
+    query = (
+        select(
+            Project.id,
+            Township.name,
+            Village.name,
+            Project.name,
+            Project.funds_yuan,
+            Project.status,
+            income,
+            Nomination.id,
+            Person.full_name,
+        )
+        .join(Village, Village.id == Project.village_id)
+        .join(Township, Township.id == Village.township_id)
+        .outerjoin(ProjectLead, ProjectLead.project_id == Project.id)
+        .outerjoin(Nomination, lead_in_scope)
+        .outerjoin(Person, Person.id == Nomination.person_id)
+        .where(scope.covers(Village.township_id))
+        .order_by(Project.id, Nomination.id)
+    )
+
+    async def rows() -> AsyncIterator[list[Any]]:
+        async for group in _grouped(_stream(session, query)):
+            first = group[0]
+            leads = [words.name(r[8]) for r in group if r[7] is not None]
+            yield [
+                first[0],
+                first[1],
+                first[2],
+                first[3],
+                _wan(first[4]),
+                words.value("export.value.project", first[5]),
+                words.title("format.list_sep").join(leads) or None,
+                _wan(int(first[6])),
+            ]
+
+    return rows()
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _text(value: str) -> str:
+    # Typed text may hold control characters, which the XLSX format cannot store.
+    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("", value)
+    return cleaned[:CELL_MAX]
+
+
+def _cell(sheet: Any, value: Any, column: Column) -> Any:
+    # Plain values are cheapest; openpyxl itself formats a date as yyyy-mm-dd.
+    if isinstance(value, str):
+        value = _text(value)
+        if value.startswith("="):
+            # openpyxl writes "=…" as a formula: typed text must never run in Excel.
+            cell = WriteOnlyCell(sheet, value)
+            cell.data_type = "s"
+            return cell
+        return value
+    if column.number_format and value is not None:
+        cell = WriteOnlyCell(sheet, value)
+        cell.number_format = column.number_format
+        return cell
+    return value
+
+
+def _header(sheet: Any, title: str) -> Any:
+    cell = WriteOnlyCell(sheet, title)
+    cell.font = BOLD
+    return cell
+
+
+async def _write_sheet(
+    workbook: Any, key: str, rows: AsyncIterator[list[Any]], words: _Words
+) -> int:
+    columns = SHEETS[key]
+    sheet = workbook.create_sheet(title=words.title(f"sheet.{key}"))
+    # Write-only sheets take widths and panes before the first row, never after.
+    for index, column in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    sheet.freeze_panes = "A2"
+    sheet.append([_header(sheet, words.title(f"col.{c.key}")) for c in columns])
+    count = 0
+    async for values in rows:
+        sheet.append([_cell(sheet, v, c) for v, c in zip(values, columns, strict=True)])
+        count += 1
+    return count
+
+
+def _sheet_rows(
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+) -> Iterator[tuple[str, AsyncIterator[list[Any]]]]:
+    # Generators are created lazily, one at a time: only one query is open on the session.
+    yield "roster", _roster(session, scope, words)
+    yield "nominations", _nominations(session, scope, words, clock)
+    yield "vetting", _vetting(session, scope, words, clock)
+    yield "talks", _talks(session, scope, words)
+    yield "difficulties", _difficulties(session, scope, words, clock)
+    yield "trainings", _trainings(session, scope, words, clock)
+    yield "grades", _grades(session, scope, words, clock)
+    yield "projects", _projects(session, scope, words)
+
+
+async def write_workbook(
+    session: AsyncSession,
+    actor_or_scope: Actor | ExportScope,
+    path_or_buffer: PathOrBuffer,
+    *,
+    locale_labels: Mapping[str, str],
+    tz: tzinfo,
+) -> ExportSummary:
+    """Write the scope's workbook to a path or a binary file object, and audit the export.
+
+    An actor exports their own scope (officials only, else NotAllowed); an ExportScope is the
+    operator's command line. The caller's transaction carries the audit row.
+    """
+    if isinstance(actor_or_scope, Actor):
+        scope = scope_of(actor_or_scope)
+        if scope is None:
+            raise NotAllowed
+        actor_person_id: int | None = actor_or_scope.person_id
+    else:
+        scope, actor_person_id = actor_or_scope, None
+    words = _Words(locale_labels)
+    clock = _Clock(tz)
+    workbook = Workbook(write_only=True)
+    counts: dict[str, int] = {}
+    for key, rows in _sheet_rows(session, scope, words, clock):
+        counts[key] = await _write_sheet(workbook, key, rows, words)
+    # Zipping the sheets is CPU and disk work: off the event loop, which serves other chats.
+    await asyncio.to_thread(workbook.save, path_or_buffer)
+    await audit.record(
+        session,
+        actor_person_id,
+        "export.workbook",
+        "export",
+        None,
+        scope="county" if scope.is_county else "township",
+        township_ids=sorted(scope.township_ids or ()),
+        rows=counts,
+    )
+    return ExportSummary(counts)
