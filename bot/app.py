@@ -27,7 +27,19 @@ from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.persistence import DatabasePersistence
 from bot.settings import Settings
-from handlers import export, grades, mentoring, nomination, pool, review, start, trainings, vetting
+from handlers import (
+    export,
+    grades,
+    mentoring,
+    nomination,
+    outcomes,
+    pool,
+    projects,
+    review,
+    start,
+    trainings,
+    vetting,
+)
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.rules.ladder import load_policy
@@ -109,6 +121,8 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
+                *projects.build_handlers(),
+                *outcomes.build_handlers(),
                 *export.build_handlers(),
                 *start.fallback_handlers(),
             ],

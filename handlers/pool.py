@@ -33,7 +33,18 @@ from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from handlers.common import edit_or_reply, inline_rows, keyboard, label, now, reply
-from storage import figures, geo, grades, mentoring, nominations, people, posts
+from storage import (
+    figures,
+    geo,
+    grades,
+    mentoring,
+    nominations,
+    outcomes,
+    people,
+    posts,
+    projects,
+    trainings,
+)
 from storage.models import OFFICIAL_ROLES, Role
 from storage.nominations import Dossier, NotAllowed, PoolFilter, QueueItem
 from storage.people import Actor
@@ -460,6 +471,9 @@ async def _sections(
         "post_section": await posts.dossier_section(
             session, actor, nomination_id, today=datetime.now(tz).date()
         ),
+        "training_section": await trainings.dossier_section(session, nomination_id, tz=tz),
+        "project_section": await projects.dossier_section(session, nomination_id),
+        "outcome_section": await outcomes.dossier_section(session, nomination_id),
     }
 
 

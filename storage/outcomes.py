@@ -1,0 +1,637 @@
+"""Outcomes (用): elections into the village two committees, awards, publicity, pay.
+
+- An election moves the nomination IN_POOL → ELECTED through the vetting state machine
+  (`storage.rules.vetting.transition`, event ELECT) with a StatusChange, like every other move.
+  A cadre already elected may get a further election recorded (a new term or position); the
+  status then stays ELECTED and no move is written.
+- Awards are an award (表彰) or an exemplary-cadre recognition (选树典型).
+- Publicity is a media report; it names a cadre, or none (a county-level report, which only
+  county officials and admins may record).
+- Pay links an annual assessment to performance pay: it is written on the GradeMove of that
+  year, which must exist.
+
+Changes are scoped by `manageable_by` (a township official acts in their own township only)
+and audited. Functions take a session and never commit.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+
+from storage import audit
+from storage.models import (
+    Award,
+    Election,
+    GradeMove,
+    Nomination,
+    Person,
+    Publicity,
+    Role,
+    StatusChange,
+    Township,
+)
+from storage.nominations import NotAllowed, manageable_by
+from storage.people import Actor
+from storage.posts import EARLIEST_DATE
+from storage.projects import local_day
+from storage.rules.identity import RuleError, clean_text
+from storage.rules.vetting import Channel, Event, Status, transition
+
+OUTCOME_KINDS = ("elected", "award", "exemplary", "publicity", "pay")
+AWARD_KINDS = ("award", "exemplary")
+# Outcomes are recorded for reserve cadres in the pool or already elected.
+CADRE_STATUSES = (Status.IN_POOL.value, Status.ELECTED.value)
+POSITION_MIN, POSITION_MAX = 2, 60
+AWARD_TITLE_MIN, AWARD_TITLE_MAX = 2, 100
+OUTLET_MIN, OUTLET_MAX = 2, 60
+PUBLICITY_TITLE_MIN, PUBLICITY_TITLE_MAX = 2, 200
+# Annual performance pay, in yuan: far above a village cadre's, inside a 32-bit column.
+PAY_MAX_YUAN = 1_000_000
+
+
+# ---------------------------------------------------------------------------------------------
+# Input rules: plain functions.
+
+
+def _one_line(raw: str, low: int, high: int) -> str:
+    return " ".join(clean_text(raw, max_len=high, min_len=low).split())
+
+
+def clean_position(raw: str) -> str:
+    """The position in the two committees (e.g. 村委会委员), 2–60 characters."""
+    return _one_line(raw, POSITION_MIN, POSITION_MAX)
+
+
+def clean_award_title(raw: str) -> str:
+    return _one_line(raw, AWARD_TITLE_MIN, AWARD_TITLE_MAX)
+
+
+def clean_outlet(raw: str) -> str:
+    return _one_line(raw, OUTLET_MIN, OUTLET_MAX)
+
+
+def clean_publicity_title(raw: str) -> str:
+    return _one_line(raw, PUBLICITY_TITLE_MIN, PUBLICITY_TITLE_MAX)
+
+
+def check_past(value: date, today: date) -> date:
+    """Outcomes have happened: from 2000 to today (RuleError `date.past`; params min, max)."""
+    if not EARLIEST_DATE <= value <= today:
+        raise RuleError("date.past", {"min": EARLIEST_DATE.isoformat(), "max": today.isoformat()})
+    return value
+
+
+def parse_pay(raw: str) -> int:
+    """Performance pay in whole yuan: "30000", "30,000", "３００００元".
+
+    RuleError `pay.format` (not whole yuan), `pay.negative`, `pay.range` (params max).
+    """
+    text = unicodedata.normalize("NFKC", raw).strip().replace(" ", "")
+    text = text.removesuffix("元")
+    if text[:1] in ("-", "−"):
+        raise RuleError("pay.negative")
+    digits = text.replace(",", "")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 12:
+        raise RuleError("pay.format")
+    if "," in text and not _grouped(text):
+        raise RuleError("pay.format")
+    return check_pay(int(digits))
+
+
+def _grouped(text: str) -> bool:
+    head, *groups = text.split(",")
+    return 1 <= len(head) <= 3 and all(len(g) == 3 for g in groups)
+
+
+def check_pay(yuan: int) -> int:
+    if yuan < 0:
+        raise RuleError("pay.negative")
+    if yuan > PAY_MAX_YUAN:
+        raise RuleError("pay.range", {"max": PAY_MAX_YUAN})
+    return yuan
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing the cadre.
+
+
+@dataclass(frozen=True, slots=True)
+class Cadre:
+    nomination_id: int
+    full_name: str
+    township: str
+    status: str
+
+
+def _recordable(actor: Actor) -> ColumnElement[bool]:
+    return and_(manageable_by(actor), Nomination.status.in_(CADRE_STATUSES))
+
+
+async def cadres(
+    session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8
+) -> tuple[list[Cadre], int]:
+    """Reserve cadres (pool or elected) in the actor's scope, by township and name."""
+    where = _recordable(actor)
+    total = int(
+        await session.scalar(select(func.count()).select_from(Nomination).where(where)) or 0
+    )
+    rows = await session.execute(
+        select(Nomination.id, Person.full_name, Township.name, Nomination.status)
+        .join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .where(where)
+        .order_by(Township.id, Person.full_name, Nomination.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [Cadre(i, n or "", t, s) for i, n, t, s in rows.all()], total
+
+
+async def cadre(session: AsyncSession, actor: Actor, nomination_id: int) -> Cadre:
+    """One cadre the actor may record an outcome for (a pressed button is re-checked here)."""
+    row = (
+        await session.execute(
+            select(Nomination.id, Person.full_name, Township.name, Nomination.status)
+            .join(Person, Person.id == Nomination.person_id)
+            .join(Township, Township.id == Nomination.township_id)
+            .where(Nomination.id == nomination_id, _recordable(actor))
+        )
+    ).first()
+    if row is None:
+        raise NotAllowed
+    return Cadre(row[0], row[1] or "", row[2], row[3])
+
+
+def may_record_county_publicity(actor: Actor) -> bool:
+    """A report naming no cadre belongs to no township: county officials and admins only."""
+    return actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL)
+
+
+async def _locked(session: AsyncSession, actor: Actor, nomination_id: int) -> Nomination:
+    nomination = await session.scalar(
+        select(Nomination)
+        .where(Nomination.id == nomination_id, _recordable(actor))
+        .with_for_update()
+    )
+    if nomination is None:
+        raise NotAllowed
+    return nomination
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording.
+
+
+async def record_election(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    position: str,
+    elected_on: date,
+    today: date,
+    now: datetime,
+) -> Election:
+    """Elected into the two committees: the Election row and, from the pool, the ELECT move.
+
+    NotAllowed outside scope or for a nomination neither in the pool nor elected; RuleError for
+    the position or a date not in [2000-01-01, today].
+    """
+    position = clean_position(position)
+    check_past(elected_on, today)
+    nomination = await _locked(session, actor, nomination_id)
+    if nomination.status == Status.IN_POOL.value:
+        new = transition(Status.IN_POOL, Event.ELECT, channel=Channel(nomination.channel))
+        session.add(
+            StatusChange(
+                nomination_id=nomination.id,
+                from_status=nomination.status,
+                to_status=new.value,
+                event=Event.ELECT.value,
+                actor_person_id=actor.person_id,
+                at=now,
+            )
+        )
+        nomination.status = new.value
+        nomination.status_changed_at = now
+        await audit.record(
+            session,
+            actor.person_id,
+            f"nomination.{Event.ELECT.value}",
+            "nomination",
+            nomination.id,
+        )
+    election = Election(
+        nomination_id=nomination.id,
+        position=position,
+        elected_on=elected_on,
+        recorded_by_person_id=actor.person_id,
+        created_at=now,
+    )
+    session.add(election)
+    await session.flush()
+    await audit.record(
+        session,
+        actor.person_id,
+        "outcome.election",
+        "election",
+        election.id,
+        nomination_id=nomination.id,
+    )
+    return election
+
+
+async def record_award(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    kind: str,
+    title: str,
+    awarded_on: date,
+    today: date,
+) -> Award:
+    """An award or an exemplary-cadre recognition (RuleError `award.kind`, title, date)."""
+    if kind not in AWARD_KINDS:
+        raise RuleError("award.kind")
+    title = clean_award_title(title)
+    check_past(awarded_on, today)
+    nomination = await _locked(session, actor, nomination_id)
+    award = Award(
+        nomination_id=nomination.id,
+        kind=kind,
+        title=title,
+        awarded_on=awarded_on,
+        recorded_by_person_id=actor.person_id,
+    )
+    session.add(award)
+    await session.flush()
+    await audit.record(
+        session,
+        actor.person_id,
+        "outcome.award",
+        "award",
+        award.id,
+        nomination_id=nomination.id,
+        kind=kind,
+    )
+    return award
+
+
+async def record_publicity(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int | None,
+    *,
+    outlet: str,
+    title: str,
+    published_on: date,
+    today: date,
+) -> Publicity:
+    """A media report on a cadre, or (nomination_id None) a county-level one."""
+    outlet = clean_outlet(outlet)
+    title = clean_publicity_title(title)
+    check_past(published_on, today)
+    if nomination_id is None:
+        if not may_record_county_publicity(actor):
+            raise NotAllowed
+        target = None
+    else:
+        target = (await _locked(session, actor, nomination_id)).id
+    publicity = Publicity(
+        nomination_id=target,
+        outlet=outlet,
+        title=title,
+        published_on=published_on,
+        recorded_by_person_id=actor.person_id,
+    )
+    session.add(publicity)
+    await session.flush()
+    await audit.record(
+        session,
+        actor.person_id,
+        "outcome.publicity",
+        "publicity",
+        publicity.id,
+        nomination_id=target,
+    )
+    return publicity
+
+
+@dataclass(frozen=True, slots=True)
+class YearResult:
+    """An annual assessment already recorded, with its pay (None: not linked yet)."""
+
+    year: int
+    result: str
+    performance_pay_yuan: int | None
+    bonus_yuan: int
+    subsidy_yuan: int
+
+
+async def _years(session: AsyncSession, nomination_id: int) -> list[YearResult]:
+    rows = await session.execute(
+        select(
+            GradeMove.year,
+            GradeMove.result,
+            GradeMove.performance_pay_yuan,
+            GradeMove.bonus_yuan,
+            GradeMove.subsidy_yuan,
+        )
+        .where(GradeMove.nomination_id == nomination_id)
+        .order_by(GradeMove.year.desc())
+    )
+    return [YearResult(*r) for r in rows.all()]
+
+
+async def assessment_years(
+    session: AsyncSession, actor: Actor, nomination_id: int
+) -> list[YearResult]:
+    """The recorded assessment years of a cadre in scope, latest first."""
+    await cadre(session, actor, nomination_id)
+    return await _years(session, nomination_id)
+
+
+async def link_pay(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    year: int,
+    pay_yuan: int,
+) -> YearResult:
+    """Write the performance pay tied to that year's assessment result.
+
+    RuleError `pay.no_result` (params year) when no result is recorded for the year; a value
+    already there is replaced (the audit row keeps the previous one).
+    """
+    check_pay(pay_yuan)
+    nomination = await _locked(session, actor, nomination_id)
+    move = await session.scalar(
+        select(GradeMove)
+        .where(GradeMove.nomination_id == nomination.id, GradeMove.year == year)
+        .with_for_update()
+    )
+    if move is None:
+        raise RuleError("pay.no_result", {"year": year})
+    previous = move.performance_pay_yuan
+    move.performance_pay_yuan = pay_yuan
+    await session.flush()
+    await audit.record(
+        session,
+        actor.person_id,
+        "outcome.pay",
+        "grade_move",
+        move.id,
+        nomination_id=nomination.id,
+        year=year,
+        previous_yuan=previous,
+        pay_yuan=pay_yuan,
+    )
+    return YearResult(move.year, move.result, pay_yuan, move.bonus_yuan, move.subsidy_yuan)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures for the summaries.
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeFigureRow:
+    """Outcomes of one township, or of the county when township_id is None, dated in the period.
+
+    `elections`: election records; `elected`: distinct cadres elected; `awards` by kind
+    (award, exemplary) and their total; `publicity`: media reports. The county row's
+    publicity includes `county_publicity`, the reports naming no cadre.
+    """
+
+    township_id: int | None
+    township: str | None
+    elections: int = 0
+    elected: int = 0
+    awards: int = 0
+    by_award_kind: Mapping[str, int] = field(default_factory=dict)
+    publicity: int = 0
+    county_publicity: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeFigures:
+    since: date | None
+    until: date | None
+    townships: list[OutcomeFigureRow]
+    total: OutcomeFigureRow
+
+
+def _period(
+    column: QueryableAttribute[date], since: date | None, until: date | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(column >= since)
+    if until is not None:
+        conditions.append(column < until)
+    return conditions
+
+
+def _kind_counts() -> list[ColumnElement[int]]:
+    return [
+        func.coalesce(func.sum(case((Award.kind == k, 1), else_=0)), 0).label(k)
+        for k in AWARD_KINDS
+    ]
+
+
+async def outcome_figures(
+    session: AsyncSession,
+    *,
+    township_id: int | None = None,
+    since: date | datetime | None = None,
+    until: date | datetime | None = None,
+) -> OutcomeFigures:
+    """Elections, awards and publicity per township (zeros included) and for the county.
+
+    Two queries: one grouped per township, one for the county (distinct cadres elected, and
+    the reports naming no cadre). The period [since, until) applies to the outcome's own date
+    (a datetime is taken as its Shanghai day). Pass `township_id` to restrict to one township;
+    the total is then that township's. The caller decides who may see which township.
+    """
+    day_since = local_day(since) if since is not None else None
+    day_until = local_day(until) if until is not None else None
+    elected_in = _period(Election.elected_on, day_since, day_until)
+    awarded_in = _period(Award.awarded_on, day_since, day_until)
+    published_in = _period(Publicity.published_on, day_since, day_until)
+    elections = (
+        select(
+            Nomination.township_id.label("tid"),
+            func.count(Election.id).label("elections"),
+            func.count(func.distinct(Election.nomination_id)).label("elected"),
+        )
+        .join(Nomination, Nomination.id == Election.nomination_id)
+        .where(*elected_in)
+        .group_by(Nomination.township_id)
+        .subquery()
+    )
+    awards = (
+        select(
+            Nomination.township_id.label("tid"), func.count(Award.id).label("n"), *_kind_counts()
+        )
+        .join(Nomination, Nomination.id == Award.nomination_id)
+        .where(*awarded_in)
+        .group_by(Nomination.township_id)
+        .subquery()
+    )
+    publicity = (
+        select(Nomination.township_id.label("tid"), func.count(Publicity.id).label("n"))
+        .join(Nomination, Nomination.id == Publicity.nomination_id)
+        .where(*published_in)
+        .group_by(Nomination.township_id)
+        .subquery()
+    )
+    query = (
+        select(
+            Township.id,
+            Township.name,
+            func.coalesce(elections.c.elections, 0),
+            func.coalesce(elections.c.elected, 0),
+            func.coalesce(awards.c.n, 0),
+            func.coalesce(publicity.c.n, 0),
+            *(func.coalesce(awards.c[k], 0) for k in AWARD_KINDS),
+        )
+        .outerjoin(elections, elections.c.tid == Township.id)
+        .outerjoin(awards, awards.c.tid == Township.id)
+        .outerjoin(publicity, publicity.c.tid == Township.id)
+        .order_by(Township.id)
+    )
+    if township_id is not None:
+        query = query.where(Township.id == township_id)
+    townships = [
+        OutcomeFigureRow(
+            int(tid),
+            str(name),
+            elections=int(n_elections),
+            elected=int(n_elected),
+            awards=int(n_awards),
+            by_award_kind=dict(zip(AWARD_KINDS, (int(c) for c in per_kind), strict=True)),
+            publicity=int(n_publicity),
+        )
+        for tid, name, n_elections, n_elected, n_awards, n_publicity, *per_kind in (
+            await session.execute(query)
+        ).all()
+    ]
+    if township_id is not None:
+        one = townships[0] if townships else OutcomeFigureRow(township_id, None)
+        total = OutcomeFigureRow(
+            None,
+            None,
+            one.elections,
+            one.elected,
+            one.awards,
+            dict(one.by_award_kind),
+            one.publicity,
+        )
+        return OutcomeFigures(day_since, day_until, townships, total)
+    row = (
+        await session.execute(
+            select(
+                select(func.count(Election.id)).where(*elected_in).scalar_subquery(),
+                select(func.count(func.distinct(Election.nomination_id)))
+                .where(*elected_in)
+                .scalar_subquery(),
+                select(func.count(Award.id)).where(*awarded_in).scalar_subquery(),
+                select(func.count(Publicity.id)).where(*published_in).scalar_subquery(),
+                select(func.count(Publicity.id))
+                .where(Publicity.nomination_id.is_(None), *published_in)
+                .scalar_subquery(),
+                *(
+                    select(func.count(Award.id))
+                    .where(Award.kind == k, *awarded_in)
+                    .scalar_subquery()
+                    for k in AWARD_KINDS
+                ),
+            )
+        )
+    ).one()
+    n_elections, n_elected, n_awards, n_publicity, n_county, *per_kind = row
+    total = OutcomeFigureRow(
+        None,
+        None,
+        elections=int(n_elections),
+        elected=int(n_elected),
+        awards=int(n_awards),
+        by_award_kind=dict(zip(AWARD_KINDS, (int(c) for c in per_kind), strict=True)),
+        publicity=int(n_publicity),
+        county_publicity=int(n_county),
+    )
+    return OutcomeFigures(day_since, day_until, townships, total)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dossier.
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionRow:
+    position: str
+    elected_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class AwardRow:
+    kind: str
+    title: str
+    awarded_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class PublicityRow:
+    outlet: str
+    title: str
+    published_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeSection:
+    """The outcomes part of a dossier, each list latest first; `pay` is the assessment years
+    with their performance pay (None where not linked), bonus and grade subsidy."""
+
+    nomination_id: int
+    elections: list[ElectionRow] = field(default_factory=list)
+    awards: list[AwardRow] = field(default_factory=list)
+    publicity: list[PublicityRow] = field(default_factory=list)
+    pay: list[YearResult] = field(default_factory=list)
+
+
+async def dossier_section(session: AsyncSession, nomination_id: int) -> OutcomeSection:
+    """Elections, awards, publicity and pay of one cadre.
+
+    No scope check here: the dossier's caller has checked that the actor may read the file
+    (`nominations.load_dossier`), and that read is audited.
+    """
+    elections = await session.execute(
+        select(Election.position, Election.elected_on)
+        .where(Election.nomination_id == nomination_id)
+        .order_by(Election.elected_on.desc(), Election.id.desc())
+    )
+    awards = await session.execute(
+        select(Award.kind, Award.title, Award.awarded_on)
+        .where(Award.nomination_id == nomination_id)
+        .order_by(Award.awarded_on.desc(), Award.id.desc())
+    )
+    publicity = await session.execute(
+        select(Publicity.outlet, Publicity.title, Publicity.published_on)
+        .where(Publicity.nomination_id == nomination_id)
+        .order_by(Publicity.published_on.desc(), Publicity.id.desc())
+    )
+    return OutcomeSection(
+        nomination_id,
+        [ElectionRow(*r) for r in elections.all()],
+        [AwardRow(*r) for r in awards.all()],
+        [PublicityRow(*r) for r in publicity.all()],
+        await _years(session, nomination_id),
+    )
