@@ -65,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed", help="demo data")
     seed.add_argument("--demo", action="store_true", required=True)
-    seed.add_argument("--scale", choices=["small"], default="small")
+    seed.add_argument(
+        "--scale",
+        choices=["small", "article"],
+        default="small",
+        help="small: a few villages (default); article: the seed article's county, 2024",
+    )
 
     sub.add_parser("keygen", help="print a new DATA_KEY for .env")
     shell.add_parser(sub)
@@ -175,7 +180,7 @@ async def _chore(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "geo":
             await _geo_import(args, database)
         elif args.command == "seed":
-            await _seed(settings, database)
+            await _seed(settings, database, args.scale)
     finally:
         await database.close()
     return 0
@@ -255,10 +260,25 @@ async def _geo_import(args: argparse.Namespace, database: Database) -> None:
     print(f"imported {result.townships_added} townships and {result.villages_added} villages")
 
 
-async def _seed(settings: Settings, database: Database) -> None:
+async def _seed(settings: Settings, database: Database, scale: str) -> None:
     from storage import seed
 
     username = await _bot_username(settings)
+    if scale == "article":
+        from storage.crypto import DataCipher
+        from storage.seed_article import seed_article
+
+        cipher = DataCipher(settings.require_data_key())
+        try:
+            async with database.sessionmaker.begin() as session:
+                counts = await seed_article(session, cipher, now=datetime.now(UTC))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        print(
+            f"county built: {counts.townships} townships, {counts.villages} villages, "
+            f"{counts.nominations} nominations, {counts.reserve_cadres} reserve cadres, "
+            f"{counts.talks} talks, {counts.trainings} trainings, {counts.projects} projects"
+        )
     async with database.sessionmaker.begin() as session:
         invites = await seed.seed_small(session, now=datetime.now(UTC), days=settings.invite_days)
     for invite in invites:
