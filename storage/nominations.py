@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
@@ -321,7 +321,10 @@ async def mark_contacted(
 async def adjust_out(
     session: AsyncSession, actor: Actor, nomination_id: int, *, reason: str, now: datetime
 ) -> Nomination:
-    """不适宜人选及时调整: take a person out of the pool, with the reason kept."""
+    """不适宜人选及时调整: take a person out of the pool, with the reason kept.
+
+    Their "2+1" pairings end with it, so mentors are no longer reminded about them.
+    """
     nomination = await _managed(session, actor, nomination_id)
     await _move(
         session,
@@ -330,6 +333,11 @@ async def adjust_out(
         actor_person_id=actor.person_id,
         now=now,
         reason=reason,
+    )
+    await session.execute(
+        update(Pairing)
+        .where(Pairing.nomination_id == nomination.id, Pairing.ended_at.is_(None))
+        .values(ended_at=now)
     )
     return nomination
 

@@ -122,3 +122,38 @@ async def test_mentor_reads_current_mentees_only(db: Database) -> None:
         pairing.ended_at = NOW
     with pytest.raises(NotAllowed):  # reassigned: no longer theirs
         await read(ids[0])
+
+
+async def test_adjusting_out_ends_the_pairings(db: Database) -> None:
+    from storage.models import Pairing
+
+    cipher = DataCipher(Fernet.generate_key().decode())
+    async with db.sessionmaker.begin() as session:
+        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
+        township = await geo.township_by_name(session, "青山镇")
+        assert township is not None
+        nomination = await nominations.create_nomination(
+            session,
+            cipher,
+            NominationForm(full_name="王十六", township_id=township.id, key_group="veteran"),
+            channel=Channel.ORGANIZATION,
+            submitted_by=None,
+            person_id=None,
+            now=NOW,
+        )
+        nomination.status = "in_pool"
+        township_id, nomination_id = township.id, nomination.id
+    official = await _actor(db, 4, role=Role.TOWNSHIP_OFFICIAL.value, township_id=township_id)
+    async with db.sessionmaker.begin() as session:
+        session.add(
+            Pairing(
+                nomination_id=nomination_id, mentor_person_id=official.person_id, slot="village"
+            )
+        )
+    async with db.sessionmaker.begin() as session:
+        await nominations.adjust_out(
+            session, official, nomination_id, reason="本人申请退出", now=NOW
+        )
+    async with db.sessionmaker() as session:
+        pairing = await session.scalar(select(Pairing))
+    assert pairing is not None and pairing.ended_at == NOW
