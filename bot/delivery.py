@@ -58,6 +58,7 @@ class Pacer:
         self._chat_next: dict[int, float] = {}
         self._sent: deque[float] = deque()
         self._chat_last: dict[int, float] = {}
+        self._in_flight = 0
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
         self._guard = asyncio.Lock()
@@ -96,8 +97,12 @@ class Pacer:
                 while self._sent and self._sent[0] <= now - window:
                     self._sent.popleft()
                 delay = self._paused_until - now
-                if len(self._sent) >= rate:
-                    delay = max(delay, self._sent[0] + window - now)
+                # Sends still in flight may land at any moment: they hold a place too.
+                if len(self._sent) + self._in_flight >= rate:
+                    if self._sent:
+                        delay = max(delay, self._sent[0] + window - now)
+                    else:
+                        delay = max(delay, 0.005)
                 # A late wake-up of the previous send to this chat must not shorten the gap.
                 last = self._chat_last.get(chat_id)
                 if last is not None:
@@ -106,11 +111,18 @@ class Pacer:
                 if delay <= 0:
                     break
                 await asyncio.sleep(delay)
-            self._sent.append(now)
+            self._in_flight += 1
             self._chat_last[chat_id] = now
-            if len(self._chat_last) > 10_000:
-                horizon = now - 60.0
-                self._chat_last = {c: t for c, t in self._chat_last.items() if t > horizon}
+
+    def done(self, chat_id: int) -> None:
+        """A send returned. It counts in the window from here: it reached Telegram before."""
+        now = time.monotonic()
+        self._in_flight -= 1
+        self._sent.append(now)
+        self._chat_last[chat_id] = now
+        if len(self._chat_last) > 10_000:
+            horizon = now - 60.0
+            self._chat_last = {c: t for c, t in self._chat_last.items() if t > horizon}
 
 
 @dataclass
@@ -174,12 +186,15 @@ class Dispatcher:
         try:
             for index, part in enumerate(row.parts):
                 await self.pacer.wait(row.chat_id)
-                await self.bot.send_message(
-                    row.chat_id,
-                    part,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup if index == len(row.parts) - 1 else None,
-                )
+                try:
+                    await self.bot.send_message(
+                        row.chat_id,
+                        part,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=markup if index == len(row.parts) - 1 else None,
+                    )
+                finally:
+                    self.pacer.done(row.chat_id)
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
@@ -200,7 +215,12 @@ class Dispatcher:
                 await self._fail(row, f"network: {type(exc).__name__} after {row.attempts}")
             else:
                 backoff = self.limits.retry_base_seconds * 2.0**row.attempts
-                await self._retry(row, f"network: {type(exc).__name__}", backoff)
+                reason = f"network: {type(exc).__name__}"
+                if isinstance(exc, TimedOut):
+                    # Telegram may have accepted it before the answer was lost: the retry
+                    # is flagged (and logged) as a possible duplicate.
+                    reason = f"{outbox.IN_FLIGHT}: {reason}"
+                await self._retry(row, reason, backoff)
             return
         async with self.database.sessionmaker.begin() as session:
             await outbox.mark_sent(session, row.id, now=datetime.now(UTC))
@@ -208,6 +228,7 @@ class Dispatcher:
 
     async def _retry(self, row: Claimed, reason: str, seconds: float) -> None:
         self.stats.retried += 1
+        log.info("outbox %s retry in %.1fs: %s", row.id, seconds, reason)
         async with self.database.sessionmaker.begin() as session:
             await outbox.retry_later(
                 session,

@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxMessage, TelegramAccount
 
+# The mark of a message that may have reached Telegram without our knowing (see claim).
+IN_FLIGHT = "in-flight"
+
 
 def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
@@ -114,7 +117,7 @@ async def claim(
             list(r.parts["parts"]),
             r.parts.get("markup"),
             r.attempts,
-            reclaimed=r.error == "in-flight",
+            reclaimed=(r.error or "").startswith(IN_FLIGHT),
         )
         for r in rows
     ]
@@ -124,7 +127,7 @@ async def claim(
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_([c.id for c in claimed]))
-            .values(error="in-flight")
+            .values(error=IN_FLIGHT)
         )
     return claimed
 

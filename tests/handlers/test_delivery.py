@@ -77,13 +77,16 @@ async def test_every_message_ends_sent_once_or_failed_with_a_reason(
     chats = list(range(7001, 7013))
     keys = await _plan(db, chats, per_chat=3)
     fake.blocked.add(7005)
-    retry_after = {
-        "ok": False,
-        "error_code": 429,
-        "description": "Too Many Requests: retry after 1",
-        "parameters": {"retry_after": 1},
-    }
-    bad_gateway = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+    retry_after = (
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1},
+        },
+    )
+    bad_gateway = (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
     fake.faults = [retry_after, bad_gateway, TimedOut(), bad_gateway, TimedOut()]
     dispatcher = Dispatcher(db, bot, limits=FAST)
     with caplog.at_level(logging.INFO, logger="cadrebot.delivery"):
@@ -103,6 +106,9 @@ async def test_every_message_ends_sent_once_or_failed_with_a_reason(
             assert delivered[key] == 1, key
     assert blocked is not None and blocked.unreachable_at is not None
     assert dispatcher.stats.retried == 5
+    reasons = [r.getMessage() for r in caplog.records]
+    assert any("retry-after" in m for m in reasons), reasons
+    assert sum("network" in m for m in reasons) == 4, reasons
     # Nothing personal reaches the log, only ids and reasons.
     assert all("test:" not in r.getMessage() for r in caplog.records)
 
@@ -154,3 +160,18 @@ async def test_a_dead_dispatcher_costs_at_most_one_duplicate(
     # And never a third time.
     await survivor.drain()
     assert [s.text for s in fake.sent].count("<b>test:9001:0</b>") == 2
+
+
+async def test_a_timed_out_send_is_retried_as_a_possible_duplicate(
+    wired: tuple[Database, FakeTelegram, Bot], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A timeout may hide a delivery: the retry happens, flagged and logged."""
+    db, fake, bot = wired
+    await _plan(db, [9501], per_chat=1)
+    fake.faults = [TimedOut()]
+    dispatcher = Dispatcher(db, bot, limits=FAST)
+    with caplog.at_level(logging.WARNING, logger="cadrebot.delivery"):
+        await _drain_all(dispatcher)
+    assert [s.chat_id for s in fake.sent] == [9501]
+    assert dispatcher.stats.possible_duplicates == 1
+    assert any("may duplicate" in r.getMessage() for r in caplog.records)
