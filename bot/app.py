@@ -21,7 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import planners, scheduler  # noqa: F401 - planners registers the tick's planners
+from bot import planners, scheduler, summaries  # noqa: F401 - both register tick planners
 from bot.context import CadreContext
 from bot.errors import on_error
 from bot.flows import FlowGuard
@@ -37,6 +37,7 @@ from handlers import (
     projects,
     review,
     start,
+    summary,
     trainings,
     vetting,
 )
@@ -124,6 +125,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
                 *export.build_handlers(),
+                *summary.build_handlers(),
                 *start.fallback_handlers(),
             ],
         ),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from bot import cli_export, logs, shell
+from bot import cli_export, cli_summary, logs, shell
 from bot.settings import Settings, SettingsError, load_settings
 from storage import migrate
 from storage.db import Database
@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("keygen", help="print a new DATA_KEY for .env")
     shell.add_parser(sub)
     cli_export.add_parser(sub)
+    cli_summary.add_parser(sub)
     return parser
 
 
@@ -118,6 +119,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     _upgrade(settings)
     if args.command == "export":
         return asyncio.run(cli_export.run(args, settings))
+    if args.command == "summary":
+        return cli_summary.run(args, settings)
     if args.command == "db":
         print("database is up to date")
         return 0

@@ -1,0 +1,1009 @@
+"""Push summaries (督查简报): the pipeline in the seed article's numbers, and who gets them when.
+
+`build_summary` assembles one scope's figures (the county, or one township) from grouped SQL
+only; Python adds up per-township (and per-mentor) rows, never rows of people or talks. It
+uses the storage modules' counts where they are cheap (difficulties, posts, grade moves,
+trainings) and its own grouped queries for the rest: projects, funds, income, elections and
+unreachable people, which no module counts, and the select-stage and mentoring figures, which
+keep storage.figures' and storage.mentoring.talk_counts' definitions (a test checks they
+agree) but are shaped for a county of a million nominations: no per-department review scan,
+and the talk cadence read per pairing through its index instead of grouping every talk ever
+held (see `_mentoring_stage`).
+
+Definitions, for a period [since, until):
+- flow figures count what happened in the period: nominations received, vetting approved /
+  rejected, trainings started and their person-times, talks held (talk dates, county days),
+  difficulties raised / resolved, collective income reported (report dates), elections
+  (election dates), grade moves of the latest assessment year up to the period's year;
+- stock figures are as of `now`: pool size and its education share, vetting pending,
+  pairings, talks due soon / overdue, open difficulties, active practice posts, projects with
+  their funds and lead cadres, unreachable people.
+A period ending mid-day counts that day's dated records (talks, reports, elections): they
+cannot be dated in the future, so they happened before `until`.
+
+Schedules: each official gets a summary per period of their cadence (weekly: ISO week,
+"2026-W48"; monthly: "2026-11") once their chosen moment of that period has passed in county
+time. The summary sent in period P reports the calendar period before P. `claim_period`
+makes "once" hold across ticks, restarts and processes; the outbox key is the second guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import grades, mentoring, outcomes, posts, trainings
+from storage.models import (
+    County,
+    Election,
+    Nomination,
+    Pairing,
+    Person,
+    Project,
+    ProjectLead,
+    ProjectReport,
+    Role,
+    RoleGrant,
+    StatusChange,
+    SummarySchedule,
+    TalkLog,
+    TelegramAccount,
+    Township,
+    Village,
+)
+from storage.people import Actor, Grant
+from storage.rules.cadence import due_threshold, local_date, overdue_threshold
+from storage.rules.options import COLLEGE_OR_HIGHER
+from storage.rules.vetting import Event, Status
+
+TOP_MENTORS = 5
+# People still in the pipeline: an unreachable one is someone an official must chase.
+LIVE_STATUSES = (
+    Status.NEW.value,
+    Status.CONTACTED.value,
+    Status.VETTING.value,
+    Status.IN_POOL.value,
+    Status.ELECTED.value,
+)
+# Statuses a nomination reaches only through joint vetting (the funnel's "vetted" step).
+VETTED_STATUSES = (
+    Status.IN_POOL.value,
+    Status.REJECTED.value,
+    Status.ADJUSTED.value,
+    Status.ELECTED.value,
+)
+ENTERED_POOL_STATUSES = (Status.IN_POOL.value, Status.ADJUSTED.value, Status.ELECTED.value)
+FUNNEL_STEPS = ("nominated", "vetted", "pool", "paired", "elected")
+EVENTS = (Event.VETTING_APPROVED.value, Event.VETTING_REJECTED.value, Event.ADJUST_OUT.value)
+
+
+@dataclass(frozen=True, slots=True)
+class TownshipLine:
+    """One township's figures for the chart: talks held in the period against talks due."""
+
+    township_id: int
+    township: str
+    nominations: int
+    pool: int
+    cadres_paired: int
+    talks_held: int
+    talks_due_soon: int
+    talks_overdue: int
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueMentor:
+    person_id: int
+    name: str | None
+    overdue: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingFigures:
+    """Sessions started in the period and their person-times (人次), per kind and in all."""
+
+    sessions: int = 0
+    person_times: int = 0
+    sessions_by_kind: Mapping[str, int] = field(default_factory=dict)
+    person_times_by_kind: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def integrity_visits(self) -> int:
+        return self.sessions_by_kind.get("integrity", 0)
+
+    @property
+    def classes(self) -> int:
+        """Training classes, the article's "20余期": every kind but integrity visits."""
+        return self.sessions - self.integrity_visits
+
+    @property
+    def class_person_times(self) -> int:
+        return self.person_times - self.person_times_by_kind.get("integrity", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One scope's summary. `township_id` None is the county; `scope_name` names either."""
+
+    township_id: int | None
+    scope_name: str
+    since: datetime
+    until: datetime
+    now: datetime
+    # Select (选).
+    nominations: int
+    by_channel: Mapping[str, int]
+    by_key_group: Mapping[str, int]
+    college_or_higher: int
+    by_status: Mapping[str, int]
+    vetting_pending: int
+    vetting_approved: int
+    vetting_rejected: int
+    pool: int
+    pool_college_or_higher: int
+    adjusted_out: int
+    # Cultivate (育).
+    trainings: TrainingFigures | None
+    pairings: int
+    cadres_paired: int
+    posts_active: int
+    posts_active_by_kind: Mapping[str, int]
+    # Manage (管).
+    talks_held: int
+    talks_due_soon: int
+    talks_overdue: int
+    overdue_mentors: tuple[OverdueMentor, ...]
+    difficulties_raised: int
+    difficulties_resolved: int
+    difficulties_open: int
+    grade_year: int | None
+    grade_promoted: int
+    grade_demoted: int
+    grade_stayed: int
+    # Use (用).
+    projects: int
+    projects_done: int
+    project_leads: int
+    funds_yuan: int
+    income_yuan: int
+    income_total_yuan: int
+    elected: int
+    elected_total: int
+    # Who cannot be reached (blocked the bot).
+    unreachable_candidates: int
+    unreachable_mentors: int
+    # Recognition in the period: awards and exemplary titles, media reports (宣传报道).
+    awards: int = 0
+    publicity: int = 0
+    townships: tuple[TownshipLine, ...] = ()
+
+    @property
+    def college_share(self) -> float | None:
+        return self.college_or_higher / self.nominations if self.nominations else None
+
+    @property
+    def pool_college_share(self) -> float | None:
+        return self.pool_college_or_higher / self.pool if self.pool else None
+
+    @property
+    def key_groups_ranked(self) -> tuple[tuple[str, int], ...]:
+        """Nominations of the period per key group, largest first."""
+        return tuple(sorted(self.by_key_group.items(), key=lambda item: (-item[1], item[0])))
+
+    @property
+    def nominations_total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def funnel(self) -> tuple[tuple[str, int], ...]:
+        """Everyone nominated → through vetting → ever in the pool → paired now → elected."""
+        status = self.by_status
+        return (
+            ("nominated", self.nominations_total),
+            ("vetted", sum(status.get(s, 0) for s in VETTED_STATUSES)),
+            ("pool", sum(status.get(s, 0) for s in ENTERED_POOL_STATUSES)),
+            ("paired", self.cadres_paired),
+            ("elected", self.elected_total),
+        )
+
+
+def key_figures(summary: Summary) -> dict[str, int]:
+    """The stock figures a later summary compares with ("▲3 since the last summary").
+
+    Stocks only: a period's flow (talks this week) is not comparable with a different
+    period's, and an on-demand summary covers part of a period.
+    """
+    return {
+        "nominations_total": summary.nominations_total,
+        "pool": summary.pool,
+        "pool_college_or_higher": summary.pool_college_or_higher,
+        "vetting_pending": summary.vetting_pending,
+        "pairings": summary.pairings,
+        "cadres_paired": summary.cadres_paired,
+        "talks_due_soon": summary.talks_due_soon,
+        "talks_overdue": summary.talks_overdue,
+        "difficulties_open": summary.difficulties_open,
+        "posts_active": summary.posts_active,
+        "projects": summary.projects,
+        "project_leads": summary.project_leads,
+        "funds_yuan": summary.funds_yuan,
+        "income_total_yuan": summary.income_total_yuan,
+        "elected_total": summary.elected_total,
+        "unreachable": summary.unreachable_candidates + summary.unreachable_mentors,
+    }
+
+
+def changes(current: Mapping[str, int], previous: Mapping[str, Any] | None) -> dict[str, int]:
+    """Differences from the previous key figures; empty when there are none to compare."""
+    if not previous:
+        return {}
+    return {
+        name: value - int(previous[name])
+        for name, value in current.items()
+        if isinstance(previous.get(name), int)
+    }
+
+
+def scope_key(township_id: int | None) -> str:
+    return "county" if township_id is None else f"township:{township_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a summary.
+
+
+def _local_midnight_ceiling(moment: datetime, tz: ZoneInfo) -> datetime:
+    """`moment` if it is a county midnight, else the next one (dated records count whole days)."""
+    local = moment.astimezone(tz)
+    if local.time() == time():
+        return moment
+    return datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=tz)
+
+
+def _scope_actor(township_id: int | None) -> Actor:
+    """An official of exactly this scope, for the storage functions that count by actor."""
+    if township_id is None:
+        grant = Grant(Role.COUNTY_OFFICIAL, None, None, None)
+    else:
+        grant = Grant(Role.TOWNSHIP_OFFICIAL, township_id, None, None)
+    return Actor(person_id=0, telegram_id=0, grants=(grant,))
+
+
+def _in_scope(column: Any, township_id: int | None) -> list[ColumnElement[bool]]:
+    return [] if township_id is None else [column == township_id]
+
+
+def _count_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+async def _scope_name(session: AsyncSession, township_id: int | None) -> str:
+    if township_id is None:
+        name = await session.scalar(select(County.name).order_by(County.id).limit(1))
+    else:
+        name = await session.scalar(select(Township.name).where(Township.id == township_id))
+    return name or ""
+
+
+async def _training_figures(
+    session: AsyncSession, township_id: int | None, since: datetime, until: datetime
+) -> TrainingFigures:
+    rows = await trainings.counts_by_kind(
+        session, _scope_actor(township_id), since=since, until=until
+    )
+    by_kind = {r.kind: r.sessions for r in rows if r.kind is not None}
+    times = {r.kind: r.person_times for r in rows if r.kind is not None}
+    return TrainingFigures(sum(by_kind.values()), sum(times.values()), by_kind, times)
+
+
+async def _use_figures(
+    session: AsyncSession, township_id: int | None, day_since: date, day_until: date
+) -> tuple[int, int, int, int, int, int, int, int]:
+    """Projects (all, done), distinct lead cadres, funds, income (period, all time), elections
+    (period, all time). Three scoped aggregate queries; distinct leads are counted over the
+    whole scope, so a cadre leading projects in two townships is one cadre."""
+    scope = _in_scope(Village.township_id, township_id)
+    projects, done, funds = (
+        await session.execute(
+            select(
+                func.count(Project.id),
+                _count_when(Project.status == "done"),
+                func.coalesce(func.sum(Project.funds_yuan), 0),
+            )
+            .join(Village, Village.id == Project.village_id)
+            .where(*scope)
+        )
+    ).one()
+    leads = await session.scalar(
+        select(func.count(func.distinct(ProjectLead.nomination_id)))
+        .join(Project, Project.id == ProjectLead.project_id)
+        .join(Village, Village.id == Project.village_id)
+        .where(*scope)
+    )
+    in_period = and_(ProjectReport.report_date >= day_since, ProjectReport.report_date < day_until)
+    income, income_total = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((in_period, ProjectReport.income_yuan), else_=0)), 0),
+                func.coalesce(func.sum(ProjectReport.income_yuan), 0),
+            )
+            .join(Project, Project.id == ProjectReport.project_id)
+            .join(Village, Village.id == Project.village_id)
+            .where(*scope)
+        )
+    ).one()
+    elected, elected_total = (
+        await session.execute(
+            select(
+                _count_when(
+                    and_(Election.elected_on >= day_since, Election.elected_on < day_until)
+                ),
+                func.count(Election.id),
+            )
+            .join(Nomination, Nomination.id == Election.nomination_id)
+            .where(*_in_scope(Nomination.township_id, township_id))
+        )
+    ).one()
+    return (
+        int(projects),
+        int(done),
+        int(leads or 0),
+        int(funds),
+        int(income),
+        int(income_total),
+        int(elected),
+        int(elected_total),
+    )
+
+
+@dataclass(slots=True)
+class _Select:
+    """Select-stage totals of the scope and the per-township figures the chart needs."""
+
+    nominations: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    by_key_group: dict[str, int] = field(default_factory=dict)
+    college_or_higher: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    pool_college_or_higher: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+    nominations_by_township: dict[int, int] = field(default_factory=dict)
+    pool_by_township: dict[int, int] = field(default_factory=dict)
+
+
+def _add(counts: dict[Any, int], key: Any, n: int) -> None:
+    counts[key] = counts.get(key, 0) + int(n)
+
+
+async def _select_stage(
+    session: AsyncSession, township_id: int | None, since: datetime, until: datetime
+) -> _Select:
+    """storage.figures' definitions, without its per-department review counts (a summary
+    shows vetting per nomination), in three grouped queries."""
+    result = _Select()
+    scope = _in_scope(Nomination.township_id, township_id)
+    received = await session.execute(
+        select(
+            Nomination.township_id,
+            Nomination.channel,
+            Nomination.key_group,
+            func.count(),
+            _count_when(Nomination.education.in_(COLLEGE_OR_HIGHER)),
+        )
+        .where(*scope, Nomination.created_at >= since, Nomination.created_at < until)
+        .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
+    )
+    for tid, channel, key_group, n, college in received.all():
+        result.nominations += int(n)
+        result.college_or_higher += int(college)
+        _add(result.by_channel, channel, n)
+        _add(result.by_key_group, key_group, n)
+        _add(result.nominations_by_township, tid, n)
+    # Two queries rather than one: the count per status is read from the (township, status)
+    # index alone, and only the pool's rows are visited for their education.
+    stock = await session.execute(
+        select(Nomination.township_id, Nomination.status, func.count())
+        .where(*scope)
+        .group_by(Nomination.township_id, Nomination.status)
+    )
+    for tid, status, n in stock.all():
+        _add(result.by_status, status, n)
+        if status == Status.IN_POOL.value:
+            _add(result.pool_by_township, tid, n)
+    result.pool_college_or_higher = int(
+        await session.scalar(
+            select(func.count()).where(
+                *scope,
+                Nomination.status == Status.IN_POOL.value,
+                Nomination.education.in_(COLLEGE_OR_HIGHER),
+            )
+        )
+        or 0
+    )
+    events = select(StatusChange.event, func.count()).where(
+        StatusChange.event.in_(EVENTS), StatusChange.at >= since, StatusChange.at < until
+    )
+    if township_id is not None:
+        events = events.join(Nomination, Nomination.id == StatusChange.nomination_id).where(*scope)
+    for name, n in (await session.execute(events.group_by(StatusChange.event))).all():
+        _add(result.events, name, n)
+    return result
+
+
+@dataclass(slots=True)
+class _Mentoring:
+    pairings: dict[int, int] = field(default_factory=dict)
+    cadres: dict[int, int] = field(default_factory=dict)
+    held: dict[int, int] = field(default_factory=dict)
+    due_or_overdue: dict[int, int] = field(default_factory=dict)
+    overdue: dict[int, int] = field(default_factory=dict)
+    overdue_by_mentor: dict[int, int] = field(default_factory=dict)
+
+
+async def _mentoring_stage(
+    session: AsyncSession,
+    township_id: int | None,
+    *,
+    day_since: date,
+    day_until: date,
+    now: datetime,
+    tz: ZoneInfo,
+    every_days: int,
+    soon_days: int,
+) -> _Mentoring:
+    """storage.mentoring's talk_counts definitions, per township, plus overdue per mentor.
+
+    The cadence of a pairing depends on its latest talk. It is read per active pairing with a
+    correlated MAX over ix_talk_log_pairing_date (one index probe each) instead of a GROUP BY
+    over every talk ever held, so that one township costs its own pairings only. The derived
+    table is fenced (OFFSET 0) so that neither engine inlines the probe into each CASE branch.
+    """
+    result = _Mentoring()
+    scope = _in_scope(Nomination.township_id, township_id)
+    active = (Pairing.ended_at.is_(None), Nomination.status == Status.IN_POOL.value)
+    held = await session.execute(
+        select(Nomination.township_id, func.count())
+        .select_from(TalkLog)
+        .join(Nomination, Nomination.id == TalkLog.nomination_id)
+        .where(*scope, TalkLog.talk_date >= day_since, TalkLog.talk_date < day_until)
+        .group_by(Nomination.township_id)
+    )
+    result.held = {int(t): int(n) for t, n in held.all()}
+    paired = await session.execute(
+        select(
+            Nomination.township_id,
+            func.count(Pairing.id),
+            func.count(func.distinct(Pairing.nomination_id)),
+        )
+        .join(Nomination, Nomination.id == Pairing.nomination_id)
+        .where(*active, *scope)
+        .group_by(Nomination.township_id)
+    )
+    for tid, pairings, cadres in paired.all():
+        result.pairings[int(tid)] = int(pairings)
+        result.cadres[int(tid)] = int(cadres)
+
+    today = local_date(now, tz)
+    due_day = due_threshold(today, every_days=every_days, soon_days=soon_days)
+    overdue_day = overdue_threshold(today, every_days=every_days)
+    last_talk = (
+        select(func.max(TalkLog.talk_date))
+        .where(TalkLog.pairing_id == Pairing.id)
+        .correlate(Pairing)
+        .scalar_subquery()
+    )
+    base = (
+        select(
+            Nomination.township_id.label("township_id"),
+            Pairing.mentor_person_id.label("mentor"),
+            Pairing.assigned_at.label("assigned_at"),
+            last_talk.label("last_talk"),
+        )
+        .join(Nomination, Nomination.id == Pairing.nomination_id)
+        .where(*active, *scope)
+        .offset(0)
+        .subquery("cadence")
+    )
+
+    def at_most(day: date) -> ColumnElement[int]:
+        # storage.mentoring._base_at_most: the last talk, else the pairing's county date.
+        return case(
+            (
+                base.c.last_talk.is_(None),
+                case((base.c.assigned_at < _midnight_after(day, tz), 1), else_=0),
+            ),
+            (base.c.last_talk <= day, 1),
+            else_=0,
+        )
+
+    due_sum = func.sum(at_most(due_day))
+    overdue_sum = func.sum(at_most(overdue_day))
+    cadence = await session.execute(
+        select(base.c.township_id, base.c.mentor, due_sum, overdue_sum)
+        .group_by(base.c.township_id, base.c.mentor)
+        .having(due_sum > 0)
+    )
+    for tid, mentor, due, overdue in cadence.all():
+        _add(result.due_or_overdue, int(tid), due)
+        _add(result.overdue, int(tid), overdue)
+        if overdue:
+            _add(result.overdue_by_mentor, int(mentor), overdue)
+    return result
+
+
+def _midnight_after(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
+
+
+async def _top_mentors(
+    session: AsyncSession, overdue_by_mentor: Mapping[int, int], limit: int = TOP_MENTORS
+) -> tuple[OverdueMentor, ...]:
+    top = sorted(overdue_by_mentor.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    if not top:
+        return ()
+    names = dict(
+        (
+            await session.execute(
+                select(Person.id, Person.full_name).where(Person.id.in_([p for p, _ in top]))
+            )
+        ).all()
+    )
+    return tuple(OverdueMentor(p, names.get(p), n) for p, n in top)
+
+
+async def unreachable_counts(
+    session: AsyncSession, *, township_id: int | None = None
+) -> tuple[int, int]:
+    """People in scope who blocked the bot: candidates still in the pipeline, active mentors."""
+    candidates = await session.scalar(
+        select(func.count(func.distinct(TelegramAccount.person_id)))
+        .join(Nomination, Nomination.person_id == TelegramAccount.person_id)
+        .where(
+            TelegramAccount.unreachable_at.is_not(None),
+            Nomination.status.in_(LIVE_STATUSES),
+            *_in_scope(Nomination.township_id, township_id),
+        )
+    )
+    mentors = await session.scalar(
+        select(func.count(func.distinct(TelegramAccount.person_id)))
+        .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
+        .where(
+            TelegramAccount.unreachable_at.is_not(None),
+            RoleGrant.role == Role.MENTOR.value,
+            RoleGrant.revoked_at.is_(None),
+            *_in_scope(RoleGrant.township_id, township_id),
+        )
+    )
+    return int(candidates or 0), int(mentors or 0)
+
+
+async def build_summary(
+    session: AsyncSession,
+    *,
+    township_id: int | None,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    tz: ZoneInfo,
+    talk_every_days: int,
+    talk_soon_days: int,
+) -> Summary:
+    """The summary of a scope (county when `township_id` is None) for [since, until), as of now.
+
+    The caller decides who may see which scope. About twenty grouped queries, whatever the
+    number of people and talks.
+    """
+    dated_until = _local_midnight_ceiling(until, tz)
+    day_since, day_until = local_date(since, tz), local_date(dated_until, tz)
+    today = local_date(now, tz)
+
+    chosen = await session.execute(
+        select(Township.id, Township.name)
+        .where(*_in_scope(Township.id, township_id))
+        .order_by(Township.id)
+    )
+    townships = [(int(i), str(n)) for i, n in chosen.all()]
+    stage = await _select_stage(session, township_id, since, until)
+    talks = await _mentoring_stage(
+        session,
+        township_id,
+        day_since=day_since,
+        day_until=day_until,
+        now=now,
+        tz=tz,
+        every_days=talk_every_days,
+        soon_days=talk_soon_days,
+    )
+    difficulties = await mentoring.difficulty_counts(
+        session, township_id=township_id, since=since, until=until
+    )
+    active_by_kind: dict[str, int] = {}
+    for row in await posts.post_counts(session, today=today, township_id=township_id):
+        for kind, n in row.active_by_kind.items():
+            if n:
+                _add(active_by_kind, kind, n)
+
+    # The latest assessment year with results, up to the period's year.
+    period_year = (dated_until - timedelta(microseconds=1)).astimezone(tz).year
+    all_moves = await grades.move_counts(session, township_id=township_id)
+    moves = [m for m in all_moves if m.year <= period_year]
+    grade_year = max((m.year for m in moves), default=None)
+    this_year = [m for m in moves if m.year == grade_year]
+
+    training = await _training_figures(session, township_id, since, until)
+    (
+        projects,
+        done,
+        leads,
+        funds,
+        income,
+        income_total,
+        elected,
+        elected_total,
+    ) = await _use_figures(session, township_id, day_since, day_until)
+    unreachable_candidates, unreachable_mentors = await unreachable_counts(
+        session, township_id=township_id
+    )
+    lines = tuple(
+        TownshipLine(
+            township_id=tid,
+            township=name,
+            nominations=stage.nominations_by_township.get(tid, 0),
+            pool=stage.pool_by_township.get(tid, 0),
+            cadres_paired=talks.cadres.get(tid, 0),
+            talks_held=talks.held.get(tid, 0),
+            talks_due_soon=talks.due_or_overdue.get(tid, 0) - talks.overdue.get(tid, 0),
+            talks_overdue=talks.overdue.get(tid, 0),
+        )
+        for tid, name in townships
+    )
+    recognition = await outcomes.outcome_figures(
+        session, township_id=township_id, since=since, until=until
+    )
+    return Summary(
+        township_id=township_id,
+        awards=recognition.total.awards,
+        publicity=recognition.total.publicity,
+        scope_name=await _scope_name(session, township_id),
+        since=since,
+        until=until,
+        now=now,
+        nominations=stage.nominations,
+        by_channel=stage.by_channel,
+        by_key_group=stage.by_key_group,
+        college_or_higher=stage.college_or_higher,
+        by_status=stage.by_status,
+        vetting_pending=stage.by_status.get(Status.VETTING.value, 0),
+        vetting_approved=stage.events.get(Event.VETTING_APPROVED.value, 0),
+        vetting_rejected=stage.events.get(Event.VETTING_REJECTED.value, 0),
+        pool=stage.by_status.get(Status.IN_POOL.value, 0),
+        pool_college_or_higher=stage.pool_college_or_higher,
+        adjusted_out=stage.events.get(Event.ADJUST_OUT.value, 0),
+        trainings=training,
+        pairings=sum(talks.pairings.values()),
+        cadres_paired=sum(talks.cadres.values()),
+        posts_active=sum(active_by_kind.values()),
+        posts_active_by_kind=active_by_kind,
+        talks_held=sum(talks.held.values()),
+        talks_due_soon=sum(line.talks_due_soon for line in lines),
+        talks_overdue=sum(talks.overdue.values()),
+        overdue_mentors=await _top_mentors(session, talks.overdue_by_mentor),
+        difficulties_raised=sum(d.raised for d in difficulties),
+        difficulties_resolved=sum(d.resolved for d in difficulties),
+        difficulties_open=sum(d.open for d in difficulties),
+        grade_year=grade_year,
+        grade_promoted=sum(m.promoted for m in this_year),
+        grade_demoted=sum(m.demoted for m in this_year),
+        grade_stayed=sum(m.stayed for m in this_year),
+        projects=projects,
+        projects_done=done,
+        project_leads=leads,
+        funds_yuan=funds,
+        income_yuan=income,
+        income_total_yuan=income_total,
+        elected=elected,
+        elected_total=elected_total,
+        unreachable_candidates=unreachable_candidates,
+        unreachable_mentors=unreachable_mentors,
+        townships=lines,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules and periods: plain functions (no SQL), then the few queries the planner needs.
+
+WEEKLY = "weekly"
+MONTHLY = "monthly"
+OFF = "off"
+CADENCES = (WEEKLY, MONTHLY, OFF)
+# The times an official can pick with a button, in minutes after county midnight.
+TIMES = (7 * 60, 8 * 60 + 30, 12 * 60, 18 * 60)
+DEFAULT_AT = 8 * 60 + 30
+MONTH_DAYS = 28
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    cadence: str
+    # weekly: 0 = Monday … 6 = Sunday; monthly: 1–28.
+    day: int
+    at_minute: int = DEFAULT_AT
+    last_period: str | None = None
+    last_figures: Mapping[str, Any] | None = None
+    is_default: bool = False
+
+
+def check_schedule(cadence: str, day: int, at_minute: int) -> None:
+    """ValueError unless this is a schedule the buttons can produce."""
+    if cadence not in CADENCES:
+        raise ValueError("unknown cadence")
+    if cadence == WEEKLY and not 0 <= day <= 6:
+        raise ValueError("weekday out of range")
+    if cadence == MONTHLY and not 1 <= day <= MONTH_DAYS:
+        raise ValueError("day of month out of range")
+    if not 0 <= at_minute < 24 * 60:
+        raise ValueError("time out of range")
+
+
+def default_schedule(*, county_official: bool, township_official: bool) -> Schedule | None:
+    """County officials: monthly on the 1st; township officials: weekly on Monday; 08:30.
+
+    Admins who hold neither role get none until they choose one.
+    """
+    if county_official:
+        return Schedule(MONTHLY, 1, DEFAULT_AT, is_default=True)
+    if township_official:
+        return Schedule(WEEKLY, 0, DEFAULT_AT, is_default=True)
+    return None
+
+
+def period_start(cadence: str, day: date) -> date:
+    """The first day of the week (Monday) or month that contains `day`."""
+    if cadence == WEEKLY:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def period_key(cadence: str, day: date) -> str:
+    """ "2026-W48" (ISO week) or "2026-11": the period that contains the county date `day`."""
+    if cadence == WEEKLY:
+        iso = day.isocalendar()
+        return f"{iso.year}-W{iso.week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+def _next_period_start(cadence: str, start: date) -> date:
+    if cadence == WEEKLY:
+        return start + timedelta(days=7)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def _previous_period_start(cadence: str, start: date) -> date:
+    if cadence == WEEKLY:
+        return start - timedelta(days=7)
+    return (start - timedelta(days=1)).replace(day=1)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+def moment_in_period(schedule: Schedule, start: date, tz: ZoneInfo) -> datetime:
+    """The scheduled moment within the period that begins on `start`."""
+    offset = schedule.day if schedule.cadence == WEEKLY else schedule.day - 1
+    return _midnight(start + timedelta(days=offset), tz) + timedelta(minutes=schedule.at_minute)
+
+
+def due_period(schedule: Schedule, now: datetime, tz: ZoneInfo) -> str | None:
+    """The key of the period whose summary is due at `now`, or None.
+
+    Due once this period's moment has passed in county time and the summary of this period has
+    not been sent: a bot that was down at the moment catches up later in the same period.
+    """
+    if schedule.cadence == OFF:
+        return None
+    today = local_date(now, tz)
+    start = period_start(schedule.cadence, today)
+    key = period_key(schedule.cadence, today)
+    if now < moment_in_period(schedule, start, tz) or schedule.last_period == key:
+        return None
+    return key
+
+
+def next_moment(schedule: Schedule, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """When the next scheduled summary goes out (county time), or None when off."""
+    if schedule.cadence == OFF:
+        return None
+    today = local_date(now, tz)
+    start = period_start(schedule.cadence, today)
+    moment = moment_in_period(schedule, start, tz)
+    if moment > now and schedule.last_period != period_key(schedule.cadence, today):
+        return moment
+    return moment_in_period(schedule, _next_period_start(schedule.cadence, start), tz)
+
+
+def reported_period(cadence: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The calendar period before the one containing `now`: last week, or last month."""
+    start = period_start(cadence, local_date(now, tz))
+    return _midnight(_previous_period_start(cadence, start), tz), _midnight(start, tz)
+
+
+def current_period(cadence: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """From the start of this week (or month) in county time up to `now`."""
+    return _midnight(period_start(cadence, local_date(now, tz)), tz), now
+
+
+@dataclass(frozen=True, slots=True)
+class Official:
+    """An official who may receive summaries, with the schedule row if they have one."""
+
+    person_id: int
+    telegram_id: int
+    language: str | None
+    county_official: bool
+    admin: bool
+    township_ids: tuple[int, ...]
+    schedule: Schedule | None
+
+    @property
+    def county_level(self) -> bool:
+        return self.county_official or self.admin
+
+    @property
+    def scopes(self) -> tuple[int | None, ...]:
+        """None (the county) for county officials and admins, else their townships."""
+        return (None,) if self.county_level else self.township_ids
+
+    def effective_schedule(self) -> Schedule | None:
+        if self.schedule is not None:
+            return self.schedule
+        return default_schedule(
+            county_official=self.county_official, township_official=bool(self.township_ids)
+        )
+
+
+SUMMARY_ROLES = (Role.TOWNSHIP_OFFICIAL.value, Role.COUNTY_OFFICIAL.value, Role.ADMIN.value)
+
+
+def _schedule(row: Any) -> Schedule | None:
+    if row.cadence is None:
+        return None
+    return Schedule(row.cadence, row.day, row.at_minute, row.last_period, row.last_figures)
+
+
+async def officials(session: AsyncSession, *, person_id: int | None = None) -> list[Official]:
+    """Officials with an active grant and a reachable Telegram account (or one person's)."""
+    query = (
+        select(
+            RoleGrant.person_id,
+            RoleGrant.role,
+            RoleGrant.township_id,
+            TelegramAccount.telegram_id,
+            func.coalesce(TelegramAccount.locale, TelegramAccount.language_code).label("lang"),
+            SummarySchedule.cadence,
+            SummarySchedule.day,
+            SummarySchedule.at_minute,
+            SummarySchedule.last_period,
+            SummarySchedule.last_figures,
+        )
+        .join(TelegramAccount, TelegramAccount.person_id == RoleGrant.person_id)
+        .outerjoin(SummarySchedule, SummarySchedule.person_id == RoleGrant.person_id)
+        .where(
+            RoleGrant.role.in_(SUMMARY_ROLES),
+            RoleGrant.revoked_at.is_(None),
+            TelegramAccount.unreachable_at.is_(None),
+        )
+        .order_by(RoleGrant.person_id, RoleGrant.id)
+    )
+    if person_id is not None:
+        query = query.where(RoleGrant.person_id == person_id)
+    grouped: dict[int, list[Any]] = {}
+    for row in (await session.execute(query)).all():
+        grouped.setdefault(int(row.person_id), []).append(row)
+    found = []
+    for pid, rows in grouped.items():
+        roles = {r.role for r in rows}
+        townships = sorted(
+            {int(r.township_id) for r in rows if r.role == Role.TOWNSHIP_OFFICIAL.value}
+        )
+        first = rows[0]
+        found.append(
+            Official(
+                person_id=pid,
+                telegram_id=int(first.telegram_id),
+                language=first.lang,
+                county_official=Role.COUNTY_OFFICIAL.value in roles,
+                admin=Role.ADMIN.value in roles,
+                township_ids=tuple(townships),
+                schedule=_schedule(first),
+            )
+        )
+    return found
+
+
+def _insert(session: AsyncSession) -> Any:
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+
+
+async def load_schedule(session: AsyncSession, person_id: int) -> Schedule | None:
+    row = await session.get(SummarySchedule, person_id)
+    return _schedule(row) if row is not None else None
+
+
+async def save_schedule(session: AsyncSession, person_id: int, schedule: Schedule) -> None:
+    """Store an official's choice. The period last sent and its figures are kept, so changing
+    the time within a period never sends that period's summary twice."""
+    check_schedule(schedule.cadence, schedule.day, schedule.at_minute)
+    values = {"cadence": schedule.cadence, "day": schedule.day, "at_minute": schedule.at_minute}
+    await session.execute(
+        _insert(session)(SummarySchedule)
+        .values(person_id=person_id, **values)
+        .on_conflict_do_update(index_elements=[SummarySchedule.person_id], set_=values)
+    )
+
+
+async def claim_period(
+    session: AsyncSession, person_id: int, period: str, schedule: Schedule
+) -> bool:
+    """Mark `period` as sent for this person; False if it already was (another tick or process).
+
+    Runs before the summary is planned, in the same transaction: on PostgreSQL a concurrent
+    claim waits for this transaction and then finds the period taken; on SQLite write
+    transactions run one at a time.
+    """
+    inserted = await session.execute(
+        _insert(session)(SummarySchedule)
+        .values(
+            person_id=person_id,
+            cadence=schedule.cadence,
+            day=schedule.day,
+            at_minute=schedule.at_minute,
+            last_period=period,
+        )
+        .on_conflict_do_nothing(index_elements=[SummarySchedule.person_id])
+    )
+    if inserted.rowcount:  # type: ignore[attr-defined]
+        return True
+    updated = await session.execute(
+        update(SummarySchedule)
+        .where(
+            SummarySchedule.person_id == person_id,
+            or_(SummarySchedule.last_period.is_(None), SummarySchedule.last_period != period),
+        )
+        .values(last_period=period)
+    )
+    return bool(updated.rowcount)  # type: ignore[attr-defined]
+
+
+async def record_figures(
+    session: AsyncSession, person_id: int, by_scope: Mapping[str, Mapping[str, int]]
+) -> None:
+    """Keep the key figures of the summary just planned, per scope, for the next one."""
+    await session.execute(
+        update(SummarySchedule)
+        .where(SummarySchedule.person_id == person_id)
+        .values(last_figures={"scopes": {k: dict(v) for k, v in by_scope.items()}})
+    )
+
+
+def previous_figures(schedule: Schedule | None, scope: str) -> Mapping[str, Any] | None:
+    """The key figures the last summary showed for this scope, if any."""
+    if schedule is None or not schedule.last_figures:
+        return None
+    scopes = schedule.last_figures.get("scopes")
+    if not isinstance(scopes, Mapping):
+        return None
+    found = scopes.get(scope)
+    return found if isinstance(found, Mapping) else None
+
+
+async def township_by_name(session: AsyncSession, name: str) -> int | None:
+    return await session.scalar(select(Township.id).where(Township.name == name))
