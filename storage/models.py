@@ -267,6 +267,9 @@ class Nomination(Base):
         CheckConstraint("channel IN ('self', 'mass', 'organization')", name="channel_known"),
         Index("ix_nomination_township_status", "township_id", "status"),
         Index("ix_nomination_status", "status"),
+        # Summaries: the period's nominations, and the pool's education share per township.
+        Index("ix_nomination_created", "created_at"),
+        Index("ix_nomination_status_education", "status", "education", "township_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -307,7 +310,10 @@ class StatusChange(Base):
     """Every move of a nomination through the pipeline, with who and why."""
 
     __tablename__ = "status_change"
-    __table_args__ = (Index("ix_status_change_nomination", "nomination_id", "at"),)
+    __table_args__ = (
+        Index("ix_status_change_nomination", "nomination_id", "at"),
+        Index("ix_status_change_event", "event", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
@@ -327,6 +333,7 @@ class VettingReview(Base):
         UniqueConstraint("nomination_id", "department"),
         CheckConstraint("decision IS NULL OR decision IN ('approve', 'reject')", name="decision"),
         Index("ix_vetting_review_queue", "department", "decision"),
+        Index("ix_vetting_review_decided", "decided_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -361,6 +368,7 @@ class Pairing(Base):
             postgresql_where=text("ended_at IS NULL"),
         ),
         Index("ix_pairing_mentor", "mentor_person_id", "ended_at"),
+        Index("ix_pairing_nomination", "nomination_id", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -380,6 +388,7 @@ class TalkLog(Base):
         CheckConstraint("mode IN ('face', 'phone', 'home')", name="mode_known"),
         Index("ix_talk_log_pairing_date", "pairing_id", "talk_date"),
         Index("ix_talk_log_nomination", "nomination_id", "talk_date"),
+        Index("ix_talk_log_date", "talk_date", "nomination_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -400,6 +409,8 @@ class Difficulty(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'resolved')", name="status_known"),
         Index("ix_difficulty_nomination", "nomination_id", "status"),
+        Index("ix_difficulty_raised", "raised_at"),
+        Index("ix_difficulty_resolved", "resolved_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -448,6 +459,7 @@ class TrainingInvite(Base):
     __table_args__ = (
         UniqueConstraint("training_id", "nomination_id"),
         CheckConstraint("rsvp IS NULL OR rsvp IN ('yes', 'no')", name="rsvp_known"),
+        Index("ix_training_invite_nomination", "nomination_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -533,6 +545,13 @@ class OutboxMessage(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status_known"),
         Index("ix_outbox_message_due", "status", "not_before"),
+        # Claims scan only what is still to send, however long the history of sent rows.
+        Index(
+            "ix_outbox_message_open",
+            "id",
+            sqlite_where=text("status IN ('pending', 'sending')"),
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -631,6 +650,7 @@ class Election(Base):
     """Elected into the village two committees (村两委)."""
 
     __tablename__ = "election"
+    __table_args__ = (Index("ix_election_nomination", "nomination_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))

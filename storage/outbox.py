@@ -79,9 +79,13 @@ async def claim(
     session: AsyncSession, *, worker: str, now: datetime, limit: int, lease: timedelta
 ) -> list[Claimed]:
     """Take up to `limit` due messages for this worker, oldest first."""
-    due = or_(
-        and_(OutboxMessage.status == "pending", OutboxMessage.not_before <= now),
-        and_(OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - lease),
+    due = and_(
+        # The same term as ix_outbox_message_open's WHERE, so both databases can use it.
+        OutboxMessage.status.in_(("pending", "sending")),
+        or_(
+            and_(OutboxMessage.status == "pending", OutboxMessage.not_before <= now),
+            and_(OutboxMessage.status == "sending", OutboxMessage.claimed_at < now - lease),
+        ),
     )
     pick = select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
     if _dialect(session) == "postgresql":
