@@ -9,6 +9,7 @@ dispatcher waits `retry_after` (Telegram's flood control is per bot) and the row
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -26,6 +27,8 @@ from storage.db import Database
 from storage.outbox import Claimed
 
 log = logging.getLogger("cadrebot.delivery")
+# How often delivered rows are written as sent while a batch is under way.
+MARK_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,7 @@ class Dispatcher:
         self.worker = worker or f"w-{uuid.uuid4().hex[:8]}"
         self.batch = batch
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._delivered: list[int] = []
         self.stats = DispatchStats()
 
     async def drain(self, *, deadline: float | None = None) -> int:
@@ -169,9 +173,35 @@ class Dispatcher:
                 )
             if not rows:
                 break
-            await asyncio.gather(*(self._deliver_limited(row) for row in rows))
+            stop = asyncio.Event()
+            marker = asyncio.create_task(self._mark_sent_every(MARK_SECONDS, stop))
+            try:
+                await asyncio.gather(*(self._deliver_limited(row) for row in rows))
+            finally:
+                # Never cancelled mid-write: a cancelled write would lose its marks.
+                stop.set()
+                await marker
+                await self._mark_sent()
             ended += len(rows)
         return ended
+
+    async def _mark_sent_every(self, seconds: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            await self._mark_sent()
+
+    async def _mark_sent(self) -> None:
+        """Write the delivered rows as sent, in one transaction.
+
+        Until then a row stays "sending" (in flight): a crash in between re-sends it once,
+        flagged, after the lease — the same promise as a crash between send and mark.
+        """
+        if not self._delivered:
+            return
+        ids, self._delivered = self._delivered, []
+        async with self.database.sessionmaker.begin() as session:
+            await outbox.mark_sent(session, ids, now=datetime.now(UTC))
 
     async def _deliver_limited(self, row: Claimed) -> None:
         async with self._semaphore:
@@ -222,8 +252,7 @@ class Dispatcher:
                     reason = f"{outbox.IN_FLIGHT}: {reason}"
                 await self._retry(row, reason, backoff)
             return
-        async with self.database.sessionmaker.begin() as session:
-            await outbox.mark_sent(session, row.id, now=datetime.now(UTC))
+        self._delivered.append(row.id)
         self.stats.sent += 1
 
     async def _retry(self, row: Claimed, reason: str, seconds: float) -> None:

@@ -136,12 +136,14 @@ async def claim(
     return claimed
 
 
-async def mark_sent(session: AsyncSession, message_id: int, *, now: datetime) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status="sent", sent_at=now, error=None)
-    )
+async def mark_sent(session: AsyncSession, message_ids: list[int], *, now: datetime) -> None:
+    """End delivered rows; many at once, so marking costs one write, not one per message."""
+    if message_ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(message_ids))
+            .values(status="sent", sent_at=now, error=None)
+        )
 
 
 async def mark_failed(

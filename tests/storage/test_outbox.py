@@ -48,7 +48,7 @@ async def test_claim_takes_due_rows_once_and_reclaims_expired_leases(db: Databas
     assert [c.key for c in second] == ["k:3"]
     assert not any(c.reclaimed for c in first + second)
     async with db.sessionmaker.begin() as session:
-        await outbox.mark_sent(session, first[0].id, now=NOW)
+        await outbox.mark_sent(session, [first[0].id], now=NOW)
         await outbox.mark_failed(session, first[1].id, reason="forbidden: blocked", now=NOW)
     # Worker "a" died holding k:2; after the lease it is claimed again, flagged.
     async with db.sessionmaker.begin() as session:
