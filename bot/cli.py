@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         help="small: a few villages (default); article: the seed article's county, 2024",
     )
 
+    erase = sub.add_parser("erase", help="erase a person's personal data on request (PIPL)")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--nomination", type=int, help="the nomination (dossier) number")
+    who.add_argument("--telegram-id", type=int, help="the person's Telegram user id")
+    erase.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+
     sub.add_parser("keygen", help="print a new DATA_KEY for .env")
     shell.add_parser(sub)
     cli_export.add_parser(sub)
@@ -182,6 +188,8 @@ async def _chore(args: argparse.Namespace, settings: Settings) -> int:
             await _invite(args, settings, database)
         elif args.command == "geo":
             await _geo_import(args, database)
+        elif args.command == "erase":
+            await _erase(args, database)
         elif args.command == "seed":
             await _seed(settings, database, args.scale)
     finally:
@@ -261,6 +269,22 @@ async def _geo_import(args: argparse.Namespace, database: Database) -> None:
             raise CommandError("no county yet: pass --county NAME with the first import")
         result = await geo.import_pairs(session, county_name, pairs)
     print(f"imported {result.townships_added} townships and {result.villages_added} villages")
+
+
+async def _erase(args: argparse.Namespace, database: Database) -> None:
+    from storage import erasure
+
+    if not args.yes:
+        raise CommandError("erasure cannot be undone: add --yes to confirm")
+    async with database.sessionmaker.begin() as session:
+        if args.nomination is not None:
+            person_id = await erasure.person_of_nomination(session, args.nomination)
+        else:
+            person_id = await erasure.person_of_telegram(session, args.telegram_id)
+        if person_id is None:
+            raise CommandError("no such person: nothing erased")
+        erased = await erasure.erase_person(session, person_id, actor_person_id=None)
+    print(f"erased person {erased.person_id}: {erased.nominations} nomination(s) and their files")
 
 
 async def _seed(settings: Settings, database: Database, scale: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -272,3 +273,61 @@ def test_article_county_summary_shows_the_articles_figures(
         assert figure in text, (figure, text)
     for channel in ("个人自荐", "群众举荐", "组织推荐"):
         assert channel in text
+
+
+def test_erase_removes_a_persons_file_and_drafts(capsys: pytest.CaptureFixture[str]) -> None:
+    """`cadrebot erase --nomination N --yes`: the file and its encrypted data are gone."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from cryptography.fernet import Fernet
+    from sqlalchemy import func, select
+
+    from storage import geo, nominations
+    from storage.crypto import DataCipher
+    from storage.db import Database
+    from storage.models import AuditLog, Nomination, Person, StatusChange
+    from storage.nominations import NominationForm
+    from storage.rules.vetting import Channel
+
+    assert cli("db", "upgrade") == 0
+    database = Database(os.environ["DATABASE_URL"])
+
+    async def prepare() -> int:
+        async with database.sessionmaker.begin() as session:
+            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
+            township = await geo.township_by_name(session, "青山镇")
+            assert township is not None
+            nomination = await nominations.create_nomination(
+                session,
+                DataCipher(Fernet.generate_key().decode()),
+                NominationForm(
+                    full_name="何十七",
+                    township_id=township.id,
+                    key_group="veteran",
+                    phone="13912345678",
+                ),
+                channel=Channel.MASS,
+                submitted_by=None,
+                person_id=None,
+                now=datetime.now(UTC),
+            )
+            return nomination.id
+
+    async def remaining() -> tuple[int, int, str | None, int]:
+        async with database.sessionmaker() as session:
+            left = await session.scalar(select(func.count()).select_from(Nomination))
+            history = await session.scalar(select(func.count()).select_from(StatusChange))
+            name = await session.scalar(select(Person.full_name).order_by(Person.id.desc()))
+            erasures = await session.scalar(
+                select(func.count()).where(AuditLog.action == "person.erase")
+            )
+        await database.close()
+        return int(left or 0), int(history or 0), name, int(erasures or 0)
+
+    nomination_id = asyncio.run(prepare())
+    assert cli("erase", "--nomination", str(nomination_id)) == 1  # needs --yes
+    assert cli("erase", "--nomination", str(nomination_id), "--yes") == 0
+    assert "1 nomination(s)" in capsys.readouterr().out
+    assert asyncio.run(remaining()) == (0, 0, None, 1)
+    assert cli("erase", "--nomination", str(nomination_id), "--yes") == 1  # nothing left
