@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import CadreContext
 from bot.scheduler import planner
 from handlers.common import plan_notice
-from storage import mentoring, people, reminders, trainings
+from storage import mentoring, outbox, people, reminders, trainings
 
 
 @planner("vetting-pending")
@@ -39,13 +39,42 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
     """Talks due soon remind the mentor; overdue ones also go to the township's officials.
 
     Keys carry the pairing and its due date: one reminder per due date, however many ticks
-    (or processes) see it.
+    (or processes) see it. The work is a handful of queries per tick: languages and
+    officials are looked up once, and what is already planned is skipped unrendered.
     """
     settings = context.settings
-    planned = 0
-    for due in await mentoring.due_pairings(
+    due_list = await mentoring.due_pairings(
         session, now, settings.talk_every_days, settings.talk_soon_days, tz=settings.tz
-    ):
+    )
+    if not due_list:
+        return 0
+    mentor_ids = sorted(
+        {d.mentor_telegram_id for d in due_list if d.mentor_telegram_id is not None}
+    )
+    languages = dict(await people.recipients(session, mentor_ids))
+    officials: dict[int, list[tuple[int, str | None]]] = {}
+
+    def keys(due: mentoring.DuePairing) -> tuple[str, str]:
+        day = due.cadence.due_date.isoformat()
+        return (
+            f"talk-{due.cadence.state}:{due.pairing_id}:{day}",
+            f"talk-escalation:{due.pairing_id}:{day}",
+        )
+
+    # Officials of the townships with overdue pairings, once per township per tick.
+    for township_id in {d.township_id for d in due_list if d.cadence.state == "overdue"}:
+        officials[township_id] = await reminders.township_official_recipients(session, township_id)
+    candidates: list[str] = []
+    for due in due_list:
+        mentor_key, escalation_key = keys(due)
+        candidates.append(f"{mentor_key}:{due.mentor_telegram_id}")
+        candidates += [
+            f"{escalation_key}:{chat}" for chat, _ in officials.get(due.township_id, [])
+        ]
+    planned_before = await outbox.existing_keys(session, candidates)
+    planned = 0
+    for due in due_list:
+        mentor_key, escalation_key = keys(due)
         values = {
             "mentee": due.full_name,
             "due_date": due.cadence.due_date.isoformat(),
@@ -53,24 +82,35 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
             "township": due.township,
         }
         state = due.cadence.state
-        if due.mentor_active and due.mentor_telegram_id is not None:
-            mentor = await people.recipients(session, [due.mentor_telegram_id])
+        chat = due.mentor_telegram_id
+        if (
+            due.mentor_active
+            and chat is not None
+            and chat in languages
+            and f"{mentor_key}:{chat}" not in planned_before
+        ):
             planned += await plan_notice(
                 session,
                 context,
-                mentor,
+                [(chat, languages[chat])],
                 "mentoring/reminder_due" if state == "due_soon" else "mentoring/reminder_overdue",
-                key=f"talk-{state}:{due.pairing_id}:{due.cadence.due_date.isoformat()}",
+                key=mentor_key,
                 **values,
             )
-        if state == "overdue":
-            officials = await reminders.township_official_recipients(session, due.township_id)
+        if state != "overdue":
+            continue
+        recipients = [
+            r
+            for r in officials[due.township_id]
+            if f"{escalation_key}:{r[0]}" not in planned_before
+        ]
+        if recipients:
             planned += await plan_notice(
                 session,
                 context,
-                officials,
+                recipients,
                 "mentoring/escalation_overdue",
-                key=f"talk-escalation:{due.pairing_id}:{due.cadence.due_date.isoformat()}",
+                key=escalation_key,
                 mentor=due.mentor_name or "",
                 **values,
             )

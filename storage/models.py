@@ -153,6 +153,8 @@ class RoleGrant(Base):
         ),
         CheckConstraint("role <> 'reviewer' OR department IS NOT NULL", name="department_set"),
         Index("ix_role_grant_person_active", "person_id", "revoked_at"),
+        # "The officials (or mentors) of this township": reminders and pairing look it up.
+        Index("ix_role_grant_scope", "role", "township_id", "revoked_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

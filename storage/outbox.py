@@ -75,6 +75,17 @@ async def plan(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def existing_keys(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Which of these keys are planned already: a tick skips them before rendering anything."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(
+            await session.scalars(select(OutboxMessage.key).where(OutboxMessage.key.in_(chunk)))
+        )
+    return found
+
+
 async def claim(
     session: AsyncSession, *, worker: str, now: datetime, limit: int, lease: timedelta
 ) -> list[Claimed]:
