@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "export", help="write the .xlsx workbook of the county or of one township"
     )
     parser.add_argument(
-        "--scope", required=True, help="county, or township:NAME (e.g. township:青山镇)"
+        "--scope", required=True, help="county, or township:NAME (e.g. township:NAME as imported)"
     )
     parser.add_argument("--out", required=True, type=Path, help="the .xlsx file to write")
     return parser

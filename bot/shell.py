@@ -243,7 +243,7 @@ def parse_markup(raw: object) -> Markup:
 
 
 def number_buttons(rows: Sequence[Sequence[Button]]) -> tuple[list[str], list[Button]]:
-    """Rows as `[1] 同意  [2] 不同意` lines (numbering runs across rows) and the flat list."""
+    """Rows as `[1] Yes  [2] No` lines (numbering runs across rows) and the flat list."""
     lines: list[str] = []
     flat: list[Button] = []
     for row in rows:
@@ -754,7 +754,7 @@ class Shell:
     def _banner(self, seeded: bool) -> None:
         self._say(f"cadrebot shell · database {self.settings.database_url}")
         if seeded:
-            self._say("(the database had no county: seeded the small demo county 示例县)")
+            self._say("(the database had no county: seeded the small demo county)")
         spec = self.persona.spec
         who = f"{spec['name']} ({self.persona.key})" if spec else self.persona.key
         self._say(f"you are {who}, Telegram user {self.user_id} · !help lists the commands")
@@ -1029,7 +1029,7 @@ class Shell:
 
 
 def grant_label(role: Role, township: str | None, department: str | None) -> str:
-    """How a recipient is named in `→ to …` lines: `青山镇 official`, `police reviewer`."""
+    """How a recipient is named in `→ to …` lines: `<township> official`, `police reviewer`."""
     if role == Role.TOWNSHIP_OFFICIAL:
         return f"{township or '?'} official"
     if role == Role.MENTOR:

@@ -41,7 +41,7 @@ def workbook_labels(env: Environment, locale: str) -> dict[str, str]:
 
 
 def file_name(names: list[str], at: datetime) -> str:
-    """`cadrebot-青山镇-2026-11-25.xlsx`; the scope's name is left out when unknown."""
+    """`cadrebot-<township>-2026-11-25.xlsx`; the scope's name is left out when unknown."""
     parts = ["cadrebot", *(UNSAFE_NAME_RE.sub("_", name).strip() for name in names)]
     return "-".join([*(p for p in parts if p), at.date().isoformat()]) + ".xlsx"
 

@@ -1,4 +1,4 @@
-"""/grade (职级), /results (annual assessment, by buttons or a CSV file) and /post (实践锻炼).
+"""/grade (the ladder), /results (annual results, by buttons or CSV) and /post (practice posts).
 
 /results and /post are persistent conversations: the draft (plain JSON: ids, codes, ISO
 dates) lives in user_data, the position in the conversation state, so a restart resumes the

@@ -1,4 +1,4 @@
-"""/nominate (自荐) and /recommend (群众举荐; 组织推荐 when an official uses it)."""
+"""/nominate (self-nomination) and /recommend (mass; organization when an official uses it)."""
 
 from __future__ import annotations
 

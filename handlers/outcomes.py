@@ -1,4 +1,4 @@
-"""/outcome: record what became of a reserve cadre (用).
+"""/outcome: record what became of a reserve cadre (the "use" stage).
 
 An official picks a cadre in scope (in the pool or elected), then the kind:
 - elected into the two committees: position, date (moves the nomination to ELECTED);

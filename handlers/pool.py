@@ -1,4 +1,4 @@
-"""/pool (后备干部资源库) and /dossier (一人一档): list, filter, search, read, adjust out.
+"""/pool (the reserve pool) and /dossier (one-person-one-file): list, filter, read, adjust out.
 
 The current filter lives in user_data as short codes and ids, so the buttons carry only
 "pl:<verb>[:<value>]". Every button re-checks the person's scope in the storage query:
@@ -12,6 +12,7 @@ entry point with re-entry allowed, so pressing something else abandons a half-ty
 from __future__ import annotations
 
 import re
+import tempfile
 import unicodedata
 import warnings
 from dataclasses import dataclass
@@ -32,8 +33,19 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, inline_rows, keyboard, label, now, reply
+from handlers.common import (
+    edit_or_reply,
+    inline_rows,
+    keyboard,
+    label,
+    locale_of,
+    now,
+    reply,
+    text,
+)
+from handlers.export import SPOOL_BYTES, workbook_labels
 from storage import (
+    export,
     figures,
     geo,
     grades,
@@ -429,6 +441,7 @@ async def _show_dossier(update: Update, context: CadreContext, nomination_id: in
     _forget_input(context)
     values: dict[str, Any] | None = None
     adjustable = False
+    exportable = False
     instead = "common/forbidden"
     async with context.session() as session:
         actor = await _actor(session, update)
@@ -446,14 +459,20 @@ async def _show_dossier(update: Update, context: CadreContext, nomination_id: in
             if dossier is not None:
                 values = _dossier_values(context, dossier)
                 values.update(await _sections(session, context, actor, nomination_id))
+                # Staff who read the file may take it away as a workbook; a candidate reads
+                # their own file on screen.
+                exportable = dossier.show_reviews
                 managed = await figures.managed_nomination(session, actor, nomination_id)
                 adjustable = managed is not None and managed.status == Status.IN_POOL.value
     if values is None:
         await reply(update, context, instead)
         return END
-    markup = None
+    buttons = []
+    if exportable:
+        buttons.append((label(update, context, "dossier.export"), f"pl:e:{nomination_id}"))
     if adjustable:
-        markup = keyboard([(label(update, context, "dossier.adjust"), f"pl:a:{nomination_id}")])
+        buttons.append((label(update, context, "dossier.adjust"), f"pl:a:{nomination_id}"))
+    markup = keyboard(buttons, per_row=1) if buttons else None
     await reply(update, context, "dossier/show", markup=markup, **values)
     return END
 
@@ -494,6 +513,50 @@ async def open_dossier(update: Update, context: CadreContext) -> int:
     """Open the file behind a pool button."""
     data = await _answer_query(update)
     return await _show_dossier(update, context, int(data.rsplit(":", 1)[1]))
+
+
+async def export_dossier(update: Update, context: CadreContext) -> int:
+    """Send one person's file as a workbook; the read re-checks scope and is audited."""
+    data = await _answer_query(update)
+    _forget_input(context)
+    nomination_id = int(data.rsplit(":", 1)[1])
+    chat = update.effective_chat
+    assert chat is not None
+    locale = locale_of(update, context)
+    tz = context.settings.tz
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as buffer:
+        try:
+            async with context.session() as session:
+                actor = await _actor(session, update)
+                if actor is None:
+                    raise NotAllowed
+                written = await export.write_dossier_workbook(
+                    session,
+                    actor,
+                    nomination_id,
+                    buffer,
+                    locale_labels=workbook_labels(context.jinja, locale),
+                    tz=tz,
+                    grade_policy=context.bot_data.get("grade_policy"),
+                )
+        except NotAllowed:
+            return await _deny(update, context)
+        buffer.seek(0)
+        # As bytes: PTB trips over a spooled file's missing name.
+        await context.bot.send_document(
+            chat.id,
+            document=buffer.read(),
+            filename=f"dossier-{nomination_id}.xlsx",
+            caption=text(
+                update,
+                context,
+                "dossier/export_caption",
+                full_name=written.full_name,
+                nomination_id=nomination_id,
+                day=now().astimezone(tz).date().isoformat(),
+            ),
+        )
+    return END
 
 
 # -- adjusting out of the pool -----------------------------------------------------------------
@@ -655,6 +718,7 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         CallbackQueryHandler(ask_name, pattern=r"^pl:s$"),
         CallbackQueryHandler(open_dossier, pattern=r"^pl:o:[0-9]{1,9}$"),
         CallbackQueryHandler(ask_reason, pattern=r"^pl:a:[0-9]{1,9}$"),
+        CallbackQueryHandler(export_dossier, pattern=r"^pl:e:[0-9]{1,9}$"),
         # Anything else under our prefix, except the confirmation pair that only the
         # confirmation state answers (outside it they fall through to "stale button").
         CallbackQueryHandler(stray_button, pattern=r"^pl:(?![yn]:)"),

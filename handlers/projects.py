@@ -1,5 +1,5 @@
-"""/project (a hard-post project: 闲置资产盘活), /projects (the list) and /report (a lead's
-progress report).
+"""/project (an idle-asset revitalization project), /projects (the list) and /report
+(a lead's progress report).
 
 /project and /report are persistent conversations: the draft (plain JSON: ids, codes, yuan as
 integers, ISO dates) lives in user_data, the position in the conversation state and in the
@@ -341,7 +341,7 @@ async def _ask_funds(update: Update, context: CadreContext) -> int:
 
 
 async def take_funds(update: Update, context: CadreContext) -> int:
-    """Take the funds in 万元, kept as whole yuan."""
+    """Take the funds in wan yuan (10,000 yuan), kept as whole yuan."""
     try:
         funds = projects.parse_wan(_typed(update))
     except RuleError as error:
@@ -779,7 +779,7 @@ async def _ask_income(update: Update, context: CadreContext) -> int:
 
 
 async def take_income(update: Update, context: CadreContext) -> int:
-    """Take the income gained since the last report, in 万元 (0 allowed)."""
+    """Take the income gained since the last report, in wan yuan (0 allowed)."""
     try:
         income = projects.parse_wan(_typed(update))
     except RuleError as error:

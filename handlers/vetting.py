@@ -1,4 +1,4 @@
-"""/vetting (资格联审): a department's reviewers approve or reject, each with a note.
+"""/vetting (joint vetting): a department's reviewers approve or reject, each with a note.
 
 A reviewer only ever reaches their own department's reviews: the queue and every button go
 through storage queries filtered by the reviewer's departments. The note is the next message
@@ -305,7 +305,7 @@ async def plan_outcome_notices(
     officials = await people.recipients(session, chat_ids["officials"])
     key = f"vetting-outcome:{result.nomination.id}"
     if result.outcome == VettingOutcome.APPROVED:
-        # 入库: the cadre starts on the grade ladder the moment they enter the pool.
+        # Entering the pool: the cadre starts on the grade ladder the moment they enter the pool.
         await grades.enter_pool(
             session, result.nomination.id, context.bot_data["grade_policy"], now=now()
         )
