@@ -16,9 +16,10 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
-from storage import audit
+from storage import audit, grades, mentoring, nominations, outcomes, posts, projects, trainings
 from storage.models import (
     County,
     Difficulty,
@@ -50,8 +51,9 @@ from storage.models import (
     VettingReview,
     Village,
 )
-from storage.nominations import NotAllowed
+from storage.nominations import Dossier, NotAllowed
 from storage.people import Actor
+from storage.rules.ladder import LadderPolicy, load_policy
 from storage.rules.vetting import Status
 
 # Rows fetched per round trip: large enough to keep the database busy, small enough that a
@@ -768,3 +770,288 @@ async def write_workbook(
         rows=counts,
     )
     return ExportSummary(counts)
+
+
+# -- one person's file ------------------------------------------------------------------------
+
+# Sheets of the per-person workbook, in order; titles are `export.sheet.<key>`.
+DOSSIER_SHEETS: dict[str, tuple[Column, ...]] = {
+    "file_basics": (Column("field", 18), Column("value", 50)),
+    "file_history": (
+        Column("at", 17, DATETIME),
+        Column("event", 20),
+        Column("status", 14),
+        Column("reason", 40),
+    ),
+    "vetting": (
+        Column("department", 12),
+        Column("decision", 10),
+        Column("decided", 12),
+        Column("note", 40),
+    ),
+    "file_mentors": (
+        Column("slot", 18),
+        Column("mentor", 12),
+        Column("assigned", 12),
+        Column("ended", 12),
+    ),
+    "talks": (
+        Column("talk_date", 12),
+        Column("mode", 10),
+        Column("mentor", 12),
+        *(Column(topic, 30) for topic in TALK_TOPICS),
+    ),
+    "difficulties": (
+        Column("raised", 12),
+        Column("description", 40),
+        Column("difficulty_status", 10),
+        Column("resolution", 40),
+        Column("resolved", 12),
+    ),
+    "trainings": (
+        Column("training_id", 8),
+        Column("training", 24),
+        Column("kind", 12),
+        Column("topic", 12),
+        Column("starts", 17, DATETIME),
+        Column("place", 16),
+        Column("rsvp", 10),
+        Column("attended", 8),
+        Column("score", 8),
+        Column("rank", 8),
+    ),
+    "file_posts": (
+        Column("post_kind", 16),
+        Column("post_title", 24),
+        Column("start_date", 12),
+        Column("end_date", 12),
+    ),
+    "grades": (
+        Column("year", 8),
+        Column("result", 10),
+        Column("from_grade", 8),
+        Column("to_grade", 8),
+        Column("from_years", 10),
+        Column("to_years", 10),
+        Column("subsidy", 10),
+    ),
+    "projects": (
+        Column("project_id", 8),
+        Column("project", 30),
+        Column("township", 14),
+        Column("village", 14),
+        Column("funds", 12, WAN),
+        Column("project_status", 10),
+        Column("income", 14, WAN),
+    ),
+    "file_outcomes": (
+        Column("outcome_kind", 16),
+        Column("outcome_title", 30),
+        Column("outlet", 16),
+        Column("outcome_date", 12),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DossierExport:
+    """Whose file was written, and rows per sheet (headers not counted)."""
+
+    full_name: str
+    rows: dict[str, int]
+
+
+def _write_rows(workbook: Any, key: str, rows: Sequence[Sequence[Any]], words: _Words) -> int:
+    columns = DOSSIER_SHEETS[key]
+    sheet = workbook.create_sheet(title=words.title(f"sheet.{key}"))
+    for index, column in enumerate(columns, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    sheet.freeze_panes = "A2"
+    sheet.append([_header(sheet, words.title(f"col.{c.key}")) for c in columns])
+    for values in rows:
+        sheet.append([_cell(sheet, v, c) for v, c in zip(values, columns, strict=True)])
+    return len(rows)
+
+
+def _basics(dossier: Dossier, words: _Words) -> list[list[Any]]:
+    n = dossier.nomination
+    fields: list[tuple[str, Any]] = [
+        ("nomination_id", n.id),
+        ("full_name", words.name(dossier.full_name)),
+        ("status", words.value("status", n.status)),
+        ("gender", words.value("gender", n.gender)),
+        ("birth_date", n.birth_date),
+        # Stored masks only: the encrypted numbers are never read here.
+        ("id_number", n.id_number_masked),
+        ("phone", n.phone_masked),
+        ("ethnicity", words.value("ethnicity", n.ethnicity)),
+        ("political_status", words.value("political_status", n.political_status)),
+        ("education", words.value("education", n.education)),
+        ("township", dossier.township),
+        ("village", dossier.village),
+        ("key_group", words.value("key_group", n.key_group)),
+        ("channel", words.value("channel", n.channel)),
+        ("specialties", n.specialties),
+        ("work_history", n.work_history),
+        ("motivation", n.motivation),
+    ]
+    if dossier.show_reasons:
+        fields.append(("nomination_reason", n.reason))
+    return [[words.title(f"col.{key}"), value] for key, value in fields]
+
+
+async def write_dossier_workbook(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    target: PathOrBuffer,
+    *,
+    locale_labels: Mapping[str, str],
+    tz: tzinfo,
+    grade_policy: LadderPolicy | None = None,
+) -> DossierExport:
+    """Write one person's file as a workbook, one sheet per part of the /dossier.
+
+    The read goes through `nominations.load_dossier` (scope in SQL, audited): NotAllowed
+    propagates. Vetting reviews and reasons follow the same rules as the file on screen.
+    """
+    moment = datetime.now(UTC)
+    dossier = await nominations.load_dossier(session, actor, nomination_id, now=moment)
+    words = _Words(locale_labels)
+    clock = _Clock(tz)
+    sheets: dict[str, list[list[Any]]] = {"file_basics": _basics(dossier, words)}
+    sheets["file_history"] = [
+        [
+            clock.local(change.at),
+            words.value("dossier.event", change.event.split(":", 1)[0]),
+            words.value("status", change.to_status),
+            change.reason if dossier.show_reasons else None,
+        ]
+        for change in dossier.history
+    ]
+    if dossier.show_reviews:
+        sheets["vetting"] = [
+            [
+                words.value("dept", review.department),
+                words.value(
+                    "dossier.decision",
+                    review.decision
+                    or (
+                        "pending" if dossier.nomination.status == Status.VETTING.value else "moot"
+                    ),
+                ),
+                clock.day(review.decided_at),
+                review.note,
+            ]
+            for review in dossier.reviews
+        ]
+    # The mentoring section wants a ZoneInfo; the county's tz always is one.
+    section = await mentoring.dossier_section(
+        session, nomination_id, **({"tz": tz} if isinstance(tz, ZoneInfo) else {})
+    )
+    sheets["file_mentors"] = [
+        [words.value("mentor_slot", m.slot), words.name(m.full_name), m.assigned_on, m.ended_on]
+        for m in (*section.current, *section.past)
+    ]
+    sheets["talks"] = [
+        [
+            t.talk_date,
+            words.value("talk_mode", t.mode),
+            words.name(t.mentor_name),
+            *(_talk_topic(t, code, words) for code in TALK_TOPICS),
+        ]
+        for t in section.talks
+    ]
+    sheets["difficulties"] = [
+        [
+            d.raised_on,
+            d.description,
+            words.value("export.value.difficulty", d.status),
+            d.resolution,
+            d.resolved_on,
+        ]
+        for d in section.difficulties
+    ]
+    training = await trainings.dossier_section(session, nomination_id, tz=tz)
+    sheets["trainings"] = [
+        [
+            t.training_id,
+            t.title,
+            words.value("training.kind", t.kind),
+            words.value("training.topic", t.topic),
+            t.starts_at.replace(tzinfo=None),
+            t.place,
+            words.value("export.value.rsvp", t.rsvp),
+            words.yes_no(t.attended),
+            t.score,
+            t.rank,
+        ]
+        for t in training.items
+    ]
+    today = moment.astimezone(tz).date()
+    post_section = await posts.dossier_section(session, actor, nomination_id, today=today)
+    sheets["file_posts"] = [
+        [words.value("post_kind", p.kind), p.title, p.start_date, p.end_date]
+        for p in post_section.posts
+    ]
+    policy = grade_policy if grade_policy is not None else load_policy()
+    grade = await grades.dossier_section(session, actor, nomination_id, policy)
+    sheets["grades"] = [
+        [
+            m.year,
+            words.value("result", m.result),
+            m.from_grade,
+            m.to_grade,
+            m.from_years,
+            m.to_years,
+            m.subsidy_yuan,
+        ]
+        for m in (grade.moves if grade is not None else [])
+    ]
+    project_section = await projects.dossier_section(session, nomination_id)
+    sheets["projects"] = [
+        [
+            p.id,
+            p.name,
+            p.township,
+            p.village,
+            _wan(p.funds_yuan),
+            words.value("export.value.project", p.status),
+            _wan(p.income_yuan),
+        ]
+        for p in project_section.projects
+    ]
+    outcome = await outcomes.dossier_section(session, nomination_id)
+    sheets["file_outcomes"] = [
+        *(
+            [words.value("outcome_kind", "elected"), e.position, None, e.elected_on]
+            for e in outcome.elections
+        ),
+        *(
+            [words.value("outcome_kind", a.kind), a.title, None, a.awarded_on]
+            for a in outcome.awards
+        ),
+        *(
+            [words.value("outcome_kind", "publicity"), r.title, r.outlet, r.published_on]
+            for r in outcome.publicity
+        ),
+    ]
+    workbook = Workbook(write_only=True)
+    counts = {key: _write_rows(workbook, key, rows, words) for key, rows in sheets.items()}
+    await asyncio.to_thread(workbook.save, target)
+    await audit.record(
+        session,
+        actor.person_id,
+        "export.dossier",
+        "nomination",
+        nomination_id,
+        rows=counts,
+    )
+    return DossierExport(dossier.full_name, counts)
+
+
+def _talk_topic(talk: Any, code: str, words: _Words) -> str | None:
+    for topic in talk.topics:
+        if topic.code == code:
+            return words.title("value.voice") if topic.voice else topic.text
+    return None

@@ -15,7 +15,7 @@ from telegram.ext import CommandHandler
 from telegram.request import RequestData
 
 import handlers.export
-from storage.models import AuditLog, Role
+from storage.models import AuditLog, Nomination, Person, Role
 from templates import build_environment, render
 from tests.handlers.test_pool_dossier import build_county, grant, nominate
 from tests.support.fake_telegram import FakeTelegram
@@ -159,3 +159,58 @@ async def test_everyone_else_is_refused_and_gets_no_file(world: World, who: int)
     async with world.bot.database.sessionmaker() as session:
         audit = await session.scalar(select(AuditLog).where(AuditLog.action == "export.workbook"))
     assert audit is None
+
+
+async def test_an_official_exports_one_persons_file(world: World) -> None:
+    async with world.bot.database.sessionmaker() as session:
+        nid = await session.scalar(
+            select(Nomination.id)
+            .join(Person, Person.id == Nomination.person_id)
+            .where(Person.full_name == "张三")
+        )
+    assert nid is not None
+    replies = await world.bot.send(OFFICIAL_A, f"/dossier {nid}")
+    button = f"pl:e:{nid}"
+    assert button in [data for row in replies[-1].buttons for _label, data in row]
+
+    replies = await world.bot.press(OFFICIAL_A, button)
+
+    assert [r.kind for r in replies] == ["document"]
+    assert "张三" in replies[0].text
+    (upload,) = world.uploads
+    assert upload.chat_id == OFFICIAL_A and upload.filename == f"dossier-{nid}.xlsx"
+    sheets = _cells(upload.content)
+    assert list(sheets) == [
+        "基本信息",
+        "状态记录",
+        "资格联审",
+        "培养导师",
+        "谈心谈话",
+        "实际困难",
+        "培训与出勤",
+        "实践岗位",
+        "职级变动",
+        "领办项目",
+        "使用成效",
+    ]
+    text = repr(sheets)
+    assert "张三" in text and "5202**********1234" in text
+    assert ID_A not in text and "13900000001" not in text
+    async with world.bot.database.sessionmaker() as session:
+        audit = (
+            await session.scalars(select(AuditLog).where(AuditLog.action == "export.dossier"))
+        ).all()
+    assert [a.subject_id for a in audit] == [nid]
+
+
+async def test_a_forged_export_button_is_refused(world: World) -> None:
+    async with world.bot.database.sessionmaker() as session:
+        nid = await session.scalar(
+            select(Nomination.id)
+            .join(Person, Person.id == Nomination.person_id)
+            .where(Person.full_name == "王五")
+        )
+    for who in (OFFICIAL_A, STRANGER, MENTOR):
+        replies = await world.bot.press(who, f"pl:e:{nid}")
+        assert [(r.kind, r.text) for r in replies] == [("text", FORBIDDEN)], who
+    assert world.uploads == []
