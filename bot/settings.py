@@ -77,6 +77,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
+    @field_validator("bot_token", "data_key", "bot_username", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `make run` writes `BOT_TOKEN=` into .env: an empty value means "not set yet".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("bot_token")
     @classmethod
     def _check_token(cls, value: SecretStr | None) -> SecretStr | None:

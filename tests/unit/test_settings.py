@@ -156,3 +156,16 @@ def test_missing_token_and_key_are_settings_errors() -> None:
 )
 def test_sqlite_path(url: str, path: Path | None) -> None:
     assert load_settings(database_url=url).sqlite_path() == path
+
+
+def test_an_empty_token_in_env_file_reads_as_not_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`make run` writes `BOT_TOKEN=`; the operator is told to set it, not that it is bad."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOT_TOKEN", raising=False)
+    (tmp_path / ".env").write_text("BOT_TOKEN=\nDATA_KEY=\n", encoding="utf-8")
+    settings = load_settings()
+    assert settings.bot_token is None and settings.data_key is None
+    with pytest.raises(SettingsError, match="BOT_TOKEN is not set"):
+        settings.require_token()
