@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -157,6 +158,52 @@ async def plan_notice(
         ):
             planned += 1
     return planned
+
+
+def button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:
+    """A button label from a template: labels are plain text, so the HTML escaping is undone."""
+    return html.unescape(text(update, context, name, **values))
+
+
+async def answer_query(update: Update) -> None:
+    """Stop the button's spinner (a no-op for messages)."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+
+
+async def drop_buttons(update: Update) -> None:
+    """Take the buttons off an answered question so that it cannot be answered twice."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        await query.edit_message_reply_markup(None)
+
+
+def callback_parts(update: Update) -> list[str]:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    return query.data.split(":")
+
+
+def parse_id(raw: str, *, digits: int = 9) -> int | None:
+    """A positive id (or year) from a button or an argument; None for anything else.
+
+    Nine digits stay below 2**31, so a forged number never reaches the database as an error.
+    """
+    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits and int(raw) > 0:
+        return int(raw)
+    return None
+
+
+def parse_page(raw: str) -> int | None:
+    """A page index from a button: 0 or a positive number."""
+    return 0 if raw == "0" else parse_id(raw, digits=4)
+
+
+def typed_text(update: Update) -> str:
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    return message.text
 
 
 def inline_rows(

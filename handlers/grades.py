@@ -8,7 +8,6 @@ against the person's current role and scope in storage.
 
 from __future__ import annotations
 
-import html
 import warnings
 from datetime import date
 from typing import Any
@@ -26,7 +25,17 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, label, now, reply, text
+from handlers.common import (
+    answer_query,
+    button_text,
+    callback_parts,
+    edit_or_reply,
+    label,
+    now,
+    parse_id,
+    parse_page,
+    reply,
+)
 from handlers.forms import shanghai_today
 from storage import grades, people, posts
 from storage.grades import Candidate, CsvFileError, GradeError, ImportReport
@@ -99,23 +108,6 @@ async def _official(session: AsyncSession, update: Update) -> Actor | None:
     return actor if _is_official(actor) else None
 
 
-def _button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:
-    # Button labels are plain text: undo the HTML escaping the template applied.
-    return html.unescape(text(update, context, name, **values))
-
-
-async def _answer(update: Update) -> None:
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
-
-
-def _data(update: Update) -> list[str]:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    return query.data.split(":")
-
-
 def _pages(total: int) -> int:
     return max(1, -(-total // PAGE_SIZE))
 
@@ -139,18 +131,6 @@ def _nav(
     return nav
 
 
-def _parse_int(raw: str, *, digits: int = 9) -> int | None:
-    """A positive id or year from a button or an argument; None for anything else."""
-    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits and int(raw) > 0:
-        return int(raw)
-    return None
-
-
-def _parse_page(raw: str) -> int | None:
-    """A page index from a button: 0 or a positive number."""
-    return 0 if raw == "0" else _parse_int(raw, digits=4)
-
-
 async def _end_forbidden(update: Update, context: CadreContext, key: str) -> int:
     _forget(context, key)
     await reply(update, context, "common/forbidden")
@@ -166,7 +146,7 @@ async def show_grade(update: Update, context: CadreContext) -> None:
     assert user is not None
     policy = _policy(context)
     args = context.args or []
-    wanted = _parse_int(args[0]) if len(args) == 1 else None
+    wanted = parse_id(args[0]) if len(args) == 1 else None
     view: grades.GradeView | None = None
     outcome = "show"
     async with context.session() as session:
@@ -222,7 +202,7 @@ async def begin_results(update: Update, context: CadreContext) -> int:
 async def _ask_year(update: Update, context: CadreContext) -> int:
     buttons = [
         InlineKeyboardButton(
-            _button_text(update, context, "grades/year_button", year=year),
+            button_text(update, context, "grades/year_button", year=year),
             callback_data=f"grd:y:{year}",
         )
         for year in _years(context)
@@ -259,7 +239,7 @@ async def _show_people(
     rows = [
         [
             InlineKeyboardButton(
-                _button_text(
+                button_text(
                     update,
                     context,
                     "grades/person_button",
@@ -307,8 +287,8 @@ async def _load_people(
 
 async def choose_year(update: Update, context: CadreContext) -> int:
     """Take the year from its button and list the cadres still to assess."""
-    await _answer(update)
-    year = _parse_int(_data(update)[-1], digits=4)
+    await answer_query(update)
+    year = parse_id(callback_parts(update)[-1], digits=4)
     if year not in _years(context):
         return await _stale(update, context, RESULT_YEAR)
     async with context.session() as session:
@@ -325,8 +305,8 @@ async def choose_year(update: Update, context: CadreContext) -> int:
 
 async def turn_people_page(update: Update, context: CadreContext) -> int:
     """Another page of the cadres to assess."""
-    await _answer(update)
-    page = _parse_page(_data(update)[-1])
+    await answer_query(update)
+    page = parse_page(callback_parts(update)[-1])
     draft = _draft(context, RESULTS)
     if page is None or "year" not in draft:
         return await _stale(update, context, RESULT_PERSON)
@@ -348,8 +328,8 @@ async def _reload_people(update: Update, context: CadreContext, page: int) -> in
 
 async def choose_person(update: Update, context: CadreContext) -> int:
     """Take the cadre from their button (re-checked in scope) and offer the four results."""
-    await _answer(update)
-    nomination_id = _parse_int(_data(update)[-1])
+    await answer_query(update)
+    nomination_id = parse_id(callback_parts(update)[-1])
     draft = _draft(context, RESULTS)
     if nomination_id is None or "year" not in draft:
         return await _stale(update, context, RESULT_PERSON)
@@ -414,8 +394,8 @@ async def _ask_result(update: Update, context: CadreContext) -> int:
 
 async def choose_result(update: Update, context: CadreContext) -> int:
     """Take the result and show the move it would make, to confirm."""
-    await _answer(update)
-    code = _data(update)[-1]
+    await answer_query(update)
+    code = callback_parts(update)[-1]
     draft = _draft(context, RESULTS)
     if code not in {r.value for r in Result} or "nid" not in draft:
         return await _stale(update, context, RESULT_PICK)
@@ -451,7 +431,7 @@ async def _ask_confirm(update: Update, context: CadreContext) -> int:
 
 async def back_to_people(update: Update, context: CadreContext) -> int:
     """From the result buttons back to the list of cadres."""
-    await _answer(update)
+    await answer_query(update)
     draft = _draft(context, RESULTS)
     if "year" not in draft:
         return await _stale(update, context, RESULT_PICK)
@@ -460,7 +440,7 @@ async def back_to_people(update: Update, context: CadreContext) -> int:
 
 async def back_to_results(update: Update, context: CadreContext) -> int:
     """From the confirmation back to the four results."""
-    await _answer(update)
+    await answer_query(update)
     if "nid" not in _draft(context, RESULTS):
         return await _stale(update, context, RESULT_CONFIRM)
     return await _ask_result(update, context)
@@ -468,7 +448,7 @@ async def back_to_results(update: Update, context: CadreContext) -> int:
 
 async def confirm_result(update: Update, context: CadreContext) -> int:
     """Record the result (scope, year and duplicates re-checked), show the move, go on."""
-    await _answer(update)
+    await answer_query(update)
     draft = _draft(context, RESULTS)
     if not {"year", "nid", "result"} <= draft.keys():
         return await _stale(update, context, RESULT_CONFIRM)
@@ -522,7 +502,7 @@ async def confirm_result(update: Update, context: CadreContext) -> int:
 
 async def finish_results(update: Update, context: CadreContext) -> int:
     """Leave the round of results."""
-    await _answer(update)
+    await answer_query(update)
     _forget(context, RESULTS)
     await edit_or_reply(update, context, "grades/results_done")
     return ConversationHandler.END
@@ -555,7 +535,7 @@ async def _stale(update: Update, context: CadreContext, state: int) -> int:
 
 async def results_stale(update: Update, context: CadreContext) -> int:
     """A button of this flow that does not belong to the current question."""
-    await _answer(update)
+    await answer_query(update)
     return await _stale(update, context, _results_state(context))
 
 
@@ -708,7 +688,7 @@ async def _post_people(update: Update, context: CadreContext, page: int) -> int:
     rows = [
         [
             InlineKeyboardButton(
-                _button_text(
+                button_text(
                     update,
                     context,
                     "grades/person_button",
@@ -739,8 +719,8 @@ async def _post_people(update: Update, context: CadreContext, page: int) -> int:
 
 async def turn_post_page(update: Update, context: CadreContext) -> int:
     """Another page of reserve cadres."""
-    await _answer(update)
-    page = _parse_page(_data(update)[-1])
+    await answer_query(update)
+    page = parse_page(callback_parts(update)[-1])
     if page is None:
         return await _post_stale(update, context)
     return await _post_people(update, context, page)
@@ -748,8 +728,8 @@ async def turn_post_page(update: Update, context: CadreContext) -> int:
 
 async def post_person(update: Update, context: CadreContext) -> int:
     """Take the cadre from their button (re-checked in scope) and ask the kind of post."""
-    await _answer(update)
-    nomination_id = _parse_int(_data(update)[-1])
+    await answer_query(update)
+    nomination_id = parse_id(callback_parts(update)[-1])
     if nomination_id is None:
         return await _post_stale(update, context)
     found: posts.Assignee | None = None
@@ -790,8 +770,8 @@ async def _ask_kind(update: Update, context: CadreContext) -> int:
 
 async def post_kind(update: Update, context: CadreContext) -> int:
     """Take the kind; a hard post needs its name next, the others go on to the dates."""
-    await _answer(update)
-    kind = _data(update)[-1]
+    await answer_query(update)
+    kind = callback_parts(update)[-1]
     draft = _draft(context, POSTS)
     if kind not in posts.POST_KINDS or "nid" not in draft:
         return await _post_stale(update, context)
@@ -835,7 +815,7 @@ async def post_start(update: Update, context: CadreContext) -> int:
     """Take the start date, typed or today's."""
     today = shanghai_today(context)
     if update.callback_query is not None:
-        await _answer(update)
+        await answer_query(update)
         start = today
     else:
         message = update.effective_message
@@ -874,7 +854,7 @@ async def post_end(update: Update, context: CadreContext) -> int:
         return await _post_stale(update, context)
     end: date | None = None
     if update.callback_query is not None:
-        await _answer(update)
+        await answer_query(update)
     else:
         message = update.effective_message
         assert message is not None and message.text is not None
@@ -915,7 +895,7 @@ async def _post_review(update: Update, context: CadreContext) -> int:
 
 async def save_post(update: Update, context: CadreContext) -> int:
     """Store the post (scope re-checked) and show the cadre's posts."""
-    await _answer(update)
+    await answer_query(update)
     draft = _draft(context, POSTS)
     if not {"nid", "kind", "start", "end"} <= draft.keys():
         return await _post_stale(update, context)
@@ -962,7 +942,7 @@ async def save_post(update: Update, context: CadreContext) -> int:
 
 async def drop_post(update: Update, context: CadreContext) -> int:
     """The cancel button on the review: nothing stored."""
-    await _answer(update)
+    await answer_query(update)
     query = update.callback_query
     if query is not None and query.message is not None:
         await query.edit_message_reply_markup(None)
@@ -1004,7 +984,7 @@ async def _post_stale(update: Update, context: CadreContext) -> int:
 
 async def post_stale(update: Update, context: CadreContext) -> int:
     """A button of this flow that does not belong to the current question."""
-    await _answer(update)
+    await answer_query(update)
     return await _post_stale(update, context)
 
 

@@ -12,7 +12,6 @@ in storage against the person's current role and scope.
 
 from __future__ import annotations
 
-import html
 import warnings
 from datetime import date
 from typing import Any
@@ -30,7 +29,19 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, label, now, reply, text
+from handlers.common import (
+    answer_query,
+    button_text,
+    callback_parts,
+    drop_buttons,
+    edit_or_reply,
+    label,
+    now,
+    parse_id,
+    parse_page,
+    reply,
+    typed_text,
+)
 from handlers.forms import shanghai_today
 from storage import outcomes, people, posts
 from storage.models import OFFICIAL_ROLES
@@ -95,44 +106,6 @@ async def _official(session: AsyncSession, update: Update) -> Actor | None:
     return actor if actor is not None and actor.has(*OFFICIAL_ROLES) else None
 
 
-def _button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:
-    return html.unescape(text(update, context, name, **values))
-
-
-async def _answer(update: Update) -> None:
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
-
-
-async def _drop_buttons(update: Update) -> None:
-    query = update.callback_query
-    if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(None)
-
-
-def _data(update: Update) -> list[str]:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    return query.data.split(":")
-
-
-def _parse_int(raw: str, *, digits: int = 9) -> int | None:
-    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits and int(raw) > 0:
-        return int(raw)
-    return None
-
-
-def _parse_page(raw: str) -> int | None:
-    return 0 if raw == "0" else _parse_int(raw, digits=4)
-
-
-def _typed(update: Update) -> str:
-    message = update.effective_message
-    assert message is not None and message.text is not None
-    return message.text
-
-
 async def _forbidden(update: Update, context: CadreContext) -> int:
     _forget(context)
     await reply(update, context, "common/forbidden")
@@ -176,7 +149,7 @@ async def _ask_person(update: Update, context: CadreContext, page: int) -> int:
     rows = [
         [
             InlineKeyboardButton(
-                _button_text(
+                button_text(
                     update,
                     context,
                     "outcomes/person_button",
@@ -227,8 +200,8 @@ async def _ask_person(update: Update, context: CadreContext, page: int) -> int:
 
 async def turn_page(update: Update, context: CadreContext) -> int:
     """Another page of reserve cadres."""
-    await _answer(update)
-    page = _parse_page(_data(update)[-1])
+    await answer_query(update)
+    page = parse_page(callback_parts(update)[-1])
     if page is None:
         return await _stale(update, context)
     return await _ask_person(update, context, page)
@@ -236,8 +209,8 @@ async def turn_page(update: Update, context: CadreContext) -> int:
 
 async def choose_person(update: Update, context: CadreContext) -> int:
     """Take the cadre from their button (re-checked in scope) and ask the kind."""
-    await _answer(update)
-    nomination_id = _parse_int(_data(update)[-1])
+    await answer_query(update)
+    nomination_id = parse_id(callback_parts(update)[-1])
     found: Cadre | None = None
     async with context.session() as session:
         actor = await _official(session, update)
@@ -256,13 +229,13 @@ async def choose_person(update: Update, context: CadreContext) -> int:
     draft.update(
         nid=found.nomination_id, name=found.full_name, township=found.township, status=found.status
     )
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _ask_kind(update, context)
 
 
 async def choose_nobody(update: Update, context: CadreContext) -> int:
     """A county-level publicity record naming no cadre (county officials and admins only)."""
-    await _answer(update)
+    await answer_query(update)
     async with context.session() as session:
         actor = await _official(session, update)
     if actor is None:
@@ -273,7 +246,7 @@ async def choose_nobody(update: Update, context: CadreContext) -> int:
     for key in ANSWERS:
         draft.pop(key, None)
     draft.update(nid=None, name="", township="", status="", kind="publicity")
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _ask_next(update, context)
 
 
@@ -306,8 +279,8 @@ async def _ask_kind(update: Update, context: CadreContext) -> int:
 
 async def choose_kind(update: Update, context: CadreContext) -> int:
     """Take the kind of outcome; pay needs a recorded assessment year first."""
-    await _answer(update)
-    kind = _data(update)[-1]
+    await answer_query(update)
+    kind = callback_parts(update)[-1]
     draft = _draft(context)
     if kind not in OUTCOME_KINDS or draft.get("nid") is None:
         return await _stale(update, context)
@@ -321,14 +294,14 @@ async def choose_kind(update: Update, context: CadreContext) -> int:
     for key in ANSWERS:
         draft.pop(key, None)
     draft["kind"] = kind
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _ask_next(update, context)
 
 
 async def back_to_people(update: Update, context: CadreContext) -> int:
     """From the kinds back to the list of cadres."""
-    await _answer(update)
-    await _drop_buttons(update)
+    await answer_query(update)
+    await drop_buttons(update)
     return await _ask_person(update, context, int(_draft(context).get("page", 0)))
 
 
@@ -412,7 +385,7 @@ async def take_text(update: Update, context: CadreContext) -> int:
     if step not in ("position", "outlet", "title", "pay"):
         return await _stale(update, context)
     try:
-        draft[step] = _clean(step, draft["kind"], _typed(update))
+        draft[step] = _clean(step, draft["kind"], typed_text(update))
     except RuleError as error:
         await _invalid(update, context, error)
     return await _ask_next(update, context)
@@ -423,16 +396,16 @@ async def take_date(update: Update, context: CadreContext) -> int:
     draft = _draft(context)
     if "kind" not in draft or _pending(draft) != "date":
         if update.callback_query is not None:
-            await _answer(update)
+            await answer_query(update)
         return await _stale(update, context)
     today = shanghai_today(context)
     if update.callback_query is not None:
-        await _answer(update)
-        await _drop_buttons(update)
+        await answer_query(update)
+        await drop_buttons(update)
         day = today
     else:
         try:
-            day = outcomes.check_past(posts.parse_date(_typed(update), today=today), today)
+            day = outcomes.check_past(posts.parse_date(typed_text(update), today=today), today)
         except RuleError as error:
             await _invalid(update, context, error)
             return await _ask_next(update, context)
@@ -466,9 +439,7 @@ async def _ask_year(update: Update, context: CadreContext) -> int:
     buttons = [
         [
             InlineKeyboardButton(
-                _button_text(
-                    update, context, "outcomes/year_button", year=y.year, result=y.result
-                ),
+                button_text(update, context, "outcomes/year_button", year=y.year, result=y.result),
                 callback_data=f"out:y:{y.year}",
             )
         ]
@@ -489,13 +460,13 @@ async def take_year(update: Update, context: CadreContext) -> int:
     """The assessment year: a button or typed; it must have a recorded result."""
     draft = _draft(context)
     if update.callback_query is not None:
-        await _answer(update)
-        raw = _data(update)[-1]
+        await answer_query(update)
+        raw = callback_parts(update)[-1]
     else:
-        raw = _typed(update).strip()
+        raw = typed_text(update).strip()
     if "kind" not in draft or _pending(draft) != "year":
         return await _stale(update, context)
-    year = _parse_int(raw, digits=4)
+    year = parse_id(raw, digits=4)
     years = await _years(update, context)
     if years is None:
         return await _forbidden(update, context)
@@ -503,7 +474,7 @@ async def take_year(update: Update, context: CadreContext) -> int:
         params = {"year": year} if year is not None else {}
         await reply(update, context, "outcomes/invalid", code="pay.no_result", params=params)
         return await _ask_year(update, context)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     draft["year"] = year
     return await _ask_next(update, context)
 
@@ -542,7 +513,7 @@ def _shown(draft: dict[str, Any]) -> dict[str, Any]:
 
 async def save_outcome(update: Update, context: CadreContext) -> int:
     """Store the outcome (scope and rules re-checked) and say what changed."""
-    await _answer(update)
+    await answer_query(update)
     draft = _draft(context)
     if "kind" not in draft or _pending(draft) is not None:
         return await _stale(update, context)
@@ -599,7 +570,7 @@ async def save_outcome(update: Update, context: CadreContext) -> int:
                 error = exc
     if actor is None:
         return await _forbidden(update, context)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     if error is not None:
         await _invalid(update, context, error)
         # Ask again what the rule refused; the rest of the draft stays.
@@ -619,8 +590,8 @@ async def save_outcome(update: Update, context: CadreContext) -> int:
 
 async def drop_outcome(update: Update, context: CadreContext) -> int:
     """The cancel button on the review: nothing stored."""
-    await _answer(update)
-    await _drop_buttons(update)
+    await answer_query(update)
+    await drop_buttons(update)
     return await cancel_outcome(update, context)
 
 
@@ -650,7 +621,7 @@ async def _stale(update: Update, context: CadreContext) -> int:
 
 async def outcome_stale(update: Update, context: CadreContext) -> int:
     """A button of this flow that does not belong to the current question."""
-    await _answer(update)
+    await answer_query(update)
     return await _stale(update, context)
 
 

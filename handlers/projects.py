@@ -10,7 +10,6 @@ storage: a forged or outdated button gets common/stale_button, never another's d
 
 from __future__ import annotations
 
-import html
 import warnings
 from typing import Any
 
@@ -27,7 +26,20 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, label, now, plan_notice, reply, text
+from handlers.common import (
+    answer_query,
+    button_text,
+    callback_parts,
+    drop_buttons,
+    edit_or_reply,
+    label,
+    now,
+    parse_id,
+    parse_page,
+    plan_notice,
+    reply,
+    typed_text,
+)
 from handlers.forms import shanghai_today
 from storage import people, projects, reminders
 from storage.models import OFFICIAL_ROLES
@@ -90,46 +102,6 @@ async def _official(session: AsyncSession, update: Update) -> Actor | None:
     """The acting official, or None: roles are re-read on every update (deny by default)."""
     actor = await _actor(session, update)
     return actor if actor is not None and actor.has(*OFFICIAL_ROLES) else None
-
-
-def _button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:
-    # Button labels are plain text: undo the HTML escaping the template applied.
-    return html.unescape(text(update, context, name, **values))
-
-
-async def _answer(update: Update) -> None:
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
-
-
-async def _drop_buttons(update: Update) -> None:
-    query = update.callback_query
-    if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(None)
-
-
-def _data(update: Update) -> list[str]:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    return query.data.split(":")
-
-
-def _parse_int(raw: str, *, digits: int = 9) -> int | None:
-    """A positive id from a button; None for anything else (nine digits stay below 2**31)."""
-    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits and int(raw) > 0:
-        return int(raw)
-    return None
-
-
-def _parse_page(raw: str) -> int | None:
-    return 0 if raw == "0" else _parse_int(raw, digits=4)
-
-
-def _typed(update: Update) -> str:
-    message = update.effective_message
-    assert message is not None and message.text is not None
-    return message.text
 
 
 def _nav(
@@ -206,8 +178,8 @@ async def _ask_township(update: Update, context: CadreContext) -> int:
 
 async def choose_township(update: Update, context: CadreContext) -> int:
     """Take the township from its button (re-checked in scope)."""
-    await _answer(update)
-    township_id = _parse_int(_data(update)[-1])
+    await answer_query(update)
+    township_id = parse_id(callback_parts(update)[-1])
     found: Place | None = None
     async with context.session() as session:
         actor = await _official(session, update)
@@ -225,7 +197,7 @@ async def choose_township(update: Update, context: CadreContext) -> int:
         for key in ("vid", "vname", "leads"):
             draft.pop(key, None)
     draft.update(tid=found.id, tname=found.name)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _ask_village(update, context, 0)
 
 
@@ -277,8 +249,8 @@ async def _ask_village(update: Update, context: CadreContext, page: int) -> int:
 
 async def turn_village_page(update: Update, context: CadreContext) -> int:
     """Another page of villages."""
-    await _answer(update)
-    page = _parse_page(_data(update)[-1])
+    await answer_query(update)
+    page = parse_page(callback_parts(update)[-1])
     if page is None or "tid" not in _draft(context, PROJECT):
         return await _project_stale(update, context)
     return await _ask_village(update, context, page)
@@ -286,8 +258,8 @@ async def turn_village_page(update: Update, context: CadreContext) -> int:
 
 async def choose_village(update: Update, context: CadreContext) -> int:
     """Take the village from its button (re-checked in scope and township)."""
-    await _answer(update)
-    village_id = _parse_int(_data(update)[-1])
+    await answer_query(update)
+    village_id = parse_id(callback_parts(update)[-1])
     draft = _draft(context, PROJECT)
     found: projects.VillageRef | None = None
     async with context.session() as session:
@@ -302,7 +274,7 @@ async def choose_village(update: Update, context: CadreContext) -> int:
     if found is None or found.township_id != draft.get("tid"):
         return await _project_stale(update, context)
     draft.update(vid=found.id, vname=found.name)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _ask_project_state(update, context, P_NAME)
 
 
@@ -326,7 +298,7 @@ async def _next(update: Update, context: CadreContext, answered: int) -> int:
 async def take_name(update: Update, context: CadreContext) -> int:
     """Take the project's name."""
     try:
-        name = projects.clean_name(_typed(update))
+        name = projects.clean_name(typed_text(update))
     except RuleError as error:
         await _invalid(update, context, error)
         return await _ask_name(update, context)
@@ -343,7 +315,7 @@ async def _ask_funds(update: Update, context: CadreContext) -> int:
 async def take_funds(update: Update, context: CadreContext) -> int:
     """Take the funds in wan yuan (10,000 yuan), kept as whole yuan."""
     try:
-        funds = projects.parse_wan(_typed(update))
+        funds = projects.parse_wan(typed_text(update))
     except RuleError as error:
         await _invalid(update, context, error)
         return await _ask_funds(update, context)
@@ -365,12 +337,12 @@ async def _ask_status(update: Update, context: CadreContext) -> int:
 
 async def choose_status(update: Update, context: CadreContext) -> int:
     """Take the project's status."""
-    await _answer(update)
-    code = _data(update)[-1]
+    await answer_query(update)
+    code = callback_parts(update)[-1]
     if code not in PROJECT_STATUSES:
         return await _project_stale(update, context)
     _draft(context, PROJECT)["status"] = code
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _next(update, context, P_STATUS)
 
 
@@ -409,7 +381,7 @@ async def _ask_leads(update: Update, context: CadreContext, *, edit: bool = Fals
     rows = [
         [
             InlineKeyboardButton(
-                _button_text(
+                button_text(
                     update,
                     context,
                     "projects/lead_button",
@@ -449,8 +421,8 @@ async def _ask_leads(update: Update, context: CadreContext, *, edit: bool = Fals
 
 async def toggle_lead(update: Update, context: CadreContext) -> int:
     """Add or remove one lead cadre (re-checked: in the pool of the project's township)."""
-    await _answer(update)
-    nomination_id = _parse_int(_data(update)[-1])
+    await answer_query(update)
+    nomination_id = parse_id(callback_parts(update)[-1])
     draft = _draft(context, PROJECT)
     if nomination_id is None or "tid" not in draft:
         return await _project_stale(update, context)
@@ -476,8 +448,8 @@ async def toggle_lead(update: Update, context: CadreContext) -> int:
 
 async def turn_leads_page(update: Update, context: CadreContext) -> int:
     """Another page of reserve cadres."""
-    await _answer(update)
-    page = _parse_page(_data(update)[-1])
+    await answer_query(update)
+    page = parse_page(callback_parts(update)[-1])
     if page is None or "tid" not in _draft(context, PROJECT):
         return await _project_stale(update, context)
     _draft(context, PROJECT)["lpage"] = page
@@ -486,12 +458,12 @@ async def turn_leads_page(update: Update, context: CadreContext) -> int:
 
 async def leads_done(update: Update, context: CadreContext) -> int:
     """Leads chosen: at least one is needed, then the review."""
-    await _answer(update)
+    await answer_query(update)
     draft = _draft(context, PROJECT)
     if not draft.get("leads"):
         await reply(update, context, "projects/invalid", code="project.no_leads", params={})
         return await _ask_leads(update, context)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     draft.pop("editing", None)
     return await _ask_project_state(update, context, P_REVIEW)
 
@@ -550,18 +522,18 @@ async def _review(update: Update, context: CadreContext) -> int:
 
 async def edit_field(update: Update, context: CadreContext) -> int:
     """Change one answer from the review, then come back to it."""
-    await _answer(update)
-    field = _data(update)[-1]
+    await answer_query(update)
+    field = callback_parts(update)[-1]
     if field not in P_EDITABLE or "status" not in _draft(context, PROJECT):
         return await _project_stale(update, context)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     _draft(context, PROJECT)["editing"] = True
     return await _ask_project_state(update, context, P_EDITABLE[field])
 
 
 async def save_project(update: Update, context: CadreContext) -> int:
     """Store the project (scope, village and leads re-checked) and show it."""
-    await _answer(update)
+    await answer_query(update)
     draft = _draft(context, PROJECT)
     if not {"vid", "name", "funds", "status", "leads"} <= draft.keys():
         return await _project_stale(update, context)
@@ -590,7 +562,7 @@ async def save_project(update: Update, context: CadreContext) -> int:
                 error = exc
     if actor is None:
         return await _forbidden(update, context, PROJECT)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     if error is not None:
         await _invalid(update, context, error)
         state = P_LEADS if error.code in ("project.leads", "project.no_leads") else P_REVIEW
@@ -605,8 +577,8 @@ async def save_project(update: Update, context: CadreContext) -> int:
 
 async def drop_project(update: Update, context: CadreContext) -> int:
     """The cancel button on the review: nothing stored."""
-    await _answer(update)
-    await _drop_buttons(update)
+    await answer_query(update)
+    await drop_buttons(update)
     return await cancel_project(update, context)
 
 
@@ -648,7 +620,7 @@ async def _project_stale(update: Update, context: CadreContext) -> int:
 
 async def project_stale(update: Update, context: CadreContext) -> int:
     """A button of this flow that does not belong to the current question."""
-    await _answer(update)
+    await answer_query(update)
     return await _project_stale(update, context)
 
 
@@ -712,8 +684,8 @@ async def list_projects(update: Update, context: CadreContext) -> None:
 
 async def turn_list_page(update: Update, context: CadreContext) -> None:
     """Another page of the list (scope re-checked)."""
-    await _answer(update)
-    page = _parse_page(_data(update)[-1])
+    await answer_query(update)
+    page = parse_page(callback_parts(update)[-1])
     if page is None:
         await reply(update, context, "common/stale_button")
         return
@@ -747,8 +719,8 @@ async def _ask_report_project(update: Update, context: CadreContext) -> int:
 
 async def report_project(update: Update, context: CadreContext) -> int:
     """Take the project (re-checked: the person leads it) and ask the income."""
-    await _answer(update)
-    project_id = _parse_int(_data(update)[-1])
+    await answer_query(update)
+    project_id = parse_id(callback_parts(update)[-1])
     found: ProjectRow | None = None
     async with context.session() as session:
         actor = await _actor(session, update)
@@ -761,7 +733,7 @@ async def report_project(update: Update, context: CadreContext) -> int:
         return await _report_stale(update, context)
     _forget(context, REPORT)
     _draft(context, REPORT).update(pid=found.id, pname=found.name, current=found.status)
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _ask_income(update, context)
 
 
@@ -781,7 +753,7 @@ async def _ask_income(update: Update, context: CadreContext) -> int:
 async def take_income(update: Update, context: CadreContext) -> int:
     """Take the income gained since the last report, in wan yuan (0 allowed)."""
     try:
-        income = projects.parse_wan(_typed(update))
+        income = projects.parse_wan(typed_text(update))
     except RuleError as error:
         await _invalid(update, context, error)
         return await _ask_income(update, context)
@@ -814,13 +786,13 @@ async def _ask_report_status(update: Update, context: CadreContext) -> int:
 
 async def report_status(update: Update, context: CadreContext) -> int:
     """Take the new status, or none."""
-    await _answer(update)
-    code = _data(update)[-1]
+    await answer_query(update)
+    code = callback_parts(update)[-1]
     draft = _draft(context, REPORT)
     if (code != KEEP and code not in PROJECT_STATUSES) or "income" not in draft:
         return await _report_stale(update, context)
     draft["status"] = None if code == KEEP else code
-    await _drop_buttons(update)
+    await drop_buttons(update)
     return await _ask_note(update, context)
 
 
@@ -845,12 +817,12 @@ async def take_note(update: Update, context: CadreContext) -> int:
     if "status" not in draft:
         return await _report_stale(update, context)
     if update.callback_query is not None:
-        await _answer(update)
-        await _drop_buttons(update)
+        await answer_query(update)
+        await drop_buttons(update)
         draft["note"] = None
     else:
         try:
-            draft["note"] = projects.clean_note(_typed(update))
+            draft["note"] = projects.clean_note(typed_text(update))
         except RuleError as error:
             await _invalid(update, context, error)
             return await _ask_note(update, context)
@@ -884,7 +856,7 @@ async def _report_review(update: Update, context: CadreContext) -> int:
 
 async def save_report(update: Update, context: CadreContext) -> int:
     """Store the report (lead re-checked) and tell the township's officials, in one go."""
-    await _answer(update)
+    await answer_query(update)
     draft = _draft(context, REPORT)
     if not {"pid", "income", "status", "note"} <= draft.keys():
         return await _report_stale(update, context)
@@ -919,7 +891,7 @@ async def save_report(update: Update, context: CadreContext) -> int:
                 key=f"project-report:{saved.report_id}",
                 report=saved,
             )
-    await _drop_buttons(update)
+    await drop_buttons(update)
     if error is not None:
         await _invalid(update, context, error)
         return await _report_review(update, context)
@@ -933,8 +905,8 @@ async def save_report(update: Update, context: CadreContext) -> int:
 
 async def drop_report(update: Update, context: CadreContext) -> int:
     """The cancel button on the review: nothing stored."""
-    await _answer(update)
-    await _drop_buttons(update)
+    await answer_query(update)
+    await drop_buttons(update)
     return await cancel_report(update, context)
 
 
@@ -965,7 +937,7 @@ async def _report_stale(update: Update, context: CadreContext) -> int:
 
 async def report_stale(update: Update, context: CadreContext) -> int:
     """A button of this flow that does not belong to the current question."""
-    await _answer(update)
+    await answer_query(update)
     return await _report_stale(update, context)
 
 
