@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from storage import sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -45,7 +48,12 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that later tries to
         # write fails with "database is locked" instead of waiting on busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        driver = conn.connection.driver_connection
+        if isinstance(driver, sqlite_driver.OneHopConnection):
+            # Sent with the transaction's first statement, in the same thread hand-off.
+            driver.begin_with_next_statement("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, schema: str | None = None, echo: bool = False) -> AsyncEngine:
@@ -55,9 +63,13 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if is_sqlite(url):
         match = re.match(r"^sqlite\+aiosqlite:///(.+)$", url)
-        if match and match.group(1) != ":memory:":
-            Path(match.group(1)).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        path = match.group(1) if match else ":memory:"
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One thread hand-off per statement instead of four (storage/sqlite_driver.py).
+        kwargs["async_creator"] = partial(
+            sqlite_driver.connect, path, busy_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000
+        )
     else:
         kwargs["pool_pre_ping"] = True
         if schema:
