@@ -1,8 +1,10 @@
 """Push summaries: the text and the chart of a scope, and the planner of scheduled summaries.
 
-Scheduled summaries go through the outbox, which carries text only: they send the text, end
-with a pointer to /summary, and /summary sends the same figures for the period so far with
-the chart as a photo.
+Scheduled summaries go through the outbox like every proactive message: the row carries the
+rendered text and, for each scope, the chart's figures (not the picture: a row stays a few
+hundred bytes); the dispatcher draws the chart when it sends the row, after the text, so the
+picture shows exactly the figures that were planned. /summary sends the same two for the
+period so far.
 
 The chart is drawn with matplotlib's object API on the Agg canvas (no pyplot state) in the
 Noto Sans SC font that the `pylopdf-fonts-zh-cn` package installs, registered at first use,
@@ -130,12 +132,87 @@ def _default_env() -> Environment:
     return build_environment()
 
 
-def render_chart(figures: Summary, locale: str, env: Environment | None = None) -> bytes:
+@dataclass(frozen=True, slots=True)
+class ChartLine:
+    township: str
+    talks_held: int
+    talks_due_soon: int
+    talks_overdue: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """What the chart shows, and nothing else: small enough to travel in an outbox row."""
+
+    scope_name: str
+    funnel: tuple[tuple[str, int], ...]
+    townships: tuple[ChartLine, ...]
+
+    @classmethod
+    def of(cls, figures: Summary) -> ChartData:
+        return cls(
+            figures.scope_name,
+            figures.funnel,
+            tuple(
+                ChartLine(t.township, t.talks_held, t.talks_due_soon, t.talks_overdue)
+                for t in figures.townships
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope_name,
+            "funnel": [[code, n] for code, n in self.funnel],
+            "townships": [
+                [t.township, t.talks_held, t.talks_due_soon, t.talks_overdue]
+                for t in self.townships
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChartData:
+        return cls(
+            str(data["scope"]),
+            tuple((str(code), int(n)) for code, n in data["funnel"]),
+            tuple(
+                ChartLine(str(name), int(held), int(soon), int(overdue))
+                for name, held, soon, overdue in data["townships"]
+            ),
+        )
+
+
+# The outbox photo kind of a summary chart (see chart_photo / draw_photo).
+CHART_PHOTO = "summary-chart"
+
+
+def chart_photo(figures: Summary, locale: str, caption: str) -> dict[str, Any]:
+    """An outbox photo: the chart of `figures`, drawn when the row is sent."""
+    return {
+        "kind": CHART_PHOTO,
+        "locale": locale,
+        "caption": caption,
+        "chart": ChartData.of(figures).to_json(),
+    }
+
+
+def draw_photo(photo: dict[str, Any]) -> tuple[bytes, str]:
+    """The PNG and caption of an outbox photo (CPU-bound: call it off the event loop)."""
+    if photo.get("kind") != CHART_PHOTO:
+        raise ValueError(f"unknown outbox photo kind {photo.get('kind')!r}")
+    picture = render_chart(ChartData.from_json(photo["chart"]), str(photo["locale"]))
+    return picture, str(photo["caption"])
+
+
+def render_chart(
+    figures: Summary | ChartData, locale: str, env: Environment | None = None
+) -> bytes:
     """A PNG: the pipeline funnel, then talks held against talks due per township."""
     from matplotlib import font_manager, rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    if not isinstance(figures, ChartData):
+        figures = ChartData.of(figures)
     labels = _chart_labels(env or _default_env(), locale)
     family = font_manager.FontProperties(fname=str(chart_font())).get_name()
     lines = figures.townships
@@ -231,6 +308,7 @@ async def _plan_one(
     since, until = summary.reported_period(schedule.cadence, now, tz)
     locale = normalize_locale(official.language, settings.locale)
     texts: list[str] = []
+    photos: list[dict[str, Any]] = []
     key_figures: dict[str, dict[str, int]] = {}
     for township_id in official.scopes:
         key = _Key(township_id, since, until)
@@ -254,12 +332,15 @@ async def _plan_one(
                 scheduled=True,
             )
         )
+        caption = render_caption(context.jinja, locale, figures, tz)
+        photos.append(chart_photo(figures, locale, caption))
     added = await outbox.plan(
         session,
         key=f"summary:{official.person_id}:{period}",
         chat_id=official.telegram_id,
         kind="summary/summary",
         parts=split_message("\n\n".join(texts)),
+        photos=photos,
     )
     await summary.record_figures(session, official.person_id, key_figures)
     return int(added)

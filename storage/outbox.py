@@ -39,6 +39,27 @@ class Claimed:
     attempts: int
     # True when a previous claim expired: the message may already have been delivered.
     reclaimed: bool
+    # Pictures sent after the text parts, each described well enough to draw it again at
+    # send time (a summary's chart: its figures, locale and caption), so rows stay small.
+    photos: tuple[dict[str, Any], ...] = ()
+    # How many of the row's items (text parts, then photos) reached Telegram on an earlier
+    # attempt: a retry resumes after them instead of sending them twice.
+    done: int = 0
+
+    @property
+    def items(self) -> int:
+        return len(self.parts) + len(self.photos)
+
+    def body(self, *, done: int) -> dict[str, Any]:
+        """The stored body with a new count of delivered items."""
+        body: dict[str, Any] = {"parts": self.parts}
+        if self.markup is not None:
+            body["markup"] = self.markup
+        if self.photos:
+            body["photos"] = list(self.photos)
+        if done:
+            body["done"] = done
+        return body
 
 
 async def plan(
@@ -50,11 +71,14 @@ async def plan(
     parts: list[str],
     not_before: datetime | None = None,
     markup: dict[str, Any] | None = None,
+    photos: list[dict[str, Any]] | None = None,
 ) -> bool:
     """Add a message unless one with the same key exists; True when it was added."""
     body: dict[str, Any] = {"parts": parts}
     if markup is not None:
         body["markup"] = markup
+    if photos:
+        body["photos"] = photos
     values: dict[str, object] = {
         "key": key,
         "chat_id": chat_id,
@@ -133,6 +157,8 @@ async def claim(
             r.parts.get("markup"),
             r.attempts,
             reclaimed=(r.error or "").startswith(IN_FLIGHT),
+            photos=tuple(r.parts.get("photos", ())),
+            done=int(r.parts.get("done", 0)),
         )
         for r in rows
     ]
@@ -168,12 +194,24 @@ async def mark_failed(
 
 
 async def retry_later(
-    session: AsyncSession, message_id: int, *, not_before: datetime, reason: str
+    session: AsyncSession,
+    message_id: int,
+    *,
+    not_before: datetime,
+    reason: str,
+    body: dict[str, Any] | None = None,
 ) -> None:
+    """Put a row back for later; `body` (see Claimed.body) records items already delivered."""
+    values: dict[str, Any] = {
+        "status": "pending",
+        "not_before": not_before,
+        "error": reason[:300],
+        "claimed_by": None,
+    }
+    if body is not None:
+        values["parts"] = body
     await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status="pending", not_before=not_before, error=reason[:300], claimed_by=None)
+        update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
     )
 
 

@@ -102,3 +102,32 @@ async def test_concurrent_claimers_never_share_a_row(db: Database) -> None:
         await other.close()
     everything = [k for keys in results for k in keys]
     assert len(everything) == 120 and len(set(everything)) == 120
+
+
+async def test_photos_and_delivered_items_survive_a_retry(db: Database) -> None:
+    photo = {"kind": "summary-chart", "locale": "zh_CN", "caption": "图", "chart": {"n": 1}}
+    async with db.sessionmaker.begin() as session:
+        await outbox.plan(
+            session,
+            key="s:1",
+            chat_id=5,
+            kind="summary/summary",
+            parts=["one", "two"],
+            photos=[photo],
+            not_before=NOW,
+        )
+    async with db.sessionmaker.begin() as session:
+        (row,) = await outbox.claim(session, worker="a", now=NOW, limit=5, lease=LEASE)
+        assert row.photos == (photo,) and row.done == 0 and row.items == 3
+        # Both text parts went out before a 429: the retry must start at the photo.
+        await outbox.retry_later(
+            session,
+            row.id,
+            not_before=NOW,
+            reason="retry-after 1s",
+            body=row.body(done=2),
+        )
+    async with db.sessionmaker.begin() as session:
+        (again,) = await outbox.claim(session, worker="a", now=NOW, limit=5, lease=LEASE)
+    assert again.done == 2 and again.parts == ["one", "two"] and again.photos == (photo,)
+    assert again.markup is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from datetime import UTC, datetime
 from typing import Any
@@ -126,3 +127,18 @@ def test_a_missing_glyph_would_be_caught() -> None:
     figure.text(0.5, 0.5, "\U0001f600", family=name)
     with pytest.warns(UserWarning, match="missing from font"):
         figure.savefig(io.BytesIO(), format="png")
+
+
+def test_a_chart_planned_into_the_outbox_draws_the_same_picture_later() -> None:
+    from bot.summaries import ChartData, chart_photo, draw_photo
+
+    figures = make_summary()
+    photo = chart_photo(figures, "zh_CN", "📈 印江自治县")
+    # The row's body is JSON: what travels is the figures, not the PNG.
+    stored = json.loads(json.dumps(photo))
+    assert ChartData.from_json(stored["chart"]) == ChartData.of(figures)
+    picture, caption = draw_photo(stored)
+    assert caption == "📈 印江自治县"
+    assert picture == render_chart(figures, "zh_CN", ENV)
+    with pytest.raises(ValueError, match="unknown outbox photo kind"):
+        draw_photo({**stored, "kind": "selfie"})
