@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from telegram import Bot
 from telegram.error import TimedOut
+from telegram.request import RequestData
 
 from bot.delivery import Dispatcher, Limits
 from storage import outbox, people
 from storage.db import Database
 from storage.models import OutboxMessage, TelegramAccount
 from tests.conftest import TOKEN
-from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_telegram import Call, FakeTelegram
 
 FAST = Limits(per_second=30, per_chat_seconds=1.0, retry_base_seconds=0.05, max_attempts=4)
 
@@ -175,3 +178,86 @@ async def test_a_timed_out_send_is_retried_as_a_possible_duplicate(
     assert [s.chat_id for s in fake.sent] == [9501]
     assert dispatcher.stats.possible_duplicates == 1
     assert any("may duplicate" in r.getMessage() for r in caplog.records)
+
+
+# -- rows with photos: drawn at send time, resumed after what was delivered ---------------------
+
+CHART = {
+    "kind": "summary-chart",
+    "locale": "zh_CN",
+    "caption": "📈 <b>木黄镇</b>",
+    "chart": {"scope": "木黄镇", "funnel": [["nominated", 5]], "townships": [["木黄镇", 3, 1, 0]]},
+}
+UNPACED = Limits(per_second=30, per_chat_seconds=0.0, retry_base_seconds=0.05, max_attempts=4)
+
+
+class PhotoFlood(FakeTelegram):
+    """Answers the first sendPhoto with 429, as Telegram does past its limits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flooded = False
+
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, **kw: Any
+    ) -> tuple[int, bytes]:
+        if url.endswith("/sendPhoto") and not self.flooded:
+            self.flooded = True
+            self.calls.append(Call("sendPhoto", {}))
+            payload = {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            }
+            return 429, json.dumps(payload).encode()
+        return await super().do_request(url, method, request_data, **kw)
+
+
+async def _plan_with_photo(db: Database, chat: int, photo: dict[str, Any]) -> None:
+    async with db.sessionmaker.begin() as session:
+        await people.ensure_account(session, chat, "zh")
+        await outbox.plan(
+            session,
+            key=f"summary:{chat}",
+            chat_id=chat,
+            kind="summary/summary",
+            parts=["<b>one</b>", "two"],
+            photos=[photo],
+        )
+
+
+async def test_a_429_on_the_photo_resends_only_the_photo(sqlite_database: Database) -> None:
+    fake = PhotoFlood()
+    bot = Bot(TOKEN, request=fake, get_updates_request=fake)
+    await bot.initialize()
+    try:
+        await _plan_with_photo(sqlite_database, 7301, CHART)
+        await _drain_all(Dispatcher(sqlite_database, bot, limits=UNPACED))
+    finally:
+        await bot.shutdown()
+    assert fake.flooded
+    assert [(s.kind, s.text) for s in fake.sent] == [
+        ("text", "<b>one</b>"),
+        ("text", "two"),
+        ("photo", "📈 <b>木黄镇</b>"),
+    ]
+    photo_calls = [c for c in fake.calls if c.method == "sendPhoto"]
+    assert len(photo_calls) == 2  # the 429, then the one that went through
+    async with sqlite_database.sessionmaker() as session:
+        row = await session.scalar(select(OutboxMessage))
+    assert row is not None and row.status == "sent" and row.attempts == 2
+    await sqlite_database.close()
+
+
+async def test_a_photo_that_cannot_be_drawn_fails_the_row_with_what_was_sent(
+    wired: tuple[Database, FakeTelegram, Bot],
+) -> None:
+    db, fake, bot = wired
+    await _plan_with_photo(db, 7302, {**CHART, "chart": {"scope": "x"}})
+    await _drain_all(Dispatcher(db, bot, limits=UNPACED))
+    assert fake.texts(7302) == ["<b>one</b>", "two"]
+    async with db.sessionmaker() as session:
+        row = await session.scalar(select(OutboxMessage))
+    assert row is not None and row.status == "failed"
+    assert row.error == "photo: cannot be drawn (after 2 of 3 items)"

@@ -226,7 +226,18 @@ async def test_scheduled_summaries_are_planned_once_across_ticks_and_restarts(
             f"summary:{township_person}:2026-W48",
         ]
     )
-    delivered = {s.chat_id: s.text for s in await county.drain()}
+    sent = await county.drain()
+    delivered = {s.chat_id: s.text for s in sent if s.kind == "text"}
+    # Each summary is its text, then its chart, drawn by the dispatcher from the row.
+    assert [(s.chat_id, s.kind) for s in sent if s.chat_id == TOWNSHIP_OFFICIAL] == [
+        (TOWNSHIP_OFFICIAL, "text"),
+        (TOWNSHIP_OFFICIAL, "photo"),
+    ]
+    charts = {s.chat_id: s.text for s in sent if s.kind == "photo"}
+    assert charts.keys() == {TOWNSHIP_OFFICIAL, COUNTY_OFFICIAL}
+    assert "11月16日—11月22日" in charts[TOWNSHIP_OFFICIAL]
+    photo = next(c for c in county.fake.calls if c.method == "sendPhoto")
+    assert next(iter(photo.files.values())).startswith(b"\x89PNG")
     assert "上周：2026年11月16日—2026年11月22日" in delivered[TOWNSHIP_OFFICIAL]
     assert "上月：2026年10月1日—2026年10月31日" in delivered[COUNTY_OFFICIAL]
     assert "/summary" in delivered[TOWNSHIP_OFFICIAL]

@@ -23,6 +23,8 @@ BOT_USERNAME = "cadre_test_bot"
 class Call:
     method: str
     params: dict[str, Any]
+    # Uploaded files (a photo, a document) by field name: their bytes.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,7 +85,10 @@ class FakeTelegram(BaseRequest):
     ) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]
         params: dict[str, Any] = dict(request_data.parameters) if request_data else {}
-        self.calls.append(Call(api_method, params))
+        files: dict[str, bytes] = {}
+        if request_data is not None and request_data.contains_files:
+            files = {name: part[1] for name, part in (request_data.multipart_data or {}).items()}
+        self.calls.append(Call(api_method, params, files))
         if self.faults and api_method not in {"getMe", "deleteWebhook", "getUpdates"}:
             fault = self.faults.pop(0)
             if isinstance(fault, Exception):
