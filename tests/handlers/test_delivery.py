@@ -7,7 +7,6 @@ import itertools
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,18 +22,9 @@ from storage.db import Database
 from storage.models import OutboxMessage, TelegramAccount
 from tests.conftest import TOKEN
 from tests.support.fake_telegram import Call, FakeTelegram
+from tests.support.windows import max_in_window
 
 FAST = Limits(per_second=30, per_chat_seconds=1.0, retry_base_seconds=0.05, max_attempts=4)
-
-
-@pytest.fixture
-async def wired(sqlite_database: Database) -> AsyncIterator[tuple[Database, FakeTelegram, Bot]]:
-    fake = FakeTelegram()
-    bot = Bot(TOKEN, request=fake, get_updates_request=fake)
-    await bot.initialize()
-    yield sqlite_database, fake, bot
-    await bot.shutdown()
-    await sqlite_database.close()
 
 
 async def _plan(db: Database, chats: list[int], per_chat: int) -> list[str]:
@@ -61,16 +51,6 @@ async def _drain_all(dispatcher: Dispatcher, rounds: int = 60) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"outbox did not drain: {counts}")
-
-
-def _max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def test_every_message_ends_sent_once_or_failed_with_a_reason(
@@ -122,7 +102,7 @@ async def test_pace_never_exceeds_the_limits(wired: tuple[Database, FakeTelegram
     await Dispatcher(db, bot, limits=FAST).drain()
     times = [t for t, _ in fake.sent_at]
     assert len(times) == 90
-    assert _max_in_window(times, 1.0) <= 30
+    assert max_in_window(times, 1.0) <= 30
     per_chat: dict[int, list[float]] = {}
     for t, chat in fake.sent_at:
         per_chat.setdefault(chat, []).append(t)

@@ -7,7 +7,6 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,18 +19,8 @@ from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage
 from storage.outbox import Claimed
-from tests.conftest import TOKEN
 from tests.support.fake_telegram import FakeTelegram
-
-
-@pytest.fixture
-async def wired(sqlite_database: Database) -> AsyncIterator[tuple[Database, FakeTelegram, Bot]]:
-    fake = FakeTelegram()
-    bot = Bot(TOKEN, request=fake, get_updates_request=fake)
-    await bot.initialize()
-    yield sqlite_database, fake, bot
-    await bot.shutdown()
-    await sqlite_database.close()
+from tests.support.windows import max_in_window
 
 
 async def _plan(db: Database, chats: range, *, parts: int = 1, tag: str = "p") -> None:
@@ -44,16 +33,6 @@ async def _plan(db: Database, chats: range, *, parts: int = 1, tag: str = "p") -
 async def _statuses(db: Database) -> Counter[str]:
     async with db.sessionmaker() as session:
         return Counter(await session.scalars(select(OutboxMessage.status)))
-
-
-def _max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def test_claims_continue_while_sends_are_in_flight(
@@ -107,7 +86,7 @@ async def test_rows_planned_during_a_drain_go_out_within_the_limits(
 
     times = [t for t, _ in fake.sent_at]
     assert len(times) == 40 * 2 + 80
-    assert _max_in_window(times, 1.0) <= 40
+    assert max_in_window(times, 1.0) <= 40
     per_chat: dict[int, list[float]] = {}
     for t, chat in fake.sent_at:
         per_chat.setdefault(chat, []).append(t)
@@ -196,7 +175,7 @@ async def test_pacer_window_under_a_continuous_stream_with_jitter() -> None:
 
     await asyncio.gather(*(sender() for _ in range(24)))
     assert len(arrivals) > rate
-    assert _max_in_window(arrivals, 1.0) <= rate
+    assert max_in_window(arrivals, 1.0) <= rate
 
 
 async def test_pacer_counts_an_unanswered_send_longer() -> None:

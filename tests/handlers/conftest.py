@@ -1,0 +1,23 @@
+"""Fixtures shared by the dispatcher tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from telegram import Bot
+
+from storage.db import Database
+from tests.conftest import TOKEN
+from tests.support.fake_telegram import FakeTelegram
+
+
+@pytest.fixture
+async def wired(sqlite_database: Database) -> AsyncIterator[tuple[Database, FakeTelegram, Bot]]:
+    """SQLite and a plain Bot whose transport is the fake Bot API."""
+    fake = FakeTelegram()
+    bot = Bot(TOKEN, request=fake, get_updates_request=fake)
+    await bot.initialize()
+    yield sqlite_database, fake, bot
+    await bot.shutdown()
+    await sqlite_database.close()
