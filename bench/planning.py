@@ -9,7 +9,8 @@ dropped) — is bulk-loaded with N active "2+1" pairings of reserve cadres in th
 cadres × 2 slots), N/5 mentors (person + mentor grant + Telegram account), one township
 official per township, and talk_log rows: one recent talk (0–19 days ago) for every pairing
 that is not due, and for `--due-share` of them an old one (24–45 days ago: due soon or
-overdue with every_days 30 / soon_days 7) or none at all (paired 60+ days ago). Loading uses
+overdue with every_days 30 / soon_days 7) or none at all (paired 60+ days ago); each pairing
+carries the date of its talk in last_talk_on, as save_talk keeps it. Loading uses
 core INSERT executemany in big transactions (SQLite: PRAGMA synchronous=OFF on the loading
 connection only) or asyncpg copy_records_to_table (PostgreSQL, then ANALYZE).
 
@@ -190,33 +191,52 @@ def nomination_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
         yield (1 + c, shape.cadre_id(c), "organization", "in_pool", township, village, "veteran")
 
 
-def pairing_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
-    """(id, nomination_id, mentor_person_id, slot, assigned_at)."""
-    for i in range(shape.pairings):
-        cadre, slot = divmod(i, 2)
-        mentor = shape.mentor_id(slot, cadre % shape.mentors_per_slot)
-        assigned = shape.now - timedelta(days=60 + i % 300, minutes=i % 1440)
-        yield (1 + i, 1 + cadre, mentor, ("township", "village")[slot], assigned)
-
-
-def talk_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
-    """(id, pairing_id, nomination_id, mentor_person_id, talk_date, mode, topics).
+def talk_day(shape: Shape, i: int, today: date) -> date | None:
+    """The date of pairing i's one talk, or None when it never had one.
 
     Not due: one talk 0–19 days ago. Due: every other one a talk 24–45 days ago (due soon
     up to 30, overdue beyond), the rest never talked (due from the pairing date).
     """
+    if not shape.is_due(i):
+        days_ago = i % 20
+    elif (i // max(shape.due_every, 1)) % 2 == 0:
+        days_ago = 24 + (i // max(shape.due_every, 1)) % 22
+    else:
+        return None
+    return today - timedelta(days=days_ago)
+
+
+def pairing_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
+    """(id, nomination_id, mentor_person_id, slot, assigned_at, last_talk_on).
+
+    last_talk_on is what save_talk keeps (the date of the pairing's latest talk), written with
+    the pairing because the load writes talk_log directly.
+    """
+    today = shape.today  # a property that builds Settings: once, not per row
+    for i in range(shape.pairings):
+        cadre, slot = divmod(i, 2)
+        mentor = shape.mentor_id(slot, cadre % shape.mentors_per_slot)
+        assigned = shape.now - timedelta(days=60 + i % 300, minutes=i % 1440)
+        yield (
+            1 + i,
+            1 + cadre,
+            mentor,
+            ("township", "village")[slot],
+            assigned,
+            talk_day(shape, i, today),
+        )
+
+
+def talk_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
+    """(id, pairing_id, nomination_id, mentor_person_id, talk_date, mode): see talk_day."""
     talk = itertools.count(1)
     today = shape.today
     for i in range(shape.pairings):
         cadre, slot = divmod(i, 2)
         mentor = shape.mentor_id(slot, cadre % shape.mentors_per_slot)
-        if not shape.is_due(i):
-            days_ago = i % 20
-        elif (i // max(shape.due_every, 1)) % 2 == 0:
-            days_ago = 24 + (i // max(shape.due_every, 1)) % 22
-        else:
-            continue
-        yield (next(talk), 1 + i, 1 + cadre, mentor, today - timedelta(days=days_ago), "face")
+        day = talk_day(shape, i, today)
+        if day is not None:
+            yield (next(talk), 1 + i, 1 + cadre, mentor, day, "face")
 
 
 GEO_TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[Any, ...]]]]] = [
@@ -256,7 +276,7 @@ TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[Any,
     ),
     (
         Pairing.__table__,  # type: ignore[list-item]
-        ("id", "nomination_id", "mentor_person_id", "slot", "assigned_at"),
+        ("id", "nomination_id", "mentor_person_id", "slot", "assigned_at", "last_talk_on"),
         pairing_rows,
     ),
     (
@@ -479,7 +499,7 @@ async def explain_due(database: Database, shape: Shape) -> list[str]:
         async with database.sessionmaker() as session:
             await mentoring.due_pairings(session, shape.now, EVERY_DAYS, SOON_DAYS, tz=tz)
             await session.rollback()
-    statement, params = next(s for s in spy.statements if "last_talks" in s[0])
+    statement, params = next(s for s in spy.statements if "mentor_active" in s[0])
     sqlite = database.engine.dialect.name == "sqlite"
     prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
     lines = ["SQL: " + re.sub(r"\s+", " ", statement).strip()]

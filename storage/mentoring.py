@@ -19,7 +19,6 @@ from sqlalchemy import (
     Row,
     Select,
     SQLColumnExpression,
-    Subquery,
     and_,
     case,
     false,
@@ -27,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -442,13 +442,43 @@ class Mentee:
     cadence: CadenceStatus
 
 
-def _last_talks() -> Subquery:
-    """The latest talk date of every pairing that has one (one row per pairing)."""
-    return (
-        select(TalkLog.pairing_id, func.max(TalkLog.talk_date).label("last_talk"))
-        .group_by(TalkLog.pairing_id)
-        .subquery("last_talks")
+async def note_talk(session: AsyncSession, pairing_id: int, talk_date: date) -> None:
+    """Keep Pairing.last_talk_on after a talk of this pairing on `talk_date` was added.
+
+    One conditional UPDATE, so two talks saved at once for the same pairing cannot leave the
+    older date behind (the row lock orders them and each compares with the row as committed).
+    """
+    later = or_(Pairing.last_talk_on.is_(None), Pairing.last_talk_on < talk_date)
+    await session.execute(
+        update(Pairing)
+        .where(Pairing.id == pairing_id)
+        .values(last_talk_on=case((later, talk_date), else_=Pairing.last_talk_on))
+        # A Pairing loaded in this session shows the new date too.
+        .execution_options(synchronize_session="fetch")
     )
+
+
+async def refresh_last_talks(
+    session: AsyncSession, pairing_ids: Sequence[int] | None = None
+) -> None:
+    """Recompute Pairing.last_talk_on from talk_log: for these pairings, or all (None).
+
+    For any change note_talk does not cover: a talk deleted, edited (date or pairing) or
+    inserted in bulk. Migration 0008 backfills the column the same way.
+    """
+    # Correlated MAX: one probe of ix_talk_log_pairing_date per pairing updated.
+    latest = (
+        select(func.max(TalkLog.talk_date))
+        .where(TalkLog.pairing_id == Pairing.id)
+        .correlate(Pairing)
+        .scalar_subquery()
+    )
+    query = update(Pairing).values(last_talk_on=latest)
+    if pairing_ids is not None:
+        if not pairing_ids:
+            return
+        query = query.where(Pairing.id.in_(sorted(set(pairing_ids))))
+    await session.execute(query.execution_options(synchronize_session="fetch"))
 
 
 async def _mentees(
@@ -461,7 +491,6 @@ async def _mentees(
     soon_days: int,
     pairing_id: int | None = None,
 ) -> list[Mentee]:
-    last = _last_talks()
     query = (
         select(
             Pairing.id,
@@ -471,13 +500,12 @@ async def _mentees(
             Person.full_name,
             Township.name,
             Village.name,
-            last.c.last_talk,
+            Pairing.last_talk_on,
         )
         .join(Nomination, Nomination.id == Pairing.nomination_id)
         .join(Person, Person.id == Nomination.person_id)
         .join(Township, Township.id == Nomination.township_id)
         .outerjoin(Village, Village.id == Nomination.village_id)
-        .outerjoin(last, last.c.pairing_id == Pairing.id)
         .where(own_pairings(actor), _in_pool())
     )
     if pairing_id is not None:
@@ -563,16 +591,18 @@ def _local_midnight_after(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
 
 
-def _base_at_most(last: Subquery, day: date, tz: ZoneInfo) -> ColumnElement[bool]:
+def base_at_most(day: date, tz: ZoneInfo) -> ColumnElement[bool]:
     """The pairing's base date (last talk, else pairing date in `tz`) is on or before `day`.
 
     The pairing date is compared as an instant (paired before the next local midnight), so the
-    same SQL works on SQLite and PostgreSQL without time-zone functions.
+    same SQL works on SQLite and PostgreSQL without time-zone functions. Each branch is a
+    range over ix_pairing_cadence (last_talk_on, assigned_at) for active pairings.
     """
     # IS NOT NULL spelled out: never NULL, so that NOT of this clause means what it says.
+    last = Pairing.last_talk_on
     return or_(
-        and_(last.c.last_talk.is_not(None), last.c.last_talk <= day),
-        and_(last.c.last_talk.is_(None), Pairing.assigned_at < _local_midnight_after(day, tz)),
+        and_(last.is_not(None), last <= day),
+        and_(last.is_(None), Pairing.assigned_at < _local_midnight_after(day, tz)),
     )
 
 
@@ -587,37 +617,72 @@ async def due_pairings(
 ) -> list[DuePairing]:
     """Active pairings of cadres in the pool that are due soon or overdue, as of `now`.
 
-    One query: the latest talk per pairing is a GROUP BY subquery, the due condition is in the
-    WHERE clause; pairings that are fine today are never loaded. Most overdue first.
+    One query: the latest talk is kept on the pairing (last_talk_on), and the due condition
+    is a range over ix_pairing_cadence, so the cost follows the pairings due, not the table;
+    pairings that are fine today are never read. Most overdue first.
     """
     today = local_date(now, tz)
     threshold = due_threshold(today, every_days=every_days, soon_days=soon_days)
-    last = _last_talks()
+    # The pairings due first, from ix_pairing_cadence alone: base_at_most's two branches as
+    # two ranges (SQLite plans an OR of them as a full scan), materialized so that neither
+    # engine merges them into the join and starts from every cadre in the pool instead.
+    active = Pairing.ended_at.is_(None)
+    # With the pairing's own columns, so that no join back to pairing reads the whole table.
+    columns = (
+        Pairing.id,
+        Pairing.nomination_id,
+        Pairing.slot,
+        Pairing.assigned_at,
+        Pairing.mentor_person_id,
+        Pairing.last_talk_on,
+    )
+    due_now = (
+        union_all(
+            select(*columns).where(active, Pairing.last_talk_on <= threshold),
+            select(*columns).where(
+                active,
+                Pairing.last_talk_on.is_(None),
+                Pairing.assigned_at < _local_midnight_after(threshold, tz),
+            ),
+        )
+        .cte("due")
+        .prefix_with("MATERIALIZED")
+    )
+    in_pool = _in_pool()
+    if session.get_bind().dialect.name == "sqlite":
+        # Checked on each due row, not searched: SQLite cannot estimate the CTE's size and,
+        # given ix_nomination_status, starts from every cadre in the pool. (PostgreSQL
+        # estimates both and needs the plain condition: an opaque one misleads it.)
+        in_pool = func.coalesce(Nomination.status, "") == Status.IN_POOL.value
     query = (
         select(
-            Pairing.id,
-            Pairing.nomination_id,
-            Pairing.slot,
-            Pairing.assigned_at,
-            Pairing.mentor_person_id,
+            due_now.c.id,
+            due_now.c.nomination_id,
+            due_now.c.slot,
+            due_now.c.assigned_at,
+            due_now.c.mentor_person_id,
             Nomination.township_id,
             Township.name,
             Person.full_name,
-            last.c.last_talk,
+            due_now.c.last_talk_on.label("last_talk"),
+            # LIMIT 1 rather than EXISTS: one probe of ix_role_grant_person_active per due row
+            # (PostgreSQL would hash every mentor grant for an EXISTS).
             select(RoleGrant.id)
             .where(
-                RoleGrant.person_id == Pairing.mentor_person_id,
+                RoleGrant.person_id == due_now.c.mentor_person_id,
                 RoleGrant.role == Role.MENTOR.value,
                 RoleGrant.revoked_at.is_(None),
             )
-            .exists()
+            .limit(1)
+            .scalar_subquery()
+            .is_not(None)
             .label("mentor_active"),
         )
-        .join(Nomination, Nomination.id == Pairing.nomination_id)
+        .select_from(due_now)
+        .join(Nomination, Nomination.id == due_now.c.nomination_id)
         .join(Person, Person.id == Nomination.person_id)
         .join(Township, Township.id == Nomination.township_id)
-        .outerjoin(last, last.c.pairing_id == Pairing.id)
-        .where(Pairing.ended_at.is_(None), _in_pool(), _base_at_most(last, threshold, tz))
+        .where(in_pool)
     )
     if township_id is not None:
         query = query.where(Nomination.township_id == township_id)
@@ -756,6 +821,7 @@ async def save_talk(
     )
     session.add(log)
     await session.flush()
+    await note_talk(session, pairing.id, log.talk_date)
     for description in difficulties:
         session.add(
             Difficulty(
@@ -1027,9 +1093,8 @@ async def talk_counts(
         .group_by(Nomination.township_id)
     )
     today = local_date(now, tz)
-    last = _last_talks()
-    due = _base_at_most(last, due_threshold(today, every_days=every_days, soon_days=soon_days), tz)
-    overdue = _base_at_most(last, overdue_threshold(today, every_days=every_days), tz)
+    due = base_at_most(due_threshold(today, every_days=every_days, soon_days=soon_days), tz)
+    overdue = base_at_most(overdue_threshold(today, every_days=every_days), tz)
     pairing_query = (
         select(
             Nomination.township_id,
@@ -1040,7 +1105,6 @@ async def talk_counts(
         )
         .select_from(Pairing)
         .join(Nomination, Nomination.id == Pairing.nomination_id)
-        .outerjoin(last, last.c.pairing_id == Pairing.id)
         .where(Pairing.ended_at.is_(None), _in_pool())
         .group_by(Nomination.township_id)
     )

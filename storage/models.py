@@ -272,6 +272,9 @@ class Nomination(Base):
         # Summaries: the period's nominations, and the pool's education share per township.
         Index("ix_nomination_created", "created_at"),
         Index("ix_nomination_status_education", "status", "education", "township_id"),
+        # A person's files: erasure, and the summary's unreachable candidates (few people
+        # blocked the bot; each is looked up rather than every live nomination scanned).
+        Index("ix_nomination_person", "person_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -370,7 +373,25 @@ class Pairing(Base):
             postgresql_where=text("ended_at IS NULL"),
         ),
         Index("ix_pairing_mentor", "mentor_person_id", "ended_at"),
-        Index("ix_pairing_nomination", "nomination_id", "ended_at"),
+        # Covering for the cadence of a cadre's active pairings (summaries read it for every
+        # cadre in the pool: no visit to the table row).
+        Index(
+            "ix_pairing_nomination",
+            "nomination_id",
+            "ended_at",
+            "mentor_person_id",
+            "last_talk_on",
+            "assigned_at",
+        ),
+        # Talk reminders and summaries ask "active, last talk (else assignment) on or before
+        # a day": a range over this index, so their cost follows the pairings due, not all.
+        Index(
+            "ix_pairing_cadence",
+            "last_talk_on",
+            "assigned_at",
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -380,6 +401,10 @@ class Pairing(Base):
     assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     assigned_at: Mapped[datetime] = mapped_column(server_default=func.now())
     ended_at: Mapped[datetime | None]
+    # The latest talk_date of this pairing's talks (None: no talk yet), kept by every write to
+    # talk_log in the same transaction (storage.mentoring.save_talk, refresh_last_talks), so
+    # that the cadence never needs a GROUP BY over every talk ever held.
+    last_talk_on: Mapped[date | None] = mapped_column(Date)
 
 
 class TalkLog(Base):
@@ -514,6 +539,8 @@ class GradeMove(Base):
         CheckConstraint(
             "result IN ('excellent', 'competent', 'basic', 'incompetent')", name="result_known"
         ),
+        # A summary counts the moves of one year: read from this index alone, county-wide.
+        Index("ix_grade_move_year", "year", "from_grade", "to_grade"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

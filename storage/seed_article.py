@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import geo
+from storage import geo, mentoring
 from storage.crypto import DataCipher
 from storage.models import (
     Award,
@@ -275,6 +275,8 @@ async def seed_article(
         session.add(talk)
         talks.append(talk)
     await session.flush()
+    # Talks added as rows, not through save_talk: the pairings' latest talk dates follow.
+    await mentoring.refresh_last_talks(session, [p.id for p in pairings])
     for index, talk in enumerate(rng.sample(talks, DIFFICULTIES_RAISED)):
         raised = _at(talk.talk_date)
         resolved = index < DIFFICULTIES_RESOLVED

@@ -7,8 +7,8 @@ trainings) and its own grouped queries for the rest: projects, funds, income, el
 unreachable people, which no module counts, and the select-stage and mentoring figures, which
 keep storage.figures' and storage.mentoring.talk_counts' definitions (a test checks they
 agree) but are shaped for a county of a million nominations: no per-department review scan,
-and the talk cadence read per pairing through its index instead of grouping every talk ever
-held (see `_mentoring_stage`).
+and the talk cadence read from the pairing's own last talk date, for the pairings due only,
+instead of grouping every talk ever held (see `_mentoring_stage`).
 
 Definitions, for a period [since, until):
 - flow figures count what happened in the period: nominations received, vetting approved /
@@ -40,10 +40,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import grades, mentoring, outcomes, posts, trainings
+from storage import mentoring, outcomes, posts, trainings
 from storage.models import (
     County,
+    Difficulty,
     Election,
+    GradeMove,
     Nomination,
     Pairing,
     Person,
@@ -340,18 +342,16 @@ async def _use_figures(
             .where(*scope)
         )
     ).one()
-    elected, elected_total = (
-        await session.execute(
-            select(
-                _count_when(
-                    and_(Election.elected_on >= day_since, Election.elected_on < day_until)
-                ),
-                func.count(Election.id),
-            )
-            .join(Nomination, Nomination.id == Election.nomination_id)
-            .where(*_in_scope(Nomination.township_id, township_id))
+    elections = select(
+        _count_when(and_(Election.elected_on >= day_since, Election.elected_on < day_until)),
+        func.count(Election.id),
+    )
+    if township_id is not None:
+        # Only a township needs the nomination's township; county-wide, no join per election.
+        elections = elections.join(Nomination, Nomination.id == Election.nomination_id).where(
+            Nomination.township_id == township_id
         )
-    ).one()
+    elected, elected_total = (await session.execute(elections)).one()
     return (
         int(projects),
         int(done),
@@ -362,6 +362,59 @@ async def _use_figures(
         int(elected),
         int(elected_total),
     )
+
+
+async def _difficulty_figures(
+    session: AsyncSession, township_id: int | None, since: datetime, until: datetime
+) -> tuple[int, int, int]:
+    """Difficulties raised and resolved in the period, open now: storage.mentoring's
+    difficulty_counts definitions in one pass, without the join to nomination county-wide
+    (only a township needs it)."""
+    query = select(
+        _count_when(and_(Difficulty.raised_at >= since, Difficulty.raised_at < until)),
+        _count_when(
+            and_(
+                Difficulty.status == mentoring.RESOLVED,
+                Difficulty.resolved_at >= since,
+                Difficulty.resolved_at < until,
+            )
+        ),
+        _count_when(Difficulty.status == mentoring.OPEN),
+    )
+    if township_id is not None:
+        query = query.join(Nomination, Nomination.id == Difficulty.nomination_id).where(
+            Nomination.township_id == township_id
+        )
+    raised, resolved, still_open = (await session.execute(query)).one()
+    return int(raised), int(resolved), int(still_open)
+
+
+async def _grade_figures(
+    session: AsyncSession, township_id: int | None, period_year: int
+) -> tuple[int | None, int, int, int]:
+    """The latest assessment year with results up to `period_year`, and its promotions,
+    demotions and stays: storage.grades.move_counts' definitions, grouped by year only.
+    County-wide it reads ix_grade_move_year alone; only a township joins nomination."""
+    query = (
+        select(
+            GradeMove.year,
+            _count_when(GradeMove.to_grade > GradeMove.from_grade),
+            _count_when(GradeMove.to_grade < GradeMove.from_grade),
+            _count_when(GradeMove.to_grade == GradeMove.from_grade),
+        )
+        .where(GradeMove.year <= period_year)
+        .group_by(GradeMove.year)
+        .order_by(GradeMove.year.desc())
+    )
+    if township_id is not None:
+        query = query.join(Nomination, Nomination.id == GradeMove.nomination_id).where(
+            Nomination.township_id == township_id
+        )
+    latest = (await session.execute(query)).first()
+    if latest is None:
+        return None, 0, 0, 0
+    year, promoted, demoted, stayed = latest
+    return int(year), int(promoted), int(demoted), int(stayed)
 
 
 @dataclass(slots=True)
@@ -461,10 +514,8 @@ async def _mentoring_stage(
 ) -> _Mentoring:
     """storage.mentoring's talk_counts definitions, per township, plus overdue per mentor.
 
-    The cadence of a pairing depends on its latest talk. It is read per active pairing with a
-    correlated MAX over ix_talk_log_pairing_date (one index probe each) instead of a GROUP BY
-    over every talk ever held, so that one township costs its own pairings only. The derived
-    table is fenced (OFFSET 0) so that neither engine inlines the probe into each CASE branch.
+    The cadence of a pairing depends on its latest talk, which the pairing keeps
+    (last_talk_on): no GROUP BY over every talk ever held, no probe per pairing.
     """
     result = _Mentoring()
     scope = _in_scope(Nomination.township_id, township_id)
@@ -494,42 +545,19 @@ async def _mentoring_stage(
     today = local_date(now, tz)
     due_day = due_threshold(today, every_days=every_days, soon_days=soon_days)
     overdue_day = overdue_threshold(today, every_days=every_days)
-    last_talk = (
-        select(func.max(TalkLog.talk_date))
-        .where(TalkLog.pairing_id == Pairing.id)
-        .correlate(Pairing)
-        .scalar_subquery()
-    )
-    base = (
+    # Only the pairings due soon or overdue are read: the base date (Pairing.last_talk_on,
+    # else the pairing date) is a range over ix_pairing_cadence. Overdue ones are a subset
+    # (overdue_day <= due_day), counted in the same pass.
+    cadence = await session.execute(
         select(
-            Nomination.township_id.label("township_id"),
-            Pairing.mentor_person_id.label("mentor"),
-            Pairing.assigned_at.label("assigned_at"),
-            last_talk.label("last_talk"),
+            Nomination.township_id,
+            Pairing.mentor_person_id,
+            func.count(),
+            _count_when(mentoring.base_at_most(overdue_day, tz)),
         )
         .join(Nomination, Nomination.id == Pairing.nomination_id)
-        .where(*active, *scope)
-        .offset(0)
-        .subquery("cadence")
-    )
-
-    def at_most(day: date) -> ColumnElement[int]:
-        # storage.mentoring._base_at_most: the last talk, else the pairing's county date.
-        return case(
-            (
-                base.c.last_talk.is_(None),
-                case((base.c.assigned_at < _midnight_after(day, tz), 1), else_=0),
-            ),
-            (base.c.last_talk <= day, 1),
-            else_=0,
-        )
-
-    due_sum = func.sum(at_most(due_day))
-    overdue_sum = func.sum(at_most(overdue_day))
-    cadence = await session.execute(
-        select(base.c.township_id, base.c.mentor, due_sum, overdue_sum)
-        .group_by(base.c.township_id, base.c.mentor)
-        .having(due_sum > 0)
+        .where(*active, *scope, mentoring.base_at_most(due_day, tz))
+        .group_by(Nomination.township_id, Pairing.mentor_person_id)
     )
     for tid, mentor, due, overdue in cadence.all():
         _add(result.due_or_overdue, int(tid), due)
@@ -537,10 +565,6 @@ async def _mentoring_stage(
         if overdue:
             _add(result.overdue_by_mentor, int(mentor), overdue)
     return result
-
-
-def _midnight_after(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
 
 
 async def _top_mentors(
@@ -622,21 +646,15 @@ async def build_summary(
         every_days=talk_every_days,
         soon_days=talk_soon_days,
     )
-    difficulties = await mentoring.difficulty_counts(
-        session, township_id=township_id, since=since, until=until
-    )
+    raised, resolved, still_open = await _difficulty_figures(session, township_id, since, until)
     active_by_kind: dict[str, int] = {}
     for row in await posts.post_counts(session, today=today, township_id=township_id):
         for kind, n in row.active_by_kind.items():
             if n:
                 _add(active_by_kind, kind, n)
 
-    # The latest assessment year with results, up to the period's year.
     period_year = (dated_until - timedelta(microseconds=1)).astimezone(tz).year
-    all_moves = await grades.move_counts(session, township_id=township_id)
-    moves = [m for m in all_moves if m.year <= period_year]
-    grade_year = max((m.year for m in moves), default=None)
-    this_year = [m for m in moves if m.year == grade_year]
+    grade_year, promoted, demoted, stayed = await _grade_figures(session, township_id, period_year)
 
     training = await _training_figures(session, township_id, since, until)
     (
@@ -696,13 +714,13 @@ async def build_summary(
         talks_due_soon=sum(line.talks_due_soon for line in lines),
         talks_overdue=sum(talks.overdue.values()),
         overdue_mentors=await _top_mentors(session, talks.overdue_by_mentor),
-        difficulties_raised=sum(d.raised for d in difficulties),
-        difficulties_resolved=sum(d.resolved for d in difficulties),
-        difficulties_open=sum(d.open for d in difficulties),
+        difficulties_raised=raised,
+        difficulties_resolved=resolved,
+        difficulties_open=still_open,
         grade_year=grade_year,
-        grade_promoted=sum(m.promoted for m in this_year),
-        grade_demoted=sum(m.demoted for m in this_year),
-        grade_stayed=sum(m.stayed for m in this_year),
+        grade_promoted=promoted,
+        grade_demoted=demoted,
+        grade_stayed=stayed,
         projects=projects,
         projects_done=done,
         project_leads=leads,

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import event, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage import geo, mentoring, nominations, people
+from storage import erasure, geo, mentoring, nominations, people
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.mentoring import PairingRefused, Stale, TalkInput
@@ -548,6 +548,8 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
                         topics=TOPICS,
                     )
                 )
+        # Talks inserted as rows, not through save_talk: the pairings' dates are recomputed.
+        await mentoring.refresh_last_talks(session, list(ids.values()))
         # An ended pairing long overdue, and a cadre out of the pool: neither is due.
         session.add(
             Pairing(
@@ -588,9 +590,9 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
     assert due[0].last_talk is None and due[1].last_talk == TODAY - timedelta(days=31)
     assert due[0].township == "青山镇" and due[0].full_name == "张三"
     assert all(d.mentor_active for d in due)
-    # The due condition is in SQL, with the latest talk found by GROUP BY.
-    main = next(s for s in statements if "pairing" in s.lower() and "max(" in s.lower())
-    assert "group by" in main.lower()
+    # The due condition is in SQL, on the date the pairing keeps: talk_log is not read.
+    main = next(s for s in statements if "last_talk_on" in s.lower())
+    assert "talk_log" not in main.lower() and "group by" not in main.lower()
     # Brute force over every active pairing agrees.
     async with w.db.sessionmaker() as session:
         expected = set()
@@ -702,3 +704,150 @@ async def test_dossier_section_and_its_template(world: World) -> None:
                 locale=locale, mentoring=HostileValue(HOSTILE, equal=equal)
             )
             assert "<script>alert(1)</script>" in check(hostile)
+
+
+# --- the latest talk date kept on the pairing -----------------------------------------------
+
+
+async def _last_talks(w: World) -> dict[int, tuple[date | None, date | None]]:
+    """Per pairing: (last_talk_on as kept, the latest talk_date recomputed from talk_log)."""
+    latest = (
+        select(func.max(TalkLog.talk_date)).where(TalkLog.pairing_id == Pairing.id)
+    ).scalar_subquery()
+    async with w.db.sessionmaker() as session:
+        rows = await session.execute(select(Pairing.id, Pairing.last_talk_on, latest))
+        return {int(pid): (kept, actual) for pid, kept, actual in rows.all()}
+
+
+async def test_saved_talks_keep_the_latest_date_on_the_pairing(world: World) -> None:
+    w = world
+    here = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=40))
+    other = await _assign(
+        w, OFFICIAL, w.cadre2, "township", MENTOR_T, now=NOW - timedelta(days=40)
+    )
+    assert await _last_talks(w) == {here.pairing_id: (None, None), other.pairing_id: (None, None)}
+    five_ago, twelve_ago = TODAY - timedelta(days=5), TODAY - timedelta(days=12)
+    await _save(w, MENTOR_T, here.pairing_id, day=five_ago)
+    # An older talk reported later does not move the date back.
+    await _save(w, MENTOR_T, here.pairing_id, day=twelve_ago)
+    assert await _last_talks(w) == {
+        here.pairing_id: (five_ago, five_ago),
+        other.pairing_id: (None, None),
+    }
+    # In the saving session too: a Pairing already loaded there shows the new date.
+    async with w.db.sessionmaker.begin() as session:
+        await mentoring.save_talk(
+            session,
+            w.actors[MENTOR_T],
+            here.pairing_id,
+            TalkInput(TODAY - timedelta(days=1), "phone", TOPICS),
+            now=NOW,
+            tz=SHANGHAI,
+        )
+        loaded = await session.get(Pairing, here.pairing_id)
+        assert loaded is not None and loaded.last_talk_on == TODAY - timedelta(days=1)
+    assert (await _last_talks(w))[here.pairing_id] == (TODAY - timedelta(days=1),) * 2
+    # The reminders read it: the pairing that just had a talk is no longer due, the other is.
+    async with w.db.sessionmaker() as session:
+        due = await mentoring.due_pairings(session, NOW, tz=SHANGHAI)
+        (mentee,) = [
+            m
+            for m in await mentoring.list_mentees(session, w.actors[MENTOR_T], now=NOW)
+            if m.pairing_id == here.pairing_id
+        ]
+    assert [(d.pairing_id, d.last_talk) for d in due] == [(other.pairing_id, None)]
+    assert mentee.last_talk == TODAY - timedelta(days=1)
+
+
+async def test_refresh_after_a_talk_is_edited_or_deleted(world: World) -> None:
+    w = world
+    here = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=40))
+    there = await _assign(
+        w, OFFICIAL, w.cadre2, "township", MENTOR_T, now=NOW - timedelta(days=40)
+    )
+    first = await _save(w, MENTOR_T, here.pairing_id, day=TODAY - timedelta(days=20))
+    latest = await _save(w, MENTOR_T, here.pairing_id, day=TODAY - timedelta(days=2))
+    await _save(w, MENTOR_T, there.pairing_id, day=TODAY - timedelta(days=3))
+    untouched = (TODAY - timedelta(days=3),) * 2
+
+    # The latest talk's date corrected to an earlier day: the other talk is now the latest.
+    async with w.db.sessionmaker.begin() as session:
+        await session.execute(
+            update(TalkLog)
+            .where(TalkLog.id == latest.id)
+            .values(talk_date=TODAY - timedelta(days=25))
+        )
+        await mentoring.refresh_last_talks(session, [here.pairing_id])
+    kept = await _last_talks(w)
+    assert kept[here.pairing_id] == (TODAY - timedelta(days=20),) * 2
+    assert kept[there.pairing_id] == untouched
+
+    # Deleted: the one left counts; none left: no date, the pairing date counts again.
+    async with w.db.sessionmaker.begin() as session:
+        await session.execute(delete(TalkLog).where(TalkLog.id == first.id))
+        await mentoring.refresh_last_talks(session, [here.pairing_id])
+    assert (await _last_talks(w))[here.pairing_id] == (TODAY - timedelta(days=25),) * 2
+    async with w.db.sessionmaker.begin() as session:
+        await session.execute(delete(TalkLog).where(TalkLog.id == latest.id))
+        await mentoring.refresh_last_talks(session, [here.pairing_id])
+    kept = await _last_talks(w)
+    assert kept == {here.pairing_id: (None, None), there.pairing_id: untouched}
+    async with w.db.sessionmaker() as session:
+        due = await mentoring.due_pairings(session, NOW, tz=SHANGHAI)
+    assert [(d.pairing_id, d.cadence.state) for d in due] == [
+        (here.pairing_id, CadenceState.OVERDUE)
+    ]
+
+    # A bulk load refreshes every pairing; an empty list refreshes none.
+    stale = TODAY - timedelta(days=100)
+    async with w.db.sessionmaker.begin() as session:
+        await session.execute(update(Pairing).values(last_talk_on=stale))
+        await mentoring.refresh_last_talks(session, [])
+    assert {kept for kept, _ in (await _last_talks(w)).values()} == {stale}
+    async with w.db.sessionmaker.begin() as session:
+        await mentoring.refresh_last_talks(session)
+    assert await _last_talks(w) == {here.pairing_id: (None, None), there.pairing_id: untouched}
+
+
+async def test_reassignment_starts_the_new_pairing_without_a_talk(world: World) -> None:
+    w = world
+    first = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=40))
+    await _save(w, MENTOR_T, first.pairing_id, day=TODAY - timedelta(days=3))
+    second = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T2)
+    assert await _last_talks(w) == {
+        first.pairing_id: (TODAY - timedelta(days=3),) * 2,
+        second.pairing_id: (None, None),
+    }
+    # The new mentor's cadence runs from the pairing date (today), not from the old mentor's
+    # talk three days ago: due soon from day 23, not day 20; the ended pairing never.
+    async with w.db.sessionmaker() as session:
+        day_21 = await mentoring.due_pairings(session, NOW + timedelta(days=21), tz=SHANGHAI)
+        day_23 = await mentoring.due_pairings(session, NOW + timedelta(days=23), tz=SHANGHAI)
+    assert day_21 == []
+    assert [(d.pairing_id, d.last_talk, d.cadence.days_left) for d in day_23] == [
+        (second.pairing_id, None, 7)
+    ]
+
+
+async def test_erasure_leaves_the_kept_dates_true(world: World) -> None:
+    w = world
+    gone = await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T, now=NOW - timedelta(days=40))
+    stays = await _assign(
+        w, OFFICIAL, w.cadre2, "township", MENTOR_T, now=NOW - timedelta(days=40)
+    )
+    await _save(w, MENTOR_T, gone.pairing_id, day=TODAY - timedelta(days=2))
+    await _save(w, MENTOR_T, stays.pairing_id, day=TODAY - timedelta(days=4))
+    async with w.db.sessionmaker.begin() as session:
+        cadre_person = await erasure.person_of_nomination(session, w.cadre)
+        assert cadre_person is not None
+        # The cadre's file goes with its pairings and talks; the mentor keeps the talks they
+        # held with others, so that pairing's date stays.
+        await erasure.erase_person(session, cadre_person, actor_person_id=None)
+        await erasure.erase_person(session, w.persons[MENTOR_T], actor_person_id=None)
+    assert await _last_talks(w) == {stays.pairing_id: (TODAY - timedelta(days=4),) * 2}
+    async with w.db.sessionmaker() as session:
+        assert await mentoring.due_pairings(session, NOW, tz=SHANGHAI) == []
+        late = await mentoring.due_pairings(session, NOW + timedelta(days=19), tz=SHANGHAI)
+    assert [(d.pairing_id, d.last_talk) for d in late] == [
+        (stays.pairing_id, TODAY - timedelta(days=4))
+    ]

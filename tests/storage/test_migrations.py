@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import pprint
+from datetime import UTC, date, datetime
 from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, select, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from storage.db import Database
 from storage.migrate import alembic_config
-from storage.models import Base, Person
+from storage.models import Base, County, Nomination, Pairing, Person, TalkLog, Township
 
 MODEL_TABLES = frozenset(Base.metadata.tables)
 
@@ -121,3 +122,68 @@ async def test_downgrade_to_base_and_upgrade_again(db: Database) -> None:
         session.add(Person(full_name="李四"))
     async with db.sessionmaker() as session:
         assert list(await session.scalars(select(Person.full_name))) == ["李四"]
+
+
+async def test_upgrade_to_0008_backfills_the_last_talk_date(db: Database) -> None:
+    """Pairings that had talks before 0008 get their latest talk date; the others none."""
+    await db.close()
+    config = alembic_config(db.url, schema=db.schema)
+    await asyncio.to_thread(command.downgrade, config, "0007")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    # Core inserts naming only columns that exist at 0007 (the models already have 0008's).
+    async with db.engine.begin() as connection:
+        await connection.execute(insert(County.__table__).values(id=1, name="示例县"))
+        await connection.execute(
+            insert(Township.__table__).values(id=1, county_id=1, name="青山镇")
+        )
+        await connection.execute(
+            insert(Person.__table__), [{"id": i, "full_name": f"人{i}"} for i in (1, 2, 3)]
+        )
+        await connection.execute(
+            insert(Nomination.__table__).values(
+                id=1,
+                person_id=1,
+                channel="organization",
+                status="in_pool",
+                township_id=1,
+                key_group="veteran",
+                created_at=at,
+                status_changed_at=at,
+            )
+        )
+        await connection.execute(
+            insert(Pairing.__table__),
+            [
+                {"id": i, "nomination_id": 1, "mentor_person_id": m, "slot": s, "ended_at": e}
+                for i, m, s, e in (
+                    (1, 2, "township", None),
+                    (2, 3, "village", None),
+                    (3, 3, "township", at),  # ended, never talked
+                )
+            ],
+        )
+        await connection.execute(
+            insert(TalkLog.__table__),
+            [
+                {
+                    "pairing_id": pairing,
+                    "nomination_id": 1,
+                    "mentor_person_id": 2,
+                    "talk_date": day,
+                    "mode": "face",
+                    "topics": {},
+                }
+                for pairing, day in (
+                    (1, date(2026, 2, 10)),
+                    (1, date(2026, 2, 27)),
+                    (1, date(2026, 1, 5)),
+                    (2, date(2025, 12, 31)),
+                )
+            ],
+        )
+    await db.close()
+
+    await asyncio.to_thread(command.upgrade, config, "head")
+    async with db.sessionmaker() as session:
+        kept = (await session.execute(select(Pairing.id, Pairing.last_talk_on))).all()
+    assert sorted(kept) == [(1, date(2026, 2, 27)), (2, date(2025, 12, 31)), (3, None)]

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from storage import figures, geo, mentoring, summary
+from storage import figures, geo, grades, mentoring, summary
 from storage.db import Database
 from storage.models import (
     Difficulty,
@@ -162,6 +162,9 @@ async def build_county(db: Database) -> County:
                     topics={},
                 )
             )
+        # Talks inserted as rows, not through save_talk: the pairings' dates are recomputed.
+        await session.flush()
+        await mentoring.refresh_last_talks(session)
         for number, raised, resolved in (
             (1, at(11, 10), None),
             (2, at(10, 1), at(11, 12)),
@@ -367,6 +370,14 @@ async def test_summary_agrees_with_the_figures_of_the_other_modules(db: Database
                 since=SINCE,
                 until=datetime(2026, 11, 26, tzinfo=TZ),
             )
+            difficulties = await mentoring.difficulty_counts(
+                session, township_id=township_id, since=SINCE, until=NOW
+            )
+            moves = [
+                m
+                for m in await grades.move_counts(session, township_id=township_id)
+                if m.year <= 2026
+            ]
         total = select_figures.total
         assert (s.nominations, s.college_or_higher, s.pool) == (
             total.nominations,
@@ -386,6 +397,19 @@ async def test_summary_agrees_with_the_figures_of_the_other_modules(db: Database
         assert s.cadres_paired == sum(t.cadres_paired for t in talks)
         assert s.talks_due_soon == sum(t.due_soon for t in talks)
         assert s.talks_overdue == sum(t.overdue for t in talks)
+        assert (s.difficulties_raised, s.difficulties_resolved, s.difficulties_open) == (
+            sum(d.raised for d in difficulties),
+            sum(d.resolved for d in difficulties),
+            sum(d.open for d in difficulties),
+        )
+        # The latest assessment year up to the period's, and its moves.
+        year = max((m.year for m in moves), default=None)
+        assert s.grade_year == year and year is not None
+        assert (s.grade_promoted, s.grade_demoted, s.grade_stayed) == (
+            sum(m.promoted for m in moves if m.year == year),
+            sum(m.demoted for m in moves if m.year == year),
+            sum(m.stayed for m in moves if m.year == year),
+        )
 
 
 async def test_empty_county_summary(db: Database) -> None:
