@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,6 +103,24 @@ async def plan(
 async def existing_keys(session: AsyncSession, keys: list[str]) -> set[str]:
     """Which of these keys are planned already: a tick skips them before rendering anything."""
     found: set[str] = set()
+    if not keys:
+        return found
+    if _dialect(session) == "postgresql":
+        # One array parameter joined as a table: PostgreSQL hashes it or probes the unique
+        # index. An IN list of 500 parameters was matched row by row against a seq scan of
+        # a freshly grown outbox (12 s for 20,000 keys at 1,000,000 pairings, bench/planning).
+        wanted = (
+            func.unnest(bindparam("wanted", keys, type_=ARRAY(String)))
+            .table_valued("key")
+            .render_derived(name="wanted")
+        )
+        found.update(
+            await session.scalars(
+                select(OutboxMessage.key).join(wanted, OutboxMessage.key == wanted.c.key)
+            )
+        )
+        return found
+    # SQLite answers an IN list from the unique index; 500 stays under its variable limit.
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         found.update(

@@ -131,3 +131,13 @@ async def test_photos_and_delivered_items_survive_a_retry(db: Database) -> None:
         (again,) = await outbox.claim(session, worker="a", now=NOW, limit=5, lease=LEASE)
     assert again.done == 2 and again.parts == ["one", "two"] and again.photos == (photo,)
     assert again.markup is None
+
+
+async def test_existing_keys_finds_exactly_the_planned_ones(db: Database) -> None:
+    await _plan(db, 1200)
+    asked = [f"k:{i}" for i in range(0, 2400, 2)]  # half planned, across several chunks
+    async with db.sessionmaker() as session:
+        found = await outbox.existing_keys(session, asked)
+        assert await outbox.existing_keys(session, []) == set()
+        assert await outbox.existing_keys(session, ["k:1", "k:1", "nope"]) == {"k:1"}
+    assert found == {f"k:{i}" for i in range(0, 1200, 2)}
