@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -21,6 +22,14 @@ from telegram import (
 )
 from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
+from telegram.ext import (
+    BaseHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from storage import outbox
@@ -28,6 +37,57 @@ from templates import normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
 log = logging.getLogger("cadrebot.handlers")
+
+Handler = BaseHandler[Update, CadreContext, Any]
+FlowStep = Callable[[Update, CadreContext], Coroutine[Any, Any, Any]]
+
+
+async def ask_again(
+    update: Update, context: CadreContext, *, pending: object | None, say: str, ask: FlowStep
+) -> int:
+    """Mid-flow input that is not the answer: say `say`, then ask the same question again.
+
+    A flow whose draft is gone (finished elsewhere, or forgotten) ends with the stale-button
+    message instead of asking about nothing.
+    """
+    if pending is None:
+        await reply(update, context, "common/stale_button")
+        return int(ConversationHandler.END)
+    await reply(update, context, say)
+    return int(await ask(update, context))
+
+
+def conversation(
+    name: str,
+    entry_points: Sequence[Handler],
+    states: Mapping[object, Sequence[Handler]],
+    *,
+    cancel: FlowStep,
+    busy: FlowStep,
+    more_fallbacks: Sequence[Handler] = (),
+    allow_reentry: bool = False,
+) -> ConversationHandler[CadreContext]:
+    """A flow as every flow here runs: persisted under `name`, one per person.
+
+    /cancel leaves it (`cancel`), any other command mid-flow gets `busy`. per_message=False
+    is deliberate: one draft per person, whichever message its buttons sit on; PTB warns
+    about CallbackQueryHandlers in that mode, so the warning is silenced here, once.
+    """
+    private = filters.ChatType.PRIVATE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBUserWarning)
+        return ConversationHandler(
+            entry_points=list(entry_points),
+            states={state: list(handlers) for state, handlers in states.items()},
+            fallbacks=[
+                CommandHandler("cancel", cancel, filters=private),
+                MessageHandler(filters.COMMAND & private, busy),
+                *more_fallbacks,
+            ],
+            name=name,
+            persistent=True,
+            allow_reentry=allow_reentry,
+        )
 
 
 def locale_of(update: Update | None, context: CadreContext) -> str:

@@ -8,7 +8,6 @@ tables before the person presses submit on the review screen.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,10 +29,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import keyboard, label, reply
+from handlers.common import conversation, keyboard, label, reply
 from storage import geo, nominations
 from storage.crypto import DataCipher
 from storage.models import Township, Village
@@ -537,19 +535,10 @@ class FormEngine:
             CallbackQueryHandler(self.on_review, pattern=rf"^{p}:(e|go)(:|$)"),
             MessageHandler(anything, self.reprompt),
         ]
-        with warnings.catch_warnings():
-            # PTB warns that per_message=False does not track callbacks per message; that is
-            # what we want: one form per person, whichever message the button sits on.
-            warnings.simplefilter("ignore", PTBUserWarning)
-            handler: ConversationHandler[CadreContext] = ConversationHandler(
-                entry_points=[CommandHandler(self.flow.command, self.begin, filters=PRIVATE)],
-                states=states,
-                fallbacks=[
-                    CommandHandler("cancel", self.cancel, filters=PRIVATE),
-                    MessageHandler(filters.COMMAND & PRIVATE, self.busy),
-                ],
-                name=self.flow.name,
-                persistent=True,
-                allow_reentry=False,
-            )
-        return handler
+        return conversation(
+            self.flow.name,
+            [CommandHandler(self.flow.command, self.begin, filters=PRIVATE)],
+            states,
+            cancel=self.cancel,
+            busy=self.busy,
+        )

@@ -8,7 +8,6 @@ against the person's current role and scope in storage.
 
 from __future__ import annotations
 
-import warnings
 from datetime import date
 from typing import Any
 
@@ -22,13 +21,13 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from handlers.common import (
     answer_query,
     button_text,
     callback_parts,
+    conversation,
     edit_or_reply,
     label,
     now,
@@ -1044,7 +1043,13 @@ def _results_conversation() -> ConversationHandler[CadreContext]:
             *tail,
         ],
     }
-    return _conversation(RESULTS, "results", begin_results, states, cancel_results, results_busy)
+    return conversation(
+        RESULTS,
+        [CommandHandler("results", begin_results, filters=PRIVATE)],
+        states,
+        cancel=cancel_results,
+        busy=results_busy,
+    )
 
 
 def _post_conversation() -> ConversationHandler[CadreContext]:
@@ -1086,32 +1091,13 @@ def _post_conversation() -> ConversationHandler[CadreContext]:
             *button_tail,
         ],
     }
-    return _conversation(POSTS, "post", begin_post, states, cancel_post, post_busy)
-
-
-def _conversation(
-    name: str,
-    command: str,
-    begin: Any,
-    states: dict[object, list[BaseHandler[Update, CadreContext, Any]]],
-    cancel: Any,
-    busy: Any,
-) -> ConversationHandler[CadreContext]:
-    with warnings.catch_warnings():
-        # per_message=False on purpose: one round per person, whichever message holds the
-        # buttons; PTB warns about CallbackQueryHandlers in that mode.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[CommandHandler(command, begin, filters=PRIVATE)],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", cancel, filters=PRIVATE),
-                MessageHandler(filters.COMMAND & PRIVATE, busy),
-            ],
-            name=name,
-            persistent=True,
-            allow_reentry=False,
-        )
+    return conversation(
+        POSTS,
+        [CommandHandler("post", begin_post, filters=PRIVATE)],
+        states,
+        cancel=cancel_post,
+        busy=post_busy,
+    )
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

@@ -10,7 +10,6 @@ mentor presses save.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from datetime import date, timedelta
 from typing import Any
 
@@ -25,10 +24,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, inline_rows, label, notify, now, reply
+from handlers.common import conversation, edit_or_reply, inline_rows, label, notify, now, reply
 from storage import mentoring, people
 from storage.mentoring import PairingRefused, Stale, TalkInput
 from storage.models import Role
@@ -1137,53 +1135,41 @@ def _talk_handler() -> ConversationHandler[CadreContext]:
             MessageHandler(ANSWER, reprompt_talk),
         ],
     }
-    return ConversationHandler(
-        entry_points=[
+    return conversation(
+        TALK,
+        [
             CommandHandler("talk", begin_talk, filters=PRIVATE),
             CallbackQueryHandler(begin_talk_with, pattern=r"^tk:s:\d{1,12}$"),
         ],
-        states=states,
-        fallbacks=[
-            CommandHandler("cancel", cancel_talk, filters=PRIVATE),
-            MessageHandler(filters.COMMAND & PRIVATE, answer_command_mid_talk),
-            CallbackQueryHandler(refuse_stale_talk_button, pattern=r"^tk:"),
-        ],
-        name=TALK,
-        persistent=True,
-        allow_reentry=False,
+        states,
+        cancel=cancel_talk,
+        busy=answer_command_mid_talk,
+        more_fallbacks=[CallbackQueryHandler(refuse_stale_talk_button, pattern=r"^tk:")],
     )
 
 
 def _resolution_handler() -> ConversationHandler[CadreContext]:
-    return ConversationHandler(
-        entry_points=[CallbackQueryHandler(begin_resolution, pattern=r"^df:r:\d{1,12}$")],
-        states={
+    return conversation(
+        "difficulty",
+        [CallbackQueryHandler(begin_resolution, pattern=r"^df:r:\d{1,12}$")],
+        {
             NOTE: [
                 MessageHandler(filters.TEXT & ANSWER, resolve_with_note),
                 CallbackQueryHandler(begin_resolution, pattern=r"^df:r:\d{1,12}$"),
                 MessageHandler(ANSWER, reprompt_note),
             ]
         },
-        fallbacks=[
-            CommandHandler("cancel", cancel_resolution, filters=PRIVATE),
-            MessageHandler(filters.COMMAND & PRIVATE, answer_command_mid_note),
-        ],
-        name="difficulty",
-        persistent=True,
-        allow_reentry=False,
+        cancel=cancel_resolution,
+        busy=answer_command_mid_note,
     )
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     """The two conversations first (their fallbacks see commands before the plain ones)."""
-    with warnings.catch_warnings():
-        # PTB warns that per_message=False does not track callbacks per message; that is what
-        # we want: one talk per person, whichever message the button sits on.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        conversations = [_talk_handler(), _resolution_handler()]
     slot = "(" + "|".join(MENTOR_SLOTS) + ")"
     return [
-        *conversations,
+        _talk_handler(),
+        _resolution_handler(),
         CommandHandler("pair", start_pairing, filters=PRIVATE),
         CommandHandler("mentees", show_mentees, filters=PRIVATE),
         CommandHandler("difficulties", list_difficulties, filters=PRIVATE),

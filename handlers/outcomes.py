@@ -12,7 +12,6 @@ in storage against the person's current role and scope.
 
 from __future__ import annotations
 
-import warnings
 from datetime import date
 from typing import Any
 
@@ -26,13 +25,13 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from handlers.common import (
     answer_query,
     button_text,
     callback_parts,
+    conversation,
     drop_buttons,
     edit_or_reply,
     label,
@@ -687,21 +686,13 @@ def _conversation() -> ConversationHandler[CadreContext]:
             *button_tail,
         ],
     }
-    with warnings.catch_warnings():
-        # per_message=False on purpose: one round per person, whichever message holds the
-        # buttons; PTB warns about CallbackQueryHandlers in that mode.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[CommandHandler("outcome", begin_outcome, filters=PRIVATE)],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", cancel_outcome, filters=PRIVATE),
-                MessageHandler(filters.COMMAND & PRIVATE, outcome_busy),
-            ],
-            name=OUTCOME,
-            persistent=True,
-            allow_reentry=False,
-        )
+    return conversation(
+        OUTCOME,
+        [CommandHandler("outcome", begin_outcome, filters=PRIVATE)],
+        states,
+        cancel=cancel_outcome,
+        busy=outcome_busy,
+    )
 
 
 def build_handlers() -> Handlers:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import tempfile
 import unicodedata
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
@@ -30,10 +29,10 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from handlers.common import (
+    conversation,
     edit_or_reply,
     inline_rows,
     keyboard,
@@ -723,33 +722,26 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         # confirmation state answers (outside it they fall through to "stale button").
         CallbackQueryHandler(stray_button, pattern=r"^pl:(?![yn]:)"),
     ]
-    with warnings.catch_warnings():
-        # per_message=False on purpose: one pool session per person, whichever message the
-        # button sits on; PTB warns about CallbackQueryHandlers in that mode.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        handler: ConversationHandler[CadreContext] = ConversationHandler(
-            entry_points=entry_points,
-            states={
-                SEARCH_NAME: [
-                    MessageHandler(text, take_name),
-                    MessageHandler(other, reprompt),
-                ],
-                ADJUST_REASON: [
-                    MessageHandler(text, take_reason),
-                    MessageHandler(other, reprompt),
-                ],
-                ADJUST_CONFIRM: [
-                    CallbackQueryHandler(confirm_adjust, pattern=r"^pl:y:[0-9]{1,9}$"),
-                    CallbackQueryHandler(keep_in_pool, pattern=r"^pl:n:[0-9]{1,9}$"),
-                    MessageHandler(other, reprompt),
-                ],
-            },
-            fallbacks=[
-                CommandHandler("cancel", cancel_input, filters=PRIVATE),
-                MessageHandler(filters.COMMAND & PRIVATE, busy),
+    pool = conversation(
+        "pool",
+        entry_points,
+        {
+            SEARCH_NAME: [
+                MessageHandler(text, take_name),
+                MessageHandler(other, reprompt),
             ],
-            name="pool",
-            persistent=True,
-            allow_reentry=True,
-        )
-    return [handler]
+            ADJUST_REASON: [
+                MessageHandler(text, take_reason),
+                MessageHandler(other, reprompt),
+            ],
+            ADJUST_CONFIRM: [
+                CallbackQueryHandler(confirm_adjust, pattern=r"^pl:y:[0-9]{1,9}$"),
+                CallbackQueryHandler(keep_in_pool, pattern=r"^pl:n:[0-9]{1,9}$"),
+                MessageHandler(other, reprompt),
+            ],
+        },
+        cancel=cancel_input,
+        busy=busy,
+        allow_reentry=True,
+    )
+    return [pool]

@@ -10,7 +10,6 @@ storage: a forged or outdated button gets common/stale_button, never another's d
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,13 +22,13 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
 from handlers.common import (
     answer_query,
     button_text,
     callback_parts,
+    conversation,
     drop_buttons,
     edit_or_reply,
     label,
@@ -999,7 +998,13 @@ def _project_conversation() -> ConversationHandler[CadreContext]:
             *button_tail,
         ],
     }
-    return _conversation(PROJECT, "project", begin_project, states, cancel_project, project_busy)
+    return conversation(
+        PROJECT,
+        [CommandHandler("project", begin_project, filters=PRIVATE)],
+        states,
+        cancel=cancel_project,
+        busy=project_busy,
+    )
 
 
 def _report_conversation() -> ConversationHandler[CadreContext]:
@@ -1029,32 +1034,13 @@ def _report_conversation() -> ConversationHandler[CadreContext]:
             *button_tail,
         ],
     }
-    return _conversation(REPORT, "report", begin_report, states, cancel_report, report_busy)
-
-
-def _conversation(
-    name: str,
-    command: str,
-    begin: Any,
-    states: dict[object, Handlers],
-    cancel: Any,
-    busy: Any,
-) -> ConversationHandler[CadreContext]:
-    with warnings.catch_warnings():
-        # per_message=False on purpose: one round per person, whichever message holds the
-        # buttons; PTB warns about CallbackQueryHandlers in that mode.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[CommandHandler(command, begin, filters=PRIVATE)],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", cancel, filters=PRIVATE),
-                MessageHandler(filters.COMMAND & PRIVATE, busy),
-            ],
-            name=name,
-            persistent=True,
-            allow_reentry=False,
-        )
+    return conversation(
+        REPORT,
+        [CommandHandler("report", begin_report, filters=PRIVATE)],
+        states,
+        cancel=cancel_report,
+        busy=report_busy,
+    )
 
 
 def build_handlers() -> Handlers:

@@ -8,7 +8,6 @@ conversation, so a restart between the button and the reason loses nothing.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +20,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, label, now, plan_notice, reply
+from handlers.common import ask_again, conversation, edit_or_reply, label, now, plan_notice, reply
 from storage import nominations, people, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed
@@ -340,20 +338,16 @@ async def receive_reason(update: Update, context: CadreContext) -> int:
 
 async def reprompt_reason(update: Update, context: CadreContext) -> int:
     """A sticker, photo or voice where the reason is expected: ask again."""
-    if draft(context) is None:
-        await refuse(update, context, "common/stale_button")
-        return ConversationHandler.END
-    await reply(update, context, "common/wrong_input")
-    return await ask_reason(update, context)
+    return await ask_again(
+        update, context, pending=draft(context), say="common/wrong_input", ask=ask_reason
+    )
 
 
 async def busy_with_reason(update: Update, context: CadreContext) -> int:
     """Another command while the reason is awaited: say how to go on or leave."""
-    if draft(context) is None:
-        await refuse(update, context, "common/stale_button")
-        return ConversationHandler.END
-    await reply(update, context, "review/busy")
-    return await ask_reason(update, context)
+    return await ask_again(
+        update, context, pending=draft(context), say="review/busy", ask=ask_reason
+    )
 
 
 async def cancel_decline(update: Update, context: CadreContext) -> int:
@@ -365,27 +359,20 @@ async def cancel_decline(update: Update, context: CadreContext) -> int:
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     anything = ~filters.COMMAND & PRIVATE
-    with warnings.catch_warnings():
-        # per_message=False is what we want: one pending decline per person, whichever
-        # message the button sat on; PTB warns about that combination.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        decline: ConversationHandler[CadreContext] = ConversationHandler(
-            entry_points=[CallbackQueryHandler(begin_decline, pattern=rf"^rv:r:{ID}$")],
-            states={
-                REASON: [
-                    MessageHandler(filters.TEXT & anything, receive_reason),
-                    MessageHandler(anything, reprompt_reason),
-                ]
-            },
-            fallbacks=[
-                CommandHandler("cancel", cancel_decline, filters=PRIVATE),
-                MessageHandler(filters.COMMAND & PRIVATE, busy_with_reason),
-            ],
-            name=DRAFT_KEY,
-            persistent=True,
-            # Pressing "decline" on another nomination switches to that one.
-            allow_reentry=True,
-        )
+    decline = conversation(
+        DRAFT_KEY,
+        [CallbackQueryHandler(begin_decline, pattern=rf"^rv:r:{ID}$")],
+        {
+            REASON: [
+                MessageHandler(filters.TEXT & anything, receive_reason),
+                MessageHandler(anything, reprompt_reason),
+            ]
+        },
+        cancel=cancel_decline,
+        busy=busy_with_reason,
+        # Pressing "decline" on another nomination switches to that one.
+        allow_reentry=True,
+    )
     return [
         decline,
         CommandHandler("review", show_queue, filters=PRIVATE),

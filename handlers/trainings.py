@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,10 +45,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, keyboard, label, labels_for, now, reply
+from handlers.common import conversation, edit_or_reply, keyboard, label, labels_for, now, reply
 from storage import outbox, people, trainings
 from storage.models import Training
 from storage.nominations import NotAllowed
@@ -1227,26 +1225,18 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         CallbackQueryHandler(ask_score, pattern=r"^tr:sc:"),
         MessageHandler(anything, reprompt),
     ]
-    with warnings.catch_warnings():
-        # per_message=False is what we want: one draft per person, whichever message the
-        # button sits on; PTB warns that callbacks are then not tracked per message.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        conversation: ConversationHandler[CadreContext] = ConversationHandler(
-            entry_points=[
-                CommandHandler("training", begin_training, filters=PRIVATE),
-                CallbackQueryHandler(ask_score, pattern=r"^tr:sc:"),
-            ],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", cancel, filters=PRIVATE),
-                MessageHandler(filters.COMMAND & PRIVATE, busy),
-            ],
-            name="training",
-            persistent=True,
-            allow_reentry=False,
-        )
+    training = conversation(
+        "training",
+        [
+            CommandHandler("training", begin_training, filters=PRIVATE),
+            CallbackQueryHandler(ask_score, pattern=r"^tr:sc:"),
+        ],
+        states,
+        cancel=cancel,
+        busy=busy,
+    )
     return [
-        conversation,
+        training,
         CommandHandler("trainings", list_sessions, filters=PRIVATE),
         CallbackQueryHandler(list_sessions, pattern=r"^tr:l:"),
         CallbackQueryHandler(show_session, pattern=r"^tr:v:"),

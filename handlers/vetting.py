@@ -8,7 +8,6 @@ it arrives, so /cancel leaves the review undecided.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +20,18 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from handlers.common import edit_or_reply, keyboard, label, now, plan_notice, reply
+from handlers.common import (
+    ask_again,
+    conversation,
+    edit_or_reply,
+    keyboard,
+    label,
+    now,
+    plan_notice,
+    reply,
+)
 from handlers.review import ID, PAGE_SIZE, callback_id, page_count, page_row, refuse
 from storage import grades, nominations, people, review_queries
 from storage.nominations import NotAllowed
@@ -333,20 +340,16 @@ async def plan_outcome_notices(
 
 async def reprompt_note(update: Update, context: CadreContext) -> int:
     """A sticker, photo or voice where the note is expected: ask again."""
-    if draft(context) is None:
-        await refuse(update, context, "common/stale_button")
-        return ConversationHandler.END
-    await reply(update, context, "common/wrong_input")
-    return await ask_note(update, context)
+    return await ask_again(
+        update, context, pending=draft(context), say="common/wrong_input", ask=ask_note
+    )
 
 
 async def busy_with_note(update: Update, context: CadreContext) -> int:
     """Another command while the note is awaited: say how to go on or leave."""
-    if draft(context) is None:
-        await refuse(update, context, "common/stale_button")
-        return ConversationHandler.END
-    await reply(update, context, "vetting/busy")
-    return await ask_note(update, context)
+    return await ask_again(
+        update, context, pending=draft(context), say="vetting/busy", ask=ask_note
+    )
 
 
 async def cancel_decision(update: Update, context: CadreContext) -> int:
@@ -358,28 +361,21 @@ async def cancel_decision(update: Update, context: CadreContext) -> int:
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     anything = ~filters.COMMAND & PRIVATE
-    with warnings.catch_warnings():
-        # per_message=False is what we want: one pending decision per person, whichever
-        # message the button sat on; PTB warns about that combination.
-        warnings.simplefilter("ignore", PTBUserWarning)
-        decision: ConversationHandler[CadreContext] = ConversationHandler(
-            entry_points=[CallbackQueryHandler(begin_decision, pattern=rf"^vt:[ar]:{ID}$")],
-            states={
-                NOTE: [
-                    CallbackQueryHandler(skip_note, pattern=rf"^vt:n:{ID}$"),
-                    MessageHandler(filters.TEXT & anything, receive_note),
-                    MessageHandler(anything, reprompt_note),
-                ]
-            },
-            fallbacks=[
-                CommandHandler("cancel", cancel_decision, filters=PRIVATE),
-                MessageHandler(filters.COMMAND & PRIVATE, busy_with_note),
-            ],
-            name=DRAFT_KEY,
-            persistent=True,
-            # Pressing approve/reject on another review switches to that one.
-            allow_reentry=True,
-        )
+    decision = conversation(
+        DRAFT_KEY,
+        [CallbackQueryHandler(begin_decision, pattern=rf"^vt:[ar]:{ID}$")],
+        {
+            NOTE: [
+                CallbackQueryHandler(skip_note, pattern=rf"^vt:n:{ID}$"),
+                MessageHandler(filters.TEXT & anything, receive_note),
+                MessageHandler(anything, reprompt_note),
+            ]
+        },
+        cancel=cancel_decision,
+        busy=busy_with_note,
+        # Pressing approve/reject on another review switches to that one.
+        allow_reentry=True,
+    )
     return [
         decision,
         CommandHandler("vetting", show_vetting_queue, filters=PRIVATE),
