@@ -627,17 +627,32 @@ async def load_postgresql(
         log(f"  postgresql indexes {time.monotonic() - started:6.1f} s")
     finally:
         await connection.close()
+    await _pg_vacuum(url, schema)
+    return counts
+
+
+async def _pg_vacuum(url: str, schema: str) -> None:
     # VACUUM (not only ANALYZE) sets the visibility map, as autovacuum would after a load:
     # without it index-only scans visit the heap. It cannot run inside a transaction.
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         started = time.monotonic()
-        for table, _columns, _rows in tables(plan):
-            await connection.execute(f"VACUUM ANALYZE {schema}.{table}")
+        rows = await connection.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+        for record in rows:
+            await connection.execute(f'VACUUM ANALYZE {schema}."{record["table_name"]}"')
         log(f"  postgresql VACUUM ANALYZE {time.monotonic() - started:6.1f} s")
     finally:
         await connection.close()
-    return counts
+
+
+def _sqlite_analyze(path: Path) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("ANALYZE")
+    finally:
+        connection.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -765,30 +780,64 @@ def _sqlite_cache(database: Database, megabytes: int) -> None:
         cursor.close()
 
 
+async def _schema_exists(url: str, schema: str) -> bool:
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        found = await admin.fetchval(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1", schema
+        )
+        return found is not None
+    finally:
+        await admin.close()
+
+
 async def run_one(kind: str, args: argparse.Namespace, plan: Plan, budget: Budget) -> bool:
+    """Load (unless --keep holds a loaded copy), migrate to head, time, drop (unless --keep)."""
     extra = args.indexes == "suggested"
-    log(f"\n== {kind}: loading {plan.nominations:,} nominations, {plan.talks:,} talks")
+    keep: Path | None = args.keep
     with tempfile.TemporaryDirectory(prefix="bench-summary-") as folder:
         if kind == "sqlite":
-            path = Path(folder) / "summary.sqlite3"
+            path = (keep or Path(folder)) / f"summary-{args.scale:g}.sqlite3"
             url = f"sqlite:///{path}"
-            await asyncio.to_thread(migrate.upgrade, url)
-            await asyncio.to_thread(load_sqlite, path, plan, budget, extra)
-            database = Database(url)
             schema = None
-            if args.sqlite_cache_mb:
-                _sqlite_cache(database, args.sqlite_cache_mb)
+            loaded = keep is not None and path.exists()
         else:
             url = args.pg_url
-            schema = f"bench_summary_{uuid.uuid4().hex[:10]}"
-            admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-            await admin.execute(f"CREATE SCHEMA {schema}")
-            await admin.close()
-            database = Database(url, schema=schema)
-        try:
-            if schema is not None:
+            schema = (
+                f"bench_summary_keep_{str(args.scale).replace('.', '_')}"
+                if keep is not None
+                else f"bench_summary_{uuid.uuid4().hex[:10]}"
+            )
+            loaded = keep is not None and await _schema_exists(url, schema)
+        if loaded:
+            log(f"\n== {kind}: reusing the kept copy ({path if schema is None else schema})")
+        else:
+            log(f"\n== {kind}: loading {plan.nominations:,} nominations, {plan.talks:,} talks")
+        if schema is None:
+            if not loaded:
+                await asyncio.to_thread(migrate.upgrade, url)
+                await asyncio.to_thread(load_sqlite, path, plan, budget, extra)
+            else:
+                # A kept copy made at an older head: the migrations bring it up (their
+                # backfills run at full scale, which is a test of them too).
+                await asyncio.to_thread(migrate.upgrade, url)
+                await asyncio.to_thread(_sqlite_analyze, path)
+        else:
+            if not loaded:
+                admin = await asyncpg.connect(
+                    url.replace("postgresql+asyncpg://", "postgresql://")
+                )
+                await admin.execute(f"CREATE SCHEMA {schema}")
+                await admin.close()
                 await asyncio.to_thread(partial(migrate.upgrade, url, schema=schema))
                 await load_postgresql(url, schema, plan, budget, extra)
+            else:
+                await asyncio.to_thread(partial(migrate.upgrade, url, schema=schema))
+                await _pg_vacuum(url, schema)
+        database = Database(url, schema=schema) if schema is not None else Database(url)
+        if schema is None and args.sqlite_cache_mb:
+            _sqlite_cache(database, args.sqlite_cache_mb)
+        try:
             timings = [
                 await time_summary(database, None, plan.now, args.repeat, budget),
                 await time_summary(database, 1, plan.now, args.repeat, budget),
@@ -796,7 +845,7 @@ async def run_one(kind: str, args: argparse.Namespace, plan: Plan, budget: Budge
             return report(kind, timings)
         finally:
             await database.close()
-            if schema is not None:
+            if schema is not None and keep is None:
                 admin = await asyncpg.connect(
                     url.replace("postgresql+asyncpg://", "postgresql://")
                 )
@@ -849,6 +898,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="SQLite page cache and mmap size per connection (0: as storage/db.py sets it)",
     )
     parser.add_argument("--time-limit", type=float, default=540.0, help="seconds, whole run")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="folder for the SQLite file; with it the PostgreSQL schema is kept too, and a "
+        "later run with the same --keep and --scale reuses both (migrated to head) instead "
+        "of loading again",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1:
         parser.error("--scale must be in (0, 1]")

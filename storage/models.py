@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -269,8 +270,24 @@ class Nomination(Base):
         CheckConstraint("channel IN ('self', 'mass', 'organization')", name="channel_known"),
         Index("ix_nomination_township_status", "township_id", "status"),
         Index("ix_nomination_status", "status"),
-        # Summaries: the period's nominations, and the pool's education share per township.
-        Index("ix_nomination_created", "created_at"),
+        # Summaries: the period's nominations, read from the index alone, county-wide and for
+        # one township (the stocks come from nomination_tally).
+        Index(
+            "ix_nomination_created",
+            "created_at",
+            "township_id",
+            "channel",
+            "key_group",
+            "education",
+        ),
+        Index(
+            "ix_nomination_township_created",
+            "township_id",
+            "created_at",
+            "channel",
+            "key_group",
+            "education",
+        ),
         Index("ix_nomination_status_education", "status", "education", "township_id"),
         # A person's files: erasure, and the summary's unreachable candidates (few people
         # blocked the bot; each is looked up rather than every live nomination scanned).
@@ -305,6 +322,9 @@ class Nomination(Base):
     sensitive_consent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Pairings of this nomination not ended (0-2), kept by a trigger on pairing: with it
+    # nomination_tally counts the pairings and the cadres paired per township.
+    active_pairings: Mapped[int] = mapped_column(server_default="0")
 
     person: Mapped[Person] = relationship(foreign_keys=[person_id])
     township: Mapped[Township] = relationship()
@@ -318,6 +338,7 @@ class StatusChange(Base):
     __table_args__ = (
         Index("ix_status_change_nomination", "nomination_id", "at"),
         Index("ix_status_change_event", "event", "at"),
+        Index("ix_status_change_township", "township_id", "event", "at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -328,6 +349,10 @@ class StatusChange(Base):
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     reason: Mapped[str | None] = mapped_column(String(1000))
     at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The nomination's township, copied when the row is written (a database trigger fills it
+    # from nomination.township_id, which never changes; see storage/tally.py), so that a
+    # township's figures are an index range instead of a join to every nomination.
+    township_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class VettingReview(Base):
@@ -392,6 +417,25 @@ class Pairing(Base):
             sqlite_where=text("ended_at IS NULL"),
             postgresql_where=text("ended_at IS NULL"),
         ),
+        # Overdue pairings per mentor (summaries): active pairings only, read from the index
+        # alone, county-wide or (the second) for one township.
+        Index(
+            "ix_pairing_active_mentor",
+            "mentor_person_id",
+            "last_talk_on",
+            "assigned_at",
+            sqlite_where=text("ended_at IS NULL AND in_pool = 1"),
+            postgresql_where=text("ended_at IS NULL AND in_pool"),
+        ),
+        Index(
+            "ix_pairing_active_township",
+            "township_id",
+            "mentor_person_id",
+            "last_talk_on",
+            "assigned_at",
+            sqlite_where=text("ended_at IS NULL AND in_pool = 1"),
+            postgresql_where=text("ended_at IS NULL AND in_pool"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -405,6 +449,13 @@ class Pairing(Base):
     # talk_log in the same transaction (storage.mentoring.save_talk, refresh_last_talks), so
     # that the cadence never needs a GROUP BY over every talk ever held.
     last_talk_on: Mapped[date | None] = mapped_column(Date)
+    # The nomination's township, copied when the row is written (a database trigger fills it
+    # from nomination.township_id, which never changes; see storage/tally.py), so that a
+    # township's figures are an index range instead of a join to every nomination.
+    township_id: Mapped[int | None] = mapped_column(Integer)
+    # Whether the cadre is in the pool now, kept by a trigger on nomination's status: an
+    # active pairing (ended_at NULL, in_pool) is then a fact of this row alone.
+    in_pool: Mapped[bool] = mapped_column(server_default=false())
 
 
 class TalkLog(Base):
@@ -427,6 +478,10 @@ class TalkLog(Base):
     # {"thought"|"work"|"life"|"problems": {"text": str} or {"voice": file_id}}
     topics: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The nomination's township, copied when the row is written (a database trigger fills it
+    # from nomination.township_id, which never changes; see storage/tally.py), so that a
+    # township's figures are an index range instead of a join to every nomination.
+    township_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Difficulty(Base):
@@ -438,6 +493,7 @@ class Difficulty(Base):
         Index("ix_difficulty_nomination", "nomination_id", "status"),
         Index("ix_difficulty_raised", "raised_at"),
         Index("ix_difficulty_resolved", "resolved_at"),
+        Index("ix_difficulty_township", "township_id", "status", "raised_at", "resolved_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -449,6 +505,10 @@ class Difficulty(Base):
     resolution: Mapped[str | None] = mapped_column(String(500))
     resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     resolved_at: Mapped[datetime | None]
+    # The nomination's township, copied when the row is written (a database trigger fills it
+    # from nomination.township_id, which never changes; see storage/tally.py), so that a
+    # township's figures are an index range instead of a join to every nomination.
+    township_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Training(Base):
@@ -504,6 +564,7 @@ class PracticePost(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('intern', 'grid', 'hard_post')", name="kind_known"),
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates_ordered"),
+        Index("ix_practice_post_township", "township_id", "kind", "start_date", "end_date"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -514,6 +575,10 @@ class PracticePost(Base):
     end_date: Mapped[date | None] = mapped_column(Date)
     assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The nomination's township, copied when the row is written (a database trigger fills it
+    # from nomination.township_id, which never changes; see storage/tally.py), so that a
+    # township's figures are an index range instead of a join to every nomination.
+    township_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class GradeState(Base):
@@ -541,6 +606,7 @@ class GradeMove(Base):
         ),
         # A summary counts the moves of one year: read from this index alone, county-wide.
         Index("ix_grade_move_year", "year", "from_grade", "to_grade"),
+        Index("ix_grade_move_township", "township_id", "year", "from_grade", "to_grade"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -557,6 +623,10 @@ class GradeMove(Base):
     performance_pay_yuan: Mapped[int | None]
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The nomination's township, copied when the row is written (a database trigger fills it
+    # from nomination.township_id, which never changes; see storage/tally.py), so that a
+    # township's figures are an index range instead of a join to every nomination.
+    township_id: Mapped[int | None] = mapped_column(Integer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,7 +749,11 @@ class Election(Base):
     """Elected into the village two committees (村两委)."""
 
     __tablename__ = "election"
-    __table_args__ = (Index("ix_election_nomination", "nomination_id"),)
+    __table_args__ = (
+        Index("ix_election_nomination", "nomination_id"),
+        Index("ix_election_elected_on", "elected_on", "township_id"),
+        Index("ix_election_township", "township_id", "elected_on"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
@@ -687,6 +761,10 @@ class Election(Base):
     elected_on: Mapped[date] = mapped_column(Date)
     recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The nomination's township, copied when the row is written (a database trigger fills it
+    # from nomination.township_id, which never changes; see storage/tally.py), so that a
+    # township's figures are an index range instead of a join to every nomination.
+    township_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Award(Base):
@@ -716,3 +794,46 @@ class Publicity(Base):
     title: Mapped[str] = mapped_column(String(200))
     published_on: Mapped[date] = mapped_column(Date)
     recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tallies: per-township counters that database triggers keep in the writing transaction (the
+# triggers and the recount that checks them are in storage/tally.py and migration 0009).
+# Summaries add up a few thousand of these rows instead of grouping millions of facts. A row
+# may hold 0 after its last fact went; nothing removes it.
+
+
+class TalkTally(Base):
+    """Talks held per township and talk date."""
+
+    __tablename__ = "talk_tally"
+
+    township_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    talk_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CadenceTally(Base):
+    """Active pairings (not ended, cadre in the pool) per township and date of their last talk.
+
+    Pairings with no talk yet are not here: the summary reads those few from pairing itself.
+    """
+
+    __tablename__ = "cadence_tally"
+
+    township_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_talk_on: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class NominationTally(Base):
+    """Nominations per township, status, education (college or higher or not) and number of
+    active pairings: the status stock, the pool's education share, pairings and cadres paired."""
+
+    __tablename__ = "nomination_tally"
+
+    township_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    college: Mapped[bool] = mapped_column(primary_key=True)
+    active_pairings: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.settings import Settings
-from storage import migrate
+from storage import migrate, tally
 from storage.db import Database
 from tests.support.fake_telegram import BOT_USERNAME
 from tests.support.harness import BotHarness
@@ -63,9 +63,19 @@ def sqlite_database(tmp_path: Path) -> Database:
     return Database(url)
 
 
+async def assert_tallies_true(database: Database) -> None:
+    """The trigger-kept columns and tallies agree with a recount of the facts (storage.tally).
+
+    Every test that wrote through `db` or a harness ends with this check, so each write path
+    the suite exercises, on both engines, is also a test of the triggers."""
+    async with database.engine.connect() as connection:
+        assert await tally.verify(connection) == []
+
+
 @pytest.fixture
 async def db(database: Database) -> AsyncIterator[Database]:
     yield database
+    await assert_tallies_true(database)
     await database.close()
 
 
@@ -90,6 +100,7 @@ async def harness(sqlite_database: Database) -> AsyncIterator[BotHarness]:
     yield bot
     if bot.app is not None:
         await bot.stop()
+    await assert_tallies_true(sqlite_database)
     await sqlite_database.close()
 
 
@@ -101,4 +112,5 @@ async def harness_any(database: Database) -> AsyncIterator[BotHarness]:
     yield bot
     if bot.app is not None:
         await bot.stop()
+    await assert_tallies_true(database)
     await database.close()
