@@ -7,7 +7,9 @@ Loads synthetic data fast into a throwaway database (an SQLite file in a tempora
 a new PostgreSQL schema on the loopback server, dropped afterwards): SQLite by executemany in
 large transactions, PostgreSQL by COPY (asyncpg copy_records_to_table); secondary indexes are
 dropped during the load and rebuilt after it, pairing.last_talk_on is derived from the talks
-(as migration 0008 backfills it), then the database is ANALYZEd. Then it times
+(as migration 0008 backfills it), the township copies and tallies that triggers keep are
+filled by storage.tally's rebuild (triggers are off during the load), then the database is
+ANALYZEd. Then it times
 `build_summary` county-wide and for one township (median of --repeat runs after a warm-up),
 and the bare SQL statements that the same call sent (captured at the cursor, replayed on the
 driver connection), and prints both with their ratio and the slowest statements. Targets:
@@ -44,7 +46,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from sqlalchemy import event
 
-from storage import migrate
+from storage import migrate, tally
 from storage.db import Database
 from storage.summary import build_summary
 
@@ -545,6 +547,13 @@ def load_sqlite(path: Path, plan: Plan, budget: Budget, extra: bool) -> dict[str
         ).fetchall()
         for name, _sql in indexes:
             connection.execute(f"DROP INDEX {name}")
+        # The tally triggers (migration 0009) are off during the load, as on PostgreSQL;
+        # storage.tally's rebuild fills what they keep, once, after it.
+        triggers = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall()
+        for name, _sql in triggers:
+            connection.execute(f"DROP TRIGGER {name}")
         for table, columns, rows in tables(plan):
             budget.check(f"loading {table}")
             started = time.monotonic()
@@ -568,7 +577,11 @@ def load_sqlite(path: Path, plan: Plan, budget: Budget, extra: bool) -> dict[str
             connection.execute(sql)
         connection.execute("BEGIN")
         connection.execute(LAST_TALK_BACKFILL)
+        for statement in tally.rebuild_statements():
+            connection.execute(statement)
         connection.execute("COMMIT")
+        for _name, sql in triggers:
+            connection.execute(sql)
         if extra:
             for name, table, columns in SUGGESTED_INDEXES:
                 connection.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
@@ -613,6 +626,9 @@ async def load_postgresql(
         for record in indexes:
             await connection.execute(record["indexdef"])
         await connection.execute(LAST_TALK_BACKFILL)
+        # Still in replica mode: the tally triggers stay off while the rebuild fills it all.
+        for statement in tally.rebuild_statements():
+            await connection.execute(statement)
         if extra:
             for name, table, columns in SUGGESTED_INDEXES:
                 await connection.execute(

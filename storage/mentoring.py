@@ -586,7 +586,7 @@ class DuePairing:
     mentor_active: bool = True
 
 
-def _local_midnight_after(day: date, tz: ZoneInfo) -> datetime:
+def local_midnight_after(day: date, tz: ZoneInfo) -> datetime:
     """The instant the county's next day after `day` begins."""
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
 
@@ -602,7 +602,7 @@ def base_at_most(day: date, tz: ZoneInfo) -> ColumnElement[bool]:
     last = Pairing.last_talk_on
     return or_(
         and_(last.is_not(None), last <= day),
-        and_(last.is_(None), Pairing.assigned_at < _local_midnight_after(day, tz)),
+        and_(last.is_(None), Pairing.assigned_at < local_midnight_after(day, tz)),
     )
 
 
@@ -642,7 +642,7 @@ async def due_pairings(
             select(*columns).where(
                 active,
                 Pairing.last_talk_on.is_(None),
-                Pairing.assigned_at < _local_midnight_after(threshold, tz),
+                Pairing.assigned_at < local_midnight_after(threshold, tz),
             ),
         )
         .cte("due")

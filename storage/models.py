@@ -19,7 +19,6 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
-    false,
     func,
     text,
 )
@@ -455,7 +454,9 @@ class Pairing(Base):
     township_id: Mapped[int | None] = mapped_column(Integer)
     # Whether the cadre is in the pool now, kept by a trigger on nomination's status: an
     # active pairing (ended_at NULL, in_pool) is then a fact of this row alone.
-    in_pool: Mapped[bool] = mapped_column(server_default=false())
+    # A plain "0", not false(): a SQL expression default makes Alembic rebuild the table on
+    # SQLite instead of ALTER TABLE ADD COLUMN.
+    in_pool: Mapped[bool] = mapped_column(server_default="0")
 
 
 class TalkLog(Base):

@@ -467,14 +467,17 @@ async def outcome_figures(
     awarded_in = _period(Award.awarded_on, day_since, day_until)
     published_in = _period(Publicity.published_on, day_since, day_until)
     elections = (
+        # The election carries its nomination's township (kept by a trigger, storage/tally.py).
         select(
-            Nomination.township_id.label("tid"),
+            Election.township_id.label("tid"),
             func.count(Election.id).label("elections"),
             func.count(func.distinct(Election.nomination_id)).label("elected"),
         )
-        .join(Nomination, Nomination.id == Election.nomination_id)
-        .where(*elected_in)
-        .group_by(Nomination.township_id)
+        .where(
+            *elected_in,
+            *([] if township_id is None else [Election.township_id == township_id]),
+        )
+        .group_by(Election.township_id)
         .subquery()
     )
     awards = (

@@ -252,20 +252,21 @@ async def post_counts(
     The caller decides who may see which township (pass `township_id` to restrict).
     """
     query = (
+        # The post carries its nomination's township (kept by a trigger, storage/tally.py):
+        # one township is a range of ix_practice_post_township, with no join per post.
         select(
-            Nomination.township_id,
+            PracticePost.township_id,
             Township.name,
             PracticePost.kind,
             func.count(),
             func.coalesce(func.sum(case((_active_on(today), 1), else_=0)), 0),
         )
-        .join(Nomination, Nomination.id == PracticePost.nomination_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .group_by(Nomination.township_id, Township.name, PracticePost.kind)
-        .order_by(Nomination.township_id, PracticePost.kind)
+        .join(Township, Township.id == PracticePost.township_id)
+        .group_by(PracticePost.township_id, Township.name, PracticePost.kind)
+        .order_by(PracticePost.township_id, PracticePost.kind)
     )
     if township_id is not None:
-        query = query.where(Nomination.township_id == township_id)
+        query = query.where(PracticePost.township_id == township_id)
     folded: dict[int, PostCounts] = {}
     for tid, name, kind, total, active in (await session.execute(query)).all():
         counts = folded.setdefault(tid, PostCounts(tid, name))

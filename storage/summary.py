@@ -1,14 +1,19 @@
 """Push summaries (督查简报): the pipeline in the seed article's numbers, and who gets them when.
 
 `build_summary` assembles one scope's figures (the county, or one township) from grouped SQL
-only; Python adds up per-township (and per-mentor) rows, never rows of people or talks. It
-uses the storage modules' counts where they are cheap (difficulties, posts, grade moves,
-trainings) and its own grouped queries for the rest: projects, funds, income, elections and
-unreachable people, which no module counts, and the select-stage and mentoring figures, which
-keep storage.figures' and storage.mentoring.talk_counts' definitions (a test checks they
-agree) but are shaped for a county of a million nominations: no per-department review scan,
-and the talk cadence read from the pairing's own last talk date, for the pairings due only,
-instead of grouping every talk ever held (see `_mentoring_stage`).
+only; Python adds up per-township rows, never rows of people or talks. It uses the storage
+modules' counts where they are cheap (posts, trainings, recognition) and its own grouped
+queries for the rest: projects, funds, income, elections and unreachable people, which no
+module counts, and the select-stage and mentoring figures, which keep storage.figures' and
+storage.mentoring.talk_counts' definitions (a test checks they agree) but are shaped for a
+county of a million nominations (issue 5: under 1 s county-wide, 100 ms for a township):
+- the stocks (status, pool education share, pairings, cadres paired), talks held and the
+  cadence of pairings already talked in come from the tallies that triggers keep in every
+  writing transaction (storage/tally.py): a few thousand rows, not millions;
+- the other figures filter on the township that each fact row carries (also kept by a
+  trigger), so one township is an index range, never a join to every nomination;
+- the overdue count per mentor is the one scan left, over a partial index of the active
+  pairings only (see `_mentoring_stage`).
 
 Definitions, for a period [since, until):
 - flow figures count what happened in the period: nominations received, vetting approved /
@@ -42,11 +47,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import mentoring, outcomes, posts, trainings
 from storage.models import (
+    CadenceTally,
     County,
     Difficulty,
     Election,
     GradeMove,
     Nomination,
+    NominationTally,
     Pairing,
     Person,
     Project,
@@ -56,7 +63,7 @@ from storage.models import (
     RoleGrant,
     StatusChange,
     SummarySchedule,
-    TalkLog,
+    TalkTally,
     TelegramAccount,
     Township,
     Village,
@@ -344,13 +351,8 @@ async def _use_figures(
     ).one()
     elections = select(
         _count_when(and_(Election.elected_on >= day_since, Election.elected_on < day_until)),
-        func.count(Election.id),
-    )
-    if township_id is not None:
-        # Only a township needs the nomination's township; county-wide, no join per election.
-        elections = elections.join(Nomination, Nomination.id == Election.nomination_id).where(
-            Nomination.township_id == township_id
-        )
+        func.count(),
+    ).where(*_in_scope(Election.township_id, township_id))
     elected, elected_total = (await session.execute(elections)).one()
     return (
         int(projects),
@@ -368,8 +370,8 @@ async def _difficulty_figures(
     session: AsyncSession, township_id: int | None, since: datetime, until: datetime
 ) -> tuple[int, int, int]:
     """Difficulties raised and resolved in the period, open now: storage.mentoring's
-    difficulty_counts definitions in one pass, without the join to nomination county-wide
-    (only a township needs it)."""
+    difficulty_counts definitions in one pass; a township's from ix_difficulty_township
+    alone (the row carries its township)."""
     query = select(
         _count_when(and_(Difficulty.raised_at >= since, Difficulty.raised_at < until)),
         _count_when(
@@ -381,10 +383,7 @@ async def _difficulty_figures(
         ),
         _count_when(Difficulty.status == mentoring.OPEN),
     )
-    if township_id is not None:
-        query = query.join(Nomination, Nomination.id == Difficulty.nomination_id).where(
-            Nomination.township_id == township_id
-        )
+    query = query.where(*_in_scope(Difficulty.township_id, township_id))
     raised, resolved, still_open = (await session.execute(query)).one()
     return int(raised), int(resolved), int(still_open)
 
@@ -394,7 +393,7 @@ async def _grade_figures(
 ) -> tuple[int | None, int, int, int]:
     """The latest assessment year with results up to `period_year`, and its promotions,
     demotions and stays: storage.grades.move_counts' definitions, grouped by year only.
-    County-wide it reads ix_grade_move_year alone; only a township joins nomination."""
+    Read from ix_grade_move_year alone, or ix_grade_move_township for one township."""
     query = (
         select(
             GradeMove.year,
@@ -406,10 +405,7 @@ async def _grade_figures(
         .group_by(GradeMove.year)
         .order_by(GradeMove.year.desc())
     )
-    if township_id is not None:
-        query = query.join(Nomination, Nomination.id == GradeMove.nomination_id).where(
-            Nomination.township_id == township_id
-        )
+    query = query.where(*_in_scope(GradeMove.township_id, township_id))
     latest = (await session.execute(query)).first()
     if latest is None:
         return None, 0, 0, 0
@@ -430,6 +426,9 @@ class _Select:
     events: dict[str, int] = field(default_factory=dict)
     nominations_by_township: dict[int, int] = field(default_factory=dict)
     pool_by_township: dict[int, int] = field(default_factory=dict)
+    # Active pairings (not ended, cadre in the pool) and cadres with at least one.
+    pairings: dict[int, int] = field(default_factory=dict)
+    cadres: dict[int, int] = field(default_factory=dict)
 
 
 def _add(counts: dict[Any, int], key: Any, n: int) -> None:
@@ -440,9 +439,10 @@ async def _select_stage(
     session: AsyncSession, township_id: int | None, since: datetime, until: datetime
 ) -> _Select:
     """storage.figures' definitions, without its per-department review counts (a summary
-    shows vetting per nomination), in three grouped queries."""
+    shows vetting per nomination), in three grouped queries. The stocks (status, education
+    share, pairings) are read from nomination_tally (storage/tally.py): a few hundred rows,
+    however many nominations."""
     result = _Select()
-    scope = _in_scope(Nomination.township_id, township_id)
     received = await session.execute(
         select(
             Nomination.township_id,
@@ -451,7 +451,11 @@ async def _select_stage(
             func.count(),
             _count_when(Nomination.education.in_(COLLEGE_OR_HIGHER)),
         )
-        .where(*scope, Nomination.created_at >= since, Nomination.created_at < until)
+        .where(
+            *_in_scope(Nomination.township_id, township_id),
+            Nomination.created_at >= since,
+            Nomination.created_at < until,
+        )
         .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
     )
     for tid, channel, key_group, n, college in received.all():
@@ -460,45 +464,54 @@ async def _select_stage(
         _add(result.by_channel, channel, n)
         _add(result.by_key_group, key_group, n)
         _add(result.nominations_by_township, tid, n)
-    # Two queries rather than one: the count per status is read from the (township, status)
-    # index alone, and only the pool's rows are visited for their education.
     stock = await session.execute(
-        select(Nomination.township_id, Nomination.status, func.count())
-        .where(*scope)
-        .group_by(Nomination.township_id, Nomination.status)
+        select(
+            NominationTally.township_id,
+            NominationTally.status,
+            NominationTally.college,
+            NominationTally.active_pairings,
+            func.sum(NominationTally.n),
+        )
+        .where(*_in_scope(NominationTally.township_id, township_id), NominationTally.n != 0)
+        .group_by(
+            NominationTally.township_id,
+            NominationTally.status,
+            NominationTally.college,
+            NominationTally.active_pairings,
+        )
     )
-    for tid, status, n in stock.all():
+    for tid, status, college, active, n in stock.all():
         _add(result.by_status, status, n)
         if status == Status.IN_POOL.value:
-            _add(result.pool_by_township, tid, n)
-    result.pool_college_or_higher = int(
-        await session.scalar(
-            select(func.count()).where(
-                *scope,
-                Nomination.status == Status.IN_POOL.value,
-                Nomination.education.in_(COLLEGE_OR_HIGHER),
-            )
-        )
-        or 0
+            _add(result.pool_by_township, int(tid), n)
+            if college:
+                result.pool_college_or_higher += int(n)
+            if active:
+                _add(result.pairings, int(tid), int(n) * int(active))
+                _add(result.cadres, int(tid), n)
+    events = (
+        select(StatusChange.event, func.count())
+        .where(StatusChange.event.in_(EVENTS), StatusChange.at >= since, StatusChange.at < until)
+        .where(*_in_scope(StatusChange.township_id, township_id))
+        .group_by(StatusChange.event)
     )
-    events = select(StatusChange.event, func.count()).where(
-        StatusChange.event.in_(EVENTS), StatusChange.at >= since, StatusChange.at < until
-    )
-    if township_id is not None:
-        events = events.join(Nomination, Nomination.id == StatusChange.nomination_id).where(*scope)
-    for name, n in (await session.execute(events.group_by(StatusChange.event))).all():
+    for name, n in (await session.execute(events)).all():
         _add(result.events, name, n)
     return result
 
 
 @dataclass(slots=True)
 class _Mentoring:
-    pairings: dict[int, int] = field(default_factory=dict)
-    cadres: dict[int, int] = field(default_factory=dict)
     held: dict[int, int] = field(default_factory=dict)
     due_or_overdue: dict[int, int] = field(default_factory=dict)
     overdue: dict[int, int] = field(default_factory=dict)
-    overdue_by_mentor: dict[int, int] = field(default_factory=dict)
+    top_overdue_mentors: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _active_pairing() -> tuple[ColumnElement[bool], ...]:
+    # Spelled as the partial indexes ix_pairing_active_* are (in_pool = 1 / in_pool), so that
+    # both engines read them. in_pool is kept by a trigger on the nomination's status.
+    return (Pairing.ended_at.is_(None), Pairing.in_pool == True)  # noqa: E712
 
 
 async def _mentoring_stage(
@@ -514,63 +527,74 @@ async def _mentoring_stage(
 ) -> _Mentoring:
     """storage.mentoring's talk_counts definitions, per township, plus overdue per mentor.
 
-    The cadence of a pairing depends on its latest talk, which the pairing keeps
-    (last_talk_on): no GROUP BY over every talk ever held, no probe per pairing.
+    Talks held and the cadence of pairings that have had a talk come from talk_tally and
+    cadence_tally; pairings never talked in yet, and the overdue count per mentor, from
+    pairing's partial indexes of active pairings (read from the index alone).
     """
     result = _Mentoring()
-    scope = _in_scope(Nomination.township_id, township_id)
-    active = (Pairing.ended_at.is_(None), Nomination.status == Status.IN_POOL.value)
     held = await session.execute(
-        select(Nomination.township_id, func.count())
-        .select_from(TalkLog)
-        .join(Nomination, Nomination.id == TalkLog.nomination_id)
-        .where(*scope, TalkLog.talk_date >= day_since, TalkLog.talk_date < day_until)
-        .group_by(Nomination.township_id)
-    )
-    result.held = {int(t): int(n) for t, n in held.all()}
-    paired = await session.execute(
-        select(
-            Nomination.township_id,
-            func.count(Pairing.id),
-            func.count(func.distinct(Pairing.nomination_id)),
+        select(TalkTally.township_id, func.sum(TalkTally.n))
+        .where(
+            *_in_scope(TalkTally.township_id, township_id),
+            TalkTally.talk_date >= day_since,
+            TalkTally.talk_date < day_until,
         )
-        .join(Nomination, Nomination.id == Pairing.nomination_id)
-        .where(*active, *scope)
-        .group_by(Nomination.township_id)
+        .group_by(TalkTally.township_id)
     )
-    for tid, pairings, cadres in paired.all():
-        result.pairings[int(tid)] = int(pairings)
-        result.cadres[int(tid)] = int(cadres)
+    result.held = {int(t): int(n) for t, n in held.all() if n}
 
     today = local_date(now, tz)
     due_day = due_threshold(today, every_days=every_days, soon_days=soon_days)
     overdue_day = overdue_threshold(today, every_days=every_days)
-    # Only the pairings due soon or overdue are read: the base date (Pairing.last_talk_on,
-    # else the pairing date) is a range over ix_pairing_cadence. Overdue ones are a subset
-    # (overdue_day <= due_day), counted in the same pass.
-    cadence = await session.execute(
+    # Overdue pairings are a subset of the due ones (overdue_day <= due_day): one pass each.
+    talked = await session.execute(
         select(
-            Nomination.township_id,
-            Pairing.mentor_person_id,
-            func.count(),
-            _count_when(mentoring.base_at_most(overdue_day, tz)),
+            CadenceTally.township_id,
+            func.sum(CadenceTally.n),
+            func.sum(case((CadenceTally.last_talk_on <= overdue_day, CadenceTally.n), else_=0)),
         )
-        .join(Nomination, Nomination.id == Pairing.nomination_id)
-        .where(*active, *scope, mentoring.base_at_most(due_day, tz))
-        .group_by(Nomination.township_id, Pairing.mentor_person_id)
+        .where(
+            *_in_scope(CadenceTally.township_id, township_id),
+            CadenceTally.last_talk_on <= due_day,
+        )
+        .group_by(CadenceTally.township_id)
     )
-    for tid, mentor, due, overdue in cadence.all():
-        _add(result.due_or_overdue, int(tid), due)
-        _add(result.overdue, int(tid), overdue)
-        if overdue:
-            _add(result.overdue_by_mentor, int(mentor), overdue)
+    never = await session.execute(
+        select(
+            Pairing.township_id,
+            func.count(),
+            _count_when(Pairing.assigned_at < mentoring.local_midnight_after(overdue_day, tz)),
+        )
+        .where(
+            *_active_pairing(),
+            *_in_scope(Pairing.township_id, township_id),
+            Pairing.last_talk_on.is_(None),
+            Pairing.assigned_at < mentoring.local_midnight_after(due_day, tz),
+        )
+        .group_by(Pairing.township_id)
+    )
+    for tid, due, overdue in (*talked.all(), *never.all()):
+        _add(result.due_or_overdue, int(tid), due or 0)
+        _add(result.overdue, int(tid), overdue or 0)
+    overdue_count = func.count().label("overdue")
+    mentors = await session.execute(
+        select(Pairing.mentor_person_id, overdue_count)
+        .where(
+            *_active_pairing(),
+            *_in_scope(Pairing.township_id, township_id),
+            mentoring.base_at_most(overdue_day, tz),
+        )
+        .group_by(Pairing.mentor_person_id)
+        .order_by(overdue_count.desc(), Pairing.mentor_person_id)
+        .limit(TOP_MENTORS)
+    )
+    result.top_overdue_mentors = [(int(m), int(n)) for m, n in mentors.all()]
     return result
 
 
 async def _top_mentors(
-    session: AsyncSession, overdue_by_mentor: Mapping[int, int], limit: int = TOP_MENTORS
+    session: AsyncSession, top: list[tuple[int, int]]
 ) -> tuple[OverdueMentor, ...]:
-    top = sorted(overdue_by_mentor.items(), key=lambda item: (-item[1], item[0]))[:limit]
     if not top:
         return ()
     names = dict(
@@ -676,7 +700,7 @@ async def build_summary(
             township=name,
             nominations=stage.nominations_by_township.get(tid, 0),
             pool=stage.pool_by_township.get(tid, 0),
-            cadres_paired=talks.cadres.get(tid, 0),
+            cadres_paired=stage.cadres.get(tid, 0),
             talks_held=talks.held.get(tid, 0),
             talks_due_soon=talks.due_or_overdue.get(tid, 0) - talks.overdue.get(tid, 0),
             talks_overdue=talks.overdue.get(tid, 0),
@@ -706,14 +730,14 @@ async def build_summary(
         pool_college_or_higher=stage.pool_college_or_higher,
         adjusted_out=stage.events.get(Event.ADJUST_OUT.value, 0),
         trainings=training,
-        pairings=sum(talks.pairings.values()),
-        cadres_paired=sum(talks.cadres.values()),
+        pairings=sum(stage.pairings.values()),
+        cadres_paired=sum(stage.cadres.values()),
         posts_active=sum(active_by_kind.values()),
         posts_active_by_kind=active_by_kind,
         talks_held=sum(talks.held.values()),
         talks_due_soon=sum(line.talks_due_soon for line in lines),
         talks_overdue=sum(talks.overdue.values()),
-        overdue_mentors=await _top_mentors(session, talks.overdue_by_mentor),
+        overdue_mentors=await _top_mentors(session, talks.top_overdue_mentors),
         difficulties_raised=raised,
         difficulties_resolved=resolved,
         difficulties_open=still_open,

@@ -16,7 +16,16 @@ from sqlalchemy.engine import Connection
 
 from storage.db import Database
 from storage.migrate import alembic_config
-from storage.models import Base, County, Nomination, Pairing, Person, TalkLog, Township
+from storage.models import (
+    Base,
+    County,
+    Nomination,
+    Pairing,
+    Person,
+    TalkLog,
+    TalkTally,
+    Township,
+)
 
 MODEL_TABLES = frozenset(Base.metadata.tables)
 
@@ -187,3 +196,25 @@ async def test_upgrade_to_0008_backfills_the_last_talk_date(db: Database) -> Non
     async with db.sessionmaker() as session:
         kept = (await session.execute(select(Pairing.id, Pairing.last_talk_on))).all()
     assert sorted(kept) == [(1, date(2026, 2, 27)), (2, date(2025, 12, 31)), (3, None)]
+    # 0009 fills what its triggers keep from the rows already there.
+    async with db.sessionmaker() as session:
+        assert set(await session.scalars(select(TalkLog.township_id))) == {1}
+        assert set(await session.scalars(select(Pairing.in_pool))) == {True}
+        assert await session.scalar(select(Nomination.active_pairings)) == 2
+        assert dict((await session.execute(select(TalkTally.talk_date, TalkTally.n))).all()) == {
+            date(2026, 2, 10): 1,
+            date(2026, 2, 27): 1,
+            date(2026, 1, 5): 1,
+            date(2025, 12, 31): 1,
+        }
+    await db.close()
+
+    # Undoing 0009 rebuilds pairing and talk_log on SQLite (batch mode): with foreign keys
+    # on, dropping the old pairing table would cascade to every talk. Nothing may be lost.
+    await asyncio.to_thread(command.downgrade, config, "0008")
+    async with db.engine.connect() as connection:
+        talks = await connection.scalar(text("SELECT count(*) FROM talk_log"))
+        pairings = await connection.scalar(text("SELECT count(*) FROM pairing"))
+    assert (talks, pairings) == (4, 3)
+    await db.close()
+    await asyncio.to_thread(command.upgrade, config, "head")

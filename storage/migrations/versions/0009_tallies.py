@@ -320,9 +320,7 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("township_id", sa.Integer(), nullable=True))
     with op.batch_alter_table("pairing", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("in_pool", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+        batch_op.add_column(sa.Column("in_pool", sa.Boolean(), server_default="0", nullable=False))
     with op.batch_alter_table("nomination", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("active_pairings", sa.Integer(), server_default="0", nullable=False)
