@@ -126,6 +126,15 @@ class TelegramAccount(Base):
     """A Telegram user linked to a person. Telegram user ids exceed 32 bits: BIGINT."""
 
     __tablename__ = "telegram_account"
+    __table_args__ = (
+        # The few people who blocked the bot (summaries count them per scope).
+        Index(
+            "ix_telegram_account_unreachable",
+            "person_id",
+            sqlite_where=text("unreachable_at IS NOT NULL"),
+            postgresql_where=text("unreachable_at IS NOT NULL"),
+        ),
+    )
 
     telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     person_id: Mapped[int] = mapped_column(
@@ -396,7 +405,16 @@ class Pairing(Base):
             sqlite_where=text("ended_at IS NULL"),
             postgresql_where=text("ended_at IS NULL"),
         ),
-        Index("ix_pairing_mentor", "mentor_person_id", "ended_at"),
+        # A mentor's mentees; with the cadence columns it also covers the overdue count per
+        # mentor that summaries group county-wide (read from the index alone).
+        Index(
+            "ix_pairing_mentor",
+            "mentor_person_id",
+            "ended_at",
+            "in_pool",
+            "last_talk_on",
+            "assigned_at",
+        ),
         # Covering for the cadence of a cadre's active pairings (summaries read it for every
         # cadre in the pool: no visit to the table row).
         Index(
@@ -416,16 +434,8 @@ class Pairing(Base):
             sqlite_where=text("ended_at IS NULL"),
             postgresql_where=text("ended_at IS NULL"),
         ),
-        # Overdue pairings per mentor (summaries): active pairings only, read from the index
-        # alone, county-wide or (the second) for one township.
-        Index(
-            "ix_pairing_active_mentor",
-            "mentor_person_id",
-            "last_talk_on",
-            "assigned_at",
-            sqlite_where=text("ended_at IS NULL AND in_pool = 1"),
-            postgresql_where=text("ended_at IS NULL AND in_pool"),
-        ),
+        # Overdue pairings per mentor in one township (summaries): active pairings only,
+        # read from the index alone.
         Index(
             "ix_pairing_active_township",
             "township_id",

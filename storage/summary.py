@@ -611,14 +611,20 @@ async def unreachable_counts(
     session: AsyncSession, *, township_id: int | None = None
 ) -> tuple[int, int]:
     """People in scope who blocked the bot: candidates still in the pipeline, active mentors."""
-    candidates = await session.scalar(
-        select(func.count(func.distinct(TelegramAccount.person_id)))
-        .join(Nomination, Nomination.person_id == TelegramAccount.person_id)
+    # One account per person: counting accounts counts people. EXISTS, not a join, so that
+    # the few blocked accounts (ix_telegram_account_unreachable) drive the query, not the
+    # township's nominations.
+    live_nomination = (
+        select(Nomination.id)
         .where(
-            TelegramAccount.unreachable_at.is_not(None),
+            Nomination.person_id == TelegramAccount.person_id,
             Nomination.status.in_(LIVE_STATUSES),
             *_in_scope(Nomination.township_id, township_id),
         )
+        .exists()
+    )
+    candidates = await session.scalar(
+        select(func.count()).where(TelegramAccount.unreachable_at.is_not(None), live_nomination)
     )
     mentors = await session.scalar(
         select(func.count(func.distinct(TelegramAccount.person_id)))

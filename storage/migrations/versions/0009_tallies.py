@@ -360,12 +360,11 @@ def upgrade() -> None:
             unique=False,
         )
     with op.batch_alter_table("pairing", schema=None) as batch_op:
+        batch_op.drop_index("ix_pairing_mentor")
         batch_op.create_index(
-            "ix_pairing_active_mentor",
-            ["mentor_person_id", "last_talk_on", "assigned_at"],
+            "ix_pairing_mentor",
+            ["mentor_person_id", "ended_at", "in_pool", "last_talk_on", "assigned_at"],
             unique=False,
-            sqlite_where=sa.text("ended_at IS NULL AND in_pool = 1"),
-            postgresql_where=sa.text("ended_at IS NULL AND in_pool"),
         )
         batch_op.create_index(
             "ix_pairing_active_township",
@@ -373,6 +372,14 @@ def upgrade() -> None:
             unique=False,
             sqlite_where=sa.text("ended_at IS NULL AND in_pool = 1"),
             postgresql_where=sa.text("ended_at IS NULL AND in_pool"),
+        )
+    with op.batch_alter_table("telegram_account", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_telegram_account_unreachable",
+            ["person_id"],
+            unique=False,
+            sqlite_where=sa.text("unreachable_at IS NOT NULL"),
+            postgresql_where=sa.text("unreachable_at IS NOT NULL"),
         )
     with op.batch_alter_table("practice_post", schema=None) as batch_op:
         batch_op.create_index(
@@ -400,6 +407,12 @@ def downgrade() -> None:
 
     with op.batch_alter_table("status_change", schema=None) as batch_op:
         batch_op.drop_index("ix_status_change_township")
+    with op.batch_alter_table("telegram_account", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_telegram_account_unreachable",
+            sqlite_where=sa.text("unreachable_at IS NOT NULL"),
+            postgresql_where=sa.text("unreachable_at IS NOT NULL"),
+        )
     with op.batch_alter_table("practice_post", schema=None) as batch_op:
         batch_op.drop_index("ix_practice_post_township")
     with op.batch_alter_table("pairing", schema=None) as batch_op:
@@ -408,11 +421,8 @@ def downgrade() -> None:
             sqlite_where=sa.text("ended_at IS NULL AND in_pool = 1"),
             postgresql_where=sa.text("ended_at IS NULL AND in_pool"),
         )
-        batch_op.drop_index(
-            "ix_pairing_active_mentor",
-            sqlite_where=sa.text("ended_at IS NULL AND in_pool = 1"),
-            postgresql_where=sa.text("ended_at IS NULL AND in_pool"),
-        )
+        batch_op.drop_index("ix_pairing_mentor")
+        batch_op.create_index("ix_pairing_mentor", ["mentor_person_id", "ended_at"], unique=False)
         batch_op.drop_column("in_pool")
     with op.batch_alter_table("nomination", schema=None) as batch_op:
         batch_op.drop_index("ix_nomination_township_created")
