@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="apply every migration")
     revision = db_sub.add_parser("revision", help="(developers) autogenerate a migration")
     revision.add_argument("-m", "--message", required=True)
+    tallies = db_sub.add_parser(
+        "tallies", help="check the trigger-kept summary counters against the facts"
+    )
+    tallies.add_argument(
+        "--rebuild", action="store_true", help="rewrite them from the facts, then check"
+    )
 
     invite = sub.add_parser("invite", help="print single-use invite codes")
     invite.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -127,6 +133,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(cli_export.run(args, settings))
     if args.command == "summary":
         return cli_summary.run(args, settings)
+    if args.command == "db" and args.db_command == "tallies":
+        return asyncio.run(_tallies(args, settings))
     if args.command == "db":
         print("database is up to date")
         return 0
@@ -194,6 +202,31 @@ async def _chore(args: argparse.Namespace, settings: Settings) -> int:
             await _seed(settings, database, args.scale)
     finally:
         await database.close()
+    return 0
+
+
+async def _tallies(args: argparse.Namespace, settings: Settings) -> int:
+    """storage.tally.verify (and rebuild): after a bulk load made with triggers off, or to
+    make sure a hand-made fix left the summaries' counters right."""
+    from storage import tally
+
+    database = Database(settings.database_url)
+    try:
+        if args.rebuild:
+            async with database.engine.begin() as connection:
+                await tally.rebuild(connection)
+        async with database.engine.connect() as connection:
+            found = await tally.verify(connection)
+    finally:
+        await database.close()
+    for mismatch in found[:50]:
+        print(
+            f"{mismatch.what} {mismatch.key}: stored {mismatch.stored}, counted {mismatch.counted}"
+        )
+    if found:
+        print(f"{len(found)} disagreement(s); `cadrebot db tallies --rebuild` rewrites them")
+        return EXIT_FAILURE
+    print("tallies agree with the facts" + (" (rebuilt)" if args.rebuild else ""))
     return 0
 
 

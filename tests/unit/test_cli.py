@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,26 @@ def test_db_upgrade_creates_the_database(
     assert (workdir / "cli.sqlite3").is_file()
     assert one_line(capsys.readouterr().out) == "database is up to date"
     assert cli("db", "upgrade") == 0  # again: nothing to do, still fine
+
+
+def test_db_tallies_finds_a_wrong_counter_and_rebuilds_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    monkeypatch.setenv("DATA_KEY", Fernet.generate_key().decode())
+    assert cli("seed", "--demo", "--scale", "article") == 0
+    capsys.readouterr()
+    assert cli("db", "tallies") == 0
+    assert one_line(capsys.readouterr().out) == "tallies agree with the facts"
+    with sqlite3.connect(workdir / "cli.sqlite3") as connection:
+        connection.execute("UPDATE talk_tally SET n = n + 2 WHERE rowid = 1")
+    assert cli("db", "tallies") == 1
+    out = capsys.readouterr().out
+    assert "talk_tally" in out and "1 disagreement(s)" in out
+    assert cli("db", "tallies", "--rebuild") == 0
+    assert one_line(capsys.readouterr().out) == "tallies agree with the facts (rebuilt)"
 
 
 def test_db_upgrade_creates_the_folder_of_the_default_url(
