@@ -577,7 +577,7 @@ def load_sqlite(path: Path, plan: Plan, budget: Budget, extra: bool) -> dict[str
             connection.execute(sql)
         connection.execute("BEGIN")
         connection.execute(LAST_TALK_BACKFILL)
-        for statement in tally.rebuild_statements():
+        for statement in tally.rebuild_statements(postgresql=False):
             connection.execute(statement)
         connection.execute("COMMIT")
         for _name, sql in triggers:
@@ -627,7 +627,7 @@ async def load_postgresql(
             await connection.execute(record["indexdef"])
         await connection.execute(LAST_TALK_BACKFILL)
         # Still in replica mode: the tally triggers stay off while the rebuild fills it all.
-        for statement in tally.rebuild_statements():
+        for statement in tally.rebuild_statements(postgresql=True):
             await connection.execute(statement)
         if extra:
             for name, table, columns in SUGGESTED_INDEXES:

@@ -70,23 +70,49 @@ _RECOUNTS = (
 )
 
 # The copied and kept columns, as statements that set every row right (and touch only the
-# rows that are wrong, so that a rebuild of a correct database writes nothing).
-_COLUMN_FIXES = (
-    *(
-        f"UPDATE {table} SET township_id = (SELECT nomination.township_id FROM nomination "
-        f"WHERE nomination.id = {table}.nomination_id) WHERE township_id IS NULL OR "
-        f"township_id <> (SELECT nomination.township_id FROM nomination "
-        f"WHERE nomination.id = {table}.nomination_id)"
-        for table in SCOPED_TABLES
-    ),
-    "UPDATE pairing SET in_pool = (SELECT nomination.status = 'in_pool' FROM nomination "
-    "WHERE nomination.id = pairing.nomination_id) WHERE in_pool <> (SELECT "
-    "nomination.status = 'in_pool' FROM nomination WHERE nomination.id = pairing.nomination_id)",
-    "UPDATE nomination SET active_pairings = (SELECT count(*) FROM pairing "
-    "WHERE pairing.nomination_id = nomination.id AND pairing.ended_at IS NULL) "
-    "WHERE active_pairings <> (SELECT count(*) FROM pairing "
-    "WHERE pairing.nomination_id = nomination.id AND pairing.ended_at IS NULL)",
+# rows that are wrong, so that a rebuild of a correct database writes nothing). PostgreSQL
+# gets UPDATE ... FROM, a hash join (a correlated subquery per row takes minutes over
+# millions of talks); SQLite's correlated form is a primary-key probe per row, its best plan.
+_ACTIVE_COUNTS = (
+    "SELECT nomination_id, count(*) AS n FROM pairing WHERE ended_at IS NULL "
+    "GROUP BY nomination_id"
 )
+
+
+def _column_fixes(postgresql: bool) -> tuple[str, ...]:
+    if postgresql:
+        return (
+            *(
+                f"UPDATE {table} SET township_id = nomination.township_id FROM nomination "
+                f"WHERE nomination.id = {table}.nomination_id "
+                f"AND {table}.township_id IS DISTINCT FROM nomination.township_id"
+                for table in SCOPED_TABLES
+            ),
+            "UPDATE pairing SET in_pool = (nomination.status = 'in_pool') FROM nomination "
+            "WHERE nomination.id = pairing.nomination_id "
+            "AND pairing.in_pool <> (nomination.status = 'in_pool')",
+            "UPDATE nomination SET active_pairings = COALESCE(active.n, 0) FROM nomination AS n "
+            f"LEFT JOIN ({_ACTIVE_COUNTS}) AS active ON active.nomination_id = n.id "
+            "WHERE n.id = nomination.id AND nomination.active_pairings <> COALESCE(active.n, 0)",
+        )
+    return (
+        *(
+            f"UPDATE {table} SET township_id = (SELECT nomination.township_id FROM nomination "
+            f"WHERE nomination.id = {table}.nomination_id) WHERE township_id IS NULL OR "
+            f"township_id <> (SELECT nomination.township_id FROM nomination "
+            f"WHERE nomination.id = {table}.nomination_id)"
+            for table in SCOPED_TABLES
+        ),
+        "UPDATE pairing SET in_pool = (SELECT nomination.status = 'in_pool' FROM nomination "
+        "WHERE nomination.id = pairing.nomination_id) WHERE in_pool <> (SELECT "
+        "nomination.status = 'in_pool' FROM nomination "
+        "WHERE nomination.id = pairing.nomination_id)",
+        "UPDATE nomination SET active_pairings = (SELECT count(*) FROM pairing "
+        "WHERE pairing.nomination_id = nomination.id AND pairing.ended_at IS NULL) "
+        "WHERE active_pairings <> (SELECT count(*) FROM pairing "
+        "WHERE pairing.nomination_id = nomination.id AND pairing.ended_at IS NULL)",
+    )
+
 
 # Rows whose kept columns disagree with the facts, per check.
 _COLUMN_CHECKS = (
@@ -112,8 +138,8 @@ _COLUMN_CHECKS = (
 )
 
 
-def rebuild_statements() -> tuple[str, ...]:
-    """Plain SQL, the same on both engines, that makes every kept column and tally right.
+def rebuild_statements(*, postgresql: bool) -> tuple[str, ...]:
+    """SQL that makes every kept column and tally right, for one engine.
 
     Run with triggers off (a bulk load) or on (they then adjust the tallies that the last
     statements rewrite anyway)."""
@@ -121,12 +147,14 @@ def rebuild_statements() -> tuple[str, ...]:
     for tally, keys, recount in _RECOUNTS:
         tallies.append(f"DELETE FROM {tally}")
         tallies.append(f"INSERT INTO {tally} ({', '.join(keys)}, n) {recount}")
-    return (*_COLUMN_FIXES, *tallies)
+    return (*_column_fixes(postgresql), *tallies)
 
 
 async def rebuild(connection: AsyncConnection | AsyncSession) -> None:
     """Rewrite the kept columns and tallies from the facts, in the caller's transaction."""
-    for statement in rebuild_statements():
+    bind = connection.get_bind() if isinstance(connection, AsyncSession) else connection
+    postgresql = bind.dialect.name == "postgresql"
+    for statement in rebuild_statements(postgresql=postgresql):
         await connection.execute(text(statement))
 
 

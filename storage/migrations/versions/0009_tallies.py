@@ -20,7 +20,7 @@ Revises: 0008
 Create Date: 2026-11-25 21:25:22.316722
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -44,13 +44,19 @@ SCOPED = (
 COLLEGE = "('college', 'bachelor', 'postgraduate')"
 ACTIVE = "ended_at IS NULL AND in_pool = TRUE"
 
+# SQLite probes nomination's primary key per row; PostgreSQL joins (a correlated subquery
+# per row takes minutes over millions of talks there).
+FILL_SQLITE = tuple(
+    f"UPDATE {table} SET township_id = "
+    f"(SELECT nomination.township_id FROM nomination WHERE nomination.id = {table}.nomination_id)"
+    for table in SCOPED
+)
+FILL_POSTGRESQL = tuple(
+    f"UPDATE {table} SET township_id = nomination.township_id FROM nomination "
+    f"WHERE nomination.id = {table}.nomination_id"
+    for table in SCOPED
+)
 BACKFILL = (
-    *(
-        f"UPDATE {table} SET township_id = "
-        f"(SELECT nomination.township_id FROM nomination "
-        f"WHERE nomination.id = {table}.nomination_id)"
-        for table in SCOPED
-    ),
     "UPDATE pairing SET in_pool = TRUE WHERE nomination_id IN "
     "(SELECT id FROM nomination WHERE status = 'in_pool')",
     "UPDATE nomination SET active_pairings = (SELECT count(*) FROM pairing "
@@ -99,14 +105,17 @@ def _cadence(row: str, n: int, *, postgresql: bool) -> str:
     return _bump("cadence_tally", keys, n, when, postgresql=postgresql)
 
 
-def _nomination(row: str, n: int, *, postgresql: bool) -> str:
-    keys = {
+def _nomination_key(row: str) -> dict[str, str]:
+    return {
         "township_id": f"{row}.township_id",
         "status": f"{row}.status",
         "college": f"COALESCE({row}.education IN {COLLEGE}, FALSE)",
         "active_pairings": f"{row}.active_pairings",
     }
-    return _bump("nomination_tally", keys, n, "TRUE", postgresql=postgresql)
+
+
+def _nomination(row: str, n: int, *, postgresql: bool) -> str:
+    return _bump("nomination_tally", _nomination_key(row), n, "TRUE", postgresql=postgresql)
 
 
 def _active_pairings(nomination: str) -> str:
@@ -191,10 +200,24 @@ def _pg_function(name: str, body: str) -> str:
     )
 
 
-def _pg_on_change(body_old: str, body_new: str) -> str:
+def _pg_on_change(
+    body_old: str, body_new: str, key: Callable[[str], Sequence[str]] | None = None
+) -> str:
+    """OLD's part, then NEW's; for an update whose NEW key sorts first, NEW's part first.
+
+    Two transactions that move counts between the same two tally rows in opposite
+    directions would otherwise lock them in opposite orders and deadlock; in key order they
+    queue. `key` gives the tally key's expressions for a row. (SQLite has one writer.)"""
+    both = f"{body_old} {body_new}"
+    if key is not None:
+        old_key, new_key = ", ".join(key("OLD")), ", ".join(key("NEW"))
+        both = (
+            f"IF ROW({new_key}) < ROW({old_key}) THEN {body_new} {body_old} "
+            f"ELSE {body_old} {body_new} END IF;"
+        )
     return (
-        f"IF TG_OP <> 'INSERT' THEN {body_old} END IF; "
-        f"IF TG_OP <> 'DELETE' THEN {body_new} END IF; RETURN NULL;"
+        f"IF TG_OP = 'INSERT' THEN {body_new} ELSIF TG_OP = 'DELETE' THEN {body_old} "
+        f"ELSE {both} END IF; RETURN NULL;"
     )
 
 
@@ -218,11 +241,20 @@ def _postgresql_triggers() -> list[str]:
             "FROM nomination WHERE id = NEW.nomination_id; RETURN NEW;",
         ),
         _pg_function(
-            "talk_tally_apply", _pg_on_change(_talk("OLD", -1, **pg), _talk("NEW", 1, **pg))
+            "talk_tally_apply",
+            _pg_on_change(
+                _talk("OLD", -1, **pg),
+                _talk("NEW", 1, **pg),
+                lambda row: (f"{row}.township_id", f"{row}.talk_date"),
+            ),
         ),
         _pg_function(
             "cadence_tally_apply",
-            _pg_on_change(_cadence("OLD", -1, **pg), _cadence("NEW", 1, **pg)),
+            _pg_on_change(
+                _cadence("OLD", -1, **pg),
+                _cadence("NEW", 1, **pg),
+                lambda row: (f"{row}.township_id", f"{row}.last_talk_on"),
+            ),
         ),
         _pg_function(
             "active_pairings_apply",
@@ -232,7 +264,11 @@ def _postgresql_triggers() -> list[str]:
         ),
         _pg_function(
             "nomination_tally_apply",
-            _pg_on_change(_nomination("OLD", -1, **pg), _nomination("NEW", 1, **pg)),
+            _pg_on_change(
+                _nomination("OLD", -1, **pg),
+                _nomination("NEW", 1, **pg),
+                lambda row: tuple(_nomination_key(row).values()),
+            ),
         ),
         _pg_function("nomination_pool_apply", f"{POOL_SYNC} RETURN NULL;"),
     ]
@@ -327,7 +363,8 @@ def upgrade() -> None:
         )
 
     # Fill before the indexes (built once) and before the triggers (which would count twice).
-    for statement in BACKFILL:
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    for statement in (*(FILL_POSTGRESQL if postgresql else FILL_SQLITE), *BACKFILL):
         op.execute(statement)
 
     with op.batch_alter_table("difficulty", schema=None) as batch_op:
@@ -392,7 +429,6 @@ def upgrade() -> None:
             "ix_status_change_township", ["township_id", "event", "at"], unique=False
         )
 
-    postgresql = op.get_bind().dialect.name == "postgresql"
     for statement in _postgresql_triggers() if postgresql else _sqlite_triggers():
         op.execute(statement)
 
