@@ -558,6 +558,8 @@ class TrainingInvite(Base):
         UniqueConstraint("training_id", "nomination_id"),
         CheckConstraint("rsvp IS NULL OR rsvp IN ('yes', 'no')", name="rsvp_known"),
         Index("ix_training_invite_nomination", "nomination_id"),
+        # A township's person-times (summaries): read from the index alone.
+        Index("ix_training_invite_township", "training_id", "township_id", "attended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -566,6 +568,8 @@ class TrainingInvite(Base):
     rsvp: Mapped[str | None] = mapped_column(String(4))
     attended_at: Mapped[datetime | None]
     score: Mapped[float | None]
+    # The nominee's township, copied by a trigger (storage/tally.py).
+    township_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class PracticePost(Base):

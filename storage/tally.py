@@ -3,9 +3,9 @@
 A summary over a million nominations cannot group every talk and pairing each time it is
 asked (issue 5: under 1 s for the county, 100 ms for a township). So the database keeps, in
 the same transaction as every write, whatever the summaries would otherwise count:
-- `township_id` on status_change, pairing, talk_log, difficulty, practice_post, grade_move
-  and election, copied from the nomination when the row is inserted (a nomination's township
-  never changes), so a township's figures are index ranges;
+- `township_id` on status_change, pairing, talk_log, difficulty, practice_post, grade_move,
+  election and training_invite, copied from the nomination when the row is inserted (a
+  nomination's township never changes), so a township's figures are index ranges;
 - `pairing.in_pool` (the cadre is in the pool now) and `nomination.active_pairings` (its
   pairings not ended), so that "active pairing" is a fact of one row;
 - talk_tally (talks per township and date), cadence_tally (active pairings per township and
@@ -41,6 +41,7 @@ SCOPED_TABLES = (
     "practice_post",
     "grade_move",
     "election",
+    "training_invite",
 )
 _COLLEGE = "(" + ", ".join(f"'{e}'" for e in COLLEGE_OR_HIGHER) + ")"
 _ACTIVE = "ended_at IS NULL AND in_pool = TRUE"

@@ -4,7 +4,8 @@ Summaries at a million nominations (issue 5) read per-township counters instead 
 millions of rows, and a township's figures are index ranges instead of a join to every
 nomination. This revision:
 - copies the nomination's township onto status_change, pairing, talk_log, difficulty,
-  practice_post, grade_move and election (it never changes on a nomination);
+  practice_post, grade_move, election and training_invite (it never changes on a
+  nomination);
 - keeps on pairing whether its cadre is in the pool (in_pool), and on nomination how many of
   its pairings are active (active_pairings);
 - adds talk_tally, cadence_tally and nomination_tally;
@@ -39,6 +40,7 @@ SCOPED = (
     "practice_post",
     "grade_move",
     "election",
+    "training_invite",
 )
 # storage.rules.options.COLLEGE_OR_HIGHER when this revision was written.
 COLLEGE = "('college', 'bachelor', 'postgraduate')"
@@ -410,6 +412,12 @@ def upgrade() -> None:
             sqlite_where=sa.text("ended_at IS NULL AND in_pool = 1"),
             postgresql_where=sa.text("ended_at IS NULL AND in_pool"),
         )
+    with op.batch_alter_table("training_invite", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_training_invite_township",
+            ["training_id", "township_id", "attended_at"],
+            unique=False,
+        )
     with op.batch_alter_table("telegram_account", schema=None) as batch_op:
         batch_op.create_index(
             "ix_telegram_account_unreachable",
@@ -443,6 +451,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table("status_change", schema=None) as batch_op:
         batch_op.drop_index("ix_status_change_township")
+    with op.batch_alter_table("training_invite", schema=None) as batch_op:
+        batch_op.drop_index("ix_training_invite_township")
     with op.batch_alter_table("telegram_account", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_telegram_account_unreachable",
