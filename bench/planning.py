@@ -53,7 +53,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from bot.context import CadreContext
 from bot.planners import plan_talk_cadence
 from bot.settings import Settings
-from storage import mentoring, migrate
+from storage import mentoring, migrate, tally
 from storage.db import Database
 from storage.models import (
     County,
@@ -294,6 +294,12 @@ async def load_sqlite(database: Database, shape: Shape) -> dict[str, int]:
         # Outside any transaction (SQLite refuses it inside one): on the driver connection.
         driver: Any = (await conn.get_raw_connection()).driver_connection
         await driver.execute("PRAGMA synchronous = OFF")
+        # The tally triggers (migration 0009) are off during the load, as on PostgreSQL; one
+        # storage.tally rebuild after it fills what they keep.
+        cursor = await driver.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        triggers = await cursor.fetchall()
+        for name, _sql in triggers:
+            await driver.execute(f"DROP TRIGGER {name}")
         for table, columns, rows in TABLES:
             talk = table.name == "talk_log"
             async with conn.begin():
@@ -304,6 +310,10 @@ async def load_sqlite(database: Database, shape: Shape) -> dict[str, int]:
                             p["topics"] = TOPICS_DICT
                     await conn.execute(insert(table), params)
                     counts[table.name] = counts.get(table.name, 0) + len(chunk)
+        async with conn.begin():
+            await tally.rebuild(conn)
+        for _name, sql in triggers:
+            await driver.execute(sql)
         await driver.execute("PRAGMA synchronous = NORMAL")
     # Fresh connections for the measurements (the engine's own pragmas).
     await database.close()
@@ -317,6 +327,8 @@ async def load_postgres(database: Database, shape: Shape) -> dict[str, int]:
     async with database.engine.connect() as conn:
         raw = await conn.get_raw_connection()
         pg: asyncpg.Connection = raw.driver_connection
+        # Triggers off while copying (replica role), then one storage.tally rebuild.
+        await pg.execute("SET session_replication_role = replica")
         async with pg.transaction():
             for table, columns, rows in TABLES:
                 talk = table.name == "talk_log"
@@ -327,6 +339,9 @@ async def load_postgres(database: Database, shape: Shape) -> dict[str, int]:
                         table.name, records=records, columns=names, schema_name=schema
                     )
                     counts[table.name] = counts.get(table.name, 0) + len(chunk)
+            for statement in tally.rebuild_statements(postgresql=True):
+                await pg.execute(statement)
+        await pg.execute("SET session_replication_role = origin")
         await pg.execute("ANALYZE")
     return counts
 

@@ -623,11 +623,15 @@ async def load_postgresql(
             log(f"  postgresql {table:<16} {count:>10,} rows {time.monotonic() - started:6.1f} s")
         budget.check("indexing")
         started = time.monotonic()
+        # Still in replica mode, so the tally triggers stay off: the copied township columns
+        # are set before the indexes exist (an update of 5M indexed rows takes minutes), the
+        # tallies after last_talk_on.
+        for statement in tally.column_statements(postgresql=True):
+            await connection.execute(statement)
         for record in indexes:
             await connection.execute(record["indexdef"])
         await connection.execute(LAST_TALK_BACKFILL)
-        # Still in replica mode: the tally triggers stay off while the rebuild fills it all.
-        for statement in tally.rebuild_statements(postgresql=True):
+        for statement in tally.tally_statements():
             await connection.execute(statement)
         if extra:
             for name, table, columns in SUGGESTED_INDEXES:

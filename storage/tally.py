@@ -139,16 +139,26 @@ _COLUMN_CHECKS = (
 )
 
 
+def column_statements(*, postgresql: bool) -> tuple[str, ...]:
+    """SQL that sets the kept columns right (the first part of a rebuild)."""
+    return _column_fixes(postgresql)
+
+
+def tally_statements() -> tuple[str, ...]:
+    """SQL that rewrites the tallies from the facts and the kept columns (the second part)."""
+    statements: list[str] = []
+    for tally, keys, recount in _RECOUNTS:
+        statements.append(f"DELETE FROM {tally}")
+        statements.append(f"INSERT INTO {tally} ({', '.join(keys)}, n) {recount}")
+    return tuple(statements)
+
+
 def rebuild_statements(*, postgresql: bool) -> tuple[str, ...]:
     """SQL that makes every kept column and tally right, for one engine.
 
     Run with triggers off (a bulk load) or on (they then adjust the tallies that the last
     statements rewrite anyway)."""
-    tallies: list[str] = []
-    for tally, keys, recount in _RECOUNTS:
-        tallies.append(f"DELETE FROM {tally}")
-        tallies.append(f"INSERT INTO {tally} ({', '.join(keys)}, n) {recount}")
-    return (*_column_fixes(postgresql), *tallies)
+    return (*column_statements(postgresql=postgresql), *tally_statements())
 
 
 async def rebuild(connection: AsyncConnection | AsyncSession) -> None:
