@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.summary [--scale 0.1] [--db sqlite|postgresql|both]
                                       [--indexes models|suggested] [--time-limit 540]
+                                      [--keep DIR]
 
 Loads synthetic data fast into a throwaway database (an SQLite file in a temporary folder, or
 a new PostgreSQL schema on the loopback server, dropped afterwards): SQLite by executemany in
@@ -14,6 +15,11 @@ ANALYZEd. Then it times
 and the bare SQL statements that the same call sent (captured at the cursor, replayed on the
 driver connection), and prints both with their ratio and the slowest statements. Targets:
 ratio ≤ 1.5; county < 1 s; township < 100 ms.
+
+`--keep DIR` keeps the loaded SQLite file in DIR and the PostgreSQL schema
+(bench_summary_keep_<scale>), and a later run with the same DIR and scale reuses them after
+`migrate.upgrade` (so a new migration's backfill runs at full scale) instead of loading
+again: for iterating on queries. Drop the schema and the folder by hand when done.
 
 `--indexes suggested` adds the indexes the models lack for these queries (listed in
 SUGGESTED_INDEXES, printed with the result) before timing; `models` times the schema as
