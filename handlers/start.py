@@ -1,8 +1,9 @@
-"""/start (menu and invite codes), /help, /lang, the global /cancel and the group guard."""
+"""/start (menu and invite codes), /name, /help, /lang, the global /cancel and the group guard."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from telegram import Update
 from telegram.ext import (
@@ -10,17 +11,28 @@ from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
+    ConversationHandler,
     MessageHandler,
     filters,
 )
 
 from bot.context import CadreContext
-from handlers.common import LOCALE_KEY, edit_or_reply, keyboard, label, now, reply
+from handlers.common import (
+    LOCALE_KEY,
+    conversation,
+    edit_or_reply,
+    keyboard,
+    label,
+    now,
+    reply,
+)
 from storage import people
 from storage.people import RedeemOutcome
+from storage.rules.identity import RuleError, normalize_name
 from templates import LOCALES
 
 PRIVATE = filters.ChatType.PRIVATE
+NAME = 0  # /name waits for the name
 
 
 async def start(update: Update, context: CadreContext) -> None:
@@ -42,6 +54,7 @@ async def start(update: Update, context: CadreContext) -> None:
             )
         # A newcomer without a code holds no role: skip the query (the hottest path).
         actor = None if created and not code else await people.load_actor(session, user.id)
+        unnamed = redeemed is not None and await people.own_name(session, user.id) is None
     roles = sorted(actor.roles) if actor else []
     if redeemed is not None and redeemed.outcome != RedeemOutcome.GRANTED:
         await reply(
@@ -61,6 +74,7 @@ async def start(update: Update, context: CadreContext) -> None:
             department=label(update, context, f"dept.{redeemed.department}")
             if redeemed.department
             else "",
+            needs_name=unnamed,
         )
     await reply(
         update,
@@ -69,6 +83,58 @@ async def start(update: Update, context: CadreContext) -> None:
         roles=[str(r) for r in roles],
         role_names=[label(update, context, f"role.{r}") for r in roles],
     )
+
+
+async def begin_name(update: Update, context: CadreContext) -> int:
+    """/name [NAME]: people who joined by invite record their own name, once."""
+    user = update.effective_user
+    assert user is not None
+    if context.args:
+        return await _record_name(update, context, " ".join(context.args))
+    async with context.session() as session:
+        await people.ensure_account(session, user.id, user.language_code)
+        name = await people.own_name(session, user.id)
+    if name is not None:
+        await reply(update, context, "start/name_on_file", full_name=name)
+        return ConversationHandler.END
+    await reply(update, context, "start/name_ask")
+    return NAME
+
+
+async def on_name(update: Update, context: CadreContext) -> int:
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    return await _record_name(update, context, message.text)
+
+
+async def _record_name(update: Update, context: CadreContext, raw: str) -> int:
+    """Check the name with the nomination form's rule; a wrong one is asked for again."""
+    user = update.effective_user
+    assert user is not None
+    try:
+        name = normalize_name(raw)
+    except RuleError as error:
+        await reply(update, context, "form/invalid", code=error.code, params=error.params or {})
+        await reply(update, context, "start/name_ask")
+        return NAME
+    async with context.session() as session:
+        await people.ensure_account(session, user.id, user.language_code)
+        on_file = await people.record_own_name(session, user.id, name)
+    if on_file == name:
+        await reply(update, context, "start/name_saved", full_name=name)
+    else:
+        await reply(update, context, "start/name_on_file", full_name=on_file or "")
+    return ConversationHandler.END
+
+
+async def name_busy(update: Update, context: CadreContext) -> int:
+    await reply(update, context, "start/name_busy")
+    return NAME
+
+
+async def name_cancel(update: Update, context: CadreContext) -> int:
+    await reply(update, context, "common/cancelled")
+    return ConversationHandler.END
 
 
 async def show_help(update: Update, context: CadreContext) -> None:
@@ -142,9 +208,17 @@ def guard_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
     return [MessageHandler(~PRIVATE, point_to_private_chat)]
 
 
-def build_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
+def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
+    name = conversation(
+        "name",
+        [CommandHandler("name", begin_name, filters=PRIVATE)],
+        {NAME: [MessageHandler(filters.TEXT & ~filters.COMMAND & PRIVATE, on_name)]},
+        cancel=name_cancel,
+        busy=name_busy,
+    )
     return [
         CommandHandler("start", start, filters=PRIVATE),
+        name,
         CommandHandler("help", show_help, filters=PRIVATE),
         CommandHandler("lang", choose_language, filters=PRIVATE),
         CallbackQueryHandler(set_language, pattern=r"^lang:"),

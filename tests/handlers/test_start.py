@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storage import geo, people
-from storage.models import InviteFailure, Role, TelegramAccount
+from storage.models import InviteFailure, Person, Role, TelegramAccount
 from tests.support.harness import BotHarness
 
 
@@ -121,3 +121,65 @@ async def test_unknown_command_and_stray_button(harness: BotHarness) -> None:
     assert "/help" in reply.text
     (stale,) = await harness.press(2701, "x:1")
     assert "失效" in stale.text
+
+
+async def _name_on_file(bot: BotHarness, telegram_id: int) -> str | None:
+    async with bot.database.sessionmaker() as session:
+        return await people.own_name(session, telegram_id)
+
+
+async def test_invited_mentor_records_their_name_once(harness: BotHarness) -> None:
+    code = await _invite(harness, Role.MENTOR)
+    granted, _menu = await harness.send(2101, f"/start {code}")
+    assert "/name" in granted.text
+    (ask,) = await harness.send(2101, "/name")
+    assert "真实姓名" in ask.text
+    # A wrong name is refused in the form's words and asked for again; nothing is stored.
+    wrong, again = await harness.send(2101, "王2")
+    assert "姓名只能包含汉字" in wrong.text and "真实姓名" in again.text
+    assert await _name_on_file(harness, 2101) is None
+    # "<" is not a name letter: refused again, and the person's text is never echoed raw.
+    wrong, again = await harness.send(2101, "王 <b>小")
+    assert "姓名只能包含汉字" in wrong.text and "<b>小" not in wrong.text + again.text
+    (saved,) = await harness.send(2101, "王　小明")  # a full-width space inside
+    assert "已登记姓名：<b>王小明</b>" in saved.text
+    assert await _name_on_file(harness, 2101) == "王小明"
+    # Once on file, it is not replaced by the person.
+    (refused,) = await harness.send(2101, "/name 李四")
+    assert "王小明" in refused.text and "不能自行修改" in refused.text
+    assert await _name_on_file(harness, 2101) == "王小明"
+
+
+async def test_name_in_the_command_and_in_english(harness: BotHarness) -> None:
+    code = await _invite(harness, Role.REVIEWER, department="police")
+    granted, _menu = await harness.send(2102, f"/start {code}", language_code="en")
+    assert "/name" in granted.text
+    (saved,) = await harness.send(2102, "/name Zhang  San", language_code="en")
+    assert saved.text == "✅ Your name is recorded: <b>Zhang San</b>."
+
+
+async def test_name_flow_can_be_cancelled_and_guards_other_commands(harness: BotHarness) -> None:
+    await harness.send(2103, "/start")
+    await harness.send(2103, "/name")
+    (busy,) = await harness.send(2103, "/nominate")
+    assert "/cancel" in busy.text
+    (left,) = await harness.send(2103, "/cancel")
+    assert "已退出" in left.text
+    (idle,) = await harness.send(2103, "张三")
+    assert await _name_on_file(harness, 2103) is None
+    assert "张三" not in idle.text
+
+
+async def test_a_candidates_name_comes_from_the_nomination_not_from_name(
+    harness: BotHarness,
+) -> None:
+    async with harness.database.sessionmaker.begin() as session:
+        account = await people.ensure_account(session, 2104, "zh-hans")
+        await session.execute(
+            update(Person).where(Person.id == account.person_id).values(full_name="赵六")
+        )
+    granted_invite = await _invite(harness, Role.TOWNSHIP_OFFICIAL)
+    granted, _menu = await harness.send(2104, f"/start {granted_invite}")
+    assert "/name" not in granted.text  # a name is on file: no hint
+    (refused,) = await harness.send(2104, "/name")
+    assert "赵六" in refused.text
