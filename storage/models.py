@@ -458,9 +458,7 @@ class Pairing(Base):
     # talk_log in the same transaction (storage.mentoring.save_talk, refresh_last_talks), so
     # that the cadence never needs a GROUP BY over every talk ever held.
     last_talk_on: Mapped[date | None] = mapped_column(Date)
-    # The nomination's township, copied when the row is written (a database trigger fills it
-    # from nomination.township_id, which never changes; see storage/tally.py), so that a
-    # township's figures are an index range instead of a join to every nomination.
+    # The nomination's township, copied by a trigger (see StatusChange.township_id).
     township_id: Mapped[int | None] = mapped_column(Integer)
     # Whether the cadre is in the pool now, kept by a trigger on nomination's status: an
     # active pairing (ended_at NULL, in_pool) is then a fact of this row alone.
@@ -489,9 +487,7 @@ class TalkLog(Base):
     # {"thought"|"work"|"life"|"problems": {"text": str} or {"voice": file_id}}
     topics: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied when the row is written (a database trigger fills it
-    # from nomination.township_id, which never changes; see storage/tally.py), so that a
-    # township's figures are an index range instead of a join to every nomination.
+    # The nomination's township, copied by a trigger (see StatusChange.township_id).
     township_id: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -516,9 +512,7 @@ class Difficulty(Base):
     resolution: Mapped[str | None] = mapped_column(String(500))
     resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     resolved_at: Mapped[datetime | None]
-    # The nomination's township, copied when the row is written (a database trigger fills it
-    # from nomination.township_id, which never changes; see storage/tally.py), so that a
-    # township's figures are an index range instead of a join to every nomination.
+    # The nomination's township, copied by a trigger (see StatusChange.township_id).
     township_id: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -590,9 +584,7 @@ class PracticePost(Base):
     end_date: Mapped[date | None] = mapped_column(Date)
     assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied when the row is written (a database trigger fills it
-    # from nomination.township_id, which never changes; see storage/tally.py), so that a
-    # township's figures are an index range instead of a join to every nomination.
+    # The nomination's township, copied by a trigger (see StatusChange.township_id).
     township_id: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -638,9 +630,7 @@ class GradeMove(Base):
     performance_pay_yuan: Mapped[int | None]
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied when the row is written (a database trigger fills it
-    # from nomination.township_id, which never changes; see storage/tally.py), so that a
-    # township's figures are an index range instead of a join to every nomination.
+    # The nomination's township, copied by a trigger (see StatusChange.township_id).
     township_id: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -776,9 +766,7 @@ class Election(Base):
     elected_on: Mapped[date] = mapped_column(Date)
     recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied when the row is written (a database trigger fills it
-    # from nomination.township_id, which never changes; see storage/tally.py), so that a
-    # township's figures are an index range instead of a join to every nomination.
+    # The nomination's township, copied by a trigger (see StatusChange.township_id).
     township_id: Mapped[int | None] = mapped_column(Integer)
 
 
