@@ -54,7 +54,9 @@ async def start(update: Update, context: CadreContext) -> None:
             )
         # A newcomer without a code holds no role: skip the query (the hottest path).
         actor = None if created and not code else await people.load_actor(session, user.id)
-        unnamed = redeemed is not None and await people.own_name(session, user.id) is None
+        unnamed = (
+            redeemed is not None and await people.own_name(session, account.person_id) is None
+        )
     roles = sorted(actor.roles) if actor else []
     if redeemed is not None and redeemed.outcome != RedeemOutcome.GRANTED:
         await reply(
@@ -92,8 +94,8 @@ async def begin_name(update: Update, context: CadreContext) -> int:
     if context.args:
         return await _record_name(update, context, " ".join(context.args))
     async with context.session() as session:
-        await people.ensure_account(session, user.id, user.language_code)
-        name = await people.own_name(session, user.id)
+        account = await people.ensure_account(session, user.id, user.language_code)
+        name = await people.own_name(session, account.person_id)
     if name is not None:
         await reply(update, context, "start/name_on_file", full_name=name)
         return ConversationHandler.END
@@ -118,8 +120,8 @@ async def _record_name(update: Update, context: CadreContext, raw: str) -> int:
         await reply(update, context, "start/name_ask")
         return NAME
     async with context.session() as session:
-        await people.ensure_account(session, user.id, user.language_code)
-        on_file = await people.record_own_name(session, user.id, name)
+        account = await people.ensure_account(session, user.id, user.language_code)
+        on_file = await people.record_own_name(session, account.person_id, name)
     if on_file == name:
         await reply(update, context, "start/name_saved", full_name=name)
     else:

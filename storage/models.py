@@ -415,8 +415,8 @@ class Pairing(Base):
             "last_talk_on",
             "assigned_at",
         ),
-        # Covering for the cadence of a cadre's active pairings (summaries read it for every
-        # cadre in the pool: no visit to the table row).
+        # A cadre's pairings with their cadence (dossier, reassignment, and the trigger that
+        # recounts nomination.active_pairings), read without visiting the table row.
         Index(
             "ix_pairing_nomination",
             "nomination_id",

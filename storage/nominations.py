@@ -14,7 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import QueryableAttribute, joinedload
 
 from storage import audit
 from storage.crypto import DataCipher
@@ -105,12 +105,18 @@ def visible_to(actor: Actor) -> ColumnElement[bool]:
     return or_(*clauses) if clauses else false()
 
 
-def manageable_by(actor: Actor) -> ColumnElement[bool]:
-    """The nominations an actor may change (review, adjust): officials in scope only."""
+def manageable_by(
+    actor: Actor, township: QueryableAttribute[int | None] | None = None
+) -> ColumnElement[bool]:
+    """The nominations an actor may change (review, adjust): officials in scope only.
+
+    `township` is the column that holds the nomination's township: nomination.township_id
+    by default, or a fact row's own copy of it (storage/tally.py), which spares a join."""
     if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
         return true()
     townships = actor.township_ids(Role.TOWNSHIP_OFFICIAL)
-    return Nomination.township_id.in_(townships) if townships else false()
+    column = Nomination.township_id if township is None else township
+    return column.in_(townships) if townships else false()
 
 
 async def is_duplicate(

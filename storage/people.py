@@ -135,27 +135,18 @@ async def set_locale(session: AsyncSession, telegram_id: int, locale: str) -> No
     )
 
 
-async def own_name(session: AsyncSession, telegram_id: int) -> str | None:
-    """The name on file for this Telegram user's person (None: none recorded, or no account)."""
-    return await session.scalar(
-        select(Person.full_name)
-        .join(TelegramAccount, TelegramAccount.person_id == Person.id)
-        .where(TelegramAccount.telegram_id == telegram_id)
-    )
+async def own_name(session: AsyncSession, person_id: int) -> str | None:
+    """The name on file for a person (None: none recorded)."""
+    return await session.scalar(select(Person.full_name).where(Person.id == person_id))
 
 
-async def record_own_name(session: AsyncSession, telegram_id: int, full_name: str) -> str | None:
+async def record_own_name(session: AsyncSession, person_id: int, full_name: str) -> str | None:
     """Record a person's own name (already normalized) if none is on file; the name on file.
 
     People who joined by invite have no name until they give it (/name). A name that is on
     file is never replaced here: a candidate's comes from the vetted nomination, and a
-    correction is an official's act. None: the Telegram user has no account.
+    correction is an official's act.
     """
-    person_id = await session.scalar(
-        select(TelegramAccount.person_id).where(TelegramAccount.telegram_id == telegram_id)
-    )
-    if person_id is None:
-        return None
     changed = await session.execute(
         update(Person)
         .where(Person.id == person_id, Person.full_name.is_(None))
@@ -163,7 +154,8 @@ async def record_own_name(session: AsyncSession, telegram_id: int, full_name: st
     )
     if changed.rowcount:  # type: ignore[attr-defined]
         await audit.record(session, person_id, "person.name", "person", person_id)
-    return await session.scalar(select(Person.full_name).where(Person.id == person_id))
+        return full_name
+    return await own_name(session, person_id)
 
 
 async def create_invites(

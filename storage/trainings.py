@@ -868,12 +868,8 @@ def _counted(actor: Actor) -> ColumnElement[bool]:
     """
     if not can_organize(actor):
         return false()
-    if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
-        return true()
-    # The invite carries its nominee's township (kept by a trigger, storage/tally.py): the
-    # same rows as manageable_by's nomination.township_id, without a join per invite.
-    townships = actor.township_ids(Role.TOWNSHIP_OFFICIAL)
-    return TrainingInvite.township_id.in_(townships) if townships else false()
+    # The invite's own copy of its nominee's township: no join per invite.
+    return manageable_by(actor, TrainingInvite.township_id)
 
 
 def _joined(*columns: Any) -> Select[Any]:

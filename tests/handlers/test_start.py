@@ -125,7 +125,8 @@ async def test_unknown_command_and_stray_button(harness: BotHarness) -> None:
 
 async def _name_on_file(bot: BotHarness, telegram_id: int) -> str | None:
     async with bot.database.sessionmaker() as session:
-        return await people.own_name(session, telegram_id)
+        account = await people.ensure_account(session, telegram_id, None)
+        return await people.own_name(session, account.person_id)
 
 
 async def test_invited_mentor_records_their_name_once(harness: BotHarness) -> None:
