@@ -239,25 +239,15 @@ async def drop_buttons(update: Update) -> None:
         await query.edit_message_reply_markup(None)
 
 
-def callback_parts(update: Update) -> list[str]:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    return query.data.split(":")
-
-
 def parse_id(raw: str, *, digits: int = 9) -> int | None:
-    """A positive id (or year) from a button or an argument; None for anything else.
+    """A positive id (or year) typed as an argument; None for anything else.
 
-    Nine digits stay below 2**31, so a forged number never reaches the database as an error.
+    Nine digits stay below 2**31, so a typed number never reaches the database as an error.
+    Button data is decoded by handlers/callback.py instead.
     """
     if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits and int(raw) > 0:
         return int(raw)
     return None
-
-
-def parse_page(raw: str) -> int | None:
-    """A page index from a button: 0 or a positive number."""
-    return 0 if raw == "0" else parse_id(raw, digits=4)
 
 
 def typed_text(update: Update) -> str:

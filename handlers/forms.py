@@ -23,7 +23,6 @@ from telegram import (
 )
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -31,6 +30,7 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers.callback import CODE, ID, PAGE, AnyOf, Button, choice, on
 from handlers.common import conversation, keyboard, label, reply
 from storage import geo, nominations
 from storage.crypto import DataCipher
@@ -99,6 +99,18 @@ class FormEngine:
 
     def __init__(self, flow: FormFlow) -> None:
         self.flow = flow
+        p = flow.prefix
+        # The buttons of a question: a choice (step key, code), a township, a village, a page
+        # of villages, skip. Data that does not decode never reaches on_button.
+        self.choice = Button(p, "c", CODE, CODE)
+        self.township = Button(p, "t", ID)
+        self.village = Button(p, "v", ID)
+        self.village_page = Button(p, "vp", PAGE)
+        self.skip = Button(p, "skip")
+        self.consent = Button(p, "ok", choice("0", "1"))
+        self.consent_id = Button(p, "id", choice("0", "1"))
+        self.edit = Button(p, "e", CODE)
+        self.submit = Button(p, "go")
 
     # -- draft -----------------------------------------------------------------------------
 
@@ -275,7 +287,7 @@ class FormEngine:
         assert query is not None and query.data is not None
         await query.answer()
         await query.edit_message_reply_markup(None)
-        if not query.data.endswith(":1"):
+        if self.consent.values(update) != ("1",):
             self.forget(context)
             await reply(update, context, "form/declined")
             return ConversationHandler.END
@@ -295,7 +307,7 @@ class FormEngine:
         assert query is not None and query.data is not None
         await query.answer()
         await query.edit_message_reply_markup(None)
-        if not query.data.endswith(":1"):
+        if self.consent_id.values(update) != ("1",):
             self.forget(context)
             await reply(update, context, "form/declined")
             return ConversationHandler.END
@@ -403,12 +415,13 @@ class FormEngine:
         await query.answer()
         index = self._state_of(update, context)
         step = self.flow.steps[index]
-        parts = query.data.split(":")
-        kind = parts[1]
+        button, values = AnyOf(
+            self.choice, self.township, self.village, self.village_page, self.skip
+        ).which(update)
         answers = self.answers(context)
-        if kind == "c" and step.kind == "choice" and len(parts) == 4 and parts[2] == step.key:
+        if button is self.choice and step.kind == "choice" and values[0] == step.key:
             assert step.choices is not None
-            if parts[3] not in step.choices(context):
+            if values[1] not in step.choices(context):
                 return await self._stale(update, context, index)
             if step.key == "gender" and "id_number" in answers:
                 try:
@@ -416,14 +429,14 @@ class FormEngine:
                     info = parse_id_number(
                         answers["id_number"], today=shanghai_today(context), min_age=0, max_age=200
                     )
-                    cross_check(info, gender=parts[3], birth_date=None)
+                    cross_check(info, gender=values[1], birth_date=None)
                 except RuleError as error:
                     await reply(update, context, "form/invalid", code=error.code, params={})
                     return await self.ask(update, context, index)
-            answers[step.key] = parts[3]
-        elif kind == "t" and step.kind == "township":
+            answers[step.key] = values[1]
+        elif button is self.township and step.kind == "township":
             async with context.session() as session:
-                township = await session.get(Township, int(parts[2]))
+                township = await session.get(Township, values[0])
             if township is None:
                 return await self._stale(update, context, index)
             if answers.get("township_id") != township.id:
@@ -431,16 +444,16 @@ class FormEngine:
                 answers.pop("village_name", None)
             answers["township_id"] = township.id
             answers["township_name"] = township.name
-        elif kind == "v" and step.kind == "village":
+        elif button is self.village and step.kind == "village":
             async with context.session() as session:
-                village = await session.get(Village, int(parts[2]))
+                village = await session.get(Village, values[0])
             if village is None or village.township_id != answers.get("township_id"):
                 return await self._stale(update, context, index)
             answers["village_id"] = village.id
             answers["village_name"] = village.name
-        elif kind == "vp" and step.kind == "village":
-            return await self.ask(update, context, index, page=max(0, int(parts[2])))
-        elif kind == "skip" and step.optional:
+        elif button is self.village_page and step.kind == "village":
+            return await self.ask(update, context, index, page=values[0])
+        elif button is self.skip and step.optional:
             answers.pop(step.key, None)
             answers[step.key] = None
         else:
@@ -457,11 +470,11 @@ class FormEngine:
         query = update.callback_query
         assert query is not None and query.data is not None
         await query.answer()
-        parts = query.data.split(":")
-        if parts[1] == "e" and len(parts) == 3 and any(s.key == parts[2] for s in self.flow.steps):
+        button, values = AnyOf(self.edit, self.submit).which(update)
+        if button is self.edit and any(s.key == values[0] for s in self.flow.steps):
             self.draft(context)["editing"] = True
-            return await self.ask(update, context, self.flow.index(parts[2]))
-        if parts[1] == "go":
+            return await self.ask(update, context, self.flow.index(values[0]))
+        if button is self.submit:
             answers = self.answers(context)
             missing = [
                 s.key
@@ -511,12 +524,14 @@ class FormEngine:
         return int(self.draft(context).get("at", 0))
 
     def build(self) -> ConversationHandler[CadreContext]:
-        p = self.flow.prefix
         anything = ~filters.COMMAND & PRIVATE
         states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {}
         for index, step in enumerate(self.flow.steps):
             handlers: list[BaseHandler[Update, CadreContext, Any]] = [
-                CallbackQueryHandler(self.on_button, pattern=rf"^{p}:(c|t|v|vp|skip)(:|$)"),
+                on(
+                    AnyOf(self.choice, self.township, self.village, self.village_page, self.skip),
+                    self.on_button,
+                ),
                 MessageHandler(filters.TEXT & anything, self.on_text),
             ]
             if step.kind == "phone":
@@ -524,15 +539,15 @@ class FormEngine:
             handlers.append(MessageHandler(anything, self.reprompt))
             states[index] = handlers
         states[CONSENT] = [
-            CallbackQueryHandler(self.on_consent, pattern=rf"^{p}:ok:[01]$"),
+            on(self.consent, self.on_consent),
             MessageHandler(anything, self.reprompt),
         ]
         states[CONSENT_ID] = [
-            CallbackQueryHandler(self.on_consent_id, pattern=rf"^{p}:id:[01]$"),
+            on(self.consent_id, self.on_consent_id),
             MessageHandler(anything, self.reprompt),
         ]
         states[REVIEW] = [
-            CallbackQueryHandler(self.on_review, pattern=rf"^{p}:(e|go)(:|$)"),
+            on(AnyOf(self.edit, self.submit), self.on_review),
             MessageHandler(anything, self.reprompt),
         ]
         return conversation(

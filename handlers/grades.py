@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -23,16 +22,15 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import (
     answer_query,
     button_text,
-    callback_parts,
     conversation,
     edit_or_reply,
     label,
     now,
     parse_id,
-    parse_page,
     reply,
 )
 from handlers.forms import shanghai_today
@@ -287,7 +285,7 @@ async def _load_people(
 async def choose_year(update: Update, context: CadreContext) -> int:
     """Take the year from its button and list the cadres still to assess."""
     await answer_query(update)
-    year = parse_id(callback_parts(update)[-1], digits=4)
+    year = CHOOSE_YEAR_PRESS.values(update)[0]
     if year not in _years(context):
         return await _stale(update, context, RESULT_YEAR)
     async with context.session() as session:
@@ -305,7 +303,7 @@ async def choose_year(update: Update, context: CadreContext) -> int:
 async def turn_people_page(update: Update, context: CadreContext) -> int:
     """Another page of the cadres to assess."""
     await answer_query(update)
-    page = parse_page(callback_parts(update)[-1])
+    page = TURN_PEOPLE_PAGE_PRESS.values(update)[0]
     draft = _draft(context, RESULTS)
     if page is None or "year" not in draft:
         return await _stale(update, context, RESULT_PERSON)
@@ -328,7 +326,7 @@ async def _reload_people(update: Update, context: CadreContext, page: int) -> in
 async def choose_person(update: Update, context: CadreContext) -> int:
     """Take the cadre from their button (re-checked in scope) and offer the four results."""
     await answer_query(update)
-    nomination_id = parse_id(callback_parts(update)[-1])
+    nomination_id = CHOOSE_PERSON_PRESS.values(update)[0]
     draft = _draft(context, RESULTS)
     if nomination_id is None or "year" not in draft:
         return await _stale(update, context, RESULT_PERSON)
@@ -394,7 +392,7 @@ async def _ask_result(update: Update, context: CadreContext) -> int:
 async def choose_result(update: Update, context: CadreContext) -> int:
     """Take the result and show the move it would make, to confirm."""
     await answer_query(update)
-    code = callback_parts(update)[-1]
+    code = CHOOSE_RESULT_PRESS.values(update)[0]
     draft = _draft(context, RESULTS)
     if code not in {r.value for r in Result} or "nid" not in draft:
         return await _stale(update, context, RESULT_PICK)
@@ -719,7 +717,7 @@ async def _post_people(update: Update, context: CadreContext, page: int) -> int:
 async def turn_post_page(update: Update, context: CadreContext) -> int:
     """Another page of reserve cadres."""
     await answer_query(update)
-    page = parse_page(callback_parts(update)[-1])
+    page = TURN_POST_PAGE_PRESS.values(update)[0]
     if page is None:
         return await _post_stale(update, context)
     return await _post_people(update, context, page)
@@ -728,7 +726,7 @@ async def turn_post_page(update: Update, context: CadreContext) -> int:
 async def post_person(update: Update, context: CadreContext) -> int:
     """Take the cadre from their button (re-checked in scope) and ask the kind of post."""
     await answer_query(update)
-    nomination_id = parse_id(callback_parts(update)[-1])
+    nomination_id = POST_PERSON_PRESS.values(update)[0]
     if nomination_id is None:
         return await _post_stale(update, context)
     found: posts.Assignee | None = None
@@ -770,7 +768,7 @@ async def _ask_kind(update: Update, context: CadreContext) -> int:
 async def post_kind(update: Update, context: CadreContext) -> int:
     """Take the kind; a hard post needs its name next, the others go on to the dates."""
     await answer_query(update)
-    kind = callback_parts(update)[-1]
+    kind = POST_KIND_PRESS.values(update)[0]
     draft = _draft(context, POSTS)
     if kind not in posts.POST_KINDS or "nid" not in draft:
         return await _post_stale(update, context)
@@ -1015,31 +1013,49 @@ async def cancel_post(update: Update, context: CadreContext) -> int:
 # -- wiring -----------------------------------------------------------------------------------
 
 
+# Every button this module answers, decoded by the one codec (handlers/callback.py).
+CHOOSE_YEAR_PRESS = cb.Button("grd", "y", cb.YEAR)
+CHOOSE_PERSON_PRESS = cb.Button("grd", "p", cb.ID)
+TURN_PEOPLE_PAGE_PRESS = cb.Button("grd", "pg", cb.PAGE)
+FINISH_RESULTS_PRESS = cb.Button("grd", "x")
+CHOOSE_RESULT_PRESS = cb.Button("grd", "r", cb.CODE)
+BACK_TO_PEOPLE_PRESS = cb.Button("grd", "b")
+CONFIRM_RESULT_PRESS = cb.Button("grd", "ok")
+BACK_TO_RESULTS_PRESS = cb.Button("grd", "rb")
+POST_PERSON_PRESS = cb.Button("pst", "p", cb.ID)
+TURN_POST_PAGE_PRESS = cb.Button("pst", "pg", cb.PAGE)
+POST_KIND_PRESS = cb.Button("pst", "k", cb.CODE)
+POST_START_PRESS = cb.Button("pst", "today")
+POST_END_PRESS = cb.Button("pst", "skip")
+SAVE_POST_PRESS = cb.Button("pst", "ok")
+DROP_POST_PRESS = cb.Button("pst", "no")
+
+
 def _results_conversation() -> ConversationHandler[CadreContext]:
     anything = ~filters.COMMAND & PRIVATE
     document = filters.Document.ALL & PRIVATE
-    stale = CallbackQueryHandler(results_stale, pattern=r"^grd:")
+    stale = cb.on(cb.Prefix("grd"), results_stale)
     tail: list[BaseHandler[Update, CadreContext, Any]] = [
         MessageHandler(document, upload_results),
         stale,
         MessageHandler(anything, results_use_buttons),
     ]
     states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {
-        RESULT_YEAR: [CallbackQueryHandler(choose_year, pattern=r"^grd:y:\d{1,4}$"), *tail],
+        RESULT_YEAR: [cb.on(CHOOSE_YEAR_PRESS, choose_year), *tail],
         RESULT_PERSON: [
-            CallbackQueryHandler(choose_person, pattern=r"^grd:p:\d{1,9}$"),
-            CallbackQueryHandler(turn_people_page, pattern=r"^grd:pg:\d{1,4}$"),
-            CallbackQueryHandler(finish_results, pattern=r"^grd:x$"),
+            cb.on(CHOOSE_PERSON_PRESS, choose_person),
+            cb.on(TURN_PEOPLE_PAGE_PRESS, turn_people_page),
+            cb.on(FINISH_RESULTS_PRESS, finish_results),
             *tail,
         ],
         RESULT_PICK: [
-            CallbackQueryHandler(choose_result, pattern=r"^grd:r:[a-z]{1,12}$"),
-            CallbackQueryHandler(back_to_people, pattern=r"^grd:b$"),
+            cb.on(CHOOSE_RESULT_PRESS, choose_result),
+            cb.on(BACK_TO_PEOPLE_PRESS, back_to_people),
             *tail,
         ],
         RESULT_CONFIRM: [
-            CallbackQueryHandler(confirm_result, pattern=r"^grd:ok$"),
-            CallbackQueryHandler(back_to_results, pattern=r"^grd:rb$"),
+            cb.on(CONFIRM_RESULT_PRESS, confirm_result),
+            cb.on(BACK_TO_RESULTS_PRESS, back_to_results),
             *tail,
         ],
     }
@@ -1055,7 +1071,7 @@ def _results_conversation() -> ConversationHandler[CadreContext]:
 def _post_conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = CallbackQueryHandler(post_stale, pattern=r"^pst:")
+    stale = cb.on(cb.Prefix("pst"), post_stale)
     button_tail: list[BaseHandler[Update, CadreContext, Any]] = [
         stale,
         MessageHandler(anything, post_use_buttons),
@@ -1066,28 +1082,28 @@ def _post_conversation() -> ConversationHandler[CadreContext]:
     ]
     states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {
         POST_PERSON: [
-            CallbackQueryHandler(post_person, pattern=r"^pst:p:\d{1,9}$"),
-            CallbackQueryHandler(turn_post_page, pattern=r"^pst:pg:\d{1,4}$"),
+            cb.on(POST_PERSON_PRESS, post_person),
+            cb.on(TURN_POST_PAGE_PRESS, turn_post_page),
             *button_tail,
         ],
         POST_KIND: [
-            CallbackQueryHandler(post_kind, pattern=r"^pst:k:[a-z_]{1,12}$"),
+            cb.on(POST_KIND_PRESS, post_kind),
             *button_tail,
         ],
         POST_TITLE: [MessageHandler(text_in, post_title), *text_tail],
         POST_START: [
-            CallbackQueryHandler(post_start, pattern=r"^pst:today$"),
+            cb.on(POST_START_PRESS, post_start),
             MessageHandler(text_in, post_start),
             *text_tail,
         ],
         POST_END: [
-            CallbackQueryHandler(post_end, pattern=r"^pst:skip$"),
+            cb.on(POST_END_PRESS, post_end),
             MessageHandler(text_in, post_end),
             *text_tail,
         ],
         POST_REVIEW: [
-            CallbackQueryHandler(save_post, pattern=r"^pst:ok$"),
-            CallbackQueryHandler(drop_post, pattern=r"^pst:no$"),
+            cb.on(SAVE_POST_PRESS, save_post),
+            cb.on(DROP_POST_PRESS, drop_post),
             *button_tail,
         ],
     }

@@ -18,7 +18,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRe
 from telegram.error import BadRequest
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -26,6 +25,7 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers.callback import CODE, ID, INDEX, PAGE, Button, Prefix, choice, on
 from handlers.common import conversation, edit_or_reply, inline_rows, label, notify, now, reply
 from storage import mentoring, people
 from storage.mentoring import PairingRefused, Stale, TalkInput
@@ -105,12 +105,6 @@ async def _answer(update: Update, *, drop_buttons: bool = True) -> None:
             await query.edit_message_reply_markup(None)
 
 
-def _data(update: Update) -> list[str]:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    return query.data.split(":")
-
-
 def _nav(
     update: Update, context: CadreContext, prefix: str, page: int, total: int, per_page: int
 ) -> list[InlineKeyboardButton]:
@@ -153,7 +147,8 @@ async def start_pairing(update: Update, context: CadreContext) -> None:
 async def page_cadres(update: Update, context: CadreContext) -> None:
     """Turn a page of the cadre list."""
     await _answer(update, drop_buttons=False)
-    await _show_cadres(update, context, int(_data(update)[2]))
+    (page,) = CADRES_PAGE.values(update)
+    await _show_cadres(update, context, page)
 
 
 async def _show_cadres(update: Update, context: CadreContext, page: int) -> None:
@@ -287,7 +282,8 @@ async def choose_cadre(update: Update, context: CadreContext) -> None:
     try:
         async with context.session() as session:
             actor = await _load_actor(update, session)
-            screen = await _slot_screen(session, actor, int(_data(update)[2]), MENTOR_SLOTS[0])
+            (nomination_id,) = CADRE.values(update)
+            screen = await _slot_screen(session, actor, nomination_id, MENTOR_SLOTS[0])
     except (NotAllowed, Stale) as error:
         await _refuse(update, context, error)
         return
@@ -297,15 +293,15 @@ async def choose_cadre(update: Update, context: CadreContext) -> None:
 async def choose_slot(update: Update, context: CadreContext) -> None:
     """Show (a page of) the mentors who may take one slot."""
     await _answer(update)
-    _, _, nomination_id, slot, page = _data(update)
+    nomination_id, slot, page = SLOT.values(update)
     try:
         async with context.session() as session:
             actor = await _load_actor(update, session)
-            screen = await _slot_screen(session, actor, int(nomination_id), slot, int(page))
+            screen = await _slot_screen(session, actor, nomination_id, slot, page)
     except (NotAllowed, Stale) as error:
         await _refuse(update, context, error)
         return
-    await _show(update, context, screen, int(page))
+    await _show(update, context, screen, page)
 
 
 async def show_pairing(update: Update, context: CadreContext) -> None:
@@ -314,7 +310,8 @@ async def show_pairing(update: Update, context: CadreContext) -> None:
     try:
         async with context.session() as session:
             actor = await _load_actor(update, session)
-            screen = await _next_screen(session, actor, int(_data(update)[2]), MENTOR_SLOTS[1])
+            (nomination_id,) = PAIRING.values(update)
+            screen = await _next_screen(session, actor, nomination_id, MENTOR_SLOTS[1])
     except (NotAllowed, Stale) as error:
         await _refuse(update, context, error)
         return
@@ -324,11 +321,11 @@ async def show_pairing(update: Update, context: CadreContext) -> None:
 async def keep_slot(update: Update, context: CadreContext) -> None:
     """Leave a slot as it is and go on."""
     await _answer(update)
-    _, _, nomination_id, slot = _data(update)
+    nomination_id, slot = KEEP.values(update)
     try:
         async with context.session() as session:
             actor = await _load_actor(update, session)
-            screen = await _next_screen(session, actor, int(nomination_id), slot)
+            screen = await _next_screen(session, actor, nomination_id, slot)
     except (NotAllowed, Stale) as error:
         await _refuse(update, context, error)
         return
@@ -338,8 +335,7 @@ async def keep_slot(update: Update, context: CadreContext) -> None:
 async def choose_mentor(update: Update, context: CadreContext) -> None:
     """Assign the pressed mentor to the slot, tell the mentors, go on to the next slot."""
     await _answer(update)
-    _, _, nomination_id, slot, person_id = _data(update)
-    nid = int(nomination_id)
+    nid, slot, person_id = MENTOR.values(update)
     notices: list[tuple[list[tuple[int, str | None]], str]] = []
     done: mentoring.Assignment | None = None
     refused: str | None = None
@@ -478,7 +474,8 @@ async def begin_talk_with(update: Update, context: CadreContext) -> int:
     _forget_talk(context)
     try:
         async with context.session() as session:
-            mentee = await _own_mentee(session, update, context, int(_data(update)[2]))
+            (pairing_id,) = TALK_WITH.values(update)
+            mentee = await _own_mentee(session, update, context, pairing_id)
     except (NotAllowed, Stale) as error:
         _forget_talk(context)
         await _refuse(update, context, error)
@@ -541,7 +538,8 @@ async def _show_mentees_page(
 async def page_mentees(update: Update, context: CadreContext) -> int:
     """Turn a page of the mentee list."""
     await _answer(update)
-    return await _ask_mentee(update, context, int(_data(update)[2]))
+    (page,) = MENTEES_PAGE.values(update)
+    return await _ask_mentee(update, context, page)
 
 
 async def pick_mentee(update: Update, context: CadreContext) -> int:
@@ -550,7 +548,8 @@ async def pick_mentee(update: Update, context: CadreContext) -> int:
     refusal: Exception | None = None
     async with context.session() as session:
         try:
-            mentee = await _own_mentee(session, update, context, int(_data(update)[2]))
+            (pairing_id,) = MENTEE_PICK.values(update)
+            mentee = await _own_mentee(session, update, context, pairing_id)
         except (NotAllowed, Stale) as error:
             refusal = error
             # Read-only so far: the same transaction lists the mentees to choose from again.
@@ -589,7 +588,7 @@ async def _date_invalid(update: Update, context: CadreContext, error: RuleError)
 async def pick_date(update: Update, context: CadreContext) -> int:
     """Today, yesterday, or "another date" (typed next)."""
     await _answer(update)
-    choice = _data(update)[2]
+    (choice,) = DATE_PICK.values(update)
     if choice == "x":
         _draft(context)["typing"] = True
         return await _ask(update, context, DATE)
@@ -630,7 +629,7 @@ async def _take_date(update: Update, context: CadreContext, value: date) -> int:
 async def pick_mode(update: Update, context: CadreContext) -> int:
     """Face to face, by phone or a home visit."""
     await _answer(update)
-    mode = _data(update)[2]
+    (mode,) = MODE_PICK.values(update)
     if mode not in TALK_MODES:
         await reply(update, context, "common/stale_button")
         return await _ask(update, context, MODE)
@@ -695,7 +694,7 @@ async def add_difficulty(update: Update, context: CadreContext) -> int:
 async def remove_difficulty(update: Update, context: CadreContext) -> int:
     """Take one difficulty off the list before saving."""
     await _answer(update)
-    index = int(_data(update)[2])
+    (index,) = DIFFICULTY_DROP.values(update)
     difficulties = _draft(context)["difficulties"]
     if not 0 <= index < len(difficulties):
         await reply(update, context, "common/stale_button")
@@ -714,7 +713,7 @@ async def finish_difficulties(update: Update, context: CadreContext) -> int:
 async def edit_talk(update: Update, context: CadreContext) -> int:
     """Change one answer from the review screen, then come back to it."""
     await _answer(update)
-    field = _data(update)[2]
+    (field,) = EDIT.values(update)
     draft = _draft(context)
     draft["editing"] = True
     if field == "mentee":
@@ -959,7 +958,8 @@ async def list_difficulties(update: Update, context: CadreContext) -> None:
 async def page_difficulties(update: Update, context: CadreContext) -> None:
     """Turn a page of the difficulties list."""
     await _answer(update, drop_buttons=False)
-    await _show_difficulties(update, context, int(_data(update)[2]))
+    (page,) = DIFFICULTIES_PAGE.values(update)
+    await _show_difficulties(update, context, page)
 
 
 async def _show_difficulties(update: Update, context: CadreContext, page: int) -> None:
@@ -1012,7 +1012,7 @@ async def begin_resolution(update: Update, context: CadreContext) -> int:
         await reply(update, context, "mentoring/talk_busy")
         await _ask(update, context, _state(context))
         return ConversationHandler.END
-    difficulty_id = int(_data(update)[2])
+    (difficulty_id,) = DIFFICULTY_RESOLVE.values(update)
     try:
         async with context.session() as session:
             actor = await _load_actor(update, session)
@@ -1102,21 +1102,38 @@ async def cancel_resolution(update: Update, context: CadreContext) -> int:
 # ---------------------------------------------------------------------------------------------
 # Wiring
 
+_SLOT = choice(*MENTOR_SLOTS)
+CADRES_PAGE = Button("pr", "pg", PAGE)
+CADRE = Button("pr", "n", ID)
+SLOT = Button("pr", "s", ID, _SLOT, PAGE)
+MENTOR = Button("pr", "m", ID, _SLOT, ID)
+KEEP = Button("pr", "k", ID, _SLOT)
+PAIRING = Button("pr", "o", ID)
+DIFFICULTIES_PAGE = Button("df", "pg", PAGE)
+DIFFICULTY_RESOLVE = Button("df", "r", ID)
+TALK_WITH = Button("tk", "s", ID)
+MENTEE_PICK = Button("tk", "p", ID)
+MENTEES_PAGE = Button("tk", "pg", PAGE)
+DATE_PICK = Button("tk", "d", choice("0", "1", "x"))
+MODE_PICK = Button("tk", "m", CODE)
+DIFFICULTY_DROP = Button("tk", "x", INDEX)
+EDIT = Button("tk", "e", choice(*EDITABLE))
+
 
 def _talk_handler() -> ConversationHandler[CadreContext]:
     states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {
         MENTEE: [
-            CallbackQueryHandler(pick_mentee, pattern=r"^tk:p:\d{1,12}$"),
-            CallbackQueryHandler(page_mentees, pattern=r"^tk:pg:\d{1,6}$"),
+            on(MENTEE_PICK, pick_mentee),
+            on(MENTEES_PAGE, page_mentees),
             MessageHandler(ANSWER, reprompt_talk),
         ],
         DATE: [
-            CallbackQueryHandler(pick_date, pattern=r"^tk:d:[01x]$"),
+            on(DATE_PICK, pick_date),
             MessageHandler(filters.TEXT & ANSWER, type_date),
             MessageHandler(ANSWER, reprompt_talk),
         ],
         MODE: [
-            CallbackQueryHandler(pick_mode, pattern=r"^tk:m:[a-z]{1,8}$"),
+            on(MODE_PICK, pick_mode),
             MessageHandler(ANSWER, reprompt_talk),
         ],
         TOPIC: [
@@ -1124,14 +1141,14 @@ def _talk_handler() -> ConversationHandler[CadreContext]:
             MessageHandler(ANSWER, reprompt_talk),
         ],
         DIFFICULTIES: [
-            CallbackQueryHandler(finish_difficulties, pattern=r"^tk:dd$"),
-            CallbackQueryHandler(remove_difficulty, pattern=r"^tk:x:\d{1,3}$"),
+            on(Button("tk", "dd"), finish_difficulties),
+            on(DIFFICULTY_DROP, remove_difficulty),
             MessageHandler(filters.TEXT & ANSWER, add_difficulty),
             MessageHandler(ANSWER, reprompt_talk),
         ],
         REVIEW: [
-            CallbackQueryHandler(edit_talk, pattern=rf"^tk:e:({'|'.join(EDITABLE)})$"),
-            CallbackQueryHandler(save_talk, pattern=r"^tk:go$"),
+            on(EDIT, edit_talk),
+            on(Button("tk", "go"), save_talk),
             MessageHandler(ANSWER, reprompt_talk),
         ],
     }
@@ -1139,23 +1156,23 @@ def _talk_handler() -> ConversationHandler[CadreContext]:
         TALK,
         [
             CommandHandler("talk", begin_talk, filters=PRIVATE),
-            CallbackQueryHandler(begin_talk_with, pattern=r"^tk:s:\d{1,12}$"),
+            on(TALK_WITH, begin_talk_with),
         ],
         states,
         cancel=cancel_talk,
         busy=answer_command_mid_talk,
-        more_fallbacks=[CallbackQueryHandler(refuse_stale_talk_button, pattern=r"^tk:")],
+        more_fallbacks=[on(Prefix("tk"), refuse_stale_talk_button)],
     )
 
 
 def _resolution_handler() -> ConversationHandler[CadreContext]:
     return conversation(
         "difficulty",
-        [CallbackQueryHandler(begin_resolution, pattern=r"^df:r:\d{1,12}$")],
+        [on(DIFFICULTY_RESOLVE, begin_resolution)],
         {
             NOTE: [
                 MessageHandler(filters.TEXT & ANSWER, resolve_with_note),
-                CallbackQueryHandler(begin_resolution, pattern=r"^df:r:\d{1,12}$"),
+                on(DIFFICULTY_RESOLVE, begin_resolution),
                 MessageHandler(ANSWER, reprompt_note),
             ]
         },
@@ -1166,18 +1183,17 @@ def _resolution_handler() -> ConversationHandler[CadreContext]:
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     """The two conversations first (their fallbacks see commands before the plain ones)."""
-    slot = "(" + "|".join(MENTOR_SLOTS) + ")"
     return [
         _talk_handler(),
         _resolution_handler(),
         CommandHandler("pair", start_pairing, filters=PRIVATE),
         CommandHandler("mentees", show_mentees, filters=PRIVATE),
         CommandHandler("difficulties", list_difficulties, filters=PRIVATE),
-        CallbackQueryHandler(page_cadres, pattern=r"^pr:pg:\d{1,6}$"),
-        CallbackQueryHandler(choose_cadre, pattern=r"^pr:n:\d{1,12}$"),
-        CallbackQueryHandler(choose_slot, pattern=rf"^pr:s:\d{{1,12}}:{slot}:\d{{1,6}}$"),
-        CallbackQueryHandler(choose_mentor, pattern=rf"^pr:m:\d{{1,12}}:{slot}:\d{{1,12}}$"),
-        CallbackQueryHandler(keep_slot, pattern=rf"^pr:k:\d{{1,12}}:{slot}$"),
-        CallbackQueryHandler(show_pairing, pattern=r"^pr:o:\d{1,12}$"),
-        CallbackQueryHandler(page_difficulties, pattern=r"^df:pg:\d{1,6}$"),
+        on(CADRES_PAGE, page_cadres),
+        on(CADRE, choose_cadre),
+        on(SLOT, choose_slot),
+        on(MENTOR, choose_mentor),
+        on(KEEP, keep_slot),
+        on(PAIRING, show_pairing),
+        on(DIFFICULTIES_PAGE, page_difficulties),
     ]

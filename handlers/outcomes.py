@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -27,17 +26,16 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import (
     answer_query,
     button_text,
-    callback_parts,
     conversation,
     drop_buttons,
     edit_or_reply,
     label,
     now,
     parse_id,
-    parse_page,
     reply,
     typed_text,
 )
@@ -200,7 +198,7 @@ async def _ask_person(update: Update, context: CadreContext, page: int) -> int:
 async def turn_page(update: Update, context: CadreContext) -> int:
     """Another page of reserve cadres."""
     await answer_query(update)
-    page = parse_page(callback_parts(update)[-1])
+    page = TURN_PAGE_PRESS.values(update)[0]
     if page is None:
         return await _stale(update, context)
     return await _ask_person(update, context, page)
@@ -209,7 +207,7 @@ async def turn_page(update: Update, context: CadreContext) -> int:
 async def choose_person(update: Update, context: CadreContext) -> int:
     """Take the cadre from their button (re-checked in scope) and ask the kind."""
     await answer_query(update)
-    nomination_id = parse_id(callback_parts(update)[-1])
+    nomination_id = CHOOSE_PERSON_PRESS.values(update)[0]
     found: Cadre | None = None
     async with context.session() as session:
         actor = await _official(session, update)
@@ -279,7 +277,7 @@ async def _ask_kind(update: Update, context: CadreContext) -> int:
 async def choose_kind(update: Update, context: CadreContext) -> int:
     """Take the kind of outcome; pay needs a recorded assessment year first."""
     await answer_query(update)
-    kind = callback_parts(update)[-1]
+    kind = CHOOSE_KIND_PRESS.values(update)[0]
     draft = _draft(context)
     if kind not in OUTCOME_KINDS or draft.get("nid") is None:
         return await _stale(update, context)
@@ -460,7 +458,7 @@ async def take_year(update: Update, context: CadreContext) -> int:
     draft = _draft(context)
     if update.callback_query is not None:
         await answer_query(update)
-        raw = callback_parts(update)[-1]
+        raw = str(TAKE_YEAR_PRESS.values(update)[0])
     else:
         raw = typed_text(update).strip()
     if "kind" not in draft or _pending(draft) != "year":
@@ -647,23 +645,35 @@ async def outcome_busy(update: Update, context: CadreContext) -> int:
 Handlers = list[BaseHandler[Update, CadreContext, Any]]
 
 
+# Every button this module answers, decoded by the one codec (handlers/callback.py).
+CHOOSE_PERSON_PRESS = cb.Button("out", "p", cb.ID)
+TURN_PAGE_PRESS = cb.Button("out", "pg", cb.PAGE)
+CHOOSE_NOBODY_PRESS = cb.Button("out", "np")
+CHOOSE_KIND_PRESS = cb.Button("out", "k", cb.CODE)
+BACK_TO_PEOPLE_PRESS = cb.Button("out", "b")
+TAKE_DATE_PRESS = cb.Button("out", "today")
+TAKE_YEAR_PRESS = cb.Button("out", "y", cb.YEAR)
+SAVE_OUTCOME_PRESS = cb.Button("out", "ok")
+DROP_OUTCOME_PRESS = cb.Button("out", "no")
+
+
 def _conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = CallbackQueryHandler(outcome_stale, pattern=r"^out:")
+    stale = cb.on(cb.Prefix("out"), outcome_stale)
     button_tail: Handlers = [stale, MessageHandler(anything, outcome_use_buttons)]
     text_tail: Handlers = [stale, MessageHandler(anything, outcome_wrong_input)]
     typed: Handlers = [MessageHandler(text_in, take_text), *text_tail]
     states: dict[object, Handlers] = {
         O_PERSON: [
-            CallbackQueryHandler(choose_person, pattern=r"^out:p:\d{1,9}$"),
-            CallbackQueryHandler(turn_page, pattern=r"^out:pg:\d{1,4}$"),
-            CallbackQueryHandler(choose_nobody, pattern=r"^out:np$"),
+            cb.on(CHOOSE_PERSON_PRESS, choose_person),
+            cb.on(TURN_PAGE_PRESS, turn_page),
+            cb.on(CHOOSE_NOBODY_PRESS, choose_nobody),
             *button_tail,
         ],
         O_KIND: [
-            CallbackQueryHandler(choose_kind, pattern=r"^out:k:[a-z]{1,10}$"),
-            CallbackQueryHandler(back_to_people, pattern=r"^out:b$"),
+            cb.on(CHOOSE_KIND_PRESS, choose_kind),
+            cb.on(BACK_TO_PEOPLE_PRESS, back_to_people),
             *button_tail,
         ],
         O_POSITION: typed,
@@ -671,18 +681,18 @@ def _conversation() -> ConversationHandler[CadreContext]:
         O_TITLE: typed,
         O_PAY: typed,
         O_DATE: [
-            CallbackQueryHandler(take_date, pattern=r"^out:today$"),
+            cb.on(TAKE_DATE_PRESS, take_date),
             MessageHandler(text_in, take_date),
             *text_tail,
         ],
         O_YEAR: [
-            CallbackQueryHandler(take_year, pattern=r"^out:y:\d{1,4}$"),
+            cb.on(TAKE_YEAR_PRESS, take_year),
             MessageHandler(text_in, take_year),
             *text_tail,
         ],
         O_REVIEW: [
-            CallbackQueryHandler(save_outcome, pattern=r"^out:ok$"),
-            CallbackQueryHandler(drop_outcome, pattern=r"^out:no$"),
+            cb.on(SAVE_OUTCOME_PRESS, save_outcome),
+            cb.on(DROP_OUTCOME_PRESS, drop_outcome),
             *button_tail,
         ],
     }

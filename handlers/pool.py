@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -31,6 +30,7 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import (
     conversation,
     edit_or_reply,
@@ -253,10 +253,10 @@ async def show_pool(update: Update, context: CadreContext) -> int:
 
 async def turn_page(update: Update, context: CadreContext) -> int:
     """Show another page of the list."""
-    data = await _answer_query(update)
+    await _answer_query(update)
     _forget_input(context)
     state = _state(context)
-    state["page"] = int(data.rsplit(":", 1)[1])
+    state["page"] = PAGE_PRESS.values(update)[0]
     async with context.session() as session:
         actor = await _actor(session, update)
         listing = await _listing(session, actor, state) if _is_official(actor) else None
@@ -283,9 +283,9 @@ def _choices(
 
 async def choose_filter(update: Update, context: CadreContext) -> int:
     """Offer the values of one filter dimension."""
-    data = await _answer_query(update)
+    await _answer_query(update)
     _forget_input(context)
-    dimension = data.split(":")[2]
+    (dimension,) = FILTER_PRESS.values(update)
     async with context.session() as session:
         actor = await _actor(session, update)
         townships = await _townships(session, actor) if _is_official(actor) else []
@@ -306,9 +306,9 @@ async def choose_filter(update: Update, context: CadreContext) -> int:
 
 async def set_filter(update: Update, context: CadreContext) -> int:
     """Apply one filter value (or "*" for any) and show the first page."""
-    data = await _answer_query(update)
+    await _answer_query(update)
     _forget_input(context)
-    _, _, dimension, value = data.split(":", 3)
+    dimension, value = FILTER_VALUE_PRESS.values(update)
     state = _state(context)
     listing: Listing | None = None
     known = True
@@ -510,15 +510,15 @@ async def show_dossier(update: Update, context: CadreContext) -> int:
 
 async def open_dossier(update: Update, context: CadreContext) -> int:
     """Open the file behind a pool button."""
-    data = await _answer_query(update)
-    return await _show_dossier(update, context, int(data.rsplit(":", 1)[1]))
+    await _answer_query(update)
+    return await _show_dossier(update, context, OPEN_PRESS.values(update)[0])
 
 
 async def export_dossier(update: Update, context: CadreContext) -> int:
     """Send one person's file as a workbook; the read re-checks scope and is audited."""
-    data = await _answer_query(update)
+    await _answer_query(update)
     _forget_input(context)
-    nomination_id = int(data.rsplit(":", 1)[1])
+    (nomination_id,) = EXPORT_PRESS.values(update)
     chat = update.effective_chat
     assert chat is not None
     locale = locale_of(update, context)
@@ -563,9 +563,9 @@ async def export_dossier(update: Update, context: CadreContext) -> int:
 
 async def ask_reason(update: Update, context: CadreContext) -> int:
     """Ask why the person leaves the pool, if the official may still do it."""
-    data = await _answer_query(update)
+    await _answer_query(update)
     _forget_input(context)
-    nomination_id = int(data.rsplit(":", 1)[1])
+    (nomination_id,) = ADJUST_PRESS.values(update)
     async with context.session() as session:
         actor = await _actor(session, update)
         managed = (
@@ -629,9 +629,9 @@ async def take_reason(update: Update, context: CadreContext) -> int:
 
 async def confirm_adjust(update: Update, context: CadreContext) -> int:
     """Take the person out of the pool with the reason given; the history keeps it."""
-    data = await _answer_query(update)
+    await _answer_query(update)
     state = _state(context)
-    nomination_id = int(data.rsplit(":", 1)[1])
+    (nomination_id,) = CONFIRM_PRESS.values(update)
     if state.get("adjust") != nomination_id or not state.get("reason"):
         return await _stale(update, context)
     name = state.get("adjust_name", "")
@@ -704,23 +704,44 @@ async def stray_button(update: Update, context: CadreContext) -> int:
     return await _stale(update, context)
 
 
+_FILTER = cb.choice("t", "kg", "ed", "st")
+PAGE_PRESS = cb.Button("pl", "p", cb.PAGE)
+FILTER_PRESS = cb.Button("pl", "f", _FILTER)
+FILTER_VALUE_PRESS = cb.Button("pl", "f", _FILTER, cb.CODE)
+OPEN_PRESS = cb.Button("pl", "o", cb.ID)
+ADJUST_PRESS = cb.Button("pl", "a", cb.ID)
+EXPORT_PRESS = cb.Button("pl", "e", cb.ID)
+CONFIRM_PRESS = cb.Button("pl", "y", cb.ID)
+
+
+class _OtherThanConfirm(cb.Prefix):
+    """``pl:…`` except the confirmation pair, which only the confirmation state answers."""
+
+    def __init__(self) -> None:
+        super().__init__("pl")
+
+    def match(self, data: object) -> bool:
+        confirm = isinstance(data, str) and data.startswith(("pl:y:", "pl:n:"))
+        return super().match(data) and not confirm
+
+
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     text = filters.TEXT & ~filters.COMMAND & PRIVATE
     other = ~filters.COMMAND & PRIVATE
     entry_points: list[BaseHandler[Update, CadreContext, Any]] = [
         CommandHandler("pool", show_pool, filters=PRIVATE),
         CommandHandler("dossier", show_dossier, filters=PRIVATE),
-        CallbackQueryHandler(turn_page, pattern=r"^pl:p:[0-9]{1,4}$"),
-        CallbackQueryHandler(choose_filter, pattern=r"^pl:f:(t|kg|ed|st)$"),
-        CallbackQueryHandler(set_filter, pattern=r"^pl:f:(t|kg|ed|st):[0-9a-z_*]{1,24}$"),
-        CallbackQueryHandler(clear_filters, pattern=r"^pl:x$"),
-        CallbackQueryHandler(ask_name, pattern=r"^pl:s$"),
-        CallbackQueryHandler(open_dossier, pattern=r"^pl:o:[0-9]{1,9}$"),
-        CallbackQueryHandler(ask_reason, pattern=r"^pl:a:[0-9]{1,9}$"),
-        CallbackQueryHandler(export_dossier, pattern=r"^pl:e:[0-9]{1,9}$"),
+        cb.on(PAGE_PRESS, turn_page),
+        cb.on(FILTER_PRESS, choose_filter),
+        cb.on(FILTER_VALUE_PRESS, set_filter),
+        cb.on(cb.Button("pl", "x"), clear_filters),
+        cb.on(cb.Button("pl", "s"), ask_name),
+        cb.on(OPEN_PRESS, open_dossier),
+        cb.on(ADJUST_PRESS, ask_reason),
+        cb.on(EXPORT_PRESS, export_dossier),
         # Anything else under our prefix, except the confirmation pair that only the
         # confirmation state answers (outside it they fall through to "stale button").
-        CallbackQueryHandler(stray_button, pattern=r"^pl:(?![yn]:)"),
+        cb.on(_OtherThanConfirm(), stray_button),
     ]
     pool = conversation(
         "pool",
@@ -735,8 +756,8 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
                 MessageHandler(other, reprompt),
             ],
             ADJUST_CONFIRM: [
-                CallbackQueryHandler(confirm_adjust, pattern=r"^pl:y:[0-9]{1,9}$"),
-                CallbackQueryHandler(keep_in_pool, pattern=r"^pl:n:[0-9]{1,9}$"),
+                cb.on(CONFIRM_PRESS, confirm_adjust),
+                cb.on(cb.Button("pl", "n", cb.ID), keep_in_pool),
                 MessageHandler(other, reprompt),
             ],
         },

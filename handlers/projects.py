@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -24,17 +23,15 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import (
     answer_query,
     button_text,
-    callback_parts,
     conversation,
     drop_buttons,
     edit_or_reply,
     label,
     now,
-    parse_id,
-    parse_page,
     plan_notice,
     reply,
     typed_text,
@@ -178,7 +175,7 @@ async def _ask_township(update: Update, context: CadreContext) -> int:
 async def choose_township(update: Update, context: CadreContext) -> int:
     """Take the township from its button (re-checked in scope)."""
     await answer_query(update)
-    township_id = parse_id(callback_parts(update)[-1])
+    township_id = CHOOSE_TOWNSHIP_PRESS.values(update)[0]
     found: Place | None = None
     async with context.session() as session:
         actor = await _official(session, update)
@@ -249,7 +246,7 @@ async def _ask_village(update: Update, context: CadreContext, page: int) -> int:
 async def turn_village_page(update: Update, context: CadreContext) -> int:
     """Another page of villages."""
     await answer_query(update)
-    page = parse_page(callback_parts(update)[-1])
+    page = TURN_VILLAGE_PAGE_PRESS.values(update)[0]
     if page is None or "tid" not in _draft(context, PROJECT):
         return await _project_stale(update, context)
     return await _ask_village(update, context, page)
@@ -258,7 +255,7 @@ async def turn_village_page(update: Update, context: CadreContext) -> int:
 async def choose_village(update: Update, context: CadreContext) -> int:
     """Take the village from its button (re-checked in scope and township)."""
     await answer_query(update)
-    village_id = parse_id(callback_parts(update)[-1])
+    village_id = CHOOSE_VILLAGE_PRESS.values(update)[0]
     draft = _draft(context, PROJECT)
     found: projects.VillageRef | None = None
     async with context.session() as session:
@@ -337,7 +334,7 @@ async def _ask_status(update: Update, context: CadreContext) -> int:
 async def choose_status(update: Update, context: CadreContext) -> int:
     """Take the project's status."""
     await answer_query(update)
-    code = callback_parts(update)[-1]
+    code = CHOOSE_STATUS_PRESS.values(update)[0]
     if code not in PROJECT_STATUSES:
         return await _project_stale(update, context)
     _draft(context, PROJECT)["status"] = code
@@ -421,7 +418,7 @@ async def _ask_leads(update: Update, context: CadreContext, *, edit: bool = Fals
 async def toggle_lead(update: Update, context: CadreContext) -> int:
     """Add or remove one lead cadre (re-checked: in the pool of the project's township)."""
     await answer_query(update)
-    nomination_id = parse_id(callback_parts(update)[-1])
+    nomination_id = TOGGLE_LEAD_PRESS.values(update)[0]
     draft = _draft(context, PROJECT)
     if nomination_id is None or "tid" not in draft:
         return await _project_stale(update, context)
@@ -448,7 +445,7 @@ async def toggle_lead(update: Update, context: CadreContext) -> int:
 async def turn_leads_page(update: Update, context: CadreContext) -> int:
     """Another page of reserve cadres."""
     await answer_query(update)
-    page = parse_page(callback_parts(update)[-1])
+    page = TURN_LEADS_PAGE_PRESS.values(update)[0]
     if page is None or "tid" not in _draft(context, PROJECT):
         return await _project_stale(update, context)
     _draft(context, PROJECT)["lpage"] = page
@@ -522,7 +519,7 @@ async def _review(update: Update, context: CadreContext) -> int:
 async def edit_field(update: Update, context: CadreContext) -> int:
     """Change one answer from the review, then come back to it."""
     await answer_query(update)
-    field = callback_parts(update)[-1]
+    field = EDIT_FIELD_PRESS.values(update)[0]
     if field not in P_EDITABLE or "status" not in _draft(context, PROJECT):
         return await _project_stale(update, context)
     await drop_buttons(update)
@@ -684,7 +681,7 @@ async def list_projects(update: Update, context: CadreContext) -> None:
 async def turn_list_page(update: Update, context: CadreContext) -> None:
     """Another page of the list (scope re-checked)."""
     await answer_query(update)
-    page = parse_page(callback_parts(update)[-1])
+    page = TURN_LIST_PAGE_PRESS.values(update)[0]
     if page is None:
         await reply(update, context, "common/stale_button")
         return
@@ -719,7 +716,7 @@ async def _ask_report_project(update: Update, context: CadreContext) -> int:
 async def report_project(update: Update, context: CadreContext) -> int:
     """Take the project (re-checked: the person leads it) and ask the income."""
     await answer_query(update)
-    project_id = parse_id(callback_parts(update)[-1])
+    project_id = REPORT_PROJECT_PRESS.values(update)[0]
     found: ProjectRow | None = None
     async with context.session() as session:
         actor = await _actor(session, update)
@@ -786,7 +783,7 @@ async def _ask_report_status(update: Update, context: CadreContext) -> int:
 async def report_status(update: Update, context: CadreContext) -> int:
     """Take the new status, or none."""
     await answer_query(update)
-    code = callback_parts(update)[-1]
+    code = REPORT_STATUS_PRESS.values(update)[0]
     draft = _draft(context, REPORT)
     if (code != KEEP and code not in PROJECT_STATUSES) or "income" not in draft:
         return await _report_stale(update, context)
@@ -963,38 +960,57 @@ async def report_busy(update: Update, context: CadreContext) -> int:
 Handlers = list[BaseHandler[Update, CadreContext, Any]]
 
 
+# Every button this module answers, decoded by the one codec (handlers/callback.py).
+CHOOSE_TOWNSHIP_PRESS = cb.Button("prj", "t", cb.ID)
+CHOOSE_VILLAGE_PRESS = cb.Button("prj", "v", cb.ID)
+TURN_VILLAGE_PAGE_PRESS = cb.Button("prj", "vp", cb.PAGE)
+CHOOSE_STATUS_PRESS = cb.Button("prj", "s", cb.CODE)
+TOGGLE_LEAD_PRESS = cb.Button("prj", "l", cb.ID)
+TURN_LEADS_PAGE_PRESS = cb.Button("prj", "lp", cb.PAGE)
+LEADS_DONE_PRESS = cb.Button("prj", "ld")
+SAVE_PROJECT_PRESS = cb.Button("prj", "ok")
+DROP_PROJECT_PRESS = cb.Button("prj", "no")
+EDIT_FIELD_PRESS = cb.Button("prj", "e", cb.CODE)
+REPORT_PROJECT_PRESS = cb.Button("rpt", "p", cb.ID)
+REPORT_STATUS_PRESS = cb.Button("rpt", "s", cb.CODE)
+TAKE_NOTE_PRESS = cb.Button("rpt", "skip")
+SAVE_REPORT_PRESS = cb.Button("rpt", "ok")
+DROP_REPORT_PRESS = cb.Button("rpt", "no")
+TURN_LIST_PAGE_PRESS = cb.Button("prjs", "p", cb.PAGE)
+
+
 def _project_conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = CallbackQueryHandler(project_stale, pattern=r"^prj:")
+    stale = cb.on(cb.Prefix("prj"), project_stale)
     button_tail: Handlers = [stale, MessageHandler(anything, project_use_buttons)]
     text_tail: Handlers = [stale, MessageHandler(anything, project_wrong_input)]
     states: dict[object, Handlers] = {
         P_TOWNSHIP: [
-            CallbackQueryHandler(choose_township, pattern=r"^prj:t:\d{1,9}$"),
+            cb.on(CHOOSE_TOWNSHIP_PRESS, choose_township),
             *button_tail,
         ],
         P_VILLAGE: [
-            CallbackQueryHandler(choose_village, pattern=r"^prj:v:\d{1,9}$"),
-            CallbackQueryHandler(turn_village_page, pattern=r"^prj:vp:\d{1,4}$"),
+            cb.on(CHOOSE_VILLAGE_PRESS, choose_village),
+            cb.on(TURN_VILLAGE_PAGE_PRESS, turn_village_page),
             *button_tail,
         ],
         P_NAME: [MessageHandler(text_in, take_name), *text_tail],
         P_FUNDS: [MessageHandler(text_in, take_funds), *text_tail],
         P_STATUS: [
-            CallbackQueryHandler(choose_status, pattern=r"^prj:s:[a-z_]{1,10}$"),
+            cb.on(CHOOSE_STATUS_PRESS, choose_status),
             *button_tail,
         ],
         P_LEADS: [
-            CallbackQueryHandler(toggle_lead, pattern=r"^prj:l:\d{1,9}$"),
-            CallbackQueryHandler(turn_leads_page, pattern=r"^prj:lp:\d{1,4}$"),
-            CallbackQueryHandler(leads_done, pattern=r"^prj:ld$"),
+            cb.on(TOGGLE_LEAD_PRESS, toggle_lead),
+            cb.on(TURN_LEADS_PAGE_PRESS, turn_leads_page),
+            cb.on(LEADS_DONE_PRESS, leads_done),
             *button_tail,
         ],
         P_REVIEW: [
-            CallbackQueryHandler(save_project, pattern=r"^prj:ok$"),
-            CallbackQueryHandler(drop_project, pattern=r"^prj:no$"),
-            CallbackQueryHandler(edit_field, pattern=r"^prj:e:[a-z]{1,8}$"),
+            cb.on(SAVE_PROJECT_PRESS, save_project),
+            cb.on(DROP_PROJECT_PRESS, drop_project),
+            cb.on(EDIT_FIELD_PRESS, edit_field),
             *button_tail,
         ],
     }
@@ -1010,27 +1026,27 @@ def _project_conversation() -> ConversationHandler[CadreContext]:
 def _report_conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = CallbackQueryHandler(report_stale, pattern=r"^rpt:")
+    stale = cb.on(cb.Prefix("rpt"), report_stale)
     button_tail: Handlers = [stale, MessageHandler(anything, report_use_buttons)]
     text_tail: Handlers = [stale, MessageHandler(anything, report_wrong_input)]
     states: dict[object, Handlers] = {
         R_PROJECT: [
-            CallbackQueryHandler(report_project, pattern=r"^rpt:p:\d{1,9}$"),
+            cb.on(REPORT_PROJECT_PRESS, report_project),
             *button_tail,
         ],
         R_INCOME: [MessageHandler(text_in, take_income), *text_tail],
         R_STATUS: [
-            CallbackQueryHandler(report_status, pattern=r"^rpt:s:[a-z_]{1,10}$"),
+            cb.on(REPORT_STATUS_PRESS, report_status),
             *button_tail,
         ],
         R_NOTE: [
-            CallbackQueryHandler(take_note, pattern=r"^rpt:skip$"),
+            cb.on(TAKE_NOTE_PRESS, take_note),
             MessageHandler(text_in, take_note),
             *text_tail,
         ],
         R_REVIEW: [
-            CallbackQueryHandler(save_report, pattern=r"^rpt:ok$"),
-            CallbackQueryHandler(drop_report, pattern=r"^rpt:no$"),
+            cb.on(SAVE_REPORT_PRESS, save_report),
+            cb.on(DROP_REPORT_PRESS, drop_report),
             *button_tail,
         ],
     }
@@ -1050,5 +1066,5 @@ def build_handlers() -> Handlers:
         _project_conversation(),
         _report_conversation(),
         CommandHandler("projects", list_projects, filters=PRIVATE),
-        CallbackQueryHandler(turn_list_page, pattern=r"^prjs:p:\d{1,4}$"),
+        cb.on(TURN_LIST_PAGE_PRESS, turn_list_page),
     ]

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -22,6 +21,7 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import ask_again, conversation, edit_or_reply, label, now, plan_notice, reply
 from storage import nominations, people, review_queries
 from storage.models import OFFICIAL_ROLES
@@ -38,9 +38,6 @@ REASON_MAX = 500
 # Conversation state: waiting for the reason of a decline.
 REASON = 0
 DRAFT_KEY = "review_decline"
-# Ids in callback data: at most nine digits, so a forged huge number never reaches the SQL.
-ID = r"(\d{1,9})"
-
 # The events a township decides, in the order their buttons appear.
 _ACTIONS: tuple[tuple[Event, str, str], ...] = (
     (Event.SEND_TO_VETTING, "review.send_to_vetting", "s"),
@@ -66,10 +63,13 @@ def page_count(total: int) -> int:
 
 
 def callback_id(update: Update) -> int:
-    """The id at the end of the pressed button's data (its pattern guarantees the digits)."""
+    """The id at the end of the pressed button's data (its codec pattern admitted it)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    return int(query.data.rsplit(":", 1)[1])
+    # Pages start at 0, ids at 1: the pattern has already told them apart.
+    value = cb.Number(0, cb.INT_MAX).parse(query.data.rsplit(":", 1)[1])
+    assert value is not None
+    return value
 
 
 async def official(session: AsyncSession, update: Update) -> Actor:
@@ -361,7 +361,7 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     anything = ~filters.COMMAND & PRIVATE
     decline = conversation(
         DRAFT_KEY,
-        [CallbackQueryHandler(begin_decline, pattern=rf"^rv:r:{ID}$")],
+        [cb.on(cb.Button("rv", "r", cb.ID), begin_decline)],
         {
             REASON: [
                 MessageHandler(filters.TEXT & anything, receive_reason),
@@ -376,8 +376,8 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         decline,
         CommandHandler("review", show_queue, filters=PRIVATE),
-        CallbackQueryHandler(turn_page, pattern=r"^rv:p:(\d{1,4})$"),
-        CallbackQueryHandler(open_nomination, pattern=rf"^rv:o:{ID}$"),
-        CallbackQueryHandler(send_nomination_to_vetting, pattern=rf"^rv:s:{ID}$"),
-        CallbackQueryHandler(mark_nomination_contacted, pattern=rf"^rv:c:{ID}$"),
+        cb.on(cb.Button("rv", "p", cb.PAGE), turn_page),
+        cb.on(cb.Button("rv", "o", cb.ID), open_nomination),
+        cb.on(cb.Button("rv", "s", cb.ID), send_nomination_to_vetting),
+        cb.on(cb.Button("rv", "c", cb.ID), mark_nomination_contacted),
     ]

@@ -17,6 +17,7 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import (
     LOCALE_KEY,
     conversation,
@@ -159,11 +160,8 @@ async def set_language(update: Update, context: CadreContext) -> None:
     """Remember the chosen language for messages and for reminders sent later."""
     query = update.callback_query
     assert query is not None and query.data is not None and update.effective_user is not None
-    locale = query.data.removeprefix("lang:")
+    (locale,) = LANGUAGE_PRESS.values(update)
     await query.answer()
-    if locale not in LOCALES:
-        await edit_or_reply(update, context, "common/stale_button")
-        return
     assert context.user_data is not None
     context.user_data[LOCALE_KEY] = locale
     async with context.session() as session:
@@ -210,6 +208,9 @@ def guard_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
     return [MessageHandler(~PRIVATE, point_to_private_chat)]
 
 
+LANGUAGE_PRESS = cb.Button("lang", cb.choice(*LOCALES))
+
+
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     name = conversation(
         "name",
@@ -223,7 +224,7 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         name,
         CommandHandler("help", show_help, filters=PRIVATE),
         CommandHandler("lang", choose_language, filters=PRIVATE),
-        CallbackQueryHandler(set_language, pattern=r"^lang:"),
+        cb.on(LANGUAGE_PRESS, set_language),
     ]
 
 

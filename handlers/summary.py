@@ -14,7 +14,7 @@ from datetime import time
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.context import CadreContext
 from bot.summaries import (
@@ -24,6 +24,7 @@ from bot.summaries import (
     render_summary,
     summary_of,
 )
+from handlers import callback as cb
 from handlers.common import edit_or_reply, inline_rows, label, locale_of, now, reply
 from storage import people, summary
 from storage.models import Role
@@ -172,7 +173,8 @@ async def choose_schedule(update: Update, context: CadreContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     await query.answer()
-    parts = query.data.split(":")[1:]
+    button, values = SCHEDULE_PRESS.which(update)
+    parts: list[Any] = ["off"] if button is SCHEDULE_OFF else list(values)
     async with context.session() as session:
         user = update.effective_user
         assert user is not None
@@ -185,7 +187,7 @@ async def choose_schedule(update: Update, context: CadreContext) -> None:
         if parts == ["off"]:
             choice = Schedule(summary.OFF, 0, summary.DEFAULT_AT)
         elif len(parts) == 3:
-            choice = Schedule(CADENCE_CODES[parts[0]], int(parts[1]), int(parts[2]))
+            choice = Schedule(CADENCE_CODES[parts[0]], parts[1], parts[2])
         # Only the offered times; anything else is a forged button and shows the menu again.
         if choice is not None and (
             choice.cadence == summary.OFF or choice.at_minute in summary.TIMES
@@ -244,13 +246,22 @@ async def choose_schedule(update: Update, context: CadreContext) -> None:
     )
 
 
+_CADENCE = cb.choice(*CADENCE_CODES)
+_DAY = cb.Number(0, 99)
+SCHEDULE_OFF = cb.Button("sch", "off")
+# off, then cadence → day → minute of the day, one press at a time.
+SCHEDULE_PRESS = cb.AnyOf(
+    SCHEDULE_OFF,
+    cb.Button("sch", _CADENCE),
+    cb.Button("sch", _CADENCE, _DAY),
+    cb.Button("sch", _CADENCE, _DAY, cb.Number(0, 9999)),
+)
+
+
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         CommandHandler("summary", show_summary, filters=PRIVATE),
         CommandHandler("schedule", show_schedule, filters=PRIVATE),
-        CallbackQueryHandler(show_schedule, pattern=r"^sch:menu$"),
-        CallbackQueryHandler(
-            choose_schedule,
-            pattern=r"^sch:(off|[wm]|[wm]:[0-9]{1,2}|[wm]:[0-9]{1,2}:[0-9]{1,4})$",
-        ),
+        cb.on(cb.Button("sch", "menu"), show_schedule),
+        cb.on(SCHEDULE_PRESS, choose_schedule),
     ]

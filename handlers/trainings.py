@@ -39,7 +39,6 @@ from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -47,6 +46,7 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import conversation, edit_or_reply, keyboard, label, labels_for, now, reply
 from storage import outbox, people, trainings
 from storage.models import Training
@@ -143,7 +143,8 @@ def _parts(update: Update) -> list[str]:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    """A number from data the codec already admitted (so within INTEGER's range)."""
+    return _NUMBER.parse(value)
 
 
 def _button(update: Update, context: CadreContext, key: str, data: str) -> InlineKeyboardButton:
@@ -1193,27 +1194,38 @@ class CheckinCodeHandler(MessageHandler[CadreContext, object]):
 # -- wiring -------------------------------------------------------------------------------------
 
 
+# The buttons whose data this module's handlers index after the codec admitted it.
+_NUMBER = cb.Number(0, cb.INT_MAX)
+AUDIENCE_PRESS = cb.AnyOf(
+    cb.Button("tc", "a", "c"), cb.Button("tc", "a", "t", cb.ID), cb.Button("tc", "a", "p")
+)
+PICK_PRESS = cb.AnyOf(
+    cb.Button("tc", "p", cb.ID), cb.Button("tc", "pp", cb.PAGE), cb.Button("tc", "pd")
+)
+SCORE_PRESS = cb.Button("tr", "sc", cb.ID)
+
+
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     """The creation/score conversation first, then the buttons, then the check-in code."""
     anything = ~filters.COMMAND & PRIVATE
     typed = filters.TEXT & anything
-    stale = CallbackQueryHandler(stale_in_flow, pattern=r"^(tc|tr:sc):")
+    stale = cb.on(cb.AnyOf(cb.Prefix("tc"), cb.Prefix("tr:sc")), stale_in_flow)
     states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {}
     for state, pattern, callback in (
-        (KIND, r"^tc:k:", choose_option),
-        (TOPIC, r"^tc:o:", choose_option),
-        (DURATION, r"^tc:d:", choose_option),
-        (AUDIENCE, r"^tc:a:", choose_audience),
-        (PICK, r"^tc:(p|pp|pd)(:|$)", pick_person),
-        (REVIEW, r"^tc:e:", edit_field),
+        (KIND, cb.Button("tc", "k", cb.CODE), choose_option),
+        (TOPIC, cb.Button("tc", "o", cb.CODE), choose_option),
+        (DURATION, cb.Button("tc", "d", cb.CODE), choose_option),
+        (AUDIENCE, AUDIENCE_PRESS, choose_audience),
+        (PICK, PICK_PRESS, pick_person),
+        (REVIEW, cb.Button("tc", "e", cb.CODE), edit_field),
     ):
         states[state] = [
-            CallbackQueryHandler(callback, pattern=pattern),
+            cb.on(pattern, callback),
             stale,
             MessageHandler(typed, use_buttons),
             MessageHandler(anything, reprompt),
         ]
-    states[REVIEW].insert(0, CallbackQueryHandler(save_training, pattern=r"^tc:go$"))
+    states[REVIEW].insert(0, cb.on(cb.Button("tc", "go"), save_training))
     for state in (TITLE, STARTS, PLACE):
         states[state] = [
             MessageHandler(typed, type_answer),
@@ -1222,14 +1234,14 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         ]
     states[SCORE] = [
         MessageHandler(typed, type_score),
-        CallbackQueryHandler(ask_score, pattern=r"^tr:sc:"),
+        cb.on(SCORE_PRESS, ask_score),
         MessageHandler(anything, reprompt),
     ]
     training = conversation(
         "training",
         [
             CommandHandler("training", begin_training, filters=PRIVATE),
-            CallbackQueryHandler(ask_score, pattern=r"^tr:sc:"),
+            cb.on(SCORE_PRESS, ask_score),
         ],
         states,
         cancel=cancel,
@@ -1238,14 +1250,14 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         training,
         CommandHandler("trainings", list_sessions, filters=PRIVATE),
-        CallbackQueryHandler(list_sessions, pattern=r"^tr:l:"),
-        CallbackQueryHandler(show_session, pattern=r"^tr:v:"),
-        CallbackQueryHandler(show_checkin_list, pattern=r"^tr:c:"),
-        CallbackQueryHandler(toggle_attendance, pattern=r"^tr:t:"),
-        CallbackQueryHandler(show_scores, pattern=r"^tr:s:"),
-        CallbackQueryHandler(show_ranking, pattern=r"^tr:k:"),
-        CallbackQueryHandler(show_invitation, pattern=r"^tr:i:"),
-        CallbackQueryHandler(answer_invitation, pattern=r"^tr:r:"),
+        cb.on(cb.Button("tr", "l", cb.PAGE), list_sessions),
+        cb.on(cb.Button("tr", "v", cb.ID), show_session),
+        cb.on(cb.Button("tr", "c", cb.ID, cb.PAGE), show_checkin_list),
+        cb.on(cb.Button("tr", "t", cb.ID, cb.PAGE), toggle_attendance),
+        cb.on(cb.Button("tr", "s", cb.ID, cb.PAGE), show_scores),
+        cb.on(cb.Button("tr", "k", cb.ID), show_ranking),
+        cb.on(cb.Button("tr", "i", cb.ID), show_invitation),
+        cb.on(cb.Button("tr", "r", cb.ID, cb.choice("y", "n")), answer_invitation),
         CheckinCodeHandler(
             filters.TEXT
             & anything

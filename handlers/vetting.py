@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
@@ -22,6 +21,7 @@ from telegram.ext import (
 )
 
 from bot.context import CadreContext
+from handlers import callback as cb
 from handlers.common import (
     ask_again,
     conversation,
@@ -32,7 +32,7 @@ from handlers.common import (
     plan_notice,
     reply,
 )
-from handlers.review import ID, PAGE_SIZE, callback_id, page_count, page_row, refuse
+from handlers.review import PAGE_SIZE, callback_id, page_count, page_row, refuse
 from storage import grades, nominations, people, review_queries
 from storage.nominations import NotAllowed
 from storage.people import Actor
@@ -363,10 +363,14 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     anything = ~filters.COMMAND & PRIVATE
     decision = conversation(
         DRAFT_KEY,
-        [CallbackQueryHandler(begin_decision, pattern=rf"^vt:[ar]:{ID}$")],
+        [
+            cb.on(
+                cb.AnyOf(cb.Button("vt", "a", cb.ID), cb.Button("vt", "r", cb.ID)), begin_decision
+            )
+        ],
         {
             NOTE: [
-                CallbackQueryHandler(skip_note, pattern=rf"^vt:n:{ID}$"),
+                cb.on(cb.Button("vt", "n", cb.ID), skip_note),
                 MessageHandler(filters.TEXT & anything, receive_note),
                 MessageHandler(anything, reprompt_note),
             ]
@@ -379,6 +383,6 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         decision,
         CommandHandler("vetting", show_vetting_queue, filters=PRIVATE),
-        CallbackQueryHandler(turn_vetting_page, pattern=r"^vt:p:(\d{1,4})$"),
-        CallbackQueryHandler(open_review, pattern=rf"^vt:o:{ID}$"),
+        cb.on(cb.Button("vt", "p", cb.PAGE), turn_vetting_page),
+        cb.on(cb.Button("vt", "o", cb.ID), open_review),
     ]
