@@ -211,14 +211,21 @@ class InviteFailure(Base):
 
 
 class AuditLog(Base):
-    """Who read or changed what. `detail` never holds a phone or ID number."""
+    """Who read, changed or was refused what. Append-only; `detail` holds no personal data."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_subject", "subject_type", "subject_id"),
+        Index("ix_audit_log_actor", "actor_person_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(server_default=func.now())
-    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # Ids only, no foreign key: the log outlives what it names, and the database refuses
+    # UPDATE and DELETE on it (migration 0012), so no cascade may ever need to touch it.
+    actor_person_id: Mapped[int | None]
+    # The account that acted, for refusals of people who have no person record yet.
+    actor_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(48))
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[int | None] = mapped_column(BigInteger)
