@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import warnings
@@ -32,10 +33,12 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.context import CadreContext
-from storage import outbox
+from handlers.callback import INT_MAX, Number
+from storage import audit, outbox
 from templates import normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
+_ID = Number(1, INT_MAX)
 log = logging.getLogger("cadrebot.handlers")
 
 Handler = BaseHandler[Update, CadreContext, Any]
@@ -218,6 +221,68 @@ async def plan_notice(
         ):
             planned += 1
     return planned
+
+
+def attempt_of(update: Update) -> tuple[str, str, int | None]:
+    """What was tried, as the audit keeps it: (action, subject type, subject id).
+
+    A button is named by its data's literal parts (``button:pr:n``) and its first id; a
+    command by its word alone (``command:/pool``), never its arguments, which may be a name.
+    """
+    query = update.callback_query
+    if query is not None and query.data:
+        parts = query.data.split(":")
+        literals: list[str] = []
+        for part in parts:
+            if part.isascii() and part.isdigit():
+                break
+            literals.append(part)
+        subject = ":".join(literals)[:32]
+        ids = (_ID.parse(part) for part in parts[len(literals) :])
+        return f"button:{subject}"[:48], subject, next((i for i in ids if i is not None), None)
+    message = update.effective_message
+    if message is not None and message.text and message.text.startswith("/"):
+        command = message.text.split()[0].split("@")[0][:32]
+        return f"command:{command}", "command", None
+    return "message", "-", None
+
+
+async def deny(
+    update: Update,
+    context: CadreContext,
+    *,
+    session: AsyncSession | None = None,
+    edit: bool = False,
+    subject: tuple[str, int] | None = None,
+) -> None:
+    """Refuse an action: audit who tried what on which subject, then say "not allowed".
+
+    Every refusal of the flows goes through here. The row goes into `session` when the caller
+    holds one open (a second write transaction would wait on SQLite), else into its own.
+    `subject` names what was asked for when the update alone does not (a typed file number).
+    """
+    user = update.effective_user
+    if user is not None:
+        action, subject_type, subject_id = attempt_of(update)
+        if subject is not None:
+            subject_type, subject_id = subject
+        async with contextlib.AsyncExitStack() as stack:
+            into = (
+                session
+                if session is not None
+                else await stack.enter_async_context(context.session())
+            )
+            await audit.denied(
+                into,
+                telegram_id=user.id,
+                action=action,
+                subject_type=subject_type,
+                subject_id=subject_id,
+            )
+    if edit:
+        await edit_or_reply(update, context, "common/forbidden")
+    else:
+        await reply(update, context, "common/forbidden")
 
 
 def button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:

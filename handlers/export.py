@@ -17,7 +17,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.context import CadreContext
-from handlers.common import labels_for, locale_of, now, reply, text
+from handlers.common import deny, labels_for, locale_of, now, reply, text
 from storage import export, people
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -57,7 +57,7 @@ async def send_export(update: Update, context: CadreContext) -> None:
             actor = await people.load_actor(session, user.id)
             scope = export.scope_of(actor) if actor is not None else None
             if actor is None or scope is None:
-                await reply(update, context, "common/forbidden")
+                await deny(update, context, session=session)
                 return
             names = await export.scope_names(session, scope)
             summary = await export.write_workbook(

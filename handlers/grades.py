@@ -27,6 +27,7 @@ from handlers.common import (
     answer_query,
     button_text,
     conversation,
+    deny,
     edit_or_reply,
     label,
     now,
@@ -130,7 +131,7 @@ def _nav(
 
 async def _end_forbidden(update: Update, context: CadreContext, key: str) -> int:
     _forget(context, key)
-    await reply(update, context, "common/forbidden")
+    await deny(update, context)
     return ConversationHandler.END
 
 
@@ -619,7 +620,7 @@ async def upload_results(update: Update, context: CadreContext) -> int:
         await reply(update, context, "grades/error", code=exc.code, params=exc.params)
         return ConversationHandler.END
     if outcome == "forbidden":
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
     elif file_error is not None:
         await reply(
             update,

@@ -26,7 +26,16 @@ from telegram.ext import (
 
 from bot.context import CadreContext
 from handlers.callback import CODE, ID, INDEX, PAGE, Button, Prefix, choice, on
-from handlers.common import conversation, edit_or_reply, inline_rows, label, notify, now, reply
+from handlers.common import (
+    conversation,
+    deny,
+    edit_or_reply,
+    inline_rows,
+    label,
+    notify,
+    now,
+    reply,
+)
 from storage import mentoring, people
 from storage.mentoring import PairingRefused, Stale, TalkInput
 from storage.models import Role
@@ -160,7 +169,7 @@ async def _show_cadres(update: Update, context: CadreContext, page: int) -> None
                 session, actor, offset=page * PER_PAGE, limit=PER_PAGE
             )
     if found is None:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     cadres, total = found
     if total == 0:
@@ -272,8 +281,10 @@ async def _show_overview(
 
 async def _refuse(update: Update, context: CadreContext, error: Exception) -> None:
     """A button the person may not use (NotAllowed) or that no longer applies (Stale)."""
-    name = "common/forbidden" if isinstance(error, NotAllowed) else "common/stale_button"
-    await reply(update, context, name)
+    if isinstance(error, NotAllowed):
+        await deny(update, context)
+        return
+    await reply(update, context, "common/stale_button")
 
 
 async def choose_cadre(update: Update, context: CadreContext) -> None:
@@ -394,7 +405,7 @@ async def show_mentees(update: Update, context: CadreContext) -> None:
     async with context.session() as session:
         mentees = await _mentee_list(session, await _load_actor(update, session), context)
     if mentees is None:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     if not mentees:
         await reply(update, context, "mentoring/no_mentees")
@@ -457,7 +468,7 @@ async def begin_talk(update: Update, context: CadreContext) -> int:
     async with context.session() as session:
         mentees = await _mentee_list(session, await _load_actor(update, session), context)
     if mentees is None:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return ConversationHandler.END
     _forget_talk(context)
     _draft(context)
@@ -760,7 +771,7 @@ async def save_talk(update: Update, context: CadreContext) -> int:
             )
     except NotAllowed:
         _forget_talk(context)
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return ConversationHandler.END
     except Stale:
         _forget_talk(context)
@@ -978,7 +989,7 @@ async def _show_difficulties(update: Update, context: CadreContext, page: int) -
             else ([], 0)
         )
     if not allowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     if total == 0:
         await edit_or_reply(update, context, "mentoring/no_difficulties")
@@ -1022,7 +1033,7 @@ async def begin_resolution(update: Update, context: CadreContext) -> int:
                 session, actor, difficulty_id, tz=context.settings.tz
             )
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return _leave_resolution(context)
     except Stale:
         await reply(update, context, "common/stale_button")
@@ -1072,7 +1083,7 @@ async def resolve_with_note(update: Update, context: CadreContext) -> int:
         )
         return NOTE
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return _leave_resolution(context)
     except Stale:
         await reply(update, context, "common/stale_button")

@@ -31,6 +31,7 @@ from handlers.common import (
     answer_query,
     button_text,
     conversation,
+    deny,
     drop_buttons,
     edit_or_reply,
     label,
@@ -105,7 +106,7 @@ async def _official(session: AsyncSession, update: Update) -> Actor | None:
 
 async def _forbidden(update: Update, context: CadreContext) -> int:
     _forget(context)
-    await reply(update, context, "common/forbidden")
+    await deny(update, context)
     return END
 
 

@@ -33,6 +33,7 @@ from bot.context import CadreContext
 from handlers import callback as cb
 from handlers.common import (
     conversation,
+    deny,
     edit_or_reply,
     inline_rows,
     keyboard,
@@ -160,7 +161,7 @@ async def _listing(session: AsyncSession, actor: Actor, state: dict[str, Any]) -
 
 async def _deny(update: Update, context: CadreContext) -> int:
     _forget_input(context)
-    await reply(update, context, "common/forbidden")
+    await deny(update, context)
     return END
 
 
@@ -463,6 +464,10 @@ async def _show_dossier(update: Update, context: CadreContext, nomination_id: in
                 exportable = dossier.show_reviews
                 managed = await figures.managed_nomination(session, actor, nomination_id)
                 adjustable = managed is not None and managed.status == Status.IN_POOL.value
+    if values is None and instead == "common/forbidden":
+        subject = ("nomination", nomination_id) if nomination_id is not None else None
+        await deny(update, context, subject=subject)
+        return END
     if values is None:
         await reply(update, context, instead)
         return END

@@ -28,6 +28,7 @@ from handlers.common import (
     answer_query,
     button_text,
     conversation,
+    deny,
     drop_buttons,
     edit_or_reply,
     label,
@@ -125,7 +126,7 @@ def _pages(total: int, size: int) -> int:
 
 async def _forbidden(update: Update, context: CadreContext, key: str) -> int:
     _forget(context, key)
-    await reply(update, context, "common/forbidden")
+    await deny(update, context)
     return END
 
 
@@ -656,7 +657,7 @@ async def _show_list(update: Update, context: CadreContext, page: int, *, edit: 
     official = actor is not None and actor.has(*OFFICIAL_ROLES)
     if not official and total == 0:
         # Neither an official nor a lead: deny by default, like every other list.
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     nav = _nav(update, context, "prjs:p:", page, total, LIST_PAGE_SIZE)
     markup = InlineKeyboardMarkup([nav]) if nav else None

@@ -22,7 +22,16 @@ from telegram.ext import (
 
 from bot.context import CadreContext
 from handlers import callback as cb
-from handlers.common import ask_again, conversation, edit_or_reply, label, now, plan_notice, reply
+from handlers.common import (
+    ask_again,
+    conversation,
+    deny,
+    edit_or_reply,
+    label,
+    now,
+    plan_notice,
+    reply,
+)
 from storage import nominations, people, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed
@@ -95,7 +104,13 @@ def item_markup(update: Update, context: CadreContext, card: ReviewCard) -> Inli
 
 
 async def refuse(update: Update, context: CadreContext, name: str) -> None:
-    """Answer a refused press or command with its own message; the screen stays as it was."""
+    """Answer a refused press or command with its own message; the screen stays as it was.
+
+    A "not allowed" is audited (common.deny); a stale button is not a refusal.
+    """
+    if name == "common/forbidden":
+        await deny(update, context)
+        return
     await reply(update, context, name)
 
 

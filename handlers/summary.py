@@ -25,7 +25,7 @@ from bot.summaries import (
     summary_of,
 )
 from handlers import callback as cb
-from handlers.common import edit_or_reply, inline_rows, label, locale_of, now, reply
+from handlers.common import deny, edit_or_reply, inline_rows, label, locale_of, now
 from storage import people, summary
 from storage.models import Role
 from storage.people import Actor
@@ -76,7 +76,7 @@ async def show_summary(update: Update, context: CadreContext) -> None:
             change = summary.changes(summary.key_figures(figures), previous)
             results.append((figures, change))
     if not scopes:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     chat = update.effective_chat
     assert chat is not None
@@ -162,7 +162,7 @@ async def _schedule_menu(update: Update, context: CadreContext) -> None:
         assert user is not None
         actor = await people.load_actor(session, user.id)
         if actor is None or not _is_official(actor):
-            await edit_or_reply(update, context, "common/forbidden")
+            await deny(update, context, session=session, edit=True)
             return
         schedule = _effective(actor, await summary.load_schedule(session, actor.person_id))
     await _show_schedule(update, context, schedule, saved=False)
@@ -180,7 +180,7 @@ async def choose_schedule(update: Update, context: CadreContext) -> None:
         assert user is not None
         actor = await people.load_actor(session, user.id)
         if actor is None or not _is_official(actor):
-            await edit_or_reply(update, context, "common/forbidden")
+            await deny(update, context, session=session, edit=True)
             return
         stored: Schedule | None = None
         choice: Schedule | None = None

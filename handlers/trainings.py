@@ -47,7 +47,16 @@ from telegram.ext import (
 
 from bot.context import CadreContext
 from handlers import callback as cb
-from handlers.common import conversation, edit_or_reply, keyboard, label, labels_for, now, reply
+from handlers.common import (
+    conversation,
+    deny,
+    edit_or_reply,
+    keyboard,
+    label,
+    labels_for,
+    now,
+    reply,
+)
 from storage import outbox, people, trainings
 from storage.models import Training
 from storage.nominations import NotAllowed
@@ -319,7 +328,7 @@ async def _ask(
     screen = await _question(update, context, state, session, actor)
     if screen.name == "common/forbidden":
         _forget(context)
-        await reply(update, context, screen.name)
+        await deny(update, context, session=session)
         return ConversationHandler.END
     _draft(context)["at"] = state
     await _show(update, context, screen, edit=False)
@@ -349,7 +358,7 @@ async def begin_training(update: Update, context: CadreContext) -> int:
     async with context.session() as session:
         actor = await _actor(session, update)
     if not trainings.can_organize(actor):
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return ConversationHandler.END
     _forget(context)
     _draft(context)
@@ -404,10 +413,12 @@ async def type_answer(update: Update, context: CadreContext) -> int:
     return await _ask(update, context, _next_state(context, state))
 
 
-async def _lost_role(update: Update, context: CadreContext) -> int:
+async def _lost_role(
+    update: Update, context: CadreContext, session: AsyncSession | None = None
+) -> int:
     """The official's role was revoked mid-flow: drop the draft, say no."""
     _forget(context)
-    await reply(update, context, "common/forbidden")
+    await deny(update, context, session=session)
     return ConversationHandler.END
 
 
@@ -422,7 +433,7 @@ async def choose_audience(update: Update, context: CadreContext) -> int:
     async with context.session() as session:
         actor = await _actor(session, update)
         if actor is None or not trainings.can_organize(actor):
-            return await _lost_role(update, context)
+            return await _lost_role(update, context, session)
         if parts[2:] == ["c"] and trainings.is_county_level(actor):
             answers.update(audience="county", township_id=None, township_name="")
             denied = False
@@ -442,7 +453,7 @@ async def choose_audience(update: Update, context: CadreContext) -> int:
         state = AUDIENCE if denied else _next_state(context, AUDIENCE)
         screen = await _question(update, context, state, session, actor)
     if denied:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
     else:
         await _drop_buttons(update)
     _draft(context)["at"] = state
@@ -471,7 +482,7 @@ async def pick_person(update: Update, context: CadreContext) -> int:
     async with context.session() as session:
         actor = await _actor(session, update)
         if actor is None or not trainings.can_organize(actor):
-            return await _lost_role(update, context)
+            return await _lost_role(update, context, session)
         if parts[1] == "pp":
             draft["page"] = number
         elif await trainings.picked_pool(session, actor, [number]):
@@ -484,7 +495,7 @@ async def pick_person(update: Update, context: CadreContext) -> int:
             denied = True
         screen = await _question(update, context, PICK, session, actor)
     if denied:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
     await _show(update, context, screen, edit=not denied)
     return PICK
 
@@ -562,7 +573,7 @@ async def save_training(update: Update, context: CadreContext) -> int:
         problem = "empty_audience"
     except NotAllowed:
         _forget(context)
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return ConversationHandler.END
     if problem is not None:
         await reply(update, context, f"trainings/{problem}")
@@ -647,7 +658,7 @@ async def ask_score(update: Update, context: CadreContext) -> int:
                 raise NotAllowed
             target = await trainings.score_target(session, actor, invite_id)
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return _leave_score(context)
     _forget(context)
     _draft(context).update(at=SCORE, invite_id=target.invite_id)
@@ -687,7 +698,7 @@ async def type_score(update: Update, context: CadreContext) -> int:
             screen = await _scores_screen(update, context, session, actor, training.id, 0)
     except NotAllowed:
         _forget(context)
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return ConversationHandler.END
     _forget(context)
     await reply(update, context, "trainings/score_saved", score=score)
@@ -846,7 +857,7 @@ async def show_session(update: Update, context: CadreContext) -> None:
                 raise NotAllowed
             view = await trainings.training_view(session, actor, training_id)
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     training = view.training
     rows = [[_button(update, context, "training.checkin_list", f"tr:c:{training.id}:0")]]
@@ -1000,7 +1011,7 @@ async def _paged(update: Update, context: CadreContext, *, scores: bool) -> None
                     update, context, session, actor, training_id, number
                 )
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     await _show(update, context, screen, edit=True)
 
@@ -1024,7 +1035,7 @@ async def toggle_attendance(update: Update, context: CadreContext) -> None:
             training = await trainings.toggle_attendance(session, actor, invite_id, now=now())
             screen = await _checkin_screen(update, context, session, actor, training.id, number)
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     except TrainingClosed:
         await reply(update, context, "trainings/not_open")
@@ -1049,7 +1060,7 @@ async def show_ranking(update: Update, context: CadreContext) -> None:
                 raise NotAllowed
             training, ranks = await trainings.ranking(session, actor, training_id)
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     rows = [[_button(update, context, "training.session", f"tr:v:{training.id}")]]
     await edit_or_reply(
@@ -1085,7 +1096,7 @@ async def show_invitation(update: Update, context: CadreContext) -> None:
                 raise NotAllowed
             view = await trainings.own_invitation(session, actor, invite_id)
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     await _show_invitation(update, context, view)
 
@@ -1125,7 +1136,7 @@ async def answer_invitation(update: Update, context: CadreContext) -> None:
                 raise NotAllowed
             view = await trainings.answer_rsvp(session, actor, invite_id, answer, now=now())
     except NotAllowed:
-        await reply(update, context, "common/forbidden")
+        await deny(update, context)
         return
     except TrainingClosed:
         await reply(update, context, "trainings/rsvp_closed")

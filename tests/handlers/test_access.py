@@ -108,6 +108,14 @@ async def _reads(bot: BotHarness) -> list[tuple[int | None, int | None]]:
         return [(actor, subject) for actor, subject in rows.all()]
 
 
+async def _denials(bot: BotHarness) -> list[tuple[int | None, str, int | None]]:
+    async with bot.database.sessionmaker() as session:
+        rows = await session.scalars(
+            select(AuditLog).where(AuditLog.action == "denied").order_by(AuditLog.id)
+        )
+        return [(row.actor_telegram_id, row.detail["attempted"], row.subject_id) for row in rows]
+
+
 @pytest.mark.parametrize(("role", "action", "allowed"), CASES)
 async def test_access_table(harness: BotHarness, role: str, action: str, allowed: bool) -> None:
     county, persons = await _setup(harness)
@@ -123,6 +131,7 @@ async def test_access_table(harness: BotHarness, role: str, action: str, allowed
     }
     buttons = {"open_a": f"pl:o:{a}", "adjust_a": f"pl:a:{a}"}
     before = await _reads(harness)
+    denied_before = await _denials(harness)
     if action in commands:
         replies = await harness.send(user, commands[action])
     else:
@@ -136,7 +145,21 @@ async def test_access_table(harness: BotHarness, role: str, action: str, allowed
         assert all(NAME_A not in t and NAME_B not in t for t in texts)
         assert all(not r.buttons for r in replies)
         assert new_reads == []
+        # Each refusal leaves one audit row: which account tried what, on which file.
+        denials = (await _denials(harness))[len(denied_before) :]
+        assert len(denials) == 1, denials
+        (account, attempted, subject_id) = denials[0]
+        assert account == user
+        if action in commands:
+            assert attempted == f"command:{commands[action].split()[0]}"
+        else:
+            assert attempted == f"button:{buttons[action].rsplit(':', 1)[0]}"
+        if action in {"dossier_a", "open_a", "adjust_a"}:
+            assert subject_id == a
+        elif action == "dossier_b":
+            assert subject_id == b
         return
+    assert await _denials(harness) == denied_before
 
     assert FORBIDDEN not in texts
     if action in READS:
