@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from bot import cli_export, cli_summary, logs, shell
+from bot import cli_audit, cli_export, cli_summary, logs, shell
 from bot.settings import Settings, SettingsError, load_settings
 from storage import migrate
 from storage.db import Database
@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_parser(sub)
     cli_export.add_parser(sub)
     cli_summary.add_parser(sub)
+    cli_audit.add_parser(sub)
     return parser
 
 
@@ -133,6 +134,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(cli_export.run(args, settings))
     if args.command == "summary":
         return cli_summary.run(args, settings)
+    if args.command == "audit":
+        return cli_audit.run(args, settings)
     if args.command == "db" and args.db_command == "tallies":
         return asyncio.run(_tallies(args, settings))
     if args.command == "db":
