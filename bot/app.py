@@ -31,6 +31,7 @@ from handlers import (
     export,
     grades,
     mentoring,
+    mydata,
     nomination,
     outcomes,
     pool,
@@ -115,6 +116,8 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             0,
             [
                 *start.build_handlers(),
+                # Before the flows, like /help: it reads, so it may be asked mid-form.
+                *mydata.build_handlers(),
                 *nomination.build_handlers(),
                 *review.build_handlers(),
                 *vetting.build_handlers(),

@@ -1,0 +1,100 @@
+"""/mydata: what the county holds about you, what you consented to, and who read your file.
+
+Anyone may ask, about themselves only: the files held on them (ID and phone masked), forms
+they have started but not sent, their roles, the consents they gave with dates, and each
+read or export of their file with its time and the reader's role (never the reader's name).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler, filters
+
+from bot.context import CadreContext
+from handlers.common import reply
+from storage import audit, mydata, people
+from storage.models import Person
+
+PRIVATE = filters.ChatType.PRIVATE
+# The flows whose unsent drafts hold the person's own answers (user_data keys, see forms).
+DRAFT_FLOWS = ("nomination", "recommendation")
+
+
+def _when(context: CadreContext, at: datetime | None) -> str | None:
+    return at.astimezone(context.settings.tz).strftime("%Y-%m-%d %H:%M") if at else None
+
+
+def _drafts(context: CadreContext) -> list[dict[str, Any]]:
+    held = context.user_data or {}
+    drafts = []
+    for flow in DRAFT_FLOWS:
+        draft = held.get(flow)
+        if isinstance(draft, dict):
+            answers = draft.get("answers")
+            given = sum(1 for v in answers.values() if v not in (None, "")) if answers else 0
+            drafts.append({"flow": flow, "answers": given})
+    return drafts
+
+
+async def show_mydata(update: Update, context: CadreContext) -> None:
+    """Show the person what is held about them, their consents and who read their file."""
+    user = update.effective_user
+    assert user is not None
+    async with context.session() as session:
+        actor = await people.load_actor(session, user.id)
+        if actor is None:
+            name, files, reads = None, [], []
+        else:
+            person = await session.get(Person, actor.person_id)
+            name = person.full_name if person is not None else None
+            files = await mydata.files_of(session, actor.person_id)
+            reads = await mydata.reads_of(session, actor.person_id, [f.id for f in files])
+            # Looking is itself recorded: the person asked what is held, and was shown it.
+            await audit.record(session, actor.person_id, "mydata.show", "person", actor.person_id)
+    await reply(
+        update,
+        context,
+        "mydata/show",
+        full_name=name,
+        files=[
+            {
+                "id": f.id,
+                "status": f.status,
+                "channel": f.channel,
+                "township": f.township,
+                "village": f.village,
+                "key_group": f.key_group,
+                "id_masked": f.id_masked,
+                "phone_masked": f.phone_masked,
+                "created_at": _when(context, f.created_at),
+                "consent_at": _when(context, f.consent_at),
+                "sensitive_consent_at": _when(context, f.sensitive_consent_at),
+            }
+            for f in files
+        ],
+        drafts=_drafts(context),
+        roles=[
+            {"role": g.role.value, "township": g.township_name, "department": g.department}
+            for g in (actor.grants if actor is not None else ())
+        ],
+        reads=[
+            {
+                "at": _when(context, r.at),
+                "file_id": r.file_id,
+                "export": r.action == "export.dossier",
+                "by_self": r.by_self,
+                "roles": [
+                    {"role": h.role, "township": h.township, "department": h.department}
+                    for h in r.roles
+                ],
+            }
+            for r in reads
+        ],
+    )
+
+
+def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
+    return [CommandHandler("mydata", show_mydata, filters=PRIVATE)]
