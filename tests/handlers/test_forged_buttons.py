@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import BaseHandler, ConversationHandler
+from telegram.ext import BaseHandler, CallbackQueryHandler, ConversationHandler
 
 from handlers.callback import ID, AnyOf, Button, Number, Prefix, pattern_of
 from storage import people
@@ -138,3 +138,41 @@ async def test_forged_buttons_mid_form_leave_the_form_where_it_was(
     # The draft is untouched: the name question is still the one answered next.
     replies = await bot.send(STRANGER, "张三", language_code="en")
     assert any(row for r in replies for row in r.buttons), "the gender question has buttons"
+
+
+async def test_well_formed_buttons_for_things_that_do_not_exist_fail_no_handler(
+    harness_any: BotHarness,
+) -> None:
+    """Stale rather than forged: the right shape, ids at the top of the range, nothing there."""
+    bot = harness_any
+    await _admin(bot)
+    errors = _record_errors(bot)
+    buttons, _prefixes = registered_buttons(bot)
+    for button in buttons:
+        data = ":".join(part if isinstance(part, str) else _top(part) for part in button.parts)
+        replies = await bot.press(ADMIN, data, language_code="en")
+        assert replies, data
+        assert errors == [], (data, errors)
+
+
+def _top(field: object) -> str:
+    if isinstance(field, Number):
+        return str(field.high)
+    options = getattr(field, "options", None)
+    return sorted(options)[0] if options else "zz"
+
+
+async def test_every_callback_handler_matches_through_the_codec(harness: BotHarness) -> None:
+    """No regex or ad-hoc pattern left: only codec shapes, and the one catch-all at the end."""
+    assert harness.app is not None
+    catch_alls = []
+    for group in harness.app.handlers.values():
+        for handler in group:
+            for leaf in _walk(handler):
+                if not isinstance(leaf, CallbackQueryHandler):
+                    continue
+                if leaf.pattern is None:
+                    catch_alls.append(leaf)
+                else:
+                    assert pattern_of(leaf) is not None, (leaf.callback, leaf.pattern)
+    assert len(catch_alls) == 1
