@@ -97,6 +97,15 @@ async def test_mydata_shows_files_consents_roles_and_readers(
             select(AuditLog.subject_id).where(AuditLog.action == "mydata.show")
         )
     assert shows == candidate
+    async with bot.database.sessionmaker() as session:
+        refused = list(
+            await session.execute(
+                select(AuditLog.actor_telegram_id, AuditLog.subject_id).where(
+                    AuditLog.action == "denied"
+                )
+            )
+        )
+    assert [tuple(row) for row in refused] == [(FAR_OFFICIAL, nid)]
 
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
