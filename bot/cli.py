@@ -127,6 +127,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         _check_policy()
         if not args.no_migrate:
             _upgrade(settings)
+        asyncio.run(_reach_bot_api(settings))
         return _run(args, settings)
     _upgrade(settings)
     if args.command == "export":
@@ -165,6 +166,34 @@ def _upgrade(settings: Settings) -> None:
         }:
             raise CommandError(f"cannot reach the database: {type(exc).__name__}") from None
         raise
+
+
+async def _reach_bot_api(settings: Settings) -> None:
+    """Ask the Bot API who we are before starting: unreachable, exit 1 with one line.
+
+    Exiting (rather than waiting in a retry loop) leaves the waiting to what runs the bot
+    (systemd's Restart=on-failure, a container's restart policy), which backs off and shows
+    the restarts, and an operator at a terminal sees a wrong TELEGRAM_API_URL or a blocked
+    network at once. PTB's own bootstrap would log the same failure as a 100-line traceback.
+    """
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
+
+    bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot")
+    try:
+        async with bot:
+            pass
+    except InvalidToken:
+        raise SettingsError(
+            f"BOT_TOKEN was refused by the Bot API at {settings.telegram_api_url}: copy the "
+            "token from @BotFather again (or check TELEGRAM_API_URL)"
+        ) from None
+    except NetworkError as exc:  # TimedOut is a NetworkError
+        reason = str(exc).replace(settings.require_token(), "<BOT_TOKEN>")
+        raise CommandError(
+            f"cannot reach the Bot API at {settings.telegram_api_url} ({reason}): "
+            "check the network or TELEGRAM_API_URL, then start again"
+        ) from None
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,6 +315,7 @@ async def _geo_import(args: argparse.Namespace, database: Database) -> None:
     if not path.is_file():  # noqa: ASYNC240 - a CLI start-up check, nothing else is running
         raise CommandError(f"no such file: {path}")
     pairs: list[tuple[str, str]] = []
+    lines: list[int] = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
             if not row or not "".join(row).strip():
@@ -295,12 +325,17 @@ async def _geo_import(args: argparse.Namespace, database: Database) -> None:
             if len(row) != 2 or not row[0].strip() or not row[1].strip():
                 raise CommandError(f"{path}:{number}: expected two columns township,village")
             pairs.append((row[0].strip(), row[1].strip()))
+            lines.append(number)
     async with database.sessionmaker.begin() as session:
         county = await geo.the_county(session)
         county_name = args.county or (county.name if county else None)
         if county_name is None:
             raise CommandError("no county yet: pass --county NAME with the first import")
-        result = await geo.import_pairs(session, county_name, pairs)
+        try:
+            result = await geo.import_pairs(session, county_name, pairs)
+        except geo.PlaceNameError as exc:
+            where = f"{path}:{lines[exc.index]}" if exc.index is not None else "--county"
+            raise CommandError(f"{where}: {exc}") from None
     print(f"imported {result.townships_added} townships and {result.villages_added} villages")
 
 
