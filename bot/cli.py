@@ -129,7 +129,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             _upgrade(settings)
         asyncio.run(_reach_bot_api(settings))
         return _run(args, settings)
-    _upgrade(settings)
+    migrated = _upgrade(settings)
     if args.command == "export":
         return asyncio.run(cli_export.run(args, settings))
     if args.command == "summary":
@@ -137,7 +137,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "db" and args.db_command == "tallies":
         return asyncio.run(_tallies(args, settings))
     if args.command == "db":
-        print("database is up to date")
+        before, after = migrated
+        if before == after:
+            print(f"database already at {after} (the latest); nothing to do")
+        else:
+            print(f"database migrated from {before or 'none (a new database)'} to {after}")
         return 0
     return asyncio.run(_chore(args, settings))
 
@@ -152,10 +156,13 @@ def _check_policy() -> None:
         raise CommandError(f"grade policy: {exc}") from None
 
 
-def _upgrade(settings: Settings) -> None:
+def _upgrade(settings: Settings) -> tuple[str | None, str | None]:
+    """Migrate to the latest revision; the revisions before and after, for `db upgrade`."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
+        before = migrate.current(settings.database_url)
         migrate.upgrade(settings.database_url)
+        return before, migrate.current(settings.database_url)
     except OSError as exc:
         raise CommandError(f"cannot reach the database: {exc}") from None
     except Exception as exc:
@@ -259,22 +266,32 @@ async def _tallies(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# In printed links when the bot's username is unknown: the codes work all the same.
+PLACEHOLDER_USERNAME = "<your_bot>"
+
+
 async def _bot_username(settings: Settings) -> str:
+    """BOT_USERNAME, else Telegram's answer, else a placeholder and one note on stderr: a
+    fresh clone has neither, and its codes are as good as any."""
     if settings.bot_username:
         return settings.bot_username
-    if settings.bot_token is None:
-        raise CommandError("set BOT_USERNAME (or BOT_TOKEN) so that invite links can be printed")
-    from telegram import Bot
-    from telegram.error import TelegramError
+    why = "BOT_USERNAME is not set"
+    if settings.bot_token is not None:
+        from telegram import Bot
+        from telegram.error import TelegramError
 
-    bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot")
-    try:
-        async with bot:
-            return bot.username
-    except TelegramError as exc:
-        raise CommandError(
-            f"cannot ask Telegram for the bot's name ({exc}); set BOT_USERNAME"
-        ) from None
+        bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot")
+        try:
+            async with bot:
+                return bot.username
+        except TelegramError as exc:
+            why = f"the bot's name could not be asked from Telegram ({type(exc).__name__})"
+    print(
+        f"cadrebot: note: {why}, so the links show {PLACEHOLDER_USERNAME}: "
+        "put BOT_USERNAME=<your bot's username> into .env to print real links",
+        file=sys.stderr,
+    )
+    return PLACEHOLDER_USERNAME
 
 
 async def _invite(args: argparse.Namespace, settings: Settings, database: Database) -> None:

@@ -176,3 +176,58 @@ def test_run_with_a_refused_token_is_one_line_and_exit_2(
         server.server_close()
     line = one_line(capsys.readouterr().err)
     assert "BOT_TOKEN was refused" in line and TOKEN not in line
+
+
+# -- a newcomer's first hour (finding 19) ---------------------------------------------------
+
+
+def test_db_upgrade_from_an_older_revision_names_both(
+    workdir: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from alembic.script import ScriptDirectory
+
+    from storage import migrate
+
+    url = f"sqlite:///{workdir / 'cli.sqlite3'}"
+    migrate.upgrade(url, revision="0008")
+    head = ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
+    assert cli("db", "upgrade") == 0
+    assert one_line(capsys.readouterr().out) == f"database migrated from 0008 to {head}"
+
+
+def test_seed_demo_without_username_prints_placeholder_links(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli("seed", "--demo") == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().split("\n")
+    assert len(lines) == 5
+    for line in lines:
+        _role, code, link = line.split()
+        assert link == f"https://t.me/<your_bot>?start={code}"
+    note = one_line(err)
+    assert "BOT_USERNAME is not set" in note and "<your_bot>" in note
+
+
+def test_article_seed_without_username_works(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `cadrebot seed --demo --scale article` on a clone with only a DATA_KEY."""
+    monkeypatch.setenv("DATA_KEY", Fernet.generate_key().decode())
+    assert cli("seed", "--demo", "--scale", "article") == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("county built: ") and "https://t.me/<your_bot>?start=" in out
+    assert "BOT_USERNAME" in one_line(err)
+
+
+def test_invite_when_telegram_cannot_be_asked_prints_placeholder_links(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:1")
+    assert cli("invite", "--role", "admin") == 0
+    out, err = capsys.readouterr()
+    assert "https://t.me/<your_bot>?start=" in one_line(out)
+    note = one_line(err)
+    assert "could not be asked from Telegram" in note and TOKEN not in note
