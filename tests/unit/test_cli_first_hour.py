@@ -231,3 +231,59 @@ def test_invite_when_telegram_cannot_be_asked_prints_placeholder_links(
     assert "https://t.me/<your_bot>?start=" in one_line(out)
     note = one_line(err)
     assert "could not be asked from Telegram" in note and TOKEN not in note
+
+
+def _newcomer_env() -> dict[str, str]:
+    """A terminal on a fresh clone: none of the bot's settings set."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS}
+    return env | {"PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}
+
+
+def test_an_invite_from_the_cli_works_in_the_shell(tmp_path: Path) -> None:
+    """`cadrebot invite` then `cadrebot shell --as new`, both with the defaults: one database,
+    so the code is granted (it was "邀请码无效" while the shell kept data/shell.sqlite3)."""
+    env = _newcomer_env()
+    invite = subprocess.run(
+        [str(CADREBOT), "invite", "--role", "county_official"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert invite.returncode == 0, invite.stderr
+    code = invite.stdout.split()[0]
+    shell = subprocess.run(
+        [str(CADREBOT), "shell", "--as", "new"],
+        input=f"/start {code}\n",
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert "database sqlite:///data/cadrebot.sqlite3" in shell.stdout
+    assert "邀请码有效" in shell.stdout and "邀请码无效" not in shell.stdout
+    # The demo county was seeded into the empty database, and the key note was shown.
+    assert "seeded the small demo county" in shell.stdout
+    assert "DATA_KEY is not set" in shell.stdout
+    assert not (tmp_path / "data" / "shell.sqlite3").exists()
+    # Asked otherwise, the shell keeps to its own file, where that code means nothing.
+    apart = subprocess.run(
+        [str(CADREBOT), "shell", "--as", "new", "--own-database", "--user-id", "777"],
+        input=f"/start {code}\n",
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+    assert apart.returncode == 0, apart.stderr
+    assert "database sqlite:///data/shell.sqlite3" in apart.stdout
+    assert "邀请码无效" in apart.stdout and "DATA_KEY is not set" not in apart.stdout
