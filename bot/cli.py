@@ -128,8 +128,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         _check_policy()
         if not args.no_migrate:
             _upgrade(settings)
+        asyncio.run(_reach_bot_api(settings))
         return _run(args, settings)
-    _upgrade(settings)
+    migrated = _upgrade(settings)
     if args.command == "export":
         return asyncio.run(cli_export.run(args, settings))
     if args.command == "summary":
@@ -139,7 +140,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "db" and args.db_command == "tallies":
         return asyncio.run(_tallies(args, settings))
     if args.command == "db":
-        print("database is up to date")
+        before, after = migrated
+        if before == after:
+            print(f"database already at {after} (the latest); nothing to do")
+        else:
+            print(f"database migrated from {before or 'none (a new database)'} to {after}")
         return 0
     return asyncio.run(_chore(args, settings))
 
@@ -154,10 +159,13 @@ def _check_policy() -> None:
         raise CommandError(f"grade policy: {exc}") from None
 
 
-def _upgrade(settings: Settings) -> None:
+def _upgrade(settings: Settings) -> tuple[str | None, str | None]:
+    """Migrate to the latest revision; the revisions before and after, for `db upgrade`."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
+        before = migrate.current(settings.database_url)
         migrate.upgrade(settings.database_url)
+        return before, migrate.current(settings.database_url)
     except OSError as exc:
         raise CommandError(f"cannot reach the database: {exc}") from None
     except Exception as exc:
@@ -168,6 +176,34 @@ def _upgrade(settings: Settings) -> None:
         }:
             raise CommandError(f"cannot reach the database: {type(exc).__name__}") from None
         raise
+
+
+async def _reach_bot_api(settings: Settings) -> None:
+    """Ask the Bot API who we are before starting: unreachable, exit 1 with one line.
+
+    Exiting (rather than waiting in a retry loop) leaves the waiting to what runs the bot
+    (systemd's Restart=on-failure, a container's restart policy), which backs off and shows
+    the restarts, and an operator at a terminal sees a wrong TELEGRAM_API_URL or a blocked
+    network at once. PTB's own bootstrap would log the same failure as a 100-line traceback.
+    """
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
+
+    bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot")
+    try:
+        async with bot:
+            pass
+    except InvalidToken:
+        raise SettingsError(
+            f"BOT_TOKEN was refused by the Bot API at {settings.telegram_api_url}: copy the "
+            "token from @BotFather again (or check TELEGRAM_API_URL)"
+        ) from None
+    except NetworkError as exc:  # TimedOut is a NetworkError
+        reason = str(exc).replace(settings.require_token(), "<BOT_TOKEN>")
+        raise CommandError(
+            f"cannot reach the Bot API at {settings.telegram_api_url} ({reason}): "
+            "check the network or TELEGRAM_API_URL, then start again"
+        ) from None
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -233,22 +269,32 @@ async def _tallies(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# In printed links when the bot's username is unknown: the codes work all the same.
+PLACEHOLDER_USERNAME = "<your_bot>"
+
+
 async def _bot_username(settings: Settings) -> str:
+    """BOT_USERNAME, else Telegram's answer, else a placeholder and one note on stderr: a
+    fresh clone has neither, and its codes are as good as any."""
     if settings.bot_username:
         return settings.bot_username
-    if settings.bot_token is None:
-        raise CommandError("set BOT_USERNAME (or BOT_TOKEN) so that invite links can be printed")
-    from telegram import Bot
-    from telegram.error import TelegramError
+    why = "BOT_USERNAME is not set"
+    if settings.bot_token is not None:
+        from telegram import Bot
+        from telegram.error import TelegramError
 
-    bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot")
-    try:
-        async with bot:
-            return bot.username
-    except TelegramError as exc:
-        raise CommandError(
-            f"cannot ask Telegram for the bot's name ({exc}); set BOT_USERNAME"
-        ) from None
+        bot = Bot(settings.require_token(), base_url=f"{settings.telegram_api_url}/bot")
+        try:
+            async with bot:
+                return bot.username
+        except TelegramError as exc:
+            why = f"the bot's name could not be asked from Telegram ({type(exc).__name__})"
+    print(
+        f"cadrebot: note: {why}, so the links show {PLACEHOLDER_USERNAME}: "
+        "put BOT_USERNAME=<your bot's username> into .env to print real links",
+        file=sys.stderr,
+    )
+    return PLACEHOLDER_USERNAME
 
 
 async def _invite(args: argparse.Namespace, settings: Settings, database: Database) -> None:
@@ -289,6 +335,7 @@ async def _geo_import(args: argparse.Namespace, database: Database) -> None:
     if not path.is_file():  # noqa: ASYNC240 - a CLI start-up check, nothing else is running
         raise CommandError(f"no such file: {path}")
     pairs: list[tuple[str, str]] = []
+    lines: list[int] = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
             if not row or not "".join(row).strip():
@@ -298,12 +345,17 @@ async def _geo_import(args: argparse.Namespace, database: Database) -> None:
             if len(row) != 2 or not row[0].strip() or not row[1].strip():
                 raise CommandError(f"{path}:{number}: expected two columns township,village")
             pairs.append((row[0].strip(), row[1].strip()))
+            lines.append(number)
     async with database.sessionmaker.begin() as session:
         county = await geo.the_county(session)
         county_name = args.county or (county.name if county else None)
         if county_name is None:
             raise CommandError("no county yet: pass --county NAME with the first import")
-        result = await geo.import_pairs(session, county_name, pairs)
+        try:
+            result = await geo.import_pairs(session, county_name, pairs)
+        except geo.PlaceNameError as exc:
+            where = f"{path}:{lines[exc.index]}" if exc.index is not None else "--county"
+            raise CommandError(f"{where}: {exc}") from None
     print(f"imported {result.townships_added} townships and {result.villages_added} villages")
 
 

@@ -10,9 +10,11 @@ keyboard shown; `!contact`, `!voice`, `!sticker`, `!photo`, `!file PATH`, `!drai
 `!say TEXT`, `!buttons`, `!whoami`, `!help`, `!quit` (or end of input); anything else is text.
 
 Without DATA_KEY in the environment or `.env` a key is generated once and kept in
-`./data/shell.key`, so drafts survive between shell sessions on the same database. Without
-DATABASE_URL the shell uses `./data/shell.sqlite3`, not the bot's database; an empty database
-gets the small demo county, and the demo people are linked to fixed fake Telegram ids.
+`./data/shell.key`, so drafts survive between shell sessions on the same database. The shell
+uses the database every other command uses (DATABASE_URL, by default
+`./data/cadrebot.sqlite3`), so an invite printed by `cadrebot invite` can be redeemed in it;
+`--own-database` keeps its fake users apart in `./data/shell.sqlite3`. An empty database gets
+the small demo county, and the demo people are linked to fixed fake Telegram ids.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ FAKE_TOKEN = "100000:LOCALSHELLnotarealtokennothingleaves"
 BOT_ID = 100000
 BOT_USERNAME = "cadre_shell_bot"
 DEFAULT_KEY_FILE = Path("data/shell.key")
-# The shell's own database unless DATABASE_URL is set: its fake users stay out of the bot's.
-DEFAULT_DATABASE_URL = "sqlite:///data/shell.sqlite3"
+# With --own-database: the fake users stay out of the database the other commands use.
+OWN_DATABASE_URL = "sqlite:///data/shell.sqlite3"
 DEFAULT_OUT_DIR = Path("data/shell-out")
 LANGUAGE_CODES = {"zh": "zh-hans", "en": "en"}
 # Stable fake Telegram ids: the same persona is the same user in every session.
@@ -645,6 +647,8 @@ class Shell:
         self.keyboard: _Keyboard | None = None
         self._updates = itertools.count(1)
         self._uploads = itertools.count(1)
+        # Said in the banner when drafts are encrypted with the shell's own key file.
+        self.key_note: str | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -721,7 +725,7 @@ class Shell:
                     if ours:
                         raise ShellError(
                             f"this database has no demo {role_name} ({spec['name']}): "
-                            "run `cadrebot seed --demo` or use a DATABASE_URL of its own"
+                            "run `cadrebot seed --demo`, or `cadrebot shell --own-database`"
                         )
                     continue
                 if ours:
@@ -755,6 +759,8 @@ class Shell:
         self._say(f"cadrebot shell · database {self.settings.database_url}")
         if seeded:
             self._say("(the database had no county: seeded the small demo county)")
+        if self.key_note:
+            self._say(self.key_note)
         spec = self.persona.spec
         who = f"{spec['name']} ({self.persona.key})" if spec else self.persona.key
         self._say(f"you are {who}, Telegram user {self.user_id} · !help lists the commands")
@@ -1089,6 +1095,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"folder for photos and documents the bot sends (default {DEFAULT_OUT_DIR}/)",
     )
     parser.add_argument("--verbose", action="store_true", help="show the bot's INFO log lines")
+    parser.add_argument(
+        "--own-database",
+        action="store_true",
+        help=f"use {OWN_DATABASE_URL.removeprefix('sqlite:///')} instead of DATABASE_URL "
+        "(the database `cadrebot invite` and the bot use)",
+    )
     return parser
 
 
@@ -1107,9 +1119,11 @@ def load_or_create_key(path: Path) -> str:
     return key
 
 
-def shell_settings(settings: Settings, key_file: Path = DEFAULT_KEY_FILE) -> Settings:
+def shell_settings(
+    settings: Settings, key_file: Path = DEFAULT_KEY_FILE, *, own_database: bool = False
+) -> Settings:
     """The operator's settings with a throwaway token, a DATA_KEY (theirs or the shell's),
-    and the shell's own SQLite file when DATABASE_URL is not set."""
+    and their database (DATABASE_URL or its default) unless `own_database`."""
     if settings.data_key is not None:
         key = settings.data_key.get_secret_value()
     else:
@@ -1121,9 +1135,7 @@ def shell_settings(settings: Settings, key_file: Path = DEFAULT_KEY_FILE) -> Set
         raise SettingsError(
             f"{source} is not a valid key: `cadrebot keygen` prints a new one"
         ) from None
-    database_url = settings.database_url
-    if "database_url" not in settings.model_fields_set:
-        database_url = DEFAULT_DATABASE_URL
+    database_url = OWN_DATABASE_URL if own_database else settings.database_url
     return settings.model_copy(
         update={
             "database_url": database_url,
@@ -1151,7 +1163,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         persona = resolve_persona(args.persona, args.user_id)
-        settings = shell_settings(settings)
+        own_key = settings.data_key is None
+        settings = shell_settings(settings, own_database=args.own_database)
         try:
             migrate.upgrade(settings.database_url)
         except OSError as exc:
@@ -1177,6 +1190,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         color=color,
         echo=not interactive,
     )
+    if own_key and not args.own_database:
+        # The bot shares this database and needs the same key to read what the shell stored.
+        shell.key_note = (
+            f"(DATA_KEY is not set: drafts here are encrypted with {DEFAULT_KEY_FILE}; "
+            f"put DATA_KEY=<the key in {DEFAULT_KEY_FILE}> into .env so that `cadrebot run` "
+            "reads them too)"
+        )
     with asyncio.Runner() as runner:
         try:
             runner.run(shell.start())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from telegram import (
@@ -31,8 +31,8 @@ from telegram.ext import (
 
 from bot.context import CadreContext
 from handlers.callback import CODE, ID, PAGE, AnyOf, Button, choice, on
-from handlers.common import conversation, keyboard, label, reply
-from storage import geo, nominations
+from handlers.common import conversation, keyboard, label, now, reply
+from storage import geo, nominations, people
 from storage.crypto import DataCipher
 from storage.models import Township, Village
 from storage.rules.identity import (
@@ -335,7 +335,7 @@ class FormEngine:
                 update, context, "form/invalid", code=error.code, params=error.params or {}
             )
             return await self.ask(update, context, index)
-        if value is None:  # refused with its own message (a duplicate); ask again
+        if value is None:  # refused with its own message (a duplicate, or checks rationed)
             return await self.ask(update, context, index)
         self.answers(context)[step.key] = value
         if step.kind == "phone":
@@ -400,10 +400,27 @@ class FormEngine:
         id_number: str | None = None,
         phone: str | None = None,
     ) -> bool:
+        user = update.effective_user
+        assert user is not None
+        settings = context.settings
+        window = settings.invite_failure_window_minutes
         async with context.session() as session:
-            duplicate = await nominations.is_duplicate(
+            # Whether a number is registered is a secret of its own: checks are rationed per
+            # account with the invite codes' budget, so nobody can go through a list of them.
+            allowed = await people.spend_guess(
+                session,
+                user.id,
+                now=now(),
+                max_failures=settings.invite_max_failures,
+                window=timedelta(minutes=window),
+            )
+            duplicate = allowed and await nominations.is_duplicate(
                 session, cipher(context), id_number=id_number, phone=phone
             )
+        if not allowed:
+            # The draft keeps every answer given so far; the question is asked again.
+            await reply(update, context, "form/duplicate_throttled", minutes=window)
+            return True
         if duplicate:
             await reply(update, context, "form/duplicate", what="id" if id_number else "phone")
         return duplicate

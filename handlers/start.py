@@ -203,9 +203,21 @@ async def stray_button(update: Update, context: CadreContext) -> None:
     await reply(update, context, "common/stale_button")
 
 
+async def edit_not_read(update: Update, context: CadreContext) -> None:
+    """An edited message is never an answer: say so, and stop before any flow sees it."""
+    # A flow would take the edited text as the answer to the question asked *now*, not to the
+    # one the message first answered; the draft stays as it is and the person sends it again.
+    await reply(update, context, "common/edit_ignored")
+    raise ApplicationHandlerStop
+
+
 def guard_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
-    """Registered first, in their own group: keeps groups and channels away from the flows."""
-    return [MessageHandler(~PRIVATE, point_to_private_chat)]
+    """Registered first, in their own group: keeps groups and channels away from the flows,
+    and edited messages away from every conversation."""
+    return [
+        MessageHandler(~PRIVATE, point_to_private_chat),
+        MessageHandler(filters.UpdateType.EDITED & PRIVATE, edit_not_read),
+    ]
 
 
 LANGUAGE_PRESS = cb.Button("lang", cb.choice(*LOCALES))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -9,6 +10,32 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import County, Township, Village
+
+# The county, township and village name columns are String(40): PostgreSQL refuses a longer
+# name with a DBAPIError and SQLite silently stores it, so both are checked before any write.
+NAME_MAX = 40
+
+
+class PlaceNameError(ValueError):
+    """A county, township or village name that cannot be stored; the message says why, and
+    `index` which pair of an import held it (None for the county)."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def check_place_name(raw: str, what: str = "name") -> str:
+    """The name without surrounding spaces, or PlaceNameError (blank, too long, control or
+    invisible characters, which would make two names that look the same differ)."""
+    name = raw.strip()
+    if not name or all(unicodedata.category(c) in ("Cf", "Zs") for c in name):
+        raise PlaceNameError(f"{what} is blank")
+    if len(name) > NAME_MAX:
+        raise PlaceNameError(f"{what} is {len(name)} characters long (at most {NAME_MAX})")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise PlaceNameError(f"{what} holds a control or invisible character")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +61,21 @@ async def the_county(session: AsyncSession) -> County | None:
 async def import_pairs(
     session: AsyncSession, county_name: str, pairs: Iterable[tuple[str, str]]
 ) -> ImportResult:
-    """Add (township, village) pairs that are not there yet; existing ones are left alone."""
+    """Add (township, village) pairs that are not there yet; existing ones are left alone.
+
+    Every name is checked (check_place_name) before the first write; a PlaceNameError carries
+    the 0-based index of the first bad pair.
+    """
+    county_name = check_place_name(county_name, "county")
+    pairs = list(pairs)
+    for index, (township_name, village_name) in enumerate(pairs):
+        try:
+            pairs[index] = (
+                check_place_name(township_name, "township"),
+                check_place_name(village_name, "village"),
+            )
+        except PlaceNameError as error:
+            raise PlaceNameError(str(error), index) from None
     county = await get_or_create_county(session, county_name)
     townships = {
         t.name: t

@@ -200,7 +200,8 @@ class InviteCode(Base):
 
 
 class InviteFailure(Base):
-    """One wrong code typed; counted to slow down guessing."""
+    """One guess: a wrong invite code typed, or an ID number or phone checked against the
+    nominations (storage.people.spend_guess); counted to slow down guessing."""
 
     __tablename__ = "invite_failure"
     __table_args__ = (Index("ix_invite_failure_who_when", "telegram_id", "at"),)

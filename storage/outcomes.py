@@ -19,7 +19,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +40,7 @@ from storage.models import (
 from storage.nominations import NotAllowed, manageable_by
 from storage.people import Actor
 from storage.posts import EARLIEST_DATE
-from storage.projects import local_day
+from storage.projects import SHANGHAI, local_day
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Channel, Event, Status, transition
 
@@ -429,6 +429,14 @@ class OutcomeFigures:
     total: OutcomeFigureRow
 
 
+def _day_after(until: date | datetime) -> date:
+    """The first day not in a period ending at `until` (exclusive for days and midnights)."""
+    day = local_day(until)
+    if isinstance(until, datetime) and until.astimezone(SHANGHAI).time() != time():
+        return day + timedelta(days=1)
+    return day
+
+
 def _period(
     column: QueryableAttribute[date], since: date | None, until: date | None
 ) -> list[ColumnElement[bool]]:
@@ -458,11 +466,13 @@ async def outcome_figures(
 
     Two queries: one grouped per township, one for the county (distinct cadres elected, and
     the reports naming no cadre). The period [since, until) applies to the outcome's own date
-    (a datetime is taken as its Shanghai day). Pass `township_id` to restrict to one township;
-    the total is then that township's. The caller decides who may see which township.
+    (a datetime is taken as its Shanghai day). A datetime `until` in the middle of a day counts
+    that whole day: outcomes are dated, not timed, so one dated today happened before "now".
+    Pass `township_id` to restrict to one township; the total is then that township's. The
+    caller decides who may see which township.
     """
     day_since = local_day(since) if since is not None else None
-    day_until = local_day(until) if until is not None else None
+    day_until = _day_after(until) if until is not None else None
     elected_in = _period(Election.elected_on, day_since, day_until)
     awarded_in = _period(Award.awarded_on, day_since, day_until)
     published_in = _period(Publicity.published_on, day_since, day_until)

@@ -230,6 +230,26 @@ async def recent_failures(
     )
 
 
+async def spend_guess(
+    session: AsyncSession,
+    telegram_id: int,
+    *,
+    now: datetime,
+    max_failures: int,
+    window: timedelta,
+) -> bool:
+    """Count one probe of a secret (here: whether an ID number or phone is registered) against
+    the account's guessing budget, the one wrong invite codes use; False when it is spent.
+
+    Every check is counted, found or not: a "not registered" answer tells as much as a
+    "registered" one to someone going through a list of numbers.
+    """
+    if await recent_failures(session, telegram_id, now, window) >= max_failures:
+        return False
+    session.add(InviteFailure(telegram_id=telegram_id, at=now))
+    return True
+
+
 async def redeem_invite(
     session: AsyncSession,
     account: TelegramAccount,

@@ -715,8 +715,10 @@ async def build_summary(
         )
         for tid, name in townships
     )
+    # County days, as the elections above: an award or report dated today is in a period
+    # that ends now (the county's clock, not outcome_figures' default).
     recognition = await outcomes.outcome_figures(
-        session, township_id=township_id, since=since, until=until
+        session, township_id=township_id, since=day_since, until=day_until
     )
     return Summary(
         township_id=township_id,

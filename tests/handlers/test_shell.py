@@ -15,10 +15,10 @@ from cryptography.fernet import Fernet
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest
 
-from bot.settings import Settings, SettingsError
+from bot.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
 from bot.shell import (
-    DEFAULT_DATABASE_URL,
     FAKE_TOKEN,
+    OWN_DATABASE_URL,
     Button,
     Event,
     LocalTelegram,
@@ -197,14 +197,17 @@ def bare_settings(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type,call-arg]
 
 
-def test_settings_keep_drafts_readable_and_the_bots_database_apart(
+def test_settings_keep_drafts_readable_and_share_the_bots_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     key_file = tmp_path / "data" / "shell.key"
     settings = shell_settings(bare_settings(), key_file)
-    assert settings.database_url == DEFAULT_DATABASE_URL
+    # The database every other command uses (issue 11, finding 19), unless asked otherwise.
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///data/cadrebot.sqlite3"
+    apart = shell_settings(bare_settings(), key_file, own_database=True)
+    assert apart.database_url == OWN_DATABASE_URL == "sqlite:///data/shell.sqlite3"
     assert settings.require_token() == FAKE_TOKEN
     again = shell_settings(bare_settings(), key_file)
     assert again.require_data_key() == settings.require_data_key() == key_file.read_text().strip()

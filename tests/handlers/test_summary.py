@@ -16,7 +16,16 @@ from bot.app import CadreApp
 from bot.context import CadreContext
 from storage import geo, people, summary
 from storage.db import Database
-from storage.models import Nomination, OutboxMessage, Person, RoleGrant, SummarySchedule
+from storage.models import (
+    Award,
+    Election,
+    Nomination,
+    OutboxMessage,
+    Person,
+    Publicity,
+    RoleGrant,
+    SummarySchedule,
+)
 from tests.conftest import make_settings
 from tests.support.harness import BotHarness
 
@@ -151,6 +160,21 @@ async def test_summary_shows_the_change_since_the_scheduled_one(county: BotHarne
     await _add_cadre(county, _persons(county)["a"])
     replies = await county.send(TOWNSHIP_OFFICIAL, "/summary")
     assert "<b>3</b> 名（▲1）" in replies[0].text
+
+
+async def test_summary_counts_outcomes_dated_today(county: BotHarness) -> None:
+    """An award, a media report and an election recorded today are in "this week so far"."""
+    today = datetime.now(UTC).astimezone(county.settings.tz).date()
+    async with county.database.sessionmaker.begin() as session:
+        first, second = await session.scalars(select(Nomination.id).order_by(Nomination.id))
+        session.add(Award(nomination_id=first, kind="award", title="先进个人", awarded_on=today))
+        session.add(
+            Publicity(nomination_id=second, outlet="铜仁日报", title="报道", published_on=today)
+        )
+        session.add(Election(nomination_id=first, position="村委委员", elected_on=today))
+    replies = await county.send(TOWNSHIP_OFFICIAL, "/summary")
+    assert "本期表彰后备干部 1 人次，先进事迹获媒体宣传报道 1 篇。" in replies[0].text
+    assert "本期 1 名后备干部通过选举进入村“两委”，累计 1 名" in replies[0].text
 
 
 # -- /schedule --------------------------------------------------------------------------------

@@ -103,3 +103,36 @@ async def test_list_villages_pages(db: Database) -> None:
     assert (beyond, total_beyond) == ([], 7)
     assert ([v.name for v in everything], total_all) == (names, 7)
     assert (missing, total_missing) == ([], 0)
+
+
+async def test_names_are_checked_before_any_write(db: Database) -> None:
+    """A 51-character township is refused on both engines, naming the pair (finding 17)."""
+    long_name = "镇" * 51
+    bad_pairs = [
+        ([("青山镇", "青山村"), (long_name, "某村")], 1, "51 characters"),
+        ([("青山镇", "青山村"), ("木黄镇", "村" * 41)], 1, "village is 41 characters"),
+        ([("\u3000", "青山村")], 0, "township is blank"),
+        ([("青山镇", "\u200b")], 0, "village is blank"),
+        ([("青山\u200b镇", "青山村")], 0, "invisible"),
+        ([("青山镇", "青山\n村")], 0, "control"),
+    ]
+    for pairs, index, why in bad_pairs:
+        async with db.sessionmaker.begin() as session:
+            try:
+                await geo.import_pairs(session, "示例县", pairs)
+            except geo.PlaceNameError as error:
+                assert why in str(error) and error.index == index
+            else:
+                raise AssertionError(f"{pairs!r} was accepted")
+    async with db.sessionmaker.begin() as session:
+        try:
+            await geo.import_pairs(session, "县" * 41, [("青山镇", "青山村")])
+        except geo.PlaceNameError as error:
+            assert "county" in str(error) and error.index is None
+        else:
+            raise AssertionError("a 41-character county was accepted")
+    assert await _counts(db) == (0, 0, 0)
+    # Exactly 40 characters, with spaces around them, is fine.
+    async with db.sessionmaker.begin() as session:
+        await geo.import_pairs(session, "示例县", [(" " + "镇" * 40 + " ", "村" * 40)])
+    assert await _pairs(db) == {("镇" * 40, "村" * 40)}

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from storage import figures, geo, grades, mentoring, summary
+from storage import figures, geo, grades, mentoring, outcomes, summary
 from storage.db import Database
 from storage.models import (
+    Award,
     Difficulty,
     Election,
     GradeMove,
@@ -22,6 +23,7 @@ from storage.models import (
     Project,
     ProjectLead,
     ProjectReport,
+    Publicity,
     RoleGrant,
     StatusChange,
     TalkLog,
@@ -412,6 +414,38 @@ async def test_summary_agrees_with_the_figures_of_the_other_modules(db: Database
         )
 
 
+async def _outcomes_dated(db: Database, county: County, day: date) -> None:
+    """One award, one media report and one election, dated `day`, for cadres of 青山镇."""
+    async with db.sessionmaker.begin() as session:
+        session.add(
+            Award(nomination_id=county.n[1], kind="award", title="先进个人", awarded_on=day)
+        )
+        session.add(
+            Publicity(nomination_id=county.n[2], outlet="铜仁日报", title="报道", published_on=day)
+        )
+        session.add(Election(nomination_id=county.n[1], position="村委委员", elected_on=day))
+
+
+async def test_outcomes_dated_today_count_in_a_period_ending_now(db: Database) -> None:
+    """A period ending now (10:00 in the county) holds today's dated outcomes (finding 16)."""
+    county = await build_county(db)
+    await _outcomes_dated(db, county, NOW.astimezone(TZ).date())
+    for township_id in (None, county.a):
+        s = await _summary(db, township_id)
+        assert (s.awards, s.publicity) == (1, 1)
+        assert (s.elected, s.elected_total) == ((2, 3) if township_id is None else (2, 2))
+    async with db.sessionmaker() as session:
+        ending_now = await outcomes.outcome_figures(session, since=SINCE, until=NOW)
+        ending_today = await outcomes.outcome_figures(
+            session, since=SINCE, until=datetime(2026, 11, 25, tzinfo=TZ)
+        )
+    assert (ending_now.total.awards, ending_now.total.publicity) == (1, 1)
+    assert (ending_now.total.elections, ending_now.total.elected) == (2, 2)
+    # A period ending at today's midnight stops before today, as before.
+    assert (ending_today.total.awards, ending_today.total.publicity) == (0, 0)
+    assert ending_today.total.elections == 1
+
+
 async def test_empty_county_summary(db: Database) -> None:
     async with db.sessionmaker.begin() as session:
         await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
@@ -560,3 +594,27 @@ def test_cli_prints_the_summary_and_writes_the_chart(
     for bad in (["--scope", "township:无此镇"], ["--scope", "city"]):
         assert cli_summary.run(parser.parse_args(["summary", *bad]), settings) == 1
     assert "无此镇" in capsys.readouterr().err
+
+
+def test_cli_default_period_counts_outcomes_dated_today(
+    sqlite_database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cadrebot summary` with no dates (this month so far) holds today's outcomes."""
+    import argparse
+    import asyncio
+
+    from bot import cli_summary
+    from tests.conftest import make_settings
+
+    async def prepare() -> None:
+        county = await build_county(sqlite_database)
+        await _outcomes_dated(sqlite_database, county, datetime.now(TZ).date())
+        await sqlite_database.close()
+
+    asyncio.run(prepare())
+    parser = argparse.ArgumentParser()
+    cli_summary.add_parser(parser.add_subparsers(dest="command"))
+    settings = make_settings(sqlite_database)
+    assert cli_summary.run(parser.parse_args(["summary"]), settings) == 0
+    out = capsys.readouterr().out
+    assert "本期表彰后备干部 1 人次，先进事迹获媒体宣传报道 1 篇。" in out

@@ -96,10 +96,21 @@ def test_keygen_needs_no_valid_settings(
 def test_db_upgrade_creates_the_database(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from alembic.script import ScriptDirectory
+
+    from storage import migrate
+
+    head = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
     assert cli("db", "upgrade") == 0
     assert (workdir / "cli.sqlite3").is_file()
-    assert one_line(capsys.readouterr().out) == "database is up to date"
+    # It says what it did (it used to say "database is up to date" for a new database too).
+    assert one_line(capsys.readouterr().out) == (
+        f"database migrated from none (a new database) to {head}"
+    )
     assert cli("db", "upgrade") == 0  # again: nothing to do, still fine
+    assert one_line(capsys.readouterr().out) == (
+        f"database already at {head} (the latest); nothing to do"
+    )
 
 
 def test_db_tallies_finds_a_wrong_counter_and_rebuilds_it(
@@ -207,9 +218,18 @@ def test_invite_for_an_unknown_township_exits_1(
     assert "无此镇" in one_line(capsys.readouterr().err)
 
 
-def test_invite_without_username_or_token_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli("invite", "--role", "admin") == 1
-    assert "BOT_USERNAME" in one_line(capsys.readouterr().err)
+def test_invite_without_username_or_token_prints_placeholder_links(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fresh clone has no BOT_USERNAME: the codes, links with a placeholder, one note."""
+    assert cli("invite", "--role", "admin", "--count", "2") == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().split("\n")
+    assert len(lines) == 2
+    for line in lines:
+        match = re.match(r"^(\S+)  https://t\.me/<your_bot>\?start=(\S+)$", line)
+        assert match is not None and match.group(1) == match.group(2)
+    assert "BOT_USERNAME" in one_line(err)
 
 
 def test_reviewer_invite_prints_code_and_link(

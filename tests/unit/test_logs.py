@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 
 from bot import logs
 from bot.logs import RedactingFilter, redact
+from storage.rules.identity import make_id_number, normalize_phone, parse_id_number
 
 ID_NUMBER = "110105194912310021"
 ID_NUMBER_X = "11010519491231002X"
@@ -155,3 +159,181 @@ def test_configure_installs_a_redacting_root_handler() -> None:
         root.setLevel(saved_level)
         for name, level in named.items():
             logging.getLogger(name).setLevel(level)
+
+
+# -- every form the bot accepts, through a real logger at DEBUG (issue 11, finding 11) -------
+
+BIRTH_ID = make_id_number("520221", date(1990, 3, 7), 12, male=True)
+X_ID = next(
+    number
+    for seq in range(500)
+    if (number := make_id_number("520221", date(1991, 5, 5), seq, male=True)).endswith("X")
+)
+PHONE = "13812345678"
+_FULL = {ord(c): ord(c) + 0xFEE0 for c in "0123456789Xx+-()."}
+
+
+def full_width(text: str) -> str:
+    return text.translate(_FULL)
+
+
+def id_forms(number: str) -> list[str]:
+    head, birth, tail = number[:6], number[6:14], number[14:]
+    forms = [
+        number,
+        number.lower(),
+        f"{head} {birth} {tail}",
+        f"{head} {birth[:4]} {birth[4:]} {tail.lower()}",
+        f"{head}\t{birth}\n{tail}",
+        f"{head}\u3000{birth}\u3000{tail}",
+        f"{head}\u00a0{birth}\u00a0{tail}",
+        f" {number} ",
+        full_width(number),
+        full_width(number.lower()),
+        full_width(f"{head} {birth}") + f"\u3000{tail}",
+        " ".join(number),
+    ]
+    return forms
+
+
+def phone_forms(phone: str) -> list[str]:
+    a, b, c = phone[:3], phone[3:7], phone[7:]
+    return [
+        phone,
+        f"{a} {b} {c}",
+        f"{a}-{b}-{c}",
+        f"{a}.{b}.{c}",
+        f"({a}) {b}-{c}",
+        f"{a}\u3000{b}\u3000{c}",
+        f"{a}\u00a0{b}\u00a0{c}",
+        f"\u200e{a} {b} {c}\u200f",
+        f"{a}\u200b{b}\u200b{c}",
+        f"+86 {a} {b} {c}",
+        f"+86-{a}-{b}-{c}",
+        f"+86{phone}",
+        f"0086 {phone}",
+        f"(+86){phone}",
+        f"(+86) {a}-{b}-{c}",
+        f"86 {phone}",
+        f"86{phone}",
+        full_width(phone),
+        full_width(f"+86 {a}-{b}-{c}"),
+        full_width(f"({a}){b}") + f"\u3000{c}",
+    ]
+
+
+TODAY = date(2026, 12, 6)
+ID_FORMS = [f for number in (BIRTH_ID, X_ID) for f in id_forms(number)]
+PHONE_FORMS = phone_forms(PHONE)
+
+
+def test_the_forms_are_the_ones_the_bot_accepts() -> None:
+    """The lists above hold only what storage.rules.identity takes as an ID or a mobile."""
+    for form in ID_FORMS:
+        assert parse_id_number(form, today=TODAY).number in (BIRTH_ID, X_ID), form
+    for form in PHONE_FORMS:
+        assert normalize_phone(form) == PHONE, form
+
+
+def _unescape(text: str) -> str:
+    """Undo repr/JSON escapes and full-width forms, as a reader of the log could."""
+    text = re.sub(
+        r"\\+u([0-9a-fA-F]{4})|\\+x([0-9a-fA-F]{2})",
+        lambda m: chr(int(m.group(1) or m.group(2), 16)),
+        text,
+    )
+    return text.translate({cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)})
+
+
+def assert_no_secret(output: str) -> None:
+    digits = re.sub(r"[^0-9Xx]", "", _unescape(output)).upper()
+    for secret in (BIRTH_ID, X_ID, PHONE):
+        assert secret[:-1] not in digits, output
+    assert "[id-number]" in output or "[phone]" in output
+
+
+@pytest.fixture
+def root_log() -> Iterator[io.StringIO]:
+    """logs.configure("DEBUG") as `cadrebot run` does, writing to a StringIO."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    named = {n: logging.getLogger(n).level for n in ("httpx", "apscheduler")}
+    stream = io.StringIO()
+    try:
+        logs.configure("DEBUG")
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        yield stream
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for name, level in named.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _update_payload(text: str) -> dict[str, object]:
+    return {
+        "update_id": 424242,
+        "message": {
+            "message_id": 17,
+            "date": 1765000000,
+            "chat": {"id": 5001, "type": "private"},
+            "from": {"id": 5001, "is_bot": False, "first_name": "张"},
+            "text": text,
+        },
+    }
+
+
+@pytest.mark.parametrize("form", ID_FORMS + PHONE_FORMS)
+def test_every_accepted_form_is_masked_in_every_log_shape(
+    form: str, root_log: io.StringIO
+) -> None:
+    from telegram import Update
+
+    text = f"身份证号{form}，请核对"
+    payload = _update_payload(text)
+    update = Update.de_json(payload, None)
+    checks = [
+        (logging.getLogger("cadrebot.forms"), "answer %s", (form,)),
+        (logging.getLogger("cadrebot.forms"), f"answer {form}", ()),
+        # PTB's own DEBUG lines: the Update's repr, the getUpdates result, the webhook body.
+        (logging.getLogger("telegram.ext.Application"), "Processing update %s", (update,)),
+        (
+            logging.getLogger("telegram.Bot"),
+            "Call to Bot API endpoint `%s` finished with return value `%s`",
+            ("getUpdates", [payload]),
+        ),
+        (
+            logging.getLogger("telegram.ext._utils.webhookhandler"),
+            "Webhook received data: %s",
+            (json.dumps(payload),),
+        ),
+        (
+            logging.getLogger("telegram.ext._utils.webhookhandler"),
+            "Webhook received data: %s",
+            (json.dumps(payload, ensure_ascii=False),),
+        ),
+        (
+            logging.getLogger("telegram.Bot"),
+            "Calling Bot API endpoint `%s` with parameters `%s`",
+            ("sendMessage", {"chat_id": 5001, "text": text}),
+        ),
+    ]
+    for logger, message, args in checks:
+        root_log.seek(0)
+        root_log.truncate()
+        logger.debug(message, *args)
+        assert_no_secret(root_log.getvalue())
+    root_log.seek(0)
+    root_log.truncate()
+    try:
+        raise ValueError(repr(update))
+    except ValueError:
+        logging.getLogger("telegram.ext.Application").debug("failed", exc_info=True)
+    assert_no_secret(root_log.getvalue())
+
+
+def test_neighbouring_secrets_are_each_masked() -> None:
+    assert redact(f"{BIRTH_ID} {PHONE}") == "[id-number] [phone]"
+    assert redact(f"a{full_width(PHONE)}b") == "a[phone]b"
