@@ -95,6 +95,7 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
                 [(chat, languages[chat])],
                 "mentoring/reminder_due" if state == "due_soon" else "mentoring/reminder_overdue",
                 key=mentor_key,
+                subject=due.nomination_id,
                 **values,
             )
         if state != "overdue":
@@ -111,6 +112,7 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
                 recipients,
                 "mentoring/escalation_overdue",
                 key=escalation_key,
+                subject=due.nomination_id,
                 mentor=due.mentor_name or "",
                 **values,
             )
@@ -140,6 +142,7 @@ async def plan_training_reminders(
                 [(invitee.telegram_id, invitee.language)],
                 "trainings/reminder",
                 key=f"training-reminder:{invitee.invite_id}",
+                subject=invitee.nomination_id,
                 **values,
             )
     return planned

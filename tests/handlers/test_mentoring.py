@@ -133,6 +133,8 @@ async def county(harness: BotHarness) -> County:
 
 async def test_full_pairing_with_reassignment_and_notices(county: County) -> None:
     bot = county.bot
+    # Pairing notices go through the outbox (finding 15): delivered as the drain job would.
+    bot.auto_drain = True
     (cadres,) = await bot.send(OFFICIAL, "/pair")
     assert "张三" in cadres.text and "李四" in cadres.text and "王五" not in cadres.text
     assert "尚未配导师" in cadres.text
