@@ -317,7 +317,11 @@ async def _erase(args: argparse.Namespace, database: Database) -> None:
         if person_id is None:
             raise CommandError("no such person: nothing erased")
         erased = await erasure.erase_person(session, person_id, actor_person_id=None)
-    print(f"erased person {erased.person_id}: {erased.nominations} nomination(s) and their files")
+    print(
+        f"erased person {erased.person_id}: {erased.nominations} nomination(s) anonymized, "
+        f"{erased.cancelled} pending message(s) cancelled, {erased.blanked} sent message(s) "
+        "blanked; a running bot forgets their drafts within seconds"
+    )
 
 
 async def _seed(settings: Settings, database: Database, scale: str) -> None:

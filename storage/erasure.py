@@ -43,6 +43,7 @@ from storage.models import (
     UserData,
     VettingReview,
 )
+from storage.rules.vetting import Event, Status
 
 # The error an outbox row cancelled by erasure or retention ends with.
 CANCELLED = "cancelled: erased"
@@ -137,6 +138,46 @@ async def held(session: AsyncSession, person_id: int) -> Held:
     return Held(len(nominations), talks, difficulties, drafts, messages)
 
 
+# Where a withdrawal leaves a file that was still moving: out of the pool, or turned down
+# before a decision; terminal files keep their status (an elected cadre stays elected).
+WITHDRAWN = {
+    Status.NEW.value: (Status.DECLINED.value, Event.DECLINE.value),
+    Status.CONTACTED.value: (Status.DECLINED.value, Event.DECLINE.value),
+    Status.VETTING.value: (Status.DECLINED.value, Event.DECLINE.value),
+    Status.IN_POOL.value: (Status.ADJUSTED.value, Event.ADJUST_OUT.value),
+}
+
+
+async def withdraw(session: AsyncSession, nominations: Sequence[int], *, now: datetime) -> None:
+    """Move files still in the pipeline to where a withdrawal leaves them, with history."""
+    rows = (
+        await session.execute(
+            select(Nomination.id, Nomination.status).where(
+                Nomination.id.in_(list(nominations)),
+                Nomination.status.in_(list(WITHDRAWN)),
+            )
+        )
+    ).all()
+    for nomination_id, status in rows:
+        to_status, event = WITHDRAWN[status]
+        await session.execute(
+            update(Nomination)
+            .where(Nomination.id == nomination_id)
+            .values(status=to_status, status_changed_at=now)
+        )
+        session.add(
+            StatusChange(
+                nomination_id=nomination_id,
+                from_status=status,
+                to_status=to_status,
+                event=event,
+                actor_person_id=None,
+                at=now,
+            )
+        )
+    await session.flush()
+
+
 async def anonymize_nominations(
     session: AsyncSession, nominations: Sequence[int], *, now: datetime
 ) -> None:
@@ -213,15 +254,15 @@ async def clear_outbox(
     if not nominations and not chats:
         return 0, 0
     about = _outbox_about(nominations, chats)
-    cancelled = await session.execute(
-        update(OutboxMessage)
-        .where(about, OutboxMessage.status.in_(("pending", "sending")))
-        .values(status="failed", error=CANCELLED, parts=BLANK_BODY, claimed_at=now)
-    )
     blanked = await session.execute(
         update(OutboxMessage)
         .where(about, OutboxMessage.status.in_(("sent", "failed")))
         .values(parts=BLANK_BODY)
+    )
+    cancelled = await session.execute(
+        update(OutboxMessage)
+        .where(about, OutboxMessage.status.in_(("pending", "sending")))
+        .values(status="failed", error=CANCELLED, parts=BLANK_BODY, claimed_at=now)
     )
     return (
         int(cancelled.rowcount),  # type: ignore[attr-defined]
@@ -262,6 +303,7 @@ async def erase_person(
     now = now or datetime.now(UTC)
     nominations = await _live_nominations(session, person_id)
     telegram_ids = await _telegram_ids(session, person_id)
+    await withdraw(session, nominations, now=now)
     await anonymize_nominations(session, nominations, now=now)
     cancelled, blanked = await clear_outbox(session, nominations, telegram_ids, now=now)
     conversations = await forget_sessions(session, telegram_ids)

@@ -335,20 +335,32 @@ def test_erase_removes_a_persons_file_and_drafts(capsys: pytest.CaptureFixture[s
             )
             return nomination.id
 
-    async def remaining() -> tuple[int, int, str | None, int]:
+    async def remaining() -> tuple[int, int, set[str | None], int, tuple[object, ...]]:
         async with database.sessionmaker() as session:
             left = await session.scalar(select(func.count()).select_from(Nomination))
             history = await session.scalar(select(func.count()).select_from(StatusChange))
-            name = await session.scalar(select(Person.full_name).order_by(Person.id.desc()))
+            names = set(await session.scalars(select(Person.full_name)))
             erasures = await session.scalar(
                 select(func.count()).where(AuditLog.action == "person.erase")
             )
+            personal = (
+                await session.execute(
+                    select(
+                        Nomination.phone_enc,
+                        Nomination.phone_hash,
+                        Nomination.phone_masked,
+                        Nomination.erased_at.is_(None),
+                    )
+                )
+            ).one()
         await database.close()
-        return int(left or 0), int(history or 0), name, int(erasures or 0)
+        return int(left or 0), int(history or 0), names, int(erasures or 0), tuple(personal)
 
     nomination_id = asyncio.run(prepare())
     assert cli("erase", "--nomination", str(nomination_id)) == 1  # needs --yes
     assert cli("erase", "--nomination", str(nomination_id), "--yes") == 0
     assert "1 nomination(s)" in capsys.readouterr().out
-    assert asyncio.run(remaining()) == (0, 0, None, 1)
+    # The file and its encrypted data are gone; an anonymous row stays for the county's
+    # counts (submitted, then declined by the withdrawal), with no name anywhere.
+    assert asyncio.run(remaining()) == (1, 2, {None}, 1, (None, None, None, False))
     assert cli("erase", "--nomination", str(nomination_id), "--yes") == 1  # nothing left
