@@ -313,9 +313,7 @@ async def test_erasure_keeps_the_counts_and_leaves_nothing_personal(db: Database
         assert owner != seeded.person_id
         assert await session.scalar(select(Person.full_name).where(Person.id == owner)) is None
         assert (
-            await session.scalar(
-                select(func.count()).where(TelegramAccount.person_id == owner)
-            )
+            await session.scalar(select(func.count()).where(TelegramAccount.person_id == owner))
             == 0
         )
         rows = {
