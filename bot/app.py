@@ -40,6 +40,7 @@ from handlers import (
     summary,
     trainings,
     vetting,
+    withdraw,
 )
 from storage.crypto import DataCipher
 from storage.db import Database
@@ -126,6 +127,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *outcomes.build_handlers(),
                 *export.build_handlers(),
                 *summary.build_handlers(),
+                *withdraw.build_handlers(),
                 *start.fallback_handlers(),
             ],
         ),

@@ -279,7 +279,9 @@ def conversation_keys_of(telegram_id: int) -> ColumnElement[bool]:
     )
 
 
-async def forget_sessions(session: AsyncSession, telegram_ids: Sequence[int]) -> int:
+async def forget_sessions(
+    session: AsyncSession, telegram_ids: Sequence[int], *, now: datetime | None = None
+) -> int:
     """Delete drafts and conversation states, and tell every running bot to forget them."""
     if not telegram_ids:
         return 0
@@ -288,7 +290,7 @@ async def forget_sessions(session: AsyncSession, telegram_ids: Sequence[int]) ->
         delete(ConversationState).where(or_(*(conversation_keys_of(t) for t in telegram_ids)))
     )
     for telegram_id in telegram_ids:
-        session.add(ErasureEvent(telegram_id=telegram_id))
+        session.add(ErasureEvent(telegram_id=telegram_id, at=now or datetime.now(UTC)))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -306,7 +308,7 @@ async def erase_person(
     await withdraw(session, nominations, now=now)
     await anonymize_nominations(session, nominations, now=now)
     cancelled, blanked = await clear_outbox(session, nominations, telegram_ids, now=now)
-    conversations = await forget_sessions(session, telegram_ids)
+    conversations = await forget_sessions(session, telegram_ids, now=now)
     if telegram_ids:
         await session.execute(
             update(TelegramAccount)
