@@ -112,6 +112,8 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
     """
     return [
         (-2, start.guard_handlers()),
+        # /withdraw answers even in the middle of a form (it ends the form): before the flows.
+        (-1, withdraw.build_handlers()),
         (
             0,
             [
@@ -127,7 +129,6 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *outcomes.build_handlers(),
                 *export.build_handlers(),
                 *summary.build_handlers(),
-                *withdraw.build_handlers(),
                 *start.fallback_handlers(),
             ],
         ),

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from telegram import Update
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    filters,
+)
 
 from bot import forget
 from bot.context import CadreContext
@@ -38,7 +44,15 @@ def _nothing(held: erasure.Held, context: CadreContext) -> bool:
 
 
 async def start_withdraw(update: Update, context: CadreContext) -> None:
-    """Show what erasure would take, and ask to confirm."""
+    """Show what erasure would take, and ask to confirm.
+
+    Registered before the flows (bot/app.py), so it is heard in the middle of a form; it
+    stops there, so the form does not also answer that it is busy."""
+    await _ask(update, context)
+    raise ApplicationHandlerStop
+
+
+async def _ask(update: Update, context: CadreContext) -> None:
     person_id, held = await _held(update, context)
     if person_id is None or _nothing(held, context):
         await reply(update, context, "withdraw/nothing")
@@ -63,6 +77,11 @@ async def start_withdraw(update: Update, context: CadreContext) -> None:
 
 
 async def on_choice(update: Update, context: CadreContext) -> None:
+    await _choose(update, context)
+    raise ApplicationHandlerStop
+
+
+async def _choose(update: Update, context: CadreContext) -> None:
     await answer_query(update)
     await drop_buttons(update)
     query = update.callback_query
