@@ -21,7 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import planners, scheduler, summaries  # noqa: F401 - both register tick planners
+from bot import forget, planners, scheduler, summaries  # noqa: F401 - both register tick planners
 from bot.context import CadreContext
 from bot.errors import on_error
 from bot.flows import FlowGuard
@@ -41,6 +41,7 @@ from handlers import (
     summary,
     trainings,
     vetting,
+    withdraw,
 )
 from storage.crypto import DataCipher
 from storage.db import Database
@@ -112,6 +113,8 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
     """
     return [
         (-2, start.guard_handlers()),
+        # /withdraw answers even in the middle of a form (it ends the form): before the flows.
+        (-1, withdraw.build_handlers()),
         (
             0,
             [
@@ -187,6 +190,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     app.bot_data["cipher"] = DataCipher(settings.require_data_key())
     app.bot_data["grade_policy"] = load_policy()
     scheduler.install(app, settings)
+    await forget.install(app)
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--nomination", type=int, help="the nomination (dossier) number")
     who.add_argument("--telegram-id", type=int, help="the person's Telegram user id")
     erase.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    purge = sub.add_parser("purge", help="delete what is past its retention period now")
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted (ids), change nothing"
+    )
 
     sub.add_parser("keygen", help="print a new DATA_KEY for .env")
     shell.add_parser(sub)
@@ -237,6 +241,8 @@ async def _chore(args: argparse.Namespace, settings: Settings) -> int:
             await _geo_import(args, database)
         elif args.command == "erase":
             await _erase(args, database)
+        elif args.command == "purge":
+            await _purge(args, settings, database)
         elif args.command == "seed":
             await _seed(settings, database, args.scale)
     finally:
@@ -372,7 +378,36 @@ async def _erase(args: argparse.Namespace, database: Database) -> None:
         if person_id is None:
             raise CommandError("no such person: nothing erased")
         erased = await erasure.erase_person(session, person_id, actor_person_id=None)
-    print(f"erased person {erased.person_id}: {erased.nominations} nomination(s) and their files")
+    print(
+        f"erased person {erased.person_id}: {erased.nominations} nomination(s) anonymized, "
+        f"{erased.cancelled} pending message(s) cancelled, {erased.blanked} sent message(s) "
+        "blanked; a running bot forgets their drafts within seconds"
+    )
+
+
+async def _purge(args: argparse.Namespace, settings: Settings, database: Database) -> None:
+    """The daily retention purge on demand; --dry-run lists it (ids and counts only)."""
+    from datetime import UTC, datetime
+
+    from bot.planners import local_day, retention_policy
+    from storage import retention
+
+    now = datetime.now(UTC)
+    policy = retention_policy(settings)
+    async with database.sessionmaker.begin() as session:
+        if args.dry_run:
+            due = await retention.plan(session, policy, now)
+        else:
+            due = await retention.purge(session, policy, now, day=local_day(now, settings))
+    verb = "would delete" if args.dry_run else "deleted"
+    for what, ids, rule in (
+        ("files", due.files, f"{policy.file_years} years after leaving the pool"),
+        ("declined or rejected files", due.rejected, f"after {policy.rejected_days} days"),
+        ("drafts of Telegram users", due.drafts, f"after {policy.draft_days} days"),
+        ("message texts", due.outbox, f"after {policy.outbox_days} days"),
+    ):
+        shown = " ".join(str(i) for i in ids[:200]) + (" …" if len(ids) > 200 else "")
+        print(f"{verb} {len(ids)} {what} ({rule})" + (f": {shown}" if ids else ""))
 
 
 async def _seed(settings: Settings, database: Database, scale: str) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import CadreContext
 from bot.scheduler import planner
+from bot.settings import Settings
 from handlers.common import plan_notice
-from storage import mentoring, outbox, people, reminders, trainings
+from storage import mentoring, outbox, people, reminders, retention, trainings
+
+log = logging.getLogger("cadrebot.planners")
 
 
 @planner("vetting-pending")
@@ -95,6 +99,7 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
                 [(chat, languages[chat])],
                 "mentoring/reminder_due" if state == "due_soon" else "mentoring/reminder_overdue",
                 key=mentor_key,
+                subject=due.nomination_id,
                 **values,
             )
         if state != "overdue":
@@ -111,6 +116,7 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
                 recipients,
                 "mentoring/escalation_overdue",
                 key=escalation_key,
+                subject=due.nomination_id,
                 mentor=due.mentor_name or "",
                 **values,
             )
@@ -140,6 +146,37 @@ async def plan_training_reminders(
                 [(invitee.telegram_id, invitee.language)],
                 "trainings/reminder",
                 key=f"training-reminder:{invitee.invite_id}",
+                subject=invitee.nomination_id,
                 **values,
             )
     return planned
+
+
+def retention_policy(settings: Settings) -> retention.Policy:
+    """The retention periods the consent text promises (bot/settings.py)."""
+    return retention.Policy(
+        file_years=settings.retain_file_years,
+        rejected_days=settings.retain_rejected_days,
+        draft_days=settings.retain_draft_days,
+        outbox_days=settings.retain_outbox_days,
+    )
+
+
+def local_day(now: datetime, settings: Settings) -> int:
+    """The county's date as YYYYMMDD: the key of a day's purge."""
+    return int(now.astimezone(settings.tz).strftime("%Y%m%d"))
+
+
+@planner("retention")
+async def plan_retention(session: AsyncSession, context: CadreContext, now: datetime) -> int:
+    """Once a day, delete what the consent text says is past its time (storage/retention.py).
+
+    The day's audit row is the mark: later ticks of the same day (or another process) skip."""
+    settings = context.settings
+    day = local_day(now, settings)
+    if await retention.purged_on(session, day):
+        return 0
+    done = await retention.purge(session, retention_policy(settings), now, day=day)
+    if done.total:
+        log.info("retention purge: %s", done.counts())
+    return done.total

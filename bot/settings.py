@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     talk_soon_days: int = Field(default=7, ge=0, le=60)
     vetting_remind_days: int = Field(default=3, ge=1, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Retention (the consent text renders these numbers): a file is deleted this many years
+    # after its cadre left the pool; declined and rejected files, unfinished drafts, and the
+    # text of delivered messages after these many days. A daily purge applies them.
+    retain_file_years: int = Field(default=3, ge=1, le=30)
+    retain_rejected_days: int = Field(default=365, ge=1, le=3650)
+    retain_draft_days: int = Field(default=30, ge=1, le=3650)
+    retain_outbox_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("telegram_api_url")
     @classmethod

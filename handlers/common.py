@@ -22,7 +22,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest
 from telegram.ext import (
     BaseHandler,
     CommandHandler,
@@ -176,26 +176,6 @@ async def edit_or_reply(
     await reply(update, context, name, markup=markup, **values)
 
 
-async def notify(
-    context: CadreContext, recipients: list[tuple[int, str | None]], name: str, **values: Any
-) -> int:
-    """Tell other people something, each in their own language; returns how many got it.
-
-    A person who blocked the bot must not break the action that triggered the notice.
-    """
-    delivered = 0
-    for chat_id, language in recipients:
-        locale = normalize_locale(language, context.settings.locale)
-        body = render(context.jinja, locale, name, **values)
-        try:
-            for part in split_message(body):
-                await context.bot.send_message(chat_id, part)
-            delivered += 1
-        except (Forbidden, BadRequest) as exc:
-            log.warning("notice %s not delivered: %s", name, type(exc).__name__)
-    return delivered
-
-
 async def plan_notice(
     session: AsyncSession,
     context: CadreContext,
@@ -203,6 +183,7 @@ async def plan_notice(
     name: str,
     *,
     key: str,
+    subject: int | None = None,
     **values: Any,
 ) -> int:
     """Queue a notice for each recipient in the caller's transaction (the outbox).
@@ -210,14 +191,20 @@ async def plan_notice(
     It is written with the change that caused it, so it is sent if and only if the change
     is committed; the dispatcher delivers it within Telegram's limits. `key` names the event
     (e.g. ``vetting-outcome:12``); the recipient is appended, so replanning is a no-op.
-    Returns how many were newly queued.
+    `subject` is the nomination the notice names or is about, so that erasing that person
+    cancels or blanks it. Returns how many were newly queued.
     """
     planned = 0
     for chat_id, language in recipients:
         locale = normalize_locale(language, context.settings.locale)
         parts = split_message(render(context.jinja, locale, name, **values))
         if await outbox.plan(
-            session, key=f"{key}:{chat_id}", chat_id=chat_id, kind=name, parts=parts
+            session,
+            key=f"{key}:{chat_id}",
+            chat_id=chat_id,
+            kind=name,
+            parts=parts,
+            subject=subject,
         ):
             planned += 1
     return planned

@@ -278,7 +278,18 @@ class FormEngine:
             ]
         )
         self.draft(context)["at"] = CONSENT
-        await reply(update, context, "form/consent", markup=markup, flow=self.flow.name)
+        settings = context.settings
+        await reply(
+            update,
+            context,
+            "form/consent",
+            markup=markup,
+            flow=self.flow.name,
+            # The periods the daily purge applies (storage/retention.py), from the settings.
+            file_years=settings.retain_file_years,
+            rejected_days=settings.retain_rejected_days,
+            draft_days=settings.retain_draft_days,
+        )
         return CONSENT
 
     async def on_consent(self, update: Update, context: CadreContext) -> int:

@@ -32,8 +32,8 @@ from handlers.common import (
     edit_or_reply,
     inline_rows,
     label,
-    notify,
     now,
+    plan_notice,
     reply,
 )
 from storage import mentoring, people
@@ -347,7 +347,6 @@ async def choose_mentor(update: Update, context: CadreContext) -> None:
     """Assign the pressed mentor to the slot, tell the mentors, go on to the next slot."""
     await _answer(update)
     nid, slot, person_id = MENTOR.values(update)
-    notices: list[tuple[list[tuple[int, str | None]], str]] = []
     done: mentoring.Assignment | None = None
     refused: str | None = None
     try:
@@ -365,12 +364,24 @@ async def choose_mentor(update: Update, context: CadreContext) -> None:
                 screen = await _slot_screen(session, actor, nid, slot)
             else:
                 screen = await _next_screen(session, actor, nid, slot)
-                for telegram_id, name in (
-                    (done.mentor_telegram_id, "mentoring/pair_notice_new"),
-                    (done.previous_telegram_id, "mentoring/pair_notice_ended"),
+                # In the pairing's transaction (the outbox): a mentor hears of a pairing if
+                # and only if it is committed, and a crash, a 429 or a network error after
+                # the commit only delays the notice.
+                for telegram_id, name, event in (
+                    (done.mentor_telegram_id, "mentoring/pair_notice_new", "pair-new"),
+                    (done.previous_telegram_id, "mentoring/pair_notice_ended", "pair-ended"),
                 ):
                     if done.changed and telegram_id is not None:
-                        notices.append((await people.recipients(session, [telegram_id]), name))
+                        await plan_notice(
+                            session,
+                            context,
+                            await people.recipients(session, [telegram_id]),
+                            name,
+                            key=f"{event}:{done.pairing_id}",
+                            subject=nid,
+                            cadre=done.cadre,
+                            slot=slot,
+                        )
     except (NotAllowed, Stale) as error:
         await _refuse(update, context, error)
         return
@@ -390,9 +401,6 @@ async def choose_mentor(update: Update, context: CadreContext) -> None:
         else "",
         changed=done.changed,
     )
-    # Told after the commit: a mentor never hears of a pairing that was rolled back.
-    for recipients, name in notices:
-        await notify(context, recipients, name, cadre=done.cadre, slot=slot)
     await _show(update, context, screen)
 
 

@@ -72,6 +72,7 @@ async def tell_township(
         recipients,
         "review/notice_new_nomination",
         key=f"nomination-new:{nomination_id}",
+        subject=nomination_id,
         channel=channel,
     )
 

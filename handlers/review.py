@@ -209,6 +209,7 @@ async def send_nomination_to_vetting(update: Update, context: CadreContext) -> N
                 reviewers,
                 "vetting/notice_new",
                 key=f"vetting-new:{card.id}",
+                subject=card.id,
                 township=card.township,
             )
     except NotAllowed:
@@ -335,6 +336,7 @@ async def receive_reason(update: Update, context: CadreContext) -> int:
                 candidate,
                 "review/notice_declined",
                 key=f"declined:{nomination.id}",
+                subject=nomination.id,
             )
     except NotAllowed:
         forget(context)

@@ -322,13 +322,15 @@ async def plan_outcome_notices(
         if result.outcome == VettingOutcome.APPROVED
         else "vetting/notice_not_selected"
     )
-    await plan_notice(session, context, candidate, name, key=f"{key}:candidate")
+    subject = result.nomination.id
+    await plan_notice(session, context, candidate, name, key=f"{key}:candidate", subject=subject)
     await plan_notice(
         session,
         context,
         officials,
         "vetting/notice_outcome",
         key=f"{key}:official",
+        subject=subject,
         outcome=result.outcome.value,
         full_name=card.full_name,
         township=card.township,

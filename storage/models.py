@@ -308,6 +308,9 @@ class Nomination(Base):
         # A person's files: erasure, and the summary's unreachable candidates (few people
         # blocked the bot; each is looked up rather than every live nomination scanned).
         Index("ix_nomination_person", "person_id"),
+        # Ids are never reused (finding 14): a file number (档案编号) and the outbox keys
+        # built from it belong to one person for good, even after erasure or retention.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -341,6 +344,9 @@ class Nomination(Base):
     # Pairings of this nomination not ended (0-2), kept by a trigger on pairing: with it
     # nomination_tally counts the pairings and the cadres paired per township.
     active_pairings: Mapped[int] = mapped_column(server_default="0")
+    # When the person's data was erased (storage/erasure.py): the row stays, anonymous, so
+    # that the county's counts hold; nothing that names or identifies the person is left.
+    erased_at: Mapped[datetime | None]
 
     person: Mapped[Person] = relationship(foreign_keys=[person_id])
     township: Mapped[Township] = relationship()
@@ -380,6 +386,8 @@ class VettingReview(Base):
         CheckConstraint("decision IS NULL OR decision IN ('approve', 'reject')", name="decision"),
         Index("ix_vetting_review_queue", "department", "decision"),
         Index("ix_vetting_review_decided", "decided_at"),
+        # Never reused: reminder keys carry the id (see Nomination).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -453,6 +461,8 @@ class Pairing(Base):
             sqlite_where=text("ended_at IS NULL AND in_pool = 1"),
             postgresql_where=text("ended_at IS NULL AND in_pool"),
         ),
+        # Never reused: reminder keys carry the id (see Nomination).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -562,6 +572,8 @@ class TrainingInvite(Base):
         Index("ix_training_invite_nomination", "nomination_id"),
         # A township's person-times (summaries): read from the index alone.
         Index("ix_training_invite_township", "training_id", "township_id", "attended_at"),
+        # Never reused: invitation keys and RSVP buttons carry the id (see Nomination).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -680,6 +692,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The nomination the message names or is about (None: about nobody in particular), so
+    # that erasure and retention can cancel or blank it (storage/erasure.py).
+    subject_nomination_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class SummarySchedule(Base):
@@ -848,3 +863,18 @@ class NominationTally(Base):
     college: Mapped[bool] = mapped_column(primary_key=True)
     active_pairings: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure and retention.
+
+
+class ErasureEvent(Base):
+    """A person's data was erased: every running bot drops what it holds in memory for these
+    Telegram users (bot/forget.py polls this table), whichever process did the erasure."""
+
+    __tablename__ = "erasure_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -73,9 +73,11 @@ class NominationForm:
 
 
 def visible_to(actor: Actor) -> ColumnElement[bool]:
-    """The nominations an actor may read. Deny by default: no role, no rows."""
+    """The nominations an actor may read. Deny by default: no role, no rows.
+
+    An erased file (storage/erasure.py) is nobody's to read: it only counts."""
     if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
-        return true()
+        return Nomination.erased_at.is_(None)
     clauses: list[ColumnElement[bool]] = [Nomination.person_id == actor.person_id]
     townships = actor.township_ids(Role.TOWNSHIP_OFFICIAL)
     if townships:
@@ -102,7 +104,7 @@ def visible_to(actor: Actor) -> ColumnElement[bool]:
                 ),
             )
         )
-    return or_(*clauses) if clauses else false()
+    return and_(Nomination.erased_at.is_(None), or_(*clauses)) if clauses else false()
 
 
 def manageable_by(
@@ -578,7 +580,7 @@ async def search_pool(
     """The reserve pool (and, with a status filter, any stage) within the actor's scope."""
     if not actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL, Role.TOWNSHIP_OFFICIAL):
         return [], 0
-    conditions: list[ColumnElement[bool]] = [manageable_by(actor)]
+    conditions: list[ColumnElement[bool]] = [manageable_by(actor), Nomination.erased_at.is_(None)]
     conditions.append(Nomination.status == (flt.status or Status.IN_POOL.value))
     if flt.township_id is not None:
         conditions.append(Nomination.township_id == flt.township_id)

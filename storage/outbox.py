@@ -73,8 +73,12 @@ async def plan(
     not_before: datetime | None = None,
     markup: dict[str, Any] | None = None,
     photos: list[dict[str, Any]] | None = None,
+    subject: int | None = None,
 ) -> bool:
-    """Add a message unless one with the same key exists; True when it was added."""
+    """Add a message unless one with the same key exists; True when it was added.
+
+    `subject` is the nomination the message names or is about, if any: erasure and
+    retention find it by that (storage/erasure.py)."""
     body: dict[str, Any] = {"parts": parts}
     if markup is not None:
         body["markup"] = markup
@@ -90,6 +94,8 @@ async def plan(
     }
     if not_before is not None:
         values["not_before"] = not_before
+    if subject is not None:
+        values["subject_nomination_id"] = subject
     insert = sqlite_insert if _dialect(session) == "sqlite" else pg_insert
     statement = (
         insert(OutboxMessage)

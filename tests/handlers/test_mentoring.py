@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -10,11 +11,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
+from telegram.error import TimedOut
 
 from storage import geo, mentoring, nominations, people
 from storage.crypto import DataCipher
 from storage.mentoring import TalkInput
-from storage.models import AuditLog, Difficulty, Pairing, Person, Role, TalkLog, UserData
+from storage.models import (
+    AuditLog,
+    Difficulty,
+    OutboxMessage,
+    Pairing,
+    Person,
+    Role,
+    TalkLog,
+    UserData,
+)
 from storage.nominations import NominationForm
 from storage.rules.vetting import Channel
 from tests.support.fake_telegram import Sent
@@ -133,6 +144,8 @@ async def county(harness: BotHarness) -> County:
 
 async def test_full_pairing_with_reassignment_and_notices(county: County) -> None:
     bot = county.bot
+    # Pairing notices go through the outbox (finding 15): delivered as the drain job would.
+    bot.auto_drain = True
     (cadres,) = await bot.send(OFFICIAL, "/pair")
     assert "张三" in cadres.text and "李四" in cadres.text and "王五" not in cadres.text
     assert "尚未配导师" in cadres.text
@@ -175,6 +188,50 @@ async def test_full_pairing_with_reassignment_and_notices(county: County) -> Non
     # The list now says so.
     (cadres,) = await bot.send(OFFICIAL, "/pair")
     assert "导师已配齐" in cadres.text
+
+
+async def test_pairing_notices_are_outbox_rows_committed_with_the_pairing(
+    county: County,
+) -> None:
+    """Finding 15: the mentor's notice is written in the pairing's transaction (not sent
+    directly after it), so a 429 or a network error only delays it."""
+    bot = county.bot
+    (cadres,) = await bot.send(OFFICIAL, "/pair")
+    township = last(await bot.press(OFFICIAL, cadres.button("张三")))
+    replies = await bot.press(OFFICIAL, township.button("镇导师"))
+    assert "已安排 镇导师" in to(replies, OFFICIAL)[0].text
+    assert to(replies, MENTOR_T) == []  # nothing sent outside the outbox
+    async with bot.database.sessionmaker() as session:
+        pairing_id = await session.scalar(select(Pairing.id).where(Pairing.ended_at.is_(None)))
+        rows = (
+            await session.execute(
+                select(
+                    OutboxMessage.key,
+                    OutboxMessage.status,
+                    OutboxMessage.chat_id,
+                    OutboxMessage.subject_nomination_id,
+                )
+            )
+        ).all()
+    assert rows == [
+        (f"pair-new:{pairing_id}:{MENTOR_T}", "pending", MENTOR_T, county.cadres["张三"])
+    ]
+    retry_after = {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 1",
+        "parameters": {"retry_after": 1},
+    }
+    bot.fake.faults = [(429, retry_after), TimedOut()]
+    delivered: list[Sent] = []
+    for _ in range(40):
+        delivered += await bot.drain()
+        if delivered:
+            break
+        await asyncio.sleep(0.1)
+    (notice,) = delivered
+    assert notice.chat_id == MENTOR_T and "张三" in notice.text and "/talk" in notice.text
+    assert await county.count(OutboxMessage, OutboxMessage.status == "sent") == 1
 
 
 async def test_pairing_is_refused_outside_scope(county: County) -> None:

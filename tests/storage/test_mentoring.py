@@ -840,11 +840,15 @@ async def test_erasure_leaves_the_kept_dates_true(world: World) -> None:
     async with w.db.sessionmaker.begin() as session:
         cadre_person = await erasure.person_of_nomination(session, w.cadre)
         assert cadre_person is not None
-        # The cadre's file goes with its pairings and talks; the mentor keeps the talks they
-        # held with others, so that pairing's date stays.
+        # The cadre's file stays anonymous with its (now ended) pairing and its talks, so the
+        # county's counts hold; the mentor keeps the talks they held with others, so that
+        # pairing's date stays.
         await erasure.erase_person(session, cadre_person, actor_person_id=None)
         await erasure.erase_person(session, w.persons[MENTOR_T], actor_person_id=None)
-    assert await _last_talks(w) == {stays.pairing_id: (TODAY - timedelta(days=4),) * 2}
+    assert await _last_talks(w) == {
+        gone.pairing_id: (TODAY - timedelta(days=2),) * 2,
+        stays.pairing_id: (TODAY - timedelta(days=4),) * 2,
+    }
     async with w.db.sessionmaker() as session:
         assert await mentoring.due_pairings(session, NOW, tz=SHANGHAI) == []
         late = await mentoring.due_pairings(session, NOW + timedelta(days=19), tz=SHANGHAI)

@@ -355,20 +355,92 @@ def test_erase_removes_a_persons_file_and_drafts(capsys: pytest.CaptureFixture[s
             )
             return nomination.id
 
-    async def remaining() -> tuple[int, int, str | None, int]:
+    async def remaining() -> tuple[int, int, set[str | None], int, tuple[object, ...]]:
         async with database.sessionmaker() as session:
             left = await session.scalar(select(func.count()).select_from(Nomination))
             history = await session.scalar(select(func.count()).select_from(StatusChange))
-            name = await session.scalar(select(Person.full_name).order_by(Person.id.desc()))
+            names = set(await session.scalars(select(Person.full_name)))
             erasures = await session.scalar(
                 select(func.count()).where(AuditLog.action == "person.erase")
             )
+            personal = (
+                await session.execute(
+                    select(
+                        Nomination.phone_enc,
+                        Nomination.phone_hash,
+                        Nomination.phone_masked,
+                        Nomination.erased_at.is_(None),
+                    )
+                )
+            ).one()
         await database.close()
-        return int(left or 0), int(history or 0), name, int(erasures or 0)
+        return int(left or 0), int(history or 0), names, int(erasures or 0), tuple(personal)
 
     nomination_id = asyncio.run(prepare())
     assert cli("erase", "--nomination", str(nomination_id)) == 1  # needs --yes
     assert cli("erase", "--nomination", str(nomination_id), "--yes") == 0
     assert "1 nomination(s)" in capsys.readouterr().out
-    assert asyncio.run(remaining()) == (0, 0, None, 1)
+    # The file and its encrypted data are gone; an anonymous row stays for the county's
+    # counts (submitted, then declined by the withdrawal), with no name anywhere.
+    assert asyncio.run(remaining()) == (1, 2, {None}, 1, (None, None, None, False))
     assert cli("erase", "--nomination", str(nomination_id), "--yes") == 1  # nothing left
+
+
+def test_purge_dry_run_lists_ids_then_purge_applies(capsys: pytest.CaptureFixture[str]) -> None:
+    """`cadrebot purge --dry-run` shows counts and file numbers, no names, and changes
+    nothing; `cadrebot purge` applies the same plan."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.fernet import Fernet
+    from sqlalchemy import select, update
+
+    from storage import geo, nominations
+    from storage.crypto import DataCipher
+    from storage.db import Database
+    from storage.models import Nomination
+    from storage.nominations import NominationForm
+    from storage.rules.vetting import Channel
+
+    assert cli("db", "upgrade") == 0
+    database = Database(os.environ["DATABASE_URL"])
+
+    async def prepare() -> int:
+        async with database.sessionmaker.begin() as session:
+            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
+            township = await geo.township_by_name(session, "青山镇")
+            assert township is not None
+            nomination = await nominations.create_nomination(
+                session,
+                DataCipher(Fernet.generate_key().decode()),
+                NominationForm(full_name="何十八", township_id=township.id, key_group="veteran"),
+                channel=Channel.MASS,
+                submitted_by=None,
+                person_id=None,
+                now=datetime.now(UTC),
+            )
+            await session.flush()
+            await session.execute(
+                update(Nomination)
+                .where(Nomination.id == nomination.id)
+                .values(
+                    status="adjusted", status_changed_at=datetime.now(UTC) - timedelta(days=1200)
+                )
+            )
+            return nomination.id
+
+    async def erased() -> bool:
+        async with database.sessionmaker() as session:
+            at = await session.scalar(select(Nomination.erased_at))
+        await database.close()
+        return at is not None
+
+    nomination_id = asyncio.run(prepare())
+    assert cli("purge", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"would delete 1 files (3 years after leaving the pool): {nomination_id}" in out
+    assert "would delete 0 drafts" in out and "何十八" not in out
+    assert asyncio.run(erased()) is False
+    assert cli("purge") == 0
+    assert "deleted 1 files" in capsys.readouterr().out
+    assert asyncio.run(erased()) is True

@@ -1,0 +1,126 @@
+"""/withdraw: a candidate withdraws and has their personal data erased (PIPL), in the bot.
+
+They see what will be erased, confirm with a button, and get a receipt; "keep" leaves
+everything as it was. The erasure is storage.erasure's (the same as `cadrebot erase`): the
+county keeps anonymous counts only. Only the person's own data can be erased: the button
+carries nothing but yes or no, and the person is the one who pressed it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from telegram import Update
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    filters,
+)
+
+from bot import forget
+from bot.context import CadreContext
+from handlers.common import answer_query, button_text, drop_buttons, keyboard, now, reply
+from storage import erasure
+from storage.models import AuditLog
+
+PRIVATE = filters.ChatType.PRIVATE
+PREFIX = "wd"
+
+
+async def _held(update: Update, context: CadreContext) -> tuple[int | None, erasure.Held]:
+    user = update.effective_user
+    assert user is not None
+    async with context.session() as session:
+        person_id = await erasure.person_of_telegram(session, user.id)
+        if person_id is None:
+            return None, erasure.Held(0, 0, 0, 0, 0)
+        return person_id, await erasure.held(session, person_id)
+
+
+def _nothing(held: erasure.Held, context: CadreContext) -> bool:
+    # A draft may be only in memory so far (not yet flushed): it counts too.
+    return held.nominations == 0 and held.drafts == 0 and not context.user_data
+
+
+async def start_withdraw(update: Update, context: CadreContext) -> None:
+    """Show what erasure would take, and ask to confirm.
+
+    Registered before the flows (bot/app.py), so it is heard in the middle of a form; it
+    stops there, so the form does not also answer that it is busy."""
+    await _ask(update, context)
+    raise ApplicationHandlerStop
+
+
+async def _ask(update: Update, context: CadreContext) -> None:
+    person_id, held = await _held(update, context)
+    if person_id is None or _nothing(held, context):
+        await reply(update, context, "withdraw/nothing")
+        return
+    markup = keyboard(
+        [
+            (button_text(update, context, "withdraw/button_confirm"), f"{PREFIX}:y"),
+            (button_text(update, context, "withdraw/button_keep"), f"{PREFIX}:n"),
+        ]
+    )
+    await reply(
+        update,
+        context,
+        "withdraw/confirm",
+        markup=markup,
+        nominations=held.nominations,
+        talks=held.talks,
+        difficulties=held.difficulties,
+        messages=held.messages,
+        drafts=held.drafts or int(bool(context.user_data)),
+    )
+
+
+async def on_choice(update: Update, context: CadreContext) -> None:
+    await _choose(update, context)
+    raise ApplicationHandlerStop
+
+
+async def _choose(update: Update, context: CadreContext) -> None:
+    await answer_query(update)
+    await drop_buttons(update)
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    if query.data != f"{PREFIX}:y":
+        await reply(update, context, "withdraw/kept")
+        return
+    async with context.session() as session:
+        person_id = await erasure.person_of_telegram(session, user.id)
+        erased = None
+        if person_id is not None:
+            erased = await erasure.erase_person(
+                session, person_id, actor_person_id=person_id, now=now()
+            )
+            await session.flush()
+            receipt = await session.scalar(
+                select(func.max(AuditLog.id)).where(
+                    AuditLog.action == "person.erase", AuditLog.subject_id == person_id
+                )
+            )
+    if erased is None:
+        await reply(update, context, "withdraw/nothing")
+        return
+    # This process forgets at once (the draft in memory, open forms); others within a second.
+    forget.forget_users(context.application, [user.id])
+    await reply(
+        update,
+        context,
+        "withdraw/done",
+        receipt=int(receipt or 0),
+        at=now().astimezone(context.settings.tz),
+        nominations=erased.nominations,
+        cancelled=erased.cancelled,
+    )
+
+
+def build_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
+    return [
+        CommandHandler("withdraw", start_withdraw, filters=PRIVATE),
+        CallbackQueryHandler(on_choice, pattern=rf"^{PREFIX}:[yn]$"),
+    ]
