@@ -41,8 +41,8 @@ from handlers import (
     trainings,
     vetting,
 )
-from storage.crypto import DataCipher
 from storage.db import Database
+from storage.rekey import load_cipher, seal_plaintext
 from storage.rules.ladder import load_policy
 from templates import build_environment
 
@@ -181,7 +181,13 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     database.open()
     app.bot_data["jinja"] = build_environment()
     settings: Settings = app.bot_data["settings"]
-    app.bot_data["cipher"] = DataCipher(settings.require_data_key())
+    async with database.sessionmaker.begin() as session:
+        cipher = await load_cipher(session, settings.require_data_key())
+    app.bot_data["cipher"] = cipher
+    # Talks and difficulties written before migration 0011 are encrypted here, once.
+    for sealed in await seal_plaintext(database, cipher):
+        if sealed.sealed:
+            logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
     scheduler.install(app, settings)
 

@@ -43,6 +43,7 @@ from handlers.common import (
     text,
 )
 from handlers.export import SPOOL_BYTES, workbook_labels
+from handlers.forms import cipher
 from storage import (
     export,
     figures,
@@ -482,7 +483,9 @@ async def _sections(
     """The cultivate/manage/use parts of the file; the dossier read above checked scope."""
     tz = context.settings.tz
     return {
-        "mentoring": await mentoring.dossier_section(session, nomination_id, tz=tz),
+        "mentoring": await mentoring.dossier_section(
+            session, nomination_id, cipher=cipher(context), tz=tz
+        ),
         "grade_section": await grades.dossier_section(
             session, actor, nomination_id, context.bot_data["grade_policy"]
         ),
@@ -536,6 +539,7 @@ async def export_dossier(update: Update, context: CadreContext) -> int:
                     buffer,
                     locale_labels=workbook_labels(context.jinja, locale),
                     tz=tz,
+                    cipher=cipher(context),
                     grade_policy=context.bot_data.get("grade_policy"),
                 )
         except NotAllowed:

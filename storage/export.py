@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
 from storage import audit, grades, mentoring, nominations, outcomes, posts, projects, trainings
+from storage.crypto import DataCipher
 from storage.models import (
     County,
     Difficulty,
@@ -447,7 +448,9 @@ def _topic(value: Any, words: _Words) -> str | None:
     return words.title("value.voice") if "voice" in value else None
 
 
-def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIterator[list[Any]]:
+def _talks(
+    session: AsyncSession, scope: ExportScope, words: _Words, cipher: DataCipher
+) -> AsyncIterator[list[Any]]:
     mentor = aliased(Person)
     mentee = aliased(Person)
     query = (
@@ -459,6 +462,7 @@ def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIte
             Nomination.id,
             Township.name,
             TalkLog.topics,
+            TalkLog.topics_enc,
         )
         .join(Nomination, Nomination.id == TalkLog.nomination_id)
         .join(mentee, mentee.id == Nomination.person_id)
@@ -470,7 +474,7 @@ def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIte
 
     async def rows() -> AsyncIterator[list[Any]]:
         async for r in _stream(session, query):
-            topics = r[6] if isinstance(r[6], Mapping) else {}
+            topics = mentoring.talk_topics(cipher, r[6], r[7])
             yield [
                 r[0],
                 words.value("talk_mode", r[1]),
@@ -485,7 +489,7 @@ def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIte
 
 
 def _difficulties(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = (
         select(
@@ -497,6 +501,8 @@ def _difficulties(
             Difficulty.status,
             Difficulty.resolution,
             Difficulty.resolved_at,
+            Difficulty.description_enc,
+            Difficulty.resolution_enc,
         )
         .join(Nomination, Nomination.id == Difficulty.nomination_id)
         .join(Person, Person.id == Nomination.person_id)
@@ -512,9 +518,9 @@ def _difficulties(
                 r[1],
                 words.name(r[2]),
                 r[3],
-                r[4],
+                mentoring.opened_text(cipher, r[4], r[8]),
                 words.value("export.value.difficulty", r[5]),
-                r[6],
+                mentoring.opened_text(cipher, r[6], r[9]),
                 clock.day(r[7]),
             ]
 
@@ -718,14 +724,14 @@ async def _write_sheet(
 
 
 def _sheet_rows(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> Iterator[tuple[str, AsyncIterator[list[Any]]]]:
     # Generators are created lazily, one at a time: only one query is open on the session.
     yield "roster", _roster(session, scope, words)
     yield "nominations", _nominations(session, scope, words, clock)
     yield "vetting", _vetting(session, scope, words, clock)
-    yield "talks", _talks(session, scope, words)
-    yield "difficulties", _difficulties(session, scope, words, clock)
+    yield "talks", _talks(session, scope, words, cipher)
+    yield "difficulties", _difficulties(session, scope, words, clock, cipher)
     yield "trainings", _trainings(session, scope, words, clock)
     yield "grades", _grades(session, scope, words, clock)
     yield "projects", _projects(session, scope, words)
@@ -738,6 +744,7 @@ async def write_workbook(
     *,
     locale_labels: Mapping[str, str],
     tz: tzinfo,
+    cipher: DataCipher,
 ) -> ExportSummary:
     """Write the scope's workbook to a path or a binary file object, and audit the export.
 
@@ -755,7 +762,7 @@ async def write_workbook(
     clock = _Clock(tz)
     workbook = Workbook(write_only=True)
     counts: dict[str, int] = {}
-    for key, rows in _sheet_rows(session, scope, words, clock):
+    for key, rows in _sheet_rows(session, scope, words, clock, cipher):
         counts[key] = await _write_sheet(workbook, key, rows, words)
     # Zipping the sheets is CPU and disk work: off the event loop, which serves other chats.
     await asyncio.to_thread(workbook.save, path_or_buffer)
@@ -908,6 +915,7 @@ async def write_dossier_workbook(
     *,
     locale_labels: Mapping[str, str],
     tz: tzinfo,
+    cipher: DataCipher,
     grade_policy: LadderPolicy | None = None,
 ) -> DossierExport:
     """Write one person's file as a workbook, one sheet per part of the /dossier.
@@ -947,7 +955,10 @@ async def write_dossier_workbook(
         ]
     # The mentoring section wants a ZoneInfo; the county's tz always is one.
     section = await mentoring.dossier_section(
-        session, nomination_id, **({"tz": tz} if isinstance(tz, ZoneInfo) else {})
+        session,
+        nomination_id,
+        cipher=cipher,
+        **({"tz": tz} if isinstance(tz, ZoneInfo) else {}),
     )
     sheets["file_mentors"] = [
         [words.value("mentor_slot", m.slot), words.name(m.full_name), m.assigned_on, m.ended_on]

@@ -270,7 +270,8 @@ async def seed_article(
             mentor_person_id=pairing.mentor_person_id,
             talk_date=date(YEAR, 5, 1) + timedelta(days=rng.randrange(200)),
             mode=rng.choice(("face", "phone", "home")),
-            topics=topics,
+            topics={},
+            topics_enc=mentoring.sealed_json(cipher, topics),
         )
         session.add(talk)
         talks.append(talk)
@@ -284,10 +285,13 @@ async def seed_article(
             Difficulty(
                 nomination_id=talk.nomination_id,
                 talk_id=talk.id,
-                description="产业启动资金不足" if index % 2 else "家中老人需要照顾",
+                description="",
+                description_enc=cipher.encrypt(
+                    "产业启动资金不足" if index % 2 else "家中老人需要照顾"
+                ),
                 status="resolved" if resolved else "open",
                 raised_at=raised,
-                resolution="已协调解决" if resolved else None,
+                resolution_enc=cipher.encrypt("已协调解决") if resolved else None,
                 resolved_by_person_id=talk.mentor_person_id if resolved else None,
                 resolved_at=raised + timedelta(days=rng.randrange(3, 40)) if resolved else None,
             )
