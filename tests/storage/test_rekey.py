@@ -5,18 +5,22 @@ every value to the new key (and can be stopped and run again), and the old key c
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alembic import command
 from cryptography.fernet import Fernet
+from openpyxl import load_workbook
 from sqlalchemy import LargeBinary, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import geo, mentoring, nominations, tally
+from handlers.export import workbook_labels
+from storage import export, geo, mentoring, nominations, tally
 from storage.crypto import DataCipher, DataKeyError, LookupKeyMissing
 from storage.db import Database
+from storage.export import ExportScope
 from storage.migrate import alembic_config
 from storage.models import (
     Base,
@@ -34,6 +38,7 @@ from storage.nominations import Duplicate, NominationForm
 from storage.rekey import ENCRYPTED_COLUMNS, load_cipher, rekey, seal_plaintext
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
+from templates import build_environment
 
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 OLD = Fernet.generate_key().decode()
@@ -371,6 +376,26 @@ async def test_plain_talks_and_difficulties_are_read_then_sealed(db: Database) -
         assert [(d, r) for d, r, _ in texts] == [("", None), ("", None)]
         assert all(e is not None for _, _, e in texts)
     assert [s.sealed for s in await seal_plaintext(db, cipher)] == [0, 0]
+    # The county's workbook shows the texts, opened with DATA_KEY.
+    buffer = io.BytesIO()
+    async with db.sessionmaker.begin() as session:
+        await export.write_workbook(
+            session,
+            ExportScope(),
+            buffer,
+            locale_labels=workbook_labels(build_environment(), "zh_CN"),
+            tz=UTC,
+            cipher=cipher,
+        )
+    book = load_workbook(io.BytesIO(buffer.getvalue()), read_only=True)
+    cells = {
+        str(value)
+        for sheet in book.worksheets
+        for row in sheet.iter_rows(values_only=True)
+        for value in row
+    }
+    book.close()
+    assert {"母亲住院，家里缺钱", "家中老人需要照顾", "已协调贷款"} <= cells
 
 
 async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
