@@ -57,6 +57,7 @@ from storage import (
     projects,
     trainings,
 )
+from storage.mentoring import opened_text
 from storage.models import OFFICIAL_ROLES, Role
 from storage.nominations import Dossier, NotAllowed, PoolFilter, QueueItem
 from storage.people import Actor
@@ -430,7 +431,7 @@ def _dossier_values(context: CadreContext, dossier: Dossier) -> dict[str, Any]:
             "department": review.department,
             "decision": review.decision,
             "at": _when(review.decided_at, tz) if review.decided_at else None,
-            "note": review.note,
+            "note": opened_text(cipher(context), review.note, review.note_enc),
         }
         for review in (dossier.reviews if notes else [])
     ]

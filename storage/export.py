@@ -398,7 +398,7 @@ def _nominations(
 
 
 def _vetting(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = (
         select(
@@ -411,6 +411,7 @@ def _vetting(
             VettingReview.requested_at,
             VettingReview.decided_at,
             VettingReview.note,
+            VettingReview.note_enc,
         )
         .join(Nomination, Nomination.id == VettingReview.nomination_id)
         .join(Person, Person.id == Nomination.person_id)
@@ -433,7 +434,7 @@ def _vetting(
                 words.value("dossier.decision", decision),
                 clock.day(r[6]),
                 clock.day(r[7]),
-                r[8],
+                mentoring.opened_text(cipher, r[8], r[9]),
             ]
 
     return rows()
@@ -729,7 +730,7 @@ def _sheet_rows(
     # Generators are created lazily, one at a time: only one query is open on the session.
     yield "roster", _roster(session, scope, words)
     yield "nominations", _nominations(session, scope, words, clock)
-    yield "vetting", _vetting(session, scope, words, clock)
+    yield "vetting", _vetting(session, scope, words, clock, cipher)
     yield "talks", _talks(session, scope, words, cipher)
     yield "difficulties", _difficulties(session, scope, words, clock, cipher)
     yield "trainings", _trainings(session, scope, words, clock)
@@ -949,7 +950,7 @@ async def write_dossier_workbook(
                     ),
                 ),
                 clock.day(review.decided_at),
-                review.note,
+                mentoring.opened_text(cipher, review.note, review.note_enc),
             ]
             for review in dossier.reviews
         ]

@@ -387,13 +387,23 @@ class VettingReview(Base):
         CheckConstraint("decision IS NULL OR decision IN ('approve', 'reject')", name="decision"),
         Index("ix_vetting_review_queue", "department", "decision"),
         Index("ix_vetting_review_decided", "decided_at"),
+        # Notes still in plain text (before migration 0011; see TalkLog's ix_talk_log_plain).
+        Index(
+            "ix_vetting_review_plain",
+            "id",
+            sqlite_where=text("note IS NOT NULL"),
+            postgresql_where=text("note IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
     department: Mapped[str] = mapped_column(String(24))
     decision: Mapped[str | None] = mapped_column(String(8))
+    # Encrypted in note_enc: a police, discipline or judicial department's note may record an
+    # offence. `note` holds rows from before migration 0011 until storage.rekey seals them.
     note: Mapped[str | None] = mapped_column(String(1000))
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
     decided_at: Mapped[datetime | None]

@@ -406,6 +406,7 @@ async def decide_review(
     note: str | None,
     departments: Sequence[str],
     now: datetime,
+    cipher: DataCipher,
 ) -> VettingResult:
     """Record one department's decision; move the nomination once the outcome is known."""
     review = await session.scalar(
@@ -426,7 +427,7 @@ async def decide_review(
     if nomination.status != Status.VETTING.value:
         raise NotAllowed
     review.decision = decision.value
-    review.note = note
+    review.note_enc = cipher.encrypt(note) if note else None
     review.reviewer_person_id = actor.person_id
     review.decided_at = now
     await session.flush()

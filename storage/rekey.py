@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.crypto import DataCipher, DataKeyError, DecryptError, lookup_hash_with
 from storage.db import Database
 from storage.mentoring import sealed_json
-from storage.models import Base, DataSecret, Difficulty, Nomination, TalkLog
+from storage.models import Base, DataSecret, Difficulty, Nomination, TalkLog, VettingReview
 
 LOOKUP_SECRET = "lookup"
 DEFAULT_BATCH = 500
@@ -49,6 +49,7 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("talk_log", "id", "topics_enc"),
     EncryptedColumn("difficulty", "id", "description_enc"),
     EncryptedColumn("difficulty", "id", "resolution_enc"),
+    EncryptedColumn("vetting_review", "id", "note_enc"),
 ]
 
 
@@ -108,9 +109,7 @@ async def _lookup_key_in_use(session: AsyncSession, base: DataCipher) -> bytes:
             select(enc, digest).where(enc.is_not(None), digest.is_not(None)).limit(5)
         )
         samples.extend(
-            (token, hashed)
-            for token, hashed in rows
-            if token is not None and hashed is not None
+            (token, hashed) for token, hashed in rows if token is not None and hashed is not None
         )
     if not samples:
         return base.derived_lookup_keys[0]
@@ -235,7 +234,8 @@ async def _rekey_column(
 async def seal_plaintext(
     database: Database, cipher: DataCipher, *, batch_size: int = DEFAULT_BATCH
 ) -> list[SealCount]:
-    """Encrypt talk topics and difficulty texts still in their plain columns, and empty those.
+    """Encrypt talk topics, difficulty texts and vetting notes still in their plain columns,
+    and empty those.
 
     Run at every start of the bot and by `cadrebot rekey`; a no-op (one probe of a partial
     index per table) once everything is sealed. Batches commit one by one, so it can be stopped.
@@ -287,4 +287,26 @@ async def seal_plaintext(
                 difficulties.sealed += changed.rowcount  # type: ignore[attr-defined]
         if len(found) < batch_size:
             break
-    return [talks, difficulties]
+    notes = SealCount("vetting_review.note")
+    while True:
+        async with database.sessionmaker.begin() as session:
+            plain = (
+                await session.execute(
+                    select(VettingReview.id, VettingReview.note)
+                    .where(VettingReview.note.is_not(None))
+                    .order_by(VettingReview.id)
+                    .limit(batch_size)
+                )
+            ).all()
+            for review_id, note in plain:
+                if note is None:  # for the type checker: the query asked for notes
+                    continue
+                changed = await session.execute(
+                    update(VettingReview)
+                    .where(VettingReview.id == review_id, VettingReview.note.is_not(None))
+                    .values(note_enc=cipher.encrypt(note), note=None)
+                )
+                notes.sealed += changed.rowcount  # type: ignore[attr-defined]
+        if len(plain) < batch_size:
+            break
+    return [talks, difficulties, notes]

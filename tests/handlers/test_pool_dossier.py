@@ -154,6 +154,7 @@ async def nominate(
                     note="无违法违纪记录",
                     departments=departments,
                     now=T0,
+                    cipher=county.cipher,
                 )
         if to == "rejected":
             await nominations.decide_review(
@@ -164,6 +165,7 @@ async def nominate(
                 note=reject_note,
                 departments=departments,
                 now=T0,
+                cipher=county.cipher,
             )
         if to == "adjusted":
             await nominations.adjust_out(session, staff, nid, reason="长期外出", now=T0)

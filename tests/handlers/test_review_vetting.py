@@ -247,15 +247,17 @@ async def test_all_departments_approve_and_the_candidate_enters_the_pool(
                 .order_by(StatusChange.id)
             )
         )
-        notes = dict(
-            (
-                await session.execute(
-                    select(VettingReview.department, VettingReview.note).where(
-                        VettingReview.nomination_id == nid
-                    )
+        stored = (
+            await session.execute(
+                select(VettingReview.department, VettingReview.note, VettingReview.note_enc).where(
+                    VettingReview.nomination_id == nid
                 )
-            ).all()
-        )
+            )
+        ).all()
+    # Encrypted at rest: the plain column stays empty.
+    cipher = DataCipher(county.settings.require_data_key())
+    assert all(note is None for _, note, _ in stored)
+    notes = {d: cipher.decrypt(enc) if enc is not None else None for d, _, enc in stored}
     assert moves == ["new", "vetting", "in_pool"]
     assert notes == {"police": None, "discipline": "未发现违纪问题", "judicial": "无违法犯罪记录"}
 

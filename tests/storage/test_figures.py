@@ -67,6 +67,7 @@ async def _decide(
         note=None,
         departments=DEPARTMENTS,
         now=at,
+        cipher=DataCipher(Fernet.generate_key().decode()),  # no note to encrypt
     )
 
 

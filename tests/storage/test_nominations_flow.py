@@ -143,6 +143,7 @@ class County:
                 note=note,
                 departments=DEFAULT_DEPARTMENTS,
                 now=T0 + timedelta(hours=1),
+                cipher=CIPHER,
             )
             return result.outcome
 
@@ -445,7 +446,9 @@ async def test_all_departments_approve(county: County) -> None:
         assert approver == county[JUDICIAL].person_id
         review = await session.get(VettingReview, reviews["discipline"])
         assert review is not None
-        assert review.decision == "approve" and review.note == "无问题"
+        assert review.decision == "approve" and review.note_enc is not None
+        # Encrypted at rest: a department's note may record an offence.
+        assert review.note is None and CIPHER.decrypt(review.note_enc) == "无问题"
         assert review.reviewer_person_id == county[DISCIPLINE].person_id
         assert review.decided_at == T0 + timedelta(hours=1)
         for department, rid in reviews.items():
@@ -518,6 +521,7 @@ async def test_a_reviewer_of_two_departments_decides_each(county: County) -> Non
             note=None,
             departments=DEFAULT_DEPARTMENTS,
             now=T0,
+            cipher=CIPHER,
         )
     assert result.outcome == VettingOutcome.PENDING
 

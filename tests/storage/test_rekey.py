@@ -33,6 +33,7 @@ from storage.models import (
     TalkLog,
     Township,
     UserData,
+    VettingReview,
 )
 from storage.nominations import Duplicate, NominationForm
 from storage.rekey import ENCRYPTED_COLUMNS, load_cipher, rekey, seal_plaintext
@@ -208,10 +209,12 @@ async def test_rotation_with_live_data(db: Database) -> None:
         "talk_log.topics_enc": (0, 2, 0),
         "difficulty.description_enc": (0, 1, 0),
         "difficulty.resolution_enc": (0, 0, 0),
+        "vetting_review.note_enc": (0, 0, 0),
     }
     assert [(s.label, s.sealed) for s in report.sealed] == [
         ("talk_log.topics", 1),
         ("difficulty.description", 0),
+        ("vetting_review.note", 0),
     ]
     # The part rotated while the old key was still listed: now every value opens with the
     # new key alone, and a second run finds nothing to do.
@@ -362,6 +365,7 @@ async def test_plain_talks_and_difficulties_are_read_then_sealed(db: Database) -
     assert [(s.label, s.sealed) for s in sealed] == [
         ("talk_log.topics", 1),
         ("difficulty.description", 2),
+        ("vetting_review.note", 0),
     ]
     assert await read() == before
     async with db.engine.connect() as connection:
@@ -375,7 +379,7 @@ async def test_plain_talks_and_difficulties_are_read_then_sealed(db: Database) -
         ).all()
         assert [(d, r) for d, r, _ in texts] == [("", None), ("", None)]
         assert all(e is not None for _, _, e in texts)
-    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [0, 0]
+    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [0, 0, 0]
     # The county's workbook shows the texts, opened with DATA_KEY.
     buffer = io.BytesIO()
     async with db.sessionmaker.begin() as session:
@@ -453,6 +457,11 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
                 nomination_id=1, talk_id=talk_id, description="母亲住院", status="open"
             )
         )
+        await connection.execute(
+            insert(VettingReview.__table__).values(
+                nomination_id=1, department="judicial", decision="approve", note="曾有交通违法记录"
+            )
+        )
     await db.close()
     await asyncio.to_thread(command.upgrade, config, "head")
 
@@ -474,11 +483,15 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
     # Rotating at the same time as upgrading: the lookup key is still the old one's.
     cipher = await _cipher(db, f"{NEW},{OLD}")
     assert await _is_duplicate(db, cipher, 0) == (True, False)
-    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [2, 1]
+    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [2, 1, 1]
     async with db.sessionmaker() as session:
         section = await mentoring.dossier_section(session, 1, cipher=cipher)
     assert [t.topics[2].text for t in section.talks] == ["母亲住院，家里缺钱"] * 2
     assert [d.description for d in section.difficulties] == ["母亲住院"]
+    async with db.sessionmaker() as session:
+        review = await session.scalar(select(VettingReview))
+    assert review is not None and review.note is None and review.note_enc is not None
+    assert cipher.decrypt(review.note_enc) == "曾有交通违法记录"
     # Going down would destroy the encrypted texts: refused.
     await db.close()
     with pytest.raises(RuntimeError, match="would lose"):

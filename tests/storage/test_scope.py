@@ -72,6 +72,7 @@ async def test_reviewer_reads_a_file_only_during_its_vetting(db: Database) -> No
             note="不符合条件",
             departments=DEPARTMENTS,
             now=NOW,
+            cipher=cipher,
         )
     with pytest.raises(NotAllowed):  # vetting over: out of reach
         await read(police)

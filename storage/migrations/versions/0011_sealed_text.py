@@ -3,8 +3,9 @@
 - data_secret: the lookup-hash key, wrapped with DATA_KEY (storage/crypto.py says why it is
   no longer derived from DATA_KEY). It is created by the first process that runs with a
   DATA_KEY (storage.rekey.load_cipher), from the key that made the hashes already stored.
-- talk_log.topics_enc, difficulty.description_enc and difficulty.resolution_enc: the talk's
-  topics and the difficulty's texts, encrypted.
+- talk_log.topics_enc, difficulty.description_enc, difficulty.resolution_enc and
+  vetting_review.note_enc: the talk's topics, the difficulty's texts and the vetting
+  department's note, encrypted.
 
 A migration has no DATA_KEY, so it cannot encrypt the rows already there: they stay in the
 plain columns, readers accept both, and `cadrebot run` (at start) and `cadrebot rekey` encrypt
@@ -31,9 +32,14 @@ SEALED = (
     ("talk_log", "topics_enc"),
     ("difficulty", "description_enc"),
     ("difficulty", "resolution_enc"),
+    ("vetting_review", "note_enc"),
 )
 
-PLAIN_INDEXES = (("talk_log", "topics_enc"), ("difficulty", "description_enc"))
+PLAIN_INDEXES = (
+    ("talk_log", "topics_enc IS NULL"),
+    ("difficulty", "description_enc IS NULL"),
+    ("vetting_review", "note IS NOT NULL"),
+)
 
 
 def upgrade() -> None:
@@ -52,14 +58,14 @@ def upgrade() -> None:
     for table, column in SEALED:
         op.add_column(table, sa.Column(column, sa.LargeBinary(), nullable=True))
     # The rows still in plain text, found at start-up without scanning every talk.
-    for table, column in PLAIN_INDEXES:
+    for table, where in PLAIN_INDEXES:
         op.create_index(
             f"ix_{table}_plain",
             table,
             ["id"],
             unique=False,
-            sqlite_where=sa.text(f"{column} IS NULL"),
-            postgresql_where=sa.text(f"{column} IS NULL"),
+            sqlite_where=sa.text(where),
+            postgresql_where=sa.text(where),
         )
 
 
