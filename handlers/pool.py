@@ -422,7 +422,9 @@ def _dossier_values(context: CadreContext, dossier: Dossier) -> dict[str, Any]:
             # "submit:mass" → "submit": the channel is shown once, above.
             "event": change.event.split(":", 1)[0],
             "status": change.to_status,
-            "reason": change.reason if reasons else None,
+            "reason": (
+                opened_text(cipher(context), change.reason, change.reason_enc) if reasons else None
+            ),
         }
         for change in dossier.history
     ]
@@ -646,7 +648,12 @@ async def confirm_adjust(update: Update, context: CadreContext) -> int:
             if actor is None:
                 raise NotAllowed
             await nominations.adjust_out(
-                session, actor, nomination_id, reason=state["reason"], now=now()
+                session,
+                actor,
+                nomination_id,
+                reason=state["reason"],
+                now=now(),
+                cipher=cipher(context),
             )
     except NotAllowed:
         return await _deny(update, context)

@@ -341,12 +341,13 @@ def _roster(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIt
     return rows()
 
 
-def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock) -> str:
+def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock, cipher: DataCipher) -> str:
     entries = []
     for row in group:
-        at, event, reason = row[8], row[9], row[10]
+        at, event = row[8], row[9]
         if at is None:
             continue
+        reason = mentoring.opened_text(cipher, row[10], row[11])
         # Submissions are stored as "submit:<channel>"; the channel has its own column.
         name = words.value("dossier.event", event.split(":", 1)[0]) or ""
         day = clock.day(at)
@@ -356,7 +357,7 @@ def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock) -> str:
 
 
 def _nominations(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = (
         select(
@@ -371,6 +372,7 @@ def _nominations(
             StatusChange.at,
             StatusChange.event,
             StatusChange.reason,
+            StatusChange.reason_enc,
         )
         .join(Person, Person.id == Nomination.person_id)
         .join(Township, Township.id == Nomination.township_id)
@@ -391,7 +393,7 @@ def _nominations(
                 clock.day(first[5]),
                 words.value("status", first[6]),
                 clock.day(first[7]),
-                _history(group, words, clock),
+                _history(group, words, clock, cipher),
             ]
 
     return rows()
@@ -729,7 +731,7 @@ def _sheet_rows(
 ) -> Iterator[tuple[str, AsyncIterator[list[Any]]]]:
     # Generators are created lazily, one at a time: only one query is open on the session.
     yield "roster", _roster(session, scope, words)
-    yield "nominations", _nominations(session, scope, words, clock)
+    yield "nominations", _nominations(session, scope, words, clock, cipher)
     yield "vetting", _vetting(session, scope, words, clock, cipher)
     yield "talks", _talks(session, scope, words, cipher)
     yield "difficulties", _difficulties(session, scope, words, clock, cipher)
@@ -934,7 +936,11 @@ async def write_dossier_workbook(
             clock.local(change.at),
             words.value("dossier.event", change.event.split(":", 1)[0]),
             words.value("status", change.to_status),
-            change.reason if dossier.show_reasons else None,
+            (
+                mentoring.opened_text(cipher, change.reason, change.reason_enc)
+                if dossier.show_reasons
+                else None
+            ),
         ]
         for change in dossier.history
     ]

@@ -362,6 +362,13 @@ class StatusChange(Base):
         Index("ix_status_change_nomination", "nomination_id", "at"),
         Index("ix_status_change_event", "event", "at"),
         Index("ix_status_change_township", "township_id", "event", "at"),
+        # Reasons still in plain text (before migration 0011; see ix_talk_log_plain).
+        Index(
+            "ix_status_change_plain",
+            "id",
+            sqlite_where=text("reason IS NOT NULL"),
+            postgresql_where=text("reason IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -370,7 +377,11 @@ class StatusChange(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     event: Mapped[str] = mapped_column(String(24))
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # Encrypted in reason_enc: why a person was declined, rejected in vetting (the
+    # department's note) or taken out of the pool. `reason` holds rows from before migration
+    # 0011 until storage.rekey seals them.
     reason: Mapped[str | None] = mapped_column(String(1000))
+    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The nomination's township, copied when the row is written (a database trigger fills it
     # from nomination.township_id, which never changes; see storage/tally.py), so that a

@@ -218,7 +218,10 @@ async def _move(
     actor_person_id: int | None,
     now: datetime,
     reason: str | None = None,
+    cipher: DataCipher | None = None,
 ) -> None:
+    if reason is not None and cipher is None:
+        raise ValueError("a reason is stored encrypted: pass the cipher")
     new = transition(Status(nomination.status), event, channel=Channel(nomination.channel))
     session.add(
         StatusChange(
@@ -227,7 +230,7 @@ async def _move(
             to_status=new.value,
             event=event.value,
             actor_person_id=actor_person_id,
-            reason=reason,
+            reason_enc=cipher.encrypt(reason) if reason and cipher else None,
             at=now,
         )
     )
@@ -307,11 +310,23 @@ async def send_to_vetting(
 
 
 async def decline(
-    session: AsyncSession, actor: Actor, nomination_id: int, *, reason: str, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    reason: str,
+    now: datetime,
+    cipher: DataCipher,
 ) -> Nomination:
     nomination = await _managed(session, actor, nomination_id)
     await _move(
-        session, nomination, Event.DECLINE, actor_person_id=actor.person_id, now=now, reason=reason
+        session,
+        nomination,
+        Event.DECLINE,
+        actor_person_id=actor.person_id,
+        now=now,
+        reason=reason,
+        cipher=cipher,
     )
     return nomination
 
@@ -325,7 +340,13 @@ async def mark_contacted(
 
 
 async def adjust_out(
-    session: AsyncSession, actor: Actor, nomination_id: int, *, reason: str, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    reason: str,
+    now: datetime,
+    cipher: DataCipher,
 ) -> Nomination:
     """不适宜人选及时调整: take a person out of the pool, with the reason kept.
 
@@ -339,6 +360,7 @@ async def adjust_out(
         actor_person_id=actor.person_id,
         now=now,
         reason=reason,
+        cipher=cipher,
     )
     await session.execute(
         update(Pairing)
@@ -456,6 +478,7 @@ async def decide_review(
             actor_person_id=actor.person_id,
             now=now,
             reason=note,
+            cipher=cipher,
         )
     return VettingResult(nomination, outcome)
 

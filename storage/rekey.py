@@ -17,11 +17,20 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.crypto import DataCipher, DataKeyError, DecryptError, lookup_hash_with
 from storage.db import Database
 from storage.mentoring import sealed_json
-from storage.models import Base, DataSecret, Difficulty, Nomination, TalkLog, VettingReview
+from storage.models import (
+    Base,
+    DataSecret,
+    Difficulty,
+    Nomination,
+    StatusChange,
+    TalkLog,
+    VettingReview,
+)
 
 LOOKUP_SECRET = "lookup"
 DEFAULT_BATCH = 500
@@ -50,6 +59,7 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("difficulty", "id", "description_enc"),
     EncryptedColumn("difficulty", "id", "resolution_enc"),
     EncryptedColumn("vetting_review", "id", "note_enc"),
+    EncryptedColumn("status_change", "id", "reason_enc"),
 ]
 
 
@@ -234,8 +244,8 @@ async def _rekey_column(
 async def seal_plaintext(
     database: Database, cipher: DataCipher, *, batch_size: int = DEFAULT_BATCH
 ) -> list[SealCount]:
-    """Encrypt talk topics, difficulty texts and vetting notes still in their plain columns,
-    and empty those.
+    """Encrypt talk topics, difficulty texts, vetting notes and status-change reasons still in
+    their plain columns, and empty those.
 
     Run at every start of the bot and by `cadrebot rekey`; a no-op (one probe of a partial
     index per table) once everything is sealed. Batches commit one by one, so it can be stopped.
@@ -287,26 +297,43 @@ async def seal_plaintext(
                 difficulties.sealed += changed.rowcount  # type: ignore[attr-defined]
         if len(found) < batch_size:
             break
-    notes = SealCount("vetting_review.note")
+    notes = await _seal_text(
+        database, cipher, VettingReview, VettingReview.note, "note_enc", batch_size
+    )
+    reasons = await _seal_text(
+        database, cipher, StatusChange, StatusChange.reason, "reason_enc", batch_size
+    )
+    return [talks, difficulties, notes, reasons]
+
+
+async def _seal_text(
+    database: Database,
+    cipher: DataCipher,
+    model: type[VettingReview] | type[StatusChange],
+    plain: InstrumentedAttribute[str | None],
+    sealed: str,
+    batch_size: int,
+) -> SealCount:
+    """Move one nullable text column into its encrypted twin, batch by batch."""
+    count = SealCount(f"{model.__tablename__}.{plain.key}")
     while True:
         async with database.sessionmaker.begin() as session:
-            plain = (
+            rows = (
                 await session.execute(
-                    select(VettingReview.id, VettingReview.note)
-                    .where(VettingReview.note.is_not(None))
-                    .order_by(VettingReview.id)
+                    select(model.id, plain)
+                    .where(plain.is_not(None))
+                    .order_by(model.id)
                     .limit(batch_size)
                 )
             ).all()
-            for review_id, note in plain:
-                if note is None:  # for the type checker: the query asked for notes
+            for row_id, text in rows:
+                if text is None:  # for the type checker: the query asked for texts
                     continue
                 changed = await session.execute(
-                    update(VettingReview)
-                    .where(VettingReview.id == review_id, VettingReview.note.is_not(None))
-                    .values(note_enc=cipher.encrypt(note), note=None)
+                    update(model)
+                    .where(model.id == row_id, plain.is_not(None))
+                    .values({sealed: cipher.encrypt(text), plain.key: None})
                 )
-                notes.sealed += changed.rowcount  # type: ignore[attr-defined]
-        if len(plain) < batch_size:
-            break
-    return [talks, difficulties, notes]
+                count.sealed += changed.rowcount  # type: ignore[attr-defined]
+        if len(rows) < batch_size:
+            return count

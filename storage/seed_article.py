@@ -234,7 +234,7 @@ async def seed_article(
         )
         session.add(nomination)
         await session.flush()
-        _history(session, nomination, outcome, submitted, rng)
+        _history(session, cipher, nomination, outcome, submitted, rng)
         if outcome == "pool":
             cadres.append(nomination)
     await session.flush()
@@ -314,6 +314,7 @@ async def seed_article(
 
 def _history(
     session: AsyncSession,
+    cipher: DataCipher,
     nomination: Nomination,
     outcome: str,
     submitted: datetime,
@@ -338,7 +339,9 @@ def _history(
                 to_status=new,
                 event=event,
                 at=moment,
-                reason="不符合资格条件" if new in ("declined", "rejected") else None,
+                reason_enc=(
+                    cipher.encrypt("不符合资格条件") if new in ("declined", "rejected") else None
+                ),
             )
         )
         moment += timedelta(days=rng.randrange(3, 12))
@@ -356,7 +359,7 @@ def _history(
                     decision=decision,
                     requested_at=submitted + timedelta(days=2),
                     decided_at=moment if decided else None,
-                    note="无违法违纪记录" if decision == "approve" else None,
+                    note_enc=cipher.encrypt("无违法违纪记录") if decision == "approve" else None,
                 )
             )
     nomination.status_changed_at = moment

@@ -297,7 +297,8 @@ async def test_one_department_rejects_and_the_candidate_hears_nothing_of_why(
                 StatusChange.nomination_id == nid, StatusChange.to_status == "rejected"
             )
         )
-    assert change is not None and change.reason == note
+    assert change is not None and change.reason is None and change.reason_enc is not None
+    assert DataCipher(county.settings.require_data_key()).decrypt(change.reason_enc) == note
 
     # The judicial review no longer waits: it left the queue and its buttons are stale.
     (queue,) = await county.send(JUDICIAL, "/vetting")
@@ -330,7 +331,8 @@ async def test_township_declines_with_a_reason_after_bad_input(county: BotHarnes
                 StatusChange.nomination_id == nid, StatusChange.to_status == "declined"
             )
         )
-    assert change is not None and change.reason == reason
+    assert change is not None and change.reason is None and change.reason_enc is not None
+    assert DataCipher(county.settings.require_data_key()).decrypt(change.reason_enc) == reason
     (queue,) = await county.send(QINGSHAN_OFFICIAL, "/review")
     assert "张三" not in queue.text
     # The conversation is over: the next text is not taken as another reason.

@@ -30,6 +30,7 @@ from storage.models import (
     Nomination,
     Pairing,
     Person,
+    StatusChange,
     TalkLog,
     Township,
     UserData,
@@ -210,11 +211,13 @@ async def test_rotation_with_live_data(db: Database) -> None:
         "difficulty.description_enc": (0, 1, 0),
         "difficulty.resolution_enc": (0, 0, 0),
         "vetting_review.note_enc": (0, 0, 0),
+        "status_change.reason_enc": (0, 0, 0),
     }
     assert [(s.label, s.sealed) for s in report.sealed] == [
         ("talk_log.topics", 1),
         ("difficulty.description", 0),
         ("vetting_review.note", 0),
+        ("status_change.reason", 0),
     ]
     # The part rotated while the old key was still listed: now every value opens with the
     # new key alone, and a second run finds nothing to do.
@@ -366,6 +369,7 @@ async def test_plain_talks_and_difficulties_are_read_then_sealed(db: Database) -
         ("talk_log.topics", 1),
         ("difficulty.description", 2),
         ("vetting_review.note", 0),
+        ("status_change.reason", 0),
     ]
     assert await read() == before
     async with db.engine.connect() as connection:
@@ -379,7 +383,7 @@ async def test_plain_talks_and_difficulties_are_read_then_sealed(db: Database) -
         ).all()
         assert [(d, r) for d, r, _ in texts] == [("", None), ("", None)]
         assert all(e is not None for _, _, e in texts)
-    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [0, 0, 0]
+    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [0, 0, 0, 0]
     # The county's workbook shows the texts, opened with DATA_KEY.
     buffer = io.BytesIO()
     async with db.sessionmaker.begin() as session:
@@ -462,6 +466,16 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
                 nomination_id=1, department="judicial", decision="approve", note="曾有交通违法记录"
             )
         )
+        await connection.execute(
+            insert(StatusChange.__table__).values(
+                nomination_id=1,
+                from_status="in_pool",
+                to_status="adjusted",
+                event="adjust_out",
+                reason="长期外出务工",
+                at=at,
+            )
+        )
     await db.close()
     await asyncio.to_thread(command.upgrade, config, "head")
 
@@ -483,7 +497,7 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
     # Rotating at the same time as upgrading: the lookup key is still the old one's.
     cipher = await _cipher(db, f"{NEW},{OLD}")
     assert await _is_duplicate(db, cipher, 0) == (True, False)
-    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [2, 1, 1]
+    assert [s.sealed for s in await seal_plaintext(db, cipher)] == [2, 1, 1, 1]
     async with db.sessionmaker() as session:
         section = await mentoring.dossier_section(session, 1, cipher=cipher)
     assert [t.topics[2].text for t in section.talks] == ["母亲住院，家里缺钱"] * 2
@@ -492,6 +506,10 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
         review = await session.scalar(select(VettingReview))
     assert review is not None and review.note is None and review.note_enc is not None
     assert cipher.decrypt(review.note_enc) == "曾有交通违法记录"
+    async with db.sessionmaker() as session:
+        change = await session.scalar(select(StatusChange))
+    assert change is not None and change.reason is None and change.reason_enc is not None
+    assert cipher.decrypt(change.reason_enc) == "长期外出务工"
     # Going down would destroy the encrypted texts: refused.
     await db.close()
     with pytest.raises(RuntimeError, match="would lose"):

@@ -153,7 +153,7 @@ async def test_adjusting_out_ends_the_pairings(db: Database) -> None:
         )
     async with db.sessionmaker.begin() as session:
         await nominations.adjust_out(
-            session, official, nomination_id, reason="本人申请退出", now=NOW
+            session, official, nomination_id, reason="本人申请退出", now=NOW, cipher=cipher
         )
     async with db.sessionmaker() as session:
         pairing = await session.scalar(select(Pairing))

@@ -3,15 +3,16 @@
 - data_secret: the lookup-hash key, wrapped with DATA_KEY (storage/crypto.py says why it is
   no longer derived from DATA_KEY). It is created by the first process that runs with a
   DATA_KEY (storage.rekey.load_cipher), from the key that made the hashes already stored.
-- talk_log.topics_enc, difficulty.description_enc, difficulty.resolution_enc and
-  vetting_review.note_enc: the talk's topics, the difficulty's texts and the vetting
-  department's note, encrypted.
+- talk_log.topics_enc, difficulty.description_enc, difficulty.resolution_enc,
+  vetting_review.note_enc and status_change.reason_enc: the talk's topics, the difficulty's
+  texts, the vetting department's note and the reason of a decline, rejection or adjustment,
+  encrypted.
 
 A migration has no DATA_KEY, so it cannot encrypt the rows already there: they stay in the
 plain columns, readers accept both, and `cadrebot run` (at start) and `cadrebot rekey` encrypt
 them and empty the plain columns (storage.rekey.seal_plaintext). The columns are added with
 ALTER TABLE ADD COLUMN, never a batch rebuild: talk_log and difficulty carry the tally
-triggers of 0009, which a rebuild on SQLite would drop.
+triggers of 0009, which a rebuild on SQLite would drop (status_change too).
 
 Revision ID: 0011
 Revises: 0009
@@ -33,12 +34,14 @@ SEALED = (
     ("difficulty", "description_enc"),
     ("difficulty", "resolution_enc"),
     ("vetting_review", "note_enc"),
+    ("status_change", "reason_enc"),
 )
 
 PLAIN_INDEXES = (
     ("talk_log", "topics_enc IS NULL"),
     ("difficulty", "description_enc IS NULL"),
     ("vetting_review", "note IS NOT NULL"),
+    ("status_change", "reason IS NOT NULL"),
 )
 
 
