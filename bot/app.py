@@ -184,7 +184,8 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     async with database.sessionmaker.begin() as session:
         cipher = await load_cipher(session, settings.require_data_key())
     app.bot_data["cipher"] = cipher
-    # Talks and difficulties written before migration 0011 are encrypted here, once.
+    # Free texts written in plain before migration 0011 (talks, difficulties, vetting notes,
+    # status reasons) are encrypted here, once; later starts find none.
     for sealed in await seal_plaintext(database, cipher):
         if sealed.sealed:
             logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
