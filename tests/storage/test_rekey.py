@@ -172,7 +172,9 @@ async def test_rotation_with_live_data(db: Database) -> None:
     legacy = DataCipher(OLD)
     old_ids = [await _nominate(db, legacy, township_id, i) for i in range(3)]
     async with db.sessionmaker.begin() as session:
-        session.add(UserData(user_id=42, payload=legacy.fernet.encrypt(b'{"draft": 1}')))
+        session.add(
+            UserData(user_id=42, payload=legacy.fernet.encrypt(b'{"draft": 1}'), updated_at=NOW)
+        )
         await _add_talk(session, old_ids[0], topics=TOPICS)
     assert (await _values(db))["data_secret.wrapped"] == []
 
@@ -200,6 +202,9 @@ async def test_rotation_with_live_data(db: Database) -> None:
         )
 
     report = await rekey(db, rotating, batch_size=2)
+    async with db.sessionmaker() as session:
+        # Re-encryption is not an edit: a draft keeps its age (retention counts from it).
+        assert await session.scalar(select(UserData.updated_at)) == NOW
     counts = {c.label: (c.rotated, c.current, c.unreadable) for c in report.columns}
     assert counts == {
         "data_secret.wrapped": (0, 1, 0),  # wrapped with the new key when first stored
