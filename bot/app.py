@@ -43,8 +43,8 @@ from handlers import (
     vetting,
     withdraw,
 )
-from storage.crypto import DataCipher
 from storage.db import Database
+from storage.rekey import load_cipher, seal_plaintext
 from storage.rules.ladder import load_policy
 from templates import build_environment
 
@@ -187,7 +187,14 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     database.open()
     app.bot_data["jinja"] = build_environment()
     settings: Settings = app.bot_data["settings"]
-    app.bot_data["cipher"] = DataCipher(settings.require_data_key())
+    async with database.sessionmaker.begin() as session:
+        cipher = await load_cipher(session, settings.require_data_key())
+    app.bot_data["cipher"] = cipher
+    # Free texts written in plain before migration 0011 (talks, difficulties, vetting notes,
+    # status reasons) are encrypted here, once; later starts find none.
+    for sealed in await seal_plaintext(database, cipher):
+        if sealed.sealed:
+            logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
     scheduler.install(app, settings)
     await forget.install(app)

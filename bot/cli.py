@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from bot import cli_audit, cli_export, cli_summary, logs, shell
 from bot.settings import Settings, SettingsError, load_settings
 from storage import migrate
+from storage.crypto import DataKeyError
 from storage.db import Database
 from storage.models import Role
 
@@ -89,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("keygen", help="print a new DATA_KEY for .env")
+    rekey = sub.add_parser(
+        "rekey", help="re-encrypt every stored value with the first (newest) key of DATA_KEY"
+    )
+    rekey.add_argument(
+        "--batch-size", type=int, default=500, help="rows per transaction (default 500)"
+    )
     shell.add_parser(sub)
     cli_export.add_parser(sub)
     cli_summary.add_parser(sub)
@@ -106,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.log_level)
         return _dispatch(args, settings)
     except SettingsError as exc:
+        print(f"cadrebot: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS
+    except DataKeyError as exc:
+        # DATA_KEY is well formed but opens nothing in this database: a wrong setting too.
         print(f"cadrebot: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
     except CommandError as exc:
@@ -133,6 +144,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if not args.no_migrate:
             _upgrade(settings)
         asyncio.run(_reach_bot_api(settings))
+        # A DATA_KEY that opens nothing here stops start-up with one line, before polling.
+        asyncio.run(_check_data_key(settings))
         return _run(args, settings)
     migrated = _upgrade(settings)
     if args.command == "export":
@@ -143,6 +156,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cli_audit.run(args, settings)
     if args.command == "db" and args.db_command == "tallies":
         return asyncio.run(_tallies(args, settings))
+    if args.command == "rekey":
+        return asyncio.run(_rekey(args, settings))
     if args.command == "db":
         before, after = migrated
         if before == after:
@@ -272,6 +287,48 @@ async def _tallies(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{len(found)} disagreement(s); `cadrebot db tallies --rebuild` rewrites them")
         return EXIT_FAILURE
     print("tallies agree with the facts" + (" (rebuilt)" if args.rebuild else ""))
+    return 0
+
+
+async def _check_data_key(settings: Settings) -> None:
+    from storage.rekey import load_cipher
+
+    database = Database(settings.database_url)
+    try:
+        async with database.sessionmaker.begin() as session:
+            await load_cipher(session, settings.require_data_key())
+    finally:
+        await database.close()
+
+
+async def _rekey(args: argparse.Namespace, settings: Settings) -> int:
+    """Encrypt what is still plain, then put every encrypted value under the newest key."""
+    from storage.rekey import load_cipher, rekey
+
+    if not 1 <= args.batch_size <= 100_000:
+        raise CommandError("--batch-size must be between 1 and 100000")
+    database = Database(settings.database_url)
+    try:
+        async with database.sessionmaker.begin() as session:
+            cipher = await load_cipher(session, settings.require_data_key())
+        report = await rekey(database, cipher, batch_size=args.batch_size)
+    finally:
+        await database.close()
+    for sealed in report.sealed:
+        print(f"{sealed.label}: {sealed.sealed} plain value(s) encrypted")
+    for column in report.columns:
+        print(
+            f"{column.label}: {column.rotated} re-encrypted, {column.current} already current, "
+            f"{column.unreadable} unreadable"
+        )
+    if report.unreadable:
+        print(
+            f"{report.unreadable} value(s) open with no key of DATA_KEY: keep the old keys "
+            "until they are dealt with"
+        )
+        return EXIT_FAILURE
+    if cipher.key_count > 1:
+        print("every value is under the first key: the other keys can now be removed")
     return 0
 
 
@@ -415,12 +472,12 @@ async def _seed(settings: Settings, database: Database, scale: str) -> None:
 
     username = await _bot_username(settings)
     if scale == "article":
-        from storage.crypto import DataCipher
+        from storage.rekey import load_cipher
         from storage.seed_article import seed_article
 
-        cipher = DataCipher(settings.require_data_key())
         try:
             async with database.sessionmaker.begin() as session:
+                cipher = await load_cipher(session, settings.require_data_key())
                 counts = await seed_article(session, cipher, now=datetime.now(UTC))
         except ValueError as exc:
             raise CommandError(str(exc)) from None

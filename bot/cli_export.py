@@ -16,6 +16,7 @@ from bot.settings import Settings
 from storage import export, geo
 from storage.db import Database
 from storage.export import ExportScope
+from storage.rekey import load_cipher
 from templates import build_environment
 
 EXIT_FAILURE = 1
@@ -64,9 +65,16 @@ async def _export(args: argparse.Namespace, settings: Settings, database: Databa
     labels = workbook_labels(build_environment(), settings.locale)
     try:
         async with database.sessionmaker.begin() as session:
+            # Talks and difficulties are encrypted: the workbook needs DATA_KEY to show them.
+            cipher = await load_cipher(session, settings.require_data_key())
             scope = await _scope(session, args.scope)
             summary = await export.write_workbook(
-                session, scope, str(partial), locale_labels=labels, tz=settings.tz
+                session,
+                scope,
+                str(partial),
+                locale_labels=labels,
+                tz=settings.tz,
+                cipher=cipher,
             )
         partial.replace(out)
     finally:

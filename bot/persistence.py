@@ -12,13 +12,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.fernet import Fernet
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
+from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import ConversationState, UserData
 
@@ -36,7 +36,8 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
             update_interval=update_interval,
         )
         self.database = database
-        self._fernet = Fernet(data_key.encode())
+        # Every key of DATA_KEY (newest first) opens a draft; new drafts use the newest.
+        self._fernet = DataCipher(data_key).fernet
         # Digest of what each user's row holds, so that untouched drafts cost no write.
         self._written: dict[int, bytes] = {}
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from storage.crypto import DataKeyError, parse_keys
 from storage.rules.options import DEFAULT_KEY_GROUPS
 
 DEFAULT_DEPARTMENTS = ("police", "discipline", "judicial")
@@ -34,7 +35,8 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     locale: Literal["zh_CN", "en"] = "zh_CN"
     # Fernet key (urlsafe base64, 32 bytes) for personal data at rest; `make run` writes one
-    # into `.env` on first start so a newcomer never runs with a shared key.
+    # into `.env` on first start so a newcomer never runs with a shared key. Several keys,
+    # comma-separated and newest first, while rotating (storage/rekey.py).
     data_key: SecretStr | None = None
     poll_interval: float = Field(default=0.0, ge=0.0, le=60.0)
     invite_days: int = Field(default=7, ge=1, le=365)
@@ -132,11 +134,17 @@ class Settings(BaseSettings):
         return self.bot_token.get_secret_value()
 
     def require_data_key(self) -> str:
+        """DATA_KEY: one Fernet key, or several comma-separated, newest first (rotation)."""
         if self.data_key is None:
             raise SettingsError(
                 "DATA_KEY is not set: generate one with `cadrebot keygen` and put it in .env"
             )
-        return self.data_key.get_secret_value()
+        key = self.data_key.get_secret_value()
+        try:
+            parse_keys(key)
+        except DataKeyError as exc:
+            raise SettingsError(str(exc)) from None
+        return key
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file behind DATABASE_URL, or None for other databases and :memory:."""

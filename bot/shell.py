@@ -46,6 +46,7 @@ from telegram.request import BaseRequest, RequestData
 from bot import logs
 from bot.settings import Settings, SettingsError, load_settings
 from storage import migrate
+from storage.crypto import DataKeyError, parse_keys
 from storage.db import Database
 from storage.models import Person, Role, TelegramAccount
 
@@ -669,7 +670,10 @@ class Shell:
                 "DATA_KEY does not open the drafts stored in DATABASE_URL: "
                 "set the DATA_KEY they were written with, or use another DATABASE_URL"
             ) from None
-        await self.app.post_init(self.app)
+        try:
+            await self.app.post_init(self.app)
+        except DataKeyError as exc:
+            raise ShellError(str(exc)) from None
         self._started = True
         # No pacing here: the shell delivers at once what the drain job would within seconds.
         fast = Limits(per_second=10_000, per_chat_seconds=0.0, retry_base_seconds=0.01)
@@ -1129,8 +1133,8 @@ def shell_settings(
     else:
         key = load_or_create_key(key_file)
     try:
-        Fernet(key.encode())
-    except (ValueError, TypeError):
+        parse_keys(key)
+    except DataKeyError:
         source = "DATA_KEY" if settings.data_key is not None else str(key_file)
         raise SettingsError(
             f"{source} is not a valid key: `cadrebot keygen` prints a new one"

@@ -66,6 +66,7 @@ async def send_export(update: Update, context: CadreContext) -> None:
                 buffer,
                 locale_labels=workbook_labels(context.jinja, locale),
                 tz=context.settings.tz,
+                cipher=context.bot_data["cipher"],
             )
         size = buffer.tell()
         if size > TELEGRAM_MAX_BYTES:

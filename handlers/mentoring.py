@@ -36,6 +36,7 @@ from handlers.common import (
     plan_notice,
     reply,
 )
+from handlers.forms import cipher
 from storage import mentoring, people
 from storage.mentoring import PairingRefused, Stale, TalkInput
 from storage.models import Role
@@ -766,7 +767,13 @@ async def save_talk(update: Update, context: CadreContext) -> int:
             if actor is None:
                 raise NotAllowed
             await mentoring.save_talk(
-                session, actor, int(draft["pairing_id"]), talk, now=now(), tz=context.settings.tz
+                session,
+                actor,
+                int(draft["pairing_id"]),
+                talk,
+                cipher=cipher(context),
+                now=now(),
+                tz=context.settings.tz,
             )
             mentee = await mentoring.own_mentee(
                 session,
@@ -989,6 +996,7 @@ async def _show_difficulties(update: Update, context: CadreContext, page: int) -
             await mentoring.open_difficulties(
                 session,
                 actor,
+                cipher=cipher(context),
                 offset=page * DIFFICULTIES_PER_PAGE,
                 limit=DIFFICULTIES_PER_PAGE,
                 tz=context.settings.tz,
@@ -1038,7 +1046,7 @@ async def begin_resolution(update: Update, context: CadreContext) -> int:
             if actor is None:
                 raise NotAllowed
             item = await mentoring.difficulty_for_resolution(
-                session, actor, difficulty_id, tz=context.settings.tz
+                session, actor, difficulty_id, cipher=cipher(context), tz=context.settings.tz
             )
     except NotAllowed:
         await deny(update, context)
@@ -1081,6 +1089,7 @@ async def resolve_with_note(update: Update, context: CadreContext) -> int:
                 session,
                 actor,
                 int(pending["id"]),
+                cipher=cipher(context),
                 note=message.text,
                 now=now(),
                 tz=context.settings.tz,

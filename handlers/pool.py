@@ -44,6 +44,7 @@ from handlers.common import (
     text,
 )
 from handlers.export import SPOOL_BYTES, workbook_labels
+from handlers.forms import cipher
 from storage import (
     export,
     figures,
@@ -57,6 +58,7 @@ from storage import (
     projects,
     trainings,
 )
+from storage.mentoring import opened_text
 from storage.models import OFFICIAL_ROLES, Role
 from storage.nominations import Dossier, NotAllowed, PoolFilter, QueueItem
 from storage.people import Actor
@@ -421,7 +423,9 @@ def _dossier_values(context: CadreContext, dossier: Dossier) -> dict[str, Any]:
             # "submit:mass" → "submit": the channel is shown once, above.
             "event": change.event.split(":", 1)[0],
             "status": change.to_status,
-            "reason": change.reason if reasons else None,
+            "reason": (
+                opened_text(cipher(context), change.reason, change.reason_enc) if reasons else None
+            ),
         }
         for change in dossier.history
     ]
@@ -430,7 +434,7 @@ def _dossier_values(context: CadreContext, dossier: Dossier) -> dict[str, Any]:
             "department": review.department,
             "decision": review.decision,
             "at": _when(review.decided_at, tz) if review.decided_at else None,
-            "note": review.note,
+            "note": opened_text(cipher(context), review.note, review.note_enc),
         }
         for review in (dossier.reviews if notes else [])
     ]
@@ -487,7 +491,9 @@ async def _sections(
     """The cultivate/manage/use parts of the file; the dossier read above checked scope."""
     tz = context.settings.tz
     return {
-        "mentoring": await mentoring.dossier_section(session, nomination_id, tz=tz),
+        "mentoring": await mentoring.dossier_section(
+            session, nomination_id, cipher=cipher(context), tz=tz
+        ),
         "grade_section": await grades.dossier_section(
             session, actor, nomination_id, context.bot_data["grade_policy"]
         ),
@@ -541,6 +547,7 @@ async def export_dossier(update: Update, context: CadreContext) -> int:
                     buffer,
                     locale_labels=workbook_labels(context.jinja, locale),
                     tz=tz,
+                    cipher=cipher(context),
                     grade_policy=context.bot_data.get("grade_policy"),
                 )
         except NotAllowed:
@@ -646,7 +653,12 @@ async def confirm_adjust(update: Update, context: CadreContext) -> int:
             if actor is None:
                 raise NotAllowed
             await nominations.adjust_out(
-                session, actor, nomination_id, reason=state["reason"], now=now()
+                session,
+                actor,
+                nomination_id,
+                reason=state["reason"],
+                now=now(),
+                cipher=cipher(context),
             )
     except NotAllowed:
         return await _deny(update, context)

@@ -325,7 +325,12 @@ async def receive_reason(update: Update, context: CadreContext) -> int:
         async with context.session() as session:
             actor = await official(session, update)
             nomination = await nominations.decline(
-                session, actor, int(pending["nomination_id"]), reason=reason, now=now()
+                session,
+                actor,
+                int(pending["nomination_id"]),
+                reason=reason,
+                now=now(),
+                cipher=context.bot_data["cipher"],
             )
             chat_ids = await nominations.chat_ids_for_outcome(session, nomination)
             candidate = await people.recipients(session, chat_ids["candidate"])

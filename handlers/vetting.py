@@ -272,6 +272,7 @@ async def decide(update: Update, context: CadreContext, note: str | None) -> int
                     note=note,
                     departments=departments,
                     now=now(),
+                    cipher=context.bot_data["cipher"],
                 )
             except NotAllowed:
                 # The card was ours and open a moment ago: a colleague decided first.

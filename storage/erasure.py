@@ -215,21 +215,27 @@ async def anonymize_nominations(
     )
     # Free text written about them; the rows stay (they are what the summaries count).
     await session.execute(
-        update(StatusChange).where(StatusChange.nomination_id.in_(ids)).values(reason=None)
+        update(StatusChange)
+        .where(StatusChange.nomination_id.in_(ids))
+        .values(reason=None, reason_enc=None)
     )
     await session.execute(
-        update(VettingReview).where(VettingReview.nomination_id.in_(ids)).values(note=None)
+        update(VettingReview)
+        .where(VettingReview.nomination_id.in_(ids))
+        .values(note=None, note_enc=None)
     )
     await session.execute(
         delete(VettingReview).where(
             VettingReview.nomination_id.in_(ids), VettingReview.decision.is_(None)
         )
     )
-    await session.execute(update(TalkLog).where(TalkLog.nomination_id.in_(ids)).values(topics={}))
+    await session.execute(
+        update(TalkLog).where(TalkLog.nomination_id.in_(ids)).values(topics={}, topics_enc=None)
+    )
     await session.execute(
         update(Difficulty)
         .where(Difficulty.nomination_id.in_(ids))
-        .values(description="", resolution=None)
+        .values(description="", resolution=None, description_enc=None, resolution_enc=None)
     )
     await session.execute(
         update(PracticePost).where(PracticePost.nomination_id.in_(ids)).values(title=None)

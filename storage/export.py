@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
 from storage import audit, grades, mentoring, nominations, outcomes, posts, projects, trainings
+from storage.crypto import DataCipher
 from storage.models import (
     County,
     Difficulty,
@@ -340,12 +341,13 @@ def _roster(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIt
     return rows()
 
 
-def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock) -> str:
+def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock, cipher: DataCipher) -> str:
     entries = []
     for row in group:
-        at, event, reason = row[8], row[9], row[10]
+        at, event = row[8], row[9]
         if at is None:
             continue
+        reason = mentoring.opened_text(cipher, row[10], row[11])
         # Submissions are stored as "submit:<channel>"; the channel has its own column.
         name = words.value("dossier.event", event.split(":", 1)[0]) or ""
         day = clock.day(at)
@@ -355,7 +357,7 @@ def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock) -> str:
 
 
 def _nominations(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = (
         select(
@@ -370,6 +372,7 @@ def _nominations(
             StatusChange.at,
             StatusChange.event,
             StatusChange.reason,
+            StatusChange.reason_enc,
         )
         .join(Person, Person.id == Nomination.person_id)
         .join(Township, Township.id == Nomination.township_id)
@@ -390,14 +393,14 @@ def _nominations(
                 clock.day(first[5]),
                 words.value("status", first[6]),
                 clock.day(first[7]),
-                _history(group, words, clock),
+                _history(group, words, clock, cipher),
             ]
 
     return rows()
 
 
 def _vetting(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = (
         select(
@@ -410,6 +413,7 @@ def _vetting(
             VettingReview.requested_at,
             VettingReview.decided_at,
             VettingReview.note,
+            VettingReview.note_enc,
         )
         .join(Nomination, Nomination.id == VettingReview.nomination_id)
         .join(Person, Person.id == Nomination.person_id)
@@ -432,7 +436,7 @@ def _vetting(
                 words.value("dossier.decision", decision),
                 clock.day(r[6]),
                 clock.day(r[7]),
-                r[8],
+                mentoring.opened_text(cipher, r[8], r[9]),
             ]
 
     return rows()
@@ -447,7 +451,9 @@ def _topic(value: Any, words: _Words) -> str | None:
     return words.title("value.voice") if "voice" in value else None
 
 
-def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIterator[list[Any]]:
+def _talks(
+    session: AsyncSession, scope: ExportScope, words: _Words, cipher: DataCipher
+) -> AsyncIterator[list[Any]]:
     mentor = aliased(Person)
     mentee = aliased(Person)
     query = (
@@ -459,6 +465,7 @@ def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIte
             Nomination.id,
             Township.name,
             TalkLog.topics,
+            TalkLog.topics_enc,
         )
         .join(Nomination, Nomination.id == TalkLog.nomination_id)
         .join(mentee, mentee.id == Nomination.person_id)
@@ -470,7 +477,7 @@ def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIte
 
     async def rows() -> AsyncIterator[list[Any]]:
         async for r in _stream(session, query):
-            topics = r[6] if isinstance(r[6], Mapping) else {}
+            topics = mentoring.talk_topics(cipher, r[6], r[7])
             yield [
                 r[0],
                 words.value("talk_mode", r[1]),
@@ -485,7 +492,7 @@ def _talks(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIte
 
 
 def _difficulties(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = (
         select(
@@ -497,6 +504,8 @@ def _difficulties(
             Difficulty.status,
             Difficulty.resolution,
             Difficulty.resolved_at,
+            Difficulty.description_enc,
+            Difficulty.resolution_enc,
         )
         .join(Nomination, Nomination.id == Difficulty.nomination_id)
         .join(Person, Person.id == Nomination.person_id)
@@ -512,9 +521,9 @@ def _difficulties(
                 r[1],
                 words.name(r[2]),
                 r[3],
-                r[4],
+                mentoring.opened_text(cipher, r[4], r[8]),
                 words.value("export.value.difficulty", r[5]),
-                r[6],
+                mentoring.opened_text(cipher, r[6], r[9]),
                 clock.day(r[7]),
             ]
 
@@ -718,14 +727,14 @@ async def _write_sheet(
 
 
 def _sheet_rows(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
+    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> Iterator[tuple[str, AsyncIterator[list[Any]]]]:
     # Generators are created lazily, one at a time: only one query is open on the session.
     yield "roster", _roster(session, scope, words)
-    yield "nominations", _nominations(session, scope, words, clock)
-    yield "vetting", _vetting(session, scope, words, clock)
-    yield "talks", _talks(session, scope, words)
-    yield "difficulties", _difficulties(session, scope, words, clock)
+    yield "nominations", _nominations(session, scope, words, clock, cipher)
+    yield "vetting", _vetting(session, scope, words, clock, cipher)
+    yield "talks", _talks(session, scope, words, cipher)
+    yield "difficulties", _difficulties(session, scope, words, clock, cipher)
     yield "trainings", _trainings(session, scope, words, clock)
     yield "grades", _grades(session, scope, words, clock)
     yield "projects", _projects(session, scope, words)
@@ -738,6 +747,7 @@ async def write_workbook(
     *,
     locale_labels: Mapping[str, str],
     tz: tzinfo,
+    cipher: DataCipher,
 ) -> ExportSummary:
     """Write the scope's workbook to a path or a binary file object, and audit the export.
 
@@ -755,7 +765,7 @@ async def write_workbook(
     clock = _Clock(tz)
     workbook = Workbook(write_only=True)
     counts: dict[str, int] = {}
-    for key, rows in _sheet_rows(session, scope, words, clock):
+    for key, rows in _sheet_rows(session, scope, words, clock, cipher):
         counts[key] = await _write_sheet(workbook, key, rows, words)
     # Zipping the sheets is CPU and disk work: off the event loop, which serves other chats.
     await asyncio.to_thread(workbook.save, path_or_buffer)
@@ -908,6 +918,7 @@ async def write_dossier_workbook(
     *,
     locale_labels: Mapping[str, str],
     tz: tzinfo,
+    cipher: DataCipher,
     grade_policy: LadderPolicy | None = None,
 ) -> DossierExport:
     """Write one person's file as a workbook, one sheet per part of the /dossier.
@@ -925,7 +936,11 @@ async def write_dossier_workbook(
             clock.local(change.at),
             words.value("dossier.event", change.event.split(":", 1)[0]),
             words.value("status", change.to_status),
-            change.reason if dossier.show_reasons else None,
+            (
+                mentoring.opened_text(cipher, change.reason, change.reason_enc)
+                if dossier.show_reasons
+                else None
+            ),
         ]
         for change in dossier.history
     ]
@@ -941,13 +956,16 @@ async def write_dossier_workbook(
                     ),
                 ),
                 clock.day(review.decided_at),
-                review.note,
+                mentoring.opened_text(cipher, review.note, review.note_enc),
             ]
             for review in dossier.reviews
         ]
     # The mentoring section wants a ZoneInfo; the county's tz always is one.
     section = await mentoring.dossier_section(
-        session, nomination_id, **({"tz": tz} if isinstance(tz, ZoneInfo) else {})
+        session,
+        nomination_id,
+        cipher=cipher,
+        **({"tz": tz} if isinstance(tz, ZoneInfo) else {}),
     )
     sheets["file_mentors"] = [
         [words.value("mentor_slot", m.slot), words.name(m.full_name), m.assigned_on, m.ended_on]

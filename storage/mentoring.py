@@ -8,6 +8,7 @@ transaction is the unit of work.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -33,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
+from storage.crypto import DataCipher
 from storage.models import (
     Difficulty,
     Nomination,
@@ -779,12 +781,39 @@ async def _own_pairing(session: AsyncSession, actor: Actor, pairing_id: int) -> 
     return pairing
 
 
+def sealed_json(cipher: DataCipher, value: object) -> bytes:
+    return cipher.encrypt(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+def talk_topics(
+    cipher: DataCipher, plain: Mapping[str, Any] | None, sealed: bytes | None
+) -> Mapping[str, Any]:
+    """A talk's topics from its encrypted column, or from the plain one for a row written
+    before migration 0011 that storage.rekey.seal_plaintext has not reached yet."""
+    if sealed is not None:
+        opened = json.loads(cipher.decrypt(sealed))
+        return opened if isinstance(opened, Mapping) else {}
+    return plain if isinstance(plain, Mapping) else {}
+
+
+def opened_text(cipher: DataCipher, plain: str | None, sealed: bytes | None) -> str | None:
+    """A text from its encrypted column, or the plain one of a row from before 0011."""
+    return cipher.decrypt(sealed) if sealed is not None else plain
+
+
+def difficulty_texts(cipher: DataCipher, d: Difficulty) -> tuple[str, str | None]:
+    """(description, resolution), from the encrypted columns or the plain ones of old rows."""
+    description = opened_text(cipher, d.description, d.description_enc)
+    return description or "", opened_text(cipher, d.resolution, d.resolution_enc)
+
+
 async def save_talk(
     session: AsyncSession,
     actor: Actor,
     pairing_id: int,
     talk: TalkInput,
     *,
+    cipher: DataCipher,
     now: datetime,
     tz: ZoneInfo = SHANGHAI,
     back_days: int = BACK_DAYS,
@@ -816,7 +845,8 @@ async def save_talk(
         mentor_person_id=actor.person_id,
         talk_date=talk.talk_date,
         mode=talk.mode,
-        topics=topics,
+        topics={},
+        topics_enc=sealed_json(cipher, topics),
         created_at=now,
     )
     session.add(log)
@@ -827,7 +857,8 @@ async def save_talk(
             Difficulty(
                 nomination_id=pairing.nomination_id,
                 talk_id=log.id,
-                description=description,
+                description="",
+                description_enc=cipher.encrypt(description),
                 status=OPEN,
                 raised_at=now,
             )
@@ -877,19 +908,22 @@ def _difficulty_query() -> Select[Difficulty, str | None, str, str]:
     )
 
 
-def _difficulty_item(row: Row[Difficulty, str | None, str, str], tz: ZoneInfo) -> DifficultyItem:
+def _difficulty_item(
+    row: Row[Difficulty, str | None, str, str], tz: ZoneInfo, cipher: DataCipher
+) -> DifficultyItem:
     # The village is None when the cadre has none (outer join), whatever the row type says.
     d, name, township, village = row
+    description, resolution = difficulty_texts(cipher, d)
     return DifficultyItem(
         d.id,
         d.nomination_id,
         name or "",
         township,
         village,
-        d.description,
+        description,
         d.status,
         d.raised_at,
-        d.resolution,
+        resolution,
         d.resolved_at,
         local_date(d.raised_at, tz),
         local_date(d.resolved_at, tz) if d.resolved_at else None,
@@ -900,6 +934,7 @@ async def open_difficulties(
     session: AsyncSession,
     actor: Actor,
     *,
+    cipher: DataCipher,
     offset: int = 0,
     limit: int = 5,
     tz: ZoneInfo = SHANGHAI,
@@ -921,11 +956,16 @@ async def open_difficulties(
             .limit(limit)
         )
     ).all()
-    return [_difficulty_item(row, tz) for row in rows], int(total or 0)
+    return [_difficulty_item(row, tz, cipher) for row in rows], int(total or 0)
 
 
 async def difficulty_for_resolution(
-    session: AsyncSession, actor: Actor, difficulty_id: int, *, tz: ZoneInfo = SHANGHAI
+    session: AsyncSession,
+    actor: Actor,
+    difficulty_id: int,
+    *,
+    cipher: DataCipher,
+    tz: ZoneInfo = SHANGHAI,
 ) -> DifficultyItem:
     """An open difficulty in scope; NotAllowed if out of scope, Stale if already resolved."""
     row = (
@@ -937,7 +977,7 @@ async def difficulty_for_resolution(
     ).first()
     if row is None:
         raise NotAllowed
-    item = _difficulty_item(row, tz)
+    item = _difficulty_item(row, tz, cipher)
     if item.status != OPEN:
         raise Stale
     return item
@@ -948,6 +988,7 @@ async def resolve_difficulty(
     actor: Actor,
     difficulty_id: int,
     *,
+    cipher: DataCipher,
     note: str,
     now: datetime,
     tz: ZoneInfo = SHANGHAI,
@@ -968,7 +1009,8 @@ async def resolve_difficulty(
             )
             .values(
                 status=RESOLVED,
-                resolution=note,
+                resolution=None,
+                resolution_enc=cipher.encrypt(note),
                 resolved_by_person_id=actor.person_id,
                 resolved_at=now,
             )
@@ -977,7 +1019,8 @@ async def resolve_difficulty(
         )
     ).scalar_one_or_none()
     if resolved is None:
-        await difficulty_for_resolution(session, actor, difficulty_id)  # NotAllowed or Stale
+        # NotAllowed or Stale
+        await difficulty_for_resolution(session, actor, difficulty_id, cipher=cipher)
         raise Stale
     await audit.record(session, actor.person_id, "difficulty.resolve", "difficulty", resolved)
     row = (
@@ -987,7 +1030,7 @@ async def resolve_difficulty(
             .execution_options(populate_existing=True)
         )
     ).one()
-    return _difficulty_item(row, tz)
+    return _difficulty_item(row, tz, cipher)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1183,7 +1226,7 @@ def topic_views(topics: Mapping[str, Mapping[str, str]]) -> tuple[TopicView, ...
 
 
 async def dossier_section(
-    session: AsyncSession, nomination_id: int, *, tz: ZoneInfo = SHANGHAI
+    session: AsyncSession, nomination_id: int, *, cipher: DataCipher, tz: ZoneInfo = SHANGHAI
 ) -> MentoringSection:
     """The mentoring history of one cadre. No scope check: the dossier has done it."""
     pairings = (
@@ -1239,10 +1282,10 @@ async def dossier_section(
                 slot,
                 t.mentor_person_id,
                 name,
-                topic_views(t.topics),
+                topic_views(talk_topics(cipher, t.topics, t.topics_enc)),
                 int(n),
             )
             for t, slot, name, n in talks
         ],
-        difficulties=[_difficulty_item(row, tz) for row in difficulties],
+        difficulties=[_difficulty_item(row, tz, cipher) for row in difficulties],
     )

@@ -253,11 +253,26 @@ class UserData(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
+class DataSecret(Base):
+    """A key the stored data depends on, wrapped (Fernet-encrypted) with DATA_KEY.
+
+    Holds the lookup-hash key (name 'lookup'): it must outlive every DATA_KEY, since the hashes
+    of ID numbers and phones are computed with it (storage/crypto.py, storage/rekey.py).
+    """
+
+    __tablename__ = "data_secret"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 __all__ = [
     "AuditLog",
     "Base",
     "ConversationState",
     "County",
+    "DataSecret",
     "InviteCode",
     "InviteFailure",
     "Person",
@@ -361,6 +376,13 @@ class StatusChange(Base):
         Index("ix_status_change_nomination", "nomination_id", "at"),
         Index("ix_status_change_event", "event", "at"),
         Index("ix_status_change_township", "township_id", "event", "at"),
+        # Reasons still in plain text (before migration 0011; see ix_talk_log_plain).
+        Index(
+            "ix_status_change_plain",
+            "id",
+            sqlite_where=text("reason IS NOT NULL"),
+            postgresql_where=text("reason IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -369,7 +391,11 @@ class StatusChange(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     event: Mapped[str] = mapped_column(String(24))
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    # Encrypted in reason_enc: why a person was declined, rejected in vetting (the
+    # department's note) or taken out of the pool. `reason` holds rows from before migration
+    # 0011 until storage.rekey seals them.
     reason: Mapped[str | None] = mapped_column(String(1000))
+    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The nomination's township, copied when the row is written (a database trigger fills it
     # from nomination.township_id, which never changes; see storage/tally.py), so that a
@@ -386,6 +412,13 @@ class VettingReview(Base):
         CheckConstraint("decision IS NULL OR decision IN ('approve', 'reject')", name="decision"),
         Index("ix_vetting_review_queue", "department", "decision"),
         Index("ix_vetting_review_decided", "decided_at"),
+        # Notes still in plain text (before migration 0011; see TalkLog's ix_talk_log_plain).
+        Index(
+            "ix_vetting_review_plain",
+            "id",
+            sqlite_where=text("note IS NOT NULL"),
+            postgresql_where=text("note IS NOT NULL"),
+        ),
         # Never reused: reminder keys carry the id (see Nomination).
         {"sqlite_autoincrement": True},
     )
@@ -394,7 +427,10 @@ class VettingReview(Base):
     nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
     department: Mapped[str] = mapped_column(String(24))
     decision: Mapped[str | None] = mapped_column(String(8))
+    # Encrypted in note_enc: a police, discipline or judicial department's note may record an
+    # offence. `note` holds rows from before migration 0011 until storage.rekey seals them.
     note: Mapped[str | None] = mapped_column(String(1000))
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
     decided_at: Mapped[datetime | None]
@@ -494,6 +530,14 @@ class TalkLog(Base):
         Index("ix_talk_log_pairing_date", "pairing_id", "talk_date"),
         Index("ix_talk_log_nomination", "nomination_id", "talk_date"),
         Index("ix_talk_log_date", "talk_date", "nomination_id"),
+        # Rows still in plain text (before migration 0011): found at every start without a
+        # scan of every talk, and empty once storage.rekey.seal_plaintext has run.
+        Index(
+            "ix_talk_log_plain",
+            "id",
+            sqlite_where=text("topics_enc IS NULL"),
+            postgresql_where=text("topics_enc IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -502,8 +546,13 @@ class TalkLog(Base):
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     talk_date: Mapped[date] = mapped_column(Date)
     mode: Mapped[str] = mapped_column(String(8))
-    # {"thought"|"work"|"life"|"problems": {"text": str} or {"voice": file_id}}
-    topics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # {"thought"|"work"|"life"|"problems": {"text": str} or {"voice": file_id}}, as JSON
+    # encrypted with DATA_KEY in topics_enc: a talk holds a family's health and money. `topics`
+    # is the plaintext of rows written before migration 0011 and is `{}` once they are sealed
+    # (storage.rekey.seal_plaintext; kept NOT NULL so that SQLite adds the new column in place
+    # instead of rebuilding the table, which would drop its tally triggers).
+    topics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    topics_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The nomination's township, copied by a trigger (see StatusChange.township_id).
     township_id: Mapped[int | None] = mapped_column(Integer)
@@ -519,15 +568,27 @@ class Difficulty(Base):
         Index("ix_difficulty_raised", "raised_at"),
         Index("ix_difficulty_resolved", "resolved_at"),
         Index("ix_difficulty_township", "township_id", "status", "raised_at", "resolved_at"),
+        # Rows still in plain text (see TalkLog's ix_talk_log_plain).
+        Index(
+            "ix_difficulty_plain",
+            "id",
+            sqlite_where=text("description_enc IS NULL"),
+            postgresql_where=text("description_enc IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
     talk_id: Mapped[int | None] = mapped_column(ForeignKey("talk_log.id", ondelete="SET NULL"))
-    description: Mapped[str] = mapped_column(String(500))
+    # The texts are encrypted in the *_enc columns (a difficulty is a family's circumstances:
+    # "家中老人需要照顾"); the plain columns hold rows from before migration 0011 until
+    # storage.rekey.seal_plaintext empties them ('' and NULL), as for TalkLog.topics.
+    description: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(10), default="open")
     raised_at: Mapped[datetime] = mapped_column(server_default=func.now())
     resolution: Mapped[str | None] = mapped_column(String(500))
+    description_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    resolution_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     resolved_at: Mapped[datetime | None]
     # The nomination's township, copied by a trigger (see StatusChange.township_id).

@@ -220,7 +220,10 @@ async def _move(
     actor_person_id: int | None,
     now: datetime,
     reason: str | None = None,
+    cipher: DataCipher | None = None,
 ) -> None:
+    if reason is not None and cipher is None:
+        raise ValueError("a reason is stored encrypted: pass the cipher")
     new = transition(Status(nomination.status), event, channel=Channel(nomination.channel))
     session.add(
         StatusChange(
@@ -229,7 +232,7 @@ async def _move(
             to_status=new.value,
             event=event.value,
             actor_person_id=actor_person_id,
-            reason=reason,
+            reason_enc=cipher.encrypt(reason) if reason and cipher else None,
             at=now,
         )
     )
@@ -309,11 +312,23 @@ async def send_to_vetting(
 
 
 async def decline(
-    session: AsyncSession, actor: Actor, nomination_id: int, *, reason: str, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    reason: str,
+    now: datetime,
+    cipher: DataCipher,
 ) -> Nomination:
     nomination = await _managed(session, actor, nomination_id)
     await _move(
-        session, nomination, Event.DECLINE, actor_person_id=actor.person_id, now=now, reason=reason
+        session,
+        nomination,
+        Event.DECLINE,
+        actor_person_id=actor.person_id,
+        now=now,
+        reason=reason,
+        cipher=cipher,
     )
     return nomination
 
@@ -327,7 +342,13 @@ async def mark_contacted(
 
 
 async def adjust_out(
-    session: AsyncSession, actor: Actor, nomination_id: int, *, reason: str, now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    reason: str,
+    now: datetime,
+    cipher: DataCipher,
 ) -> Nomination:
     """不适宜人选及时调整: take a person out of the pool, with the reason kept.
 
@@ -341,6 +362,7 @@ async def adjust_out(
         actor_person_id=actor.person_id,
         now=now,
         reason=reason,
+        cipher=cipher,
     )
     await session.execute(
         update(Pairing)
@@ -408,6 +430,7 @@ async def decide_review(
     note: str | None,
     departments: Sequence[str],
     now: datetime,
+    cipher: DataCipher,
 ) -> VettingResult:
     """Record one department's decision; move the nomination once the outcome is known."""
     review = await session.scalar(
@@ -428,7 +451,7 @@ async def decide_review(
     if nomination.status != Status.VETTING.value:
         raise NotAllowed
     review.decision = decision.value
-    review.note = note
+    review.note_enc = cipher.encrypt(note) if note else None
     review.reviewer_person_id = actor.person_id
     review.decided_at = now
     await session.flush()
@@ -457,6 +480,7 @@ async def decide_review(
             actor_person_id=actor.person_id,
             now=now,
             reason=note,
+            cipher=cipher,
         )
     return VettingResult(nomination, outcome)
 

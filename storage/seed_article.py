@@ -234,7 +234,7 @@ async def seed_article(
         )
         session.add(nomination)
         await session.flush()
-        _history(session, nomination, outcome, submitted, rng)
+        _history(session, cipher, nomination, outcome, submitted, rng)
         if outcome == "pool":
             cadres.append(nomination)
     await session.flush()
@@ -270,7 +270,8 @@ async def seed_article(
             mentor_person_id=pairing.mentor_person_id,
             talk_date=date(YEAR, 5, 1) + timedelta(days=rng.randrange(200)),
             mode=rng.choice(("face", "phone", "home")),
-            topics=topics,
+            topics={},
+            topics_enc=mentoring.sealed_json(cipher, topics),
         )
         session.add(talk)
         talks.append(talk)
@@ -284,10 +285,13 @@ async def seed_article(
             Difficulty(
                 nomination_id=talk.nomination_id,
                 talk_id=talk.id,
-                description="产业启动资金不足" if index % 2 else "家中老人需要照顾",
+                description="",
+                description_enc=cipher.encrypt(
+                    "产业启动资金不足" if index % 2 else "家中老人需要照顾"
+                ),
                 status="resolved" if resolved else "open",
                 raised_at=raised,
-                resolution="已协调解决" if resolved else None,
+                resolution_enc=cipher.encrypt("已协调解决") if resolved else None,
                 resolved_by_person_id=talk.mentor_person_id if resolved else None,
                 resolved_at=raised + timedelta(days=rng.randrange(3, 40)) if resolved else None,
             )
@@ -310,6 +314,7 @@ async def seed_article(
 
 def _history(
     session: AsyncSession,
+    cipher: DataCipher,
     nomination: Nomination,
     outcome: str,
     submitted: datetime,
@@ -334,7 +339,9 @@ def _history(
                 to_status=new,
                 event=event,
                 at=moment,
-                reason="不符合资格条件" if new in ("declined", "rejected") else None,
+                reason_enc=(
+                    cipher.encrypt("不符合资格条件") if new in ("declined", "rejected") else None
+                ),
             )
         )
         moment += timedelta(days=rng.randrange(3, 12))
@@ -352,7 +359,7 @@ def _history(
                     decision=decision,
                     requested_at=submitted + timedelta(days=2),
                     decided_at=moment if decided else None,
-                    note="无违法违纪记录" if decision == "approve" else None,
+                    note_enc=cipher.encrypt("无违法违纪记录") if decision == "approve" else None,
                 )
             )
     nomination.status_changed_at = moment

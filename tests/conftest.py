@@ -20,6 +20,10 @@ from tests.support.harness import BotHarness
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TOKEN = "123456:TESTTOKENabcdefghijklmnopqrstuvwxyz"
+# One DATA_KEY for every harness of the session: the database keeps its lookup-hash key
+# wrapped with it, so two app instances on one database (two processes) need the same key,
+# as in production. A test about another key passes `data_key=` itself.
+DATA_KEY = Fernet.generate_key().decode()
 
 
 async def _pg_exec(sql: str) -> None:
@@ -84,7 +88,7 @@ def make_settings(database: Database, **overrides: object) -> Settings:
         "bot_token": TOKEN,
         "bot_username": BOT_USERNAME,
         "database_url": database.url,
-        "data_key": Fernet.generate_key().decode(),
+        "data_key": DATA_KEY,
         "telegram_api_url": "http://127.0.0.1:1",
         "_env_file": None,
     }

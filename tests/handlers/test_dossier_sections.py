@@ -62,3 +62,88 @@ async def test_file_shows_mentoring_grade_and_posts(harness: BotHarness) -> None
     assert "“2+1”结对帮带" in text and "谈心谈话</b>（1 次）" in text
     assert "职级管理" in text and "3" in text
     assert "实践锻炼" in text
+
+
+async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
+    harness: BotHarness,
+) -> None:
+    """Finding 18: a talk is stored encrypted, yet the dossier reads it as before; a talk
+    stored in plain before migration 0011 reads the same until it is sealed."""
+    from sqlalchemy import select
+
+    from storage import mentoring
+    from storage.crypto import DataCipher
+    from storage.rekey import seal_plaintext
+
+    assert harness.app is not None
+    cipher: DataCipher = harness.app.bot_data["cipher"]
+    now = datetime.now(UTC)
+    async with harness.database.sessionmaker.begin() as session:
+        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
+        township = await geo.township_by_name(session, "青山镇")
+        assert township is not None
+        account = await people.ensure_account(session, OFFICIAL, "zh-hans")
+        session.add_all(
+            [
+                RoleGrant(
+                    person_id=account.person_id, role="township_official", township_id=township.id
+                ),
+                RoleGrant(
+                    person_id=account.person_id,
+                    role="mentor",
+                    township_id=township.id,
+                    mentor_slot="township",
+                ),
+            ]
+        )
+        nomination = await nominations.create_nomination(
+            session,
+            cipher,
+            NominationForm(full_name="陈十三", township_id=township.id, key_group="veteran"),
+            channel=Channel.ORGANIZATION,
+            submitted_by=None,
+            person_id=None,
+            now=now,
+        )
+        nomination.status = "in_pool"
+        await session.flush()
+        pairing = Pairing(
+            nomination_id=nomination.id, mentor_person_id=account.person_id, slot="township"
+        )
+        session.add(pairing)
+        await session.flush()
+        session.add(
+            TalkLog(
+                pairing_id=pairing.id,
+                nomination_id=nomination.id,
+                mentor_person_id=account.person_id,
+                talk_date=date.today(),
+                mode="face",
+                topics={t: {"text": "家庭和睦"} for t in ("thought", "work", "life", "problems")},
+            )
+        )
+        actor = await people.load_actor(session, OFFICIAL)
+        assert actor is not None
+        await mentoring.save_talk(
+            session,
+            actor,
+            pairing.id,
+            mentoring.TalkInput(
+                talk_date=date.today(),
+                mode="home",
+                topics={t: {"text": "母亲住院，家里缺钱"} for t in mentoring.TALK_TOPICS},
+                difficulties=["医药费负担重"],
+            ),
+            cipher=cipher,
+            now=now,
+        )
+        nomination_id = nomination.id
+    async with harness.database.sessionmaker() as session:
+        stored = list(await session.scalars(select(TalkLog).order_by(TalkLog.id)))
+    assert stored[1].topics == {} and stored[1].topics_enc is not None
+    assert "母亲".encode() not in stored[1].topics_enc
+    for _ in range(2):  # before and after the plain talk is sealed
+        text = "\n".join(r.text for r in await harness.send(OFFICIAL, f"/dossier {nomination_id}"))
+        assert "谈心谈话</b>（2 次）" in text
+        assert "母亲住院，家里缺钱" in text and "家庭和睦" in text and "医药费负担重" in text
+        await seal_plaintext(harness.database, cipher)

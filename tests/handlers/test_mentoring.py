@@ -366,18 +366,21 @@ async def test_talk_with_wrong_input_in_every_state(county: County) -> None:
     done = last(await bot.press(MENTOR_T, review.button("保存谈话记录")))
     assert "已保存" in done.text and "2 条" in done.text
     assert (today + timedelta(days=30)).isoformat() in done.text
+    assert bot.app is not None
+    cipher: DataCipher = bot.app.bot_data["cipher"]
     async with bot.database.sessionmaker() as session:
         talk = await session.scalar(select(TalkLog))
         assert talk is not None
         assert talk.pairing_id == mine and talk.talk_date == today and talk.mode == "home"
-        assert talk.topics == {
+        assert talk.topics == {}  # encrypted at rest (finding 18)
+        assert mentoring.talk_topics(cipher, talk.topics, talk.topics_enc) == {
             "thought": {"text": "思想稳定，干劲足"},
             "work": {"voice": "VOICE1"},
             "life": {"text": "家中老人身体不好"},
             "problems": {"voice": "VOICE1"},
         }
         rows = list(await session.scalars(select(Difficulty).order_by(Difficulty.id)))
-    assert [(d.description, d.status, d.talk_id) for d in rows] == [
+    assert [(mentoring.difficulty_texts(cipher, d)[0], d.status, d.talk_id) for d in rows] == [
         ("缺少产业启动资金", "open", talk.id),
         ("村里道路需要硬化", "open", talk.id),
     ]
@@ -460,11 +463,13 @@ async def test_resolve_a_difficulty(county: County) -> None:
     async with bot.database.sessionmaker.begin() as session:
         actor = await people.load_actor(session, MENTOR_T)
         assert actor is not None
+        assert bot.app is not None
         await mentoring.save_talk(
             session,
             actor,
             pairing,
-            TalkInput(
+            cipher=bot.app.bot_data["cipher"],
+            talk=TalkInput(
                 talk_date=shanghai_today(),
                 mode="face",
                 topics={k: {"text": "情况良好"} for k in ("thought", "work", "life", "problems")},

@@ -154,6 +154,7 @@ async def nominate(
                     note="无违法违纪记录",
                     departments=departments,
                     now=T0,
+                    cipher=county.cipher,
                 )
         if to == "rejected":
             await nominations.decide_review(
@@ -164,11 +165,16 @@ async def nominate(
                 note=reject_note,
                 departments=departments,
                 now=T0,
+                cipher=county.cipher,
             )
         if to == "adjusted":
-            await nominations.adjust_out(session, staff, nid, reason="长期外出", now=T0)
+            await nominations.adjust_out(
+                session, staff, nid, reason="长期外出", now=T0, cipher=county.cipher
+            )
         if to == "declined":
-            await nominations.decline(session, staff, nid, reason="本人放弃", now=T0)
+            await nominations.decline(
+                session, staff, nid, reason="本人放弃", now=T0, cipher=county.cipher
+            )
     county.ids[full_name] = nid
     return nid
 
@@ -480,7 +486,9 @@ async def test_adjust_out_with_bad_input_cancel_and_confirmation(harness_any: Bo
             .limit(1)
         )
     assert latest is not None and latest.event == "adjust_out"
-    assert latest.reason == "长期在外，无法履职" and latest.from_status == "in_pool"
+    assert latest.reason is None and latest.reason_enc is not None  # encrypted at rest
+    assert county.cipher.decrypt(latest.reason_enc) == "长期在外，无法履职"
+    assert latest.from_status == "in_pool"
 
     # The same confirmation pressed again, or the old adjust button: nothing happens.
     (stale,) = await bot.press(TOWNSHIP_A, confirm.button("确认调整出库"))

@@ -247,15 +247,17 @@ async def test_all_departments_approve_and_the_candidate_enters_the_pool(
                 .order_by(StatusChange.id)
             )
         )
-        notes = dict(
-            (
-                await session.execute(
-                    select(VettingReview.department, VettingReview.note).where(
-                        VettingReview.nomination_id == nid
-                    )
+        stored = (
+            await session.execute(
+                select(VettingReview.department, VettingReview.note, VettingReview.note_enc).where(
+                    VettingReview.nomination_id == nid
                 )
-            ).all()
-        )
+            )
+        ).all()
+    # Encrypted at rest: the plain column stays empty.
+    cipher = DataCipher(county.settings.require_data_key())
+    assert all(note is None for _, note, _ in stored)
+    notes = {d: cipher.decrypt(enc) if enc is not None else None for d, _, enc in stored}
     assert moves == ["new", "vetting", "in_pool"]
     assert notes == {"police": None, "discipline": "未发现违纪问题", "judicial": "无违法犯罪记录"}
 
@@ -295,7 +297,8 @@ async def test_one_department_rejects_and_the_candidate_hears_nothing_of_why(
                 StatusChange.nomination_id == nid, StatusChange.to_status == "rejected"
             )
         )
-    assert change is not None and change.reason == note
+    assert change is not None and change.reason is None and change.reason_enc is not None
+    assert DataCipher(county.settings.require_data_key()).decrypt(change.reason_enc) == note
 
     # The judicial review no longer waits: it left the queue and its buttons are stale.
     (queue,) = await county.send(JUDICIAL, "/vetting")
@@ -328,7 +331,8 @@ async def test_township_declines_with_a_reason_after_bad_input(county: BotHarnes
                 StatusChange.nomination_id == nid, StatusChange.to_status == "declined"
             )
         )
-    assert change is not None and change.reason == reason
+    assert change is not None and change.reason is None and change.reason_enc is not None
+    assert DataCipher(county.settings.require_data_key()).decrypt(change.reason_enc) == reason
     (queue,) = await county.send(QINGSHAN_OFFICIAL, "/review")
     assert "张三" not in queue.text
     # The conversation is over: the next text is not taken as another reason.

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import erasure, geo, mentoring, nominations, outbox, summary
-from storage.crypto import DataCipher
+from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
 from storage.models import (
     AuditLog,
@@ -73,6 +73,7 @@ class Seeded:
     enc: tuple[bytes, ...]
     hashes: tuple[str, ...]
     masked: tuple[str, ...]
+    cipher: DataCipher
 
 
 async def _seed(db: Database, *, status: str = "elected") -> Seeded:
@@ -243,6 +244,7 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
             (nomination.id_number_enc, nomination.phone_enc),
             (nomination.id_number_hash, nomination.phone_hash),
             (nomination.id_number_masked, nomination.phone_masked),
+            cipher,
         )
 
 
@@ -279,6 +281,14 @@ async def _personal_data_left(session: AsyncSession, seeded: Seeded) -> list[str
                 if isinstance(value, bytes):
                     if value in seeded.enc:
                         found.append(f"{table.name}.{column}")
+                        continue
+                    # Talk topics, difficulties, notes and reasons are encrypted at rest: an
+                    # erased text must be gone, not merely unreadable to a scan.
+                    try:
+                        opened = seeded.cipher.decrypt(value)
+                    except DecryptError:
+                        continue
+                    found += [f"{table.name}.{column}: {n}" for n in needles if n in opened]
                     continue
                 cell = _cell_text(value)
                 found += [f"{table.name}.{column}: {n}" for n in needles if n in cell]

@@ -222,9 +222,13 @@ async def _person(session: Any, name: str | None) -> int:
     return person.id
 
 
+DATA_KEY = Fernet.generate_key().decode()
+CIPHER = DataCipher(DATA_KEY)
+
+
 @pytest.fixture
 async def world(db: Database) -> World:
-    cipher = DataCipher(Fernet.generate_key().decode())
+    cipher = CIPHER
     async with db.sessionmaker.begin() as session:
         await geo.import_pairs(
             session, "示例县", [("青山镇", "青山村"), ("青山镇", "石门村"), ("木黄镇", "木黄村")]
@@ -473,7 +477,7 @@ async def _export(
     buffer = io.BytesIO()
     async with db.sessionmaker.begin() as session:
         summary = await export.write_workbook(
-            session, who, buffer, locale_labels=labels, tz=SHANGHAI
+            session, who, buffer, locale_labels=labels, tz=SHANGHAI, cipher=CIPHER
         )
     return buffer.getvalue(), summary
 
@@ -732,7 +736,8 @@ async def test_command_line_export_writes_the_file_or_says_why_not(
 ) -> None:
     # The command opens DATABASE_URL itself; on PostgreSQL the test's schema goes with it.
     monkeypatch.setattr(cli_export, "Database", lambda url: Database(url, schema=world.db.schema))
-    settings = make_settings(world.db)
+    # The DATA_KEY the world was written with: the command reads encrypted talks.
+    settings = make_settings(world.db, data_key=DATA_KEY)
     folder = tmp_path / "out"
     folder.mkdir()
     out = folder / "青山镇.xlsx"

@@ -67,6 +67,7 @@ async def _decide(
         note=None,
         departments=DEPARTMENTS,
         now=at,
+        cipher=DataCipher(Fernet.generate_key().decode()),  # no note to encrypt
     )
 
 
@@ -129,7 +130,9 @@ async def build_county(db: Database) -> County:
             await _decide(session, reviewer[dept], ids[number], decision, at)
 
         async def adjust(number: int, at: datetime) -> None:
-            await nominations.adjust_out(session, admin, ids[number], reason="不适宜", now=at)
+            await nominations.adjust_out(
+                session, admin, ids[number], reason="不适宜", now=at, cipher=cipher
+            )
 
         await vet(1, SINCE)
         await decide(1, P, A, IN)
@@ -152,7 +155,7 @@ async def build_county(db: Database) -> County:
         await decide(8, P, A, BEFORE)
         await decide(8, D, A, BEFORE)
         await adjust(8, UNTIL)
-        await nominations.decline(session, admin, ids[9], reason="本人放弃", now=IN)
+        await nominations.decline(session, admin, ids[9], reason="本人放弃", now=IN, cipher=cipher)
     return County(a, b, c, admin, ids)
 
 

@@ -107,9 +107,12 @@ async def _nomination(
     return nomination.id
 
 
+CIPHER = DataCipher(Fernet.generate_key().decode())
+
+
 @pytest.fixture
 async def world(db: Database) -> World:
-    cipher = DataCipher(Fernet.generate_key().decode())
+    cipher = CIPHER
     async with db.sessionmaker.begin() as session:
         await geo.import_pairs(
             session, "示例县", [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
@@ -330,7 +333,7 @@ async def _save(
     actor = await w.actor(mentor)
     async with w.db.sessionmaker.begin() as session:
         return await mentoring.save_talk(
-            session, actor, pairing_id, TalkInput(**values), now=NOW, tz=SHANGHAI
+            session, actor, pairing_id, TalkInput(**values), cipher=CIPHER, now=NOW, tz=SHANGHAI
         )
 
 
@@ -346,9 +349,13 @@ async def test_talk_is_saved_with_its_difficulties(world: World) -> None:
         stored = await session.get(TalkLog, talk.id)
         assert stored is not None
         assert stored.talk_date == TODAY and stored.mode == "home"
-        assert stored.topics == TOPICS and stored.mentor_person_id == w.persons[MENTOR_T]
+        assert mentoring.talk_topics(CIPHER, stored.topics, stored.topics_enc) == TOPICS
+        assert stored.mentor_person_id == w.persons[MENTOR_T]
         rows = list(await session.scalars(select(Difficulty).order_by(Difficulty.id)))
-    assert [(d.description, d.status, d.talk_id) for d in rows] == [
+    # At rest the texts are encrypted (finding 18): nothing readable in the plain columns.
+    assert stored.topics == {} and stored.topics_enc is not None
+    assert all(d.description == "" and d.description_enc is not None for d in rows)
+    assert [(mentoring.difficulty_texts(CIPHER, d)[0], d.status, d.talk_id) for d in rows] == [
         ("缺少资金", "open", talk.id),
         ("技术培训不足", "open", talk.id),
     ]
@@ -424,8 +431,8 @@ async def _difficulties_everywhere(w: World) -> dict[str, int]:
     await _save(w, MENTOR_T, here.pairing_id, difficulties=["缺少资金"])
     await _save(w, MENTOR_ELSEWHERE, there.pairing_id, difficulties=["道路不通"])
     async with w.db.sessionmaker() as session:
-        rows = (await session.execute(select(Difficulty.description, Difficulty.id))).all()
-    return {d: i for d, i in rows}
+        rows = list(await session.scalars(select(Difficulty)))
+    return {mentoring.difficulty_texts(CIPHER, d)[0]: d.id for d in rows}
 
 
 async def test_difficulties_scope_and_resolution(world: World) -> None:
@@ -434,7 +441,7 @@ async def test_difficulties_scope_and_resolution(world: World) -> None:
     seen: dict[int, set[str]] = {}
     async with w.db.sessionmaker() as session:
         for who in (MENTOR_T, MENTOR_V, OFFICIAL, OTHER_OFFICIAL, COUNTY, NOBODY):
-            items, total = await mentoring.open_difficulties(session, w.actors[who])
+            items, total = await mentoring.open_difficulties(session, w.actors[who], cipher=CIPHER)
             assert total == len(items)
             seen[who] = {i.description for i in items}
     assert seen == {
@@ -449,34 +456,46 @@ async def test_difficulties_scope_and_resolution(world: World) -> None:
         with pytest.raises(NotAllowed):
             async with w.db.sessionmaker.begin() as session:
                 await mentoring.resolve_difficulty(
-                    session, w.actors[who], ids["缺少资金"], note="已解决", now=NOW
+                    session, w.actors[who], ids["缺少资金"], cipher=CIPHER, note="已解决", now=NOW
                 )
     with pytest.raises(RuleError):
         async with w.db.sessionmaker.begin() as session:
             await mentoring.resolve_difficulty(
-                session, w.actors[MENTOR_T], ids["缺少资金"], note="好", now=NOW
+                session, w.actors[MENTOR_T], ids["缺少资金"], cipher=CIPHER, note="好", now=NOW
             )
     async with w.db.sessionmaker.begin() as session:
         done = await mentoring.resolve_difficulty(
-            session, w.actors[MENTOR_T], ids["缺少资金"], note="协调小额贷款 5 万元", now=NOW
+            session,
+            w.actors[MENTOR_T],
+            ids["缺少资金"],
+            cipher=CIPHER,
+            note="协调小额贷款 5 万元",
+            now=NOW,
         )
     assert done.status == "resolved" and done.resolution == "协调小额贷款 5 万元"
     assert done.resolved_at == NOW
     with pytest.raises(Stale):
         async with w.db.sessionmaker.begin() as session:
             await mentoring.resolve_difficulty(
-                session, w.actors[OFFICIAL], ids["缺少资金"], note="再次解决", now=NOW
+                session,
+                w.actors[OFFICIAL],
+                ids["缺少资金"],
+                cipher=CIPHER,
+                note="再次解决",
+                now=NOW,
             )
     async with w.db.sessionmaker() as session:
         with pytest.raises(Stale):
-            await mentoring.difficulty_for_resolution(session, w.actors[COUNTY], ids["缺少资金"])
+            await mentoring.difficulty_for_resolution(
+                session, w.actors[COUNTY], ids["缺少资金"], cipher=CIPHER
+            )
         row = await session.get(Difficulty, ids["缺少资金"])
         assert row is not None and row.resolved_by_person_id == w.persons[MENTOR_T]
     assert await _count(w.db, AuditLog, AuditLog.action == "difficulty.resolve") == 1
     # The county official resolves the other township's one.
     async with w.db.sessionmaker.begin() as session:
         await mentoring.resolve_difficulty(
-            session, w.actors[COUNTY], ids["道路不通"], note="已修通道路", now=NOW
+            session, w.actors[COUNTY], ids["道路不通"], cipher=CIPHER, note="已修通道路", now=NOW
         )
 
 
@@ -485,7 +504,7 @@ async def test_difficulty_counts_per_township(world: World) -> None:
     ids = await _difficulties_everywhere(w)
     async with w.db.sessionmaker.begin() as session:
         await mentoring.resolve_difficulty(
-            session, w.actors[COUNTY], ids["缺少资金"], note="已解决好", now=NOW
+            session, w.actors[COUNTY], ids["缺少资金"], cipher=CIPHER, note="已解决好", now=NOW
         )
     async with w.db.sessionmaker() as session:
         counts = await mentoring.difficulty_counts(session)
@@ -678,8 +697,8 @@ async def test_dossier_section_and_its_template(world: World) -> None:
     await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T2, now=NOW - timedelta(days=1))
     await _assign(w, OFFICIAL, w.cadre, "village", MENTOR_V, now=NOW - timedelta(days=1))
     async with w.db.sessionmaker() as session:
-        section = await mentoring.dossier_section(session, w.cadre)
-        empty = await mentoring.dossier_section(session, w.cadre2)
+        section = await mentoring.dossier_section(session, w.cadre, cipher=CIPHER)
+        empty = await mentoring.dossier_section(session, w.cadre2, cipher=CIPHER)
     assert [m.full_name for m in section.current] == ["镇导师乙", "村书记"]
     assert [m.full_name for m in section.past] == ["镇导师甲"]
     (talk,) = section.talks
@@ -741,6 +760,7 @@ async def test_saved_talks_keep_the_latest_date_on_the_pairing(world: World) -> 
             w.actors[MENTOR_T],
             here.pairing_id,
             TalkInput(TODAY - timedelta(days=1), "phone", TOPICS),
+            cipher=CIPHER,
             now=NOW,
             tz=SHANGHAI,
         )

@@ -143,6 +143,7 @@ class County:
                 note=note,
                 departments=DEFAULT_DEPARTMENTS,
                 now=T0 + timedelta(hours=1),
+                cipher=CIPHER,
             )
             return result.outcome
 
@@ -284,7 +285,9 @@ async def test_township_queue_is_scoped(county: County) -> None:
     # Declined and sent-on nominations leave the queue; contacted ones stay.
     async with county.db.sessionmaker.begin() as session:
         official = county[QINGSHAN_OFFICIAL]
-        await nominations.decline(session, official, qingshan[0], reason="无意愿", now=T0)
+        await nominations.decline(
+            session, official, qingshan[0], reason="无意愿", now=T0, cipher=CIPHER
+        )
         await nominations.mark_contacted(session, official, qingshan[1], now=T0)
     await county.send(qingshan[2])
     async with county.db.sessionmaker() as session:
@@ -301,7 +304,9 @@ async def test_officials_change_only_their_own_township(county: County) -> None:
                     session, county[outsider], nid, departments=DEFAULT_DEPARTMENTS, now=T0
                 )
             with pytest.raises(NotAllowed):
-                await nominations.decline(session, county[outsider], nid, reason="x", now=T0)
+                await nominations.decline(
+                    session, county[outsider], nid, reason="x", now=T0, cipher=CIPHER
+                )
             with pytest.raises(NotAllowed):
                 await nominations.mark_contacted(session, county[outsider], nid, now=T0)
             with pytest.raises(NotAllowed):
@@ -344,7 +349,9 @@ async def test_decline_and_contact_transitions(county: County) -> None:
         with pytest.raises(IllegalTransition):
             await nominations.mark_contacted(session, official, mass_nid, now=T0)
     async with county.db.sessionmaker.begin() as session:
-        await nominations.decline(session, official, mass_nid, reason="本人无意愿", now=T0)
+        await nominations.decline(
+            session, official, mass_nid, reason="本人无意愿", now=T0, cipher=CIPHER
+        )
     async with county.db.sessionmaker.begin() as session:
         with pytest.raises(IllegalTransition):
             await nominations.send_to_vetting(
@@ -356,12 +363,14 @@ async def test_decline_and_contact_transitions(county: County) -> None:
             ("new", "contacted", "contact"),
             ("contacted", "declined", "decline"),
         ]
-        reason = await session.scalar(
-            select(StatusChange.reason).where(
-                StatusChange.nomination_id == mass_nid, StatusChange.event == "decline"
+        plain, sealed = (
+            await session.execute(
+                select(StatusChange.reason, StatusChange.reason_enc).where(
+                    StatusChange.nomination_id == mass_nid, StatusChange.event == "decline"
+                )
             )
-        )
-        assert reason == "本人无意愿"
+        ).one()
+        assert plain is None and sealed is not None and CIPHER.decrypt(sealed) == "本人无意愿"
         assert await _actions(session, "nomination", mass_nid) == [
             "nomination.create",
             "nomination.contact",
@@ -445,7 +454,9 @@ async def test_all_departments_approve(county: County) -> None:
         assert approver == county[JUDICIAL].person_id
         review = await session.get(VettingReview, reviews["discipline"])
         assert review is not None
-        assert review.decision == "approve" and review.note == "无问题"
+        assert review.decision == "approve" and review.note_enc is not None
+        # Encrypted at rest: a department's note may record an offence.
+        assert review.note is None and CIPHER.decrypt(review.note_enc) == "无问题"
         assert review.reviewer_person_id == county[DISCIPLINE].person_id
         assert review.decided_at == T0 + timedelta(hours=1)
         for department, rid in reviews.items():
@@ -469,7 +480,8 @@ async def test_one_rejection_settles_vetting(county: County) -> None:
             )
         )
         assert change is not None
-        assert change.reason == "有处分" and change.event == "vetting_rejected"
+        assert change.reason is None and change.reason_enc is not None
+        assert CIPHER.decrypt(change.reason_enc) == "有处分" and change.event == "vetting_rejected"
         assert await nominations.vetting_queue(session, county[JUDICIAL]) == ([], 0)
     # The last department can no longer decide: the nomination has left vetting.
     with pytest.raises(NotAllowed):
@@ -480,7 +492,9 @@ async def test_one_rejection_settles_vetting(county: County) -> None:
     # Nor can the township act on it any more.
     async with county.db.sessionmaker.begin() as session:
         with pytest.raises(IllegalTransition):
-            await nominations.decline(session, county[QINGSHAN_OFFICIAL], nid, reason="xx", now=T0)
+            await nominations.decline(
+                session, county[QINGSHAN_OFFICIAL], nid, reason="xx", now=T0, cipher=CIPHER
+            )
 
 
 async def test_another_departments_review_is_not_allowed(county: County) -> None:
@@ -518,6 +532,7 @@ async def test_a_reviewer_of_two_departments_decides_each(county: County) -> Non
             note=None,
             departments=DEFAULT_DEPARTMENTS,
             now=T0,
+            cipher=CIPHER,
         )
     assert result.outcome == VettingOutcome.PENDING
 

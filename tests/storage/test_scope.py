@@ -72,6 +72,7 @@ async def test_reviewer_reads_a_file_only_during_its_vetting(db: Database) -> No
             note="不符合条件",
             departments=DEPARTMENTS,
             now=NOW,
+            cipher=cipher,
         )
     with pytest.raises(NotAllowed):  # vetting over: out of reach
         await read(police)
@@ -152,7 +153,7 @@ async def test_adjusting_out_ends_the_pairings(db: Database) -> None:
         )
     async with db.sessionmaker.begin() as session:
         await nominations.adjust_out(
-            session, official, nomination_id, reason="本人申请退出", now=NOW
+            session, official, nomination_id, reason="本人申请退出", now=NOW, cipher=cipher
         )
     async with db.sessionmaker() as session:
         pairing = await session.scalar(select(Pairing))

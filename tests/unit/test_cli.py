@@ -444,3 +444,69 @@ def test_purge_dry_run_lists_ids_then_purge_applies(capsys: pytest.CaptureFixtur
     assert cli("purge") == 0
     assert "deleted 1 files" in capsys.readouterr().out
     assert asyncio.run(erased()) is True
+
+
+@pytest.mark.parametrize("key", ["nope", "{good},nope", "{good},{good}", "{good}x"])
+def test_malformed_data_key_stops_start_up_with_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    """Finding 17: a raw ValueError and exit 1 before; the README promises one line, exit 2."""
+    good = Fernet.generate_key().decode()
+    bad = key.format(good=good)
+    monkeypatch.setenv("BOT_TOKEN", "123456:TESTTOKENabcdefghijklmnopqrstuvwxyz")
+    monkeypatch.setenv("DATA_KEY", bad)
+    assert cli("run") == 2
+    out, err = capsys.readouterr()
+    line = one_line(err)
+    assert out == "" and line.startswith("cadrebot: ") and "DATA_KEY" in line
+    assert good not in line and "Traceback" not in err
+    assert cli("rekey") == 2
+    assert "DATA_KEY" in one_line(capsys.readouterr().err)
+
+
+def test_rekey_rotates_the_data_key_and_the_old_key_can_go(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cadrebot rekey` with DATA_KEY=new,old moves every value to the new key, prints counts
+    per column; then DATA_KEY=new alone opens everything, and the old key alone is refused."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    monkeypatch.setenv("DATA_KEY", old)
+    assert cli("seed", "--demo", "--scale", "article") == 0
+    capsys.readouterr()
+    monkeypatch.setenv("DATA_KEY", f"{new},{old}")
+    assert cli("rekey", "--batch-size", "300") == 0
+    out = capsys.readouterr().out
+    counts = {
+        match.group(1): (int(match.group(2)), int(match.group(3)), int(match.group(4)))
+        for match in re.finditer(
+            r"^(\S+): (\d+) re-encrypted, (\d+) already current, (\d+) unreadable$", out, re.M
+        )
+    }
+    assert set(counts) == {
+        "data_secret.wrapped",
+        "nomination.id_number_enc",
+        "nomination.phone_enc",
+        "user_data.payload",
+        "talk_log.topics_enc",
+        "difficulty.description_enc",
+        "difficulty.resolution_enc",
+        "vetting_review.note_enc",
+        "status_change.reason_enc",
+    }, out
+    assert counts["nomination.id_number_enc"][0] > 700 and counts["talk_log.topics_enc"][0] > 1000
+    assert all(unreadable == 0 for _, _, unreadable in counts.values())
+    assert "the other keys can now be removed" in out
+    monkeypatch.setenv("DATA_KEY", new)
+    assert cli("rekey") == 0
+    again = capsys.readouterr().out
+    assert " 0 re-encrypted" in again and not re.search(r" [1-9]\d* re-encrypted", again)
+    # The figures read the talks and difficulties the new key opens.
+    assert (
+        cli("summary", "--scope", "county", "--since", "2024-01-01", "--until", "2024-12-31") == 0
+    )
+    assert "谈心谈话 1612 次" in capsys.readouterr().out
+    monkeypatch.setenv("DATA_KEY", old)
+    assert cli("rekey") == 2
+    line = one_line(capsys.readouterr().err)
+    assert "DATA_KEY" in line and old not in line
