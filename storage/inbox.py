@@ -1,0 +1,97 @@
+"""The inbox: Telegram updates recorded by update_id before they are handled.
+
+An update is written here (payload encrypted) before PTB's Updater confirms it to Telegram
+(polling: before the next getUpdates moves the offset; webhook: before the 200), and marked
+handled in the same transaction as the handler's own writes. So a crash loses nothing (what
+is recorded and not handled is handled after restart, in update_id order) and a redelivered
+update_id is recognised and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import InboundUpdate
+
+# For `cadrebot rekey` and anything else that walks the encrypted columns: (table, column);
+# the payload is NULL once the update is handled.
+ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (("inbound_update", "payload"),)
+
+
+def _insert(session: AsyncSession) -> Callable[..., Any]:
+    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+
+
+async def record(session: AsyncSession, update_id: int, payload: bytes) -> bool:
+    """Record an update as received; False if this update_id was recorded before."""
+    statement = (
+        _insert(session)(InboundUpdate)
+        .values(update_id=update_id, payload=payload)
+        .on_conflict_do_nothing(index_elements=[InboundUpdate.update_id])
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def is_handled(session: AsyncSession, update_id: int) -> bool:
+    handled = await session.scalar(
+        select(InboundUpdate.handled_at).where(InboundUpdate.update_id == update_id)
+    )
+    return handled is not None
+
+
+async def mark_handled(session: AsyncSession, update_id: int, *, now: datetime) -> None:
+    """Mark handled and drop the payload (what the person typed is no longer needed)."""
+    result = await session.execute(
+        update(InboundUpdate)
+        .where(InboundUpdate.update_id == update_id)
+        .values(handled_at=now, payload=None)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        # Handled without passing through the queue (tests, `cadrebot shell`): still recorded,
+        # so a later delivery of the same update_id is recognised.
+        await session.execute(
+            _insert(session)(InboundUpdate)
+            .values(update_id=update_id, payload=None, handled_at=now)
+            .on_conflict_do_update(
+                index_elements=[InboundUpdate.update_id],
+                set_={"handled_at": now, "payload": None},
+            )
+        )
+
+
+async def unhandled(session: AsyncSession) -> list[tuple[int, bytes | None]]:
+    """Recorded and not yet handled, oldest first: what a restart handles before anything."""
+    rows = await session.execute(
+        select(InboundUpdate.update_id, InboundUpdate.payload)
+        .where(InboundUpdate.handled_at.is_(None))
+        .order_by(InboundUpdate.update_id)
+    )
+    return [(update_id, payload) for update_id, payload in rows.all()]
+
+
+async def prune(session: AsyncSession, *, before: datetime) -> int:
+    """Forget handled updates older than `before` (a redelivery that late is not expected)."""
+    result = await session.execute(
+        delete(InboundUpdate).where(
+            InboundUpdate.handled_at.is_not(None), InboundUpdate.handled_at < before
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def next_update_id(session: AsyncSession) -> int:
+    """Above every update_id recorded: for `cadrebot shell`, which makes up its own updates."""
+    highest = await session.scalar(select(func.max(InboundUpdate.update_id)))
+    return int(highest or 0) + 1
