@@ -1,0 +1,100 @@
+"""Stored state that cannot be read back: the bot starts, nobody stays stuck (issue 11, 3)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from bot import scheduler
+from bot.context import CadreContext
+from storage import geo
+from storage.crypto import DataCipher
+from storage.models import ConversationState, QuarantinedState, UserData
+from tests.conftest import make_settings
+from tests.handlers.test_nomination import ID_NUMBER, consent, last
+from tests.support.harness import BotHarness
+
+USER = 8201
+
+
+async def _county(bot: BotHarness) -> None:
+    async with bot.database.sessionmaker.begin() as session:
+        await geo.import_pairs(session, "示例县", [("青山镇", "第1村")])
+
+
+async def _open_form(bot: BotHarness) -> None:
+    await _county(bot)
+    question = await consent(bot, USER)
+    question = last(await bot.send(USER, "张三"))
+    question = last(await bot.press(USER, question.button("男")))
+    assert "身份证" in question.text
+
+
+async def _tick(bot: BotHarness) -> list[Any]:
+    assert bot.app is not None
+    await scheduler.tick(CadreContext(bot.app))
+    return await bot.drain()
+
+
+async def test_another_data_key_starts_clean_and_tells_the_person_once(
+    harness_any: BotHarness,
+) -> None:
+    bot = harness_any
+    await _open_form(bot)
+    await bot.stop()
+    # The operator starts the bot with another DATA_KEY: the old drafts cannot be opened.
+    bot.settings = make_settings(bot.database)  # a fresh DATA_KEY
+    await bot.start()
+    assert bot.app is not None
+    assert USER not in bot.app.user_data
+    notices = await _tick(bot)
+    assert [n.chat_id for n in notices] == [USER]
+    assert "无法恢复" in notices[0].text
+    assert await _tick(bot) == []  # told once
+    await bot.restart()
+    assert await _tick(bot) == []
+    # They start the form again from the beginning and nothing old is in their way.
+    (notice,) = await bot.send(USER, "/nominate")
+    assert "个人信息处理告知" in notice.text
+
+
+async def test_a_step_index_beyond_the_form_is_clamped(harness_any: BotHarness) -> None:
+    bot = harness_any
+    await _open_form(bot)
+    await bot.stop()
+    cipher = DataCipher(bot.settings.require_data_key())
+    async with bot.database.sessionmaker.begin() as session:
+        payload = (await session.scalars(select(UserData.payload))).one()
+        draft = json.loads(cipher.decrypt(payload))
+        draft["nomination"]["at"] = 57  # e.g. written by a longer version of the form
+        await session.execute(update(UserData).values(payload=cipher.encrypt(json.dumps(draft))))
+    await bot.start()
+    # The first unanswered question (the ID number) is asked, never "try again later".
+    question = last(await bot.send(USER, "随便"))
+    assert "系统出了点问题" not in question.text
+    assert "身份证" in question.text
+    question = last(await bot.send(USER, ID_NUMBER))
+    assert "手机号" in question.text
+
+
+async def test_a_state_the_flow_does_not_have_is_ended(harness_any: BotHarness) -> None:
+    bot = harness_any
+    await _county(bot)
+    await bot.stop()
+    async with bot.database.sessionmaker.begin() as session:
+        await session.execute(
+            insert(ConversationState).values(
+                name="nomination", key=json.dumps([USER, USER]), state={"state": 57}
+            )
+        )
+    await bot.start()
+    async with bot.database.sessionmaker() as session:
+        (row,) = (await session.scalars(select(QuarantinedState))).all()
+        assert row.reason == "state unknown to the flow" and row.user_id == USER
+        assert (await session.scalars(select(ConversationState))).all() == []
+    (notice,) = await bot.send(USER, "/nominate")
+    assert "个人信息处理告知" in notice.text
+    notices = await _tick(bot)
+    assert [n.chat_id for n in notices] == [USER]
