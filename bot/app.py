@@ -34,6 +34,7 @@ from bot.context import (
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.persistence import DatabasePersistence
+from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
@@ -358,8 +359,26 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     scheduler.install(app, settings)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
+    lock = app.bot_data.get("active_lock")
+    if isinstance(lock, PostgresLock) and app.job_queue is not None:
+        app.job_queue.run_repeating(
+            _check_active_lock, interval=5, first=5, name="active-lock", job_kwargs=JOB_KWARGS
+        )
+
+
+async def _check_active_lock(context: CadreContext) -> None:
+    """Stop if the lock's connection is gone: a standby may already have taken over, and two
+    active processes would lose each other's answers. The supervisor restarts this one, and
+    it waits as the standby."""
+    lock: PostgresLock = context.bot_data["active_lock"]
+    if not await lock.still_held():
+        log.critical("lost the active process's lock on PostgreSQL: stopping")
+        context.application.stop_running()
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
     database: Database = app.bot_data["database"]
     await database.close()
+    lock = app.bot_data.get("active_lock")
+    if isinstance(lock, PostgresLock):
+        await lock.release()  # the standby takes over at once, not when the process exits

@@ -53,6 +53,12 @@ class UpdateTransaction:
         async with session.begin_nested():
             yield session
 
+    async def checkpoint(self) -> None:
+        """Commit what the update has written so far; the handled mark and the state flush
+        follow in the final commit, so a crash after this handles the update again."""
+        if self.session.in_transaction():
+            await self.session.commit()
+
 
 _current: ContextVar[UpdateTransaction | None] = ContextVar("cadrebot_update_tx", default=None)
 
@@ -92,6 +98,13 @@ class CadreContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any],
         if transaction is not None:
             return transaction.block()
         return self.database.sessionmaker.begin()
+
+    async def checkpoint(self) -> None:
+        """Before a long send (an upload): commit the update's writes so far, so that no
+        database lock is held across it. Without an update transaction, nothing to do."""
+        transaction = _current.get()
+        if transaction is not None:
+            await transaction.checkpoint()
 
 
 CadreApplication = Application[

@@ -67,6 +67,8 @@ async def send_export(update: Update, context: CadreContext) -> None:
                 locale_labels=workbook_labels(context.jinja, locale),
                 tz=context.settings.tz,
             )
+        # The update's transaction would otherwise hold SQLite's write lock over the upload.
+        await context.checkpoint()
         size = buffer.tell()
         if size > TELEGRAM_MAX_BYTES:
             await reply(
