@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -10,6 +11,8 @@ from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import (
@@ -53,7 +56,7 @@ from handlers import (
 )
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
-from storage.db import Database
+from storage.db import Database, is_sqlite
 from storage.rules.ladder import load_policy
 from templates import build_environment
 
@@ -76,17 +79,42 @@ class InboxQueue(asyncio.Queue[object]):
         self.cipher = cipher
         # Recorded by this queue and not yet handled: process_update needs no look-up.
         self.fresh: set[int] = set()
+        self._connection: AsyncConnection | None = None
 
     async def put(self, item: object) -> None:
         if isinstance(item, Update):
-            payload = self.cipher.encrypt(item.to_json())
-            async with self.database.sessionmaker.begin() as session:
-                recorded = await inbox.record(session, item.update_id, payload)
+            recorded = await self._record(item.update_id, self.cipher.encrypt(item.to_json()))
             if not recorded:
                 log.info("update %s was received before: ignored", item.update_id)
                 return
             self.fresh.add(item.update_id)
         await super().put(item)
+
+    async def _record(self, update_id: int, payload: bytes) -> bool:
+        if is_sqlite(self.database.url):
+            async with self.database.sessionmaker.begin() as session:
+                return await inbox.record(session, update_id, payload)
+        # PostgreSQL: one autocommit statement on a connection kept for it (a round trip per
+        # update instead of four); reopened once if the server dropped it.
+        for attempt in (1, 2):
+            try:
+                if self._connection is None:
+                    connection = await self.database.engine.connect()
+                    self._connection = await connection.execution_options(
+                        isolation_level="AUTOCOMMIT"
+                    )
+                return await inbox.record(self._connection, update_id, payload)
+            except DBAPIError as exc:
+                await self.aclose()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                await connection.close()
 
 
 class CadreApp(Application):  # type: ignore[type-arg]
@@ -377,6 +405,8 @@ async def _check_active_lock(context: CadreContext) -> None:
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    if isinstance(app.update_queue, InboxQueue):
+        await app.update_queue.aclose()
     database: Database = app.bot_data["database"]
     await database.close()
     lock = app.bot_data.get("active_lock")
