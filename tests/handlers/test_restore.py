@@ -98,3 +98,26 @@ async def test_a_state_the_flow_does_not_have_is_ended(harness_any: BotHarness) 
     assert "个人信息处理告知" in notice.text
     notices = await _tick(bot)
     assert [n.chat_id for n in notices] == [USER]
+
+
+async def test_forget_user_drops_memory_and_rows_and_nothing_is_written_back(
+    harness_any: BotHarness,
+) -> None:
+    """For erasure: a running bot forgets a person's draft and open form for good."""
+    bot = harness_any
+    await _open_form(bot)
+    await bot.send(USER + 1, "/nominate")  # someone else, kept
+    assert bot.app is not None
+    await bot.app.forget_user(USER)
+    assert USER not in bot.app.user_data
+    async with bot.database.sessionmaker() as session:
+        users = set((await session.scalars(select(UserData.user_id))).all())
+        keys = set((await session.scalars(select(ConversationState.key))).all())
+    assert users == {USER + 1}
+    assert keys == {json.dumps([USER + 1, USER + 1])}
+    # Their next message starts nothing half-filled, and writes nothing back.
+    reply = last(await bot.send(USER, ID_NUMBER))
+    assert "手机号" not in reply.text
+    await bot.restart()
+    assert bot.app is not None
+    assert USER not in bot.app.user_data or not bot.app.user_data[USER]
