@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from telegram import Update
 from telegram.constants import ParseMode
+from telegram.error import NetworkError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -83,7 +84,15 @@ class InboxQueue(asyncio.Queue[object]):
 
     async def put(self, item: object) -> None:
         if isinstance(item, Update):
-            recorded = await self._record(item.update_id, self.cipher.encrypt(item.to_json()))
+            try:
+                recorded = await self._record(item.update_id, self.cipher.encrypt(item.to_json()))
+            except (DBAPIError, OSError) as exc:
+                # A TelegramError, so that PTB's polling loop backs off and fetches the same
+                # updates again (the offset was not moved) instead of dying; a webhook call
+                # gets a 500 and Telegram retries it.
+                raise NetworkError(
+                    f"inbox: cannot record an update: {type(exc).__name__}"
+                ) from exc
             if not recorded:
                 log.info("update %s was received before: ignored", item.update_id)
                 return

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from telegram import Update
+from telegram.error import NetworkError
 
 from bot.app import InboxQueue
 from bot.scheduler import INBOX_KEEP, prune_inbox
@@ -184,3 +186,26 @@ async def test_tick_prunes_old_handled_updates_only(harness_any: BotHarness) -> 
     assert left.handled_at is None  # still to handle: never pruned
     async with bot.database.sessionmaker() as session:
         assert await inbox.unhandled(session) == [(left.update_id, left.payload)]
+
+
+async def test_a_database_error_while_recording_lets_polling_retry(
+    harness: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PTB's polling loop survives only TelegramErrors: the queue turns a database error into
+    one, so the loop backs off and fetches the same updates again (the offset stayed)."""
+    bot = harness
+    assert bot.app is not None
+    queue = bot.app.update_queue
+    assert isinstance(queue, InboxQueue)
+
+    async def down(*args: Any, **kwargs: Any) -> bool:
+        raise OperationalError("INSERT", {}, OSError("disk I/O error"))
+
+    monkeypatch.setattr(inbox, "record", down)
+    payload = _payload(bot, USER, "/start")
+    with pytest.raises(NetworkError):
+        await queue.put(Update.de_json(payload, bot.app.bot))
+    assert queue.empty()
+    monkeypatch.undo()
+    await queue.put(Update.de_json(payload, bot.app.bot))
+    assert queue.qsize() == 1
