@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage import sqlite_driver
 from storage.models import InboundUpdate
 
 # For `cadrebot rekey` and anything else that walks the encrypted columns: (table, column);
@@ -52,6 +53,38 @@ async def record(session: AsyncSession | AsyncConnection, update_id: int, payloa
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# SQLite's fast path (bot/app.py): the same statements as `record` and `mark_handled`, as plain
+# SQL for one thread hand-off each (sqlite_driver), with datetimes as SQLAlchemy stores them.
+SQLITE_RECORD = (
+    "INSERT INTO inbound_update (update_id, payload, received_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (update_id) DO NOTHING"
+)
+SQLITE_MARK = (
+    "INSERT INTO inbound_update (update_id, payload, received_at, handled_at) "
+    "VALUES (?, NULL, ?, ?) "
+    "ON CONFLICT (update_id) DO UPDATE SET handled_at = excluded.handled_at, payload = NULL"
+)
+
+
+def sqlite_time(moment: datetime) -> str:
+    """A datetime as storage.models.UTCDateTime writes it on SQLite (naive UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+async def mark_handled_with_commit(
+    session: AsyncSession, update_id: int, *, now: datetime
+) -> None:
+    """`mark_handled`, sent on SQLite with the commit itself (no hand-off of its own)."""
+    if session.get_bind().dialect.name == "sqlite":
+        connection = await session.connection()
+        raw = (await connection.get_raw_connection()).driver_connection
+        if isinstance(raw, sqlite_driver.OneHopConnection):
+            moment = sqlite_time(now)
+            raw.run_before_commit(SQLITE_MARK, (update_id, moment, moment))
+            return
+    await mark_handled(session, update_id, now=now)
+
+
 async def is_handled(session: AsyncSession, update_id: int) -> bool:
     handled = await session.scalar(
         select(InboundUpdate.handled_at).where(InboundUpdate.update_id == update_id)
@@ -65,6 +98,8 @@ async def mark_handled(session: AsyncSession, update_id: int, *, now: datetime) 
         update(InboundUpdate)
         .where(InboundUpdate.update_id == update_id)
         .values(handled_at=now, payload=None)
+        # Nothing in the session holds an inbox row: skip the ORM's bookkeeping.
+        .execution_options(synchronize_session=False)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         # Handled without passing through the queue (tests, `cadrebot shell`): still recorded,

@@ -201,7 +201,7 @@ async def test_a_database_error_while_recording_lets_polling_retry(
     async def down(*args: Any, **kwargs: Any) -> bool:
         raise OperationalError("INSERT", {}, OSError("disk I/O error"))
 
-    monkeypatch.setattr(inbox, "record", down)
+    monkeypatch.setattr(InboxQueue, "_record", down)
     payload = _payload(bot, USER, "/start")
     with pytest.raises(NetworkError):
         await queue.put(Update.de_json(payload, bot.app.bot))
