@@ -45,7 +45,8 @@ class UpdateTransaction:
         if not session.in_transaction():
             try:
                 yield session
-                await session.flush()
+                if session.new or session.dirty or session.deleted:
+                    await session.flush()  # errors surface in the block, as before
             except BaseException:
                 await session.rollback()
                 raise

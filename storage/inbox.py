@@ -66,6 +66,14 @@ SQLITE_MARK = (
 )
 
 
+# PostgreSQL's fast path: the same statements in asyncpg's own dialect.
+PG_RECORD = (
+    "INSERT INTO inbound_update (update_id, payload) VALUES ($1, $2) "
+    "ON CONFLICT (update_id) DO NOTHING"
+)
+PG_MARK = "UPDATE inbound_update SET handled_at = $2, payload = NULL WHERE update_id = $1"
+
+
 def sqlite_time(moment: datetime) -> str:
     """A datetime as storage.models.UTCDateTime writes it on SQLite (naive UTC)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -82,6 +90,15 @@ async def mark_handled_with_commit(
             moment = sqlite_time(now)
             raw.run_before_commit(SQLITE_MARK, (update_id, moment, moment))
             return
+    elif session.get_bind().dialect.name == "postgresql":
+        # asyncpg directly, in the session's transaction: SQLAlchemy's per-statement work
+        # costs about as much as the round trip here.
+        connection = await session.connection()
+        raw = (await connection.get_raw_connection()).driver_connection
+        if raw is not None and hasattr(raw, "execute"):
+            status = await raw.execute(PG_MARK, update_id, now)
+            if status.endswith(" 1"):
+                return
     await mark_handled(session, update_id, now=now)
 
 
