@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from telegram import Update
 from telegram.error import NetworkError
 
-from bot.app import InboxQueue
+from bot.inbox import InboxQueue
 from bot.scheduler import INBOX_KEEP, prune_inbox
 from storage import geo, inbox, people
 from storage.db import Database
