@@ -79,13 +79,19 @@ def sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+async def _driver_connection(session: AsyncSession) -> Any:
+    """The driver's own connection under the session's (already checked out: no I/O)."""
+    connection = await session.connection()
+    assert connection.sync_connection is not None
+    return connection.sync_connection.connection.driver_connection
+
+
 async def mark_handled_with_commit(
     session: AsyncSession, update_id: int, *, now: datetime
 ) -> None:
     """`mark_handled`, sent on SQLite with the commit itself (no hand-off of its own)."""
     if session.get_bind().dialect.name == "sqlite":
-        connection = await session.connection()
-        raw = (await connection.get_raw_connection()).driver_connection
+        raw = await _driver_connection(session)
         if isinstance(raw, sqlite_driver.OneHopConnection):
             moment = sqlite_time(now)
             raw.run_before_commit(SQLITE_MARK, (update_id, moment, moment))
@@ -93,8 +99,7 @@ async def mark_handled_with_commit(
     elif session.get_bind().dialect.name == "postgresql":
         # asyncpg directly, in the session's transaction: SQLAlchemy's per-statement work
         # costs about as much as the round trip here.
-        connection = await session.connection()
-        raw = (await connection.get_raw_connection()).driver_connection
+        raw = await _driver_connection(session)
         if raw is not None and hasattr(raw, "execute"):
             status = await raw.execute(PG_MARK, update_id, now)
             if status.endswith(" 1"):
