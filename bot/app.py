@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -22,11 +23,20 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import forget, planners, scheduler, summaries  # noqa: F401 - both register tick planners
-from bot.context import CadreContext
+from bot.context import (
+    CadreContext,
+    UpdateTransaction,
+    current_transaction,
+    reset_transaction,
+    set_transaction,
+)
 from bot.errors import on_error
 from bot.flows import FlowGuard
+from bot.inbox import InboxQueue
 from bot.persistence import DatabasePersistence
+from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
+from bot.standby import PostgresLock
 from handlers import (
     export,
     grades,
@@ -43,6 +53,8 @@ from handlers import (
     vetting,
     withdraw,
 )
+from storage import inbox
+from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
 from storage.rekey import load_cipher, seal_plaintext
 from storage.rules.ladder import load_policy
@@ -53,25 +65,161 @@ _current_handler: ContextVar[str] = ContextVar("cadrebot_handler", default="-")
 
 
 class CadreApp(Application):  # type: ignore[type-arg]
-    """Logs one line per update and makes its conversation state durable before the next."""
+    """One transaction per update, its state flushed into it; logs one line per update."""
+
+    async def initialize(self) -> None:
+        """Become the active process first (bot/standby.py), then load state from the
+        database: a standby that takes over reads what the dead process last committed."""
+        lock = self.bot_data.get("active_lock")
+        if isinstance(lock, PostgresLock) and not self._initialized:
+            await lock.acquire()
+        if not self._initialized:
+            # Before the persistence loads the drafts: a DATA_KEY that opens nothing in this
+            # database is the operator's mistake (DataKeyError, one line and exit 2 from the
+            # CLI), not a reason to set every draft aside as unreadable.
+            database: Database = self.bot_data["database"]
+            settings: Settings = self.bot_data["settings"]
+            async with database.sessionmaker.begin() as session:
+                self.bot_data["cipher"] = await load_cipher(session, settings.require_data_key())
+        await super().initialize()
+        await self._end_unknown_states()
+
+    async def _end_unknown_states(self) -> None:
+        """A stored state its flow does not have would leave the person in a conversation
+        that answers nothing: end it (quarantined with its reason) so they start clean."""
+        persistence = self.persistence
+        if not isinstance(persistence, DatabasePersistence):
+            return
+        for handlers in self.handlers.values():
+            for handler in handlers:
+                if not isinstance(handler, ConversationHandler) or not handler.persistent:
+                    continue
+                conversations = handler._conversations  # PTB has no public accessor
+                for key, state in list(conversations.items()):
+                    if state in handler.states:
+                        continue
+                    conversations.data.pop(key, None)  # type: ignore[attr-defined]
+                    await persistence.quarantine_state(
+                        str(handler.name), key, state, "state unknown to the flow"
+                    )
 
     async def process_update(self, update: object) -> None:
+        if not isinstance(update, Update):
+            await super().process_update(update)
+            return
         started = time.perf_counter()
         token = _current_handler.set("-")
+        database: Database = self.bot_data["database"]
+        transaction = UpdateTransaction(database.sessionmaker(), update.update_id)
+        tx_token = set_transaction(transaction)
         try:
-            await super().process_update(update)
+            await self._handle_once(update, transaction)
+        except Exception:
+            # The fetcher loop must survive: the update stays unhandled in the inbox and is
+            # handled again after a restart.
+            log.exception("update %s: could not commit its transaction", update.update_id)
         finally:
-            # Flush right away instead of every update_interval: a crash or restart must not
-            # lose the answer a person just gave.
-            if self.persistence is not None:
-                await self.update_persistence()
+            reset_transaction(tx_token)
+            await transaction.session.close()
             log.info(
                 "update %s handler=%s ms=%.1f",
-                update.update_id if isinstance(update, Update) else "-",
+                update.update_id,
                 _current_handler.get(),
                 (time.perf_counter() - started) * 1000,
             )
             _current_handler.reset(token)
+
+    async def _handle_once(self, update: Update, transaction: UpdateTransaction) -> None:
+        session = transaction.session
+        queue = self.update_queue
+        fresh = isinstance(queue, InboxQueue) and update.update_id in queue.fresh
+        if not fresh and await inbox.is_handled(session, update.update_id):
+            log.info("update %s was handled before: ignored", update.update_id)
+            return
+        await super().process_update(update)
+        # Flush right away, into this transaction: a crash must not lose the answer a
+        # person just gave, nor keep the answer without its effects.
+        if self.persistence is not None:
+            await self.update_persistence()
+        for write in transaction.writes:
+            await write(session)
+        await inbox.mark_handled_with_commit(session, update.update_id, now=inbox.utcnow())
+        await session.commit()
+        if isinstance(queue, InboxQueue):
+            queue.fresh.discard(update.update_id)
+        for done in transaction.after_commit:
+            done()
+
+    async def process_error(
+        self,
+        update: object | None,
+        error: Exception,
+        job: Any = None,
+        coroutine: Any = None,
+    ) -> bool:
+        """A handler failed: undo its writes, then let the error handler run.
+
+        The update is still marked handled (with the state flush and whatever the error
+        handler writes): handling it again would fail again, and a person must never be
+        stuck behind an update that loops. What they typed is lost; they were told to retry.
+        """
+        transaction = current_transaction()
+        if (
+            transaction is not None
+            and isinstance(update, Update)
+            and update.update_id == transaction.update_id
+        ):
+            transaction.failed = True
+            await transaction.session.rollback()
+        return await super().process_error(update, error, job, coroutine)
+
+    async def forget_user(self, user_id: int) -> None:
+        """Drop what this process holds for a person (draft, open conversations) and their
+        stored rows: erasure calls this so that a running bot cannot write them back."""
+        self._user_data.pop(user_id, None)
+        self._user_ids_to_be_updated_in_persistence.discard(user_id)
+        for conversations in self._conversation_handler_conversations.values():
+            for key in [k for k in conversations if k and k[-1] == user_id]:
+                # Untracked: the rows are deleted below, a tracked pop would be flushed too.
+                conversations.data.pop(key, None)
+        persistence = self.persistence
+        if not isinstance(persistence, DatabasePersistence):
+            return
+        transaction = current_transaction()
+        if transaction is not None:  # called from a handler: join its transaction
+            await persistence.forget(transaction.session, user_id)
+            return
+        async with persistence.database.sessionmaker.begin() as session:
+            await persistence.forget(session, user_id)
+
+    async def replay_inbox(self) -> int:
+        """Queue what was recorded and not handled (a crash), oldest first; returns how many.
+
+        Called before the Updater starts, so these come before anything newly fetched."""
+        database: Database = self.bot_data["database"]
+        cipher: DataCipher = self.bot_data["cipher"]
+        async with database.sessionmaker() as session:
+            pending = await inbox.unhandled(session)
+        queued = 0
+        for update_id, payload in pending:
+            update = None
+            if payload is not None:
+                try:
+                    update = Update.de_json(json.loads(cipher.decrypt(payload)), self.bot)
+                except (DecryptError, ValueError, TypeError, KeyError):
+                    update = None
+            if update is None:
+                log.warning("update %s in the inbox cannot be read: skipped", update_id)
+                async with database.sessionmaker.begin() as session:
+                    await inbox.mark_handled(session, update_id, now=inbox.utcnow())
+                continue
+            if isinstance(self.update_queue, InboxQueue):
+                self.update_queue.fresh.add(update_id)
+            self.update_queue.put_nowait(update)
+            queued += 1
+        if queued:
+            log.info("inbox: %d update(s) received before a stop are handled first", queued)
+        return queued
 
 
 Callback = Callable[..., Coroutine[Any, Any, Any]]
@@ -147,6 +295,7 @@ def build_application(
 ) -> CadreApp:
     """Assemble the bot. `request` replaces the HTTP transport in tests and `cadrebot shell`."""
     database = database or Database(settings.database_url)
+    cipher = DataCipher(settings.require_data_key())
     builder = (
         ApplicationBuilder()
         .application_class(CadreApp)
@@ -157,7 +306,12 @@ def build_application(
         .context_types(ContextTypes(context=CadreContext))
         # Second guard behind the outbox pacer: replies to people count against 30/s too.
         .rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3))
-        .persistence(DatabasePersistence(database, settings.require_data_key()))
+        # Flushed after every update in its transaction (CadreApp); PTB's own periodic flush
+        # would write a half-handled update's state outside it, so it is all but off.
+        .persistence(
+            DatabasePersistence(database, settings.require_data_key(), update_interval=86_400)
+        )
+        .update_queue(InboxQueue(database, cipher))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
     )
@@ -187,9 +341,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     database.open()
     app.bot_data["jinja"] = build_environment()
     settings: Settings = app.bot_data["settings"]
-    async with database.sessionmaker.begin() as session:
-        cipher = await load_cipher(session, settings.require_data_key())
-    app.bot_data["cipher"] = cipher
+    cipher: DataCipher = app.bot_data["cipher"]  # loaded by CadreApp.initialize
     # Free texts written in plain before migration 0011 (talks, difficulties, vetting notes,
     # status reasons) are encrypted here, once; later starts find none.
     for sealed in await seal_plaintext(database, cipher):
@@ -198,8 +350,30 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     app.bot_data["grade_policy"] = load_policy()
     scheduler.install(app, settings)
     await forget.install(app)
+    if isinstance(app, CadreApp):
+        await app.replay_inbox()
+    lock = app.bot_data.get("active_lock")
+    if isinstance(lock, PostgresLock) and app.job_queue is not None:
+        app.job_queue.run_repeating(
+            _check_active_lock, interval=5, first=5, name="active-lock", job_kwargs=JOB_KWARGS
+        )
+
+
+async def _check_active_lock(context: CadreContext) -> None:
+    """Stop if the lock's connection is gone: a standby may already have taken over, and two
+    active processes would lose each other's answers. The supervisor restarts this one, and
+    it waits as the standby."""
+    lock: PostgresLock = context.bot_data["active_lock"]
+    if not await lock.still_held():
+        log.critical("lost the active process's lock on PostgreSQL: stopping")
+        context.application.stop_running()
 
 
 async def _post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    if isinstance(app.update_queue, InboxQueue):
+        await app.update_queue.aclose()
     database: Database = app.bot_data["database"]
     await database.close()
+    lock = app.bot_data.get("active_lock")
+    if isinstance(lock, PostgresLock):
+        await lock.release()  # the standby takes over at once, not when the process exits

@@ -227,8 +227,20 @@ async def _reach_bot_api(settings: Settings) -> None:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_application
+    from bot.standby import AlreadyRunning, PostgresLock, SqliteLock, sqlite_path
 
+    # One active process per database (bot/standby.py): SQLite refuses a second one here,
+    # PostgreSQL makes it a standby that waits in CadreApp.initialize.
+    path = sqlite_path(settings.database_url)
+    sqlite_lock = SqliteLock(path) if path is not None else None
+    if sqlite_lock is not None:
+        try:
+            sqlite_lock.acquire()
+        except AlreadyRunning as exc:
+            raise CommandError(str(exc)) from None
     app = build_application(settings)
+    if not settings.database_url.startswith("sqlite"):
+        app.bot_data["active_lock"] = PostgresLock(settings.database_url)
     if args.webhook_url:
         app.run_webhook(
             listen=args.listen,

@@ -3,26 +3,42 @@
 user_data holds drafts of flows, which may contain an ID number before it is submitted, so
 each payload is encrypted with the data key. bot_data and chat_data are not persisted: shared
 services live in bot_data and every domain record lives in its own table.
+
+Inside an update the writes join the update's transaction (bot.context.UpdateTransaction),
+so a draft, a conversation state and the handler's own rows are committed together.
+
+Start-up never stops on a row it cannot read (another DATA_KEY, a damaged payload, a key or
+state that is not what this code writes): the row is moved to `quarantined_state` with its
+reason, the person starts clean, and the `restore-notices` planner tells them once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
-from storage.crypto import DataCipher
+from bot.context import current_transaction
+from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
-from storage.models import ConversationState, UserData
+from storage.models import ConversationState, QuarantinedState, UserData
 
 UserDict = dict[Any, Any]
+
+log = logging.getLogger("cadrebot.persistence")
+
+
+class _Unreadable(Exception):
+    """A stored row this code cannot use; the message is the reason (never the content)."""
 
 
 class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, Any]]):
@@ -36,51 +52,108 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
             update_interval=update_interval,
         )
         self.database = database
-        # Every key of DATA_KEY (newest first) opens a draft; new drafts use the newest.
-        self._fernet = DataCipher(data_key).fernet
+        self._cipher = DataCipher(data_key)
         # Digest of what each user's row holds, so that untouched drafts cost no write.
         self._written: dict[int, bytes] = {}
+        # People whose draft was quarantined at start-up: their open conversations go too,
+        # since a question without its draft cannot be answered.
+        self._started_clean: set[int] = set()
 
     def _insert(self) -> Callable[..., Any]:
         return sqlite_insert if self.database.url.startswith("sqlite") else pg_insert
 
+    async def _write(self, work: Callable[[AsyncSession], Any], done: Callable[[], None]) -> None:
+        """In the update's transaction if there is one, else in a transaction of its own."""
+        transaction = current_transaction()
+        if transaction is not None:
+            transaction.writes.append(work)
+            transaction.after_commit.append(done)
+            return
+        async with self.database.sessionmaker.begin() as session:
+            await work(session)
+        done()
+
+    # -- reading back at start-up, with quarantine -----------------------------------------
+
+    async def _quarantine(self, session: AsyncSession, row: dict[str, Any]) -> None:
+        session.add(QuarantinedState(**row))
+        await session.flush()
+        # The reason and the row's number only: the content may be what a person typed.
+        log.warning("quarantined a stored %s row (%s)", row["kind"], row["reason"])
+
+    def _read_user_data(self, payload: bytes) -> UserDict:
+        try:
+            plain = self._cipher.decrypt(bytes(payload))
+        except DecryptError:
+            raise _Unreadable("undecryptable: another DATA_KEY or damaged") from None
+        try:
+            data = json.loads(plain)
+        except ValueError:
+            raise _Unreadable("not JSON") from None
+        if not isinstance(data, dict):
+            raise _Unreadable("not a dict")
+        return data
+
     async def get_user_data(self) -> dict[int, UserDict]:
-        async with self.database.sessionmaker() as session:
-            rows = (await session.execute(select(UserData.user_id, UserData.payload))).all()
         result: dict[int, UserDict] = {}
-        for user_id, payload in rows:
-            plain = self._fernet.decrypt(payload)
-            result[user_id] = json.loads(plain)
-            self._written[user_id] = hashlib.sha256(plain).digest()
+        async with self.database.sessionmaker.begin() as session:
+            rows = (await session.execute(select(UserData.user_id, UserData.payload))).all()
+            for user_id, payload in rows:
+                try:
+                    data = self._read_user_data(payload)
+                except _Unreadable as error:
+                    await self._quarantine(
+                        session,
+                        {
+                            "kind": "user_data",
+                            "user_id": user_id,
+                            "reason": str(error),
+                            "payload": bytes(payload),
+                        },
+                    )
+                    await session.execute(delete(UserData).where(UserData.user_id == user_id))
+                    self._started_clean.add(user_id)
+                    continue
+                result[user_id] = data
+                self._written[user_id] = _digest(data)
         return result
 
     async def update_user_data(self, user_id: int, data: UserDict) -> None:
-        plain = json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
-        digest = hashlib.sha256(plain).digest()
+        digest = _digest(data)
         if self._written.get(user_id) == digest:
             return
         if not data and user_id not in self._written:
             return
-        payload = self._fernet.encrypt(plain)
-        insert = self._insert()
-        statement = insert(UserData).values(user_id=user_id, payload=payload)
+        payload = self._cipher.encrypt(_dumps(data))
+        statement = self._insert()(UserData).values(user_id=user_id, payload=payload)
         statement = statement.on_conflict_do_update(
             index_elements=[UserData.user_id], set_={"payload": payload, "updated_at": func.now()}
         )
-        async with self.database.sessionmaker.begin() as session:
+
+        async def work(session: AsyncSession) -> None:
             await session.execute(statement)
-        self._written[user_id] = digest
+
+        def done() -> None:
+            self._written[user_id] = digest
+
+        await self._write(work, done)
 
     async def drop_user_data(self, user_id: int) -> None:
-        async with self.database.sessionmaker.begin() as session:
+        async def work(session: AsyncSession) -> None:
             await session.execute(delete(UserData).where(UserData.user_id == user_id))
-        self._written.pop(user_id, None)
+
+        def done() -> None:
+            self._written.pop(user_id, None)
+
+        await self._write(work, done)
 
     async def refresh_user_data(self, user_id: int, user_data: UserDict) -> None:
-        """Nothing to do: this process is the only writer of a user's draft."""
+        """Nothing to do: this process is the only writer of a user's draft (one active
+        process holds the lock, see bot/standby.py)."""
 
     async def get_conversations(self, name: str) -> ConversationDict:
-        async with self.database.sessionmaker() as session:
+        result: ConversationDict = {}
+        async with self.database.sessionmaker.begin() as session:
             rows = (
                 await session.execute(
                     select(ConversationState.key, ConversationState.state).where(
@@ -88,13 +161,40 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
                     )
                 )
             ).all()
-        return {tuple(json.loads(key)): state["state"] for key, state in rows}
+            for key_text, value in rows:
+                user_id = _user_of(key_text)
+                try:
+                    key = _read_key(key_text)
+                    state = _read_state(value)
+                    if user_id in self._started_clean:
+                        raise _Unreadable("draft quarantined")
+                except _Unreadable as error:
+                    await self._quarantine(
+                        session,
+                        {
+                            "kind": "conversation",
+                            "user_id": user_id,
+                            "name": name,
+                            "key": key_text[:128],
+                            "reason": str(error),
+                            "payload": json.dumps(value, default=str).encode(),
+                        },
+                    )
+                    await session.execute(
+                        delete(ConversationState).where(
+                            ConversationState.name == name, ConversationState.key == key_text
+                        )
+                    )
+                    continue
+                result[key] = state
+        return result
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         key_text = json.dumps(list(key))
-        async with self.database.sessionmaker.begin() as session:
+
+        async def work(session: AsyncSession) -> None:
             if new_state is None:
                 await session.execute(
                     delete(ConversationState).where(
@@ -102,14 +202,54 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
                     )
                 )
                 return
-            insert = self._insert()
             value = {"state": new_state}
-            statement = insert(ConversationState).values(name=name, key=key_text, state=value)
+            statement = self._insert()(ConversationState).values(
+                name=name, key=key_text, state=value
+            )
             statement = statement.on_conflict_do_update(
                 index_elements=[ConversationState.name, ConversationState.key],
                 set_={"state": value},
             )
             await session.execute(statement)
+
+        await self._write(work, lambda: None)
+
+    async def quarantine_state(
+        self, name: str, key: ConversationKey, state: object, reason: str
+    ) -> None:
+        """Move one loaded conversation state aside (its flow cannot continue from it)."""
+        key_text = json.dumps(list(key))
+        user_id = _user_of(key_text)
+        async with self.database.sessionmaker.begin() as session:
+            await self._quarantine(
+                session,
+                {
+                    "kind": "conversation",
+                    "user_id": user_id,
+                    "name": name,
+                    "key": key_text[:128],
+                    "reason": reason,
+                    "payload": json.dumps({"state": state}, default=str).encode(),
+                },
+            )
+            await session.execute(
+                delete(ConversationState).where(
+                    ConversationState.name == name, ConversationState.key == key_text
+                )
+            )
+
+    async def forget(self, session: AsyncSession, user_id: int) -> None:
+        """Delete a person's stored draft and conversation states (erasure)."""
+        await session.execute(delete(UserData).where(UserData.user_id == user_id))
+        await session.execute(
+            delete(ConversationState).where(
+                or_(
+                    ConversationState.key == json.dumps([user_id, user_id]),
+                    ConversationState.key.like(f"%, {user_id}]"),
+                )
+            )
+        )
+        self._written.pop(user_id, None)
 
     # Not persisted (see the module docstring); PTB still requires the methods.
     async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
@@ -141,3 +281,45 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
 
     async def flush(self) -> None:
         return None
+
+
+def _dumps(data: UserDict) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def _digest(data: UserDict) -> bytes:
+    return hashlib.sha256(_dumps(data).encode()).digest()
+
+
+def _read_key(key_text: str) -> tuple[int, ...]:
+    try:
+        key = json.loads(key_text)
+    except ValueError:
+        raise _Unreadable("malformed key: not JSON") from None
+    if (
+        not isinstance(key, list)
+        or not key
+        or not all(isinstance(part, int) and not isinstance(part, bool) for part in key)
+    ):
+        raise _Unreadable("malformed key: not a list of ids")
+    return tuple(key)
+
+
+def _read_state(value: Any) -> object:
+    if not isinstance(value, dict) or "state" not in value:
+        raise _Unreadable("state is not a dict with a state")
+    state = value["state"]
+    # The flows' states are ints (step indexes and a few named states) or strings.
+    if state is not None and (isinstance(state, bool) or not isinstance(state, int | str)):
+        raise _Unreadable("state is not an int or a string")
+    return state
+
+
+def _user_of(key_text: str) -> int | None:
+    """The user in a (chat, user) key, when it can be read at all (for the notice)."""
+    try:
+        key = json.loads(key_text)
+    except ValueError:
+        return None
+    last = key[-1] if isinstance(key, list) and key else None
+    return last if isinstance(last, int) and not isinstance(last, bool) else None

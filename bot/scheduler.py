@@ -13,16 +13,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application
 
 from bot.context import CadreContext
 from bot.delivery import Dispatcher, Limits
 from bot.settings import Settings
+from storage import inbox
 from storage.db import Database
+from storage.models import QuarantinedState
 
 log = logging.getLogger("cadrebot.scheduler")
 
@@ -31,6 +34,10 @@ JOB_KWARGS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_gra
 # A planner looks at the database at `now` and queues what has become due; returns the count.
 Planner = Callable[[AsyncSession, CadreContext, datetime], Awaitable[int]]
 PLANNERS: list[tuple[str, Planner]] = []
+
+# Telegram redelivers an unconfirmed update for at most 24 hours; a handled update_id is kept
+# twice that long so a late redelivery is still recognised, then forgotten.
+INBOX_KEEP = timedelta(hours=48)
 
 
 def planner(name: str) -> Callable[[Planner], Planner]:
@@ -84,3 +91,46 @@ def install(app: Application[Any, Any, Any, Any, Any, Any], settings: Settings) 
         name="tick",
         job_kwargs=JOB_KWARGS,
     )
+
+
+@planner("inbox-prune")
+async def prune_inbox(session: AsyncSession, context: CadreContext, now: datetime) -> int:
+    """Forget handled updates (their payload went when they were handled)."""
+    pruned = await inbox.prune(session, before=now - INBOX_KEEP)
+    if pruned:
+        log.info("tick: inbox pruned %d handled update(s)", pruned)
+    return 0
+
+
+@planner("restore-notices")
+async def plan_restore_notices(session: AsyncSession, context: CadreContext, now: datetime) -> int:
+    """Tell each person whose stored form could not be read back, once, that it is gone."""
+    from handlers.common import plan_notice  # handlers import this module's planner()
+
+    rows = (
+        await session.execute(
+            select(QuarantinedState.id, QuarantinedState.user_id).where(
+                QuarantinedState.notified_at.is_(None)
+            )
+        )
+    ).all()
+    planned = 0
+    told: set[int] = set()
+    for row_id, user_id in rows:
+        if user_id is not None and user_id > 0 and user_id not in told:
+            told.add(user_id)
+            # Private chats have the person's id; their language was in the lost draft.
+            planned += await plan_notice(
+                session,
+                context,
+                [(user_id, None)],
+                "common/restore_failed",
+                key=f"restore:{row_id}",
+            )
+    if rows:
+        await session.execute(
+            update(QuarantinedState)
+            .where(QuarantinedState.id.in_([row_id for row_id, _ in rows]))
+            .values(notified_at=now)
+        )
+    return planned

@@ -675,6 +675,11 @@ class Shell:
         except DataKeyError as exc:
             raise ShellError(str(exc)) from None
         self._started = True
+        # The inbox remembers every update_id handled: a new session continues the numbering.
+        from storage import inbox
+
+        async with self.database.sessionmaker() as session:
+            self._updates = itertools.count(await inbox.next_update_id(session))
         # No pacing here: the shell delivers at once what the drain job would within seconds.
         fast = Limits(per_second=10_000, per_chat_seconds=0.0, retry_base_seconds=0.01)
         self.dispatcher = Dispatcher(self.database, self.app.bot, limits=fast)

@@ -68,6 +68,8 @@ async def send_export(update: Update, context: CadreContext) -> None:
                 tz=context.settings.tz,
                 cipher=context.bot_data["cipher"],
             )
+        # The update's transaction would otherwise hold SQLite's write lock over the upload.
+        await context.checkpoint()
         size = buffer.tell()
         if size > TELEGRAM_MAX_BYTES:
             await reply(

@@ -327,7 +327,7 @@ class FormEngine:
 
     async def on_text(self, update: Update, context: CadreContext) -> int:
         """A typed answer to the current text question."""
-        index = self._state_of(update, context)
+        index = self._step_at(update, context)
         step = self.flow.steps[index]
         message = update.effective_message
         assert message is not None and message.text is not None
@@ -355,7 +355,7 @@ class FormEngine:
 
     async def on_contact(self, update: Update, context: CadreContext) -> int:
         """The share-contact button: accepted only for the person's own number."""
-        index = self._state_of(update, context)
+        index = self._step_at(update, context)
         message = update.effective_message
         assert message is not None and message.contact is not None
         user = update.effective_user
@@ -441,7 +441,7 @@ class FormEngine:
         query = update.callback_query
         assert query is not None and query.data is not None
         await query.answer()
-        index = self._state_of(update, context)
+        index = self._step_at(update, context)
         step = self.flow.steps[index]
         button, values = AnyOf(
             self.choice, self.township, self.village, self.village_page, self.skip
@@ -547,9 +547,35 @@ class FormEngine:
 
     # -- wiring ----------------------------------------------------------------------------
 
+    def _step_at(self, update: Update, context: CadreContext) -> int:
+        """The question being answered (the handlers of a question's state ask for it)."""
+        at = self._state_of(update, context)
+        if 0 <= at < len(self.flow.steps):
+            return at
+        # The draft says review or consent while the conversation waits for a question.
+        self.draft(context)["at"] = -1
+        return self._state_of(update, context)
+
     def _state_of(self, update: Update, context: CadreContext) -> int:
-        """Where the person is: kept in the draft, persisted with it, equal to the state."""
-        return int(self.draft(context).get("at", 0))
+        """Where the person is: kept in the draft, persisted with it, equal to the state.
+
+        A stored index this form does not have (a draft from an older form, a damaged row)
+        is clamped to the first unanswered question, so nobody is stuck on an error.
+        """
+        draft = self.draft(context)
+        at = draft.get("at", 0)
+        known = isinstance(at, int) and not isinstance(at, bool)
+        if known and (0 <= at < len(self.flow.steps) or at in (REVIEW, CONSENT, CONSENT_ID)):
+            return int(at)
+        answers = draft.get("answers")
+        if not isinstance(answers, dict):
+            answers = draft["answers"] = {}
+        clamped = next(
+            (i for i, s in enumerate(self.flow.steps) if s.key not in answers),
+            len(self.flow.steps) - 1,
+        )
+        draft["at"] = clamped
+        return clamped
 
     def build(self) -> ConversationHandler[CadreContext]:
         anything = ~filters.COMMAND & PRIVATE

@@ -13,19 +13,19 @@ from telegram import Update
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
-    CallbackQueryHandler,
     CommandHandler,
     filters,
 )
 
 from bot import forget
 from bot.context import CadreContext
+from handlers.callback import Button, choice, on
 from handlers.common import answer_query, button_text, drop_buttons, keyboard, now, reply
 from storage import erasure
 from storage.models import AuditLog
 
 PRIVATE = filters.ChatType.PRIVATE
-PREFIX = "wd"
+CHOICE = Button("wd", choice("y", "n"))
 
 
 async def _held(update: Update, context: CadreContext) -> tuple[int | None, erasure.Held]:
@@ -59,8 +59,8 @@ async def _ask(update: Update, context: CadreContext) -> None:
         return
     markup = keyboard(
         [
-            (button_text(update, context, "withdraw/button_confirm"), f"{PREFIX}:y"),
-            (button_text(update, context, "withdraw/button_keep"), f"{PREFIX}:n"),
+            (button_text(update, context, "withdraw/button_confirm"), CHOICE.data("y")),
+            (button_text(update, context, "withdraw/button_keep"), CHOICE.data("n")),
         ]
     )
     await reply(
@@ -87,7 +87,7 @@ async def _choose(update: Update, context: CadreContext) -> None:
     query = update.callback_query
     user = update.effective_user
     assert query is not None and user is not None
-    if query.data != f"{PREFIX}:y":
+    if query.data != CHOICE.data("y"):
         await reply(update, context, "withdraw/kept")
         return
     async with context.session() as session:
@@ -122,5 +122,5 @@ async def _choose(update: Update, context: CadreContext) -> None:
 def build_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
     return [
         CommandHandler("withdraw", start_withdraw, filters=PRIVATE),
-        CallbackQueryHandler(on_choice, pattern=rf"^{PREFIX}:[yn]$"),
+        on(CHOICE, on_choice),
     ]

@@ -267,15 +267,64 @@ class DataSecret(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+class InboundUpdate(Base):
+    """The inbox: every Telegram update, recorded by update_id before it is handled.
+
+    `payload` is the update as Telegram sent it, encrypted with the data key (updates carry
+    what people type); it is cleared as soon as the update is handled, in the handler's own
+    transaction, and handled rows are pruned by the tick after INBOX_KEEP_DAYS.
+    """
+
+    __tablename__ = "inbound_update"
+    __table_args__ = (
+        # Start-up replays what is still open, in update_id order; the tick prunes by age.
+        Index(
+            "ix_inbound_update_open",
+            "update_id",
+            sqlite_where=text("handled_at IS NULL"),
+            postgresql_where=text("handled_at IS NULL"),
+        ),
+        Index("ix_inbound_update_handled", "handled_at"),
+    )
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    handled_at: Mapped[datetime | None]
+
+
+class QuarantinedState(Base):
+    """A persisted user_data or conversation row that could not be read back at start-up.
+
+    Moved here (not deleted) with the reason, so that an operator who finds the old DATA_KEY
+    can still look; the person starts clean and is told once (`notified_at`).
+    """
+
+    __tablename__ = "quarantined_state"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # user_data | conversation
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(100))
+    # The row as it was: a Fernet token for user_data, the JSON text for a conversation.
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    quarantined_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    notified_at: Mapped[datetime | None]
+
+
 __all__ = [
     "AuditLog",
     "Base",
     "ConversationState",
     "County",
     "DataSecret",
+    "InboundUpdate",
     "InviteCode",
     "InviteFailure",
     "Person",
+    "QuarantinedState",
     "Role",
     "RoleGrant",
     "TelegramAccount",

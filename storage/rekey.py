@@ -60,7 +60,16 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("difficulty", "id", "resolution_enc"),
     EncryptedColumn("vetting_review", "id", "note_enc"),
     EncryptedColumn("status_change", "id", "reason_enc"),
+    # NULL once the update is handled: only updates waiting to be handled are re-encrypted.
+    EncryptedColumn("inbound_update", "update_id", "payload"),
 ]
+
+# Encrypted columns rekey leaves alone, and why.
+NOT_REKEYED: dict[str, str] = {
+    # A token no key of DATA_KEY opened at start-up, kept as it was for an operator who finds
+    # the old key; re-encrypting it is impossible by definition.
+    "quarantined_state.payload": "held because no current key opens it",
+}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,6 +67,13 @@ def _run(
     return result
 
 
+def _final_then_commit(conn: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> None:
+    """On the connection's thread: the transaction's last statement, then its commit."""
+    conn.execute(sql, parameters)
+    if conn.in_transaction:
+        conn.commit()
+
+
 class OneHopCursor:
     """The subset of `aiosqlite.Cursor` that SQLAlchemy's adapter uses."""
 
@@ -148,6 +155,17 @@ class OneHopConnection(aiosqlite.Connection):
 
     # A BEGIN that runs on the thread right before the next statement, in the same hand-off.
     pending_begin: str | None = None
+    # A statement that runs right before the next commit, in the commit's hand-off.
+    pending_final: tuple[str, Sequence[Any]] | None = None
+
+    def run_before_commit(self, sql: str, parameters: Sequence[Any]) -> None:
+        """Run `sql` as the transaction's last statement, in the commit's own hand-off.
+
+        With no transaction open (nothing ran), it runs alone and commits itself (the
+        connection is in autocommit mode outside BEGIN). Its result is not returned: meant for
+        a write whose outcome the caller does not need, such as the inbox's handled mark.
+        """
+        self.pending_final = (sql, parameters)
 
     def begin_with_next_statement(self, sql: str) -> None:
         """Open the transaction with `sql` just before the next statement runs.
@@ -159,12 +177,17 @@ class OneHopConnection(aiosqlite.Connection):
 
     async def commit(self) -> None:
         self.pending_begin = None
+        final, self.pending_final = self.pending_final, None
+        if final is not None and self._connection is not None:
+            await self.hop(_final_then_commit, self._connection, *final)
+            return
         # Committing outside a transaction is a no-op in sqlite3: skip the hand-off.
         if self._connection is not None and self._connection.in_transaction:
             await super().commit()
 
     async def rollback(self) -> None:
         self.pending_begin = None
+        self.pending_final = None
         # The pool rolls back every connection it gets back, nearly always after a commit:
         # with nothing open there is nothing to do, so no hand-off.
         if self._connection is not None and self._connection.in_transaction:

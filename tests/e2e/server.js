@@ -77,11 +77,24 @@ const polls = new Map();
 
 // Registered before the package's own routes, so these win.
 const extraRoutes = [
-  (app) => {
-    app.all('/bot:token/getUpdates', (req, _res, next) => {
+  (app, server) => {
+    app.all('/bot:token/getUpdates', (req, res) => {
       const token = req.params.token;
       polls.set(token, { count: (polls.get(token)?.count || 0) + 1, last: Date.now() });
-      next(); // on to the package's own getUpdates
+      // Telegram's offset semantics (the package marks an update read as soon as it is
+      // fetched): an update is confirmed by a later getUpdates whose offset is above its
+      // update_id, and delivered again until then, so a bot killed between fetching and
+      // confirming gets it again, as from api.telegram.org.
+      const params = { ...(req.query || {}), ...(req.body || {}) };
+      const offset = Number(params.offset || 0);
+      const mine = server.storage.userMessages.filter((update) => update.botToken === token);
+      if (offset) {
+        for (const update of mine) {
+          if (update.updateId < offset) update.isRead = true;
+        }
+      }
+      const pending = mine.filter((update) => !update.isRead);
+      res.json({ ok: true, result: pending.map((update) => TelegramServer.formatUpdate(update)) });
     });
     app.all('/bot:token/:method', (req, _res, next) => {
       if (req.params.method !== 'getUpdates') {

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from bot.persistence import DatabasePersistence
 from storage.db import Database
-from storage.models import ConversationState, UserData
+from storage.models import ConversationState, QuarantinedState, UserData
 
 KEY = Fernet.generate_key().decode()
 USER = 7_000_000_123  # above 2**31
@@ -63,8 +63,13 @@ async def test_user_data_payload_is_encrypted(db: Database) -> None:
 async def test_user_data_cannot_be_read_with_another_key(db: Database) -> None:
     await DatabasePersistence(db, KEY).update_user_data(USER, DRAFT)
     stranger = DatabasePersistence(db, Fernet.generate_key().decode())
+    # Another key reads nothing (and no longer stops start-up: the row is quarantined).
+    assert await stranger.get_user_data() == {}
+    async with db.sessionmaker() as session:
+        kept = await session.scalar(select(QuarantinedState.payload))
+    assert kept is not None and ID_NUMBER.encode() not in kept
     with pytest.raises(InvalidToken):
-        await stranger.get_user_data()
+        Fernet(Fernet.generate_key()).decrypt(kept)
 
 
 async def test_unchanged_user_data_is_not_rewritten(db: Database) -> None:
