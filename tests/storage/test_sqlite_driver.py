@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage import sqlite_driver
 from storage.db import Database
-from storage.models import AuditLog, ConversationState
+from storage.models import AuditLog, ConversationState, InboundUpdate
 
 ROWS = sqlite_driver.PREFETCH * 2 + 7
 
@@ -55,17 +55,21 @@ async def test_partitions_of_a_stream_keep_their_sizes(db: Database) -> None:
 
 
 async def test_rowcount_and_returning(db: Database) -> None:
-    await _fill_audit(db, 10)
+    # On the inbox rather than audit_log, which the database keeps append-only (0012).
+    async with db.sessionmaker.begin() as session:
+        await session.execute(insert(InboundUpdate), [{"update_id": n} for n in range(1, 11)])
     async with db.sessionmaker.begin() as session:
         changed = await session.execute(
-            update(AuditLog).where(AuditLog.id <= 4).values(action="changed")
+            update(InboundUpdate).where(InboundUpdate.update_id <= 4).values(handled_at=func.now())
         )
         assert changed.rowcount == 4  # type: ignore[attr-defined]
         removed = await session.execute(
-            delete(AuditLog).where(AuditLog.action == "changed").returning(AuditLog.id)
+            delete(InboundUpdate)
+            .where(InboundUpdate.handled_at.is_not(None))
+            .returning(InboundUpdate.update_id)
         )
         assert sorted(removed.scalars()) == [1, 2, 3, 4]
-        assert await session.scalar(select(func.count()).select_from(AuditLog)) == 6
+        assert await session.scalar(select(func.count()).select_from(InboundUpdate)) == 6
 
 
 async def test_a_failed_statement_rolls_back_its_transaction(db: Database) -> None:

@@ -493,6 +493,7 @@ def test_rekey_rotates_the_data_key_and_the_old_key_can_go(
         "difficulty.resolution_enc",
         "vetting_review.note_enc",
         "status_change.reason_enc",
+        "inbound_update.payload",
     }, out
     assert counts["nomination.id_number_enc"][0] > 700 and counts["talk_log.topics_enc"][0] > 1000
     assert all(unreadable == 0 for _, _, unreadable in counts.values())
