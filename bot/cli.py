@@ -474,6 +474,7 @@ async def _purge(args: argparse.Namespace, settings: Settings, database: Databas
         ("declined or rejected files", due.rejected, f"after {policy.rejected_days} days"),
         ("drafts of Telegram users", due.drafts, f"after {policy.draft_days} days"),
         ("message texts", due.outbox, f"after {policy.outbox_days} days"),
+        ("unreadable drafts set aside", due.quarantined, f"after {policy.draft_days} days"),
     ):
         shown = " ".join(str(i) for i in ids[:200]) + (" …" if len(ids) > 200 else "")
         print(f"{verb} {len(ids)} {what} ({rule})" + (f": {shown}" if ids else ""))

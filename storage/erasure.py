@@ -37,6 +37,7 @@ from storage.models import (
     Person,
     PracticePost,
     Publicity,
+    QuarantinedState,
     StatusChange,
     TalkLog,
     TelegramAccount,
@@ -292,6 +293,10 @@ async def forget_sessions(
     if not telegram_ids:
         return 0
     await session.execute(delete(UserData).where(UserData.user_id.in_(telegram_ids)))
+    # A draft set aside at start-up as unreadable is still the person's draft.
+    await session.execute(
+        delete(QuarantinedState).where(QuarantinedState.user_id.in_(telegram_ids))
+    )
     result = await session.execute(
         delete(ConversationState).where(or_(*(conversation_keys_of(t) for t in telegram_ids)))
     )

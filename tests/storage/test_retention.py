@@ -24,6 +24,7 @@ from storage.models import (
     NominationTally,
     OutboxMessage,
     Person,
+    QuarantinedState,
     UserData,
 )
 from storage.nominations import NominationForm
@@ -79,6 +80,15 @@ async def _seed(db: Database) -> dict[str, int]:
         for user, touched in ((8001, NOW - 31 * DAY), (8002, NOW - 29 * DAY)):
             session.add(UserData(user_id=user, payload=b"x", updated_at=touched))
             session.add(ConversationState(name="nominate", key=json.dumps([user, user]), state={}))
+            session.add(
+                QuarantinedState(
+                    kind="user_data",
+                    user_id=user,
+                    reason="undecryptable",
+                    payload=b"x",
+                    quarantined_at=touched,
+                )
+            )
         for key, status, created_at in (
             ("old-sent", "sent", NOW - 91 * DAY),
             ("old-failed", "failed", NOW - 200 * DAY),
@@ -120,10 +130,20 @@ async def test_the_purge_deletes_what_is_past_its_time_and_nothing_else(db: Data
     assert due.rejected == sorted([ids["declined_long_ago"], ids["rejected_long_ago"]])
     assert due.drafts == [8001]
     assert due.outbox == await _outbox_ids(db, "old-sent", "old-failed")
+    assert len(due.quarantined) == 1
 
     async with db.sessionmaker.begin() as session:
         done = await retention.purge(session, POLICY, NOW, day=20300615)
-    assert done.counts() == {"files": 1, "rejected": 2, "drafts": 1, "outbox": 2}
+    assert done.counts() == {
+        "files": 1,
+        "rejected": 2,
+        "drafts": 1,
+        "outbox": 2,
+        "quarantined": 1,
+    }
+    async with db.sessionmaker() as session:
+        # The unreadable draft set aside at start-up goes on the drafts' schedule too.
+        assert list(await session.scalars(select(QuarantinedState.user_id))) == [8002]
 
     async with db.sessionmaker() as session:
         rows = {n.id: n for n in await session.scalars(select(Nomination).order_by(Nomination.id))}
@@ -175,8 +195,9 @@ async def test_the_tick_purges_once_a_day_with_the_settings(db: Database) -> Non
     context: Any = SimpleNamespace(settings=settings)
     async with db.sessionmaker.begin() as session:
         purged = await planners.plan_retention(session, context, NOW)
-    # Ten years: no file yet; 380 days: only the rejection of 400 days ago; the draft; texts.
-    assert purged == 1 + 1 + 2
+    # Ten years: no file yet; 380 days: only the rejection of 400 days ago; the draft; texts;
+    # the unreadable draft set aside.
+    assert purged == 1 + 1 + 2 + 1
     async with db.sessionmaker.begin() as session:
         assert await planners.plan_retention(session, context, NOW + timedelta(hours=1)) == 0
         erased = set(
