@@ -285,10 +285,17 @@ async def answer_query(update: Update) -> None:
 
 
 async def drop_buttons(update: Update) -> None:
-    """Take the buttons off an answered question so that it cannot be answered twice."""
+    """Take the buttons off an answered question so that it cannot be answered twice.
+
+    Telegram refuses to edit a message that is gone, older than 48 hours or already bare;
+    the answer itself must still go through (the draft guards against a second press).
+    """
     query = update.callback_query
     if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(None)
+        try:
+            await query.edit_message_reply_markup(None)
+        except BadRequest as exc:
+            log.info("buttons left on a message Telegram will not edit: %s", exc.message)
 
 
 def parse_id(raw: str, *, digits: int = 9) -> int | None:

@@ -31,7 +31,7 @@ from telegram.ext import (
 
 from bot.context import CadreContext
 from handlers.callback import CODE, ID, PAGE, AnyOf, Button, choice, on
-from handlers.common import conversation, keyboard, label, now, reply
+from handlers.common import conversation, drop_buttons, keyboard, label, now, reply
 from storage import geo, nominations, people
 from storage.crypto import DataCipher
 from storage.models import Township, Village
@@ -297,7 +297,7 @@ class FormEngine:
         query = update.callback_query
         assert query is not None and query.data is not None
         await query.answer()
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(update)
         if self.consent.values(update) != ("1",):
             self.forget(context)
             await reply(update, context, "form/declined")
@@ -317,7 +317,7 @@ class FormEngine:
         query = update.callback_query
         assert query is not None and query.data is not None
         await query.answer()
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(update)
         if self.consent_id.values(update) != ("1",):
             self.forget(context)
             await reply(update, context, "form/declined")
@@ -486,7 +486,7 @@ class FormEngine:
             answers[step.key] = None
         else:
             return await self._stale(update, context, index)
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(update)
         return await self.advance(update, context, index)
 
     async def _stale(self, update: Update, context: CadreContext, index: int) -> int:
@@ -511,7 +511,7 @@ class FormEngine:
             ]
             if missing:
                 return await self.ask(update, context, self.flow.index(missing[0]))
-            await query.edit_message_reply_markup(None)
+            await drop_buttons(update)
             answers = dict(answers)
             answers["consent"] = bool(self.draft(context).get("consent"))
             await self.flow.submit(update, context, answers)

@@ -28,6 +28,7 @@ from handlers.common import (
     button_text,
     conversation,
     deny,
+    drop_buttons,
     edit_or_reply,
     label,
     now,
@@ -477,7 +478,7 @@ async def confirm_result(update: Update, context: CadreContext) -> int:
         return await _end_forbidden(update, context, RESULTS)
     query = update.callback_query
     if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(update)
     if error is not None:
         await reply(update, context, "grades/error", code=error.code, params=error.params)
     elif applied is None:
@@ -776,7 +777,7 @@ async def post_kind(update: Update, context: CadreContext) -> int:
     draft["kind"] = kind
     query = update.callback_query
     if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(update)
     if kind == "hard_post":
         return await _ask_title(update, context)
     draft.pop("title", None)
@@ -926,7 +927,7 @@ async def save_post(update: Update, context: CadreContext) -> int:
         return await _end_forbidden(update, context, POSTS)
     query = update.callback_query
     if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(update)
     name = draft["name"]
     _forget(context, POSTS)
     if error is not None:
@@ -943,7 +944,7 @@ async def drop_post(update: Update, context: CadreContext) -> int:
     await answer_query(update)
     query = update.callback_query
     if query is not None and query.message is not None:
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(update)
     return await cancel_post(update, context)
 
 

@@ -9,13 +9,11 @@ mentor presses save.
 
 from __future__ import annotations
 
-import contextlib
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
-from telegram.error import BadRequest
 from telegram.ext import (
     BaseHandler,
     CommandHandler,
@@ -29,6 +27,7 @@ from handlers.callback import CODE, ID, INDEX, PAGE, Button, Prefix, choice, on
 from handlers.common import (
     conversation,
     deny,
+    drop_buttons,
     edit_or_reply,
     inline_rows,
     label,
@@ -103,16 +102,14 @@ async def _load_actor(update: Update, session: AsyncSession) -> Actor | None:
     return await people.load_actor(session, user.id)
 
 
-async def _answer(update: Update, *, drop_buttons: bool = True) -> None:
+async def _answer(update: Update, *, drop: bool = True) -> None:
     """Acknowledge a button; take the keyboard off its message so it is not pressed twice."""
     query = update.callback_query
     if query is None:
         return
     await query.answer()
-    if drop_buttons:
-        # Already without buttons, or too old to edit: nothing to take away.
-        with contextlib.suppress(BadRequest):
-            await query.edit_message_reply_markup(None)
+    if drop:
+        await drop_buttons(update)
 
 
 def _nav(
@@ -156,7 +153,7 @@ async def start_pairing(update: Update, context: CadreContext) -> None:
 
 async def page_cadres(update: Update, context: CadreContext) -> None:
     """Turn a page of the cadre list."""
-    await _answer(update, drop_buttons=False)
+    await _answer(update, drop=False)
     (page,) = CADRES_PAGE.values(update)
     await _show_cadres(update, context, page)
 
@@ -486,7 +483,7 @@ async def begin_talk(update: Update, context: CadreContext) -> int:
 
 async def begin_talk_with(update: Update, context: CadreContext) -> int:
     """Start logging a talk with the mentee whose button was pressed in /mentees."""
-    await _answer(update, drop_buttons=False)
+    await _answer(update, drop=False)
     assert context.user_data is not None
     if RESOLVE in context.user_data:
         await reply(update, context, "mentoring/resolve_busy")
@@ -954,7 +951,7 @@ async def reprompt_talk(update: Update, context: CadreContext) -> int:
 
 async def refuse_stale_talk_button(update: Update, context: CadreContext) -> int:
     """A /talk button from an earlier question: say so and ask the current one again."""
-    await _answer(update, drop_buttons=False)
+    await _answer(update, drop=False)
     await reply(update, context, "common/stale_button")
     return await _ask(update, context, _state(context))
 
@@ -983,7 +980,7 @@ async def list_difficulties(update: Update, context: CadreContext) -> None:
 
 async def page_difficulties(update: Update, context: CadreContext) -> None:
     """Turn a page of the difficulties list."""
-    await _answer(update, drop_buttons=False)
+    await _answer(update, drop=False)
     (page,) = DIFFICULTIES_PAGE.values(update)
     await _show_difficulties(update, context, page)
 
@@ -1033,7 +1030,7 @@ async def _show_difficulties(update: Update, context: CadreContext, page: int) -
 
 async def begin_resolution(update: Update, context: CadreContext) -> int:
     """Ask for the note that resolves the pressed difficulty."""
-    await _answer(update, drop_buttons=False)
+    await _answer(update, drop=False)
     assert context.user_data is not None
     if TALK in context.user_data:
         await reply(update, context, "mentoring/talk_busy")

@@ -34,6 +34,7 @@ from handlers import callback as cb
 from handlers.common import (
     conversation,
     deny,
+    drop_buttons,
     edit_or_reply,
     inline_rows,
     keyboard,
@@ -669,7 +670,7 @@ async def confirm_adjust(update: Update, context: CadreContext) -> int:
     _forget_input(context)
     query = update.callback_query
     assert query is not None
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(update)
     await reply(update, context, "dossier/adjusted", full_name=name)
     return END
 

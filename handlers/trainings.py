@@ -50,6 +50,7 @@ from handlers import callback as cb
 from handlers.common import (
     conversation,
     deny,
+    drop_buttons,
     edit_or_reply,
     keyboard,
     label,
@@ -189,7 +190,7 @@ async def _drop_buttons(update: Update) -> None:
     if query is not None and query.message is not None:
         # Already without buttons, or too old to edit: nothing to undo.
         with contextlib.suppress(TelegramError):
-            await query.edit_message_reply_markup(None)
+            await drop_buttons(update)
 
 
 def _session_values(context: CadreContext, training: Training) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from handlers import callback as cb
 from handlers.common import (
     ask_again,
     conversation,
+    drop_buttons,
     edit_or_reply,
     keyboard,
     label,
@@ -250,7 +251,7 @@ async def skip_note(update: Update, context: CadreContext) -> int:
         await refuse(update, context, "common/stale_button")
         return await ask_note(update, context) if pending else ConversationHandler.END
     state = await decide(update, context, None)
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(update)
     return state
 
 

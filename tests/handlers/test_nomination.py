@@ -128,6 +128,19 @@ async def test_full_nomination_with_wrong_answers(county: BotHarness) -> None:
     assert "已经报名" in again.text
 
 
+async def test_a_button_on_a_message_telegram_will_not_edit_still_answers(
+    county: BotHarness,
+) -> None:
+    """Pressed two days later (Telegram refuses to take the buttons off): the answer counts
+    and the next question comes, instead of "something went wrong"."""
+    county.fake.uneditable = True
+    question = await consent(county)
+    assert "姓名" in question.text
+    question = last(await county.send(USER, "张三"))
+    question = last(await county.press(USER, question.button("男")))
+    assert "身份证" in question.text
+
+
 async def test_declining_consent_stores_nothing(county: BotHarness) -> None:
     (notice,) = await county.send(USER, "/nominate")
     (declined,) = await county.press(USER, notice.button("不同意"))

@@ -61,6 +61,8 @@ class FakeTelegram(BaseRequest):
         self.faults: list[tuple[int, dict[str, Any]] | Exception] = []
         # Chats that blocked the bot: every send to them answers 403.
         self.blocked: set[int] = set()
+        # Messages Telegram will no longer edit (older than 48 hours, or deleted).
+        self.uneditable = False
         self.sent_at: list[tuple[float, int]] = []
 
     async def initialize(self) -> None:
@@ -102,6 +104,13 @@ class FakeTelegram(BaseRequest):
                 "description": "Forbidden: bot was blocked by the user",
             }
             return 403, json.dumps(payload).encode()
+        if self.uneditable and api_method.startswith("editMessage"):
+            payload = {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message can't be edited",
+            }
+            return 400, json.dumps(payload).encode()
         if api_method == "sendMessage":
             self.sent_at.append((time.monotonic(), int(params["chat_id"])))
         try:
