@@ -301,6 +301,8 @@ class QuarantinedState(Base):
     """
 
     __tablename__ = "quarantined_state"
+    # The once-only notice's outbox key carries the id: never reuse one (SQLite).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))  # user_data | conversation
@@ -984,6 +986,8 @@ class ErasureEvent(Base):
     Telegram users (bot/forget.py polls this table), whichever process did the erasure."""
 
     __tablename__ = "erasure_event"
+    # Running bots read events by id > the last one seen: never reuse an id (SQLite).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     telegram_id: Mapped[int] = mapped_column(BigInteger)

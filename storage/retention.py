@@ -20,12 +20,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, cast, delete, exists, select, update
+from sqlalchemy import String, cast, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, erasure
 from storage.models import (
     AuditLog,
+    ConversationState,
     ErasureEvent,
     Nomination,
     OutboxMessage,
@@ -109,11 +110,14 @@ async def plan(session: AsyncSession, policy: Policy, now: datetime) -> Plan:
         )
         .order_by(Nomination.id)
     )
-    drafts = await session.scalars(
-        select(UserData.user_id)
-        .where(UserData.updated_at < now - timedelta(days=policy.draft_days))
-        .order_by(UserData.user_id)
+    stale = list(
+        await session.scalars(
+            select(UserData.user_id)
+            .where(UserData.updated_at < now - timedelta(days=policy.draft_days))
+            .order_by(UserData.user_id)
+        )
     )
+    drafts = await _with_open_form(session, stale)
     outbox = await session.scalars(
         select(OutboxMessage.id)
         .where(
@@ -128,7 +132,24 @@ async def plan(session: AsyncSession, policy: Policy, now: datetime) -> Plan:
         .where(QuarantinedState.quarantined_at < now - timedelta(days=policy.draft_days))
         .order_by(QuarantinedState.id)
     )
-    return Plan(list(files), list(rejected), list(drafts), list(outbox), list(quarantined))
+    return Plan(list(files), list(rejected), drafts, list(outbox), list(quarantined))
+
+
+async def _with_open_form(session: AsyncSession, telegram_ids: list[int]) -> list[int]:
+    """Those of the users who have a form open (a conversation state): their user_data is an
+    unfinished draft. A row with no open form holds only settings such as the /lang choice,
+    which must outlive any retention period."""
+    found: set[int] = set()
+    for start in range(0, len(telegram_ids), 200):
+        chunk = telegram_ids[start : start + 200]
+        keys = await session.scalars(
+            select(ConversationState.key).where(
+                or_(*(erasure.conversation_keys_of(t) for t in chunk))
+            )
+        )
+        for key in keys:
+            found.update(int(part) for part in json.loads(key) if int(part) in chunk)
+    return sorted(found)
 
 
 async def _forget_names(session: AsyncSession, nominations: list[int]) -> None:

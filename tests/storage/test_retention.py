@@ -89,6 +89,8 @@ async def _seed(db: Database) -> dict[str, int]:
                     quarantined_at=touched,
                 )
             )
+        # Only settings (the /lang choice), no form open: kept however old.
+        session.add(UserData(user_id=8003, payload=b"x", updated_at=NOW - 400 * DAY))
         for key, status, created_at in (
             ("old-sent", "sent", NOW - 91 * DAY),
             ("old-failed", "failed", NOW - 200 * DAY),
@@ -162,7 +164,7 @@ async def test_the_purge_deletes_what_is_past_its_time_and_nothing_else(db: Data
             )
             == tallies_before
         )
-        assert list(await session.scalars(select(UserData.user_id))) == [8002]
+        assert sorted(await session.scalars(select(UserData.user_id))) == [8002, 8003]
         assert list(await session.scalars(select(ConversationState.key))) == ["[8002, 8002]"]
         assert list(await session.scalars(select(ErasureEvent.telegram_id))) == [8001]
         texts = dict((await session.execute(select(OutboxMessage.key, OutboxMessage.parts))).all())

@@ -55,6 +55,8 @@ def upgrade() -> None:
         ),
         sa.Column("notified_at", _WHEN, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantined_state")),
+        # The once-only notice's outbox key carries the id: never reused.
+        sqlite_autoincrement=True,
     )
 
 

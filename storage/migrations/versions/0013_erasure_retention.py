@@ -105,6 +105,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_erasure_event")),
+        # Running bots read events by id > the last one seen: an id reused after the purge
+        # deleted the newest event would never be seen.
+        sqlite_autoincrement=True,
     )
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_never_reuse()
