@@ -234,6 +234,39 @@ def attempt_of(update: Update) -> tuple[str, str, int | None]:
     return "message", "-", None
 
 
+async def record_denial(
+    update: Update,
+    context: CadreContext,
+    *,
+    session: AsyncSession | None = None,
+    subject: tuple[str, int] | None = None,
+) -> None:
+    """Audit a refusal: who tried what on which subject (ids only).
+
+    The row goes into `session` when the caller holds one open, else into the update's
+    transaction. `subject` names what was asked for when the update alone does not (a typed
+    file number). Flows that answer a refusal as "not found" or "expired" (so as not to tell
+    whether the record exists) call this alone; `deny` also says "not allowed".
+    """
+    user = update.effective_user
+    if user is None:
+        return
+    action, subject_type, subject_id = attempt_of(update)
+    if subject is not None:
+        subject_type, subject_id = subject
+    async with contextlib.AsyncExitStack() as stack:
+        into = (
+            session if session is not None else await stack.enter_async_context(context.session())
+        )
+        await audit.denied(
+            into,
+            telegram_id=user.id,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+        )
+
+
 async def deny(
     update: Update,
     context: CadreContext,
@@ -242,30 +275,8 @@ async def deny(
     edit: bool = False,
     subject: tuple[str, int] | None = None,
 ) -> None:
-    """Refuse an action: audit who tried what on which subject, then say "not allowed".
-
-    Every refusal of the flows goes through here. The row goes into `session` when the caller
-    holds one open (a second write transaction would wait on SQLite), else into its own.
-    `subject` names what was asked for when the update alone does not (a typed file number).
-    """
-    user = update.effective_user
-    if user is not None:
-        action, subject_type, subject_id = attempt_of(update)
-        if subject is not None:
-            subject_type, subject_id = subject
-        async with contextlib.AsyncExitStack() as stack:
-            into = (
-                session
-                if session is not None
-                else await stack.enter_async_context(context.session())
-            )
-            await audit.denied(
-                into,
-                telegram_id=user.id,
-                action=action,
-                subject_type=subject_type,
-                subject_id=subject_id,
-            )
+    """Refuse an action: audit it (`record_denial`), then say "not allowed"."""
+    await record_denial(update, context, session=session, subject=subject)
     if edit:
         await edit_or_reply(update, context, "common/forbidden")
     else:

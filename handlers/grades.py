@@ -33,6 +33,7 @@ from handlers.common import (
     label,
     now,
     parse_id,
+    record_denial,
     reply,
 )
 from handlers.forms import shanghai_today
@@ -159,6 +160,9 @@ async def show_grade(update: Update, context: CadreContext) -> None:
                 try:
                     view = await grades.grade_for(session, actor, wanted, policy)
                 except NotAllowed:
+                    await record_denial(
+                        update, context, session=session, subject=("nomination", wanted)
+                    )
                     outcome = "not_found"
         elif actor is not None:
             view = await grades.grade_of(session, actor.person_id, policy)
@@ -339,6 +343,7 @@ async def choose_person(update: Update, context: CadreContext) -> int:
             try:
                 found = await grades.candidate(session, actor, nomination_id)
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 found = None
     if actor is None:
         return await _end_forbidden(update, context, RESULTS)
@@ -470,6 +475,7 @@ async def confirm_result(update: Update, context: CadreContext) -> int:
                     now=now(),
                 )
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 applied = None
             except GradeError as exc:
                 error = exc
@@ -738,6 +744,7 @@ async def post_person(update: Update, context: CadreContext) -> int:
             try:
                 found = await posts.assignee(session, actor, nomination_id)
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 found = None
     if actor is None:
         return await _end_forbidden(update, context, POSTS)
@@ -918,6 +925,7 @@ async def save_post(update: Update, context: CadreContext) -> int:
                 )
                 saved = True
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 saved = False
             except RuleError as exc:
                 error = exc

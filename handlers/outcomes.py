@@ -37,6 +37,7 @@ from handlers.common import (
     label,
     now,
     parse_id,
+    record_denial,
     reply,
     typed_text,
 )
@@ -216,6 +217,7 @@ async def choose_person(update: Update, context: CadreContext) -> int:
             try:
                 found = await outcomes.cadre(session, actor, nomination_id)
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 found = None
     if actor is None:
         return await _forbidden(update, context)
@@ -421,6 +423,7 @@ async def _years(update: Update, context: CadreContext) -> list[YearResult] | No
         try:
             return await outcomes.assessment_years(session, actor, int(nomination_id))
         except NotAllowed:
+            await record_denial(update, context, session=session)
             return None
 
 
@@ -563,6 +566,7 @@ async def save_outcome(update: Update, context: CadreContext) -> int:
                     raise NotAllowed
                 saved = True
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 saved = False
             except RuleError as exc:
                 error = exc

@@ -34,6 +34,7 @@ from handlers.common import (
     label,
     now,
     plan_notice,
+    record_denial,
     reply,
     typed_text,
 )
@@ -184,6 +185,7 @@ async def choose_township(update: Update, context: CadreContext) -> int:
             try:
                 found = await projects.township_in_scope(session, actor, township_id)
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 found = None
     if actor is None:
         return await _forbidden(update, context, PROJECT)
@@ -265,6 +267,7 @@ async def choose_village(update: Update, context: CadreContext) -> int:
             try:
                 found = await projects.village_in_scope(session, actor, village_id)
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 found = None
     if actor is None:
         return await _forbidden(update, context, PROJECT)
@@ -554,6 +557,7 @@ async def save_project(update: Update, context: CadreContext) -> int:
                 saved = True
                 rows = [await projects.project_row(session, actor, project.id)]
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 saved = False
             except RuleError as exc:
                 error = exc
@@ -725,6 +729,7 @@ async def report_project(update: Update, context: CadreContext) -> int:
             try:
                 found = await projects.led_project(session, actor, project_id)
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 found = None
     if found is None:
         return await _report_stale(update, context)
@@ -874,6 +879,7 @@ async def save_report(update: Update, context: CadreContext) -> int:
                     now=now(),
                 )
             except NotAllowed:
+                await record_denial(update, context, session=session)
                 saved = None
             except RuleError as exc:
                 error = exc

@@ -187,3 +187,19 @@ def test_table_covers_every_role_and_action() -> None:
     assert set(ALLOWED) == set(ROLES)
     assert all(allowed <= set(ACTIONS) for allowed in ALLOWED.values())
     assert len(CASES) == len(ROLES) * len(ACTIONS)
+
+
+async def test_a_refusal_answered_as_not_found_is_audited_too(harness: BotHarness) -> None:
+    """`/grade N` for another township's cadre answers "not found" (it does not tell whether
+    the file exists), and the attempt is in the audit log all the same."""
+    county, _ = await _setup(harness)
+    a = county.ids[NAME_A]
+    user = ROLES["township_b"].telegram_id
+    denied_before = await _denials(harness)
+    replies = await harness.send(user, f"/grade {a}")
+    assert replies and all(NAME_A not in r.text for r in replies)
+    assert (await _denials(harness))[len(denied_before) :] == [(user, "command:/grade", a)]
+    # In scope, the same look is no refusal.
+    replies = await harness.send(ROLES["township_a"].telegram_id, f"/grade {a}")
+    assert NAME_A in replies[0].text
+    assert len(await _denials(harness)) == len(denied_before) + 1
