@@ -554,6 +554,8 @@ async def export_dossier(update: Update, context: CadreContext) -> int:
         except NotAllowed:
             return await _deny(update, context)
         buffer.seek(0)
+        # The read is audited and committed before the upload: no lock is held across it.
+        await context.checkpoint()
         # As bytes: PTB trips over a spooled file's missing name.
         await context.bot.send_document(
             chat.id,

@@ -90,6 +90,8 @@ async def show_summary(update: Update, context: CadreContext) -> None:
             soon_days=settings.talk_soon_days,
             change=change,
         )
+        # Committed before the chart is drawn and sent: no lock is held across either.
+        await context.checkpoint()
         for part in split_message(body):
             await context.bot.send_message(chat.id, part)
         # Drawing takes a fraction of a second of CPU: off the event loop.
