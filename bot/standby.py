@@ -116,7 +116,9 @@ class PostgresLock:
             return False
         try:
             await self._connection.fetchval("SELECT 1", timeout=10)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            # InterfaceError: the connection was closed under us (ConnectionDoesNotExistError
+            # is a PostgresError already): either way the session and its lock are gone.
             return False
         return True
 
