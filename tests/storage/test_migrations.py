@@ -218,3 +218,54 @@ async def test_upgrade_to_0008_backfills_the_last_talk_date(db: Database) -> Non
     assert (talks, pairings) == (4, 3)
     await db.close()
     await asyncio.to_thread(command.upgrade, config, "head")
+
+
+async def test_0013_on_sqlite_never_gives_back_an_id_erased_before_it(tmp_path: Any) -> None:
+    """A file deleted by the old erasure (before 0013) left its number in the audit log: the
+    rebuilt table's sequence starts above it, so the next person never gets that 档案编号."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    config = alembic_config(url)
+    await asyncio.to_thread(command.upgrade, config, "0012")
+    database = Database(url)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(insert(County.__table__).values(id=1, name="示例县"))
+            await connection.execute(
+                insert(Township.__table__).values(id=1, county_id=1, name="青山镇")
+            )
+            await connection.execute(insert(Person.__table__).values(id=1, full_name="人1"))
+            for number in (1, 2, 3):
+                await connection.execute(
+                    text(
+                        "INSERT INTO nomination (id, person_id, channel, status, township_id, "
+                        "key_group, created_at, status_changed_at) VALUES (:id, 1, 'self', "
+                        "'new', 1, 'veteran', :at, :at)"
+                    ),
+                    {"id": number, "at": at},
+                )
+            await connection.execute(
+                text(
+                    "INSERT INTO audit_log (action, subject_type, subject_id, detail) "
+                    "VALUES ('dossier.read', 'nomination', 3, '{}')"
+                )
+            )
+            # The old erasure deleted the newest file.
+            await connection.execute(text("DELETE FROM nomination WHERE id = 3"))
+    finally:
+        await database.close()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    database = Database(url)
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO nomination (person_id, channel, status, township_id, key_group, "
+                    "created_at, status_changed_at) VALUES (1, 'self', 'new', 1, 'veteran', "
+                    ":at, :at)"
+                ),
+                {"at": at},
+            )
+            assert await connection.scalar(text("SELECT max(id) FROM nomination")) == 4
+    finally:
+        await database.close()

@@ -79,6 +79,23 @@ def _sqlite_never_reuse() -> None:
         op.execute(f"ALTER TABLE _new_{table} RENAME TO {table}")
         for _, sql in indexes:
             op.execute(sql)
+        # The copy starts the sequence at the highest id left; a row deleted before this
+        # upgrade (an erasure by the old code) may have had a higher one, which the audit log
+        # still names: start above it, so no id comes back.
+        highest = bind.execute(
+            sa.text(
+                f"SELECT max(v) FROM (SELECT max(id) AS v FROM {table} UNION ALL "
+                "SELECT max(subject_id) FROM audit_log WHERE subject_type = :t)"
+            ),
+            {"t": table},
+        ).scalar()
+        if highest:
+            op.execute(sa.text("DELETE FROM sqlite_sequence WHERE name = :t").bindparams(t=table))
+            op.execute(
+                sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, :seq)").bindparams(
+                    t=table, seq=int(highest)
+                )
+            )
     for _, sql in triggers:
         op.execute(sql)
 
