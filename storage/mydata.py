@@ -16,7 +16,9 @@ from storage import audit
 from storage.models import Nomination, RoleGrant, Township, Village
 
 # The audit actions that are someone reading (or taking away) a person's file.
-READ_ACTIONS = ("dossier.read", "export.dossier")
+# Every audited look at a file: the dossier, its workbook, the review and vetting screens
+# (nomination.read) and the grade view.
+READ_ACTIONS = ("dossier.read", "export.dossier", "nomination.read", "grade.read")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
+from storage import audit
 from storage.models import AuditLog, Nomination, Role
 from tests.handlers.test_pool_dossier import build_county, grant, nominate
 from tests.support.harness import BotHarness
@@ -24,6 +25,7 @@ TEXTS = {
         "sensitive": "ID number (sensitive) 2026-03-01 18:00",
         "read_by": "read by Township official (青山镇)",
         "self": "read by you",
+        "unroled": "read by a person without a role",
         "none": "No file is held about you.",
         "nobody": "Nobody has read it yet.",
         "draft": "Recommendation: 1 answer(s) so far",
@@ -36,6 +38,7 @@ TEXTS = {
         "sensitive": "身份证号（敏感信息） 2026-03-01 18:00",
         "read_by": "乡镇（街道）干部（青山镇）查阅",
         "self": "您本人查阅",
+        "unroled": "无身份的人员查阅",
         "none": "没有保存关于您的档案。",
         "nobody": "尚无人查阅。",
         "draft": "举荐：已填 1 项",
@@ -75,6 +78,9 @@ async def test_mydata_shows_files_consents_roles_and_readers(
     await bot.send(OFFICIAL, f"/dossier {nid}")  # in scope: a read
     await bot.send(FAR_OFFICIAL, f"/dossier {nid}")  # out of scope: refused, not a read
     await bot.send(CANDIDATE, f"/dossier {nid}")  # their own file
+    # A vetting department's look (the vetting screen writes this row): a read too.
+    async with bot.database.sessionmaker.begin() as session:
+        await audit.record(session, None, "nomination.read", "nomination", nid, via="vetting")
     # A recommendation started and not sent: /mydata may be asked mid-form, like /help.
     await bot.send(CANDIDATE, "/recommend", language_code=language)
     await bot.press(CANDIDATE, "rec:ok:1", language_code=language)
@@ -88,7 +94,9 @@ async def test_mydata_shows_files_consents_roles_and_readers(
     assert ID_NUMBER not in shown
     assert words["consent"] in shown and words["sensitive"] in shown
     assert words["read_by"] in shown and words["self"] in shown
-    assert shown.count(words["read_by"]) == 1  # the refused attempt is not a read
+    # The official's dossier and the vetting screen's look; the refusal is no read.
+    assert shown.count(words["read_by"]) == 1
+    assert shown.count(words["unroled"]) == 1
     assert OFFICIAL_NAME not in shown  # the reader's role, never their name
     assert words["draft"] in shown
     # Looking is recorded too, about the person who looked.
