@@ -10,10 +10,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
 from bot import cli_audit, cli_export, cli_summary, logs, shell
+from bot.cli_args import row_id, telegram_id
 from bot.settings import Settings, SettingsError, load_settings
 from storage import migrate
 from storage.crypto import DataKeyError
@@ -81,8 +83,8 @@ def _parser() -> argparse.ArgumentParser:
 
     erase = sub.add_parser("erase", help="erase a person's personal data on request (PIPL)")
     who = erase.add_mutually_exclusive_group(required=True)
-    who.add_argument("--nomination", type=int, help="the nomination (dossier) number")
-    who.add_argument("--telegram-id", type=int, help="the person's Telegram user id")
+    who.add_argument("--nomination", type=row_id, help="the nomination (dossier) number")
+    who.add_argument("--telegram-id", type=telegram_id, help="the person's Telegram user id")
     erase.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     purge = sub.add_parser("purge", help="delete what is past its retention period now")
     purge.add_argument(
@@ -245,7 +247,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         app.run_webhook(
             listen=args.listen,
             port=args.port,
-            url_path=settings.require_token().split(":")[0],
+            # Listen where Telegram is told to post: a proxy passes the path through.
+            url_path=urlsplit(args.webhook_url).path.strip("/")
+            or settings.require_token().split(":")[0],
             webhook_url=args.webhook_url,
             secret_token=args.secret_token,
             allowed_updates=["message", "callback_query", "edited_message"],

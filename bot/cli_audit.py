@@ -17,6 +17,7 @@ import json
 from datetime import date, datetime, time
 from typing import Any
 
+from bot.cli_args import row_id, telegram_id
 from bot.settings import Settings
 from storage import audit
 from storage.db import Database
@@ -25,8 +26,10 @@ from storage.db import Database
 def add_parser(sub: Any) -> None:
     """Add `audit` to the `cadrebot` subcommands."""
     parser = sub.add_parser("audit", help="print the audit log (reads, changes, refusals)")
-    parser.add_argument("--person", type=int, help="rows by, about or on the files of person N")
-    parser.add_argument("--actor", type=int, help="rows by the account with this Telegram id")
+    parser.add_argument("--person", type=row_id, help="rows by, about or on the files of person N")
+    parser.add_argument(
+        "--actor", type=telegram_id, help="rows by the account with this Telegram id"
+    )
     parser.add_argument("--since", type=date.fromisoformat, help="first county day, YYYY-MM-DD")
     parser.add_argument("--limit", type=int, default=1000, help="at most this many rows")
 

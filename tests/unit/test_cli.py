@@ -511,3 +511,23 @@ def test_rekey_rotates_the_data_key_and_the_old_key_can_go(
     assert cli("rekey") == 2
     line = one_line(capsys.readouterr().err)
     assert "DATA_KEY" in line and old not in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("erase", "--nomination", "99999999999", "--yes"),
+        ("erase", "--nomination", "-3", "--yes"),
+        ("erase", "--telegram-id", "1e9", "--yes"),
+        ("audit", "--person", "2147483648"),
+        ("audit", "--actor", "99999999999999999999"),
+    ],
+)
+def test_ids_out_of_their_columns_range_are_one_line_from_argparse(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never a raw database error (PostgreSQL refuses a 12-digit INTEGER): exit 2, one line."""
+    with pytest.raises(SystemExit) as stopped:
+        main(list(argv))
+    assert stopped.value.code == 2
+    assert "is not a valid" in capsys.readouterr().err.splitlines()[-1]
