@@ -8,6 +8,8 @@ carries nothing but yes or no, and the person is the one who pressed it.
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import func, select
 from telegram import Update
 from telegram.ext import (
@@ -19,13 +21,24 @@ from telegram.ext import (
 
 from bot import forget
 from bot.context import CadreContext
-from handlers.callback import Button, choice, on
-from handlers.common import answer_query, button_text, drop_buttons, keyboard, now, reply
+from handlers.callback import CODE, Button, choice, on
+from handlers.common import (
+    LOCALE_KEY,
+    answer_query,
+    button_text,
+    drop_buttons,
+    keyboard,
+    now,
+    reply,
+)
 from storage import erasure
 from storage.models import AuditLog
 
 PRIVATE = filters.ChatType.PRIVATE
-CHOICE = Button("wd", choice("y", "n"))
+# The confirmation answers one preview: its buttons carry that preview's token, kept in
+# user_data with what it showed. An old, repeated or forged press is "button expired".
+CHOICE = Button("wd", choice("y", "n"), CODE)
+PENDING = "withdraw"
 
 
 async def _held(update: Update, context: CadreContext) -> tuple[int | None, erasure.Held]:
@@ -52,27 +65,46 @@ async def start_withdraw(update: Update, context: CadreContext) -> None:
     raise ApplicationHandlerStop
 
 
-async def _ask(update: Update, context: CadreContext) -> None:
+def _shown(held: erasure.Held, context: CadreContext) -> list[int]:
+    """What a preview tells the person will go: the counts of the confirm screen."""
+    forms = set(context.user_data or ()) - {LOCALE_KEY, PENDING}
+    return [
+        held.nominations,
+        held.talks,
+        held.difficulties,
+        held.messages,
+        held.drafts or len(forms),
+    ]
+
+
+async def _ask(update: Update, context: CadreContext, *, again: bool = False) -> None:
     person_id, held = await _held(update, context)
+    assert context.user_data is not None
+    context.user_data.pop(PENDING, None)
     if person_id is None or _nothing(held, context):
         await reply(update, context, "withdraw/nothing")
         return
+    shown = _shown(held, context)
+    token = secrets.token_hex(4)
+    context.user_data[PENDING] = {"token": token, "shown": shown}
     markup = keyboard(
         [
-            (button_text(update, context, "withdraw/button_confirm"), CHOICE.data("y")),
-            (button_text(update, context, "withdraw/button_keep"), CHOICE.data("n")),
+            (button_text(update, context, "withdraw/button_confirm"), CHOICE.data("y", token)),
+            (button_text(update, context, "withdraw/button_keep"), CHOICE.data("n", token)),
         ]
     )
+    nominations, talks, difficulties, messages, drafts = shown
     await reply(
         update,
         context,
         "withdraw/confirm",
         markup=markup,
-        nominations=held.nominations,
-        talks=held.talks,
-        difficulties=held.difficulties,
-        messages=held.messages,
-        drafts=held.drafts or int(bool(context.user_data)),
+        again=again,
+        nominations=nominations,
+        talks=talks,
+        difficulties=difficulties,
+        messages=messages,
+        drafts=drafts,
     )
 
 
@@ -86,9 +118,20 @@ async def _choose(update: Update, context: CadreContext) -> None:
     await drop_buttons(update)
     query = update.callback_query
     user = update.effective_user
-    assert query is not None and user is not None
-    if query.data != CHOICE.data("y"):
+    assert query is not None and user is not None and context.user_data is not None
+    answer, token = CHOICE.values(update)
+    pending = context.user_data.pop(PENDING, None)
+    if not isinstance(pending, dict) or pending.get("token") != token:
+        await reply(update, context, "common/stale_button")
+        return
+    if answer != "y":
         await reply(update, context, "withdraw/kept")
+        return
+    _, held = await _held(update, context)
+    if _shown(held, context) != pending.get("shown"):
+        # Something was added since the preview (a file submitted, a talk logged): the person
+        # confirms what will really go, not what they saw then.
+        await _ask(update, context, again=True)
         return
     async with context.session() as session:
         person_id = await erasure.person_of_telegram(session, user.id)

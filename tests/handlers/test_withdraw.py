@@ -166,3 +166,35 @@ async def test_withdrawing_cancels_the_notices_about_the_person(county: BotHarne
             )
         ).one()
     assert row == ("failed", {"parts": []})
+
+
+async def test_a_confirmation_answers_its_own_preview_only(county: BotHarness) -> None:
+    """Found from outside: an old or repeated 确认 erased what its preview never showed."""
+    bot = county
+    stale = "这个按钮已失效"
+    # A press with no preview at all (forged, or from another device's old chat).
+    (answer,) = await bot.press(USER, "wd:y:abcd1234")
+    assert stale in answer.text
+    # Preview while a form is open; then the file is submitted: the old 确认 shows the new
+    # preview instead of erasing a file it never named.
+    await consent(bot)
+    (first,) = await bot.send(USER, "/withdraw")
+    assert "0 份报名档案" in first.text
+    await bot.send(USER, "/cancel")
+    await _submit(bot)
+    (again,) = await bot.press(USER, first.button("确认撤回并删除"))
+    assert "重新确认" in again.text and "1 份报名档案" in again.text
+    assert await _count(bot, Nomination, Nomination.erased_at.is_not(None)) == 0
+    # Keep, then the same preview's 确认: expired, nothing erased.
+    (kept,) = await bot.press(USER, again.button("保留"))
+    assert "已取消" in kept.text
+    (late,) = await bot.press(USER, again.button("确认撤回并删除"))
+    assert stale in late.text
+    assert await _count(bot, Nomination, Nomination.erased_at.is_not(None)) == 0
+    # A fresh preview confirmed once gives one receipt; pressing it again is expired.
+    (ask,) = await bot.send(USER, "/withdraw")
+    (receipt,) = await bot.press(USER, ask.button("确认撤回并删除"))
+    assert "回执编号" in receipt.text
+    (twice,) = await bot.press(USER, ask.button("确认撤回并删除"))
+    assert stale in twice.text
+    assert await _count(bot, AuditLog, AuditLog.action == "person.erase") == 1
