@@ -323,7 +323,18 @@ class FormEngine:
             await reply(update, context, "form/declined")
             return ConversationHandler.END
         self.draft(context)["consent"] = True
-        return await self.ask(update, context, 0)
+        # A draft that already holds answers (consent asked again before submit) goes on
+        # where it stands; a new one starts at the first question.
+        missing = self._missing(context)
+        if not missing:
+            return await self.show_review(update, context)
+        return await self.ask(update, context, self.flow.index(missing[0]))
+
+    def _missing(self, context: CadreContext) -> list[str]:
+        answers = self.answers(context)
+        return [
+            s.key for s in self.flow.steps if not s.optional and answers.get(s.key) in (None, "")
+        ]
 
     async def on_text(self, update: Update, context: CadreContext) -> int:
         """A typed answer to the current text question."""
@@ -503,15 +514,16 @@ class FormEngine:
             self.draft(context)["editing"] = True
             return await self.ask(update, context, self.flow.index(values[0]))
         if button is self.submit:
-            answers = self.answers(context)
-            missing = [
-                s.key
-                for s in self.flow.steps
-                if not s.optional and answers.get(s.key) in (None, "")
-            ]
+            if self.flow.consent and not self.draft(context).get("consent"):
+                # Never a file without both consents: a form position restored without its
+                # draft (or a draft that lost them) asks for them again before anything goes.
+                await drop_buttons(update)
+                return await self._ask_consent(update, context)
+            missing = self._missing(context)
             if missing:
                 return await self.ask(update, context, self.flow.index(missing[0]))
             await drop_buttons(update)
+            answers = self.answers(context)
             answers = dict(answers)
             answers["consent"] = bool(self.draft(context).get("consent"))
             await self.flow.submit(update, context, answers)

@@ -262,3 +262,24 @@ async def test_one_flow_at_a_time(county: BotHarness) -> None:
     await county.send(USER, "/cancel")
     (started,) = await county.send(USER, "/recommend")
     assert "姓名" in started.text
+
+
+async def test_no_file_is_submitted_without_both_consents(county: BotHarness) -> None:
+    """A form position restored without the consents in its draft (found by putting a
+    conversation state back by hand) asks for them before anything is stored, then returns
+    to the review with the answers kept."""
+    review = await fill_until_review(county)
+    assert county.app is not None
+    county.app.user_data[USER]["nomination"].pop("consent")
+    (notice,) = await county.press(USER, review.button("确认提交"))
+    assert "个人信息处理告知" in notice.text
+    async with county.database.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Nomination)) == 0
+    (sensitive,) = await county.press(USER, notice.button("同意"))
+    review = last(await county.press(USER, sensitive.button("同意")))
+    assert "张三" in review.text
+    done = last(await county.press(USER, review.button("确认提交")))
+    assert "报名已提交" in done.text
+    async with county.database.sessionmaker() as session:
+        row = (await session.execute(select(Nomination.consent_at))).one()
+    assert row.consent_at is not None
