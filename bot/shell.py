@@ -1185,6 +1185,45 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ShellError as exc:
         print(f"cadrebot: {exc}", file=sys.stderr)
         return 1
+    # The shell is an active process too: it delivers the outbox to its stand-in Telegram.
+    # Beside a running bot it would take real people's messages, so it refuses, and while it
+    # runs a `cadrebot run` waits (PostgreSQL) or refuses (SQLite) as it would for any other.
+    from bot.standby import AlreadyRunning, PostgresLock, SqliteLock, sqlite_path
+
+    path = sqlite_path(settings.database_url)
+    file_lock = SqliteLock(path) if path is not None else None
+    db_lock = PostgresLock(settings.database_url) if path is None else None
+    busy = (
+        "a cadrebot is already running on this database: the shell would deliver its "
+        "messages; stop it, or use `cadrebot shell --own-database`"
+    )
+    try:
+        if file_lock is not None:
+            file_lock.acquire()
+    except AlreadyRunning:
+        print(f"cadrebot: {busy}", file=sys.stderr)
+        return 1
+    # PostgreSQL's lock lives on a connection of the shell's own event loop.
+    with asyncio.Runner() as runner:
+        try:
+            if db_lock is not None and not runner.run(db_lock.try_acquire()):
+                print(f"cadrebot: {busy}", file=sys.stderr)
+                return 1
+            return _run_shell(runner, args, settings, persona, own_key)
+        finally:
+            if file_lock is not None:
+                file_lock.release()
+            if db_lock is not None:
+                runner.run(db_lock.release())
+
+
+def _run_shell(
+    runner: asyncio.Runner,
+    args: argparse.Namespace,
+    settings: Settings,
+    persona: Persona,
+    own_key: bool,
+) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):
@@ -1206,18 +1245,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"put DATA_KEY=<the key in {DEFAULT_KEY_FILE}> into .env so that `cadrebot run` "
             "reads them too)"
         )
-    with asyncio.Runner() as runner:
-        try:
-            runner.run(shell.start())
-            return _chat(runner, shell, interactive)
-        except ShellError as exc:
-            print(f"cadrebot: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print()
-            return 130
-        finally:
-            runner.run(shell.stop())
+    try:
+        runner.run(shell.start())
+        return _chat(runner, shell, interactive)
+    except ShellError as exc:
+        print(f"cadrebot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print()
+        return 130
+    finally:
+        runner.run(shell.stop())
 
 
 def _chat(runner: asyncio.Runner, shell: Shell, interactive: bool) -> int:

@@ -110,6 +110,16 @@ class PostgresLock:
                 await connection.close(timeout=2)
                 await asyncio.sleep(POLL_SECONDS)
 
+    async def try_acquire(self) -> bool:
+        """Take the lock if it is free, without waiting (the shell: it must not deliver the
+        bot's messages while a bot is active). False when another process holds it."""
+        connection = await asyncpg.connect(self.dsn, timeout=10)
+        if await connection.fetchval("SELECT pg_try_advisory_lock($1)", self.key):
+            self._connection = connection
+            return True
+        await connection.close(timeout=2)
+        return False
+
     async def still_held(self) -> bool:
         """False when the lock's connection is gone (then another process may take over)."""
         if self._connection is None or self._connection.is_closed():

@@ -292,3 +292,22 @@ async def test_printing_numbers_the_last_buttons_and_marks_edits(tmp_path: Path)
     # The bot takes the keyboard off that message: numbers are text again.
     await shell._print([Event("markup", 5, 10, markup=Markup(inline=[]))])
     assert shell.buttons == []
+
+
+def test_the_shell_refuses_a_database_a_bot_is_running_on(tmp_path: Path) -> None:
+    """Found from outside: beside `cadrebot run` the shell delivered the outbox to its
+    stand-in, and real people never got their notices."""
+    from bot.standby import SqliteLock
+
+    running = SqliteLock(tmp_path / "shell.sqlite3")  # what `cadrebot run` holds
+    running.acquire()
+    try:
+        result = run_shell(tmp_path, "/start\n")
+    finally:
+        running.release()
+    assert result.returncode == 1
+    assert "already running on this database" in result.stderr
+    assert "--own-database" in result.stderr
+    assert "欢迎" not in result.stdout
+    # With the bot stopped, the same shell runs.
+    assert run_shell(tmp_path, "/start\n").returncode == 0
