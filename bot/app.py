@@ -11,6 +11,7 @@ from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -53,12 +54,13 @@ from handlers import (
     vetting,
     withdraw,
 )
+from handlers.common import LOCALE_KEY
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
 from storage.rekey import load_cipher, seal_plaintext
 from storage.rules.ladder import load_policy
-from templates import build_environment
+from templates import build_environment, normalize_locale, render
 
 log = logging.getLogger("cadrebot.updates")
 _current_handler: ContextVar[str] = ContextVar("cadrebot_handler", default="-")
@@ -115,9 +117,13 @@ class CadreApp(Application):  # type: ignore[type-arg]
         try:
             await self._handle_once(update, transaction)
         except Exception:
-            # The fetcher loop must survive: the update stays unhandled in the inbox and is
-            # handled again after a restart.
+            # The fetcher loop must survive. Memory ran ahead of the database (the handler
+            # moved the person's form on, the commit did not): bring it back, or their next
+            # answer would fill the wrong question and a replay would apply this one out of
+            # order.
             log.exception("update %s: could not commit its transaction", update.update_id)
+            await transaction.session.close()  # its lock goes with it (SQLite)
+            await self._after_failed_commit(update)
         finally:
             reset_transaction(tx_token)
             await transaction.session.close()
@@ -149,6 +155,53 @@ class CadreApp(Application):  # type: ignore[type-arg]
             queue.fresh.discard(update.update_id)
         for done in transaction.after_commit:
             done()
+
+    async def _after_failed_commit(self, update: Update) -> None:
+        """Reload the person's draft and form position from the database, then settle the
+        update: marked handled (it will not be replayed after later ones) and the person asked
+        to send it again. If the database is still out of reach, it stays unhandled and is
+        handled first after a restart, onto the state it was meant for."""
+        user = update.effective_user
+        persistence = self.persistence
+        try:
+            if user is not None and isinstance(persistence, DatabasePersistence):
+                data, states = await persistence.stored_state(user.id)
+                self._user_ids_to_be_updated_in_persistence.discard(user.id)
+                if data:
+                    self._user_data[user.id] = data
+                else:
+                    self._user_data.pop(user.id, None)
+                for name, conversations in self._conversation_handler_conversations.items():
+                    for key in [k for k in conversations if k and k[-1] == user.id]:
+                        conversations.data.pop(key, None)
+                    for (state_name, key_text), state in states.items():
+                        if state_name == name and state is not None:
+                            key = tuple(json.loads(key_text))
+                            conversations.data[key] = state
+            database: Database = self.bot_data["database"]
+            async with database.sessionmaker.begin() as session:
+                await inbox.mark_handled(session, update.update_id, now=inbox.utcnow())
+        except Exception:
+            log.exception("update %s: left for the next start", update.update_id)
+            return
+        if update.effective_chat is not None:
+            try:
+                await self.bot.send_message(
+                    update.effective_chat.id,
+                    render(self.bot_data["jinja"], self._locale_of(update), "common/not_saved"),
+                )
+            except TelegramError:
+                log.warning("could not ask for update %s again", update.update_id)
+
+    def _locale_of(self, update: Update) -> str:
+        user = update.effective_user
+        chosen = self._user_data.get(user.id, {}).get(LOCALE_KEY) if user else None
+        settings: Settings = self.bot_data["settings"]
+        return (
+            str(chosen)
+            if chosen
+            else normalize_locale(user.language_code if user else None, settings.locale)
+        )
 
     async def process_error(
         self,

@@ -238,6 +238,38 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
                 )
             )
 
+    async def stored_state(self, user_id: int) -> tuple[UserDict, dict[tuple[str, str], object]]:
+        """What the database holds for one person: their user_data and their conversation
+        states by (conversation name, key text). Read to bring memory back in line after a
+        commit that failed (CadreApp.process_update)."""
+        async with self.database.sessionmaker() as session:
+            payload = await session.scalar(
+                select(UserData.payload).where(UserData.user_id == user_id)
+            )
+            rows = (
+                await session.execute(
+                    select(
+                        ConversationState.name, ConversationState.key, ConversationState.state
+                    ).where(
+                        or_(
+                            ConversationState.key == json.dumps([user_id, user_id]),
+                            ConversationState.key.like(f"%, {user_id}]"),
+                        )
+                    )
+                )
+            ).all()
+        data: UserDict = {}
+        if payload is not None:
+            try:
+                data = self._read_user_data(payload)
+            except _Unreadable:
+                data = {}
+        states = {
+            (name, key): state.get("state") if isinstance(state, dict) else None
+            for name, key, state in rows
+        }
+        return data, states
+
     async def forget(self, session: AsyncSession, user_id: int) -> None:
         """Delete a person's stored draft and conversation states (erasure)."""
         await session.execute(delete(UserData).where(UserData.user_id == user_id))

@@ -209,3 +209,38 @@ async def test_a_database_error_while_recording_lets_polling_retry(
     monkeypatch.undo()
     await queue.put(Update.de_json(payload, bot.app.bot))
     assert queue.qsize() == 1
+
+
+async def test_a_commit_that_fails_puts_memory_back_and_asks_again(
+    harness_any: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the handler moved the form on, the commit failed, and the person's
+    next answer filled the wrong question (then a restart replayed the lost one on top)."""
+    bot = harness_any
+    async with bot.database.sessionmaker.begin() as session:
+        await geo.import_pairs(session, "示例县", [("青山镇", "第1村")])
+    await consent(bot, USER)
+    real = inbox.mark_handled_with_commit
+    failing = {"left": 1}
+
+    async def once_failing(*args: Any, **kwargs: Any) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            raise OperationalError("COMMIT", {}, Exception("database is locked"))
+        await real(*args, **kwargs)
+
+    monkeypatch.setattr(inbox, "mark_handled_with_commit", once_failing)
+    replies = await bot.send(USER, "张三")
+    assert "没有保存成功" in replies[-1].text
+    assert bot.app is not None
+    # Memory is what the database holds: still at the name question, nothing answered.
+    assert bot.app.user_data[USER]["nomination"]["answers"].get("full_name") is None
+    question = last(await bot.send(USER, "李四"))
+    assert "性别" in question.text
+    assert bot.app.user_data[USER]["nomination"]["answers"]["full_name"] == "李四"
+    # Settled: a restart does not replay the lost answer on top of the later ones.
+    await bot.restart()
+    assert bot.app is not None
+    assert bot.app.user_data[USER]["nomination"]["answers"]["full_name"] == "李四"
+    question = last(await bot.press(USER, question.button("男")))
+    assert "身份证" in question.text
