@@ -142,7 +142,13 @@ class CadreApp(Application):  # type: ignore[type-arg]
         if not fresh and await inbox.is_handled(session, update.update_id):
             log.info("update %s was handled before: ignored", update.update_id)
             return
+        before = forget.generation(self)
         await super().process_update(update)
+        user = update.effective_user
+        if user is not None and forget.forgotten_since(self, user.id, before):
+            # Erased while this update was in hand (another process's erasure, polled): the
+            # state PTB set when the callback returned must not be written back.
+            forget.forget_users(self, [user.id])
         # Flush right away, into this transaction: a crash must not lose the answer a
         # person just gave, nor keep the answer without its effects.
         if self.persistence is not None:

@@ -23,6 +23,19 @@ log = logging.getLogger("cadrebot.forget")
 
 POLL_SECONDS = 1.0
 _LAST = "forget_last_event"
+GENERATION = "forget_generation"
+FORGOTTEN = "forgotten_in_generation"
+
+
+def generation(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
+    return int(app.bot_data.get(GENERATION, 0))
+
+
+def forgotten_since(
+    app: Application[Any, Any, Any, Any, Any, Any], user_id: int, since: int
+) -> bool:
+    """Whether the user was forgotten after generation `since` (see forget_users)."""
+    return int(app.bot_data.get(FORGOTTEN, {}).get(user_id, 0)) > since
 
 
 def conversation_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> list[Any]:
@@ -33,9 +46,19 @@ def conversation_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> lis
 
 
 def forget_users(app: Application[Any, Any, Any, Any, Any, Any], user_ids: Iterable[int]) -> int:
-    """Drop the users' user_data and every conversation keyed by them; how many went."""
+    """Drop the users' user_data and every conversation keyed by them; how many went.
+
+    Each call is numbered (`FORGOTTEN`): an update of one of these users that was being
+    handled meanwhile forgets them again before its state is flushed (CadreApp), or the
+    conversation PTB sets when its callback returns would be written back.
+    """
     dropped = 0
     users = set(user_ids)
+    generation = int(app.bot_data.get(GENERATION, 0)) + 1
+    app.bot_data[GENERATION] = generation
+    forgotten: dict[int, int] = app.bot_data.setdefault(FORGOTTEN, {})
+    for user_id in users:
+        forgotten[user_id] = generation
     for user_id in users:
         if user_id in app.user_data:
             dropped += 1

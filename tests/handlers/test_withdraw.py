@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot import forget
@@ -198,3 +200,27 @@ async def test_a_confirmation_answers_its_own_preview_only(county: BotHarness) -
     (twice,) = await bot.press(USER, ask.button("确认撤回并删除"))
     assert stale in twice.text
     assert await _count(bot, AuditLog, AuditLog.action == "person.erase") == 1
+
+
+async def test_an_erasure_polled_while_their_update_is_in_hand_is_not_undone(
+    county: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the poll dropped the form while the handler awaited Telegram; PTB then
+    set the state again when the callback returned, and the flush wrote it back."""
+    bot = county
+    question = await consent(bot)
+    assert bot.app is not None
+    app = bot.app
+    answer = bot.fake._answer
+
+    def answer_then_erase(method: str, params: dict[str, Any]) -> Any:
+        if method == "sendMessage":  # the reply to the name: the callback is still running
+            forget.forget_users(app, [USER])
+        return answer(method, params)
+
+    monkeypatch.setattr(bot.fake, "_answer", answer_then_erase)
+    await bot.send(USER, "张三")
+    assert USER not in app.user_data or not app.user_data[USER]
+    assert await _count(bot, ConversationState) == 0
+    assert await _count(bot, UserData) == 0
+    assert "姓名" in question.text
