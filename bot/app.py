@@ -232,25 +232,6 @@ class CadreApp(Application):  # type: ignore[type-arg]
             await transaction.session.rollback()
         return await super().process_error(update, error, job, coroutine)
 
-    async def forget_user(self, user_id: int) -> None:
-        """Drop what this process holds for a person (draft, open conversations) and their
-        stored rows: erasure calls this so that a running bot cannot write them back."""
-        self._user_data.pop(user_id, None)
-        self._user_ids_to_be_updated_in_persistence.discard(user_id)
-        for conversations in self._conversation_handler_conversations.values():
-            for key in [k for k in conversations if k and k[-1] == user_id]:
-                # Untracked: the rows are deleted below, a tracked pop would be flushed too.
-                conversations.data.pop(key, None)
-        persistence = self.persistence
-        if not isinstance(persistence, DatabasePersistence):
-            return
-        transaction = current_transaction()
-        if transaction is not None:  # called from a handler: join its transaction
-            await persistence.forget(transaction.session, user_id)
-            return
-        async with persistence.database.sessionmaker.begin() as session:
-            await persistence.forget(session, user_id)
-
     async def replay_inbox(self) -> int:
         """Queue what was recorded and not handled (a crash), oldest first; returns how many.
 

@@ -270,19 +270,6 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
         }
         return data, states
 
-    async def forget(self, session: AsyncSession, user_id: int) -> None:
-        """Delete a person's stored draft and conversation states (erasure)."""
-        await session.execute(delete(UserData).where(UserData.user_id == user_id))
-        await session.execute(
-            delete(ConversationState).where(
-                or_(
-                    ConversationState.key == json.dumps([user_id, user_id]),
-                    ConversationState.key.like(f"%, {user_id}]"),
-                )
-            )
-        )
-        self._written.pop(user_id, None)
-
     # Not persisted (see the module docstring); PTB still requires the methods.
     async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
         return {}

@@ -9,9 +9,9 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, select, update
 
-from bot import scheduler
+from bot import forget, scheduler
 from bot.context import CadreContext
-from storage import geo
+from storage import erasure, geo
 from storage.crypto import DataCipher, DataKeyError
 from storage.models import ConversationState, QuarantinedState, UserData
 from tests.conftest import make_settings
@@ -129,7 +129,11 @@ async def test_forget_user_drops_memory_and_rows_and_nothing_is_written_back(
     await _open_form(bot)
     await bot.send(USER + 1, "/nominate")  # someone else, kept
     assert bot.app is not None
-    await bot.app.forget_user(USER)
+    # What an erasure does: its rows (storage) and this process's memory (bot/forget.py).
+    async with bot.database.sessionmaker.begin() as session:
+        await erasure.forget_sessions(session, [USER])
+    forget.forget_users(bot.app, [USER])
+    await bot.app.update_persistence()
     assert USER not in bot.app.user_data
     async with bot.database.sessionmaker() as session:
         users = set((await session.scalars(select(UserData.user_id))).all())
