@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
-from storage import sqlite_driver
+from storage import pg_driver, sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -109,8 +109,11 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
         )
     else:
         # No pool_pre_ping: _install_postgres_ping does its work in one round trip.
+        # The inbox's handled mark rides on the COMMIT's round trip (storage/pg_driver.py).
+        connect_args: dict[str, Any] = {"connection_class": pg_driver.OneTripConnection}
         if schema:
-            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+            connect_args["server_settings"] = {"search_path": schema}
+        kwargs["connect_args"] = connect_args
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _install_sqlite_pragmas(engine.sync_engine)
