@@ -146,3 +146,17 @@ async def test_mark_outside_a_transaction_runs_at_once(db: Database) -> None:
         assert not raw.is_in_transaction()
         await raw.run_before_commit(inbox.pg_mark_literal(15, inbox.utcnow()))
     assert await _handled_at(db, 15) is not None
+
+
+async def test_known_account_is_opened_without_a_new_person(db: Database) -> None:
+    """open_account inserts first: for a known Telegram id it must insert nothing."""
+    async with db.sessionmaker.begin() as session:
+        first = await people.ensure_account(session, NEWCOMER, None)
+        person_id = first.person_id
+    async with db.sessionmaker.begin() as session:
+        account, created = await people.open_account(session, NEWCOMER, "zh-hans")
+        assert not created and account.person_id == person_id
+    async with db.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Person)) == 1
+        stored = await session.get(TelegramAccount, NEWCOMER)
+        assert stored is not None and stored.language_code == "zh-hans"
