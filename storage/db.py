@@ -9,14 +9,16 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
-from storage import sqlite_driver
+from storage import pg_driver, sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -56,6 +58,41 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _install_postgres_ping(engine: Engine) -> None:
+    """pool_pre_ping in one round trip, and that round trip is the transaction's BEGIN.
+
+    SQLAlchemy's pre-ping on asyncpg sends BEGIN, a `;` and ROLLBACK (three round trips, kept
+    in a transaction for pgbouncer's transaction mode), then the session sends its own BEGIN
+    with its first statement: four of the ten round trips of a newcomer's /start. Here the
+    checked-out connection is proved alive by opening its transaction: the adapter's
+    `_start_transaction` is what it runs before the first statement anyway, so the session's
+    statements join that transaction and no BEGIN follows. A dead connection fails the BEGIN,
+    and DisconnectionError makes the pool discard it and check out another (SQLAlchemy's
+    documented checkout-event recipe), as pre-ping did. In READ COMMITTED the snapshot is
+    taken by the first statement, not by BEGIN, so nothing else changes; a checkout that runs
+    nothing is rolled back by the pool's reset on return (one round trip, as before).
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        # Private to SQLAlchemy's asyncpg adapter: without it, a plain one-round-trip ping.
+        start = getattr(dbapi_connection, "_start_transaction", None)
+        try:
+            if (
+                start is not None
+                and getattr(dbapi_connection, "isolation_level", None) != "autocommit"
+                and not driver.is_in_transaction()
+            ):
+                await_only(start())
+            else:
+                await_only(driver.fetchrow(";"))
+        except Exception as error:
+            raise DisconnectionError(
+                f"connection failed its ping: {type(error).__name__}"
+            ) from error
+
+
 def create_engine(url: str, *, schema: str | None = None, echo: bool = False) -> AsyncEngine:
     """Build the async engine for DATABASE_URL (an SQLite file's folder is created)."""
     url = async_url(url)
@@ -71,12 +108,17 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
             sqlite_driver.connect, path, busy_seconds=SQLITE_BUSY_TIMEOUT_MS / 1000
         )
     else:
-        kwargs["pool_pre_ping"] = True
+        # No pool_pre_ping: _install_postgres_ping does its work in one round trip.
+        # The inbox's handled mark rides on the COMMIT's round trip (storage/pg_driver.py).
+        connect_args: dict[str, Any] = {"connection_class": pg_driver.OneTripConnection}
         if schema:
-            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+            connect_args["server_settings"] = {"search_path": schema}
+        kwargs["connect_args"] = connect_args
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _install_sqlite_pragmas(engine.sync_engine)
+    else:
+        _install_postgres_ping(engine.sync_engine)
     return engine
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage import sqlite_driver
+from storage import pg_driver, sqlite_driver
 from storage.models import InboundUpdate
 
 
@@ -70,6 +70,21 @@ PG_RECORD = (
 PG_MARK = "UPDATE inbound_update SET handled_at = $2, payload = NULL WHERE update_id = $1"
 
 
+def pg_mark_literal(update_id: int, now: datetime) -> str:
+    """The handled mark as one literal statement, for the COMMIT's round trip (pg_driver).
+
+    An upsert like SQLITE_MARK, since its row count cannot be read before the commit: an
+    update handled without passing through the queue (tests, `cadrebot shell`) is recorded
+    too. Only an int and a datetime's ISO form go in: nothing to quote or escape.
+    """
+    moment = now.astimezone(UTC).isoformat()
+    return (
+        "INSERT INTO inbound_update (update_id, payload, handled_at) "
+        f"VALUES ({int(update_id)}, NULL, '{moment}'::timestamptz) "
+        "ON CONFLICT (update_id) DO UPDATE SET handled_at = excluded.handled_at, payload = NULL"
+    )
+
+
 def sqlite_time(moment: datetime) -> str:
     """A datetime as storage.models.UTCDateTime writes it on SQLite (naive UTC)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -93,9 +108,13 @@ async def mark_handled_with_commit(
             raw.run_before_commit(SQLITE_MARK, (update_id, moment, moment))
             return
     elif session.get_bind().dialect.name == "postgresql":
+        raw = await _driver_connection(session)
+        if isinstance(raw, pg_driver.OneTripConnection):
+            # Sent with the COMMIT, in one round trip (storage/pg_driver.py).
+            await raw.run_before_commit(pg_mark_literal(update_id, now))
+            return
         # asyncpg directly, in the session's transaction: SQLAlchemy's per-statement work
         # costs about as much as the round trip here.
-        raw = await _driver_connection(session)
         if raw is not None and hasattr(raw, "execute"):
             status = await raw.execute(PG_MARK, update_id, now)
             if status.endswith(" 1"):
