@@ -81,6 +81,27 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
         # The reason and the row's number only: the content may be what a person typed.
         log.warning("quarantined a stored %s row (%s)", row["kind"], row["reason"])
 
+    async def _quarantine_conversation(
+        self, session: AsyncSession, name: str, key_text: str, reason: str, value: object
+    ) -> None:
+        """Move one stored conversation state aside with its reason, and off the table."""
+        await self._quarantine(
+            session,
+            {
+                "kind": "conversation",
+                "user_id": _user_of(key_text),
+                "name": name,
+                "key": key_text[:128],
+                "reason": reason,
+                "payload": json.dumps(value, default=str).encode(),
+            },
+        )
+        await session.execute(
+            delete(ConversationState).where(
+                ConversationState.name == name, ConversationState.key == key_text
+            )
+        )
+
     def _read_user_data(self, payload: bytes) -> UserDict:
         try:
             plain = self._cipher.decrypt(bytes(payload))
@@ -169,22 +190,7 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
                     if user_id in self._started_clean:
                         raise _Unreadable("draft quarantined")
                 except _Unreadable as error:
-                    await self._quarantine(
-                        session,
-                        {
-                            "kind": "conversation",
-                            "user_id": user_id,
-                            "name": name,
-                            "key": key_text[:128],
-                            "reason": str(error),
-                            "payload": json.dumps(value, default=str).encode(),
-                        },
-                    )
-                    await session.execute(
-                        delete(ConversationState).where(
-                            ConversationState.name == name, ConversationState.key == key_text
-                        )
-                    )
+                    await self._quarantine_conversation(session, name, key_text, str(error), value)
                     continue
                 result[key] = state
         return result
@@ -218,24 +224,9 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
         self, name: str, key: ConversationKey, state: object, reason: str
     ) -> None:
         """Move one loaded conversation state aside (its flow cannot continue from it)."""
-        key_text = json.dumps(list(key))
-        user_id = _user_of(key_text)
         async with self.database.sessionmaker.begin() as session:
-            await self._quarantine(
-                session,
-                {
-                    "kind": "conversation",
-                    "user_id": user_id,
-                    "name": name,
-                    "key": key_text[:128],
-                    "reason": reason,
-                    "payload": json.dumps({"state": state}, default=str).encode(),
-                },
-            )
-            await session.execute(
-                delete(ConversationState).where(
-                    ConversationState.name == name, ConversationState.key == key_text
-                )
+            await self._quarantine_conversation(
+                session, name, json.dumps(list(key)), reason, {"state": state}
             )
 
     async def stored_state(self, user_id: int) -> tuple[UserDict, dict[tuple[str, str], object]]:
