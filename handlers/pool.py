@@ -461,6 +461,9 @@ async def _show_dossier(update: Update, context: CadreContext, nomination_id: in
                 dossier = await nominations.load_dossier(session, actor, nomination_id, now=now())
             except NotAllowed:
                 dossier = None
+                if await nominations.erased_in_scope(session, actor, nomination_id):
+                    # Theirs to manage, erased on request: say so, it is no refusal.
+                    instead = "dossier/erased"
             if dossier is not None:
                 values = _dossier_values(context, dossier)
                 values.update(await _sections(session, context, actor, nomination_id))
@@ -474,7 +477,7 @@ async def _show_dossier(update: Update, context: CadreContext, nomination_id: in
         await deny(update, context, subject=subject)
         return END
     if values is None:
-        await reply(update, context, instead)
+        await reply(update, context, instead, nomination_id=nomination_id)
         return END
     buttons = []
     if exportable:

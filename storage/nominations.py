@@ -121,6 +121,19 @@ def manageable_by(
     return column.in_(townships) if townships else false()
 
 
+async def erased_in_scope(session: AsyncSession, actor: Actor, nomination_id: int) -> bool:
+    """Whether the file was erased on request and lies in what the actor manages: an official
+    asking for it is told it was erased, not refused (its anonymous row only counts)."""
+    found = await session.scalar(
+        select(Nomination.id).where(
+            Nomination.id == nomination_id,
+            Nomination.erased_at.is_not(None),
+            manageable_by(actor),
+        )
+    )
+    return found is not None
+
+
 async def is_duplicate(
     session: AsyncSession, cipher: DataCipher, *, id_number: str | None, phone: str | None
 ) -> bool:

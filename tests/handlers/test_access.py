@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from storage import erasure
 from storage.models import AuditLog, Role
 from storage.rules.vetting import Channel
 from templates import build_environment, render
@@ -202,4 +203,25 @@ async def test_a_refusal_answered_as_not_found_is_audited_too(harness: BotHarnes
     # In scope, the same look is no refusal.
     replies = await harness.send(ROLES["township_a"].telegram_id, f"/grade {a}")
     assert NAME_A in replies[0].text
+    assert len(await _denials(harness)) == len(denied_before) + 1
+
+
+async def test_an_erased_file_is_said_to_be_erased_to_its_officials_not_refused(
+    harness: BotHarness,
+) -> None:
+    """Found from outside: an official asking for their township's erased file was told
+    "not allowed", and the audit log called it a refusal."""
+    county, _ = await _setup(harness)
+    a = county.ids[NAME_A]
+    async with harness.database.sessionmaker.begin() as session:
+        owner = await erasure.person_of_nomination(session, a)
+        assert owner is not None
+        await erasure.erase_person(session, owner, actor_person_id=None)
+    denied_before = await _denials(harness)
+    (answer,) = await harness.send(ROLES["township_a"].telegram_id, f"/dossier {a}")
+    assert "已应本人要求删除" in answer.text and NAME_A not in answer.text
+    assert await _denials(harness) == denied_before
+    # Another township's official learns nothing, and the attempt is a refusal.
+    (refused,) = await harness.send(ROLES["township_b"].telegram_id, f"/dossier {a}")
+    assert refused.text == FORBIDDEN
     assert len(await _denials(harness)) == len(denied_before) + 1
