@@ -21,15 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
 from bot.context import current_transaction
 from storage.crypto import DataCipher, DecryptError
-from storage.db import Database
+from storage.db import Database, upsert_for
 from storage.models import ConversationState, QuarantinedState, UserData
 
 UserDict = dict[Any, Any]
@@ -60,7 +58,7 @@ class DatabasePersistence(BasePersistence[UserDict, dict[Any, Any], dict[Any, An
         self._started_clean: set[int] = set()
 
     def _insert(self) -> Callable[..., Any]:
-        return sqlite_insert if self.database.url.startswith("sqlite") else pg_insert
+        return upsert_for("sqlite" if self.database.url.startswith("sqlite") else "postgresql")
 
     async def _write(self, work: Callable[[AsyncSession], Any], done: Callable[[], None]) -> None:
         """In the update's transaction if there is one, else in a transaction of its own."""

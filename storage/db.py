@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -153,3 +156,13 @@ class Database:
             await self._engine.dispose()
         self._engine = None
         self._sessionmaker = None
+
+
+def upsert_for(dialect: str) -> Callable[..., Any]:
+    """The engine's INSERT, which has `on_conflict_do_nothing/update` (the two agree on them)."""
+    return sqlite_insert if dialect == "sqlite" else pg_insert
+
+
+def upsert(session: AsyncSession) -> Callable[..., Any]:
+    """`upsert_for` the engine of the session at hand."""
+    return upsert_for(session.get_bind().dialect.name)

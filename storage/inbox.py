@@ -9,25 +9,15 @@ update_id is recognised and ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage import pg_driver, sqlite_driver
+from storage.db import upsert, upsert_for
 from storage.models import InboundUpdate
-
-
-def _insert(session: AsyncSession) -> Callable[..., Any]:
-    return _by_name(session.get_bind().dialect.name)
-
-
-def _by_name(dialect: str) -> Callable[..., Any]:
-    return sqlite_insert if dialect == "sqlite" else pg_insert
 
 
 async def record(session: AsyncSession | AsyncConnection, update_id: int, payload: bytes) -> bool:
@@ -37,9 +27,9 @@ async def record(session: AsyncSession | AsyncConnection, update_id: int, payloa
     its own, one round trip instead of BEGIN, INSERT, COMMIT and a pool ping.
     """
     if isinstance(session, AsyncConnection):
-        insert = _by_name(session.dialect.name)
+        insert = upsert_for(session.dialect.name)
     else:
-        insert = _insert(session)
+        insert = upsert(session)
     statement = (
         insert(InboundUpdate)
         .values(update_id=update_id, payload=payload)
@@ -142,7 +132,7 @@ async def mark_handled(session: AsyncSession, update_id: int, *, now: datetime) 
         # Handled without passing through the queue (tests, `cadrebot shell`): still recorded,
         # so a later delivery of the same update_id is recognised.
         await session.execute(
-            _insert(session)(InboundUpdate)
+            upsert(session)(InboundUpdate)
             .values(update_id=update_id, payload=None, handled_at=now)
             .on_conflict_do_update(
                 index_elements=[InboundUpdate.update_id],

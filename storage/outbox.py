@@ -14,10 +14,9 @@ from typing import Any
 
 from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import upsert
 from storage.models import OutboxMessage, TelegramAccount
 
 # The mark of a message that may have reached Telegram without our knowing (see claim).
@@ -96,7 +95,7 @@ async def plan(
         values["not_before"] = not_before
     if subject is not None:
         values["subject_nomination_id"] = subject
-    insert = sqlite_insert if _dialect(session) == "sqlite" else pg_insert
+    insert = upsert(session)
     statement = (
         insert(OutboxMessage)
         .values(**values)

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.crypto import DataCipher, DataKeyError, DecryptError, lookup_hash_with
-from storage.db import Database
+from storage.db import Database, upsert
 from storage.mentoring import sealed_json
 from storage.models import (
     Base,
@@ -93,7 +91,7 @@ async def load_cipher(session: AsyncSession, data_key: str) -> DataCipher:
     wrapped = await _stored_lookup(session)
     if wrapped is None:
         lookup = await _lookup_key_in_use(session, base)
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = upsert(session)
         await session.execute(
             insert(DataSecret)
             .values(name=LOOKUP_SECRET, wrapped=base.encrypt_bytes(lookup))

@@ -42,11 +42,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import mentoring, outcomes, posts, trainings
+from storage.db import upsert
 from storage.models import (
     CadenceTally,
     County,
@@ -981,10 +980,6 @@ async def officials(session: AsyncSession, *, person_id: int | None = None) -> l
     return found
 
 
-def _insert(session: AsyncSession) -> Any:
-    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-
-
 async def load_schedule(session: AsyncSession, person_id: int) -> Schedule | None:
     row = await session.get(SummarySchedule, person_id)
     return _schedule(row) if row is not None else None
@@ -996,7 +991,7 @@ async def save_schedule(session: AsyncSession, person_id: int, schedule: Schedul
     check_schedule(schedule.cadence, schedule.day, schedule.at_minute)
     values = {"cadence": schedule.cadence, "day": schedule.day, "at_minute": schedule.at_minute}
     await session.execute(
-        _insert(session)(SummarySchedule)
+        upsert(session)(SummarySchedule)
         .values(person_id=person_id, **values)
         .on_conflict_do_update(index_elements=[SummarySchedule.person_id], set_=values)
     )
@@ -1012,7 +1007,7 @@ async def claim_period(
     transactions run one at a time.
     """
     inserted = await session.execute(
-        _insert(session)(SummarySchedule)
+        upsert(session)(SummarySchedule)
         .values(
             person_id=person_id,
             cadence=schedule.cadence,
