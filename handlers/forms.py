@@ -302,6 +302,9 @@ class FormEngine:
             self.forget(context)
             await reply(update, context, "form/declined")
             return ConversationHandler.END
+        return await self._ask_consent_id(update, context)
+
+    async def _ask_consent_id(self, update: Update, context: CadreContext) -> int:
         p = self.flow.prefix
         markup = keyboard(
             [
@@ -534,12 +537,20 @@ class FormEngine:
     async def reprompt(self, update: Update, context: CadreContext) -> int:
         """A sticker, photo, voice… where text or a button is expected: ask again."""
         state = self._state_of(update, context)
+        if state in (CONSENT, CONSENT_ID):
+            # A consent is a button press: say so, and show the buttons again.
+            await reply(update, context, "form/use_buttons")
+            return await self._ask_again(update, context, state)
         await reply(update, context, "common/wrong_input")
         if state == REVIEW:
             return await self.show_review(update, context)
-        if state in (CONSENT, CONSENT_ID):
-            return state
         return await self.ask(update, context, state)
+
+    async def _ask_again(self, update: Update, context: CadreContext, state: int) -> int:
+        """The consent question the person is at, with its buttons."""
+        if state == CONSENT:
+            return await self._ask_consent(update, context)
+        return await self._ask_consent_id(update, context)
 
     async def busy(self, update: Update, context: CadreContext) -> int:
         """Another command in the middle of the form: say how to go on or leave."""
@@ -548,7 +559,7 @@ class FormEngine:
         if state == REVIEW:
             return await self.show_review(update, context)
         if state in (CONSENT, CONSENT_ID):
-            return state
+            return await self._ask_again(update, context, state)
         return await self.ask(update, context, state)
 
     async def cancel(self, update: Update, context: CadreContext) -> int:

@@ -283,3 +283,21 @@ async def test_no_file_is_submitted_without_both_consents(county: BotHarness) ->
     async with county.database.sessionmaker() as session:
         row = (await session.execute(select(Nomination.consent_at))).one()
     assert row.consent_at is not None
+
+
+async def test_text_or_a_command_at_a_consent_shows_its_buttons_again(county: BotHarness) -> None:
+    """Found from outside: text typed at the consent step got "a text reply is needed here"
+    and no buttons; after a restart, /nominate there said "go on below" and showed nothing."""
+    (notice,) = await county.send(USER, "/nominate")
+    assert "个人信息处理告知" in notice.text
+    replies = await county.send(USER, "李四")
+    assert "请点击下方按钮" in replies[0].text
+    assert "个人信息处理告知" in replies[-1].text and replies[-1].button("同意")
+    (sensitive,) = await county.press(USER, replies[-1].button("同意"))
+    assert "敏感个人信息" in sensitive.text
+    await county.restart()
+    replies = await county.send(USER, "/nominate")
+    assert "请继续回答" in replies[0].text
+    assert "敏感个人信息" in replies[-1].text
+    question = last(await county.press(USER, replies[-1].button("同意")))
+    assert "姓名" in question.text
