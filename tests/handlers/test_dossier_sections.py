@@ -4,79 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from storage import geo, nominations, people
-from storage.models import GradeState, Pairing, PracticePost, RoleGrant, TalkLog
+from sqlalchemy import select
+
+from storage import geo, mentoring, nominations, people
+from storage.crypto import DataCipher
+from storage.models import GradeState, Nomination, Pairing, PracticePost, RoleGrant, TalkLog
 from storage.nominations import NominationForm
+from storage.rekey import seal_plaintext
 from storage.rules.vetting import Channel
 from tests.support.harness import BotHarness
 
 OFFICIAL = 9301
 
 
-async def test_file_shows_mentoring_grade_and_posts(harness: BotHarness) -> None:
-    now = datetime.now(UTC)
-    async with harness.database.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        account = await people.ensure_account(session, OFFICIAL, "zh-hans")
-        session.add(
-            RoleGrant(
-                person_id=account.person_id, role="township_official", township_id=township.id
-            )
-        )
-        nomination = await nominations.create_nomination(
-            session,
-            harness.app.bot_data["cipher"],  # type: ignore[union-attr]
-            NominationForm(full_name="陈十三", township_id=township.id, key_group="veteran"),
-            channel=Channel.ORGANIZATION,
-            submitted_by=None,
-            person_id=None,
-            now=now,
-        )
-        nomination.status = "in_pool"
-        await session.flush()
-        pairing = Pairing(
-            nomination_id=nomination.id, mentor_person_id=account.person_id, slot="township"
-        )
-        session.add(pairing)
-        await session.flush()
-        session.add(
-            TalkLog(
-                pairing_id=pairing.id,
-                nomination_id=nomination.id,
-                mentor_person_id=account.person_id,
-                talk_date=date.today(),
-                mode="face",
-                topics={t: {"text": "良好"} for t in ("thought", "work", "life", "problems")},
-            )
-        )
-        session.add(GradeState(nomination_id=nomination.id, grade=3, years_in_grade=1))
-        session.add(
-            PracticePost(nomination_id=nomination.id, kind="grid", start_date=date(2026, 3, 1))
-        )
-        nomination_id = nomination.id
-    replies = await harness.send(OFFICIAL, f"/dossier {nomination_id}")
-    text = "\n".join(r.text for r in replies)
-    assert "陈十三" in text
-    assert "“2+1”结对帮带" in text and "谈心谈话</b>（1 次）" in text
-    assert "职级管理" in text and "3" in text
-    assert "实践锻炼" in text
-
-
-async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
-    harness: BotHarness,
-) -> None:
-    """Finding 18: a talk is stored encrypted, yet the dossier reads it as before; a talk
-    stored in plain before migration 0011 reads the same until it is sealed."""
-    from sqlalchemy import select
-
-    from storage import mentoring
-    from storage.crypto import DataCipher
-    from storage.rekey import seal_plaintext
-
+async def _paired_file(harness: BotHarness, talk_text: str) -> tuple[Nomination, Pairing]:
+    """A file in the pool, its township's official also its township-cadre mentor, and one
+    talk stored as before migration 0011 (plain topics)."""
     assert harness.app is not None
-    cipher: DataCipher = harness.app.bot_data["cipher"]
     now = datetime.now(UTC)
     async with harness.database.sessionmaker.begin() as session:
         await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
@@ -98,7 +42,7 @@ async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
         )
         nomination = await nominations.create_nomination(
             session,
-            cipher,
+            harness.app.bot_data["cipher"],
             NominationForm(full_name="陈十三", township_id=township.id, key_group="veteran"),
             channel=Channel.ORGANIZATION,
             submitted_by=None,
@@ -119,9 +63,36 @@ async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
                 mentor_person_id=account.person_id,
                 talk_date=date.today(),
                 mode="face",
-                topics={t: {"text": "家庭和睦"} for t in ("thought", "work", "life", "problems")},
+                topics={t: {"text": talk_text} for t in ("thought", "work", "life", "problems")},
             )
         )
+    return nomination, pairing
+
+
+async def test_file_shows_mentoring_grade_and_posts(harness: BotHarness) -> None:
+    nomination, _ = await _paired_file(harness, "良好")
+    async with harness.database.sessionmaker.begin() as session:
+        session.add(GradeState(nomination_id=nomination.id, grade=3, years_in_grade=1))
+        session.add(
+            PracticePost(nomination_id=nomination.id, kind="grid", start_date=date(2026, 3, 1))
+        )
+    replies = await harness.send(OFFICIAL, f"/dossier {nomination.id}")
+    text = "\n".join(r.text for r in replies)
+    assert "陈十三" in text
+    assert "“2+1”结对帮带" in text and "谈心谈话</b>（1 次）" in text
+    assert "职级管理" in text and "3" in text
+    assert "实践锻炼" in text
+
+
+async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
+    harness: BotHarness,
+) -> None:
+    """Finding 18: a talk is stored encrypted, yet the dossier reads it as before; a talk
+    stored in plain before migration 0011 reads the same until it is sealed."""
+    assert harness.app is not None
+    cipher: DataCipher = harness.app.bot_data["cipher"]
+    nomination, pairing = await _paired_file(harness, "家庭和睦")
+    async with harness.database.sessionmaker.begin() as session:
         actor = await people.load_actor(session, OFFICIAL)
         assert actor is not None
         await mentoring.save_talk(
@@ -135,15 +106,14 @@ async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
                 difficulties=["医药费负担重"],
             ),
             cipher=cipher,
-            now=now,
+            now=datetime.now(UTC),
         )
-        nomination_id = nomination.id
     async with harness.database.sessionmaker() as session:
         stored = list(await session.scalars(select(TalkLog).order_by(TalkLog.id)))
     assert stored[1].topics == {} and stored[1].topics_enc is not None
     assert "母亲".encode() not in stored[1].topics_enc
     for _ in range(2):  # before and after the plain talk is sealed
-        text = "\n".join(r.text for r in await harness.send(OFFICIAL, f"/dossier {nomination_id}"))
+        text = "\n".join(r.text for r in await harness.send(OFFICIAL, f"/dossier {nomination.id}"))
         assert "谈心谈话</b>（2 次）" in text
         assert "母亲住院，家里缺钱" in text and "家庭和睦" in text and "医药费负担重" in text
         await seal_plaintext(harness.database, cipher)
