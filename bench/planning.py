@@ -50,9 +50,9 @@ import asyncpg
 from sqlalchemy import Table, event, func, insert, select
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
-from bot.context import CadreContext
 from bot.planners import plan_talk_cadence
 from bot.settings import Settings
+from handlers.chat.context import CadreContext
 from storage import mentoring, migrate, tally
 from storage.db import Database
 from storage.models import (

@@ -24,13 +24,6 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import forget, planners, scheduler, summaries  # noqa: F401 - both register tick planners
-from bot.context import (
-    CadreContext,
-    UpdateTransaction,
-    current_transaction,
-    reset_transaction,
-    set_transaction,
-)
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
@@ -54,7 +47,14 @@ from handlers import (
     vetting,
     withdraw,
 )
-from handlers.common import LOCALE_KEY
+from handlers.chat.context import (
+    CadreContext,
+    UpdateTransaction,
+    current_transaction,
+    reset_transaction,
+    set_transaction,
+)
+from handlers.chat.reply import LOCALE_KEY
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
 from storage.db import Database

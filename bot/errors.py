@@ -16,8 +16,8 @@ from datetime import datetime
 from telegram import Update
 from telegram.error import TelegramError
 
-from bot.context import CadreContext
-from handlers.common import now, plan_notice, text
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import now, plan_notice, text
 from storage import people
 
 log = logging.getLogger("cadrebot.errors")

@@ -12,8 +12,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, CommandHandler, ConversationHandler, TypeHandler
 
-from bot.context import CadreContext
-from handlers.common import reply
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import reply
 
 
 class FlowGuard:

@@ -4,8 +4,9 @@ user_data holds drafts of flows, which may contain an ID number before it is sub
 each payload is encrypted with the data key. bot_data and chat_data are not persisted: shared
 services live in bot_data and every domain record lives in its own table.
 
-Inside an update the writes join the update's transaction (bot.context.UpdateTransaction),
-so a draft, a conversation state and the handler's own rows are committed together.
+Inside an update the writes join the update's transaction
+(handlers.chat.context.UpdateTransaction), so a draft, a conversation state and the
+handler's own rows are committed together.
 
 Start-up never stops on a row it cannot read (another DATA_KEY, a damaged payload, a key or
 state that is not what this code writes): the row is moved to `quarantined_state` with its
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import ConversationDict, ConversationKey
 
-from bot.context import current_transaction
+from handlers.chat.context import current_transaction
 from storage.crypto import DataCipher, DecryptError
 from storage.db import Database, upsert_for
 from storage.models import ConversationState, QuarantinedState, UserData

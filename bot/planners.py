@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import CadreContext
 from bot.scheduler import planner
 from bot.settings import Settings
-from handlers.common import plan_notice
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import plan_notice
 from storage import mentoring, outbox, people, reminders, retention, trainings
 
 log = logging.getLogger("cadrebot.planners")

@@ -20,9 +20,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application
 
-from bot.context import CadreContext
 from bot.delivery import Dispatcher, Limits
 from bot.settings import Settings
+from handlers.chat.context import CadreContext
 from storage import inbox
 from storage.db import Database
 from storage.models import QuarantinedState
@@ -105,7 +105,7 @@ async def prune_inbox(session: AsyncSession, context: CadreContext, now: datetim
 @planner("restore-notices")
 async def plan_restore_notices(session: AsyncSession, context: CadreContext, now: datetime) -> int:
     """Tell each person whose stored form could not be read back, once, that it is gone."""
-    from handlers.common import plan_notice  # handlers import this module's planner()
+    from handlers.chat.reply import plan_notice  # handlers import this module's planner()
 
     rows = (
         await session.execute(

@@ -877,7 +877,7 @@ class Shell:
 
     async def _tick(self) -> None:
         from bot import scheduler
-        from bot.context import CadreContext
+        from handlers.chat.context import CadreContext
 
         await scheduler.tick(CadreContext(self.app))
 

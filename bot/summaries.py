@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import CadreContext
 from bot.scheduler import planner
 from bot.settings import Settings
+from handlers.chat.context import CadreContext
 from storage import outbox, summary
 from storage.summary import Official, Schedule, Summary
 from templates import build_environment, normalize_locale, render, split_message

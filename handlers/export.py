@@ -16,8 +16,8 @@ from jinja2 import Environment
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.context import CadreContext
-from handlers.common import deny, labels_for, locale_of, now, reply, text
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import deny, labels_for, locale_of, now, reply, text
 from storage import export, people
 
 PRIVATE = filters.ChatType.PRIVATE

@@ -21,9 +21,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import CadreContext
-from handlers import callback as cb
-from handlers.common import (
+from handlers.chat import codec as cb
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import (
     answer_query,
     button_text,
     conversation,
@@ -1023,7 +1023,7 @@ async def cancel_post(update: Update, context: CadreContext) -> int:
 # -- wiring -----------------------------------------------------------------------------------
 
 
-# Every button this module answers, decoded by the one codec (handlers/callback.py).
+# Every button this module answers, decoded by the one codec (handlers/chat/codec.py).
 CHOOSE_YEAR_PRESS = cb.Button("grd", "y", cb.YEAR)
 CHOOSE_PERSON_PRESS = cb.Button("grd", "p", cb.ID)
 TURN_PEOPLE_PAGE_PRESS = cb.Button("grd", "pg", cb.PAGE)

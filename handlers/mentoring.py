@@ -22,9 +22,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import CadreContext
-from handlers.callback import CODE, ID, INDEX, PAGE, Button, Prefix, choice, on
-from handlers.common import (
+from handlers.chat.codec import CODE, ID, INDEX, PAGE, Button, Prefix, choice, on
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import (
     conversation,
     deny,
     drop_buttons,

@@ -13,8 +13,8 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.context import CadreContext
-from handlers.common import reply
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import reply
 from storage import audit, mydata, people
 from storage.models import Person
 

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import BaseHandler
 
-from bot.context import CadreContext
-from handlers.common import now, plan_notice, reply
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import now, plan_notice, reply
 from handlers.forms import FormEngine, FormFlow, Step, cipher
 from storage import nominations, people, reminders
 from storage.models import Role

@@ -25,9 +25,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import CadreContext
-from handlers import callback as cb
-from handlers.common import (
+from handlers.chat import codec as cb
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import (
     answer_query,
     button_text,
     conversation,
@@ -650,7 +650,7 @@ async def outcome_busy(update: Update, context: CadreContext) -> int:
 Handlers = list[BaseHandler[Update, CadreContext, Any]]
 
 
-# Every button this module answers, decoded by the one codec (handlers/callback.py).
+# Every button this module answers, decoded by the one codec (handlers/chat/codec.py).
 CHOOSE_PERSON_PRESS = cb.Button("out", "p", cb.ID)
 TURN_PAGE_PRESS = cb.Button("out", "pg", cb.PAGE)
 CHOOSE_NOBODY_PRESS = cb.Button("out", "np")

@@ -22,9 +22,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import CadreContext
-from handlers import callback as cb
-from handlers.common import (
+from handlers.chat import codec as cb
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import (
     answer_query,
     button_text,
     conversation,
@@ -967,7 +967,7 @@ async def report_busy(update: Update, context: CadreContext) -> int:
 Handlers = list[BaseHandler[Update, CadreContext, Any]]
 
 
-# Every button this module answers, decoded by the one codec (handlers/callback.py).
+# Every button this module answers, decoded by the one codec (handlers/chat/codec.py).
 CHOOSE_TOWNSHIP_PRESS = cb.Button("prj", "t", cb.ID)
 CHOOSE_VILLAGE_PRESS = cb.Button("prj", "v", cb.ID)
 TURN_VILLAGE_PAGE_PRESS = cb.Button("prj", "vp", cb.PAGE)

@@ -16,7 +16,6 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.context import CadreContext
 from bot.summaries import (
     PERIOD_NAMES,
     render_caption,
@@ -24,8 +23,9 @@ from bot.summaries import (
     render_summary,
     summary_of,
 )
-from handlers import callback as cb
-from handlers.common import deny, edit_or_reply, inline_rows, label, locale_of, now
+from handlers.chat import codec as cb
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import deny, edit_or_reply, inline_rows, label, locale_of, now
 from storage import people, summary
 from storage.models import Role
 from storage.people import Actor

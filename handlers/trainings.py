@@ -45,9 +45,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import CadreContext
-from handlers import callback as cb
-from handlers.common import (
+from handlers.chat import codec as cb
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import (
     conversation,
     deny,
     drop_buttons,

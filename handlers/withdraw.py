@@ -20,9 +20,9 @@ from telegram.ext import (
 )
 
 from bot import forget
-from bot.context import CadreContext
-from handlers.callback import CODE, Button, choice, on
-from handlers.common import (
+from handlers.chat.codec import CODE, Button, choice, on
+from handlers.chat.context import CadreContext
+from handlers.chat.reply import (
     LOCALE_KEY,
     answer_query,
     button_text,

@@ -11,7 +11,7 @@ from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, ConversationHandler
 
-from handlers.callback import ID, AnyOf, Button, Number, Prefix, pattern_of
+from handlers.chat.codec import ID, AnyOf, Button, Number, Prefix, pattern_of
 from storage import people
 from storage.models import Role, RoleGrant
 from tests.support.harness import BotHarness

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 import handlers.grades
-from bot.context import CadreContext
+from handlers.chat.context import CadreContext
 from storage import geo
 from storage.models import (
     GradeMove,

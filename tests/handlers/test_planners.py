@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import planners, scheduler
-from bot.context import CadreContext
+from handlers.chat.context import CadreContext
 from storage import geo, nominations, people
 from storage.models import Nomination, OutboxMessage, Pairing, Role, RoleGrant, VettingReview
 from storage.nominations import NominationForm

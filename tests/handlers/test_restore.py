@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import insert, select, update
 
 from bot import forget, scheduler
-from bot.context import CadreContext
+from handlers.chat.context import CadreContext
 from storage import erasure, geo
 from storage.crypto import DataCipher, DataKeyError
 from storage.models import ConversationState, QuarantinedState, UserData

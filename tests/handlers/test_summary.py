@@ -13,7 +13,7 @@ from telegram.ext import BaseHandler
 import handlers.summary
 from bot import summaries
 from bot.app import CadreApp
-from bot.context import CadreContext
+from handlers.chat.context import CadreContext
 from storage import geo, people, summary
 from storage.db import Database
 from storage.models import (

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from telegram import Update
 from telegram.ext import MessageHandler, filters
 
-from bot.context import CadreContext
+from handlers.chat.context import CadreContext
 from handlers.trainings import CheckinCodeHandler
 from storage import geo, people, trainings
 from storage.models import (

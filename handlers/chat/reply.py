@@ -32,8 +32,8 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot.context import CadreContext
-from handlers.callback import INT_MAX, Number
+from handlers.chat.codec import INT_MAX, Number
+from handlers.chat.context import CadreContext
 from storage import audit, outbox
 from templates import normalize_locale, render, split_message
 
@@ -313,7 +313,7 @@ def parse_id(raw: str, *, digits: int = 9) -> int | None:
     """A positive id (or year) typed as an argument; None for anything else.
 
     Nine digits stay below 2**31, so a typed number never reaches the database as an error.
-    Button data is decoded by handlers/callback.py instead.
+    Button data is decoded by handlers/chat/codec.py instead.
     """
     if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits and int(raw) > 0:
         return int(raw)

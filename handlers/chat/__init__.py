@@ -1,0 +1,1 @@
+"""The chat layer: between the flows and storage; knows people, screens and buttons."""
