@@ -29,9 +29,10 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.chat.codec import CODE, ID, PAGE, AnyOf, Button, choice, on
+from handlers.chat.codec import CODE, ID, PAGE, AnyOf, Button, choice
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import conversation, drop_buttons, keyboard, label, now, reply
+from handlers.chat.tg import on
 from storage import geo, nominations, people
 from storage.crypto import DataCipher
 from storage.models import Township, Village

@@ -36,6 +36,7 @@ from handlers.chat.reply import (
     record_denial,
     reply,
 )
+from handlers.chat.tg import on
 from handlers.forms import shanghai_today
 from storage import grades, people, posts
 from storage.grades import Candidate, CsvFileError, GradeError, ImportReport
@@ -1044,28 +1045,28 @@ DROP_POST_PRESS = cb.Button("pst", "no")
 def _results_conversation() -> ConversationHandler[CadreContext]:
     anything = ~filters.COMMAND & PRIVATE
     document = filters.Document.ALL & PRIVATE
-    stale = cb.on(cb.Prefix("grd"), results_stale)
+    stale = on(cb.Prefix("grd"), results_stale)
     tail: list[BaseHandler[Update, CadreContext, Any]] = [
         MessageHandler(document, upload_results),
         stale,
         MessageHandler(anything, results_use_buttons),
     ]
     states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {
-        RESULT_YEAR: [cb.on(CHOOSE_YEAR_PRESS, choose_year), *tail],
+        RESULT_YEAR: [on(CHOOSE_YEAR_PRESS, choose_year), *tail],
         RESULT_PERSON: [
-            cb.on(CHOOSE_PERSON_PRESS, choose_person),
-            cb.on(TURN_PEOPLE_PAGE_PRESS, turn_people_page),
-            cb.on(FINISH_RESULTS_PRESS, finish_results),
+            on(CHOOSE_PERSON_PRESS, choose_person),
+            on(TURN_PEOPLE_PAGE_PRESS, turn_people_page),
+            on(FINISH_RESULTS_PRESS, finish_results),
             *tail,
         ],
         RESULT_PICK: [
-            cb.on(CHOOSE_RESULT_PRESS, choose_result),
-            cb.on(BACK_TO_PEOPLE_PRESS, back_to_people),
+            on(CHOOSE_RESULT_PRESS, choose_result),
+            on(BACK_TO_PEOPLE_PRESS, back_to_people),
             *tail,
         ],
         RESULT_CONFIRM: [
-            cb.on(CONFIRM_RESULT_PRESS, confirm_result),
-            cb.on(BACK_TO_RESULTS_PRESS, back_to_results),
+            on(CONFIRM_RESULT_PRESS, confirm_result),
+            on(BACK_TO_RESULTS_PRESS, back_to_results),
             *tail,
         ],
     }
@@ -1081,7 +1082,7 @@ def _results_conversation() -> ConversationHandler[CadreContext]:
 def _post_conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = cb.on(cb.Prefix("pst"), post_stale)
+    stale = on(cb.Prefix("pst"), post_stale)
     button_tail: list[BaseHandler[Update, CadreContext, Any]] = [
         stale,
         MessageHandler(anything, post_use_buttons),
@@ -1092,28 +1093,28 @@ def _post_conversation() -> ConversationHandler[CadreContext]:
     ]
     states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {
         POST_PERSON: [
-            cb.on(POST_PERSON_PRESS, post_person),
-            cb.on(TURN_POST_PAGE_PRESS, turn_post_page),
+            on(POST_PERSON_PRESS, post_person),
+            on(TURN_POST_PAGE_PRESS, turn_post_page),
             *button_tail,
         ],
         POST_KIND: [
-            cb.on(POST_KIND_PRESS, post_kind),
+            on(POST_KIND_PRESS, post_kind),
             *button_tail,
         ],
         POST_TITLE: [MessageHandler(text_in, post_title), *text_tail],
         POST_START: [
-            cb.on(POST_START_PRESS, post_start),
+            on(POST_START_PRESS, post_start),
             MessageHandler(text_in, post_start),
             *text_tail,
         ],
         POST_END: [
-            cb.on(POST_END_PRESS, post_end),
+            on(POST_END_PRESS, post_end),
             MessageHandler(text_in, post_end),
             *text_tail,
         ],
         POST_REVIEW: [
-            cb.on(SAVE_POST_PRESS, save_post),
-            cb.on(DROP_POST_PRESS, drop_post),
+            on(SAVE_POST_PRESS, save_post),
+            on(DROP_POST_PRESS, drop_post),
             *button_tail,
         ],
     }

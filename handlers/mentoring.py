@@ -22,7 +22,7 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.chat.codec import CODE, ID, INDEX, PAGE, Button, Prefix, choice, on
+from handlers.chat.codec import CODE, ID, INDEX, PAGE, Button, Prefix, choice
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     conversation,
@@ -35,6 +35,7 @@ from handlers.chat.reply import (
     plan_notice,
     reply,
 )
+from handlers.chat.tg import on
 from handlers.forms import cipher
 from storage import mentoring, people
 from storage.mentoring import PairingRefused, Stale, TalkInput

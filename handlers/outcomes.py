@@ -41,6 +41,7 @@ from handlers.chat.reply import (
     reply,
     typed_text,
 )
+from handlers.chat.tg import on
 from handlers.forms import shanghai_today
 from storage import outcomes, people, posts
 from storage.models import OFFICIAL_ROLES
@@ -665,20 +666,20 @@ DROP_OUTCOME_PRESS = cb.Button("out", "no")
 def _conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = cb.on(cb.Prefix("out"), outcome_stale)
+    stale = on(cb.Prefix("out"), outcome_stale)
     button_tail: Handlers = [stale, MessageHandler(anything, outcome_use_buttons)]
     text_tail: Handlers = [stale, MessageHandler(anything, outcome_wrong_input)]
     typed: Handlers = [MessageHandler(text_in, take_text), *text_tail]
     states: dict[object, Handlers] = {
         O_PERSON: [
-            cb.on(CHOOSE_PERSON_PRESS, choose_person),
-            cb.on(TURN_PAGE_PRESS, turn_page),
-            cb.on(CHOOSE_NOBODY_PRESS, choose_nobody),
+            on(CHOOSE_PERSON_PRESS, choose_person),
+            on(TURN_PAGE_PRESS, turn_page),
+            on(CHOOSE_NOBODY_PRESS, choose_nobody),
             *button_tail,
         ],
         O_KIND: [
-            cb.on(CHOOSE_KIND_PRESS, choose_kind),
-            cb.on(BACK_TO_PEOPLE_PRESS, back_to_people),
+            on(CHOOSE_KIND_PRESS, choose_kind),
+            on(BACK_TO_PEOPLE_PRESS, back_to_people),
             *button_tail,
         ],
         O_POSITION: typed,
@@ -686,18 +687,18 @@ def _conversation() -> ConversationHandler[CadreContext]:
         O_TITLE: typed,
         O_PAY: typed,
         O_DATE: [
-            cb.on(TAKE_DATE_PRESS, take_date),
+            on(TAKE_DATE_PRESS, take_date),
             MessageHandler(text_in, take_date),
             *text_tail,
         ],
         O_YEAR: [
-            cb.on(TAKE_YEAR_PRESS, take_year),
+            on(TAKE_YEAR_PRESS, take_year),
             MessageHandler(text_in, take_year),
             *text_tail,
         ],
         O_REVIEW: [
-            cb.on(SAVE_OUTCOME_PRESS, save_outcome),
-            cb.on(DROP_OUTCOME_PRESS, drop_outcome),
+            on(SAVE_OUTCOME_PRESS, save_outcome),
+            on(DROP_OUTCOME_PRESS, drop_outcome),
             *button_tail,
         ],
     }

@@ -44,6 +44,7 @@ from handlers.chat.reply import (
     reply,
     text,
 )
+from handlers.chat.tg import on
 from handlers.export import SPOOL_BYTES, workbook_labels
 from handlers.forms import cipher
 from storage import (
@@ -754,17 +755,17 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     entry_points: list[BaseHandler[Update, CadreContext, Any]] = [
         CommandHandler("pool", show_pool, filters=PRIVATE),
         CommandHandler("dossier", show_dossier, filters=PRIVATE),
-        cb.on(PAGE_PRESS, turn_page),
-        cb.on(FILTER_PRESS, choose_filter),
-        cb.on(FILTER_VALUE_PRESS, set_filter),
-        cb.on(cb.Button("pl", "x"), clear_filters),
-        cb.on(cb.Button("pl", "s"), ask_name),
-        cb.on(OPEN_PRESS, open_dossier),
-        cb.on(ADJUST_PRESS, ask_reason),
-        cb.on(EXPORT_PRESS, export_dossier),
+        on(PAGE_PRESS, turn_page),
+        on(FILTER_PRESS, choose_filter),
+        on(FILTER_VALUE_PRESS, set_filter),
+        on(cb.Button("pl", "x"), clear_filters),
+        on(cb.Button("pl", "s"), ask_name),
+        on(OPEN_PRESS, open_dossier),
+        on(ADJUST_PRESS, ask_reason),
+        on(EXPORT_PRESS, export_dossier),
         # Anything else under our prefix, except the confirmation pair that only the
         # confirmation state answers (outside it they fall through to "stale button").
-        cb.on(_OtherThanConfirm(), stray_button),
+        on(_OtherThanConfirm(), stray_button),
     ]
     pool = conversation(
         "pool",
@@ -779,8 +780,8 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
                 MessageHandler(other, reprompt),
             ],
             ADJUST_CONFIRM: [
-                cb.on(CONFIRM_PRESS, confirm_adjust),
-                cb.on(cb.Button("pl", "n", cb.ID), keep_in_pool),
+                on(CONFIRM_PRESS, confirm_adjust),
+                on(cb.Button("pl", "n", cb.ID), keep_in_pool),
                 MessageHandler(other, reprompt),
             ],
         },

@@ -38,6 +38,7 @@ from handlers.chat.reply import (
     reply,
     typed_text,
 )
+from handlers.chat.tg import on
 from handlers.forms import shanghai_today
 from storage import people, projects, reminders
 from storage.models import OFFICIAL_ROLES
@@ -989,35 +990,35 @@ TURN_LIST_PAGE_PRESS = cb.Button("prjs", "p", cb.PAGE)
 def _project_conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = cb.on(cb.Prefix("prj"), project_stale)
+    stale = on(cb.Prefix("prj"), project_stale)
     button_tail: Handlers = [stale, MessageHandler(anything, project_use_buttons)]
     text_tail: Handlers = [stale, MessageHandler(anything, project_wrong_input)]
     states: dict[object, Handlers] = {
         P_TOWNSHIP: [
-            cb.on(CHOOSE_TOWNSHIP_PRESS, choose_township),
+            on(CHOOSE_TOWNSHIP_PRESS, choose_township),
             *button_tail,
         ],
         P_VILLAGE: [
-            cb.on(CHOOSE_VILLAGE_PRESS, choose_village),
-            cb.on(TURN_VILLAGE_PAGE_PRESS, turn_village_page),
+            on(CHOOSE_VILLAGE_PRESS, choose_village),
+            on(TURN_VILLAGE_PAGE_PRESS, turn_village_page),
             *button_tail,
         ],
         P_NAME: [MessageHandler(text_in, take_name), *text_tail],
         P_FUNDS: [MessageHandler(text_in, take_funds), *text_tail],
         P_STATUS: [
-            cb.on(CHOOSE_STATUS_PRESS, choose_status),
+            on(CHOOSE_STATUS_PRESS, choose_status),
             *button_tail,
         ],
         P_LEADS: [
-            cb.on(TOGGLE_LEAD_PRESS, toggle_lead),
-            cb.on(TURN_LEADS_PAGE_PRESS, turn_leads_page),
-            cb.on(LEADS_DONE_PRESS, leads_done),
+            on(TOGGLE_LEAD_PRESS, toggle_lead),
+            on(TURN_LEADS_PAGE_PRESS, turn_leads_page),
+            on(LEADS_DONE_PRESS, leads_done),
             *button_tail,
         ],
         P_REVIEW: [
-            cb.on(SAVE_PROJECT_PRESS, save_project),
-            cb.on(DROP_PROJECT_PRESS, drop_project),
-            cb.on(EDIT_FIELD_PRESS, edit_field),
+            on(SAVE_PROJECT_PRESS, save_project),
+            on(DROP_PROJECT_PRESS, drop_project),
+            on(EDIT_FIELD_PRESS, edit_field),
             *button_tail,
         ],
     }
@@ -1033,27 +1034,27 @@ def _project_conversation() -> ConversationHandler[CadreContext]:
 def _report_conversation() -> ConversationHandler[CadreContext]:
     text_in = filters.TEXT & ~filters.COMMAND & PRIVATE
     anything = ~filters.COMMAND & PRIVATE
-    stale = cb.on(cb.Prefix("rpt"), report_stale)
+    stale = on(cb.Prefix("rpt"), report_stale)
     button_tail: Handlers = [stale, MessageHandler(anything, report_use_buttons)]
     text_tail: Handlers = [stale, MessageHandler(anything, report_wrong_input)]
     states: dict[object, Handlers] = {
         R_PROJECT: [
-            cb.on(REPORT_PROJECT_PRESS, report_project),
+            on(REPORT_PROJECT_PRESS, report_project),
             *button_tail,
         ],
         R_INCOME: [MessageHandler(text_in, take_income), *text_tail],
         R_STATUS: [
-            cb.on(REPORT_STATUS_PRESS, report_status),
+            on(REPORT_STATUS_PRESS, report_status),
             *button_tail,
         ],
         R_NOTE: [
-            cb.on(TAKE_NOTE_PRESS, take_note),
+            on(TAKE_NOTE_PRESS, take_note),
             MessageHandler(text_in, take_note),
             *text_tail,
         ],
         R_REVIEW: [
-            cb.on(SAVE_REPORT_PRESS, save_report),
-            cb.on(DROP_REPORT_PRESS, drop_report),
+            on(SAVE_REPORT_PRESS, save_report),
+            on(DROP_REPORT_PRESS, drop_report),
             *button_tail,
         ],
     }
@@ -1073,5 +1074,5 @@ def build_handlers() -> Handlers:
         _project_conversation(),
         _report_conversation(),
         CommandHandler("projects", list_projects, filters=PRIVATE),
-        cb.on(TURN_LIST_PAGE_PRESS, turn_list_page),
+        on(TURN_LIST_PAGE_PRESS, turn_list_page),
     ]

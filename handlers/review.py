@@ -32,6 +32,7 @@ from handlers.chat.reply import (
     plan_notice,
     reply,
 )
+from handlers.chat.tg import on
 from storage import nominations, people, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed
@@ -383,7 +384,7 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     anything = ~filters.COMMAND & PRIVATE
     decline = conversation(
         DRAFT_KEY,
-        [cb.on(cb.Button("rv", "r", cb.ID), begin_decline)],
+        [on(cb.Button("rv", "r", cb.ID), begin_decline)],
         {
             REASON: [
                 MessageHandler(filters.TEXT & anything, receive_reason),
@@ -398,8 +399,8 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         decline,
         CommandHandler("review", show_queue, filters=PRIVATE),
-        cb.on(cb.Button("rv", "p", cb.PAGE), turn_page),
-        cb.on(cb.Button("rv", "o", cb.ID), open_nomination),
-        cb.on(cb.Button("rv", "s", cb.ID), send_nomination_to_vetting),
-        cb.on(cb.Button("rv", "c", cb.ID), mark_nomination_contacted),
+        on(cb.Button("rv", "p", cb.PAGE), turn_page),
+        on(cb.Button("rv", "o", cb.ID), open_nomination),
+        on(cb.Button("rv", "s", cb.ID), send_nomination_to_vetting),
+        on(cb.Button("rv", "c", cb.ID), mark_nomination_contacted),
     ]

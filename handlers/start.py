@@ -27,6 +27,7 @@ from handlers.chat.reply import (
     now,
     reply,
 )
+from handlers.chat.tg import on
 from storage import people
 from storage.people import RedeemOutcome
 from storage.rules.identity import RuleError, normalize_name
@@ -236,7 +237,7 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         name,
         CommandHandler("help", show_help, filters=PRIVATE),
         CommandHandler("lang", choose_language, filters=PRIVATE),
-        cb.on(LANGUAGE_PRESS, set_language),
+        on(LANGUAGE_PRESS, set_language),
     ]
 
 

@@ -26,6 +26,7 @@ from bot.summaries import (
 from handlers.chat import codec as cb
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import deny, edit_or_reply, inline_rows, label, locale_of, now
+from handlers.chat.tg import on
 from storage import people, summary
 from storage.models import Role
 from storage.people import Actor
@@ -264,6 +265,6 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         CommandHandler("summary", show_summary, filters=PRIVATE),
         CommandHandler("schedule", show_schedule, filters=PRIVATE),
-        cb.on(cb.Button("sch", "menu"), show_schedule),
-        cb.on(SCHEDULE_PRESS, choose_schedule),
+        on(cb.Button("sch", "menu"), show_schedule),
+        on(SCHEDULE_PRESS, choose_schedule),
     ]

@@ -58,6 +58,7 @@ from handlers.chat.reply import (
     now,
     reply,
 )
+from handlers.chat.tg import on
 from storage import outbox, people, trainings
 from storage.models import Training
 from storage.nominations import NotAllowed
@@ -1221,7 +1222,7 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     """The creation/score conversation first, then the buttons, then the check-in code."""
     anything = ~filters.COMMAND & PRIVATE
     typed = filters.TEXT & anything
-    stale = cb.on(cb.AnyOf(cb.Prefix("tc"), cb.Prefix("tr:sc")), stale_in_flow)
+    stale = on(cb.AnyOf(cb.Prefix("tc"), cb.Prefix("tr:sc")), stale_in_flow)
     states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {}
     for state, pattern, callback in (
         (KIND, cb.Button("tc", "k", cb.CODE), choose_option),
@@ -1232,12 +1233,12 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         (REVIEW, cb.Button("tc", "e", cb.CODE), edit_field),
     ):
         states[state] = [
-            cb.on(pattern, callback),
+            on(pattern, callback),
             stale,
             MessageHandler(typed, use_buttons),
             MessageHandler(anything, reprompt),
         ]
-    states[REVIEW].insert(0, cb.on(cb.Button("tc", "go"), save_training))
+    states[REVIEW].insert(0, on(cb.Button("tc", "go"), save_training))
     for state in (TITLE, STARTS, PLACE):
         states[state] = [
             MessageHandler(typed, type_answer),
@@ -1246,14 +1247,14 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         ]
     states[SCORE] = [
         MessageHandler(typed, type_score),
-        cb.on(SCORE_PRESS, ask_score),
+        on(SCORE_PRESS, ask_score),
         MessageHandler(anything, reprompt),
     ]
     training = conversation(
         "training",
         [
             CommandHandler("training", begin_training, filters=PRIVATE),
-            cb.on(SCORE_PRESS, ask_score),
+            on(SCORE_PRESS, ask_score),
         ],
         states,
         cancel=cancel,
@@ -1262,14 +1263,14 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         training,
         CommandHandler("trainings", list_sessions, filters=PRIVATE),
-        cb.on(cb.Button("tr", "l", cb.PAGE), list_sessions),
-        cb.on(cb.Button("tr", "v", cb.ID), show_session),
-        cb.on(cb.Button("tr", "c", cb.ID, cb.PAGE), show_checkin_list),
-        cb.on(cb.Button("tr", "t", cb.ID, cb.PAGE), toggle_attendance),
-        cb.on(cb.Button("tr", "s", cb.ID, cb.PAGE), show_scores),
-        cb.on(cb.Button("tr", "k", cb.ID), show_ranking),
-        cb.on(cb.Button("tr", "i", cb.ID), show_invitation),
-        cb.on(cb.Button("tr", "r", cb.ID, cb.choice("y", "n")), answer_invitation),
+        on(cb.Button("tr", "l", cb.PAGE), list_sessions),
+        on(cb.Button("tr", "v", cb.ID), show_session),
+        on(cb.Button("tr", "c", cb.ID, cb.PAGE), show_checkin_list),
+        on(cb.Button("tr", "t", cb.ID, cb.PAGE), toggle_attendance),
+        on(cb.Button("tr", "s", cb.ID, cb.PAGE), show_scores),
+        on(cb.Button("tr", "k", cb.ID), show_ranking),
+        on(cb.Button("tr", "i", cb.ID), show_invitation),
+        on(cb.Button("tr", "r", cb.ID, cb.choice("y", "n")), answer_invitation),
         CheckinCodeHandler(
             filters.TEXT
             & anything

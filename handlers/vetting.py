@@ -33,6 +33,7 @@ from handlers.chat.reply import (
     plan_notice,
     reply,
 )
+from handlers.chat.tg import on
 from handlers.review import PAGE_SIZE, callback_id, page_count, page_row, refuse
 from storage import grades, nominations, people, review_queries
 from storage.nominations import NotAllowed
@@ -367,14 +368,10 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     anything = ~filters.COMMAND & PRIVATE
     decision = conversation(
         DRAFT_KEY,
-        [
-            cb.on(
-                cb.AnyOf(cb.Button("vt", "a", cb.ID), cb.Button("vt", "r", cb.ID)), begin_decision
-            )
-        ],
+        [on(cb.AnyOf(cb.Button("vt", "a", cb.ID), cb.Button("vt", "r", cb.ID)), begin_decision)],
         {
             NOTE: [
-                cb.on(cb.Button("vt", "n", cb.ID), skip_note),
+                on(cb.Button("vt", "n", cb.ID), skip_note),
                 MessageHandler(filters.TEXT & anything, receive_note),
                 MessageHandler(anything, reprompt_note),
             ]
@@ -387,6 +384,6 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         decision,
         CommandHandler("vetting", show_vetting_queue, filters=PRIVATE),
-        cb.on(cb.Button("vt", "p", cb.PAGE), turn_vetting_page),
-        cb.on(cb.Button("vt", "o", cb.ID), open_review),
+        on(cb.Button("vt", "p", cb.PAGE), turn_vetting_page),
+        on(cb.Button("vt", "o", cb.ID), open_review),
     ]

@@ -20,7 +20,7 @@ from telegram.ext import (
 )
 
 from bot import forget
-from handlers.chat.codec import CODE, Button, choice, on
+from handlers.chat.codec import CODE, Button, choice
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     LOCALE_KEY,
@@ -31,6 +31,7 @@ from handlers.chat.reply import (
     now,
     reply,
 )
+from handlers.chat.tg import on
 from storage import erasure
 from storage.models import AuditLog
 

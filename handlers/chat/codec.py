@@ -12,17 +12,25 @@ and never to the error handler (which would notify every admin).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from telegram import Update
-from telegram.ext import CallbackQueryHandler
 
 # The largest value of the columns ids land in: INTEGER on both engines (SQLite's is 64-bit,
 # but PostgreSQL's is not, and an id must mean the same on both), BIGINT for BigId columns.
 INT_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
+
+
+class _Query(Protocol):
+    @property
+    def data(self) -> str | None: ...
+
+
+class Press(Protocol):
+    """What a button press carries for decoding (a Telegram Update, or any renderer's)."""
+
+    @property
+    def callback_query(self) -> _Query | None: ...
 
 
 class Field(Protocol):
@@ -107,7 +115,7 @@ class Button:
     def match(self, data: object) -> bool:
         return isinstance(data, str) and self.parse(data) is not None
 
-    def values(self, update: Update) -> tuple[Any, ...]:
+    def values(self, update: Press) -> tuple[Any, ...]:
         """The typed fields of a press this button's pattern matched."""
         query = update.callback_query
         parsed = self.parse(query.data) if query is not None and query.data else None
@@ -159,7 +167,7 @@ class AnyOf:
     def match(self, data: object) -> bool:
         return any(shape.match(data) for shape in self.shapes)
 
-    def which(self, update: Update) -> tuple[Button, tuple[Any, ...]]:
+    def which(self, update: Press) -> tuple[Button, tuple[Any, ...]]:
         """The button shape that matched, and its typed fields."""
         query = update.callback_query
         data = query.data if query is not None else None
@@ -171,17 +179,3 @@ class AnyOf:
 
 
 Pattern = Button | AnyOf | Prefix
-Callback = Callable[[Any, Any], Coroutine[Any, Any, Any]]
-
-
-def on(pattern: Pattern, callback: Callback) -> CallbackQueryHandler[Any, Any]:
-    """The handler of one kind of button, matched only by data that decodes."""
-    handler: CallbackQueryHandler[Any, Any] = CallbackQueryHandler(callback, pattern=pattern.match)
-    return handler
-
-
-def pattern_of(handler: object) -> Pattern | None:
-    """The codec pattern a CallbackQueryHandler was built with (tests walk these)."""
-    match = getattr(handler, "pattern", None)
-    owner = getattr(match, "__self__", None)
-    return owner if isinstance(owner, Button | AnyOf | Prefix) else None

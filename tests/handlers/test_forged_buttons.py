@@ -11,7 +11,8 @@ from typing import Any
 
 from telegram.ext import BaseHandler, CallbackQueryHandler, ConversationHandler
 
-from handlers.chat.codec import ID, AnyOf, Button, Number, Prefix, pattern_of
+from handlers.chat.codec import ID, AnyOf, Button, Number, Prefix
+from handlers.chat.tg import pattern_of
 from storage import people
 from storage.models import Role, RoleGrant
 from tests.support.harness import BotHarness
