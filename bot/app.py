@@ -36,7 +36,6 @@ from handlers import (
     grades,
     mentoring,
     mydata,
-    nomination,
     outcomes,
     pool,
     projects,
@@ -55,6 +54,9 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
+from handlers.chat.tg import conversation_of
+from handlers.select.nominate import NOMINATE
+from handlers.select.recommend import RECOMMEND
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
@@ -309,7 +311,8 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
                 *mydata.build_handlers(),
-                *nomination.build_handlers(),
+                conversation_of(NOMINATE),
+                conversation_of(RECOMMEND),
                 *review.build_handlers(),
                 *vetting.build_handlers(),
                 *pool.build_handlers(),
@@ -366,7 +369,9 @@ def build_application(
     conversations = [
         h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)
     ]
-    groups.append((-1, [FlowGuard(conversations).handler()]))
+    guard = FlowGuard(conversations)
+    groups.append((-1, [guard.handler()]))
+    groups.append((1, [guard.reminder()]))
     for group, handlers in groups:
         for handler in handlers:
             _instrument(handler)

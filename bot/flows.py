@@ -14,6 +14,11 @@ from telegram.ext import ApplicationHandlerStop, CommandHandler, ConversationHan
 
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import reply
+from handlers.chat.tg import ENGINES, TelegramChat
+
+# Commands answered before the flows (group 0 lists them first): they read, so they may be
+# asked mid-flow; afterwards the flow's question is asked again (`FlowGuard.remind`).
+MENU_COMMANDS = frozenset({"start", "help", "lang", "mydata"})
 
 
 class FlowGuard:
@@ -41,10 +46,9 @@ class FlowGuard:
 
     async def check(self, update: Update, context: CadreContext) -> None:
         """Stop a flow-opening command while another flow is open, and say why."""
-        message = update.effective_message
-        if message is None or not message.text or not message.text.startswith("/"):
+        command = _command_of(update)
+        if command is None:
             return
-        command = message.text.split()[0][1:].split("@")[0].lower()
         target = self.entry_commands.get(command)
         if target is None:
             return
@@ -54,5 +58,34 @@ class FlowGuard:
         await reply(update, context, "common/flow_busy", command=command)
         raise ApplicationHandlerStop
 
+    async def remind(self, update: Update, context: CadreContext) -> None:
+        """After a menu command was answered mid-flow: the form is still open, so say so and
+        ask its question again; else the next text would be an answer the person did not
+        know they were giving."""
+        command = _command_of(update)
+        if command not in MENU_COMMANDS:
+            return
+        current = self.open_flow(update)
+        if current is None:
+            return
+        engine = ENGINES.get(str(current.name))
+        if engine is not None:
+            state = current._conversations.get(current._get_key(update))
+            await engine.remind(
+                TelegramChat(update, context), state if isinstance(state, int) else None
+            )
+        else:
+            await reply(update, context, "common/flow_open")
+
     def handler(self) -> TypeHandler[Update, CadreContext, None]:
         return TypeHandler(Update, self.check)
+
+    def reminder(self) -> TypeHandler[Update, CadreContext, None]:
+        return TypeHandler(Update, self.remind)
+
+
+def _command_of(update: Update) -> str | None:
+    message = update.effective_message
+    if message is None or not message.text or not message.text.startswith("/"):
+        return None
+    return message.text.split()[0][1:].split("@")[0].lower()

@@ -35,9 +35,9 @@ from handlers.chat.reply import (
     parse_id,
     record_denial,
     reply,
+    shanghai_today,
 )
 from handlers.chat.tg import on
-from handlers.forms import shanghai_today
 from storage import grades, people, posts
 from storage.grades import Candidate, CsvFileError, GradeError, ImportReport
 from storage.models import Role

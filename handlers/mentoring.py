@@ -25,6 +25,7 @@ from telegram.ext import (
 from handlers.chat.codec import CODE, ID, INDEX, PAGE, Button, Prefix, choice
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
+    cipher,
     conversation,
     deny,
     drop_buttons,
@@ -36,7 +37,6 @@ from handlers.chat.reply import (
     reply,
 )
 from handlers.chat.tg import on
-from handlers.forms import cipher
 from storage import mentoring, people
 from storage.mentoring import PairingRefused, Stale, TalkInput
 from storage.models import Role

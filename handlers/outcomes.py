@@ -39,10 +39,10 @@ from handlers.chat.reply import (
     parse_id,
     record_denial,
     reply,
+    shanghai_today,
     typed_text,
 )
 from handlers.chat.tg import on
-from handlers.forms import shanghai_today
 from storage import outcomes, people, posts
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed

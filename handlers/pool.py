@@ -32,6 +32,7 @@ from telegram.ext import (
 from handlers.chat import codec as cb
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
+    cipher,
     conversation,
     deny,
     drop_buttons,
@@ -46,7 +47,6 @@ from handlers.chat.reply import (
 )
 from handlers.chat.tg import on
 from handlers.export import SPOOL_BYTES, workbook_labels
-from handlers.forms import cipher
 from storage import (
     export,
     figures,

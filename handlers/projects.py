@@ -36,10 +36,10 @@ from handlers.chat.reply import (
     plan_notice,
     record_denial,
     reply,
+    shanghai_today,
     typed_text,
 )
 from handlers.chat.tg import on
-from handlers.forms import shanghai_today
 from storage import people, projects, reminders
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed

@@ -138,6 +138,12 @@ class Button:
             literals.append(part)
         return ":".join(literals)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Button) and self.parts == other.parts
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
     def __repr__(self) -> str:
         return "Button(" + ":".join(p if isinstance(p, str) else "<>" for p in self.parts) + ")"
 

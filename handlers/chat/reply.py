@@ -7,7 +7,7 @@ import html
 import logging
 import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -35,6 +35,7 @@ from telegram.warnings import PTBUserWarning
 from handlers.chat.codec import INT_MAX, Number
 from handlers.chat.context import CadreContext
 from storage import audit, outbox
+from storage.crypto import DataCipher
 from templates import normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
@@ -143,7 +144,18 @@ async def reply(
 
     A keyboard rides on the last part, where the person's eyes are.
     """
-    parts = split_message(text(update, context, name, **values))
+    return await send(update, context, text(update, context, name, **values), markup=markup)
+
+
+async def send(
+    update: Update,
+    context: CadreContext,
+    body: str,
+    *,
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None,
+) -> Message | None:
+    """Send rendered text in parts of at most 4096 characters, the keyboard on the last."""
+    parts = split_message(body)
     chat = update.effective_chat
     assert chat is not None
     sent: Message | None = None
@@ -163,8 +175,18 @@ async def edit_or_reply(
     **values: Any,
 ) -> None:
     """Answer a button press by editing its message in place; fall back to a new message."""
+    await edit_or_send(update, context, text(update, context, name, **values), markup=markup)
+
+
+async def edit_or_send(
+    update: Update,
+    context: CadreContext,
+    body: str,
+    *,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """`edit_or_reply` for text already rendered."""
     query = update.callback_query
-    body = text(update, context, name, **values)
     parts = split_message(body)
     if query is not None and query.message is not None and len(parts) == 1:
         try:
@@ -173,7 +195,7 @@ async def edit_or_reply(
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
                 return
-    await reply(update, context, name, markup=markup, **values)
+    await send(update, context, body, markup=markup)
 
 
 async def plan_notice(
@@ -343,3 +365,12 @@ def inline_rows(
 
 def keyboard(buttons: Sequence[tuple[str, str]], per_row: int = 2) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_rows(buttons, per_row))
+
+
+def shanghai_today(context: CadreContext) -> date:
+    """Today in the county's time zone, not the server's: midnight is Beijing time."""
+    return datetime.now(context.settings.tz).date()
+
+
+def cipher(context: CadreContext) -> DataCipher:
+    return context.bot_data["cipher"]  # type: ignore[no-any-return]

@@ -6,12 +6,50 @@ Everything above this module (the engine, the flow declarations) is free of `tel
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
-from telegram.ext import CallbackQueryHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from handlers.chat.codec import AnyOf, Button, Pattern, Prefix
+from handlers.chat.context import CadreContext
+from handlers.chat.flow import Engine, Entry, Flow, Turn
+from handlers.chat.reply import (
+    answer_query,
+    button_text,
+    conversation,
+    drop_buttons,
+    edit_or_send,
+    label,
+    plan_notice,
+    send,
+    text,
+)
+from handlers.chat.screen import Screen
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger("cadrebot.chat")
 
 Callback = Callable[[Any, Any], Coroutine[Any, Any, Any]]
 
@@ -27,3 +65,178 @@ def pattern_of(handler: object) -> Pattern | None:
     match = getattr(handler, "pattern", None)
     owner = getattr(match, "__self__", None)
     return owner if isinstance(owner, Button | AnyOf | Prefix) else None
+
+
+class TelegramChat:
+    """A `Chat` (handlers/chat/flow.py) over one Telegram update."""
+
+    def __init__(self, update: Update, context: CadreContext) -> None:
+        self.update = update
+        self.context = context
+        self._dropped = False
+        self._notes: list[str] = []
+
+    @property
+    def user_id(self) -> int:
+        user = self.update.effective_user
+        assert user is not None
+        return user.id
+
+    @property
+    def language(self) -> str | None:
+        user = self.update.effective_user
+        return user.language_code if user else None
+
+    @property
+    def user_data(self) -> dict[str, Any]:
+        assert self.context.user_data is not None
+        return self.context.user_data
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.context.session()
+
+    def service(self, name: str) -> Any:
+        return self.context.bot_data[name]
+
+    def label(self, key: str) -> str:
+        return label(self.update, self.context, key)
+
+    def text(self, name: str, **values: Any) -> str:
+        return button_text(self.update, self.context, name, **values)
+
+    async def show(self, screen: Screen) -> None:
+        markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None
+        if screen.rows:
+            markup = InlineKeyboardMarkup(
+                [
+                    [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+                    for row in screen.rows
+                ]
+            )
+        elif screen.contact:
+            markup = ReplyKeyboardMarkup(
+                [[KeyboardButton(screen.contact, request_contact=True)]],
+                one_time_keyboard=True,
+                resize_keyboard=True,
+            )
+        elif screen.clear_keyboard:
+            markup = ReplyKeyboardRemove()
+        body = text(self.update, self.context, screen.template, **screen.values)
+        if self._notes:
+            notes = [text(self.update, self.context, note).strip() for note in self._notes]
+            body = "\n\n".join([*notes, body])
+            self._notes.clear()
+        if screen.edit and self.update.callback_query is not None and not screen.contact:
+            inline = markup if isinstance(markup, InlineKeyboardMarkup) else None
+            await edit_or_send(self.update, self.context, body, markup=inline)
+            return
+        await send(self.update, self.context, body, markup=markup)
+
+    def note(self, template: str) -> None:
+        self._notes.append(template)
+
+    async def drop_buttons(self) -> None:
+        if not self._dropped:
+            self._dropped = True
+            await drop_buttons(self.update)
+
+    async def delete_input(self) -> bool:
+        message = self.update.effective_message
+        if message is None or self.update.callback_query is not None:
+            return False
+        try:
+            return await message.delete()
+        except TelegramError as exc:  # older than 48 hours, or already gone
+            log.info("could not delete a message holding an ID number: %s", exc)
+            return False
+
+    async def notify(
+        self,
+        session: AsyncSession,
+        recipients: list[tuple[int, str | None]],
+        template: str,
+        *,
+        key: str,
+        subject: int | None = None,
+        **values: Any,
+    ) -> int:
+        return await plan_notice(
+            session, self.context, recipients, template, key=key, subject=subject, **values
+        )
+
+
+def turn_of(update: Update) -> Turn:
+    """What the person sent, as the engine reads it."""
+    query = update.callback_query
+    if query is not None:
+        return Turn("button", data=query.data or "")
+    message = update.effective_message
+    if message is None:
+        return Turn("other")
+    if message.text is not None:
+        return Turn("text", text=message.text)
+    if message.contact is not None:
+        user = update.effective_user
+        own = user is not None and message.contact.user_id == user.id
+        return Turn("contact", phone=message.contact.phone_number, own_contact=own)
+    if message.document is not None:
+        return Turn("file", file=message.document)
+    return Turn("other")
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
+    """The flow's ConversationHandler: its command (and entry buttons) start it; in every
+    state, its buttons and any message go to the engine, which knows where the person is."""
+    engine = Engine(flow)
+    ENGINES[flow.name] = engine
+    anything = ~filters.COMMAND & filters.ChatType.PRIVATE
+
+    async def begin(update: Update, context: CadreContext) -> int:
+        args = " ".join(context.args or [])
+        return await engine.begin(TelegramChat(update, context), args)
+
+    def entered(entry: Entry) -> Callback:
+        async def enter(update: Update, context: CadreContext) -> int:
+            await answer_query(update)
+            return await engine.enter(
+                TelegramChat(update, context), entry, entry.button.values(update)
+            )
+
+        return enter
+
+    def in_state(state: int) -> Callback:
+        async def handle(update: Update, context: CadreContext) -> int:
+            await answer_query(update)
+            return await engine.handle(TelegramChat(update, context), turn_of(update), state)
+
+        handle.__name__ = f"{flow.name}_answer"
+        return handle
+
+    async def cancel(update: Update, context: CadreContext) -> int:
+        return await engine.cancel(TelegramChat(update, context))
+
+    async def busy(update: Update, context: CadreContext) -> int:
+        return await engine.busy(TelegramChat(update, context))
+
+    begin.__name__ = f"{flow.name}_begin"
+    states: dict[object, list[BaseHandler[Update, CadreContext, Any]]] = {
+        state: [
+            # Its own shapes first (the codec decodes them), then anything else under its
+            # prefix: a forged or outdated button of this flow, answered "expired".
+            on(AnyOf(*flow.buttons(), Prefix(flow.prefix)), in_state(state)),
+            MessageHandler(anything, in_state(state)),
+        ]
+        for state in flow.states()
+    }
+    entries: list[BaseHandler[Update, CadreContext, Any]] = [
+        CommandHandler(flow.command.name, begin, filters=filters.ChatType.PRIVATE)
+    ]
+    entries += [on(entry.button, entered(entry)) for entry in flow.entries]
+    return conversation(flow.name, entries, states, cancel=cancel, busy=busy)

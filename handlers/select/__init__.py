@@ -1,0 +1,1 @@
+"""Select (选): self-nomination, recommendation, the township review, joint vetting."""

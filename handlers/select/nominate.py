@@ -1,0 +1,156 @@
+"""/nominate: a person nominates themselves (自荐), after two consents, one question at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.chat.commands import command
+from handlers.chat.flow import Finish, Flow, Outcome, ReviewScreen, Run
+from handlers.chat.kinds import Choice, Confirm
+from handlers.chat.screen import Screen
+from handlers.select.identity import (
+    IdNumber,
+    Phone,
+    free_text,
+    gender_fits_id,
+    key_groups,
+    name,
+    old_positions,
+    township,
+    village,
+)
+from storage import nominations, people, reminders
+from storage.nominations import Duplicate, NominationForm
+from storage.rules.options import EDUCATIONS, ETHNICITIES, GENDERS, POLITICAL_STATUSES
+from storage.rules.vetting import Channel
+
+COMMAND = command("nominate")
+# The steps of the form before the flow engine, in order: a draft open at deploy keeps its place.
+_OLD_STEPS = (
+    "full_name",
+    "gender",
+    "id_number",
+    "phone",
+    "ethnicity",
+    "political_status",
+    "education",
+    "township_id",
+    "village_id",
+    "key_group",
+    "specialties",
+    "work_history",
+    "motivation",
+)
+
+
+def form_of(answers: dict[str, Any]) -> NominationForm:
+    birth = answers.get("birth_date")
+    return NominationForm(
+        full_name=answers["full_name"],
+        township_id=int(answers["township_id"]),
+        village_id=int(answers["village_id"]) if answers.get("village_id") else None,
+        key_group=answers["key_group"],
+        gender=answers.get("gender"),
+        birth_date=date.fromisoformat(birth) if birth else None,
+        ethnicity=answers.get("ethnicity"),
+        political_status=answers.get("political_status"),
+        education=answers.get("education"),
+        id_number=answers.get("id_number"),
+        phone=answers.get("phone"),
+        specialties=answers.get("specialties"),
+        work_history=answers.get("work_history"),
+        motivation=answers.get("motivation"),
+        reason=answers.get("reason"),
+    )
+
+
+async def tell_township(
+    session: AsyncSession, run: Run, nomination_id: int, township_id: int, channel: str
+) -> None:
+    """Queue "a new nomination is waiting" for the township's officials, in this transaction."""
+    recipients = await reminders.township_official_recipients(session, township_id)
+    await run.chat.notify(
+        session,
+        recipients,
+        "review/notice_new_nomination",
+        key=f"nomination-new:{nomination_id}",
+        subject=nomination_id,
+        channel=channel,
+    )
+
+
+async def one_per_person(run: Run, args: str) -> dict[str, Any] | None:
+    """One nomination per person: a second /nominate shows where the first one stands."""
+    async with run.session() as session:
+        account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
+        existing = await nominations.own_nominations(session, account.person_id)
+    if existing:
+        await run.chat.show(Screen("form/already_nominated", {"status": existing[0].status}))
+        return None
+    return {}
+
+
+def _consent_values(run: Run) -> dict[str, Any]:
+    settings = run.settings
+    # The periods the daily purge applies (storage/retention.py), from the settings.
+    return {
+        "flow": "nomination",
+        "file_years": settings.retain_file_years,
+        "rejected_days": settings.retain_rejected_days,
+        "draft_days": settings.retain_draft_days,
+    }
+
+
+async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
+    """Store the self-nomination; the person becomes a candidate."""
+    try:
+        async with run.session() as session:
+            account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
+            nomination = await nominations.create_nomination(
+                session,
+                run.chat.service("cipher"),
+                form_of(answers),
+                channel=Channel.SELF,
+                submitted_by=account.person_id,
+                person_id=account.person_id,
+                now=datetime.now(UTC),
+                consent=bool(answers.get("consent") and answers.get("consent_id")),
+            )
+            await tell_township(session, run, nomination.id, nomination.township_id, "self")
+    except Duplicate:
+        return Finish((Screen("form/duplicate", {"what": "either"}),))
+    return Finish((Screen("form/submitted", {"flow": "nomination"}),))
+
+
+NOMINATE = Flow(
+    name="nomination",
+    command=COMMAND,
+    prefix="nom",
+    start=one_per_person,
+    questions=(
+        Confirm("consent", "ok", "form/consent", declined="form/declined", values=_consent_values),
+        # The ID number is sensitive personal data: its own, separate consent (PIPL art. 29).
+        Confirm("consent_id", "id", "form/consent_id", declined="form/declined"),
+        name(),
+        Choice("gender", GENDERS, check=gender_fits_id),
+        IdNumber(),
+        Phone(own=True),
+        Choice("ethnicity", ETHNICITIES),
+        Choice("political_status", POLITICAL_STATUSES),
+        Choice("education", EDUCATIONS),
+        township(),
+        village(),
+        Choice("key_group", key_groups),
+        free_text("specialties", 200),
+        free_text("work_history", 500),
+        free_text("motivation", 500),
+    ),
+    review=ReviewScreen("form/review"),
+    submit=submit,
+    version=2,
+    upgrade=old_positions(_OLD_STEPS, {101: "consent", 102: "consent_id"}, consent=True),
+    legacy_states=(101, 102),
+)
