@@ -23,7 +23,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import forget, planners, scheduler, summaries  # noqa: F401 - both register tick planners
+from bot import jobs
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
@@ -46,6 +46,7 @@ from handlers import (
     vetting,
     withdraw,
 )
+from handlers.chat import forget
 from handlers.chat.context import (
     CadreContext,
     UpdateTransaction,
@@ -393,8 +394,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         if sealed.sealed:
             logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
-    scheduler.install(app, settings)
-    await forget.install(app)
+    await jobs.install(app, settings)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
     lock = app.bot_data.get("active_lock")

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
-from bot.summaries import PERIOD_NAMES, render_chart, render_summary, summary_of
+from handlers.chat.charts import render_chart
+from handlers.summary import PERIOD_NAMES, render_summary, summary_of
 from storage import summary
 from storage.db import Database
 from templates import build_environment

@@ -32,6 +32,7 @@ from telegram.error import (
     TimedOut,
 )
 
+from handlers.chat.charts import draw_photo
 from storage import outbox
 from storage.db import Database
 from storage.outbox import Claimed
@@ -509,9 +510,6 @@ class Dispatcher:
 
     async def _draw(self, photo: dict[str, Any]) -> tuple[bytes, str] | None:
         """The picture and caption of an outbox photo, or None when it cannot be drawn."""
-        # Imported here: bot.summaries imports the scheduler, which imports this module.
-        from bot.summaries import draw_photo
-
         try:
             # A chart costs a fraction of a second of CPU: off the event loop.
             return await asyncio.to_thread(draw_photo, photo)

@@ -4,18 +4,18 @@ Erasure deletes the person's user_data and conversation_state rows, but a runnin
 both in memory and would write the draft back on the person's next message. Erasure (in this
 process through /withdraw, or in another through `cadrebot erase`) adds an `erasure_event`
 row; the job installed here reads new rows every second and drops what this process holds
-for those Telegram users.
+for those Telegram users (handlers/chat/forget.py, which /withdraw also calls at once).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
-from telegram.ext import Application, ConversationHandler
+from telegram.ext import Application
 
+from handlers.chat.forget import forget_users
 from storage.db import Database
 from storage.models import ErasureEvent
 
@@ -23,55 +23,6 @@ log = logging.getLogger("cadrebot.forget")
 
 POLL_SECONDS = 1.0
 _LAST = "forget_last_event"
-GENERATION = "forget_generation"
-FORGOTTEN = "forgotten_in_generation"
-
-
-def generation(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
-    return int(app.bot_data.get(GENERATION, 0))
-
-
-def forgotten_since(
-    app: Application[Any, Any, Any, Any, Any, Any], user_id: int, since: int
-) -> bool:
-    """Whether the user was forgotten after generation `since` (see forget_users)."""
-    return int(app.bot_data.get(FORGOTTEN, {}).get(user_id, 0)) > since
-
-
-def conversation_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> list[Any]:
-    found: list[Any] = []
-    for handlers in app.handlers.values():
-        found += [h for h in handlers if isinstance(h, ConversationHandler)]
-    return found
-
-
-def forget_users(app: Application[Any, Any, Any, Any, Any, Any], user_ids: Iterable[int]) -> int:
-    """Drop the users' user_data and every conversation keyed by them; how many went.
-
-    Each call is numbered (`FORGOTTEN`): an update of one of these users that was being
-    handled meanwhile forgets them again before its state is flushed (CadreApp), or the
-    conversation PTB sets when its callback returns would be written back.
-    """
-    dropped = 0
-    users = set(user_ids)
-    generation = int(app.bot_data.get(GENERATION, 0)) + 1
-    app.bot_data[GENERATION] = generation
-    forgotten: dict[int, int] = app.bot_data.setdefault(FORGOTTEN, {})
-    for user_id in users:
-        forgotten[user_id] = generation
-    for user_id in users:
-        if user_id in app.user_data:
-            dropped += 1
-        # Also marks the row for deletion by the persistence (already gone: harmless).
-        app.drop_user_data(user_id)
-    for handler in conversation_handlers(app):
-        # PTB offers no public way to end another user's conversation; popping the key from
-        # its (tracking) dict also makes the persistence delete the stored state.
-        conversations = handler._conversations
-        for key in [k for k in conversations if users.intersection(k)]:
-            conversations.pop(key, None)
-            dropped += 1
-    return dropped
 
 
 async def latest_event(database: Database) -> int:

@@ -1,4 +1,5 @@
-"""The planners every tick runs: each turns what the database says is due into outbox rows."""
+"""Planners of reminders and retention: each turns what the database says is due into outbox
+rows (or deletions). bot/jobs.py lists them, with the others, in the order every tick runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.scheduler import planner
 from bot.settings import Settings
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import plan_notice
@@ -16,7 +16,6 @@ from storage import mentoring, outbox, people, reminders, retention, trainings
 log = logging.getLogger("cadrebot.planners")
 
 
-@planner("vetting-pending")
 async def plan_vetting_pending(session: AsyncSession, context: CadreContext, now: datetime) -> int:
     """Remind a department's reviewers of reviews waiting longer than VETTING_REMIND_DAYS.
 
@@ -38,7 +37,6 @@ async def plan_vetting_pending(session: AsyncSession, context: CadreContext, now
     return planned
 
 
-@planner("talk-cadence")
 async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: datetime) -> int:
     """Talks due soon remind the mentor; overdue ones also go to the township's officials.
 
@@ -123,7 +121,6 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
     return planned
 
 
-@planner("training-tomorrow")
 async def plan_training_reminders(
     session: AsyncSession, context: CadreContext, now: datetime
 ) -> int:
@@ -167,7 +164,6 @@ def local_day(now: datetime, settings: Settings) -> int:
     return int(now.astimezone(settings.tz).strftime("%Y%m%d"))
 
 
-@planner("retention")
 async def plan_retention(session: AsyncSession, context: CadreContext, now: datetime) -> int:
     """Once a day, delete what the consent text says is past its time (storage/retention.py).
 

@@ -3,7 +3,8 @@
 Two repeating jobs run in PTB's JobQueue (APScheduler):
 - ``outbox-drain`` every DRAIN_SECONDS: the dispatcher sends what is due;
 - ``tick`` every TICK_SECONDS: planners ask the database what has become due (reminders,
-  summaries) and write outbox rows under idempotency keys.
+  summaries) and write outbox rows under idempotency keys. Which planners, in which order,
+  is one list in bot/jobs.py, handed to `install`.
 Nothing per-reminder lives in the scheduler, so a restart loses nothing; `coalesce` and
 `max_instances=1` turn a downtime's missed runs into one catch-up run, not a burst.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from telegram.ext import Application
 from bot.delivery import Dispatcher, Limits
 from bot.settings import Settings
 from handlers.chat.context import CadreContext
+from handlers.chat.reply import plan_notice
 from storage import inbox
 from storage.db import Database
 from storage.models import QuarantinedState
@@ -33,21 +35,12 @@ JOB_KWARGS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_gra
 
 # A planner looks at the database at `now` and queues what has become due; returns the count.
 Planner = Callable[[AsyncSession, CadreContext, datetime], Awaitable[int]]
-PLANNERS: list[tuple[str, Planner]] = []
+# Where `install` keeps the app's planners (name, planner), in the order every tick runs them.
+PLANNERS_KEY = "planners"
 
 # Telegram redelivers an unconfirmed update for at most 24 hours; a handled update_id is kept
 # twice that long so a late redelivery is still recognised, then forgotten.
 INBOX_KEEP = timedelta(hours=48)
-
-
-def planner(name: str) -> Callable[[Planner], Planner]:
-    """Register a planner run by every tick (in registration order)."""
-
-    def register(function: Planner) -> Planner:
-        PLANNERS.append((name, function))
-        return function
-
-    return register
 
 
 async def drain_outbox(context: CadreContext) -> None:
@@ -59,7 +52,8 @@ async def drain_outbox(context: CadreContext) -> None:
 async def tick(context: CadreContext) -> None:
     """Run every planner in its own transaction; one failing planner does not stop the rest."""
     now = datetime.now(UTC)
-    for name, function in PLANNERS:
+    planners: Sequence[tuple[str, Planner]] = context.bot_data.get(PLANNERS_KEY, ())
+    for name, function in planners:
         try:
             async with context.session() as session:
                 planned = await function(session, context, now)
@@ -69,8 +63,13 @@ async def tick(context: CadreContext) -> None:
             log.exception("tick: planner %s failed", name)
 
 
-def install(app: Application[Any, Any, Any, Any, Any, Any], settings: Settings) -> None:
-    """Create the dispatcher and schedule the jobs (called from post_init)."""
+def install(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    settings: Settings,
+    planners: Sequence[tuple[str, Planner]],
+) -> None:
+    """Create the dispatcher and schedule the jobs; each tick runs `planners` in order."""
+    app.bot_data[PLANNERS_KEY] = tuple(planners)
     database: Database = app.bot_data["database"]
     app.bot_data["dispatcher"] = Dispatcher(
         database, app.bot, limits=Limits(per_second=settings.send_rate)
@@ -93,7 +92,6 @@ def install(app: Application[Any, Any, Any, Any, Any, Any], settings: Settings) 
     )
 
 
-@planner("inbox-prune")
 async def prune_inbox(session: AsyncSession, context: CadreContext, now: datetime) -> int:
     """Forget handled updates (their payload went when they were handled)."""
     pruned = await inbox.prune(session, before=now - INBOX_KEEP)
@@ -102,11 +100,8 @@ async def prune_inbox(session: AsyncSession, context: CadreContext, now: datetim
     return 0
 
 
-@planner("restore-notices")
 async def plan_restore_notices(session: AsyncSession, context: CadreContext, now: datetime) -> int:
     """Tell each person whose stored form could not be read back, once, that it is gone."""
-    from handlers.chat.reply import plan_notice  # handlers import this module's planner()
-
     rows = (
         await session.execute(
             select(QuarantinedState.id, QuarantinedState.user_id).where(

@@ -10,33 +10,34 @@ the whole choice so far (`sch:w:3:510`), so there is no conversation state to lo
 from __future__ import annotations
 
 import asyncio
-from datetime import time
-from typing import Any
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
+from jinja2 import Environment
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from bot.summaries import (
-    PERIOD_NAMES,
-    render_caption,
-    render_chart,
-    render_summary,
-    summary_of,
-)
 from handlers.chat import codec as cb
+from handlers.chat.charts import render_caption, render_chart
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import deny, edit_or_reply, inline_rows, label, locale_of, now
 from handlers.chat.tg import on
 from storage import people, summary
 from storage.models import Role
 from storage.people import Actor
-from storage.summary import Schedule
-from templates import split_message
+from storage.summary import Schedule, Summary
+from templates import render, split_message
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 PRIVATE = filters.ChatType.PRIVATE
 OFFICIALS = (Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
 CADENCE_CODES = {"w": summary.WEEKLY, "m": summary.MONTHLY}
 CODES = {cadence: code for code, cadence in CADENCE_CODES.items()}
+PERIOD_NAMES = {summary.WEEKLY: "week", summary.MONTHLY: "month"}
 
 
 def _is_official(actor: Actor | None) -> bool:
@@ -50,6 +51,57 @@ def _scopes(actor: Actor) -> tuple[int | None, ...]:
 
 
 # -- /summary ---------------------------------------------------------------------------------
+# The figures and the text are also the scheduled summary's (bot/summaries.py) and
+# `cadrebot summary`'s.
+
+
+async def summary_of(
+    session: AsyncSession,
+    settings: Settings,
+    township_id: int | None,
+    *,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+) -> Summary:
+    """build_summary with the deployment's time zone and talk cadence."""
+    return await summary.build_summary(
+        session,
+        township_id=township_id,
+        since=since,
+        until=until,
+        now=now,
+        tz=settings.tz,
+        talk_every_days=settings.talk_every_days,
+        talk_soon_days=settings.talk_soon_days,
+    )
+
+
+def render_summary(
+    env: Environment,
+    locale: str,
+    figures: Summary,
+    *,
+    tz: ZoneInfo,
+    period: str,
+    soon_days: int,
+    change: dict[str, int] | None = None,
+    scheduled: bool = False,
+) -> str:
+    """The summary message (Telegram HTML, not yet split)."""
+    return render(
+        env,
+        locale,
+        "summary/summary",
+        s=figures,
+        change=change or {},
+        period=period,
+        first_day=figures.since.astimezone(tz).date(),
+        last_day=(figures.until - timedelta(microseconds=1)).astimezone(tz).date(),
+        as_of=figures.now.astimezone(tz),
+        soon_days=soon_days,
+        scheduled=scheduled,
+    )
 
 
 async def show_summary(update: Update, context: CadreContext) -> None:

@@ -19,7 +19,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import forget
+from handlers.chat import forget
 from handlers.chat.codec import CODE, Button, choice
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot import planners, scheduler
+from bot import jobs, planners, scheduler, summaries
 from handlers.chat.context import CadreContext
 from storage import geo, nominations, people
 from storage.models import Nomination, OutboxMessage, Pairing, Role, RoleGrant, VettingReview
@@ -145,10 +145,37 @@ async def test_a_failing_planner_does_not_stop_the_tick(
         calls.append("fine")
         return 0
 
-    monkeypatch.setattr(scheduler, "PLANNERS", [("broken", broken), ("fine", fine)])
     assert county.app is not None
+    monkeypatch.setitem(
+        county.app.bot_data, scheduler.PLANNERS_KEY, [("broken", broken), ("fine", fine)]
+    )
     await scheduler.tick(CadreContext(county.app))
     assert calls == ["broken", "fine"]
+
+
+async def test_the_tick_runs_every_planner_of_the_one_list_in_order(county: BotHarness) -> None:
+    """The app's tick runs bot/jobs.py's list as written, whatever was imported first."""
+    assert county.app is not None
+    installed = county.app.bot_data[scheduler.PLANNERS_KEY]
+    assert installed == jobs.PLANNERS
+    assert [name for name, _ in installed] == [
+        "inbox-prune",
+        "restore-notices",
+        "vetting-pending",
+        "talk-cadence",
+        "training-tomorrow",
+        "retention",
+        "summaries",
+    ]
+    assert [function for _, function in installed] == [
+        scheduler.prune_inbox,
+        scheduler.plan_restore_notices,
+        planners.plan_vetting_pending,
+        planners.plan_talk_cadence,
+        planners.plan_training_reminders,
+        planners.plan_retention,
+        summaries.plan_summaries,
+    ]
 
 
 async def test_jobs_coalesce_into_one_catch_up_after_downtime(county: BotHarness) -> None:

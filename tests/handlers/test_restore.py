@@ -9,7 +9,8 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, select, update
 
-from bot import forget, scheduler
+from bot import scheduler
+from handlers.chat import forget
 from handlers.chat.context import CadreContext
 from storage import erasure, geo
 from storage.crypto import DataCipher, DataKeyError
@@ -129,7 +130,8 @@ async def test_forget_user_drops_memory_and_rows_and_nothing_is_written_back(
     await _open_form(bot)
     await bot.send(USER + 1, "/nominate")  # someone else, kept
     assert bot.app is not None
-    # What an erasure does: its rows (storage) and this process's memory (bot/forget.py).
+    # What an erasure does: its rows (storage) and this process's memory
+    # (handlers/chat/forget.py).
     async with bot.database.sessionmaker.begin() as session:
         await erasure.forget_sessions(session, [USER])
     forget.forget_users(bot.app, [USER])

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import forget
+from handlers.chat.forget import forget_users
 from storage import erasure, outbox
 from storage.models import (
     AuditLog,
@@ -215,7 +216,7 @@ async def test_an_erasure_polled_while_their_update_is_in_hand_is_not_undone(
 
     def answer_then_erase(method: str, params: dict[str, Any]) -> Any:
         if method == "sendMessage":  # the reply to the name: the callback is still running
-            forget.forget_users(app, [USER])
+            forget_users(app, [USER])
         return answer(method, params)
 
     monkeypatch.setattr(bot.fake, "_answer", answer_then_erase)

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from bot.summaries import chart_font, render_chart
+from handlers.chat.charts import chart_font, render_chart
 from storage.summary import OverdueMentor, Summary, TownshipLine, TrainingFigures
 from templates import build_environment
 
@@ -130,7 +130,7 @@ def test_a_missing_glyph_would_be_caught() -> None:
 
 
 def test_a_chart_planned_into_the_outbox_draws_the_same_picture_later() -> None:
-    from bot.summaries import ChartData, chart_photo, draw_photo
+    from handlers.chat.charts import ChartData, chart_photo, draw_photo
 
     figures = make_summary()
     photo = chart_photo(figures, "zh_CN", "📈 印江自治县")
