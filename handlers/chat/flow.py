@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.chat.codec import CODE, Button
 from handlers.chat.commands import Command
 from handlers.chat.screen import Btn, Rows, Screen, rows_of
+from storage import people
+from storage.people import Actor
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -69,6 +71,10 @@ class Chat(Protocol):
     def user_data(self) -> dict[str, Any]: ...
 
     @property
+    def locale(self) -> str:
+        """The language screens are rendered in (their /lang choice, else their client's)."""
+
+    @property
     def settings(self) -> Settings: ...
 
     def session(self) -> AbstractAsyncContextManager[AsyncSession]: ...
@@ -86,6 +92,9 @@ class Chat(Protocol):
 
     def note(self, template: str) -> None:
         """Say `template` at the top of the next message shown (not a message of its own)."""
+
+    async def deny(self) -> None:
+        """Refuse: audit who tried what (ids only), then say "not allowed"."""
 
     async def drop_buttons(self) -> None:
         """Take the buttons off the message whose button was just pressed."""
@@ -297,6 +306,29 @@ class Run:
     def __init__(self, flow: Flow, chat: Chat) -> None:
         self.flow = flow
         self.chat = chat
+        self._actor: Actor | None = None
+        self._actor_loaded = False
+
+    async def actor(self) -> Actor | None:
+        """The person acting with their roles, read once per update (never cached longer:
+        a role revoked a minute ago counts now)."""
+        if not self._actor_loaded:
+            async with self.session() as session:
+                self._actor = await people.load_actor(session, self.chat.user_id)
+            self._actor_loaded = True
+        return self._actor
+
+    async def allowed(self) -> bool:
+        """Whether the flow's command's roles include one of the person's (deny by default);
+        refused: audited and said."""
+        needs = self.flow.command.needs
+        if not needs:
+            return True
+        actor = await self.actor()
+        if actor is not None and actor.has(*needs):
+            return True
+        await self.chat.deny()
+        return False
 
     @property
     def draft(self) -> dict[str, Any]:
@@ -499,6 +531,8 @@ class Engine:
         """The flow's command: a fresh draft (an open one is resumed by the conversation)."""
         chat.user_data.pop(self.flow.name, None)
         run = Run(self.flow, chat)
+        if not await run.allowed():
+            return END
         if self.flow.start is not None:
             initial = await self.flow.start(run, args)
             if initial is None:
@@ -510,6 +544,8 @@ class Engine:
     async def enter(self, chat: Chat, entry: Entry, values: tuple[Any, ...]) -> int:
         chat.user_data.pop(self.flow.name, None)
         run = Run(self.flow, chat)
+        if not await run.allowed():
+            return END
         initial = await entry.start(run, values)
         if initial is None:
             run.forget()
@@ -521,6 +557,10 @@ class Engine:
 
     async def handle(self, chat: Chat, turn: Turn, state: int | None = None) -> int:
         run = self._run(chat, state)
+        if not await run.allowed():
+            # Roles are read again on every update: one revoked mid-flow ends the flow.
+            run.forget()
+            return END
         if self.flow.name not in chat.user_data or not run.draft.get("answers"):
             # The position survived without its draft (set aside as unreadable, or erased):
             # start over at the first question rather than answer about nothing.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from handlers.chat.codec import Button
 
@@ -31,12 +31,22 @@ def rows_of(buttons: Sequence[Btn], per_row: int = 2) -> Rows:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a screen (its text is the caption): a workbook, a chart, a CSV."""
+
+    kind: Literal["document", "photo"]
+    data: bytes
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Screen:
     """A message: `template` rendered in the person's locale with `values`, then buttons.
 
     `edit`: replace the message whose button was pressed (a page turn), when it can be.
     `contact`: the label of a one-time "share my phone number" keyboard button.
     `clear_keyboard`: take away such a keyboard shown before.
+    `attachment`: a file sent with the text as its caption (≤ 1024 characters).
     """
 
     template: str
@@ -45,6 +55,7 @@ class Screen:
     edit: bool = False
     contact: str | None = None
     clear_keyboard: bool = False
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,14 +37,17 @@ from handlers.chat.reply import (
     answer_query,
     button_text,
     conversation,
+    deny,
     drop_buttons,
     edit_or_send,
     label,
+    locale_of,
     plan_notice,
     send,
     text,
 )
-from handlers.chat.screen import Screen
+from handlers.chat.screen import Attachment, Screen
+from handlers.chat.screens import Menu, show
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -93,6 +96,10 @@ class TelegramChat:
         return self.context.user_data
 
     @property
+    def locale(self) -> str:
+        return locale_of(self.update, self.context)
+
+    @property
     def settings(self) -> Settings:
         return self.context.settings
 
@@ -126,6 +133,9 @@ class TelegramChat:
         elif screen.clear_keyboard:
             markup = ReplyKeyboardRemove()
         body = text(self.update, self.context, screen.template, **screen.values)
+        if screen.attachment is not None:
+            await self._send_file(screen.attachment, body, markup)
+            return
         if self._notes:
             notes = [text(self.update, self.context, note).strip() for note in self._notes]
             body = "\n\n".join([*notes, body])
@@ -138,6 +148,32 @@ class TelegramChat:
 
     def note(self, template: str) -> None:
         self._notes.append(template)
+
+    async def _send_file(
+        self,
+        attachment: Attachment,
+        caption: str,
+        markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None,
+    ) -> None:
+        chat = self.update.effective_chat
+        assert chat is not None
+        # The update's transaction would otherwise hold SQLite's write lock over the upload.
+        await self.context.checkpoint()
+        if attachment.kind == "photo":
+            await self.context.bot.send_photo(
+                chat.id, attachment.data, caption=caption, reply_markup=markup
+            )
+        else:
+            await self.context.bot.send_document(
+                chat.id,
+                attachment.data,
+                filename=attachment.name or None,
+                caption=caption,
+                reply_markup=markup,
+            )
+
+    async def deny(self) -> None:
+        await deny(self.update, self.context)
 
     async def drop_buttons(self) -> None:
         if not self._dropped:
@@ -240,3 +276,32 @@ def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
     ]
     entries += [on(entry.button, entered(entry)) for entry in flow.entries]
     return conversation(flow.name, entries, states, cancel=cancel, busy=busy)
+
+
+def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """A screen's command and button handlers."""
+    found: list[BaseHandler[Update, CadreContext, Any]] = []
+    if menu.command is not None:
+
+        async def by_command(update: Update, context: CadreContext) -> None:
+            args = " ".join(context.args or [])
+            await show(menu, TelegramChat(update, context), args=args)
+
+        by_command.__name__ = menu.name
+        found.append(
+            CommandHandler(menu.command.name, by_command, filters=filters.ChatType.PRIVATE)
+        )
+    pattern = menu.button
+    if pattern is not None:
+
+        async def by_button(update: Update, context: CadreContext) -> None:
+            await answer_query(update)
+            if isinstance(pattern, AnyOf):
+                button, values = pattern.which(update)
+            else:
+                button, values = pattern, pattern.values(update)
+            await show(menu, TelegramChat(update, context), values=values, button=button)
+
+        by_button.__name__ = menu.name
+        found.append(on(pattern, by_button))
+    return found

@@ -1,0 +1,152 @@
+"""Menus and lists outside a flow (/pool, /trainings, a page of a queue): one screen per
+command or button, declared with `@screen`.
+
+The decorator does, once for every screen: read the acting person and their roles on every
+update (deny by default: a refusal is audited and said), map "not allowed" and "expired" to
+their replies, and show what the screen returns. A screen returns `Screen`s; it imports nothing
+from `telegram` (handlers/chat/tg.py turns a `Menu` into handlers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.chat.codec import AnyOf, Button
+from handlers.chat.commands import Command
+from handlers.chat.flow import Chat
+from handlers.chat.screen import Screen
+from storage import people
+from storage.models import Role
+from storage.nominations import NotAllowed
+from storage.people import Actor
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+
+class Refused(Exception):
+    """Not allowed: audited, and the person is told so."""
+
+
+class Expired(Exception):
+    """The thing a button points at is gone or changed: "this button has expired"."""
+
+
+class Act:
+    """One command or button press outside a flow: who, with what arguments or fields."""
+
+    def __init__(
+        self,
+        chat: Chat,
+        actor: Actor | None,
+        *,
+        args: str = "",
+        values: tuple[Any, ...] = (),
+        button: Button | None = None,
+    ) -> None:
+        self.chat = chat
+        self._actor = actor
+        self.args = args
+        self.values = values
+        self.button = button  # the shape that matched, for a screen that takes several
+
+    @property
+    def actor(self) -> Actor:
+        """The acting person (a screen that needs a role always has one)."""
+        if self._actor is None:
+            raise Refused
+        return self._actor
+
+    @property
+    def maybe_actor(self) -> Actor | None:
+        return self._actor
+
+    @property
+    def pressed(self) -> bool:
+        return self.button is not None
+
+    @property
+    def settings(self) -> Settings:
+        return self.chat.settings
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.chat.session()
+
+    def label(self, key: str) -> str:
+        return self.chat.label(key)
+
+    def today(self) -> date:
+        return datetime.now(self.settings.tz).date()
+
+
+Shown = Screen | Sequence[Screen] | None
+ScreenFn = Callable[[Act], Awaitable[Shown]]
+
+
+@dataclass(frozen=True, slots=True)
+class Menu:
+    """A screen with what opens it: a command, buttons, or both."""
+
+    fn: ScreenFn
+    command: Command | None
+    button: Button | AnyOf | None
+    needs: frozenset[Role]
+    # Load the actor even when no role is needed (a screen that shows one's own file).
+    actor: bool
+
+    @property
+    def name(self) -> str:
+        return getattr(self.fn, "__name__", "screen")
+
+
+def screen(
+    *,
+    command: Command | None = None,
+    button: Button | AnyOf | None = None,
+    needs: frozenset[Role] | None = None,
+    actor: bool = False,
+) -> Callable[[ScreenFn], Menu]:
+    """Declare a screen: opened by `command` and/or `button`, allowed to `needs` (default:
+    the command's roles; empty: anyone)."""
+
+    def declare(fn: ScreenFn) -> Menu:
+        roles = needs if needs is not None else (command.needs if command else frozenset())
+        return Menu(fn, command, button, roles, actor or bool(roles))
+
+    return declare
+
+
+async def show(
+    menu: Menu,
+    chat: Chat,
+    *,
+    args: str = "",
+    values: tuple[Any, ...] = (),
+    button: Button | None = None,
+) -> None:
+    """Run one screen for one update: the actor, the role check, the errors, the reply."""
+    actor: Actor | None = None
+    if menu.actor:
+        async with chat.session() as session:
+            actor = await people.load_actor(session, chat.user_id)
+    if menu.needs and (actor is None or not actor.has(*menu.needs)):
+        await chat.deny()
+        return
+    act = Act(chat, actor, args=args, values=values, button=button)
+    try:
+        shown = await menu.fn(act)
+    except (Refused, NotAllowed):
+        await chat.deny()
+        return
+    except Expired:
+        await chat.show(Screen("common/stale_button"))
+        return
+    screens = (shown,) if isinstance(shown, Screen) else tuple(shown or ())
+    for item in screens:
+        await chat.show(item)
