@@ -39,11 +39,9 @@ from handlers import (
     outcomes,
     pool,
     projects,
-    review,
     start,
     summary,
     trainings,
-    vetting,
     withdraw,
 )
 from handlers.chat import forget
@@ -55,7 +53,8 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
-from handlers.chat.tg import conversation_of
+from handlers.chat.tg import conversation_of, handlers_of
+from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -314,8 +313,15 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *mydata.build_handlers(),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
-                *review.build_handlers(),
-                *vetting.build_handlers(),
+                # The decisions asked from the queues' buttons, then the queues themselves.
+                conversation_of(review.DECLINE),
+                *handlers_of(review.review_queue),
+                *handlers_of(review.open_nomination),
+                *handlers_of(review.send_to_vetting),
+                *handlers_of(review.mark_contacted),
+                conversation_of(vetting.DECIDE),
+                *handlers_of(vetting.vetting_queue),
+                *handlers_of(vetting.open_review),
                 *pool.build_handlers(),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),

@@ -271,9 +271,9 @@ def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
         ]
         for state in flow.states()
     }
-    entries: list[BaseHandler[Update, CadreContext, Any]] = [
-        CommandHandler(flow.command.name, begin, filters=filters.ChatType.PRIVATE)
-    ]
+    entries: list[BaseHandler[Update, CadreContext, Any]] = []
+    if flow.by_command:
+        entries.append(CommandHandler(flow.command.name, begin, filters=filters.ChatType.PRIVATE))
     entries += [on(entry.button, entered(entry)) for entry in flow.entries]
     return conversation(flow.name, entries, states, cancel=cancel, busy=busy)
 
