@@ -13,6 +13,9 @@ from handlers.chat.kinds import invalid
 from handlers.chat.screen import Btn, Screen
 from storage.rules.identity import RuleError, clean_text
 
+# Nothing left to decide about: say the button (or the question) expired, and end.
+GONE = Finish((Screen("common/stale_button"),))
+
 
 @dataclass(slots=True)
 class Note(Question):
@@ -58,15 +61,21 @@ class Note(Question):
         shown = {"full_name": run.answers.get("name", ""), "min": self.low, "max": self.high}
         return Screen(self.template, {**shown, **extra}, rows)
 
+    def _gone(self, run: Run) -> bool:
+        """The position outlived its draft (erased, or set aside unreadable)."""
+        return self.item not in run.answers
+
     async def on_text(self, run: Run, text: str) -> Outcome:
-        if self.item not in run.answers:
-            # The position outlived its draft: nothing to decide about.
-            return Finish((Screen("common/stale_button"),))
+        if self._gone(run):
+            return GONE
         try:
             note = clean_text(text, max_len=self.high, min_len=self.low)
         except RuleError as error:
             return invalid(self.invalid, error)
         return Answer(note)
+
+    def on_other(self, run: Run) -> Outcome:
+        return GONE if self._gone(run) else Question.on_other(self, run)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         for entry in self.switch:
@@ -78,6 +87,8 @@ class Note(Question):
                 run.answers.clear()
                 run.answers.update(initial)
                 return Reask()
+        if self._gone(run):
+            return GONE
         if self._may_skip(run) and values == (run.answers.get(self.item),):
             return Answer(None)
         # An old "no comment" of another review, or on a rejection.
