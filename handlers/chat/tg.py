@@ -32,7 +32,8 @@ from telegram.ext import (
 
 from handlers.chat.codec import AnyOf, Button, Pattern, Prefix
 from handlers.chat.context import CadreContext
-from handlers.chat.flow import Engine, Entry, Flow, Turn
+from handlers.chat.engine import Engine
+from handlers.chat.flow import Entry, Flow, Turn
 from handlers.chat.reply import (
     answer_query,
     button_text,
