@@ -32,7 +32,6 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    export,
     grades,
     mentoring,
     mydata,
@@ -41,7 +40,6 @@ from handlers import (
     projects,
     review,
     start,
-    summary,
     trainings,
     vetting,
     withdraw,
@@ -55,7 +53,9 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
-from handlers.chat.tg import conversation_of
+from handlers.chat.screens import Menu
+from handlers.chat.tg import conversation_of, handlers_of
+from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -294,6 +294,11 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
         handler.callback = _timed(callback)
 
 
+def menus(*groups: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of every screen in `groups`, in order."""
+    return [handler for group in groups for menu in group for handler in handlers_of(menu)]
+
+
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
     """Every handler, in the order that decides who sees an update first.
 
@@ -322,8 +327,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *grades.build_handlers(),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
-                *export.build_handlers(),
-                *summary.build_handlers(),
+                *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
         ),
