@@ -23,7 +23,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import forget, planners, scheduler, summaries  # noqa: F401 - both register tick planners
+from bot import forget, menu, planners, scheduler, summaries  # noqa: F401 - both register tick planners
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
@@ -47,6 +47,7 @@ from handlers import (
     vetting,
     withdraw,
 )
+from handlers.chat.commands import Command
 from handlers.chat.context import (
     CadreContext,
     UpdateTransaction,
@@ -54,6 +55,7 @@ from handlers.chat.context import (
     reset_transaction,
     set_transaction,
 )
+from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
@@ -326,6 +328,26 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
     ]
 
 
+# Every command the bot answers, as its flow declares it (word, one line, roles), in the
+# order of the "/" menu: the menu (bot/menu.py), /help and the tests read this one list.
+COMMANDS: tuple[Command, ...] = (
+    *start.COMMANDS,
+    *nomination.COMMANDS,
+    *review.COMMANDS,
+    *vetting.COMMANDS,
+    *pool.COMMANDS,
+    *mentoring.COMMANDS,
+    *trainings.COMMANDS,
+    *grades.COMMANDS,
+    *projects.COMMANDS,
+    *outcomes.COMMANDS,
+    *summary.COMMANDS,
+    *export.COMMANDS,
+    *mydata.COMMANDS,
+    *withdraw.COMMANDS,
+)
+
+
 def build_application(
     settings: Settings,
     *,
@@ -362,6 +384,7 @@ def build_application(
     app: CadreApp = builder.build()  # type: ignore[assignment]
     app.bot_data["settings"] = settings
     app.bot_data["database"] = database
+    app.bot_data[COMMANDS_KEY] = COMMANDS
     groups = handler_groups()
     conversations = [
         h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)
@@ -390,6 +413,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     app.bot_data["grade_policy"] = load_policy()
     scheduler.install(app, settings)
     await forget.install(app)
+    await menu.install(app)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
     lock = app.bot_data.get("active_lock")

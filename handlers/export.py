@@ -16,9 +16,11 @@ from jinja2 import Environment
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import deny, labels_for, locale_of, now, reply, text
 from storage import export, people
+from storage.models import OFFICIAL_ROLES
 
 PRIVATE = filters.ChatType.PRIVATE
 # Kept in memory up to this size, then on disk.
@@ -96,6 +98,9 @@ async def send_export(update: Update, context: CadreContext) -> None:
                 rows=summary.rows,
             ),
         )
+
+
+COMMANDS: tuple[Command, ...] = (command("export", *OFFICIAL_ROLES),)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, None]]:

@@ -13,6 +13,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import reply
 from storage import audit, mydata, people
@@ -94,6 +95,9 @@ async def show_mydata(update: Update, context: CadreContext) -> None:
             for r in reads
         ],
     )
+
+
+COMMANDS: tuple[Command, ...] = (command("mydata"),)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

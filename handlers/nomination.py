@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.ext import BaseHandler
 
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import now, plan_notice, reply
 from handlers.forms import FormEngine, FormFlow, Step, cipher
@@ -170,6 +171,13 @@ RECOMMENDATION = FormFlow(
         Step("key_group", "choice", choices=_key_groups),
         Step("reason", "text", max_len=500),
     ),
+)
+
+
+# Anyone may nominate themselves or recommend someone: the public's two ways in.
+COMMANDS: tuple[Command, ...] = (
+    command(NOMINATION.command),
+    command(RECOMMENDATION.command),
 )
 
 

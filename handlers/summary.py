@@ -24,6 +24,7 @@ from bot.summaries import (
     summary_of,
 )
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import deny, edit_or_reply, inline_rows, label, locale_of, now
 from storage import people, summary
@@ -257,6 +258,12 @@ SCHEDULE_PRESS = cb.AnyOf(
     cb.Button("sch", _CADENCE),
     cb.Button("sch", _CADENCE, _DAY),
     cb.Button("sch", _CADENCE, _DAY, cb.Number(0, 9999)),
+)
+
+
+COMMANDS: tuple[Command, ...] = (
+    command("summary", *OFFICIALS),
+    command("schedule", *OFFICIALS),
 )
 
 

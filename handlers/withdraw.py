@@ -21,6 +21,7 @@ from telegram.ext import (
 
 from bot import forget
 from handlers.chat.codec import CODE, Button, choice, on
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     LOCALE_KEY,
@@ -160,6 +161,9 @@ async def _choose(update: Update, context: CadreContext) -> None:
         nominations=erased.nominations,
         cancelled=erased.cancelled,
     )
+
+
+COMMANDS: tuple[Command, ...] = (command("withdraw"),)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
