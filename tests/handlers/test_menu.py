@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 from telegram.error import TimedOut
 from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
@@ -24,6 +25,7 @@ from handlers.chat.reply import labels_for
 from storage import geo, menus, people
 from storage.models import Role, RoleGrant, TelegramAccount
 from templates import LOCALES, build_environment, render
+from tests.support import bot_commands
 from tests.support.fake_telegram import Call
 from tests.support.harness import BotHarness
 
@@ -153,6 +155,30 @@ async def test_default_menus_are_published_at_start_in_each_language(
     assert _entries(calls[2]) == _entries(calls[0])  # LOCALE is zh_CN
     assert {"nominate", "recommend", "help", "withdraw"} <= set(public)
     assert not {"review", "vetting", "pool", "mentees", "export"} & set(public)
+    # The staff menus follow from the running bot's job, first a second after the start.
+    assert harness.app is not None and harness.app.job_queue is not None
+    assert harness.app.job_queue.get_jobs_by_name("menus")
+
+
+def test_the_fake_refuses_what_telegram_refuses() -> None:
+    good = {"commands": [{"command": "help", "description": "Help"}], "language_code": "en"}
+    bot_commands.check("setMyCommands", good)
+    bad: list[dict[str, Any]] = [
+        {"commands": [{"command": "Help", "description": "Help"}]},
+        {"commands": [{"command": "help", "description": ""}]},
+        {"commands": [{"command": "help", "description": "x" * 257}]},
+        {"commands": [{"command": "a" * 33, "description": "x"}]},
+        {"commands": [{"command": f"c{i}", "description": "x"} for i in range(101)]},
+        {"commands": [{"command": "help", "description": "x"}] * 2},
+        {"commands": [], "language_code": "zh_CN"},
+        {"commands": [], "scope": {"type": "chat"}},
+        {"commands": [], "scope": {"type": "everyone"}},
+    ]
+    for params in bad:
+        with pytest.raises(bot_commands.InvalidCommands):
+            bot_commands.check("setMyCommands", params)
+    with pytest.raises(bot_commands.InvalidCommands):
+        bot_commands.check("deleteMyCommands", {"commands": []})
 
 
 async def test_menu_help_and_access_agree_for_every_role(harness: BotHarness) -> None:

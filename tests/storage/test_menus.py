@@ -94,3 +94,19 @@ async def test_lang_marks_staff_only(db: Database) -> None:
     async with db.sessionmaker() as session:
         (waiting,) = await menus.pending(session, limit=10)
     assert waiting.language == "en"  # the /lang choice wins over the client's en-US
+
+
+async def test_a_demo_invite_marks_both_accounts(db: Database) -> None:
+    """A demo invite moves a prepared person (with their role) to the redeemer: the account
+    that held that person loses the role, so both menus change."""
+    holder = await _redeem(db, 7_000_000_031, Role.ADMIN)
+    async with db.sessionmaker.begin() as session:
+        assert await menus.published(session, 7_000_000_031, 1)
+        await _redeem_in(session, 7_000_000_032, Role.COUNTY_OFFICIAL, for_person_id=holder)
+    assert await _changes(db) == {7_000_000_031: 1, 7_000_000_032: 1}
+    async with db.sessionmaker() as session:
+        waiting = {p.telegram_id: p.roles for p in await menus.pending(session, limit=10)}
+    assert waiting == {
+        7_000_000_031: frozenset(),
+        7_000_000_032: frozenset({Role.ADMIN, Role.COUNTY_OFFICIAL}),
+    }
