@@ -23,10 +23,11 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import forget, menu, planners, scheduler, summaries  # noqa: F401 - both register tick planners
+from bot import forget, planners, scheduler, summaries  # noqa: F401 - both register tick planners
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
+from bot.menu import install as install_menus
 from bot.persistence import DatabasePersistence
 from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
@@ -413,7 +414,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     app.bot_data["grade_policy"] = load_policy()
     scheduler.install(app, settings)
     await forget.install(app)
-    await menu.install(app)
+    await install_menus(app)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
     lock = app.bot_data.get("active_lock")

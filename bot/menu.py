@@ -36,15 +36,16 @@ from templates import LOCALES, normalize_locale
 
 log = logging.getLogger("cadrebot.menu")
 
-# Telegram's language_code (ISO 639-1) of each of our locales.
-LANGUAGES: dict[str, str] = {"zh_CN": "zh", "en": "en"}
 MENU_SECONDS = 5.0
 # Accounts read per query; a run goes on until none is left (or a request fails).
 BATCH = 50
 # Chats Telegram refused this process: skipped until the next start (bot_data key).
 SKIP_KEY = "menu_skip"
 
-assert set(LANGUAGES) == set(LOCALES), "a locale without a Telegram language code"
+
+def telegram_language(locale: str) -> str:
+    """Telegram's language_code (ISO 639-1, two letters) of one of our locales: zh_CN → zh."""
+    return locale.split("_", 1)[0].lower()
 
 
 def bot_commands(commands: Sequence[Command], env: Environment, locale: str) -> list[BotCommand]:
@@ -63,7 +64,7 @@ async def publish_default(
     bot: Bot, commands: Sequence[Command], env: Environment, default_locale: str
 ) -> bool:
     """The public's menu in each language, and in LOCALE's for every other language."""
-    requests: list[tuple[str | None, str]] = [(LANGUAGES[loc], loc) for loc in LOCALES]
+    requests: list[tuple[str | None, str]] = [(telegram_language(loc), loc) for loc in LOCALES]
     requests.append((None, default_locale))
     try:
         for language_code, locale in requests:
@@ -88,12 +89,18 @@ async def publish_pending(
 ) -> int:
     """Publish the menu of every account marked changed; returns how many were published."""
     done = 0
+    sent: set[int] = set()
     while True:
         async with database.sessionmaker() as session:
             waiting = await menus.pending(session, limit=BATCH, exclude=skip)
         if not waiting:
             return done
         for account in waiting:
+            if account.telegram_id in sent:
+                # Changed again while this run published it: the next run sends the newest
+                # menu, and a mark that somehow never clears cannot loop here.
+                return done
+            sent.add(account.telegram_id)
             scope = BotCommandScopeChat(account.telegram_id)
             try:
                 if account.roles:
