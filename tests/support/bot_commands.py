@@ -1,4 +1,4 @@
-"""What Telegram accepts in setMyCommands and deleteMyCommands (Bot API 9.x, api.json):
+"""What Telegram accepts in setMyCommands and deleteMyCommands (Bot API 10.1, api.json):
 BotCommand.command 1-32 characters of [a-z0-9_], description 1-256 characters, at most 100
 commands, a known BotCommandScope (chat scopes with their chat_id), a two-letter
 language_code. The fake Bot API answers anything else with a 400, as Telegram would."""
