@@ -27,12 +27,12 @@ from bot import jobs
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
+from bot.menu import install as install_menus
 from bot.persistence import DatabasePersistence
 from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    export,
     grades,
     mentoring,
     mydata,
@@ -40,11 +40,11 @@ from handlers import (
     pool,
     projects,
     start,
-    summary,
     trainings,
     withdraw,
 )
 from handlers.chat import forget
+from handlers.chat.commands import Command
 from handlers.chat.context import (
     CadreContext,
     UpdateTransaction,
@@ -52,8 +52,11 @@ from handlers.chat.context import (
     reset_transaction,
     set_transaction,
 )
+from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
+from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
+from handlers.oversight import export, schedule, summary
 from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -293,6 +296,11 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
         handler.callback = _timed(callback)
 
 
+def menus(*groups: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of every screen in `groups`, in order."""
+    return [handler for group in groups for menu in group for handler in handlers_of(menu)]
+
+
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
     """Every handler, in the order that decides who sees an update first.
 
@@ -310,30 +318,47 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
-                *mydata.build_handlers(),
+                *menus(mydata.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
                 # The decisions asked from the queues' buttons, then the queues themselves.
                 conversation_of(review.DECLINE),
-                *handlers_of(review.review_queue),
-                *handlers_of(review.open_nomination),
-                *handlers_of(review.send_to_vetting),
-                *handlers_of(review.mark_contacted),
+                *menus(review.MENUS),
                 conversation_of(vetting.DECIDE),
-                *handlers_of(vetting.vetting_queue),
-                *handlers_of(vetting.open_review),
+                *menus(vetting.MENUS),
                 *pool.build_handlers(),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
-                *export.build_handlers(),
-                *summary.build_handlers(),
+                *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
         ),
     ]
+
+
+# Every command the bot answers, as its flow declares it (word, one line, roles), in the
+# order of the "/" menu: the menu (bot/menu.py), /help and the tests read this one list.
+COMMANDS: tuple[Command, ...] = (
+    *start.COMMANDS,
+    NOMINATE.command,
+    RECOMMEND.command,
+    review.COMMAND,
+    vetting.COMMAND,
+    *pool.COMMANDS,
+    *mentoring.COMMANDS,
+    *trainings.COMMANDS,
+    *grades.COMMANDS,
+    *projects.COMMANDS,
+    *outcomes.COMMANDS,
+    summary.COMMAND,
+    schedule.COMMAND,
+    export.COMMAND,
+    mydata.COMMAND,
+    *withdraw.COMMANDS,
+)
 
 
 def build_application(
@@ -372,6 +397,7 @@ def build_application(
     app: CadreApp = builder.build()  # type: ignore[assignment]
     app.bot_data["settings"] = settings
     app.bot_data["database"] = database
+    app.bot_data[COMMANDS_KEY] = COMMANDS
     groups = handler_groups()
     conversations = [
         h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)
@@ -401,6 +427,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
             logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
     await jobs.install(app, settings)
+    await install_menus(app)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
     lock = app.bot_data.get("active_lock")

@@ -16,12 +16,14 @@ from telegram.ext import (
     filters,
 )
 
-from handlers.chat.commands import command
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
-from handlers.chat.reply import reply
+from handlers.chat.menu import declared, help_groups
+from handlers.chat.reply import label, reply
 from handlers.chat.screen import Screen
 from handlers.chat.screens import Act, screen
 from handlers.chat.tg import conversation_of, handlers_of
+from handlers.lang import COMMAND as LANG
 from handlers.lang import choose_language, set_language
 from handlers.name import NAME
 from storage import people
@@ -29,8 +31,9 @@ from storage.people import RedeemOutcome
 
 PRIVATE = filters.ChatType.PRIVATE
 COMMAND = command("start")
-# Only mid-flow does /cancel do something; outside one it says there is nothing to leave.
-CANCEL = command("cancel", listed=False)
+HELP = command("help")
+# Mid-flow the flow's own /cancel leaves it; outside one it says there is nothing to leave.
+CANCEL = command("cancel")
 
 
 @screen(command=COMMAND)
@@ -78,13 +81,17 @@ async def start(act: Act) -> list[Screen]:
 
 
 async def show_help(update: Update, context: CadreContext) -> None:
-    """List what this person's roles allow."""
+    """List the commands this person's roles allow, from the declarations the menu uses."""
     user = update.effective_user
     assert user is not None
     async with context.session() as session:
         actor = await people.load_actor(session, user.id)
-    roles = sorted(str(r) for r in actor.roles) if actor else []
-    await reply(update, context, "start/help", roles=roles)
+    roles = actor.roles if actor else frozenset()
+    groups = [
+        (group, [{"name": c.name, "summary": label(update, context, c.summary_key)} for c in cs])
+        for group, cs in help_groups(roles, declared(context.bot_data))
+    ]
+    await reply(update, context, "start/help", groups=groups)
 
 
 @screen(command=CANCEL)
@@ -136,12 +143,16 @@ def guard_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
     ]
 
 
+# /start, /help, /lang and /cancel belong to everyone; /name too (it refuses nobody).
+COMMANDS: tuple[Command, ...] = (COMMAND, HELP, NAME.command, LANG, CANCEL)
+
+
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     """/start, /name, /help and /lang, in that order: before the flows, so they answer mid-form."""
     return [
         *handlers_of(start),
         conversation_of(NAME),
-        CommandHandler("help", show_help, filters=PRIVATE),
+        CommandHandler(HELP.name, show_help, filters=PRIVATE),
         *handlers_of(choose_language),
         *handlers_of(set_language),
     ]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     InlineKeyboardButton,
@@ -32,7 +33,8 @@ from telegram.ext import (
 
 from handlers.chat.codec import AnyOf, Button, Pattern, Prefix
 from handlers.chat.context import CadreContext
-from handlers.chat.flow import Engine, Entry, Flow, Turn
+from handlers.chat.engine import Engine
+from handlers.chat.flow import Entry, Flow, Turn
 from handlers.chat.reply import (
     answer_query,
     button_text,
@@ -102,6 +104,10 @@ class TelegramChat:
     @property
     def settings(self) -> Settings:
         return self.context.settings
+
+    @property
+    def jinja(self) -> Environment:
+        return self.context.jinja
 
     def session(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.context.session()
@@ -288,6 +294,8 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
             await show(menu, TelegramChat(update, context), args=args)
 
         by_command.__name__ = menu.name
+        # The update's log line names the screen's module, not this adapter.
+        by_command.__module__ = menu.fn.__module__
         found.append(
             CommandHandler(menu.command.name, by_command, filters=filters.ChatType.PRIVATE)
         )
@@ -303,5 +311,6 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
             await show(menu, TelegramChat(update, context), values=values, button=button)
 
         by_button.__name__ = menu.name
+        by_button.__module__ = menu.fn.__module__
         found.append(on(pattern, by_button))
     return found

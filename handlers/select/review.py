@@ -126,6 +126,9 @@ async def mark_contacted(act: Act) -> Screen:
     return Screen("review/item", values, item_rows(act, card), edit=True)
 
 
+MENUS = (review_queue, open_nomination, send_to_vetting, mark_contacted)
+
+
 # -- declining, with a reason ------------------------------------------------------------------
 
 

@@ -89,6 +89,9 @@ async def open_review(act: Act) -> Screen:
     return Screen("vetting/item", {"c": card}, rows, edit=True)
 
 
+MENUS = (vetting_queue, open_review)
+
+
 # -- deciding, with a note ---------------------------------------------------------------------
 
 
