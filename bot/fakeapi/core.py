@@ -1,0 +1,470 @@
+"""The fake Bot API's answers: what Telegram would reply, and a record of what the bot did.
+
+`FakeBotApi.answer(method, params, files)` is the one place that plays Telegram. The tests'
+transport and `cadrebot shell` call it in-process (`FakeTransport`), the benches over real
+HTTP (`bot.fakeapi.server`). With `strict` (the default) it refuses what Telegram refuses —
+invalid HTML, texts over 4096 and captions over 1024 characters, callback_data outside 1–64
+bytes, unknown methods, and parameters the Bot API (methods.json) does not have or that lack
+a required value — so a test or the shell fails where production would. A bench that times the
+bot, not the fake, may pass `strict=False` and count what would have been refused afterwards
+with `rejected_sends()`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.fakeapi import spec
+from bot.fakeapi.html import CAPTION_LIMIT, LIMIT, description, parse
+from bot.fakeapi.markup import Markup, invalid_button, parse_markup
+
+BOT_ID = 123456
+MEDIA = {
+    "sendPhoto": "photo",
+    "sendDocument": "document",
+    "sendVoice": "voice",
+    "sendAudio": "audio",
+    "sendVideo": "video",
+    "sendAnimation": "animation",
+}
+# Calls a person would not notice: not worth an "other" event in the shell.
+QUIET = frozenset(
+    {"sendChatAction", "setMyCommands", "deleteMyCommands", "setChatMenuButton"}
+    | {"deleteWebhook", "setWebhook", "close", "logOut"}
+)
+# Faults are meant for what the bot sends, not for its start-up and polling.
+_NO_FAULTS = frozenset({"getMe", "deleteWebhook", "getUpdates"})
+
+
+class Rejected(Exception):
+    """Telegram would answer with this status (400 unless said) and description."""
+
+    def __init__(self, description: str, status: int = 400, **parameters: Any) -> None:
+        super().__init__(description)
+        self.status = status
+        self.parameters = parameters
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    # Uploaded files (a photo, a document) by field name: their bytes.
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class Sent:
+    """A message the bot sent or edited, as a person would see it."""
+
+    chat_id: int
+    text: str
+    message_id: int
+    buttons: list[list[tuple[str, str]]] = field(default_factory=list)
+    kind: str = "text"
+    edited: bool = False
+    at: float = 0.0  # time.monotonic() when the fake accepted it
+
+    def button(self, label_part: str) -> str:
+        """callback_data of the first button whose label contains `label_part`."""
+        for row in self.buttons:
+            for label, data in row:
+                if label_part in label:
+                    return data
+        raise AssertionError(f"no button {label_part!r} in {self.buttons}")
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for row in self.buttons for label, _ in row]
+
+
+@dataclass
+class Event:
+    """Something the bot did that a person would see (what the shell prints)."""
+
+    kind: str  # message, edit, markup, delete, file, toast, rejected, other
+    chat_id: int
+    message_id: int = 0
+    html: str = ""
+    markup: Markup = field(default_factory=Markup)
+    path: Path | None = None
+    notice: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Flood:
+    """Telegram's sending limits: bot-wide per second, per private chat, per group a minute."""
+
+    rate: float = 30.0
+    per_chat_seconds: float = 1.0
+    group_per_minute: int = 20
+
+
+@dataclass
+class _Stored:
+    html: str
+    inline: list[list[Any]]
+    kind: str = "text"
+
+
+@dataclass
+class Upload:
+    file_id: str
+    name: str
+    content: bytes
+
+
+class FakeBotApi:
+    def __init__(
+        self,
+        *,
+        strict: bool = True,
+        username: str = "cadre_test_bot",
+        bot_id: int = BOT_ID,
+        known_messages: bool = False,
+        out_dir: Path | None = None,
+        flood: Flood | None = None,
+        first_message_id: int = 1001,
+    ) -> None:
+        self.strict = strict
+        self.username = username
+        self.bot_id = bot_id
+        # Refuse to edit or delete a message it never sent. Off for the tests, whose button
+        # presses name made-up message ids; on for the shell.
+        self.known_messages = known_messages
+        # Where uploaded photos and documents are written (the shell's folder), if anywhere.
+        self.out_dir = out_dir
+        self.flood = flood
+        self.calls: list[Call] = []
+        self.sent: list[Sent] = []
+        self.events: list[Event] = []
+        self.messages: dict[tuple[int, int], _Stored] = {}
+        self.uploads: dict[str, Upload] = {}
+        # Faults to answer with, in order, before answering normally: (status, payload),
+        # or an exception to raise (a timeout, a dropped connection).
+        self.faults: list[tuple[int, dict[str, Any]] | Exception] = []
+        # Chats that blocked the bot: every send to them answers 403.
+        self.blocked: set[int] = set()
+        # Messages Telegram will no longer edit (older than 48 hours, or deleted).
+        self.uneditable = False
+        self.sent_at: list[tuple[float, int]] = []
+        # True while the outbox drains: what is sent then is a notice, not a reply.
+        self.delivering = False
+        self.saved = 0
+        self.requests = 0
+        self.too_many = 0
+        self.refused_forbidden = 0
+        self._ids = itertools.count(first_message_id)
+        self._window: deque[float] = deque()
+        self._chat_last: dict[int, float] = {}
+        self._group_window: dict[int, deque[float]] = {}
+
+    def next_id(self) -> int:
+        """Message ids for both sides of the chat, as Telegram numbers a private chat."""
+        return next(self._ids)
+
+    # -- the one entry point ---------------------------------------------------------------
+
+    def answer(
+        self, method: str, params: dict[str, Any], files: dict[str, tuple[str, bytes]]
+    ) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON body) for one Bot API call; `files` maps field → (name, bytes)."""
+        self.requests += 1
+        self.calls.append(Call(method, params, {k: v[1] for k, v in files.items()}))
+        if self.faults and method not in _NO_FAULTS:
+            fault = self.faults.pop(0)
+            if isinstance(fault, Exception):
+                raise fault
+            return fault
+        try:
+            result = self._answer(method, params, files)
+        except Rejected as exc:
+            if exc.status == 400:
+                note = f"{method}: {str(exc).removeprefix('Bad Request: ')}"
+                chat_id = _int(params.get("chat_id"))
+                self.events.append(Event("rejected", chat_id, note=note, notice=self.delivering))
+            payload: dict[str, Any] = {
+                "ok": False,
+                "error_code": exc.status,
+                "description": str(exc),
+            }
+            if exc.parameters:
+                payload["parameters"] = exc.parameters
+            return exc.status, payload
+        return 200, {"ok": True, "result": result}
+
+    def _answer(self, method: str, params: dict[str, Any], files: dict[str, Any]) -> Any:
+        if self.strict:
+            problem = spec.problem(method, params, files)
+            if problem is not None:
+                raise Rejected(problem[1], problem[0])
+        chat_id = _int(params.get("chat_id"))
+        if method == "sendMessage" and chat_id in self.blocked:
+            self.refused_forbidden += 1
+            raise Rejected("Forbidden: bot was blocked by the user", 403)
+        if self.uneditable and method.startswith("editMessage"):
+            raise Rejected("Bad Request: message can't be edited")
+        if method == "sendMessage":
+            self.sent_at.append((time.monotonic(), chat_id))
+            return self._send(chat_id, params)
+        if method in {"editMessageText", "editMessageCaption"}:
+            return self._edit(method, params)
+        if method == "editMessageReplyMarkup":
+            return self._edit_markup(params)
+        if method == "deleteMessage":
+            if self._stored(params) is not None:
+                del self.messages[(chat_id, _int(params.get("message_id")))]
+            self.events.append(Event("delete", chat_id, _int(params.get("message_id"))))
+            return True
+        if method in MEDIA:
+            return self._media(method, chat_id, params, files)
+        if method == "getMe":
+            return {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": "Cadre",
+                "username": self.username,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
+        if method == "answerCallbackQuery":
+            if params.get("text"):
+                self.events.append(Event("toast", 0, note=str(params["text"])))
+            return True
+        if method == "getFile":
+            return self._file(str(params.get("file_id")))
+        if method == "getUpdates":
+            return []
+        declared = spec.methods().get(method)
+        if declared is not None and declared.returns == ("Boolean",):
+            if method not in QUIET:
+                self.events.append(Event("other", chat_id, note=method))
+            return True
+        raise Rejected(f"Bad Request: method {method} is not faked")
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def _text(self, params: dict[str, Any], key: str, *, required: bool) -> tuple[str, str]:
+        """(the text as sent, as HTML), or Rejected as Telegram would."""
+        text = str(params.get(key) or "")
+        html = text if params.get("parse_mode") == "HTML" else _escape(text)
+        if not text and not required:
+            return text, html
+        if self.strict:
+            limit = LIMIT if key == "text" else CAPTION_LIMIT
+            _shown, plain, errors = parse(html, limit=limit)
+            if errors:
+                raise Rejected(f"Bad Request: {description(errors[0])}")
+        return text, html
+
+    def _markup(self, params: dict[str, Any]) -> Markup:
+        markup = parse_markup(params.get("reply_markup"))
+        refused = invalid_button(markup)
+        if refused is not None:
+            raise Rejected(f"Bad Request: {refused}")
+        return markup
+
+    def _flood_wait(self, chat_id: int, now: float) -> float:
+        """Seconds until this send would keep every limit; 0 when it may go now."""
+        assert self.flood is not None
+        rate, window = self.flood.rate, self._window
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        wait = 0.0
+        if len(window) >= rate:
+            wait = window[len(window) - int(rate)] + 1.0 - now
+        if chat_id < 0:
+            group = self._group_window.setdefault(chat_id, deque())
+            while group and group[0] <= now - 60.0:
+                group.popleft()
+            if len(group) >= self.flood.group_per_minute:
+                oldest = group[len(group) - self.flood.group_per_minute]
+                wait = max(wait, oldest + 60.0 - now)
+        else:
+            last = self._chat_last.get(chat_id)
+            if last is not None and now - last < self.flood.per_chat_seconds:
+                wait = max(wait, last + self.flood.per_chat_seconds - now)
+        return wait
+
+    def _pace(self, chat_id: int) -> float:
+        now = time.monotonic()
+        if self.flood is None:
+            return now
+        wait = self._flood_wait(chat_id, now)
+        if wait > 0:
+            self.too_many += 1
+            retry = max(1, math.ceil(wait))
+            raise Rejected(f"Too Many Requests: retry after {retry}", 429, retry_after=retry)
+        self._window.append(now)
+        if chat_id < 0:
+            self._group_window.setdefault(chat_id, deque()).append(now)
+        else:
+            self._chat_last[chat_id] = now
+        return now
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def _message(self, chat_id: int, message_id: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+            "from": {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": "Cadre",
+                "username": self.username,
+            },
+            **extra,
+        }
+
+    def _send(self, chat_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        text, html = self._text(params, "text", required=True)
+        markup = self._markup(params)
+        at = self._pace(chat_id)
+        message_id = self.next_id()
+        inline = markup.inline or []
+        self.messages[(chat_id, message_id)] = _Stored(html, inline)
+        self.sent.append(Sent(chat_id, text, message_id, _pairs(inline), at=at))
+        self.events.append(
+            Event("message", chat_id, message_id, html, markup, notice=self.delivering)
+        )
+        return self._message(chat_id, message_id, text=parse(html)[1])
+
+    def _stored(self, params: dict[str, Any]) -> _Stored | None:
+        key = (_int(params.get("chat_id")), _int(params.get("message_id")))
+        stored = self.messages.get(key)
+        if stored is None and self.known_messages:
+            raise Rejected("Bad Request: message to edit not found")
+        return stored
+
+    def _edit(self, method: str, params: dict[str, Any]) -> Any:
+        key = "text" if method == "editMessageText" else "caption"
+        text, html = self._text(params, key, required=key == "text")
+        inline = self._markup(params).inline or []
+        stored = self._stored(params)
+        if stored is not None:
+            if html == stored.html and inline == stored.inline:
+                raise Rejected("Bad Request: message is not modified")
+            stored.html, stored.inline = html, inline
+        chat_id, message_id = _int(params.get("chat_id")), _int(params.get("message_id"))
+        kind = stored.kind if stored is not None else "text"
+        self.sent.append(
+            Sent(chat_id, text, message_id, _pairs(inline), kind, True, time.monotonic())
+        )
+        self.events.append(Event("edit", chat_id, message_id, html, Markup(inline=inline)))
+        return self._message(chat_id, message_id, **{key: parse(html)[1]})
+
+    def _edit_markup(self, params: dict[str, Any]) -> Any:
+        inline = self._markup(params).inline or []
+        stored = self._stored(params)
+        chat_id, message_id = _int(params.get("chat_id")), _int(params.get("message_id"))
+        if stored is None:
+            self.events.append(Event("markup", chat_id, message_id, markup=Markup(inline=inline)))
+            return True
+        if inline == stored.inline:
+            raise Rejected("Bad Request: message is not modified")
+        stored.inline = inline
+        self.events.append(Event("markup", chat_id, message_id, markup=Markup(inline=inline)))
+        return self._message(chat_id, message_id, text=parse(stored.html)[1])
+
+    def _media(
+        self, method: str, chat_id: int, params: dict[str, Any], files: dict[str, Any]
+    ) -> dict[str, Any]:
+        kind = MEDIA[method]
+        caption, html = self._text(params, "caption", required=False)
+        markup = self._markup(params)
+        message_id = self.next_id()
+        path: Path | None = None
+        for name, content in files.values():
+            if self.out_dir is None:
+                continue
+            self.saved += 1
+            safe = re.sub(r"[^\w.\-]+", "_", Path(str(name)).name) or kind
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            path = self.out_dir / f"{self.saved:03d}-{safe}"
+            path.write_bytes(content)
+        # Sent by file_id or URL: nothing to save.
+        note = f"{kind} {params.get(kind)}" if not files else kind
+        self.messages[(chat_id, message_id)] = _Stored(html, markup.inline or [], kind)
+        at = time.monotonic()
+        self.sent.append(Sent(chat_id, caption, message_id, kind=kind, at=at))
+        event = Event("file", chat_id, message_id, html, markup, path, self.delivering, note)
+        self.events.append(event)
+        return self._message(chat_id, message_id, caption=parse(html)[1] if caption else "")
+
+    def _file(self, file_id: str) -> dict[str, Any]:
+        upload = self.uploads.get(file_id)
+        if upload is None:
+            raise Rejected("Bad Request: invalid file_id")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(upload.content),
+            "file_path": f"documents/{file_id}",
+        }
+
+    def download(self, path: str) -> tuple[int, bytes]:
+        """A file's bytes by the file_path getFile gave (the /file/bot<token>/ URLs)."""
+        for upload in self.uploads.values():
+            if path == f"documents/{upload.file_id}":
+                return 200, upload.content
+        return 404, b"Not Found"
+
+    # -- records ---------------------------------------------------------------------------
+
+    def texts(self, chat_id: int | None = None) -> list[str]:
+        return [s.text for s in self.sent if chat_id is None or s.chat_id == chat_id]
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.calls.clear()
+
+    def take(self) -> list[Event]:
+        """The events since the last take (what the shell prints after each input)."""
+        events, self.events = self.events, []
+        return events
+
+    @property
+    def accepted(self) -> list[Sent]:
+        """The sendMessage calls that went through (not edits, not files)."""
+        return [s for s in self.sent if s.kind == "text" and not s.edited]
+
+    def rejected_sends(self) -> int:
+        """How many recorded texts Telegram would refuse: `strict=False` checks afterwards."""
+        invalid = 0
+        for call in self.calls:
+            if call.method == "sendMessage":
+                text = str(call.params.get("text", ""))
+                html = text if call.params.get("parse_mode") == "HTML" else _escape(text)
+                invalid += bool(parse(html)[2])
+        return invalid
+
+
+def _pairs(inline: list[list[Any]]) -> list[list[tuple[str, str]]]:
+    return [[(b.label, b.data if b.data is not None else b.url or "") for b in row] for row in inline]
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
