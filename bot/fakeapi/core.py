@@ -262,7 +262,7 @@ class FakeBotApi:
             return text, html
         if self.strict:
             limit = LIMIT if key == "text" else CAPTION_LIMIT
-            _shown, plain, errors = parse(html, limit=limit)
+            _shown, _plain, errors = parse(html, limit=limit)
             if errors:
                 raise Rejected(f"Bad Request: {description(errors[0])}")
         return text, html
@@ -452,7 +452,9 @@ class FakeBotApi:
 
 
 def _pairs(inline: list[list[Any]]) -> list[list[tuple[str, str]]]:
-    return [[(b.label, b.data if b.data is not None else b.url or "") for b in row] for row in inline]
+    return [
+        [(b.label, b.data if b.data is not None else b.url or "") for b in row] for row in inline
+    ]
 
 
 def _int(value: object) -> int:

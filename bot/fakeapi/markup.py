@@ -70,7 +70,9 @@ def invalid_button(markup: Markup) -> str | None:
     """Telegram's description when a button's callback_data is not 1–64 bytes, else None."""
     for row in markup.inline or []:
         for button in row:
-            if button.data is not None and not 0 < len(button.data.encode()) <= CALLBACK_DATA_LIMIT:
+            if (
+                button.data is not None
+                and not 0 < len(button.data.encode()) <= CALLBACK_DATA_LIMIT
+            ):
                 return "BUTTON_DATA_INVALID"
     return None
-
