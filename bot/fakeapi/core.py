@@ -18,13 +18,24 @@ import math
 import re
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.fakeapi import spec
 from bot.fakeapi.html import CAPTION_LIMIT, LIMIT, description, parse
 from bot.fakeapi.markup import Markup, invalid_button, parse_markup
+from bot.fakeapi.records import (
+    Call,
+    Event,
+    Flood,
+    Rejected,
+    Sent,
+    Stored,
+    Upload,
+    as_int,
+    escape,
+    pairs,
+)
 
 BOT_ID = 123456
 MEDIA = {
@@ -44,85 +55,6 @@ QUIET = frozenset(
 _NO_FAULTS = frozenset({"getMe", "deleteWebhook", "getUpdates"})
 
 
-class Rejected(Exception):
-    """Telegram would answer with this status (400 unless said) and description."""
-
-    def __init__(self, description: str, status: int = 400, **parameters: Any) -> None:
-        super().__init__(description)
-        self.status = status
-        self.parameters = parameters
-
-
-@dataclass
-class Call:
-    method: str
-    params: dict[str, Any]
-    # Uploaded files (a photo, a document) by field name: their bytes.
-    files: dict[str, bytes] = field(default_factory=dict)
-
-
-@dataclass
-class Sent:
-    """A message the bot sent or edited, as a person would see it."""
-
-    chat_id: int
-    text: str
-    message_id: int
-    buttons: list[list[tuple[str, str]]] = field(default_factory=list)
-    kind: str = "text"
-    edited: bool = False
-    at: float = 0.0  # time.monotonic() when the fake accepted it
-
-    def button(self, label_part: str) -> str:
-        """callback_data of the first button whose label contains `label_part`."""
-        for row in self.buttons:
-            for label, data in row:
-                if label_part in label:
-                    return data
-        raise AssertionError(f"no button {label_part!r} in {self.buttons}")
-
-    @property
-    def labels(self) -> list[str]:
-        return [label for row in self.buttons for label, _ in row]
-
-
-@dataclass
-class Event:
-    """Something the bot did that a person would see (what the shell prints)."""
-
-    kind: str  # message, edit, markup, delete, file, toast, rejected, other
-    chat_id: int
-    message_id: int = 0
-    html: str = ""
-    markup: Markup = field(default_factory=Markup)
-    path: Path | None = None
-    notice: bool = False
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Flood:
-    """Telegram's sending limits: bot-wide per second, per private chat, per group a minute."""
-
-    rate: float = 30.0
-    per_chat_seconds: float = 1.0
-    group_per_minute: int = 20
-
-
-@dataclass
-class _Stored:
-    html: str
-    inline: list[list[Any]]
-    kind: str = "text"
-
-
-@dataclass
-class Upload:
-    file_id: str
-    name: str
-    content: bytes
-
-
 class FakeBotApi:
     def __init__(
         self,
@@ -134,6 +66,7 @@ class FakeBotApi:
         out_dir: Path | None = None,
         flood: Flood | None = None,
         first_message_id: int = 1001,
+        log_calls: bool = True,
     ) -> None:
         self.strict = strict
         self.username = username
@@ -144,10 +77,13 @@ class FakeBotApi:
         # Where uploaded photos and documents are written (the shell's folder), if anywhere.
         self.out_dir = out_dir
         self.flood = flood
+        # Keep every call, event and message body (for edits). A long bench turns it off and
+        # keeps only `sent`, which its figures need.
+        self.log_calls = log_calls
         self.calls: list[Call] = []
         self.sent: list[Sent] = []
         self.events: list[Event] = []
-        self.messages: dict[tuple[int, int], _Stored] = {}
+        self.messages: dict[tuple[int, int], Stored] = {}
         self.uploads: dict[str, Upload] = {}
         # Faults to answer with, in order, before answering normally: (status, payload),
         # or an exception to raise (a timeout, a dropped connection).
@@ -168,6 +104,14 @@ class FakeBotApi:
         self._chat_last: dict[int, float] = {}
         self._group_window: dict[int, deque[float]] = {}
 
+    def _event(self, event: Event) -> None:
+        if self.log_calls:
+            self.events.append(event)
+
+    def _keep(self, chat_id: int, message_id: int, stored: Stored) -> None:
+        if self.log_calls:
+            self.messages[(chat_id, message_id)] = stored
+
     def next_id(self) -> int:
         """Message ids for both sides of the chat, as Telegram numbers a private chat."""
         return next(self._ids)
@@ -179,7 +123,8 @@ class FakeBotApi:
     ) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body) for one Bot API call; `files` maps field → (name, bytes)."""
         self.requests += 1
-        self.calls.append(Call(method, params, {k: v[1] for k, v in files.items()}))
+        if self.log_calls:
+            self.calls.append(Call(method, params, {k: v[1] for k, v in files.items()}))
         if self.faults and method not in _NO_FAULTS:
             fault = self.faults.pop(0)
             if isinstance(fault, Exception):
@@ -190,8 +135,8 @@ class FakeBotApi:
         except Rejected as exc:
             if exc.status == 400:
                 note = f"{method}: {str(exc).removeprefix('Bad Request: ')}"
-                chat_id = _int(params.get("chat_id"))
-                self.events.append(Event("rejected", chat_id, note=note, notice=self.delivering))
+                chat_id = as_int(params.get("chat_id"))
+                self._event(Event("rejected", chat_id, note=note, notice=self.delivering))
             payload: dict[str, Any] = {
                 "ok": False,
                 "error_code": exc.status,
@@ -207,7 +152,7 @@ class FakeBotApi:
             problem = spec.problem(method, params, files)
             if problem is not None:
                 raise Rejected(problem[1], problem[0])
-        chat_id = _int(params.get("chat_id"))
+        chat_id = as_int(params.get("chat_id"))
         if method == "sendMessage" and chat_id in self.blocked:
             self.refused_forbidden += 1
             raise Rejected("Forbidden: bot was blocked by the user", 403)
@@ -222,8 +167,8 @@ class FakeBotApi:
             return self._edit_markup(params)
         if method == "deleteMessage":
             if self._stored(params) is not None:
-                del self.messages[(chat_id, _int(params.get("message_id")))]
-            self.events.append(Event("delete", chat_id, _int(params.get("message_id"))))
+                del self.messages[(chat_id, as_int(params.get("message_id")))]
+            self._event(Event("delete", chat_id, as_int(params.get("message_id"))))
             return True
         if method in MEDIA:
             return self._media(method, chat_id, params, files)
@@ -239,7 +184,7 @@ class FakeBotApi:
             }
         if method == "answerCallbackQuery":
             if params.get("text"):
-                self.events.append(Event("toast", 0, note=str(params["text"])))
+                self._event(Event("toast", 0, note=str(params["text"])))
             return True
         if method == "getFile":
             return self._file(str(params.get("file_id")))
@@ -248,7 +193,7 @@ class FakeBotApi:
         declared = spec.methods().get(method)
         if declared is not None and declared.returns == ("Boolean",):
             if method not in QUIET:
-                self.events.append(Event("other", chat_id, note=method))
+                self._event(Event("other", chat_id, note=method))
             return True
         raise Rejected(f"Bad Request: method {method} is not faked")
 
@@ -257,7 +202,7 @@ class FakeBotApi:
     def _text(self, params: dict[str, Any], key: str, *, required: bool) -> tuple[str, str]:
         """(the text as sent, as HTML), or Rejected as Telegram would."""
         text = str(params.get(key) or "")
-        html = text if params.get("parse_mode") == "HTML" else _escape(text)
+        html = text if params.get("parse_mode") == "HTML" else escape(text)
         if not text and not required:
             return text, html
         if self.strict:
@@ -334,15 +279,13 @@ class FakeBotApi:
         at = self._pace(chat_id)
         message_id = self.next_id()
         inline = markup.inline or []
-        self.messages[(chat_id, message_id)] = _Stored(html, inline)
-        self.sent.append(Sent(chat_id, text, message_id, _pairs(inline), at=at))
-        self.events.append(
-            Event("message", chat_id, message_id, html, markup, notice=self.delivering)
-        )
+        self._keep(chat_id, message_id, Stored(html, inline))
+        self.sent.append(Sent(chat_id, text, message_id, pairs(inline), at=at))
+        self._event(Event("message", chat_id, message_id, html, markup, notice=self.delivering))
         return self._message(chat_id, message_id, text=parse(html)[1])
 
-    def _stored(self, params: dict[str, Any]) -> _Stored | None:
-        key = (_int(params.get("chat_id")), _int(params.get("message_id")))
+    def _stored(self, params: dict[str, Any]) -> Stored | None:
+        key = (as_int(params.get("chat_id")), as_int(params.get("message_id")))
         stored = self.messages.get(key)
         if stored is None and self.known_messages:
             raise Rejected("Bad Request: message to edit not found")
@@ -357,25 +300,25 @@ class FakeBotApi:
             if html == stored.html and inline == stored.inline:
                 raise Rejected("Bad Request: message is not modified")
             stored.html, stored.inline = html, inline
-        chat_id, message_id = _int(params.get("chat_id")), _int(params.get("message_id"))
+        chat_id, message_id = as_int(params.get("chat_id")), as_int(params.get("message_id"))
         kind = stored.kind if stored is not None else "text"
         self.sent.append(
-            Sent(chat_id, text, message_id, _pairs(inline), kind, True, time.monotonic())
+            Sent(chat_id, text, message_id, pairs(inline), kind, True, time.monotonic())
         )
-        self.events.append(Event("edit", chat_id, message_id, html, Markup(inline=inline)))
+        self._event(Event("edit", chat_id, message_id, html, Markup(inline=inline)))
         return self._message(chat_id, message_id, **{key: parse(html)[1]})
 
     def _edit_markup(self, params: dict[str, Any]) -> Any:
         inline = self._markup(params).inline or []
         stored = self._stored(params)
-        chat_id, message_id = _int(params.get("chat_id")), _int(params.get("message_id"))
+        chat_id, message_id = as_int(params.get("chat_id")), as_int(params.get("message_id"))
         if stored is None:
-            self.events.append(Event("markup", chat_id, message_id, markup=Markup(inline=inline)))
+            self._event(Event("markup", chat_id, message_id, markup=Markup(inline=inline)))
             return True
         if inline == stored.inline:
             raise Rejected("Bad Request: message is not modified")
         stored.inline = inline
-        self.events.append(Event("markup", chat_id, message_id, markup=Markup(inline=inline)))
+        self._event(Event("markup", chat_id, message_id, markup=Markup(inline=inline)))
         return self._message(chat_id, message_id, text=parse(stored.html)[1])
 
     def _media(
@@ -396,11 +339,11 @@ class FakeBotApi:
             path.write_bytes(content)
         # Sent by file_id or URL: nothing to save.
         note = f"{kind} {params.get(kind)}" if not files else kind
-        self.messages[(chat_id, message_id)] = _Stored(html, markup.inline or [], kind)
+        self._keep(chat_id, message_id, Stored(html, markup.inline or [], kind))
         at = time.monotonic()
         self.sent.append(Sent(chat_id, caption, message_id, kind=kind, at=at))
         event = Event("file", chat_id, message_id, html, markup, path, self.delivering, note)
-        self.events.append(event)
+        self._event(event)
         return self._message(chat_id, message_id, caption=parse(html)[1] if caption else "")
 
     def _file(self, file_id: str) -> dict[str, Any]:
@@ -446,26 +389,9 @@ class FakeBotApi:
         for call in self.calls:
             if call.method == "sendMessage":
                 text = str(call.params.get("text", ""))
-                html = text if call.params.get("parse_mode") == "HTML" else _escape(text)
+                html = text if call.params.get("parse_mode") == "HTML" else escape(text)
                 invalid += bool(parse(html)[2])
         return invalid
-
-
-def _pairs(inline: list[list[Any]]) -> list[list[tuple[str, str]]]:
-    return [
-        [(b.label, b.data if b.data is not None else b.url or "") for b in row] for row in inline
-    ]
-
-
-def _int(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def dumps(payload: dict[str, Any]) -> bytes:
