@@ -28,6 +28,7 @@ from bot.fakeapi.records import (
     Call,
     Event,
     Flood,
+    Part,
     Rejected,
     Sent,
     Stored,
@@ -131,7 +132,9 @@ class FakeBotApi:
                 raise fault
             return fault
         try:
-            result = self._answer(method, params, files)
+            # Uploaded files are parameters too, as in the multipart request Telegram reads.
+            parts = {name: Part(*part) for name, part in files.items()}
+            result = self._answer(method, params | parts if parts else params)
         except Rejected as exc:
             if exc.status == 400:
                 note = f"{method}: {str(exc).removeprefix('Bad Request: ')}"
@@ -147,7 +150,10 @@ class FakeBotApi:
             return exc.status, payload
         return 200, {"ok": True, "result": result}
 
-    def _answer(self, method: str, params: dict[str, Any], files: dict[str, Any]) -> Any:
+    def _answer(self, method: str, params: dict[str, Any]) -> Any:
+        files = {name: value for name, value in params.items() if isinstance(value, Part)}
+        if files:
+            params = {name: value for name, value in params.items() if name not in files}
         if self.strict:
             problem = spec.problem(method, params, files)
             if problem is not None:
@@ -280,9 +286,14 @@ class FakeBotApi:
         message_id = self.next_id()
         inline = markup.inline or []
         self._keep(chat_id, message_id, Stored(html, inline))
-        self.sent.append(Sent(chat_id, text, message_id, pairs(inline), at=at))
+        mode = params.get("parse_mode")
+        self.sent.append(Sent(chat_id, text, message_id, pairs(inline), at=at, parse_mode=mode))
         self._event(Event("message", chat_id, message_id, html, markup, notice=self.delivering))
-        return self._message(chat_id, message_id, text=parse(html)[1])
+        return self._message(chat_id, message_id, text=self._plain(html, text))
+
+    def _plain(self, html: str, text: str) -> str:
+        """The text without its markup, as Telegram returns it; as sent when lax (it is quick)."""
+        return parse(html)[1] if self.strict and text else text
 
     def _stored(self, params: dict[str, Any]) -> Stored | None:
         key = (as_int(params.get("chat_id")), as_int(params.get("message_id")))
@@ -306,7 +317,7 @@ class FakeBotApi:
             Sent(chat_id, text, message_id, pairs(inline), kind, True, time.monotonic())
         )
         self._event(Event("edit", chat_id, message_id, html, Markup(inline=inline)))
-        return self._message(chat_id, message_id, **{key: parse(html)[1]})
+        return self._message(chat_id, message_id, **{key: self._plain(html, text)})
 
     def _edit_markup(self, params: dict[str, Any]) -> Any:
         inline = self._markup(params).inline or []
@@ -344,7 +355,7 @@ class FakeBotApi:
         self.sent.append(Sent(chat_id, caption, message_id, kind=kind, at=at))
         event = Event("file", chat_id, message_id, html, markup, path, self.delivering, note)
         self._event(event)
-        return self._message(chat_id, message_id, caption=parse(html)[1] if caption else "")
+        return self._message(chat_id, message_id, caption=self._plain(html, caption))
 
     def _file(self, file_id: str) -> dict[str, Any]:
         upload = self.uploads.get(file_id)
@@ -384,13 +395,11 @@ class FakeBotApi:
         return [s for s in self.sent if s.kind == "text" and not s.edited]
 
     def rejected_sends(self) -> int:
-        """How many recorded texts Telegram would refuse: `strict=False` checks afterwards."""
+        """How many sent texts Telegram would refuse: `strict=False` checks them afterwards."""
         invalid = 0
-        for call in self.calls:
-            if call.method == "sendMessage":
-                text = str(call.params.get("text", ""))
-                html = text if call.params.get("parse_mode") == "HTML" else escape(text)
-                invalid += bool(parse(html)[2])
+        for sent in self.accepted:
+            html = sent.text if sent.parse_mode == "HTML" else escape(sent.text)
+            invalid += bool(parse(html)[2])
         return invalid
 
 

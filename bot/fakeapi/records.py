@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.fakeapi.markup import Markup
 
@@ -16,6 +16,13 @@ class Rejected(Exception):
         super().__init__(description)
         self.status = status
         self.parameters = parameters
+
+
+class Part(NamedTuple):
+    """An uploaded file, one part of a multipart request."""
+
+    name: str
+    content: bytes
 
 
 @dataclass
@@ -37,6 +44,7 @@ class Sent:
     kind: str = "text"
     edited: bool = False
     at: float = 0.0  # time.monotonic() when the fake accepted it
+    parse_mode: str | None = None
 
     def button(self, label_part: str) -> str:
         """callback_data of the first button whose label contains `label_part`."""
