@@ -5,9 +5,10 @@ plugs it into PTB in-process; `bot.fakeapi.server` serves it over real HTTP for 
 """
 
 from bot.fakeapi.core import BOT_ID, FakeBotApi
+from bot.fakeapi.flood import Flood
 from bot.fakeapi.html import TelegramHTMLError, check, convert_html, html_to_text
 from bot.fakeapi.markup import Button, Markup, ReplyKey, parse_markup
-from bot.fakeapi.records import Call, Event, Flood, Rejected, Sent, Upload
+from bot.fakeapi.records import Call, Event, Rejected, Sent, Upload
 from bot.fakeapi.transport import FakeTransport
 
 __all__ = [

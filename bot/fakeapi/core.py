@@ -17,17 +17,16 @@ import json
 import math
 import re
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 from bot.fakeapi import spec
+from bot.fakeapi.flood import Flood, Windows
 from bot.fakeapi.html import CAPTION_LIMIT, LIMIT, description, parse
 from bot.fakeapi.markup import Markup, invalid_button, parse_markup
 from bot.fakeapi.records import (
     Call,
     Event,
-    Flood,
     Part,
     Rejected,
     Sent,
@@ -57,6 +56,8 @@ _NO_FAULTS = frozenset({"getMe", "deleteWebhook", "getUpdates"})
 
 
 class FakeBotApi:
+    """Telegram's side of the Bot API for one bot, answered in memory; see the module doc."""
+
     def __init__(
         self,
         *,
@@ -101,9 +102,7 @@ class FakeBotApi:
         self.too_many = 0
         self.refused_forbidden = 0
         self._ids = itertools.count(first_message_id)
-        self._window: deque[float] = deque()
-        self._chat_last: dict[int, float] = {}
-        self._group_window: dict[int, deque[float]] = {}
+        self._windows = Windows()
 
     def _event(self, event: Event) -> None:
         if self.log_calls:
@@ -225,42 +224,16 @@ class FakeBotApi:
             raise Rejected(f"Bad Request: {refused}")
         return markup
 
-    def _flood_wait(self, chat_id: int, now: float) -> float:
-        """Seconds until this send would keep every limit; 0 when it may go now."""
-        assert self.flood is not None
-        rate, window = self.flood.rate, self._window
-        while window and window[0] <= now - 1.0:
-            window.popleft()
-        wait = 0.0
-        if len(window) >= rate:
-            wait = window[len(window) - int(rate)] + 1.0 - now
-        if chat_id < 0:
-            group = self._group_window.setdefault(chat_id, deque())
-            while group and group[0] <= now - 60.0:
-                group.popleft()
-            if len(group) >= self.flood.group_per_minute:
-                oldest = group[len(group) - self.flood.group_per_minute]
-                wait = max(wait, oldest + 60.0 - now)
-        else:
-            last = self._chat_last.get(chat_id)
-            if last is not None and now - last < self.flood.per_chat_seconds:
-                wait = max(wait, last + self.flood.per_chat_seconds - now)
-        return wait
-
     def _pace(self, chat_id: int) -> float:
         now = time.monotonic()
         if self.flood is None:
             return now
-        wait = self._flood_wait(chat_id, now)
+        wait = self._windows.wait(self.flood, chat_id, now)
         if wait > 0:
             self.too_many += 1
             retry = max(1, math.ceil(wait))
             raise Rejected(f"Too Many Requests: retry after {retry}", 429, retry_after=retry)
-        self._window.append(now)
-        if chat_id < 0:
-            self._group_window.setdefault(chat_id, deque()).append(now)
-        else:
-            self._chat_last[chat_id] = now
+        self._windows.admit(chat_id, now)
         return now
 
     # -- answers ---------------------------------------------------------------------------

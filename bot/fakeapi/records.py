@@ -73,15 +73,6 @@ class Event:
     note: str = ""
 
 
-@dataclass(slots=True)
-class Flood:
-    """Telegram's sending limits: bot-wide per second, per private chat, per group a minute."""
-
-    rate: float = 30.0
-    per_chat_seconds: float = 1.0
-    group_per_minute: int = 20
-
-
 @dataclass
 class Stored:
     html: str

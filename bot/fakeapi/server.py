@@ -38,7 +38,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from bot.fakeapi import spec
 from bot.fakeapi.core import FakeBotApi
-from bot.fakeapi.records import Flood, Sent
+from bot.fakeapi.flood import Flood
+from bot.fakeapi.records import Sent
 
 HOST = "127.0.0.1"
 MAX_HEAD_BYTES = 64 * 1024
