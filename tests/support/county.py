@@ -1,10 +1,11 @@
 """One builder for the test county: townships and villages, people with roles, nominations in
 given statuses, pairings.
 
-Two levels. On an open session (storage tests and handler tests alike): `person`, `staff`,
-`nomination_row`, `form_nomination`, `pair`. On a running bot (`BotHarness`): `build_county`,
-`grant`, `nominate` (a nomination moved to its status by the real storage transitions, with
-the vetting reviews that go with it) and `invite_code`.
+Two levels. On an open session (storage tests and handler tests alike): `townships`,
+`person`, `staff`, `nomination_row`, `form_nomination`, `pair`; `township` on a database. On
+a running bot (`BotHarness`): `build_county`, `grant`, `nominate` (a nomination moved to its
+status by the real storage transitions, with the vetting reviews that go with it) and
+`invite_code`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import geo, nominations, people
 from storage.crypto import DataCipher
+from storage.db import Database
 from storage.models import (
     Nomination,
     Pairing,
@@ -49,6 +51,15 @@ async def townships(
     """Import (township, village) pairs; returns township name → id."""
     await geo.import_pairs(session, county, list(villages))
     return {t.name: t.id for t in await geo.list_townships(session)}
+
+
+async def township(db: Database, name: str = "青山镇") -> int:
+    """One township with one village, in its own transaction; returns its id."""
+    async with db.sessionmaker.begin() as session:
+        await geo.import_pairs(session, COUNTY_NAME, [(name, name.removesuffix("镇") + "村")])
+        found = await geo.township_by_name(session, name)
+        assert found is not None
+        return found.id
 
 
 async def person(
