@@ -2,181 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select, update
 
-from storage import geo, nominations, people
-from storage.crypto import DataCipher
+from storage import people
 from storage.models import (
     AuditLog,
     Nomination,
-    Person,
     Role,
     RoleGrant,
     StatusChange,
-    VettingReview,
 )
-from storage.nominations import NominationForm
-from storage.people import Actor, Grant
 from storage.rules.identity import make_id_number
-from storage.rules.vetting import Channel, Decision
+from storage.rules.vetting import Channel
+from tests.support.county import T0, County, build_county, grant, nominate
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
-T0 = datetime(2026, 3, 1, 20, 30, tzinfo=UTC)  # 2026-03-02 04:30 in Asia/Shanghai
 COUNTY_OFFICIAL = 7001
 TOWNSHIP_A = 7002
 CANDIDATE = 7003
 STRANGER = 7004
 RECOMMENDER = 7005
-
-
-@dataclass
-class County:
-    """Geography, staff and nominations of a test county, by name."""
-
-    bot: BotHarness
-    towns: dict[str, int] = field(default_factory=dict)
-    ids: dict[str, int] = field(default_factory=dict)
-    staff: Actor | None = None
-    reviewers: dict[str, Actor] = field(default_factory=dict)
-    serial: int = 0
-
-    @property
-    def cipher(self) -> DataCipher:
-        return DataCipher(self.bot.settings.require_data_key())
-
-
-async def grant(
-    bot: BotHarness,
-    telegram_id: int,
-    role: Role | None,
-    *,
-    township_id: int | None = None,
-    department: str | None = None,
-    full_name: str | None = None,
-) -> int:
-    """An account with one role (or none); returns its person id."""
-    async with bot.database.sessionmaker.begin() as session:
-        account = await people.ensure_account(session, telegram_id, "zh-hans")
-        if full_name:
-            person = await session.get_one(Person, account.person_id)
-            person.full_name = full_name
-        if role is not None:
-            session.add(
-                RoleGrant(
-                    person_id=account.person_id,
-                    role=role.value,
-                    township_id=township_id,
-                    department=department,
-                )
-            )
-        return account.person_id
-
-
-async def build_county(bot: BotHarness, townships: Sequence[str] = ("青山镇", "木黄镇")) -> County:
-    county = County(bot)
-    async with bot.database.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [(t, f"{t}一村") for t in townships])
-        county.towns = {t.name: t.id for t in await geo.list_townships(session)}
-        office = Person(full_name="县委组织部")
-        session.add(office)
-        await session.flush()
-        county.staff = Actor(office.id, 1, (Grant(Role.ADMIN, None, None, None),))
-        for department in bot.settings.department_codes:
-            reviewer = Person(full_name=f"审核人{department}")
-            session.add(reviewer)
-            await session.flush()
-            county.reviewers[department] = Actor(
-                reviewer.id, 2, (Grant(Role.REVIEWER, None, None, department),)
-            )
-    return county
-
-
-async def nominate(
-    county: County,
-    full_name: str,
-    township: str = "青山镇",
-    *,
-    to: str = "in_pool",
-    key_group: str = "veteran",
-    education: str | None = "college",
-    channel: Channel = Channel.SELF,
-    person_id: int | None = None,
-    submitted_by: int | None = None,
-    departments: Sequence[str] | None = None,
-    reject_note: str = "有不良记录",
-    **form: Any,
-) -> int:
-    """A nomination moved by the real storage functions to status `to`."""
-    county.serial += 1
-    assert county.staff is not None
-    staff = county.staff
-    departments = tuple(departments or county.bot.settings.department_codes)
-    async with county.bot.database.sessionmaker.begin() as session:
-        nomination = await nominations.create_nomination(
-            session,
-            county.cipher,
-            NominationForm(
-                full_name=full_name,
-                township_id=county.towns[township],
-                key_group=key_group,
-                education=education,
-                phone=f"139{county.serial:08d}",
-                **form,
-            ),
-            channel=channel,
-            submitted_by=submitted_by,
-            person_id=person_id,
-            now=T0,
-        )
-        nid = nomination.id
-        if to in ("vetting", "in_pool", "rejected", "adjusted"):
-            await nominations.send_to_vetting(session, staff, nid, departments=departments, now=T0)
-        reviews = {
-            r.department: r.id
-            for r in await session.scalars(
-                select(VettingReview).where(VettingReview.nomination_id == nid)
-            )
-        }
-        if to in ("in_pool", "adjusted"):
-            for department in departments:
-                await nominations.decide_review(
-                    session,
-                    county.reviewers[department],
-                    reviews[department],
-                    decision=Decision.APPROVE,
-                    note="无违法违纪记录",
-                    departments=departments,
-                    now=T0,
-                    cipher=county.cipher,
-                )
-        if to == "rejected":
-            await nominations.decide_review(
-                session,
-                county.reviewers[departments[0]],
-                reviews[departments[0]],
-                decision=Decision.REJECT,
-                note=reject_note,
-                departments=departments,
-                now=T0,
-                cipher=county.cipher,
-            )
-        if to == "adjusted":
-            await nominations.adjust_out(
-                session, staff, nid, reason="长期外出", now=T0, cipher=county.cipher
-            )
-        if to == "declined":
-            await nominations.decline(
-                session, staff, nid, reason="本人放弃", now=T0, cipher=county.cipher
-            )
-    county.ids[full_name] = nid
-    return nid
 
 
 def last(replies: list[Sent]) -> Sent:
