@@ -37,7 +37,6 @@ from handlers import (
     mentoring,
     mydata,
     outcomes,
-    pool,
     projects,
     review,
     start,
@@ -55,7 +54,10 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
-from handlers.chat.tg import conversation_of
+from handlers.chat.tg import conversation_of, handlers_of
+from handlers.manage import dossier
+from handlers.manage import pool as pool_menus
+from handlers.manage.pool import POOL
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -316,7 +318,10 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
                 *vetting.build_handlers(),
-                *pool.build_handlers(),
+                # /pool and the pool's conversation first: its buttons end an open search or
+                # adjustment before the list's and the file's own handlers see them.
+                conversation_of(POOL),
+                *(h for menu in (*pool_menus.MENUS, *dossier.MENUS) for h in handlers_of(menu)),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
