@@ -56,11 +56,13 @@ SEARCH = Button("pl", "s")
 
 def filter_state(chat: Chat) -> dict[str, Any]:
     """The person's filter and page. Before the port it sat in user_data["pool"] (now the
-    conversation's draft): a filter found there is taken over once."""
+    conversation's draft; `upgrade` keeps it there under "filter"): taken over once."""
     state = chat.user_data.get(FILTER_KEY)
     if not isinstance(state, dict):
         old = chat.user_data.get("pool")
-        legacy = old if isinstance(old, dict) and "v" not in old else {}
+        legacy = old if isinstance(old, dict) else {}
+        if "v" in legacy:
+            legacy = legacy.get("filter") or {}
         state = {k: legacy[k] for k in (*FILTER_KEYS, "page") if k in legacy}
         chat.user_data[FILTER_KEY] = state
     return state
@@ -266,6 +268,7 @@ class Leaves(Question):
         return (*super().shapes(prefix), *LEAVING, *RESTARTS)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        filter_state(run.chat)  # an old draft's filter, taken over before the draft goes
         menu = LEAVING.get(button)
         if menu is not None:
             await show(menu, run.chat, values=values, button=button)
@@ -292,13 +295,13 @@ class PoolConfirm(Leaves, ConfirmAdjust):
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """A search: the list narrowed by the name. An adjustment: done (adjust.py)."""
+    state = filter_state(run.chat)  # first: an old draft's filter goes with the draft
     if adjusting(run):
         return await adjust.adjust_out(run, answers)
     actor = await run.actor()
     if actor is None:
         await run.chat.deny()
         return Finish()
-    state = filter_state(run.chat)
     state["q"] = answers["name"]
     state["page"] = 0
     return Finish((await listing(run.chat, actor, edit=False),))
@@ -307,16 +310,17 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
 def upgrade(old: dict[str, Any], state: int | None) -> dict[str, Any]:
     """The pre-engine draft (user_data["pool"]: `waiting`, `adjust`, `adjust_name`, `reason`
     beside the filter) and its state (0 name, 1 reason, 2 confirmation: the same positions
-    as the questions below) → this flow's draft."""
+    as the questions below) → this flow's draft; the filter is kept for `filter_state`."""
+    kept = {"filter": {k: old[k] for k in (*FILTER_KEYS, "page") if k in old}}
     if "adjust" in old:
         answers = {"mode": adjust.MODE, "adjust": old["adjust"]}
         answers["adjust_name"] = old.get("adjust_name", "")
         if state == 2 and old.get("reason"):
             answers["reason"] = old["reason"]
-            return {"answers": answers, "at": "confirm"}
-        return {"answers": answers, "at": "reason"}
+            return {"answers": answers, "at": "confirm", **kept}
+        return {"answers": answers, "at": "reason", **kept}
     # Searching, or a position without its input (nothing else was ever stored): the name.
-    return {"answers": {"mode": SEARCH_MODE}, "at": "name"}
+    return {"answers": {"mode": SEARCH_MODE}, "at": "name", **kept}
 
 
 POOL = Flow(
