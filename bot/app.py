@@ -27,12 +27,12 @@ from bot import jobs
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
+from bot.menu import install as install_menus
 from bot.persistence import DatabasePersistence
 from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    export,
     grades,
     mentoring,
     mydata,
@@ -40,12 +40,12 @@ from handlers import (
     projects,
     review,
     start,
-    summary,
     trainings,
     vetting,
     withdraw,
 )
 from handlers.chat import forget
+from handlers.chat.commands import Command
 from handlers.chat.context import (
     CadreContext,
     UpdateTransaction,
@@ -53,11 +53,14 @@ from handlers.chat.context import (
     reset_transaction,
     set_transaction,
 )
+from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
+from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
 from handlers.manage import dossier
 from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
+from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -296,6 +299,11 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
         handler.callback = _timed(callback)
 
 
+def menus(*groups: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of every screen in `groups`, in order."""
+    return [handler for group in groups for menu in group for handler in handlers_of(menu)]
+
+
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
     """Every handler, in the order that decides who sees an update first.
 
@@ -313,7 +321,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
-                *mydata.build_handlers(),
+                *menus(mydata.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
@@ -321,18 +329,40 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # /pool and the pool's conversation first: its buttons end an open search or
                 # adjustment before the list's and the file's own handlers see them.
                 conversation_of(POOL),
-                *(h for menu in (*pool_menus.MENUS, *dossier.MENUS) for h in handlers_of(menu)),
+                *menus(pool_menus.MENUS, dossier.MENUS),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
-                *export.build_handlers(),
-                *summary.build_handlers(),
+                *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
         ),
     ]
+
+
+# Every command the bot answers, as its flow declares it (word, one line, roles), in the
+# order of the "/" menu: the menu (bot/menu.py), /help and the tests read this one list.
+COMMANDS: tuple[Command, ...] = (
+    *start.COMMANDS,
+    NOMINATE.command,
+    RECOMMEND.command,
+    *review.COMMANDS,
+    *vetting.COMMANDS,
+    POOL.command,
+    dossier.COMMAND,
+    *mentoring.COMMANDS,
+    *trainings.COMMANDS,
+    *grades.COMMANDS,
+    *projects.COMMANDS,
+    *outcomes.COMMANDS,
+    summary.COMMAND,
+    schedule.COMMAND,
+    export.COMMAND,
+    mydata.COMMAND,
+    *withdraw.COMMANDS,
+)
 
 
 def build_application(
@@ -371,6 +401,7 @@ def build_application(
     app: CadreApp = builder.build()  # type: ignore[assignment]
     app.bot_data["settings"] = settings
     app.bot_data["database"] = database
+    app.bot_data[COMMANDS_KEY] = COMMANDS
     groups = handler_groups()
     conversations = [
         h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)
@@ -400,6 +431,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
             logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
     await jobs.install(app, settings)
+    await install_menus(app)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
     lock = app.bot_data.get("active_lock")

@@ -1,10 +1,10 @@
-"""Cadres in an official's scope, paged: the one query behind every "pick a cadre" list.
+"""The one "cadres in a list" query: reserve cadres matching a scoped condition, paged by
+township and name. The pickers of /outcome, /post and /training, the /pool list (and any
+list of cadres a button chooses from) read it, so paging, ordering and the re-check of a
+pressed button are the same everywhere: a pressed id is looked up again under the same
+condition (deny by default), never trusted.
 
-/pool, /post, /outcome, /pair and the training invitations each listed "a cadre in my scope"
-with a record and a paged query of their own (posts.Assignee, outcomes.Cadre,
-trainings.PoolPick, mentoring.CadreItem, grades.Candidate); they differ only in which
-statuses they take and their order. `in_scope` is that query once; a list adds its own
-conditions (a status, a filter) and reads `ScopedCadre`.
+`pool_conditions` turns /pool's filter into such a condition; the pool is listed by name.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Row, Select, and_, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Nomination, Person, Role, Township
-from storage.nominations import manageable_by
+from storage.nominations import NotAllowed, manageable_by
 from storage.people import Actor
 from storage.rules.vetting import Status
 
@@ -24,49 +24,75 @@ OFFICIALS = (Role.ADMIN, Role.COUNTY_OFFICIAL, Role.TOWNSHIP_OFFICIAL)
 
 
 @dataclass(frozen=True, slots=True)
-class ScopedCadre:
-    """One cadre as a list shows it (a button carries `nomination_id` only)."""
+class CadreRow:
+    """A cadre as a list shows them: file number, name, township, status, group."""
 
     nomination_id: int
     full_name: str
     township: str
     status: str
-    key_group: str
+    key_group: str = ""
 
 
-async def in_scope(
-    session: AsyncSession,
-    actor: Actor,
-    conditions: Sequence[ColumnElement[bool]],
-    *,
-    by_township: bool = True,
-    offset: int = 0,
-    limit: int = 8,
-) -> tuple[list[ScopedCadre], int]:
-    """The cadres the actor manages that meet `conditions`, one page, and how many in all.
-
-    Deny by default: someone who is no official gets nothing. Erased files are never listed.
-    Ordered by township then name (a township official's list reads as one block), or by name
-    alone (`by_township=False`, the pool's search)."""
-    if not actor.has(*OFFICIALS):
-        return [], 0
-    where = and_(manageable_by(actor), Nomination.erased_at.is_(None), *conditions)
-    base = select(Nomination.id).join(Person, Person.id == Nomination.person_id).where(where)
-    total = await session.scalar(select(func.count()).select_from(base.subquery()))
-    order = (Person.full_name, Nomination.id)
-    rows = await session.execute(
+def _rows(where: ColumnElement[bool]) -> Select[int, str | None, str, str, str]:
+    return (
         select(
             Nomination.id, Person.full_name, Township.name, Nomination.status, Nomination.key_group
         )
         .join(Person, Person.id == Nomination.person_id)
         .join(Township, Township.id == Nomination.township_id)
         .where(where)
-        .order_by(*((Township.id, *order) if by_township else order))
-        .offset(offset)
-        .limit(limit)
     )
-    items = [ScopedCadre(i, n or "", t, s, k) for i, n, t, s, k in rows.all()]
-    return items, int(total or 0)
+
+
+def _made(rows: Sequence[Row[int, str | None, str, str, str]]) -> list[CadreRow]:
+    return [CadreRow(i, name or "", town, status, group) for i, name, town, status, group in rows]
+
+
+async def page(
+    session: AsyncSession,
+    where: ColumnElement[bool],
+    *,
+    offset: int,
+    limit: int,
+    by_name: bool = False,
+) -> tuple[list[CadreRow], int]:
+    """One page of the cadres matching `where`, by township and name (or by name alone), and
+    how many in all."""
+    # Counted over the same join as the rows: `where` may name the person (a name search).
+    counted = (
+        select(func.count())
+        .select_from(Nomination)
+        .join(Person, Person.id == Nomination.person_id)
+    )
+    total = await session.scalar(counted.where(where))
+    order = (
+        (Person.full_name, Nomination.id)
+        if by_name
+        else (Township.id, Person.full_name, Nomination.id)
+    )
+    ordered = _rows(where).order_by(*order)
+    rows = (await session.execute(ordered.offset(offset).limit(limit))).all()
+    return _made(rows), int(total or 0)
+
+
+async def one(session: AsyncSession, where: ColumnElement[bool], nomination_id: int) -> CadreRow:
+    """The cadre `nomination_id` if it matches `where` (a pressed button), else NotAllowed."""
+    rows = await session.execute(_rows(Nomination.id == nomination_id).where(where))
+    found = _made(rows.all())
+    if not found:
+        raise NotAllowed
+    return found[0]
+
+
+async def some(
+    session: AsyncSession, where: ColumnElement[bool], ids: Sequence[int]
+) -> list[CadreRow]:
+    """Those of `ids` that match `where`, by name; the others are left out."""
+    if not ids:
+        return []
+    query = _rows(Nomination.id.in_(ids)).where(where).order_by(Person.full_name, Nomination.id)
+    return _made((await session.execute(query)).all())
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +106,15 @@ class PoolFilter:
     name: str | None = None
 
 
-async def search_pool(
-    session: AsyncSession, actor: Actor, flt: PoolFilter, *, offset: int = 0, limit: int = 10
-) -> tuple[list[ScopedCadre], int]:
-    """The reserve pool (and, with a status filter, any stage) within the actor's scope."""
+def pool_conditions(actor: Actor, flt: PoolFilter) -> ColumnElement[bool]:
+    """The pool (or, with a status filter, any stage) in the actor's scope, narrowed by `flt`;
+    deny by default: nothing for someone who is no official. Erased files are never listed."""
+    if not actor.has(*OFFICIALS):
+        return false()
     conditions: list[ColumnElement[bool]] = [
-        Nomination.status == (flt.status or Status.IN_POOL.value)
+        manageable_by(actor),
+        Nomination.erased_at.is_(None),
+        Nomination.status == (flt.status or Status.IN_POOL.value),
     ]
     if flt.township_id is not None:
         conditions.append(Nomination.township_id == flt.township_id)
@@ -96,6 +125,4 @@ async def search_pool(
     if flt.name:
         escaped = flt.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(Person.full_name.like(f"%{escaped}%", escape="\\"))
-    return await in_scope(
-        session, actor, conditions, by_township=False, offset=offset, limit=limit
-    )
+    return and_(*conditions)

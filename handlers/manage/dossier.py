@@ -22,7 +22,7 @@ from handlers.chat.commands import command
 from handlers.chat.flow import Chat
 from handlers.chat.screen import Attachment, Btn, Screen, rows_of
 from handlers.chat.screens import Act, Refused, screen
-from handlers.export import SPOOL_BYTES, workbook_labels
+from handlers.oversight.export import SPOOL_BYTES, workbook_labels
 from storage import (
     export,
     figures,

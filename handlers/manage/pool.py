@@ -29,13 +29,13 @@ from handlers.manage.adjust import ADJUST, ConfirmAdjust, adjusting, start_adjus
 from handlers.manage.dossier import EXPORT, OPEN, export_dossier, open_dossier
 from storage import cadres, geo
 from storage.cadres import PoolFilter
-from storage.models import Role
+from storage.models import OFFICIAL_ROLES, Role
 from storage.people import Actor
 from storage.rules.identity import clean_text
 from storage.rules.options import EDUCATIONS
 from storage.rules.vetting import Status
 
-COMMAND = command("pool", Role.ADMIN, Role.COUNTY_OFFICIAL, Role.TOWNSHIP_OFFICIAL)
+COMMAND = command("pool", *OFFICIAL_ROLES)
 FILTER_KEY = "pool_filter"
 PAGER = Pager(10)
 NAME_MAX = 20
@@ -98,15 +98,16 @@ async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
         if state.get("t") is not None and state["t"] not in dict(towns):
             state.pop("t")  # chosen under a wider role than the person now holds
         page = max(0, int(state.get("page", 0)))
-        flt = _pool_filter(state)
-        items, total = await cadres.search_pool(
-            session, actor, flt, offset=PAGER.offset(page), limit=PAGER.per_page
+        where = cadres.pool_conditions(actor, _pool_filter(state))
+        limit = PAGER.per_page
+        items, total = await cadres.page(
+            session, where, offset=PAGER.offset(page), limit=limit, by_name=True
         )
         if not items and page > 0:
             # The pool shrank since the buttons were drawn: show the last page there is.
             page = PAGER.clamp(page, total)
-            items, total = await cadres.search_pool(
-                session, actor, flt, offset=PAGER.offset(page), limit=PAGER.per_page
+            items, total = await cadres.page(
+                session, where, offset=PAGER.offset(page), limit=limit, by_name=True
             )
     state["page"] = page
     names = dict(towns)
