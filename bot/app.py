@@ -20,6 +20,7 @@ from telegram.ext import (
     ContextTypes,
     ConversationHandler,
     Defaults,
+    TypeHandler,
 )
 from telegram.request import BaseRequest
 
@@ -294,6 +295,8 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
             for inner in state_handlers:
                 _instrument(inner)
         return
+    if isinstance(handler, TypeHandler):
+        return  # the guards around every update (flows, groups) name no handler
     callback = getattr(handler, "callback", None)
     if callback is not None and not hasattr(callback, "__wrapped__"):
         handler.callback = _timed(callback)
