@@ -38,7 +38,6 @@ from handlers import (
     mentoring,
     mydata,
     outcomes,
-    pool,
     projects,
     review,
     start,
@@ -59,6 +58,9 @@ from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
+from handlers.manage import dossier
+from handlers.manage import pool as pool_menus
+from handlers.manage.pool import POOL
 from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -327,7 +329,10 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
                 *vetting.build_handlers(),
-                *pool.build_handlers(),
+                # /pool and the pool's conversation first: its buttons end an open search or
+                # adjustment before the list's and the file's own handlers see them.
+                conversation_of(POOL),
+                *menus(pool_menus.MENUS, dossier.MENUS),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
@@ -348,7 +353,8 @@ COMMANDS: tuple[Command, ...] = (
     RECOMMEND.command,
     *review.COMMANDS,
     *vetting.COMMANDS,
-    *pool.COMMANDS,
+    POOL.command,
+    dossier.COMMAND,
     *mentoring.COMMANDS,
     *trainings.COMMANDS,
     *grades.COMMANDS,

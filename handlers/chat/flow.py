@@ -95,8 +95,9 @@ class Chat(Protocol):
     def note(self, template: str) -> None:
         """Say `template` at the top of the next message shown (not a message of its own)."""
 
-    async def deny(self) -> None:
-        """Refuse: audit who tried what (ids only), then say "not allowed"."""
+    async def deny(self, subject: tuple[str, int] | None = None) -> None:
+        """Refuse: audit who tried what (ids only), then say "not allowed". `subject`: what
+        was asked for when the input alone does not say (a typed file number)."""
 
     async def drop_buttons(self) -> None:
         """Take the buttons off the message whose button was just pressed."""

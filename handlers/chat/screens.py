@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 
 
 class Refused(Exception):
-    """Not allowed: audited, and the person is told so."""
+    """Not allowed: audited, and the person is told so. `subject`: what was asked for, when
+    the input alone does not name it (``/dossier 12`` names file 12 only in its text)."""
+
+    def __init__(self, subject: tuple[str, int] | None = None) -> None:
+        super().__init__(subject)
+        self.subject = subject
 
 
 class Expired(Exception):
@@ -141,7 +146,10 @@ async def show(
     act = Act(chat, actor, args=args, values=values, button=button)
     try:
         shown = await menu.fn(act)
-    except (Refused, NotAllowed):
+    except Refused as refused:
+        await chat.deny(refused.subject)
+        return
+    except NotAllowed:
         await chat.deny()
         return
     except Expired:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from storage import people
+from storage.crypto import DataCipher
 from storage.models import (
     AuditLog,
+    ConversationState,
     Nomination,
     Role,
     RoleGrant,
     StatusChange,
+    UserData,
 )
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
@@ -150,8 +154,9 @@ async def test_search_by_name_escapes_wildcards(county: County) -> None:
     assert "文字" in wrong.text and "姓名" in again.text
     invalid, again = await bot.send(COUNTY_OFFICIAL, "张" * 21)
     assert "1–20" in invalid.text and "姓名" in again.text
-    (busy,) = await bot.send(COUNTY_OFFICIAL, "/nosuch")
-    assert "/cancel" in busy.text
+    # The engine asks the open question again under "busy" (before, the question scrolled away).
+    busy, again = await bot.send(COUNTY_OFFICIAL, "/nosuch")
+    assert "/cancel" in busy.text and "姓名" in again.text
     (found,) = await bot.send(COUNTY_OFFICIAL, "张")
     assert "姓名含：张" in found.text
     assert sorted(person_buttons(found)) == ["张三丰 · 青山镇", "张无忌 · 青山镇"]
@@ -298,8 +303,9 @@ async def test_adjust_out_with_bad_input_cancel_and_confirmation(harness_any: Bo
     assert "控制字符" in error.text
     wrong, again = await bot.send_sticker(TOWNSHIP_A)
     assert "文字" in wrong.text and "调整原因" in again.text
-    (busy,) = await bot.send(TOWNSHIP_A, "/nosuch")
-    assert "调整出库" in busy.text and "/cancel" in busy.text
+    # The engine asks the open question again under "busy" (before, the question scrolled away).
+    busy, again = await bot.send(TOWNSHIP_A, "/nosuch")
+    assert "调整出库" in busy.text and "/cancel" in busy.text and "调整原因" in again.text
     (kept,) = await bot.send(TOWNSHIP_A, "/cancel")
     assert "未做任何调整" in kept.text
     assert await status_and_history() == before
@@ -418,3 +424,57 @@ async def test_confirmation_rechecks_scope_and_status(county: County) -> None:
     for data in ("pl:x", "pl:s", "pl:f:kg", "pl:p:0", "pl:f:kg:veteran", f"pl:a:{second}"):
         (denied,) = await bot.press(TOWNSHIP_A, data)
         assert "没有权限" in denied.text and "施后到" not in denied.text
+
+
+async def test_a_search_or_adjustment_open_before_the_engine_is_finished_under_it(
+    harness_any: BotHarness,
+) -> None:
+    """Nobody is stranded by the deploy: user_data["pool"] and the "pool" conversation's state
+    as the module before the flow engine wrote them (0 a name, 1 a reason, 2 the confirmation)
+    resume at the same moment with what was entered."""
+    bot = harness_any
+    county = await build_county(bot)
+    searcher, reasoner, confirmer = COUNTY_OFFICIAL, TOWNSHIP_A, 7006
+    await grant(bot, searcher, Role.COUNTY_OFFICIAL)
+    await grant(bot, reasoner, Role.TOWNSHIP_OFFICIAL, township_id=county.towns["青山镇"])
+    await grant(bot, confirmer, Role.COUNTY_OFFICIAL)
+    first = await nominate(county, "张旧稿")
+    second = await nominate(county, "李旧稿")
+    await bot.stop()
+    old = {
+        searcher: ({"kg": "veteran", "page": 0, "waiting": "name"}, 0),
+        reasoner: ({"adjust": first, "adjust_name": "张旧稿", "waiting": "reason"}, 1),
+        confirmer: (
+            {"adjust": second, "adjust_name": "李旧稿", "waiting": "confirm", "reason": "外出"},
+            2,
+        ),
+    }
+    cipher = DataCipher(bot.settings.require_data_key())
+    async with bot.database.sessionmaker.begin() as session:
+        for user, (draft, state) in old.items():
+            payload = cipher.encrypt(json.dumps({"pool": draft}))
+            await session.execute(insert(UserData).values(user_id=user, payload=payload))
+            await session.execute(
+                insert(ConversationState).values(
+                    name="pool", key=json.dumps([user, user]), state={"state": state}
+                )
+            )
+    await bot.start()
+
+    (found,) = await bot.send(searcher, "张")
+    assert person_buttons(found) == ["张旧稿 · 青山镇"] and "姓名含：张" in found.text
+    assert "人员类别：退役军人" in found.text  # the filter chosen before the deploy holds
+
+    confirm = last(await bot.send(reasoner, "不再适宜担任"))
+    assert "张旧稿" in confirm.text and "不再适宜担任" in confirm.text
+    (done,) = await bot.press(reasoner, confirm.button("确认调整出库"))
+    assert "已将 张旧稿 调整出库" in done.text.replace("<b>", "").replace("</b>", "")
+
+    # The confirmation button of the message sent before the deploy still works.
+    (done,) = await bot.press(confirmer, f"pl:y:{second}")
+    assert "已将 李旧稿 调整出库" in done.text.replace("<b>", "").replace("</b>", "")
+    async with bot.database.sessionmaker() as session:
+        statuses = await session.scalars(
+            select(Nomination.status).where(Nomination.id.in_([first, second]))
+        )
+        assert list(statuses) == ["adjusted", "adjusted"]
