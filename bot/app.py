@@ -33,7 +33,6 @@ from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
     export,
-    grades,
     mentoring,
     mydata,
     outcomes,
@@ -55,7 +54,10 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
-from handlers.chat.tg import conversation_of
+from handlers.chat.tg import conversation_of, handlers_of
+from handlers.manage import grade, results_csv
+from handlers.manage.post import POST
+from handlers.manage.results import RESULTS
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -319,7 +321,12 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *pool.build_handlers(),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
-                *grades.build_handlers(),
+                # The two flows first (their busy answer covers /grade mid-flow), then /grade,
+                # then a CSV file sent outside any flow.
+                conversation_of(RESULTS),
+                conversation_of(POST),
+                *handlers_of(grade.show_grade),
+                *handlers_of(results_csv.upload),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
                 *export.build_handlers(),

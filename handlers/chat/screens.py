@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
-from handlers.chat.flow import Chat
+from handlers.chat.flow import Chat, Turn
 from handlers.chat.screen import Screen
 from storage import people
 from storage.models import Role
@@ -49,12 +49,14 @@ class Act:
         args: str = "",
         values: tuple[Any, ...] = (),
         button: Button | None = None,
+        turn: Turn | None = None,
     ) -> None:
         self.chat = chat
         self._actor = actor
         self.args = args
         self.values = values
         self.button = button  # the shape that matched, for a screen that takes several
+        self.turn = turn  # what was sent, for a screen opened by a file
 
     @property
     def actor(self) -> Actor:
@@ -85,6 +87,14 @@ class Act:
         return datetime.now(self.settings.tz).date()
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """The files that open a screen outside any flow: by name ending or declared type."""
+
+    extensions: tuple[str, ...]
+    mime_types: tuple[str, ...] = ()
+
+
 Shown = Screen | Sequence[Screen] | None
 ScreenFn = Callable[[Act], Awaitable[Shown]]
 
@@ -99,6 +109,7 @@ class Menu:
     needs: frozenset[Role]
     # Load the actor even when no role is needed (a screen that shows one's own file).
     actor: bool
+    upload: Upload | None = None
 
     @property
     def name(self) -> str:
@@ -111,13 +122,14 @@ def screen(
     button: Button | AnyOf | None = None,
     needs: frozenset[Role] | None = None,
     actor: bool = False,
+    upload: Upload | None = None,
 ) -> Callable[[ScreenFn], Menu]:
-    """Declare a screen: opened by `command` and/or `button`, allowed to `needs` (default:
-    the command's roles; empty: anyone)."""
+    """Declare a screen: opened by `command`, `button` and/or an `upload` (a file sent
+    outside any flow), allowed to `needs` (default: the command's roles; empty: anyone)."""
 
     def declare(fn: ScreenFn) -> Menu:
         roles = needs if needs is not None else (command.needs if command else frozenset())
-        return Menu(fn, command, button, roles, actor or bool(roles))
+        return Menu(fn, command, button, roles, actor or bool(roles), upload)
 
     return declare
 
@@ -129,6 +141,7 @@ async def show(
     args: str = "",
     values: tuple[Any, ...] = (),
     button: Button | None = None,
+    turn: Turn | None = None,
 ) -> None:
     """Run one screen for one update: the actor, the role check, the errors, the reply."""
     actor: Actor | None = None
@@ -138,7 +151,7 @@ async def show(
     if menu.needs and (actor is None or not actor.has(*menu.needs)):
         await chat.deny()
         return
-    act = Act(chat, actor, args=args, values=values, button=button)
+    act = Act(chat, actor, args=args, values=values, button=button, turn=turn)
     try:
         shown = await menu.fn(act)
     except (Refused, NotAllowed):

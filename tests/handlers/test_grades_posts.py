@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-import handlers.grades
-from handlers.chat.context import CadreContext
+from handlers.chat.flow import Turn
+from handlers.chat.tg import TelegramChat
 from storage import geo
 from storage.models import (
     GradeMove,
@@ -251,11 +251,12 @@ def uploads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """What the next downloads return, in order; a download beyond them fails the test."""
     queue: list[bytes] = []
 
-    async def fake_download(context: CadreContext, file_id: str) -> bytes:
+    async def fake_download(chat: TelegramChat, turn: Turn) -> bytes:
         assert queue, "unexpected download"
         return queue.pop(0)
 
-    monkeypatch.setattr(handlers.grades, "_download", fake_download)
+    # The seam is the adapter's download: the transport fake holds no files.
+    monkeypatch.setattr(TelegramChat, "download", fake_download)
     return queue
 
 

@@ -1,0 +1,1 @@
+"""Manage (管): the cadres in the pool — grade and annual results, practice posts."""
