@@ -207,7 +207,8 @@ class Question:
         return Reask(say=run.flow.texts.wrong_input)
 
     async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return Reask(say=run.flow.texts.wrong_input)
+        # Like a sticker: a question answered by buttons says so, rather than "text, please".
+        return self.on_other(run)
 
     def on_other(self, run: Run) -> Outcome:
         """A sticker, a photo, a voice…: a question answered by buttons says so (and shows
