@@ -32,7 +32,6 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    export,
     mentoring,
     mydata,
     outcomes,
@@ -40,7 +39,6 @@ from handlers import (
     projects,
     review,
     start,
-    summary,
     trainings,
     vetting,
     withdraw,
@@ -54,10 +52,12 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
+from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
 from handlers.manage import grade, results_csv
 from handlers.manage.post import POST
 from handlers.manage.results import RESULTS
+from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -296,6 +296,11 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
         handler.callback = _timed(callback)
 
 
+def menus(*groups: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of every screen in `groups`, in order."""
+    return [handler for group in groups for menu in group for handler in handlers_of(menu)]
+
+
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
     """Every handler, in the order that decides who sees an update first.
 
@@ -325,12 +330,10 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # then a CSV file sent outside any flow.
                 conversation_of(RESULTS),
                 conversation_of(POST),
-                *handlers_of(grade.show_grade),
-                *handlers_of(results_csv.upload),
+                *menus(grade.MENUS, results_csv.MENUS),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
-                *export.build_handlers(),
-                *summary.build_handlers(),
+                *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
         ),

@@ -59,3 +59,6 @@ async def show_grade(act: Act) -> Screen:
     return Screen(
         "grades/show", {"view": view, "own": own, "bonus_yuan": policy.excellent_bonus_yuan}
     )
+
+
+MENUS = (show_grade,)

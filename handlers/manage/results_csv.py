@@ -91,3 +91,6 @@ async def upload(act: Act) -> Screen:
     """A CSV file sent outside any flow (inside /results the flow takes any file)."""
     assert act.turn is not None
     return await import_file(act.chat, act.actor, act.turn)
+
+
+MENUS = (upload,)
