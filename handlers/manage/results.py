@@ -137,7 +137,7 @@ class People(_TakesFiles, Cadres):
     __slots__ = ()
 
 
-class Pick(_TakesFiles, Question):
+class Assessment(_TakesFiles, Question):
     """One of the four results, each one's effect on the ladder shown; ``grd:b``: back."""
 
     key = "result"
@@ -271,7 +271,7 @@ RESULTS = Flow(
             values=lambda run: {"year": run.answers.get("year")},
             done=Screen("grades/results_done", edit=True),
         ),
-        Pick(),
+        Assessment(),
         Confirm(),
     ),
     submit=record,
