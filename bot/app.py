@@ -20,6 +20,7 @@ from telegram.ext import (
     ContextTypes,
     ConversationHandler,
     Defaults,
+    TypeHandler,
 )
 from telegram.request import BaseRequest
 
@@ -36,7 +37,6 @@ from handlers import (
     mentoring,
     mydata,
     outcomes,
-    pool,
     projects,
     review,
     start,
@@ -57,7 +57,9 @@ from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
-from handlers.manage import grade, results_csv
+from handlers.manage import dossier, grade, results_csv
+from handlers.manage import pool as pool_menus
+from handlers.manage.pool import POOL
 from handlers.manage.post import POST
 from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
@@ -294,6 +296,8 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
             for inner in state_handlers:
                 _instrument(inner)
         return
+    if isinstance(handler, TypeHandler):
+        return  # the guards around every update (flows, groups) name no handler
     callback = getattr(handler, "callback", None)
     if callback is not None and not hasattr(callback, "__wrapped__"):
         handler.callback = _timed(callback)
@@ -326,7 +330,10 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
                 *vetting.build_handlers(),
-                *pool.build_handlers(),
+                # /pool and the pool's conversation first: its buttons end an open search or
+                # adjustment before the list's and the file's own handlers see them.
+                conversation_of(POOL),
+                *menus(pool_menus.MENUS, dossier.MENUS),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
                 # The two flows first (their busy answer covers /grade mid-flow), then /grade,
@@ -351,7 +358,8 @@ COMMANDS: tuple[Command, ...] = (
     RECOMMEND.command,
     *review.COMMANDS,
     *vetting.COMMANDS,
-    *pool.COMMANDS,
+    POOL.command,
+    dossier.COMMAND,
     *mentoring.COMMANDS,
     *trainings.COMMANDS,
     grade.COMMAND,

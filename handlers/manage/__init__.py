@@ -1,1 +1,1 @@
-"""Manage (管): the cadres in the pool — grade and annual results, practice posts."""
+"""Manage (管): the reserve pool, one-person-one-file, adjusting out, grades, posts."""
