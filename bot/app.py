@@ -34,7 +34,6 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    grades,
     mentoring,
     mydata,
     outcomes,
@@ -58,9 +57,11 @@ from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
-from handlers.manage import dossier
+from handlers.manage import dossier, grade, results_csv
 from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
+from handlers.manage.post import POST
+from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -335,7 +336,11 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *menus(pool_menus.MENUS, dossier.MENUS),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
-                *grades.build_handlers(),
+                # The two flows first (their busy answer covers /grade mid-flow), then /grade,
+                # then a CSV file sent outside any flow.
+                conversation_of(RESULTS),
+                conversation_of(POST),
+                *menus(grade.MENUS, results_csv.MENUS),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
                 *menus(export.MENUS, summary.MENUS, schedule.MENUS),
@@ -357,7 +362,9 @@ COMMANDS: tuple[Command, ...] = (
     dossier.COMMAND,
     *mentoring.COMMANDS,
     *trainings.COMMANDS,
-    *grades.COMMANDS,
+    grade.COMMAND,
+    RESULTS.command,
+    POST.command,
     *projects.COMMANDS,
     *outcomes.COMMANDS,
     summary.COMMAND,
