@@ -20,6 +20,7 @@ from telegram.ext import (
     ContextTypes,
     ConversationHandler,
     Defaults,
+    TypeHandler,
 )
 from telegram.request import BaseRequest
 
@@ -33,11 +34,9 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    grades,
     mentoring,
     mydata,
     outcomes,
-    pool,
     projects,
     start,
     trainings,
@@ -56,6 +55,11 @@ from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
+from handlers.manage import dossier, grade, results_csv
+from handlers.manage import pool as pool_menus
+from handlers.manage.pool import POOL
+from handlers.manage.post import POST
+from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
 from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
@@ -291,6 +295,8 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
             for inner in state_handlers:
                 _instrument(inner)
         return
+    if isinstance(handler, TypeHandler):
+        return  # the guards around every update (flows, groups) name no handler
     callback = getattr(handler, "callback", None)
     if callback is not None and not hasattr(callback, "__wrapped__"):
         handler.callback = _timed(callback)
@@ -326,10 +332,17 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *menus(review.MENUS),
                 conversation_of(vetting.DECIDE),
                 *menus(vetting.MENUS),
-                *pool.build_handlers(),
+                # /pool and the pool's conversation first: its buttons end an open search or
+                # adjustment before the list's and the file's own handlers see them.
+                conversation_of(POOL),
+                *menus(pool_menus.MENUS, dossier.MENUS),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
-                *grades.build_handlers(),
+                # The two flows first (their busy answer covers /grade mid-flow), then /grade,
+                # then a CSV file sent outside any flow.
+                conversation_of(RESULTS),
+                conversation_of(POST),
+                *menus(grade.MENUS, results_csv.MENUS),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
                 *menus(export.MENUS, summary.MENUS, schedule.MENUS),
@@ -347,10 +360,13 @@ COMMANDS: tuple[Command, ...] = (
     RECOMMEND.command,
     review.COMMAND,
     vetting.COMMAND,
-    *pool.COMMANDS,
+    POOL.command,
+    dossier.COMMAND,
     *mentoring.COMMANDS,
     *trainings.COMMANDS,
-    *grades.COMMANDS,
+    grade.COMMAND,
+    RESULTS.command,
+    POST.command,
     *projects.COMMANDS,
     *outcomes.COMMANDS,
     summary.COMMAND,
