@@ -35,25 +35,22 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, event, func, insert, select
+from sqlalchemy import Table, func, insert, select
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
+from bench.common import DEFAULT_PG_URL, Deadline, StatementSpy, chunks, fresh_database
 from bot.planners import plan_talk_cadence
 from bot.settings import Settings
 from handlers.chat.context import CadreContext
-from storage import mentoring, migrate, tally
+from storage import mentoring, tally
 from storage.db import Database
 from storage.models import (
     County,
@@ -71,7 +68,6 @@ from storage.models import (
 from storage.rules.cadence import local_date
 from templates import build_environment
 
-DEFAULT_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 TOKEN = "123456:PLANNINGBENCHabcdefghijklmnopqrstuvwxyz"
 EVERY_DAYS, SOON_DAYS = 30, 7
@@ -82,20 +78,6 @@ PLANNING_CAP_S = 90.0
 FIRST_CHAT = 800_000_000
 TOPICS_DICT = {t: {"text": "谈心谈话记录"} for t in ("thought", "work", "life", "problems")}
 TOPICS = json.dumps(TOPICS_DICT, ensure_ascii=False)
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-
-def chunks(rows: Iterable[tuple[Any, ...]], size: int = CHUNK) -> Iterator[list[tuple[Any, ...]]]:
-    iterator = iter(rows)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 # -- the data set ----------------------------------------------------------------------------
@@ -303,7 +285,7 @@ async def load_sqlite(database: Database, shape: Shape) -> dict[str, int]:
         for table, columns, rows in TABLES:
             talk = table.name == "talk_log"
             async with conn.begin():
-                for chunk in chunks(rows(shape)):
+                for chunk in chunks(rows(shape), CHUNK):
                     params = [dict(zip(columns, row, strict=True)) for row in chunk]
                     if talk:
                         for p in params:
@@ -347,41 +329,6 @@ async def load_postgres(database: Database, shape: Shape) -> dict[str, int]:
 
 
 # -- databases -------------------------------------------------------------------------------
-
-
-def pg_plain(url: str) -> str:
-    return re.sub(r"^postgres(ql)?(\+asyncpg)?://", "postgresql://", url)
-
-
-@asynccontextmanager
-async def fresh_database(kind: str, pg_url: str) -> AsyncIterator[Database]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="planning-") as folder:
-            url = f"sqlite:///{folder}/planning.sqlite3"
-            await asyncio.to_thread(migrate.upgrade, url)
-            database = Database(url)
-            try:
-                yield database
-            finally:
-                await database.close()
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_plain(pg_url))
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-    finally:
-        await admin.close()
-    database = Database(pg_url, schema=schema)
-    try:
-        await asyncio.to_thread(partial(migrate.upgrade, pg_url, schema=schema))
-        yield database
-    finally:
-        await database.close()
-        admin = await asyncpg.connect(pg_plain(pg_url))
-        try:
-            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            await admin.close()
 
 
 def minimal_context(database: Database) -> CadreContext:
@@ -435,22 +382,6 @@ class Result:
     @property
     def full(self) -> float:
         return min(self.full_s) if self.full_s else float("nan")
-
-
-class StatementSpy:
-    def __init__(self, database: Database) -> None:
-        self.engine = database.engine.sync_engine
-        self.statements: list[tuple[str, Any]] = []
-
-    def __enter__(self) -> StatementSpy:
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def _record(self, conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
-        self.statements.append((statement, params))
 
 
 async def time_query(
@@ -537,7 +468,7 @@ async def run_one(
 ) -> tuple[Result, list[str]]:
     result = Result(kind, shape.pairings, expected_due=shape.due_count())
     plan_lines: list[str] = []
-    async with fresh_database(kind, pg_url) as database:
+    async with fresh_database(kind, pg_url, "planning") as database:
         started = time.perf_counter()
         loader = load_sqlite if kind == "sqlite" else load_postgres
         result.rows = await loader(database, shape)

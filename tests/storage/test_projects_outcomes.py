@@ -18,17 +18,16 @@ from storage.models import (
     ProjectLead,
     ProjectReport,
     Publicity,
-    Role,
     StatusChange,
     Village,
 )
 from storage.nominations import NotAllowed
-from storage.people import Actor, Grant
+from storage.people import Actor
 from storage.projects import format_wan, parse_wan
 from storage.rules.identity import RuleError
 from storage.rules.vetting import Channel, Event, IllegalTransition, Status, transition
 from tests.support.county import nomination_row as _nomination
-from tests.support.county import person as _person
+from tests.support.county import officials
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
@@ -157,14 +156,7 @@ async def _world(db: Database) -> World:
         b = await geo.township_by_name(session, "木黄镇")
         assert a is not None and b is not None
         villages = {v.name: v.id for v in await session.scalars(select(Village))}
-
-        def grant(role: Role, township: int | None = None) -> tuple[Grant, ...]:
-            return (Grant(role, township, None, None),)
-
-        official_a = Actor(await _person(session), 1, grant(Role.TOWNSHIP_OFFICIAL, a.id))
-        official_b = Actor(await _person(session), 2, grant(Role.TOWNSHIP_OFFICIAL, b.id))
-        county = Actor(await _person(session), 3, grant(Role.COUNTY_OFFICIAL))
-        nobody = Actor(await _person(session), 4, ())
+        official_a, official_b, county, nobody = await officials(session, a.id, b.id)
         a1 = await _nomination(session, a.id, "张三")
         a2 = await _nomination(session, a.id, "李四")
         b1 = await _nomination(session, b.id, "王五")

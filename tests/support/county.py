@@ -74,6 +74,21 @@ async def person(
     return row.id
 
 
+async def officials(session: AsyncSession, a: int, b: int) -> tuple[Actor, Actor, Actor, Actor]:
+    """Township officials of `a` and of `b`, a county official and someone with no role, as
+    actors with Telegram ids 1 to 4."""
+
+    def grant(role: Role, township: int | None = None) -> tuple[Grant, ...]:
+        return (Grant(role, township, None, None),)
+
+    return (
+        Actor(await person(session), 1, grant(Role.TOWNSHIP_OFFICIAL, a)),
+        Actor(await person(session), 2, grant(Role.TOWNSHIP_OFFICIAL, b)),
+        Actor(await person(session), 3, grant(Role.COUNTY_OFFICIAL)),
+        Actor(await person(session), 4, ()),
+    )
+
+
 async def staff(
     session: AsyncSession, telegram_id: int, name: str | None, grants: Iterable[RoleSpec] = ()
 ) -> int:
