@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from storage import geo, outcomes, projects
+from storage import outcomes, projects
 from storage.db import Database
 from storage.models import (
     AuditLog,
@@ -26,8 +26,7 @@ from storage.people import Actor
 from storage.projects import format_wan, parse_wan
 from storage.rules.identity import RuleError
 from storage.rules.vetting import Channel, Event, IllegalTransition, Status, transition
-from tests.support.county import nomination_row as _nomination
-from tests.support.county import officials
+from tests.support.county import four_cadres, officials, townships
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
@@ -149,28 +148,20 @@ class World:
 
 async def _world(db: Database) -> World:
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(
-            session, "示例县", [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
+        towns = await townships(
+            session, [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
         )
-        a = await geo.township_by_name(session, "青山镇")
-        b = await geo.township_by_name(session, "木黄镇")
-        assert a is not None and b is not None
+        a, b = towns["青山镇"], towns["木黄镇"]
         villages = {v.name: v.id for v in await session.scalars(select(Village))}
-        official_a, official_b, county, nobody = await officials(session, a.id, b.id)
-        a1 = await _nomination(session, a.id, "张三")
-        a2 = await _nomination(session, a.id, "李四")
-        b1 = await _nomination(session, b.id, "王五")
-        new_a = await _nomination(session, a.id, "赵六", status="new")
+        staff = await officials(session, a, b)
+        a1, a2, b1, new_a = await four_cadres(session, a, b)
         return World(
-            a.id,
-            b.id,
+            a,
+            b,
             villages["青山村"],
             villages["石板村"],
             villages["木黄村"],
-            official_a,
-            official_b,
-            county,
-            nobody,
+            *staff,
             a1.id,
             a2.id,
             b1.id,

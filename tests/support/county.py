@@ -89,6 +89,18 @@ async def officials(session: AsyncSession, a: int, b: int) -> tuple[Actor, Actor
     )
 
 
+async def four_cadres(
+    session: AsyncSession, a: int, b: int
+) -> tuple[Nomination, Nomination, Nomination, Nomination]:
+    """张三 and 李四 in the pool of township `a`, 王五 in `b`'s, and 赵六 in `a` still new."""
+    return (
+        await nomination_row(session, a, "张三"),
+        await nomination_row(session, a, "李四"),
+        await nomination_row(session, b, "王五"),
+        await nomination_row(session, a, "赵六", status="new"),
+    )
+
+
 async def staff(
     session: AsyncSession, telegram_id: int, name: str | None, grants: Iterable[RoleSpec] = ()
 ) -> int:
