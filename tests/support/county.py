@@ -146,15 +146,21 @@ async def form_nomination(
     status: str = "in_pool",
     *,
     now: datetime,
+    channel: Channel = Channel.ORGANIZATION,
+    person_id: int | None = None,
+    submitted_by: int | None = None,
+    **form: Any,
 ) -> int:
-    """A nomination created by the real storage function, then set to `status` directly."""
+    """A nomination created by the real storage function, then set to `status` directly.
+
+    `person_id` is whom it is about (None: a new person); `form` adds fields (`phone=`)."""
     nomination = await nominations.create_nomination(
         session,
         cipher,
-        NominationForm(full_name=name, township_id=township_id, key_group="veteran"),
-        channel=Channel.ORGANIZATION,
-        submitted_by=None,
-        person_id=None,
+        NominationForm(full_name=name, township_id=township_id, key_group="veteran", **form),
+        channel=channel,
+        submitted_by=submitted_by,
+        person_id=person_id,
         now=now,
     )
     nomination.status = status

@@ -324,36 +324,28 @@ def test_erase_removes_a_persons_file_and_drafts(capsys: pytest.CaptureFixture[s
     from cryptography.fernet import Fernet
     from sqlalchemy import func, select
 
-    from storage import geo, nominations
     from storage.crypto import DataCipher
     from storage.db import Database
     from storage.models import AuditLog, Nomination, Person, StatusChange
-    from storage.nominations import NominationForm
     from storage.rules.vetting import Channel
+    from tests.support.county import form_nomination, townships
 
     assert cli("db", "upgrade") == 0
     database = Database(os.environ["DATABASE_URL"])
 
     async def prepare() -> int:
         async with database.sessionmaker.begin() as session:
-            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-            township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            nomination = await nominations.create_nomination(
+            township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+            return await form_nomination(
                 session,
                 DataCipher(Fernet.generate_key().decode()),
-                NominationForm(
-                    full_name="何十七",
-                    township_id=township.id,
-                    key_group="veteran",
-                    phone="13912345678",
-                ),
-                channel=Channel.MASS,
-                submitted_by=None,
-                person_id=None,
+                "何十七",
+                township_id,
+                "new",
                 now=datetime.now(UTC),
+                channel=Channel.MASS,
+                phone="13912345678",
             )
-            return nomination.id
 
     async def remaining() -> tuple[int, int, set[str | None], int, tuple[object, ...]]:
         async with database.sessionmaker() as session:
@@ -395,39 +387,36 @@ def test_purge_dry_run_lists_ids_then_purge_applies(capsys: pytest.CaptureFixtur
     from cryptography.fernet import Fernet
     from sqlalchemy import select, update
 
-    from storage import geo, nominations
     from storage.crypto import DataCipher
     from storage.db import Database
     from storage.models import Nomination
-    from storage.nominations import NominationForm
     from storage.rules.vetting import Channel
+    from tests.support.county import form_nomination, townships
 
     assert cli("db", "upgrade") == 0
     database = Database(os.environ["DATABASE_URL"])
 
     async def prepare() -> int:
         async with database.sessionmaker.begin() as session:
-            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-            township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            nomination = await nominations.create_nomination(
+            township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+            nomination_id = await form_nomination(
                 session,
                 DataCipher(Fernet.generate_key().decode()),
-                NominationForm(full_name="何十八", township_id=township.id, key_group="veteran"),
-                channel=Channel.MASS,
-                submitted_by=None,
-                person_id=None,
+                "何十八",
+                township_id,
+                "new",
                 now=datetime.now(UTC),
+                channel=Channel.MASS,
             )
             await session.flush()
             await session.execute(
                 update(Nomination)
-                .where(Nomination.id == nomination.id)
+                .where(Nomination.id == nomination_id)
                 .values(
                     status="adjusted", status_changed_at=datetime.now(UTC) - timedelta(days=1200)
                 )
             )
-            return nomination.id
+            return nomination_id
 
     async def erased() -> bool:
         async with database.sessionmaker() as session:

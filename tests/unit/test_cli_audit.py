@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.fernet import Fernet
 
-from storage import audit, geo, nominations, people
+from storage import audit, people
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import AuditLog
-from storage.nominations import NominationForm
 from storage.rules.vetting import Channel
+from tests.support.county import form_nomination, townships
 from tests.unit.test_cli import cli, workdir  # noqa: F401  (workdir: the autouse fixture)
 
 READER, CANDIDATE, STRANGER = 501, 502, 503
@@ -26,17 +26,17 @@ async def _fill() -> dict[str, int]:
         async with database.sessionmaker.begin() as session:
             reader = await people.ensure_account(session, READER, "zh-hans")
             candidate = await people.ensure_account(session, CANDIDATE, "zh-hans")
-            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-            township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            nomination = await nominations.create_nomination(
+            township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+            nomination_id = await form_nomination(
                 session,
                 DataCipher(Fernet.generate_key().decode()),
-                NominationForm(full_name="何十七", township_id=township.id, key_group="veteran"),
+                "何十七",
+                township_id,
+                "new",
+                now=datetime.now(UTC),
                 channel=Channel.SELF,
                 submitted_by=candidate.person_id,
                 person_id=candidate.person_id,
-                now=datetime.now(UTC),
             )
             session.add(
                 AuditLog(
@@ -44,12 +44,12 @@ async def _fill() -> dict[str, int]:
                     actor_person_id=reader.person_id,
                     action="dossier.read",
                     subject_type="nomination",
-                    subject_id=nomination.id,
+                    subject_id=nomination_id,
                     detail={},
                 )
             )
             await audit.record(
-                session, reader.person_id, "dossier.read", "nomination", nomination.id
+                session, reader.person_id, "dossier.read", "nomination", nomination_id
             )
             await audit.denied(session, telegram_id=STRANGER, action="command:/pool")
         return {"reader": reader.person_id, "candidate": candidate.person_id}
