@@ -7,11 +7,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import outcomes, projects
 from storage.db import Database
 from storage.models import (
     AuditLog,
+    Award,
     GradeMove,
     Nomination,
     Project,
@@ -479,6 +481,22 @@ async def _elect(db: Database, actor: Actor, nomination_id: int, on: date = TODA
         return election.id
 
 
+async def _award(
+    session: AsyncSession, actor: Actor, nid: int, kind: str, title: str, on: date = TODAY
+) -> Award:
+    return await outcomes.record_award(
+        session, actor, nid, kind=kind, title=title, awarded_on=on, today=TODAY
+    )
+
+
+async def _publicity(
+    session: AsyncSession, actor: Actor, nid: int | None, outlet: str, title: str, on: date = TODAY
+) -> Publicity:
+    return await outcomes.record_publicity(
+        session, actor, nid, outlet=outlet, title=title, published_on=on, today=TODAY
+    )
+
+
 async def test_election_moves_the_nomination_to_elected(db: Database) -> None:
     w = await _world(db)
     with pytest.raises(NotAllowed):
@@ -539,41 +557,20 @@ async def test_election_rules(db: Database) -> None:
 async def test_awards_publicity_and_pay(db: Database) -> None:
     w = await _world(db)
     async with db.sessionmaker.begin() as session:
-        await outcomes.record_award(
+        await _award(
+            session, w.official_a, w.cadre_a1, "exemplary", "优秀村级后备干部", date(2025, 7, 1)
+        )
+        await _award(session, w.county, w.cadre_b1, "award", "乡村振兴先进个人", date(2026, 1, 5))
+        await _publicity(
             session,
             w.official_a,
             w.cadre_a1,
-            kind="exemplary",
-            title="优秀村级后备干部",
-            awarded_on=date(2025, 7, 1),
-            today=TODAY,
+            "铜仁日报",
+            "返乡青年盘活闲置校舍",
+            date(2026, 2, 10),
         )
-        await outcomes.record_award(
-            session,
-            w.county,
-            w.cadre_b1,
-            kind="award",
-            title="乡村振兴先进个人",
-            awarded_on=date(2026, 1, 5),
-            today=TODAY,
-        )
-        await outcomes.record_publicity(
-            session,
-            w.official_a,
-            w.cadre_a1,
-            outlet="铜仁日报",
-            title="返乡青年盘活闲置校舍",
-            published_on=date(2026, 2, 10),
-            today=TODAY,
-        )
-        await outcomes.record_publicity(
-            session,
-            w.county,
-            None,
-            outlet="贵州日报",
-            title="印江：“选育管用”全链条机制",
-            published_on=date(2026, 2, 20),
-            today=TODAY,
+        await _publicity(
+            session, w.county, None, "贵州日报", "印江：“选育管用”全链条机制", date(2026, 2, 20)
         )
         session.add(
             GradeMove(
@@ -590,46 +587,14 @@ async def test_awards_publicity_and_pay(db: Database) -> None:
         )
     async with db.sessionmaker() as session:
         with pytest.raises(NotAllowed):
-            await outcomes.record_award(
-                session,
-                w.official_b,
-                w.cadre_a1,
-                kind="award",
-                title="先进个人",
-                awarded_on=TODAY,
-                today=TODAY,
-            )
+            await _award(session, w.official_b, w.cadre_a1, "award", "先进个人")
         with pytest.raises(RuleError):
-            await outcomes.record_award(
-                session,
-                w.official_a,
-                w.cadre_a1,
-                kind="medal",
-                title="先进个人",
-                awarded_on=TODAY,
-                today=TODAY,
-            )
+            await _award(session, w.official_a, w.cadre_a1, "medal", "先进个人")
         # A report naming nobody belongs to the county: a township official may not add one.
         with pytest.raises(NotAllowed):
-            await outcomes.record_publicity(
-                session,
-                w.official_a,
-                None,
-                outlet="铜仁日报",
-                title="一篇报道",
-                published_on=TODAY,
-                today=TODAY,
-            )
+            await _publicity(session, w.official_a, None, "铜仁日报", "一篇报道")
         with pytest.raises(NotAllowed):
-            await outcomes.record_publicity(
-                session,
-                w.official_b,
-                w.cadre_a1,
-                outlet="铜仁日报",
-                title="一篇报道",
-                published_on=TODAY,
-                today=TODAY,
-            )
+            await _publicity(session, w.official_b, w.cadre_a1, "铜仁日报", "一篇报道")
     assert await _count(db, Publicity) == 2
     async with db.sessionmaker.begin() as session:
         years = await outcomes.assessment_years(session, w.official_a, w.cadre_a2)
@@ -675,23 +640,13 @@ async def test_outcome_figures(db: Database) -> None:
             (w.official_a, w.cadre_a2, "exemplary", date(2026, 2, 1)),
             (w.official_b, w.cadre_b1, "exemplary", date(2026, 2, 5)),
         ]:
-            await outcomes.record_award(
-                session, actor, nid, kind=kind, title="先进个人", awarded_on=on, today=TODAY
-            )
+            await _award(session, actor, nid, kind, "先进个人", on)
         reports: list[tuple[int | None, date]] = [
             (w.cadre_a1, date(2026, 2, 10)),
             (None, date(2026, 2, 11)),
         ]
         for named, on in reports:
-            await outcomes.record_publicity(
-                session,
-                w.county,
-                named,
-                outlet="铜仁日报",
-                title="报道",
-                published_on=on,
-                today=TODAY,
-            )
+            await _publicity(session, w.county, named, "铜仁日报", "报道", on)
     async with db.sessionmaker() as session:
         figures = await outcomes.outcome_figures(session)
         by_id = {r.township_id: r for r in figures.townships}
