@@ -280,16 +280,7 @@ async def measure(
         return await count_accounts() if count_accounts is not None else None
 
     return await timed(
-        name,
-        app,
-        fake,
-        errors,
-        measured,
-        deadline,
-        planned=updates,
-        warmed=len(warmed),
-        count=accounts,
-        limiter_rate=limiter_rate,
+        name, app, fake, errors, measured, deadline, updates, len(warmed), accounts, limiter_rate
     )
 
 
@@ -300,11 +291,11 @@ async def timed(
     errors: ErrorCounter,
     measured: list[bytes],
     deadline: float,
-    *,
     planned: int,
     warmed: int,
     count: Callable[[], Awaitable[int | None]],
     limiter_rate: float | None,
+    *,
     counted: str = "accounts in db",
 ) -> Result:
     """Time `measured` from a clean fake and error count; `count` what they left behind."""
@@ -455,10 +446,10 @@ async def run_form(
             errors,
             measured,
             deadline,
-            planned=updates,
-            warmed=len(warm),
-            count=answered,
-            limiter_rate=overall_rate(app),
+            updates,
+            len(warm),
+            answered,
+            overall_rate(app),
             counted="drafts holding the answer",
         )
     finally:

@@ -50,21 +50,8 @@ from bench.common import DEFAULT_PG_URL, Deadline, StatementSpy, chunks, fresh_d
 from bot.planners import plan_talk_cadence
 from bot.settings import Settings
 from handlers.chat.context import CadreContext
-from storage import mentoring, tally
+from storage import mentoring, models, tally
 from storage.db import Database
-from storage.models import (
-    County,
-    Nomination,
-    OutboxMessage,
-    Pairing,
-    Person,
-    Role,
-    RoleGrant,
-    TalkLog,
-    TelegramAccount,
-    Township,
-    Village,
-)
 from storage.rules.cadence import local_date
 from templates import build_environment
 
@@ -158,11 +145,11 @@ def grant_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
     """(id, person_id, role, township_id, mentor_slot)."""
     grant = itertools.count(1)
     for t in range(TOWNSHIPS):
-        yield (next(grant), shape.official_id(t), Role.TOWNSHIP_OFFICIAL.value, 1 + t, None)
+        yield (next(grant), shape.official_id(t), models.Role.TOWNSHIP_OFFICIAL.value, 1 + t, None)
     for slot, name in enumerate(("township", "village")):
         for m in range(shape.mentors_per_slot):
             person = shape.mentor_id(slot, m)
-            yield (next(grant), person, Role.MENTOR.value, 1 + m % TOWNSHIPS, name)
+            yield (next(grant), person, models.Role.MENTOR.value, 1 + m % TOWNSHIPS, name)
 
 
 def nomination_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
@@ -222,14 +209,14 @@ def talk_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
 
 
 GEO_TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[Any, ...]]]]] = [
-    (County.__table__, ("id", "name"), lambda s: iter([(1, "基准县")])),  # type: ignore[list-item]
+    (models.County.__table__, ("id", "name"), lambda s: iter([(1, "基准县")])),  # type: ignore[list-item]
     (
-        Township.__table__,  # type: ignore[list-item]
+        models.Township.__table__,  # type: ignore[list-item]
         ("id", "county_id", "name"),
         lambda s: ((1 + t, 1, f"镇{t}") for t in range(TOWNSHIPS)),
     ),
     (
-        Village.__table__,  # type: ignore[list-item]
+        models.Village.__table__,  # type: ignore[list-item]
         ("id", "township_id", "name"),
         lambda s: (
             (1 + t * VILLAGES_PER_TOWNSHIP + v, 1 + t, f"村{t}-{v}")
@@ -240,29 +227,29 @@ GEO_TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[
 ]
 TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[Any, ...]]]]] = [
     *GEO_TABLES,
-    (Person.__table__, ("id", "full_name"), person_rows),  # type: ignore[list-item]
+    (models.Person.__table__, ("id", "full_name"), person_rows),  # type: ignore[list-item]
     (
-        TelegramAccount.__table__,  # type: ignore[list-item]
+        models.TelegramAccount.__table__,  # type: ignore[list-item]
         ("telegram_id", "person_id", "language_code"),
         account_rows,
     ),
     (
-        RoleGrant.__table__,  # type: ignore[list-item]
+        models.RoleGrant.__table__,  # type: ignore[list-item]
         ("id", "person_id", "role", "township_id", "mentor_slot"),
         grant_rows,
     ),
     (
-        Nomination.__table__,  # type: ignore[list-item]
+        models.Nomination.__table__,  # type: ignore[list-item]
         ("id", "person_id", "channel", "status", "township_id", "village_id", "key_group"),
         nomination_rows,
     ),
     (
-        Pairing.__table__,  # type: ignore[list-item]
+        models.Pairing.__table__,  # type: ignore[list-item]
         ("id", "nomination_id", "mentor_person_id", "slot", "assigned_at", "last_talk_on"),
         pairing_rows,
     ),
     (
-        TalkLog.__table__,  # type: ignore[list-item]
+        models.TalkLog.__table__,  # type: ignore[list-item]
         ("id", "pairing_id", "nomination_id", "mentor_person_id", "talk_date", "mode"),
         talk_rows,
     ),
@@ -499,7 +486,9 @@ async def run_one(
                 database, context, shape
             )
             async with database.sessionmaker() as session:
-                outbox_rows = await session.scalar(select(func.count()).select_from(OutboxMessage))
+                outbox_rows = await session.scalar(
+                    select(func.count()).select_from(models.OutboxMessage)
+                )
             result.rows["outbox_message (after)"] = int(outbox_rows or 0)
         if explain and deadline.remaining() > 20:
             plan_lines = await explain_due(database, shape)

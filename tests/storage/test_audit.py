@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from storage import audit, erasure, people
-from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import AuditLog, Nomination, Person
 from storage.rules.vetting import Channel
-from tests.support.county import form_nomination, townships
+from tests.support.county import new_nomination
 
 
 async def _row(db: Database) -> int:
@@ -69,17 +67,12 @@ async def test_truncate_is_refused_on_postgresql(db: Database) -> None:
 async def test_erasure_works_and_leaves_the_audit_rows_about_the_person(db: Database) -> None:
     now = datetime.now(UTC)
     async with db.sessionmaker.begin() as session:
-        township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
         account = await people.ensure_account(session, 8801, "zh-hans")
-        nomination_id = await form_nomination(
+        nomination_id = await new_nomination(
             session,
-            DataCipher(Fernet.generate_key().decode()),
             "何十七",
-            township_id,
-            "new",
             now=now,
             channel=Channel.SELF,
-            submitted_by=account.person_id,
             person_id=account.person_id,
             phone="13912345678",
         )

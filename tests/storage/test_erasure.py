@@ -30,7 +30,6 @@ from storage.models import (
     ErasureEvent,
     Nomination,
     OutboxMessage,
-    Pairing,
     Person,
     QuarantinedState,
     Role,
@@ -44,6 +43,7 @@ from storage.nominations import NominationForm
 from storage.people import Actor, Grant
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
+from tests.support.county import form_nomination, pair, townships
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
@@ -129,26 +129,21 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
             consent=True,
         )
         # Someone else, so that the figures are not all zero or all one person.
-        other = await nominations.create_nomination(
+        other_id = await form_nomination(
             session,
             cipher,
-            NominationForm(full_name="路人乙", township_id=township.id, key_group="veteran"),
-            channel=Channel.MASS,
-            submitted_by=None,
-            person_id=None,
+            "路人乙",
+            township.id,
+            "new",
             now=NOW - timedelta(days=100),
+            channel=Channel.MASS,
         )
         await session.flush()
         nomination.status = "in_pool"
         await session.flush()
-        pairing = Pairing(
-            nomination_id=nomination.id,
-            mentor_person_id=mentor.id,
-            slot="township",
-            assigned_at=NOW - timedelta(days=150),
+        pairing = await pair(
+            session, nomination.id, mentor.id, assigned_at=NOW - timedelta(days=150)
         )
-        session.add(pairing)
-        await session.flush()
         talk = TalkLog(
             pairing_id=pairing.id,
             nomination_id=nomination.id,
@@ -193,22 +188,18 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
         await session.flush()
         # Queued and sent messages naming the person, to the mentor and to the person.
         about = f"请与 {NAME} 谈话"
-        await outbox.plan(
-            session,
-            key=f"talk-due:{pairing.id}:x:{MENTOR_CHAT}",
-            chat_id=MENTOR_CHAT,
-            kind="mentoring/reminder_due",
-            parts=[about],
-            subject=nomination.id,
-        )
-        await outbox.plan(
-            session,
-            key=f"talk-overdue:{pairing.id}:y:{MENTOR_CHAT}",
-            chat_id=MENTOR_CHAT,
-            kind="mentoring/reminder_overdue",
-            parts=[about],
-            subject=nomination.id,
-        )
+        for key, kind in (
+            (f"talk-due:{pairing.id}:x:{MENTOR_CHAT}", "mentoring/reminder_due"),
+            (f"talk-overdue:{pairing.id}:y:{MENTOR_CHAT}", "mentoring/reminder_overdue"),
+        ):
+            await outbox.plan(
+                session,
+                key=key,
+                chat_id=MENTOR_CHAT,
+                kind=kind,
+                parts=[about],
+                subject=nomination.id,
+            )
         await outbox.plan(
             session,
             key=f"to-candidate:{CANDIDATE_CHAT}",
@@ -247,7 +238,7 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
         return Seeded(
             nomination.id,
             candidate.id,
-            other.id,
+            other_id,
             township.id,
             pairing.id,
             (nomination.id_number_enc, nomination.phone_enc),
@@ -424,24 +415,13 @@ async def test_ids_are_never_reused(db: Database) -> None:
     person never gets the old 档案编号 nor collides with its outbox keys."""
     cipher = DataCipher(Fernet.generate_key().decode())
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        township_id = township.id
+        township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
 
     async def nominate(name: str) -> int:
         async with db.sessionmaker.begin() as session:
-            created = await nominations.create_nomination(
-                session,
-                cipher,
-                NominationForm(full_name=name, township_id=township_id, key_group="veteran"),
-                channel=Channel.MASS,
-                submitted_by=None,
-                person_id=None,
-                now=NOW,
+            return await form_nomination(
+                session, cipher, name, township_id, "new", now=NOW, channel=Channel.MASS
             )
-            await session.flush()
-            return created.id
 
     await nominate("甲")
     last = await nominate("乙")

@@ -30,10 +30,8 @@ from storage.export import ExportScope, ExportSummary
 from storage.models import (
     AuditLog,
     Difficulty,
-    GradeMove,
     GradeState,
     Nomination,
-    Pairing,
     Project,
     ProjectLead,
     ProjectReport,
@@ -49,6 +47,7 @@ from storage.people import Actor, Grant
 from storage.rules.vetting import Channel
 from templates import build_environment
 from tests.conftest import make_settings
+from tests.support.county import grade_move, pair
 from tests.support.county import person as _person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -277,72 +276,35 @@ async def world(db: Database) -> World:
         )
         zhang.status = wang.status = li.status = "in_pool"
         zhang.created_at = li.created_at = wang.created_at = NOW
+        # 张三's way into the pool: sent to vetting, then approved.
+        session.add_all(
+            StatusChange(
+                nomination_id=zhang.id, from_status=old, to_status=new, event=event, at=NOW
+            )
+            for old, new, event in (
+                ("new", "vetting", "send_to_vetting"),
+                ("vetting", "in_pool", "vetting_approved"),
+            )
+        )
+
+        def approved(nomination_id: int, department: str, note: str) -> VettingReview:
+            decided = {"decision": "approve", "note": note, "requested_at": NOW, "decided_at": NOW}
+            return VettingReview(nomination_id=nomination_id, department=department, **decided)
+
         session.add_all(
             [
-                StatusChange(
-                    nomination_id=zhang.id,
-                    from_status="new",
-                    to_status="vetting",
-                    event="send_to_vetting",
-                    at=NOW,
-                ),
-                StatusChange(
-                    nomination_id=zhang.id,
-                    from_status="vetting",
-                    to_status="in_pool",
-                    event="vetting_approved",
-                    at=NOW,
-                ),
-                VettingReview(
-                    nomination_id=zhang.id,
-                    department="police",
-                    decision="approve",
-                    note="无违法记录",
-                    requested_at=NOW,
-                    decided_at=NOW,
-                ),
+                approved(zhang.id, "police", "无违法记录"),
                 VettingReview(nomination_id=zhang.id, department="judicial", requested_at=NOW),
-                VettingReview(
-                    nomination_id=wang.id,
-                    department="discipline",
-                    decision="approve",
-                    note="纪检监察意见",
-                    requested_at=NOW,
-                    decided_at=NOW,
-                ),
+                approved(wang.id, "discipline", "纪检监察意见"),
                 GradeState(nomination_id=zhang.id, grade=2, years_in_grade=1, subsidy_yuan=300),
-                GradeMove(
-                    nomination_id=zhang.id,
-                    year=2025,
-                    result="excellent",
-                    from_grade=1,
-                    to_grade=2,
-                    from_years=1,
-                    to_years=0,
-                    subsidy_yuan=300,
-                    at=NOW,
-                ),
-                GradeMove(
-                    nomination_id=wang.id,
-                    year=2025,
-                    result="competent",
-                    from_grade=1,
-                    to_grade=1,
-                    from_years=0,
-                    to_years=1,
-                    at=NOW,
-                ),
+                grade_move(zhang.id, 2025, "excellent", (1, 2), (1, 0), subsidy_yuan=300, at=NOW),
+                grade_move(wang.id, 2025, "competent", (1, 1), (0, 1), at=NOW),
             ]
         )
         mentor = await _person(session, "导师甲")
         pairings = {}
         for nomination in (zhang, wang):
-            pairing = Pairing(
-                nomination_id=nomination.id, mentor_person_id=mentor, slot="township"
-            )
-            session.add(pairing)
-            await session.flush()
-            pairings[nomination.id] = pairing.id
+            pairings[nomination.id] = (await pair(session, nomination.id, mentor)).id
         talk = TalkLog(
             pairing_id=pairings[zhang.id],
             nomination_id=zhang.id,

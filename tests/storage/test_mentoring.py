@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from storage import erasure, geo, mentoring, people
 from storage.crypto import DataCipher
 from storage.db import Database
-from storage.mentoring import PairingRefused, Stale, TalkInput
+from storage.mentoring import DifficultyItem, PairingRefused, Stale, TalkInput
 from storage.models import (
     AuditLog,
     Difficulty,
@@ -31,7 +31,7 @@ from storage.people import Actor
 from storage.rules.cadence import CadenceState, talk_status
 from storage.rules.identity import RuleError
 from templates import LOCALES, build_environment
-from tests.support.county import form_nomination
+from tests.support.county import form_nomination, pair
 from tests.support.county import staff as _person
 from tests.support.hostile import HOSTILE, HostileValue
 from tests.support.telegram_html import check
@@ -143,6 +143,14 @@ async def _assign(
         )
 
 
+async def _resolve(w: World, telegram_id: int, difficulty_id: int, note: str) -> DifficultyItem:
+    """`telegram_id`'s actor resolves the difficulty with `note`, in its own transaction."""
+    async with w.db.sessionmaker.begin() as session:
+        return await mentoring.resolve_difficulty(
+            session, w.actors[telegram_id], difficulty_id, cipher=CIPHER, note=note, now=NOW
+        )
+
+
 async def _pairings(w: World, nomination_id: int) -> list[Pairing]:
     async with w.db.sessionmaker() as session:
         return list(
@@ -221,24 +229,15 @@ async def test_database_allows_one_active_pairing_per_slot(world: World) -> None
     await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T)
     with pytest.raises(IntegrityError):
         async with w.db.sessionmaker.begin() as session:
-            session.add(
-                Pairing(
-                    nomination_id=w.cadre,
-                    mentor_person_id=w.persons[MENTOR_T2],
-                    slot="township",
-                    assigned_at=NOW,
-                )
-            )
+            await pair(session, w.cadre, w.persons[MENTOR_T2], assigned_at=NOW)
     # An ended one beside the active one is history, and allowed.
     async with w.db.sessionmaker.begin() as session:
-        session.add(
-            Pairing(
-                nomination_id=w.cadre,
-                mentor_person_id=w.persons[MENTOR_T2],
-                slot="township",
-                assigned_at=NOW - timedelta(days=9),
-                ended_at=NOW - timedelta(days=8),
-            )
+        await pair(
+            session,
+            w.cadre,
+            w.persons[MENTOR_T2],
+            assigned_at=NOW - timedelta(days=9),
+            ended_at=NOW - timedelta(days=8),
         )
 
 
@@ -424,36 +423,14 @@ async def test_difficulties_scope_and_resolution(world: World) -> None:
     }
     for who in (OTHER_OFFICIAL, MENTOR_V, NOBODY):
         with pytest.raises(NotAllowed):
-            async with w.db.sessionmaker.begin() as session:
-                await mentoring.resolve_difficulty(
-                    session, w.actors[who], ids["缺少资金"], cipher=CIPHER, note="已解决", now=NOW
-                )
+            await _resolve(w, who, ids["缺少资金"], "已解决")
     with pytest.raises(RuleError):
-        async with w.db.sessionmaker.begin() as session:
-            await mentoring.resolve_difficulty(
-                session, w.actors[MENTOR_T], ids["缺少资金"], cipher=CIPHER, note="好", now=NOW
-            )
-    async with w.db.sessionmaker.begin() as session:
-        done = await mentoring.resolve_difficulty(
-            session,
-            w.actors[MENTOR_T],
-            ids["缺少资金"],
-            cipher=CIPHER,
-            note="协调小额贷款 5 万元",
-            now=NOW,
-        )
+        await _resolve(w, MENTOR_T, ids["缺少资金"], "好")
+    done = await _resolve(w, MENTOR_T, ids["缺少资金"], "协调小额贷款 5 万元")
     assert done.status == "resolved" and done.resolution == "协调小额贷款 5 万元"
     assert done.resolved_at == NOW
     with pytest.raises(Stale):
-        async with w.db.sessionmaker.begin() as session:
-            await mentoring.resolve_difficulty(
-                session,
-                w.actors[OFFICIAL],
-                ids["缺少资金"],
-                cipher=CIPHER,
-                note="再次解决",
-                now=NOW,
-            )
+        await _resolve(w, OFFICIAL, ids["缺少资金"], "再次解决")
     async with w.db.sessionmaker() as session:
         with pytest.raises(Stale):
             await mentoring.difficulty_for_resolution(
@@ -463,19 +440,13 @@ async def test_difficulties_scope_and_resolution(world: World) -> None:
         assert row is not None and row.resolved_by_person_id == w.persons[MENTOR_T]
     assert await _count(w.db, AuditLog, AuditLog.action == "difficulty.resolve") == 1
     # The county official resolves the other township's one.
-    async with w.db.sessionmaker.begin() as session:
-        await mentoring.resolve_difficulty(
-            session, w.actors[COUNTY], ids["道路不通"], cipher=CIPHER, note="已修通道路", now=NOW
-        )
+    await _resolve(w, COUNTY, ids["道路不通"], "已修通道路")
 
 
 async def test_difficulty_counts_per_township(world: World) -> None:
     w = world
     ids = await _difficulties_everywhere(w)
-    async with w.db.sessionmaker.begin() as session:
-        await mentoring.resolve_difficulty(
-            session, w.actors[COUNTY], ids["缺少资金"], cipher=CIPHER, note="已解决好", now=NOW
-        )
+    await _resolve(w, COUNTY, ids["缺少资金"], "已解决好")
     async with w.db.sessionmaker() as session:
         counts = await mentoring.difficulty_counts(session)
         assert [(c.township, c.raised, c.resolved, c.open) for c in counts] == [
@@ -506,14 +477,13 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
     async with w.db.sessionmaker.begin() as session:
         for index, (cadre, slot, mentor, paired_ago, talk_ago) in enumerate(cases):
             # At 00:30 Shanghai time: a pairing made "N days ago" at that local hour.
-            pairing = Pairing(
-                nomination_id=cadre,
-                mentor_person_id=w.persons[mentor],
-                slot=slot,
+            pairing = await pair(
+                session,
+                cadre,
+                w.persons[mentor],
+                slot,
                 assigned_at=NOW - timedelta(days=paired_ago),
             )
-            session.add(pairing)
-            await session.flush()
             ids[index] = pairing.id
             if talk_ago is not None:
                 session.add(
@@ -540,22 +510,16 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
         # Talks inserted as rows, not through save_talk: the pairings' dates are recomputed.
         await mentoring.refresh_last_talks(session, list(ids.values()))
         # An ended pairing long overdue, and a cadre out of the pool: neither is due.
-        session.add(
-            Pairing(
-                nomination_id=w.far_cadre,
-                mentor_person_id=w.persons[MENTOR_ELSEWHERE],
-                slot="village",
-                assigned_at=NOW - timedelta(days=200),
-                ended_at=NOW - timedelta(days=100),
-            )
+        await pair(
+            session,
+            w.far_cadre,
+            w.persons[MENTOR_ELSEWHERE],
+            "village",
+            assigned_at=NOW - timedelta(days=200),
+            ended_at=NOW - timedelta(days=100),
         )
-        session.add(
-            Pairing(
-                nomination_id=w.new_cadre,
-                mentor_person_id=w.persons[MENTOR_T],
-                slot="township",
-                assigned_at=NOW - timedelta(days=200),
-            )
+        await pair(
+            session, w.new_cadre, w.persons[MENTOR_T], assigned_at=NOW - timedelta(days=200)
         )
     statements: list[str] = []
 
@@ -635,13 +599,11 @@ async def test_pairing_date_is_the_shanghai_date(world: World) -> None:
     """Paired at 16:30 UTC on 1 Feb, 00:30 on 2 Feb in Shanghai: due 4 March, not 3 March."""
     w = world
     async with w.db.sessionmaker.begin() as session:
-        session.add(
-            Pairing(
-                nomination_id=w.cadre,
-                mentor_person_id=w.persons[MENTOR_T],
-                slot="township",
-                assigned_at=datetime(2026, 2, 1, 16, 30, tzinfo=UTC),
-            )
+        await pair(
+            session,
+            w.cadre,
+            w.persons[MENTOR_T],
+            assigned_at=datetime(2026, 2, 1, 16, 30, tzinfo=UTC),
         )
     async with w.db.sessionmaker() as session:
         # 2026-02-24 Shanghai: 8 days before 4 March, not yet due soon.

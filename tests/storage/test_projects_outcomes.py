@@ -28,7 +28,7 @@ from storage.people import Actor
 from storage.projects import format_wan, parse_wan
 from storage.rules.identity import RuleError
 from storage.rules.vetting import Channel, Event, IllegalTransition, Status, transition
-from tests.support.county import four_cadres, officials, townships
+from tests.support.county import four_cadres, grade_move, officials, townships
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
@@ -573,16 +573,8 @@ async def test_awards_publicity_and_pay(db: Database) -> None:
             session, w.county, None, "贵州日报", "印江：“选育管用”全链条机制", date(2026, 2, 20)
         )
         session.add(
-            GradeMove(
-                nomination_id=w.cadre_a2,
-                year=2025,
-                result="excellent",
-                from_grade=1,
-                to_grade=2,
-                from_years=0,
-                to_years=0,
-                subsidy_yuan=250,
-                bonus_yuan=1000,
+            grade_move(
+                w.cadre_a2, 2025, "excellent", (1, 2), (0, 0), subsidy_yuan=250, bonus_yuan=1000
             )
         )
     async with db.sessionmaker() as session:

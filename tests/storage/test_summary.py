@@ -15,9 +15,7 @@ from storage.models import (
     Award,
     Difficulty,
     Election,
-    GradeMove,
     Nomination,
-    Pairing,
     PracticePost,
     Project,
     ProjectLead,
@@ -30,6 +28,7 @@ from storage.models import (
     TrainingInvite,
 )
 from storage.summary import Schedule, Summary
+from tests.support.county import grade_move, pair
 from tests.support.county import person as _person
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -124,15 +123,9 @@ async def build_county(db: Database) -> County:
             ("P6", 6, "甲", "township", sep, at(11, 10)),
             ("P7", 5, "丙", "township", sep, None),
         ):
-            pairing = Pairing(
-                nomination_id=n[number],
-                mentor_person_id=mentors[mentor],
-                slot=slot,
-                assigned_at=assigned,
-                ended_at=ended,
+            pairing = await pair(
+                session, n[number], mentors[mentor], slot, assigned_at=assigned, ended_at=ended
             )
-            session.add(pairing)
-            await session.flush()
             pairings[key] = pairing.id
         owner = {"P1": 1, "P2": 1, "P3": 2, "P4": 2, "P6": 6, "P7": 5}
         for key, day in (
@@ -185,17 +178,7 @@ async def build_county(db: Database) -> County:
             (2, 2025, "competent", 1, 1),
             (6, 2024, "incompetent", 2, 1),
         ):
-            session.add(
-                GradeMove(
-                    nomination_id=n[number],
-                    year=year,
-                    result=result,
-                    from_grade=before,
-                    to_grade=after,
-                    from_years=1,
-                    to_years=0,
-                )
-            )
+            session.add(grade_move(n[number], year, result, (before, after), (1, 0)))
         for kind, starts, township_id, invited in (
             ("order", at(11, 10), None, {1: True, 6: True, 2: False}),
             ("integrity", at(11, 12), a.id, {1: True}),

@@ -7,14 +7,12 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.fernet import Fernet
 
 from storage import audit, people
-from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import AuditLog
 from storage.rules.vetting import Channel
-from tests.support.county import form_nomination, townships
+from tests.support.county import new_nomination
 from tests.unit.test_cli import cli, workdir  # noqa: F401  (workdir: the autouse fixture)
 
 READER, CANDIDATE, STRANGER = 501, 502, 503
@@ -26,16 +24,11 @@ async def _fill() -> dict[str, int]:
         async with database.sessionmaker.begin() as session:
             reader = await people.ensure_account(session, READER, "zh-hans")
             candidate = await people.ensure_account(session, CANDIDATE, "zh-hans")
-            township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
-            nomination_id = await form_nomination(
+            nomination_id = await new_nomination(
                 session,
-                DataCipher(Fernet.generate_key().decode()),
                 "何十七",
-                township_id,
-                "new",
                 now=datetime.now(UTC),
                 channel=Channel.SELF,
-                submitted_by=candidate.person_id,
                 person_id=candidate.person_id,
             )
             session.add(
