@@ -9,20 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import outcomes, projects
+from storage import models, outcomes, projects
 from storage.db import Database
-from storage.models import (
-    AuditLog,
-    Award,
-    GradeMove,
-    Nomination,
-    Project,
-    ProjectLead,
-    ProjectReport,
-    Publicity,
-    StatusChange,
-    Village,
-)
 from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.projects import format_wan, parse_wan
@@ -154,7 +142,7 @@ async def _world(db: Database) -> World:
             session, [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
         )
         a, b = towns["青山镇"], towns["木黄镇"]
-        villages = {v.name: v.id for v in await session.scalars(select(Village))}
+        villages = {v.name: v.id for v in await session.scalars(select(models.Village))}
         staff = await officials(session, a, b)
         a1, a2, b1, new_a = await four_cadres(session, a, b)
         return World(
@@ -248,7 +236,7 @@ async def test_create_project_stores_yuan_exactly_with_leads_and_audit(db: Datab
     w = await _world(db)
     pid = await _create(db, w.official_a, w.a1, [w.cadre_a1, w.cadre_a2, w.cadre_a1], "120.5")
     async with db.sessionmaker() as session:
-        project = await session.get(Project, pid)
+        project = await session.get(models.Project, pid)
         assert project is not None
         assert (project.funds_yuan, project.status, project.village_id) == (
             1_205_000,
@@ -258,11 +246,15 @@ async def test_create_project_stores_yuan_exactly_with_leads_and_audit(db: Datab
         assert project.created_by_person_id == w.official_a.person_id
         leads = set(
             await session.scalars(
-                select(ProjectLead.nomination_id).where(ProjectLead.project_id == pid)
+                select(models.ProjectLead.nomination_id).where(
+                    models.ProjectLead.project_id == pid
+                )
             )
         )
         assert leads == {w.cadre_a1, w.cadre_a2}
-        log = await session.scalar(select(AuditLog).where(AuditLog.action == "project.create"))
+        log = await session.scalar(
+            select(models.AuditLog).where(models.AuditLog.action == "project.create")
+        )
         assert log is not None and log.subject_id == pid
         assert log.detail["funds_yuan"] == 1_205_000
         assert log.detail["leads"] == sorted([w.cadre_a1, w.cadre_a2])
@@ -301,8 +293,8 @@ async def test_create_project_scope_and_rules(db: Database) -> None:
                 lead_ids=[w.cadre_a1],
                 now=NOW,
             )
-    assert await _count(db, Project) == 0
-    assert await _count(db, ProjectLead) == 0
+    assert await _count(db, models.Project) == 0
+    assert await _count(db, models.ProjectLead) == 0
 
 
 async def test_choices_are_scoped(db: Database) -> None:
@@ -370,10 +362,10 @@ async def test_reports_by_leads_only(db: Database) -> None:
             await _report(db, actor, pid, "1")
     with pytest.raises(NotAllowed):
         await _report(db, w.lead_a1, 987654, "1")
-    assert await _count(db, ProjectReport) == 5
-    assert await _count(db, AuditLog, AuditLog.action == "project.report") == 5
+    assert await _count(db, models.ProjectReport) == 5
+    assert await _count(db, models.AuditLog, models.AuditLog.action == "project.report") == 5
     async with db.sessionmaker() as session:
-        project = await session.get(Project, t.p1)
+        project = await session.get(models.Project, t.p1)
         assert project is not None and project.status == "under_way"
         led = await projects.led_projects(session, w.lead_a1)
         assert {r.id: r.income_yuan for r in led} == {t.p1: 125_000, t.p2: 3_300}
@@ -483,7 +475,7 @@ async def _elect(db: Database, actor: Actor, nomination_id: int, on: date = TODA
 
 async def _award(
     session: AsyncSession, actor: Actor, nid: int, kind: str, title: str, on: date = TODAY
-) -> Award:
+) -> models.Award:
     return await outcomes.record_award(
         session, actor, nid, kind=kind, title=title, awarded_on=on, today=TODAY
     )
@@ -491,7 +483,7 @@ async def _award(
 
 async def _publicity(
     session: AsyncSession, actor: Actor, nid: int | None, outlet: str, title: str, on: date = TODAY
-) -> Publicity:
+) -> models.Publicity:
     return await outcomes.record_publicity(
         session, actor, nid, outlet=outlet, title=title, published_on=on, today=TODAY
     )
@@ -505,10 +497,10 @@ async def test_election_moves_the_nomination_to_elected(db: Database) -> None:
         await _elect(db, w.official_a, w.new_a)  # not a reserve cadre yet
     await _elect(db, w.official_a, w.cadre_a1, date(2025, 12, 1))
     async with db.sessionmaker() as session:
-        nomination = await session.get(Nomination, w.cadre_a1)
+        nomination = await session.get(models.Nomination, w.cadre_a1)
         assert nomination is not None and nomination.status == Status.ELECTED.value
         change = await session.scalar(
-            select(StatusChange).where(StatusChange.nomination_id == w.cadre_a1)
+            select(models.StatusChange).where(models.StatusChange.nomination_id == w.cadre_a1)
         )
         assert change is not None
         assert (change.from_status, change.to_status, change.event) == (
@@ -517,17 +509,19 @@ async def test_election_moves_the_nomination_to_elected(db: Database) -> None:
             "elect",
         )
         assert change.actor_person_id == w.official_a.person_id
-        actions = set(await session.scalars(select(AuditLog.action)))
+        actions = set(await session.scalars(select(models.AuditLog.action)))
         assert {"nomination.elect", "outcome.election"} <= actions
     # Already elected: a further election is recorded, the status stays, no second move.
     await _elect(db, w.county, w.cadre_a1)
-    assert await _count(db, StatusChange, StatusChange.nomination_id == w.cadre_a1) == 1
+    assert (
+        await _count(db, models.StatusChange, models.StatusChange.nomination_id == w.cadre_a1) == 1
+    )
     async with db.sessionmaker() as session:
         section = await outcomes.dossier_section(session, w.cadre_a1)
         assert [e.elected_on for e in section.elections] == [TODAY, date(2025, 12, 1)]
         assert section.elections[0].position == "村委会 委员"
         # Out of the pool the cadre can no longer be adjusted out: the state machine says so.
-        nomination = await session.get(Nomination, w.cadre_a1)
+        nomination = await session.get(models.Nomination, w.cadre_a1)
         assert nomination is not None
         with pytest.raises(IllegalTransition):
             transition(Status(nomination.status), Event.ADJUST_OUT, channel=Channel.ORGANIZATION)
@@ -587,7 +581,7 @@ async def test_awards_publicity_and_pay(db: Database) -> None:
             await _publicity(session, w.official_a, None, "铜仁日报", "一篇报道")
         with pytest.raises(NotAllowed):
             await _publicity(session, w.official_b, w.cadre_a1, "铜仁日报", "一篇报道")
-    assert await _count(db, Publicity) == 2
+    assert await _count(db, models.Publicity) == 2
     async with db.sessionmaker.begin() as session:
         years = await outcomes.assessment_years(session, w.official_a, w.cadre_a2)
         assert [(y.year, y.result, y.performance_pay_yuan) for y in years] == [
@@ -605,9 +599,11 @@ async def test_awards_publicity_and_pay(db: Database) -> None:
         with pytest.raises(NotAllowed):
             await outcomes.link_pay(session, w.official_b, w.cadre_a2, year=2025, pay_yuan=1)
     async with db.sessionmaker() as session:
-        move = await session.scalar(select(GradeMove))
+        move = await session.scalar(select(models.GradeMove))
         assert move is not None and move.performance_pay_yuan == 36_000
-        log = await session.scalar(select(AuditLog).where(AuditLog.action == "outcome.pay"))
+        log = await session.scalar(
+            select(models.AuditLog).where(models.AuditLog.action == "outcome.pay")
+        )
         assert log is not None and log.detail["pay_yuan"] == 36_000
         assert log.detail["previous_yuan"] is None
         section = await outcomes.dossier_section(session, w.cadre_a1)
