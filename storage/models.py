@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -38,6 +38,15 @@ NAMING_CONVENTION = {
 # Row ids that can grow past 2**31 (audit, outbox) are BIGINT on PostgreSQL; SQLite only
 # auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Column declarations many tables repeat, written once (SQLAlchemy reads the mapped_column
+# inside Annotated and copies it into each table).
+BigPk = Annotated[int, mapped_column(BigId, primary_key=True)]
+NominationRef = Annotated[int, mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))]
+DbNow = Annotated[datetime, mapped_column(server_default=func.now())]
+# The nomination's township, copied when a row is written by a database trigger (see
+# StatusChange.township_id and storage/tally.py).
+TownshipCopy = Annotated[int | None, mapped_column(Integer)]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -119,7 +128,7 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class TelegramAccount(Base):
@@ -150,7 +159,7 @@ class TelegramAccount(Base):
     language_code: Mapped[str | None] = mapped_column(String(16))
     # Set by /lang; when empty the Telegram client's language decides.
     locale: Mapped[str | None] = mapped_column(String(8))
-    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    first_seen_at: Mapped[DbNow]
     unreachable_at: Mapped[datetime | None]
     unreachable_reason: Mapped[str | None] = mapped_column(String(200))
     # Changes to the person's roles (or a staff member's /lang) not yet published to their
@@ -184,7 +193,7 @@ class RoleGrant(Base):
     department: Mapped[str | None] = mapped_column(String(24))
     # Mentors only: 'township' (a township cadre) or 'village' (a village party secretary).
     mentor_slot: Mapped[str | None] = mapped_column(String(16))
-    granted_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    granted_at: Mapped[DbNow]
     revoked_at: Mapped[datetime | None]
     invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite_code.id"))
 
@@ -204,7 +213,7 @@ class InviteCode(Base):
     created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     # Demo invites step the redeemer into a prepared person with a history.
     for_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     used_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
@@ -217,7 +226,7 @@ class InviteFailure(Base):
     __tablename__ = "invite_failure"
     __table_args__ = (Index("ix_invite_failure_who_when", "telegram_id", "at"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     telegram_id: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime]
 
@@ -231,8 +240,8 @@ class AuditLog(Base):
         Index("ix_audit_log_actor", "actor_person_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    id: Mapped[BigPk]
+    at: Mapped[DbNow]
     # Ids only, no foreign key: the log outlives what it names, and the database refuses
     # UPDATE and DELETE on it (migration 0012), so no cascade may ever need to touch it.
     actor_person_id: Mapped[int | None]
@@ -275,7 +284,7 @@ class DataSecret(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class InboundUpdate(Base):
@@ -300,7 +309,7 @@ class InboundUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
-    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    received_at: Mapped[DbNow]
     handled_at: Mapped[datetime | None]
 
 
@@ -315,7 +324,7 @@ class QuarantinedState(Base):
     # The once-only notice's outbox key carries the id: never reuse one (SQLite).
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     kind: Mapped[str] = mapped_column(String(20))  # user_data | conversation
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(String(64))
@@ -323,7 +332,7 @@ class QuarantinedState(Base):
     reason: Mapped[str] = mapped_column(String(100))
     # The row as it was: a Fernet token for user_data, the JSON text for a conversation.
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
-    quarantined_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    quarantined_at: Mapped[DbNow]
     notified_at: Mapped[datetime | None]
 
 
@@ -416,8 +425,8 @@ class Nomination(Base):
     submitted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     consent_at: Mapped[datetime | None]
     sensitive_consent_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
+    status_changed_at: Mapped[DbNow]
     # Pairings of this nomination not ended (0-2), kept by a trigger on pairing: with it
     # nomination_tally counts the pairings and the cadres paired per township.
     active_pairings: Mapped[int] = mapped_column(server_default="0")
@@ -447,8 +456,8 @@ class StatusChange(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    id: Mapped[BigPk]
+    nomination_id: Mapped[NominationRef]
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     event: Mapped[str] = mapped_column(String(24))
@@ -458,11 +467,11 @@ class StatusChange(Base):
     # 0011 until storage.rekey seals them.
     reason: Mapped[str | None] = mapped_column(String(1000))
     reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    at: Mapped[DbNow]
     # The nomination's township, copied when the row is written (a database trigger fills it
     # from nomination.township_id, which never changes; see storage/tally.py), so that a
     # township's figures are an index range instead of a join to every nomination.
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
 
 
 class VettingReview(Base):
@@ -486,7 +495,7 @@ class VettingReview(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     department: Mapped[str] = mapped_column(String(24))
     decision: Mapped[str | None] = mapped_column(String(8))
     # Encrypted in note_enc: a police, discipline or judicial department's note may record an
@@ -494,7 +503,7 @@ class VettingReview(Base):
     note: Mapped[str | None] = mapped_column(String(1000))
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    requested_at: Mapped[DbNow]
     decided_at: Mapped[datetime | None]
 
 
@@ -564,18 +573,17 @@ class Pairing(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     slot: Mapped[str] = mapped_column(String(16))
     assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    assigned_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    assigned_at: Mapped[DbNow]
     ended_at: Mapped[datetime | None]
     # The latest talk_date of this pairing's talks (None: no talk yet), kept by every write to
     # talk_log in the same transaction (storage.mentoring.save_talk, refresh_last_talks), so
     # that the cadence never needs a GROUP BY over every talk ever held.
     last_talk_on: Mapped[date | None] = mapped_column(Date)
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
     # Whether the cadre is in the pool now, kept by a trigger on nomination's status: an
     # active pairing (ended_at NULL, in_pool) is then a fact of this row alone.
     # A plain "0", not false(): a SQL expression default makes Alembic rebuild the table on
@@ -602,9 +610,9 @@ class TalkLog(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     pairing_id: Mapped[int] = mapped_column(ForeignKey("pairing.id", ondelete="CASCADE"))
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     talk_date: Mapped[date] = mapped_column(Date)
     mode: Mapped[str] = mapped_column(String(8))
@@ -615,9 +623,8 @@ class TalkLog(Base):
     # instead of rebuilding the table, which would drop its tally triggers).
     topics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     topics_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 class Difficulty(Base):
@@ -640,21 +647,20 @@ class Difficulty(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     talk_id: Mapped[int | None] = mapped_column(ForeignKey("talk_log.id", ondelete="SET NULL"))
     # The texts are encrypted in the *_enc columns (a difficulty is a family's circumstances:
     # "家中老人需要照顾"); the plain columns hold rows from before migration 0011 until
     # storage.rekey.seal_plaintext empties them ('' and NULL), as for TalkLog.topics.
     description: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(10), default="open")
-    raised_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    raised_at: Mapped[DbNow]
     resolution: Mapped[str | None] = mapped_column(String(500))
     description_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     resolution_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     resolved_at: Mapped[datetime | None]
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
 
 
 class Training(Base):
@@ -682,7 +688,7 @@ class Training(Base):
     township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
     organizer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     checkin_code: Mapped[str] = mapped_column(String(12))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class TrainingInvite(Base):
@@ -701,12 +707,11 @@ class TrainingInvite(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     training_id: Mapped[int] = mapped_column(ForeignKey("training.id", ondelete="CASCADE"))
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     rsvp: Mapped[str | None] = mapped_column(String(4))
     attended_at: Mapped[datetime | None]
     score: Mapped[float | None]
-    # The nominee's township, copied by a trigger (storage/tally.py).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
 
 
 class PracticePost(Base):
@@ -720,15 +725,14 @@ class PracticePost(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     kind: Mapped[str] = mapped_column(String(12))
     title: Mapped[str | None] = mapped_column(String(100))
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 class GradeState(Base):
@@ -742,7 +746,7 @@ class GradeState(Base):
     grade: Mapped[int]
     years_in_grade: Mapped[int]
     subsidy_yuan: Mapped[int] = mapped_column(default=0)
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[DbNow]
 
 
 class GradeMove(Base):
@@ -760,7 +764,7 @@ class GradeMove(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     year: Mapped[int]
     result: Mapped[str] = mapped_column(String(12))
     from_grade: Mapped[int]
@@ -772,9 +776,8 @@ class GradeMove(Base):
     bonus_yuan: Mapped[int] = mapped_column(default=0, server_default="0")
     performance_pay_yuan: Mapped[int | None]
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -801,7 +804,7 @@ class OutboxMessage(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     key: Mapped[str] = mapped_column(String(200), unique=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(40))
@@ -809,12 +812,12 @@ class OutboxMessage(Base):
     parts: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    not_before: Mapped[datetime] = mapped_column(server_default=func.now())
+    not_before: Mapped[DbNow]
     claimed_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
     # The nomination the message names or is about (None: about nobody in particular), so
     # that erasure and retention can cancel or blank it (storage/erasure.py).
     subject_nomination_id: Mapped[int | None] = mapped_column(Integer, index=True)
@@ -861,7 +864,7 @@ class Project(Base):
     funds_yuan: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(10), default="planned")
     created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class ProjectLead(Base):
@@ -893,7 +896,7 @@ class ProjectReport(Base):
     income_yuan: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str | None] = mapped_column(String(10))
     note: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class Election(Base):
@@ -907,13 +910,12 @@ class Election(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     position: Mapped[str] = mapped_column(String(60))
     elected_on: Mapped[date] = mapped_column(Date)
     recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 class Award(Base):
@@ -923,7 +925,7 @@ class Award(Base):
     __table_args__ = (CheckConstraint("kind IN ('award', 'exemplary')", name="kind_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     kind: Mapped[str] = mapped_column(String(10))
     title: Mapped[str] = mapped_column(String(100))
     awarded_on: Mapped[date] = mapped_column(Date)
@@ -1000,6 +1002,6 @@ class ErasureEvent(Base):
     # Running bots read events by id > the last one seen: never reuse an id (SQLite).
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     telegram_id: Mapped[int] = mapped_column(BigInteger)
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    at: Mapped[DbNow]
