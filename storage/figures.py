@@ -29,19 +29,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from storage.models import Nomination, Person, StatusChange, Township, VettingReview
 from storage.nominations import manageable_by
 from storage.people import Actor
-from storage.rules.options import COLLEGE_OR_HIGHER
+from storage.rules.options import COLLEGE_OR_HIGHER, CollegeShares
 from storage.rules.vetting import Event, Status
 
 
 @dataclass(frozen=True, slots=True)
-class SelectRow:
+class SelectRow(CollegeShares):
     """The select-stage figures of one township, or of the county when township_id is None."""
 
     township_id: int | None
@@ -61,16 +61,6 @@ class SelectRow:
     reviews_rejected: int = 0
     adjusted: int = 0
     adjusted_out: int = 0
-
-    @property
-    def college_share(self) -> float | None:
-        """Share of received nominations with 大专 or higher; None when there are none."""
-        return self.college_or_higher / self.nominations if self.nominations else None
-
-    @property
-    def pool_college_share(self) -> float | None:
-        """Share of the pool with 大专 or higher (the article's "over 70%")."""
-        return self.pool_college_or_higher / self.pool if self.pool else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +133,24 @@ def _college() -> ColumnElement[int]:
     return func.sum(case((Nomination.education.in_(COLLEGE_OR_HIGHER), 1), else_=0))
 
 
+def received_by_township(
+    *where: ColumnElement[bool],
+) -> Select[int, str, str, int, int]:
+    """Nominations received, per township, channel and key group, with how many of them
+    have 大专 or higher: the select stage's intake, for these figures and storage.summary."""
+    return (
+        select(
+            Nomination.township_id,
+            Nomination.channel,
+            Nomination.key_group,
+            func.count(),
+            _college(),
+        )
+        .where(*where)
+        .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
+    )
+
+
 async def select_figures(
     session: AsyncSession,
     *,
@@ -168,15 +176,7 @@ async def select_figures(
         return tallies.setdefault(tid, _Tally())
 
     received = await session.execute(
-        select(
-            Nomination.township_id,
-            Nomination.channel,
-            Nomination.key_group,
-            func.count(),
-            _college(),
-        )
-        .where(*scope, *_in_period(Nomination.created_at, since, until))
-        .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
+        received_by_township(*scope, *_in_period(Nomination.created_at, since, until))
     )
     for tid, channel, key_group, count, college in received.all():
         t = tally(tid)
