@@ -306,6 +306,22 @@ def _of_nomination(
     return _of_people(query.join(Nomination, Nomination.id == nomination_id), scope)
 
 
+# Who a record is about: the columns several sheets start with, and their cells.
+NOMINEE_SQL = (Nomination.id, Person.full_name, Township.name)
+
+
+def _nominee(r: AnyRow, words: _Words) -> list[Any]:
+    return [r[0], words.name(r[1]), r[2]]
+
+
+def _decision(decision: str | None, status: str) -> str:
+    """A review's decision code; an open review of a case another department's veto already
+    settled is "moot", not "pending"."""
+    if decision is not None:
+        return decision
+    return "pending" if status == Status.VETTING.value else "moot"
+
+
 # -- the sheets: each yields value rows in the order of its SHEETS columns --------------------
 
 
@@ -377,9 +393,7 @@ def _nominations(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = select(
-        Nomination.id,
-        Person.full_name,
-        Township.name,
+        *NOMINEE_SQL,
         Nomination.channel,
         Nomination.key_group,
         Nomination.created_at,
@@ -399,9 +413,7 @@ def _nominations(
     def row_of(group: list[AnyRow]) -> list[Any]:
         first = group[0]
         return [
-            first[0],
-            words.name(first[1]),
-            first[2],
+            *_nominee(first, words),
             words.value("channel", first[3]),
             words.value("key_group", first[4]),
             clock.day(first[5]),
@@ -417,9 +429,7 @@ def _vetting(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = select(
-        Nomination.id,
-        Person.full_name,
-        Township.name,
+        *NOMINEE_SQL,
         VettingReview.department,
         VettingReview.decision,
         Nomination.status,
@@ -433,16 +443,10 @@ def _vetting(
     )
 
     def row(r: AnyRow) -> list[Any]:
-        decision = r[4]
-        if decision is None:
-            # An open review of a case another department's veto already settled.
-            decision = "pending" if r[5] == Status.VETTING.value else "moot"
         return [
-            r[0],
-            words.name(r[1]),
-            r[2],
+            *_nominee(r, words),
             words.value("dept", r[3]),
-            words.value("dossier.decision", decision),
+            words.value("dossier.decision", _decision(r[4], r[5])),
             clock.day(r[6]),
             clock.day(r[7]),
             mentoring.opened_text(cipher, r[8], r[9]),
@@ -463,24 +467,21 @@ def _topic(value: Any, words: _Words) -> str | None:
 def _talks(
     session: AsyncSession, scope: ExportScope, words: _Words, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
+    # Person is the mentee (the nomination's person); the mentor is a second Person.
     mentor = aliased(Person)
-    mentee = aliased(Person)
+    query = select(
+        TalkLog.talk_date,
+        TalkLog.mode,
+        mentor.full_name,
+        Person.full_name,
+        Nomination.id,
+        Township.name,
+        TalkLog.topics,
+        TalkLog.topics_enc,
+    )
     query = (
-        select(
-            TalkLog.talk_date,
-            TalkLog.mode,
-            mentor.full_name,
-            mentee.full_name,
-            Nomination.id,
-            Township.name,
-            TalkLog.topics,
-            TalkLog.topics_enc,
-        )
-        .join(Nomination, Nomination.id == TalkLog.nomination_id)
-        .join(mentee, mentee.id == Nomination.person_id)
+        _of_nomination(query, TalkLog.nomination_id, scope)
         .join(mentor, mentor.id == TalkLog.mentor_person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .where(scope.covers(Nomination.township_id))
         .order_by(TalkLog.talk_date, TalkLog.id)
     )
 
@@ -503,10 +504,8 @@ def _difficulties(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
     query = select(
+        *NOMINEE_SQL,
         Difficulty.raised_at,
-        Nomination.id,
-        Person.full_name,
-        Township.name,
         Difficulty.description,
         Difficulty.status,
         Difficulty.resolution,
@@ -520,10 +519,8 @@ def _difficulties(
 
     def row(r: AnyRow) -> list[Any]:
         return [
-            clock.day(r[0]),
-            r[1],
-            words.name(r[2]),
-            r[3],
+            clock.day(r[3]),
+            *_nominee(r, words),
             mentoring.opened_text(cipher, r[4], r[8]),
             words.value("export.value.difficulty", r[5]),
             mentoring.opened_text(cipher, r[6], r[9]),
@@ -589,9 +586,7 @@ def _grades(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
 ) -> AsyncIterator[list[Any]]:
     query = select(
-        Nomination.id,
-        Person.full_name,
-        Township.name,
+        *NOMINEE_SQL,
         GradeMove.year,
         GradeMove.result,
         GradeMove.from_grade,
@@ -607,9 +602,7 @@ def _grades(
 
     def row(r: AnyRow) -> list[Any]:
         return [
-            r[0],
-            words.name(r[1]),
-            r[2],
+            *_nominee(r, words),
             r[3],
             words.value("result", r[4]),
             r[5],
@@ -930,11 +923,7 @@ async def write_dossier_workbook(
             [
                 words.value("dept", review.department),
                 words.value(
-                    "dossier.decision",
-                    review.decision
-                    or (
-                        "pending" if dossier.nomination.status == Status.VETTING.value else "moot"
-                    ),
+                    "dossier.decision", _decision(review.decision, dossier.nomination.status)
                 ),
                 clock.day(review.decided_at),
                 mentoring.opened_text(cipher, review.note, review.note_enc),
