@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
@@ -118,9 +118,11 @@ _PENDING = "pending"
 _EVENTS = (Event.VETTING_APPROVED.value, Event.VETTING_REJECTED.value, Event.ADJUST_OUT.value)
 
 
-def _in_period(
-    column: QueryableAttribute[Any], since: datetime | None, until: datetime | None
+def in_period(
+    column: QueryableAttribute[Any], since: date | None, until: date | None
 ) -> list[ColumnElement[bool]]:
+    """The conditions keeping `column` in [since, until); an open end adds none. Dates or
+    instants (a datetime is a date), for any figures counted over a period."""
     conditions: list[ColumnElement[bool]] = []
     if since is not None:
         conditions.append(column >= since)
@@ -176,7 +178,7 @@ async def select_figures(
         return tallies.setdefault(tid, _Tally())
 
     received = await session.execute(
-        received_by_township(*scope, *_in_period(Nomination.created_at, since, until))
+        received_by_township(*scope, *in_period(Nomination.created_at, since, until))
     )
     for tid, channel, key_group, count, college in received.all():
         t = tally(tid)
@@ -202,7 +204,7 @@ async def select_figures(
         .where(
             *scope,
             StatusChange.event.in_(_EVENTS),
-            *_in_period(StatusChange.at, since, until),
+            *in_period(StatusChange.at, since, until),
         )
         .group_by(Nomination.township_id, StatusChange.event)
     )
@@ -222,7 +224,7 @@ async def select_figures(
                 ),
                 and_(
                     VettingReview.decision.is_not(None),
-                    *_in_period(VettingReview.decided_at, since, until),
+                    *in_period(VettingReview.decided_at, since, until),
                 ),
             ),
         )
