@@ -39,6 +39,15 @@ NAMING_CONVENTION = {
 # auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def _partial(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of only the rows that match `where`, on both engines (each dialect takes the
+    condition under its own keyword)."""
+    return Index(
+        name, *columns, unique=unique, sqlite_where=text(where), postgresql_where=text(where)
+    )
+
+
 # Column declarations many tables repeat, written once (SQLAlchemy reads the mapped_column
 # inside Annotated and copies it into each table).
 BigPk = Annotated[int, mapped_column(BigId, primary_key=True)]
@@ -47,6 +56,8 @@ DbNow = Annotated[datetime, mapped_column(server_default=func.now())]
 # The nomination's township, copied when a row is written by a database trigger (see
 # StatusChange.township_id and storage/tally.py).
 TownshipCopy = Annotated[int | None, mapped_column(Integer)]
+# A Fernet token made with DATA_KEY (storage.crypto); NULL on rows from before migration 0011.
+Sealed = Annotated[bytes | None, mapped_column(LargeBinary)]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -137,19 +148,11 @@ class TelegramAccount(Base):
     __tablename__ = "telegram_account"
     __table_args__ = (
         # The few people who blocked the bot (summaries count them per scope).
-        Index(
-            "ix_telegram_account_unreachable",
-            "person_id",
-            sqlite_where=text("unreachable_at IS NOT NULL"),
-            postgresql_where=text("unreachable_at IS NOT NULL"),
+        _partial(
+            "ix_telegram_account_unreachable", "person_id", where="unreachable_at IS NOT NULL"
         ),
         # The few accounts whose "/" menu waits to be published (bot/menu.py polls them).
-        Index(
-            "ix_telegram_account_menu_pending",
-            "telegram_id",
-            sqlite_where=text("menu_changes > 0"),
-            postgresql_where=text("menu_changes > 0"),
-        ),
+        _partial("ix_telegram_account_menu_pending", "telegram_id", where="menu_changes > 0"),
     )
 
     telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -298,12 +301,7 @@ class InboundUpdate(Base):
     __tablename__ = "inbound_update"
     __table_args__ = (
         # Start-up replays what is still open, in update_id order; the tick prunes by age.
-        Index(
-            "ix_inbound_update_open",
-            "update_id",
-            sqlite_where=text("handled_at IS NULL"),
-            postgresql_where=text("handled_at IS NULL"),
-        ),
+        _partial("ix_inbound_update_open", "update_id", where="handled_at IS NULL"),
         Index("ix_inbound_update_handled", "handled_at"),
     )
 
@@ -415,10 +413,10 @@ class Nomination(Base):
     work_history: Mapped[str | None] = mapped_column(String(1000))
     motivation: Mapped[str | None] = mapped_column(String(1000))
     reason: Mapped[str | None] = mapped_column(String(1000))
-    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_enc: Mapped[Sealed]
     id_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(18))
-    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[Sealed]
     phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone_masked: Mapped[str | None] = mapped_column(String(11))
     # Who sent it in. For a mass recommendation this is never shown to the nominee.
@@ -448,12 +446,7 @@ class StatusChange(Base):
         Index("ix_status_change_event", "event", "at"),
         Index("ix_status_change_township", "township_id", "event", "at"),
         # Reasons still in plain text (before migration 0011; see ix_talk_log_plain).
-        Index(
-            "ix_status_change_plain",
-            "id",
-            sqlite_where=text("reason IS NOT NULL"),
-            postgresql_where=text("reason IS NOT NULL"),
-        ),
+        _partial("ix_status_change_plain", "id", where="reason IS NOT NULL"),
     )
 
     id: Mapped[BigPk]
@@ -466,7 +459,7 @@ class StatusChange(Base):
     # department's note) or taken out of the pool. `reason` holds rows from before migration
     # 0011 until storage.rekey seals them.
     reason: Mapped[str | None] = mapped_column(String(1000))
-    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason_enc: Mapped[Sealed]
     at: Mapped[DbNow]
     # The nomination's township, copied when the row is written (a database trigger fills it
     # from nomination.township_id, which never changes; see storage/tally.py), so that a
@@ -484,12 +477,7 @@ class VettingReview(Base):
         Index("ix_vetting_review_queue", "department", "decision"),
         Index("ix_vetting_review_decided", "decided_at"),
         # Notes still in plain text (before migration 0011; see TalkLog's ix_talk_log_plain).
-        Index(
-            "ix_vetting_review_plain",
-            "id",
-            sqlite_where=text("note IS NOT NULL"),
-            postgresql_where=text("note IS NOT NULL"),
-        ),
+        _partial("ix_vetting_review_plain", "id", where="note IS NOT NULL"),
         # Never reused: reminder keys carry the id (see Nomination).
         {"sqlite_autoincrement": True},
     )
@@ -501,7 +489,7 @@ class VettingReview(Base):
     # Encrypted in note_enc: a police, discipline or judicial department's note may record an
     # offence. `note` holds rows from before migration 0011 until storage.rekey seals them.
     note: Mapped[str | None] = mapped_column(String(1000))
-    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note_enc: Mapped[Sealed]
     reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     requested_at: Mapped[DbNow]
     decided_at: Mapped[datetime | None]
@@ -520,13 +508,12 @@ class Pairing(Base):
     __tablename__ = "pairing"
     __table_args__ = (
         CheckConstraint("slot IN ('township', 'village')", name="slot_known"),
-        Index(
+        _partial(
             "uq_pairing_active_slot",
             "nomination_id",
             "slot",
+            where="ended_at IS NULL",
             unique=True,
-            sqlite_where=text("ended_at IS NULL"),
-            postgresql_where=text("ended_at IS NULL"),
         ),
         # A mentor's mentees; with the cadence columns it also covers the overdue count per
         # mentor that summaries group county-wide (read from the index alone).
@@ -550,13 +537,7 @@ class Pairing(Base):
         ),
         # Talk reminders and summaries ask "active, last talk (else assignment) on or before
         # a day": a range over this index, so their cost follows the pairings due, not all.
-        Index(
-            "ix_pairing_cadence",
-            "last_talk_on",
-            "assigned_at",
-            sqlite_where=text("ended_at IS NULL"),
-            postgresql_where=text("ended_at IS NULL"),
-        ),
+        _partial("ix_pairing_cadence", "last_talk_on", "assigned_at", where="ended_at IS NULL"),
         # Overdue pairings per mentor in one township (summaries): active pairings only,
         # read from the index alone.
         Index(
@@ -602,12 +583,7 @@ class TalkLog(Base):
         Index("ix_talk_log_date", "talk_date", "nomination_id"),
         # Rows still in plain text (before migration 0011): found at every start without a
         # scan of every talk, and empty once storage.rekey.seal_plaintext has run.
-        Index(
-            "ix_talk_log_plain",
-            "id",
-            sqlite_where=text("topics_enc IS NULL"),
-            postgresql_where=text("topics_enc IS NULL"),
-        ),
+        _partial("ix_talk_log_plain", "id", where="topics_enc IS NULL"),
     )
 
     id: Mapped[BigPk]
@@ -622,7 +598,7 @@ class TalkLog(Base):
     # (storage.rekey.seal_plaintext; kept NOT NULL so that SQLite adds the new column in place
     # instead of rebuilding the table, which would drop its tally triggers).
     topics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    topics_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    topics_enc: Mapped[Sealed]
     created_at: Mapped[DbNow]
     township_id: Mapped[TownshipCopy]
 
@@ -638,12 +614,7 @@ class Difficulty(Base):
         Index("ix_difficulty_resolved", "resolved_at"),
         Index("ix_difficulty_township", "township_id", "status", "raised_at", "resolved_at"),
         # Rows still in plain text (see TalkLog's ix_talk_log_plain).
-        Index(
-            "ix_difficulty_plain",
-            "id",
-            sqlite_where=text("description_enc IS NULL"),
-            postgresql_where=text("description_enc IS NULL"),
-        ),
+        _partial("ix_difficulty_plain", "id", where="description_enc IS NULL"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -656,8 +627,8 @@ class Difficulty(Base):
     status: Mapped[str] = mapped_column(String(10), default="open")
     raised_at: Mapped[DbNow]
     resolution: Mapped[str | None] = mapped_column(String(500))
-    description_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    resolution_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    description_enc: Mapped[Sealed]
+    resolution_enc: Mapped[Sealed]
     resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     resolved_at: Mapped[datetime | None]
     township_id: Mapped[TownshipCopy]
@@ -796,12 +767,7 @@ class OutboxMessage(Base):
         CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status_known"),
         Index("ix_outbox_message_due", "status", "not_before"),
         # Claims scan only what is still to send, however long the history of sent rows.
-        Index(
-            "ix_outbox_message_open",
-            "id",
-            sqlite_where=text("status IN ('pending', 'sending')"),
-            postgresql_where=text("status IN ('pending', 'sending')"),
-        ),
+        _partial("ix_outbox_message_open", "id", where="status IN ('pending', 'sending')"),
     )
 
     id: Mapped[BigPk]
