@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,8 +71,24 @@ class SelectFigures:
     total: SelectRow
 
 
+class StageCounts(TypedDict):
+    nominations: int
+    by_channel: dict[str, int]
+    by_key_group: dict[str, int]
+    college_or_higher: int
+    by_status: dict[str, int]
+    pool: int
+    pool_college_or_higher: int
+    vetting_pending: int
+    vetting_approved: int
+    vetting_rejected: int
+    adjusted_out: int
+
+
 @dataclass(slots=True)
-class _Tally:
+class SelectTally:
+    """The select stage's counters while they are read, for these figures and storage.summary."""
+
     nominations: int = 0
     by_channel: Counter[str] = field(default_factory=Counter)
     by_key_group: Counter[str] = field(default_factory=Counter)
@@ -82,7 +98,7 @@ class _Tally:
     events: Counter[str] = field(default_factory=Counter)
     reviews: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: _Tally) -> None:
+    def add(self, other: SelectTally) -> None:
         self.nominations += other.nominations
         self.by_channel.update(other.by_channel)
         self.by_key_group.update(other.by_key_group)
@@ -92,10 +108,9 @@ class _Tally:
         self.events.update(other.events)
         self.reviews.update(other.reviews)
 
-    def row(self, township_id: int | None, township: str | None) -> SelectRow:
-        return SelectRow(
-            township_id=township_id,
-            township=township,
+    def counts(self) -> StageCounts:
+        """The figures a select row and a summary both show, as plain dicts."""
+        return StageCounts(
             nominations=self.nominations,
             by_channel=dict(self.by_channel),
             by_key_group=dict(self.by_key_group),
@@ -106,11 +121,18 @@ class _Tally:
             vetting_pending=self.by_status[Status.VETTING.value],
             vetting_approved=self.events[Event.VETTING_APPROVED.value],
             vetting_rejected=self.events[Event.VETTING_REJECTED.value],
+            adjusted_out=self.events[Event.ADJUST_OUT.value],
+        )
+
+    def row(self, township_id: int | None, township: str | None) -> SelectRow:
+        return SelectRow(
+            township_id=township_id,
+            township=township,
+            **self.counts(),
             reviews_pending=self.reviews[_PENDING],
             reviews_approved=self.reviews["approve"],
             reviews_rejected=self.reviews["reject"],
             adjusted=self.by_status[Status.ADJUSTED.value],
-            adjusted_out=self.events[Event.ADJUST_OUT.value],
         )
 
 
@@ -172,10 +194,10 @@ async def select_figures(
     if township_id is not None:
         township_query = township_query.where(Township.id == township_id)
     townships = (await session.execute(township_query)).all()
-    tallies: dict[int, _Tally] = {t.id: _Tally() for t in townships}
+    tallies: dict[int, SelectTally] = {t.id: SelectTally() for t in townships}
 
-    def tally(tid: int) -> _Tally:
-        return tallies.setdefault(tid, _Tally())
+    def tally(tid: int) -> SelectTally:
+        return tallies.setdefault(tid, SelectTally())
 
     received = await session.execute(
         received_by_township(*scope, *in_period(Nomination.created_at, since, until))
@@ -234,7 +256,7 @@ async def select_figures(
         tally(tid).reviews[outcome] += count
 
     names = {t.id: t.name for t in townships}
-    total = _Tally()
+    total = SelectTally()
     rows = []
     for tid in sorted(tallies):
         total.add(tallies[tid])

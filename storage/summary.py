@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import mentoring, outcomes, posts, trainings
 from storage.db import upsert
-from storage.figures import received_by_township
+from storage.figures import SelectTally, received_by_township
 from storage.models import (
     CadenceTally,
     County,
@@ -407,16 +407,10 @@ async def _grade_figures(
 
 
 @dataclass(slots=True)
-class _Select:
-    """Select-stage totals of the scope and the per-township figures the chart needs."""
+class _Select(SelectTally):
+    """Select-stage totals of the scope (storage.figures' counters; `reviews` stays empty: a
+    summary shows vetting per nomination) and the per-township figures the chart needs."""
 
-    nominations: int = 0
-    by_channel: dict[str, int] = field(default_factory=dict)
-    by_key_group: dict[str, int] = field(default_factory=dict)
-    college_or_higher: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    pool_college_or_higher: int = 0
-    events: dict[str, int] = field(default_factory=dict)
     nominations_by_township: dict[int, int] = field(default_factory=dict)
     pool_by_township: dict[int, int] = field(default_factory=dict)
     # Active pairings (not ended, cadre in the pool) and cadres with at least one.
@@ -713,17 +707,7 @@ async def build_summary(
         since=since,
         until=until,
         now=now,
-        nominations=stage.nominations,
-        by_channel=stage.by_channel,
-        by_key_group=stage.by_key_group,
-        college_or_higher=stage.college_or_higher,
-        by_status=stage.by_status,
-        vetting_pending=stage.by_status.get(Status.VETTING.value, 0),
-        vetting_approved=stage.events.get(Event.VETTING_APPROVED.value, 0),
-        vetting_rejected=stage.events.get(Event.VETTING_REJECTED.value, 0),
-        pool=stage.by_status.get(Status.IN_POOL.value, 0),
-        pool_college_or_higher=stage.pool_college_or_higher,
-        adjusted_out=stage.events.get(Event.ADJUST_OUT.value, 0),
+        **stage.counts(),
         trainings=training,
         pairings=sum(stage.pairings.values()),
         cadres_paired=sum(stage.cadres.values()),
