@@ -72,6 +72,8 @@ class SelectFigures:
 
 
 class StageCounts(TypedDict):
+    """What a select row and a summary both show of the select stage."""
+
     nominations: int
     by_channel: dict[str, int]
     by_key_group: dict[str, int]
