@@ -36,9 +36,7 @@ from handlers import (
     grades,
     mentoring,
     mydata,
-    outcomes,
     pool,
-    projects,
     review,
     start,
     summary,
@@ -55,9 +53,13 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
-from handlers.chat.tg import conversation_of
+from handlers.chat.tg import conversation_of, handlers_of
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
+from handlers.use.outcome import OUTCOME
+from handlers.use.project import PROJECT
+from handlers.use.projects import list_projects
+from handlers.use.report import REPORT
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
@@ -320,8 +322,11 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
-                *projects.build_handlers(),
-                *outcomes.build_handlers(),
+                # The two conversations first (their busy answer covers /projects mid-flow).
+                conversation_of(PROJECT),
+                conversation_of(REPORT),
+                *handlers_of(list_projects),
+                conversation_of(OUTCOME),
                 *export.build_handlers(),
                 *summary.build_handlers(),
                 *start.fallback_handlers(),

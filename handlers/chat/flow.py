@@ -93,6 +93,10 @@ class Chat(Protocol):
     async def deny(self) -> None:
         """Refuse: audit who tried what (ids only), then say "not allowed"."""
 
+    async def audit_denial(self, session: AsyncSession | None = None) -> None:
+        """Audit a refusal the flow answers as "expired" (so as not to tell whether the
+        thing exists): who tried what, ids only; into `session` when one is open."""
+
     async def drop_buttons(self) -> None:
         """Take the buttons off the message whose button was just pressed."""
 
@@ -236,6 +240,8 @@ class ReviewScreen:
     submit_label: str = "submit"
     edit_label: Callable[[str], str] = field(default=lambda key: f"edit.{key}")
     per_row: int = 2
+    # What the template shows besides the answers as shown (figures from several answers).
+    values: Callable[[Run], Mapping[str, Any]] | None = None
 
 
 Start = Callable[["Run", str], Awaitable[dict[str, Any] | None]]

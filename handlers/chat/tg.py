@@ -44,6 +44,7 @@ from handlers.chat.reply import (
     label,
     locale_of,
     plan_notice,
+    record_denial,
     send,
     text,
 )
@@ -175,6 +176,9 @@ class TelegramChat:
 
     async def deny(self) -> None:
         await deny(self.update, self.context)
+
+    async def audit_denial(self, session: AsyncSession | None = None) -> None:
+        await record_denial(self.update, self.context, session=session)
 
     async def drop_buttons(self) -> None:
         if not self._dropped:

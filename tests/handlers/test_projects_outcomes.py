@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,10 +12,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import bot.app
-from handlers import outcomes as outcome_handlers
-from handlers import projects as project_handlers
-from handlers import start
 from storage import geo, outcomes, projects
 from storage.db import Database
 from storage.models import (
@@ -51,38 +47,8 @@ TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 NOW = datetime.now(UTC)
 
 
-def _wired(original: Callable[[], Any]) -> Callable[[], Any]:
-    """bot/app.py's handler list with the use-stage flows before the catch-alls.
-
-    The lead wires them into bot/app.py; until then (and harmlessly after) the tests add them.
-    """
-
-    def groups() -> Any:
-        result = original()
-        names = {getattr(h, "name", None) for _, handlers in result for h in handlers}
-        if project_handlers.PROJECT in names:
-            return result
-        tail = len(start.fallback_handlers())
-        wired = []
-        for group, handlers in result:
-            if group == 0:
-                handlers = [
-                    *handlers[:-tail],
-                    *project_handlers.build_handlers(),
-                    *outcome_handlers.build_handlers(),
-                    *handlers[-tail:],
-                ]
-            wired.append((group, handlers))
-        return wired
-
-    return groups
-
-
 @pytest.fixture
-async def harness(
-    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[BotHarness]:
-    monkeypatch.setattr(bot.app, "handler_groups", _wired(bot.app.handler_groups))
+async def harness(sqlite_database: Database) -> AsyncIterator[BotHarness]:
     harness = BotHarness(make_settings(sqlite_database), sqlite_database)
     await harness.start()
     yield harness
