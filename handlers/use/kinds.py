@@ -15,7 +15,7 @@ from typing import Any
 from handlers.chat.codec import CODE, ID, PAGE, YEAR, Button
 from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run
 from handlers.chat.kinds import Text, invalid
-from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
+from handlers.chat.screen import Btn, Pager, Rows, Screen
 from storage import outcomes, posts, projects
 from storage.outcomes import YearResult
 from storage.rules.identity import RuleError
@@ -26,17 +26,16 @@ LEADS_PER_PAGE = 8
 Values = Callable[[Run], dict[str, Any]]
 
 
-def money(
-    key: str, template: str, values: Values | None = None, *, editable: bool = True
-) -> Text:
+def money(key: str, template: str, values: Values | None = None, *, editable: bool = True) -> Text:
     """An amount typed in wan yuan (10,000 yuan), kept as whole yuan; 0 allowed."""
     return Text(
         key,
         lambda _run, raw: projects.parse_wan(raw),
         template=template,
         invalid="projects/invalid",
-        values=lambda run: {"max": projects.format_wan(projects.MAX_YUAN)}
-        | (values(run) if values else {}),
+        values=lambda run: (
+            {"max": projects.format_wan(projects.MAX_YUAN)} | (values(run) if values else {})
+        ),
         editable=editable,
     )
 
@@ -63,9 +62,7 @@ class Status(Question):
 
     async def ask(self, run: Run, page: int) -> Screen:
         p = run.prefix
-        row = tuple(
-            Btn(run.label(f"project_status.{s}"), f"{p}:s:{s}") for s in self.options(run)
-        )
+        row = tuple(Btn(run.label(f"project_status.{s}"), f"{p}:s:{s}") for s in self.options(run))
         rows: Rows = (row,)
         if self.keep:
             rows = (row, (Btn(run.label("project.keep_status"), f"{p}:s:{KEEP}"),))
@@ -274,7 +271,8 @@ class Year(Question):
         years = await self.years(run) or []
         if year is None or year not in {y.year for y in years}:
             params = {"year": year} if year is not None else {}
-            return Reask(say="outcomes/invalid", values={"code": "pay.no_result", "params": params})
+            said = {"code": "pay.no_result", "params": params}
+            return Reask(say="outcomes/invalid", values=said)
         return Answer(year)
 
     async def on_text(self, run: Run, text: str) -> Outcome:

@@ -31,9 +31,7 @@ async def list_projects(act: Act) -> Screen:
             )
             if not items and page > 0:
                 page = 0
-                items, total = await projects.list_projects(
-                    session, actor, limit=PAGER.per_page
-                )
+                items, total = await projects.list_projects(session, actor, limit=PAGER.per_page)
     official = actor is not None and actor.has(*OFFICIAL_ROLES)
     if not official and total == 0:
         # Neither an official nor a lead: deny by default, like every other list.

@@ -150,7 +150,9 @@ _OLD_AT = {40: "pid", 41: "income", 42: "status", 43: "note", 44: "review"}
 
 def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     """A draft of the old /report: answers beside "at"; "status" None meant unchanged."""
-    answers = {k: draft[k] for k in ("pid", "pname", "current", "income") if k in draft}
+    answers: dict[str, Any] = {
+        k: draft[k] for k in ("pid", "pname", "current", "income") if k in draft
+    }
     if "status" in draft:
         answers["status"] = draft["status"] or KEEP
     if "note" in draft:
