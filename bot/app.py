@@ -32,14 +32,12 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    export,
     grades,
     mentoring,
     mydata,
     pool,
     review,
     start,
-    summary,
     trainings,
     vetting,
     withdraw,
@@ -53,12 +51,14 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
+from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
+from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
+from handlers.use import projects
 from handlers.use.outcome import OUTCOME
 from handlers.use.project import PROJECT
-from handlers.use.projects import list_projects
 from handlers.use.report import REPORT
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
@@ -296,6 +296,11 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
         handler.callback = _timed(callback)
 
 
+def menus(*groups: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of every screen in `groups`, in order."""
+    return [handler for group in groups for menu in group for handler in handlers_of(menu)]
+
+
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
     """Every handler, in the order that decides who sees an update first.
 
@@ -313,7 +318,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
-                *mydata.build_handlers(),
+                *menus(mydata.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
@@ -325,10 +330,9 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # The two conversations first (their busy answer covers /projects mid-flow).
                 conversation_of(PROJECT),
                 conversation_of(REPORT),
-                *handlers_of(list_projects),
+                *menus(projects.MENUS),
                 conversation_of(OUTCOME),
-                *export.build_handlers(),
-                *summary.build_handlers(),
+                *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
         ),

@@ -54,7 +54,6 @@ from handlers.chat.reply import (
     edit_or_reply,
     keyboard,
     label,
-    labels_for,
     now,
     reply,
 )
@@ -73,7 +72,7 @@ from storage.trainings import (
     TrainingClosed,
     TrainingDraft,
 )
-from templates import normalize_locale, render, split_message
+from templates import labels_for, normalize_locale, render, split_message
 
 log = logging.getLogger("cadrebot.trainings")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import CODE, Button
@@ -73,6 +74,10 @@ class Chat(Protocol):
 
     @property
     def settings(self) -> Settings: ...
+
+    @property
+    def jinja(self) -> Environment:
+        """The templates (a chart's or a workbook's labels are read from them)."""
 
     def session(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 

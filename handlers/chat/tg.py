@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     InlineKeyboardButton,
@@ -104,6 +105,10 @@ class TelegramChat:
     @property
     def settings(self) -> Settings:
         return self.context.settings
+
+    @property
+    def jinja(self) -> Environment:
+        return self.context.jinja
 
     def session(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.context.session()

@@ -45,3 +45,5 @@ async def list_projects(act: Act) -> Screen:
         "official": official,
     }
     return Screen("projects/list", values, (nav,) if nav else (), edit=act.pressed)
+
+MENUS = (list_projects,)
