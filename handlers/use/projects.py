@@ -46,4 +46,5 @@ async def list_projects(act: Act) -> Screen:
     }
     return Screen("projects/list", values, (nav,) if nav else (), edit=act.pressed)
 
+
 MENUS = (list_projects,)
