@@ -344,6 +344,12 @@ async def test_project_leads_rechecked_and_townships_without_cadres(world: World
     assert "暂无在库后备干部" in empty.text and "木黄镇" in empty.text
     (after,) = await bot.send(OFFICIAL_B, "木黄村项目")
     assert "没有理解" in after.text
+    # The same for a county official, once that township is chosen.
+    townships = last(await bot.send(COUNTY, "/project"))
+    (empty,) = await bot.press(COUNTY, townships.button("木黄镇"))
+    assert "暂无在库后备干部" in empty.text and "木黄镇" in empty.text
+    (after,) = await bot.send(COUNTY, "木黄村项目")
+    assert "没有理解" in after.text
 
 
 async def test_projects_list_by_scope(world: World) -> None:
