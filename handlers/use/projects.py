@@ -11,13 +11,14 @@ from storage import projects
 from storage.models import OFFICIAL_ROLES
 from storage.projects import ProjectRow
 
-# Officials, and lead cadres (who hold no role): the screen decides, deny by default.
-COMMAND = command("projects")
+# In the officials' menu; lead cadres (who hold no role) may open it too, to see their own
+# projects: the screen decides, deny by default.
+COMMAND = command("projects", *OFFICIAL_ROLES)
 PAGE_PRESS = Button("prjs", "p", PAGE)
 PAGER = Pager(10)
 
 
-@screen(command=COMMAND, button=PAGE_PRESS, actor=True)
+@screen(command=COMMAND, button=PAGE_PRESS, needs=frozenset(), actor=True)
 async def list_projects(act: Act) -> Screen:
     """One page of the list; a page past the end shows the first."""
     actor = act.maybe_actor
