@@ -20,6 +20,7 @@ from telegram.ext import (
     ContextTypes,
     ConversationHandler,
     Defaults,
+    TypeHandler,
 )
 from telegram.request import BaseRequest
 
@@ -33,10 +34,8 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    grades,
     mentoring,
     mydata,
-    pool,
     review,
     start,
     trainings,
@@ -56,6 +55,11 @@ from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
+from handlers.manage import dossier, grade, results_csv
+from handlers.manage import pool as pool_menus
+from handlers.manage.pool import POOL
+from handlers.manage.post import POST
+from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -294,6 +298,8 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
             for inner in state_handlers:
                 _instrument(inner)
         return
+    if isinstance(handler, TypeHandler):
+        return  # the guards around every update (flows, groups) name no handler
     callback = getattr(handler, "callback", None)
     if callback is not None and not hasattr(callback, "__wrapped__"):
         handler.callback = _timed(callback)
@@ -326,10 +332,17 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
                 *vetting.build_handlers(),
-                *pool.build_handlers(),
+                # /pool and the pool's conversation first: its buttons end an open search or
+                # adjustment before the list's and the file's own handlers see them.
+                conversation_of(POOL),
+                *menus(pool_menus.MENUS, dossier.MENUS),
                 *mentoring.build_handlers(),
                 *trainings.build_handlers(),
-                *grades.build_handlers(),
+                # The two flows first (their busy answer covers /grade mid-flow), then /grade,
+                # then a CSV file sent outside any flow.
+                conversation_of(RESULTS),
+                conversation_of(POST),
+                *menus(grade.MENUS, results_csv.MENUS),
                 # The two conversations first (their busy answer covers /projects mid-flow).
                 conversation_of(PROJECT),
                 conversation_of(REPORT),
@@ -350,10 +363,13 @@ COMMANDS: tuple[Command, ...] = (
     RECOMMEND.command,
     *review.COMMANDS,
     *vetting.COMMANDS,
-    *pool.COMMANDS,
+    POOL.command,
+    dossier.COMMAND,
     *mentoring.COMMANDS,
     *trainings.COMMANDS,
-    *grades.COMMANDS,
+    grade.COMMAND,
+    RESULTS.command,
+    POST.command,
     REPORT.command,
     projects.COMMAND,
     PROJECT.command,

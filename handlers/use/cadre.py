@@ -111,7 +111,7 @@ class Cadre(Question):
             try:
                 found = await outcomes.cadre(session, actor, int(values[0]))
             except NotAllowed:
-                await run.chat.audit_denial(session)
+                await run.chat.audit_denial()
                 return STALE
         _forget_answers(run)
         run.answers.pop("kind", None)
@@ -129,7 +129,7 @@ async def years_of(run: Run) -> list[YearResult] | None:
         try:
             return await outcomes.assessment_years(session, actor, int(nomination_id))
         except NotAllowed:
-            await run.chat.audit_denial(session)
+            await run.chat.audit_denial()
             return None
 
 

@@ -143,7 +143,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
                 else:
                     raise NotAllowed
             except NotAllowed:
-                await run.chat.audit_denial(session)
+                await run.chat.audit_denial()
                 return Finish((Screen("common/stale_button"),))
     except RuleError as error:
         said = {"code": error.code, "params": error.params or {}}

@@ -87,7 +87,7 @@ async def _take_township(run: Run, township_id: int) -> dict[str, Any] | None:
         try:
             found = await projects.township_in_scope(session, actor, township_id)
         except NotAllowed:
-            await run.chat.audit_denial(session)
+            await run.chat.audit_denial()
             return None
     if run.answers.get("tid") != found.id:
         # Another township: its villages and cadres are not the ones chosen before.
@@ -128,7 +128,7 @@ async def _take_village(run: Run, village_id: int) -> dict[str, Any] | None:
         try:
             found = await projects.village_in_scope(session, actor, village_id)
         except NotAllowed:
-            await run.chat.audit_denial(session)
+            await run.chat.audit_denial()
             return None
     if found.township_id != run.answers.get("tid"):
         return None
@@ -179,7 +179,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
                 )
                 row = await projects.project_row(session, actor, project.id)
             except NotAllowed:
-                await run.chat.audit_denial(session)
+                await run.chat.audit_denial()
                 return Finish((Screen("common/stale_button"),))
     except RuleError as error:
         said = {"code": error.code, "params": error.params or {}}

@@ -75,7 +75,7 @@ class LedProject(Question):
             try:
                 found = await projects.led_project(session, actor, int(values[0]))
             except NotAllowed:
-                await run.chat.audit_denial(session)
+                await run.chat.audit_denial()
                 return STALE
         # Another project: nothing said about the previous one still holds.
         run.answers.clear()
@@ -128,7 +128,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
                     now=datetime.now(UTC),
                 )
             except NotAllowed:
-                await run.chat.audit_denial(session)
+                await run.chat.audit_denial()
                 return Finish((Screen("common/stale_button"),))
             # In the report's transaction: the notice goes out if and only if it is stored.
             officials = await reminders.township_official_recipients(session, saved.township_id)

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import geo, outcomes, projects
 from storage.crypto import DataCipher
@@ -21,7 +20,6 @@ from storage.models import (
     ConversationState,
     GradeMove,
     Nomination,
-    Person,
     Project,
     ProjectLead,
     ProjectReport,
@@ -29,13 +27,13 @@ from storage.models import (
     Role,
     RoleGrant,
     StatusChange,
-    TelegramAccount,
     UserData,
     Village,
 )
 from storage.people import Actor, Grant
 from templates import build_environment, render
 from tests.conftest import make_settings
+from tests.support.county import person as _person
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 from tests.support.telegram_html import check
@@ -74,15 +72,6 @@ class World:
     wang: int
     official_a: Actor
     county: Actor
-
-
-async def _person(session: AsyncSession, name: str | None, telegram_id: int | None) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    if telegram_id is not None:
-        session.add(TelegramAccount(telegram_id=telegram_id, person_id=person.id))
-    return person.id
 
 
 @pytest.fixture
