@@ -36,8 +36,6 @@ from bot.standby import PostgresLock
 from handlers import (
     mentoring,
     mydata,
-    outcomes,
-    projects,
     start,
     trainings,
     withdraw,
@@ -64,6 +62,10 @@ from handlers.oversight import export, schedule, summary
 from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
+from handlers.use import projects
+from handlers.use.outcome import OUTCOME
+from handlers.use.project import PROJECT
+from handlers.use.report import REPORT
 from storage import inbox
 from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
@@ -343,8 +345,11 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(RESULTS),
                 conversation_of(POST),
                 *menus(grade.MENUS, results_csv.MENUS),
-                *projects.build_handlers(),
-                *outcomes.build_handlers(),
+                # The two conversations first (their busy answer covers /projects mid-flow).
+                conversation_of(PROJECT),
+                conversation_of(REPORT),
+                *menus(projects.MENUS),
+                conversation_of(OUTCOME),
                 *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
@@ -367,8 +372,10 @@ COMMANDS: tuple[Command, ...] = (
     grade.COMMAND,
     RESULTS.command,
     POST.command,
-    *projects.COMMANDS,
-    *outcomes.COMMANDS,
+    REPORT.command,
+    projects.COMMAND,
+    PROJECT.command,
+    OUTCOME.command,
     summary.COMMAND,
     schedule.COMMAND,
     export.COMMAND,

@@ -110,7 +110,8 @@ class Engine:
         submit = Btn(run.label(review.submit_label), review.submit(self.flow.prefix).data())
         rows: Rows = (*rows_of(buttons, review.per_row), (submit,))
         run.draft["at"] = AT_REVIEW
-        await run.chat.show(Screen(review.template, run.values(), rows))
+        extra = review.values(run) if review.values is not None else {}
+        await run.chat.show(Screen(review.template, {**run.values(), **extra}, rows))
         return REVIEW
 
     async def resume(self, run: Run, say: str | None = None, **values: Any) -> int:

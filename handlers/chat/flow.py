@@ -254,6 +254,8 @@ class ReviewScreen:
     submit_label: str = "submit"
     edit_label: Callable[[str], str] = field(default=lambda key: f"edit.{key}")
     per_row: int = 2
+    # What the template shows besides the answers as shown (figures from several answers).
+    values: Callable[[Run], Mapping[str, Any]] | None = None
 
 
 Start = Callable[["Run", str], Awaitable[dict[str, Any] | None]]

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-import bot.app
-from handlers import outcomes as outcome_handlers
-from handlers import projects as project_handlers
-from handlers import start
 from storage import geo, outcomes, projects
+from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import (
     AuditLog,
+    ConversationState,
     GradeMove,
     Nomination,
     Project,
@@ -28,6 +27,7 @@ from storage.models import (
     Role,
     RoleGrant,
     StatusChange,
+    UserData,
     Village,
 )
 from storage.people import Actor, Grant
@@ -49,38 +49,8 @@ TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 NOW = datetime.now(UTC)
 
 
-def _wired(original: Callable[[], Any]) -> Callable[[], Any]:
-    """bot/app.py's handler list with the use-stage flows before the catch-alls.
-
-    The lead wires them into bot/app.py; until then (and harmlessly after) the tests add them.
-    """
-
-    def groups() -> Any:
-        result = original()
-        names = {getattr(h, "name", None) for _, handlers in result for h in handlers}
-        if project_handlers.PROJECT in names:
-            return result
-        tail = len(start.fallback_handlers())
-        wired = []
-        for group, handlers in result:
-            if group == 0:
-                handlers = [
-                    *handlers[:-tail],
-                    *project_handlers.build_handlers(),
-                    *outcome_handlers.build_handlers(),
-                    *handlers[-tail:],
-                ]
-            wired.append((group, handlers))
-        return wired
-
-    return groups
-
-
 @pytest.fixture
-async def harness(
-    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[BotHarness]:
-    monkeypatch.setattr(bot.app, "handler_groups", _wired(bot.app.handler_groups))
+async def harness(sqlite_database: Database) -> AsyncIterator[BotHarness]:
     harness = BotHarness(make_settings(sqlite_database), sqlite_database)
     await harness.start()
     yield harness
@@ -362,6 +332,12 @@ async def test_project_leads_rechecked_and_townships_without_cadres(world: World
     (empty,) = await bot.send(OFFICIAL_B, "/project")
     assert "暂无在库后备干部" in empty.text and "木黄镇" in empty.text
     (after,) = await bot.send(OFFICIAL_B, "木黄村项目")
+    assert "没有理解" in after.text
+    # The same for a county official, once that township is chosen.
+    townships = last(await bot.send(COUNTY, "/project"))
+    (empty,) = await bot.press(COUNTY, townships.button("木黄镇"))
+    assert "暂无在库后备干部" in empty.text and "木黄镇" in empty.text
+    (after,) = await bot.send(COUNTY, "木黄村项目")
     assert "没有理解" in after.text
 
 
@@ -653,3 +629,144 @@ def test_dossier_fragments_render_real_sections() -> None:
         )
         assert check(html.strip())
     assert "谋划中" in render(env, "zh_CN", "projects/report_status", current="planned")
+
+
+# -- drafts written before the flow engine ----------------------------------------------------
+
+
+async def _store_old_drafts(
+    bot: BotHarness, drafts: dict[int, tuple[str, dict[str, Any], int]]
+) -> None:
+    """Stop the bot, store each user's draft and conversation state as the handlers before
+    the flow engine wrote them (the draft's "at" a state number), start it again."""
+    await bot.stop()
+    cipher = DataCipher(bot.settings.require_data_key())
+    async with bot.database.sessionmaker.begin() as session:
+        for user, (name, draft, state) in drafts.items():
+            payload = cipher.encrypt(json.dumps({name: draft}))
+            await session.execute(insert(UserData).values(user_id=user, payload=payload))
+            await session.execute(
+                insert(ConversationState).values(
+                    name=name, key=json.dumps([user, user]), state={"state": state}
+                )
+            )
+    await bot.start()
+
+
+async def test_project_and_report_drafts_from_before_the_flow_engine_are_finished(
+    world: World,
+) -> None:
+    """Nobody is stranded by the deploy: /project at its leads (25) and at its review (26),
+    /report at its note (43), resume where they were with what was entered, and are saved."""
+    bot = world.bot
+    project_id = await make_project(world, world.muhuang, [world.wang], "10", name="木黄村茶园")
+    place = {"tid": world.a, "tname": "青山镇", "vid": world.qingshan, "vname": "青山村"}
+    await _store_old_drafts(
+        bot,
+        {
+            OFFICIAL_A: (
+                "project",
+                {
+                    **place,
+                    "vpage": 0,
+                    "name": "青山村闲置粮站",
+                    "funds": 80_000,
+                    "status": "planned",
+                    "leads": [world.zhang],
+                    "lpage": 0,
+                    "at": 25,
+                },
+                25,
+            ),
+            COUNTY: (
+                "project",
+                {
+                    "tid": world.b,
+                    "tname": "木黄镇",
+                    "vid": world.muhuang,
+                    "vname": "木黄村",
+                    "name": "木黄村闲置厂房",
+                    "funds": 1_200_000,
+                    "status": "done",
+                    "leads": [world.wang],
+                    "at": 26,
+                },
+                26,
+            ),
+            CADRE_B: (
+                "project_report",
+                {
+                    "pid": project_id,
+                    "pname": "木黄村茶园",
+                    "current": "planned",
+                    "income": 25_000,
+                    "status": None,
+                    "at": 43,
+                },
+                43,
+            ),
+        },
+    )
+    # At the leads: 张三 is still chosen; "done" goes to the review with every answer.
+    review = last(await bot.press(OFFICIAL_A, "prj:ld"))
+    assert "请核对项目信息" in review.text and "青山村闲置粮站" in review.text
+    assert "8 万元" in review.text and "张三" in review.text and "谋划中" in review.text
+    saved = last(await bot.press(OFFICIAL_A, review.button("确认提交")))
+    assert "项目已保存" in saved.text
+    # At the review: its submit button (the same data as before) saves it.
+    saved = last(await bot.press(COUNTY, "prj:ok"))
+    assert "项目已保存" in saved.text and "120 万元" in saved.text
+    async with bot.database.sessionmaker() as session:
+        stored = {
+            p.name: (p.village_id, p.funds_yuan, p.status)
+            for p in await session.scalars(select(Project))
+        }
+        leads = set(await session.scalars(select(ProjectLead.nomination_id)))
+    assert stored["青山村闲置粮站"] == (world.qingshan, 80_000, "planned")
+    assert stored["木黄村闲置厂房"] == (world.muhuang, 1_200_000, "done")
+    assert {world.zhang, world.wang} <= leads
+    # /report at its note, the status kept: "no note" goes to the review, then it is stored.
+    review = last(await bot.press(CADRE_B, "rpt:skip"))
+    assert "2.5 万元" in review.text and "（不变）" in review.text and "备注：无" in review.text
+    done = last(await bot.press(CADRE_B, review.button("确认提交")))
+    assert "进展报告已提交" in done.text
+    async with bot.database.sessionmaker() as session:
+        report = await session.scalar(select(ProjectReport))
+    assert report is not None and (report.income_yuan, report.status) == (25_000, None)
+
+
+async def test_outcome_drafts_from_before_the_flow_engine_are_finished(world: World) -> None:
+    """/outcome at its date (65) for a cadre, and at its title (64) for a county publicity
+    record naming nobody (its "nid" None), resume there and are saved."""
+    bot = world.bot
+    cadre = {"nid": world.zhang, "name": "张三", "township": "青山镇", "status": "in_pool"}
+    nobody = {"nid": None, "name": "", "township": "", "status": "", "kind": "publicity"}
+    await _store_old_drafts(
+        bot,
+        {
+            OFFICIAL_A: (
+                "outcome",
+                {**cadre, "page": 0, "kind": "award", "title": "乡村振兴先进个人", "at": 65},
+                65,
+            ),
+            COUNTY: ("outcome", {**nobody, "page": 0, "outlet": "铜仁日报", "at": 64}, 64),
+        },
+    )
+    review = last(await bot.send(OFFICIAL_A, "2025-05-04"))
+    assert "乡村振兴先进个人" in review.text and "张三" in review.text
+    assert "2025-05-04" in review.text
+    saved = last(await bot.press(OFFICIAL_A, review.button("确认提交")))
+    assert "已记录" in saved.text
+    ask_date = last(await bot.send(COUNTY, "返乡青年带富一方"))
+    assert "发布" in ask_date.text
+    review = last(await bot.press(COUNTY, ask_date.button("今天")))
+    assert "县级宣传报道" in review.text and "铜仁日报" in review.text
+    await bot.press(COUNTY, review.button("确认提交"))
+    async with bot.database.sessionmaker() as session:
+        section = await outcomes.dossier_section(session, world.zhang)
+        publicity = await session.scalar(select(Publicity))
+    assert [(a.kind, a.title, a.awarded_on) for a in section.awards] == [
+        ("award", "乡村振兴先进个人", date(2025, 5, 4))
+    ]
+    assert publicity is not None and publicity.nomination_id is None
+    assert (publicity.outlet, publicity.title) == ("铜仁日报", "返乡青年带富一方")

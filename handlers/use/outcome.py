@@ -1,0 +1,240 @@
+"""/outcome: record what became of a reserve cadre (the "use" stage).
+
+An official picks a cadre in scope (in the pool or elected), then the kind:
+- elected into the two committees: position, date (moves the nomination to ELECTED);
+- an award or an exemplary-cadre recognition: title, date;
+- a publicity record: outlet, title, date (county officials may record one naming nobody);
+- performance pay linked to an annual assessment: the year (a recorded result), the pay.
+Then a review and save; every press is re-checked in storage against the official's scope.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from handlers.chat.codec import Button
+from handlers.chat.commands import command
+from handlers.chat.flow import (
+    Finish,
+    Flow,
+    Goto,
+    Outcome,
+    Review,
+    ReviewScreen,
+    Run,
+    Texts,
+)
+from handlers.chat.kinds import Text
+from handlers.chat.screen import Screen
+from handlers.use.cadre import ANSWERS, NOBODY, Cadre, Kind, start, years_of
+from handlers.use.kinds import Day, Year
+from storage import outcomes
+from storage.models import OFFICIAL_ROLES
+from storage.nominations import NotAllowed
+from storage.rules.identity import RuleError
+
+COMMAND = command("outcome", *OFFICIAL_ROLES)
+TEXTS = Texts(busy="outcomes/busy", use_buttons="outcomes/use_buttons")
+
+
+def _is(*kinds: str) -> Any:
+    return lambda run: run.answers.get("kind") in kinds
+
+
+def _values(low: int, high: int) -> Any:
+    return lambda run: {
+        "kind": run.answers.get("kind", ""),
+        "full_name": run.answers.get("name", ""),
+        "min": low,
+        "max": high,
+    }
+
+
+def _title(run: Run, raw: str) -> str:
+    if run.answers.get("kind") == "publicity":
+        return outcomes.clean_publicity_title(raw)
+    return outcomes.clean_award_title(raw)
+
+
+def _title_values(run: Run) -> dict[str, Any]:
+    publicity = run.answers.get("kind") == "publicity"
+    low, high = (
+        (outcomes.PUBLICITY_TITLE_MIN, outcomes.PUBLICITY_TITLE_MAX)
+        if publicity
+        else (outcomes.AWARD_TITLE_MIN, outcomes.AWARD_TITLE_MAX)
+    )
+    values: dict[str, Any] = _values(low, high)(run)
+    return values
+
+
+def _typed(key: str, rule: Any, when: Any, values: Any) -> Text:
+    return Text(
+        key,
+        rule,
+        template=f"outcomes/ask_{key}",
+        invalid="outcomes/invalid",
+        when=when,
+        values=values,
+        editable=False,
+    )
+
+
+def shown(answers: dict[str, Any]) -> dict[str, Any]:
+    """What the review and the saved message show."""
+    return {
+        "kind": answers.get("kind", ""),
+        "full_name": answers.get("name", ""),
+        "township": answers.get("township", ""),
+        "position": answers.get("position") or "",
+        "outlet": answers.get("outlet") or "",
+        "title": answers.get("title") or "",
+        "day": answers.get("date") or "",
+        "year": answers.get("year") or "",
+        "pay": answers.get("pay", ""),
+    }
+
+
+async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
+    """Store the outcome (scope and rules re-checked) and say what changed."""
+    actor = await run.actor()
+    if actor is None:
+        return Finish((Screen("common/stale_button"),))
+    kind = str(answers["kind"])
+    nid = int(answers["nid"]) or None
+    today = run.today()
+    day = date.fromisoformat(answers["date"]) if answers.get("date") else today
+    try:
+        async with run.session() as session:
+            try:
+                if kind == "elected" and nid is not None:
+                    await outcomes.record_election(
+                        session,
+                        actor,
+                        nid,
+                        position=answers["position"],
+                        elected_on=day,
+                        today=today,
+                        now=datetime.now(UTC),
+                    )
+                elif kind in outcomes.AWARD_KINDS and nid is not None:
+                    await outcomes.record_award(
+                        session,
+                        actor,
+                        nid,
+                        kind=kind,
+                        title=answers["title"],
+                        awarded_on=day,
+                        today=today,
+                    )
+                elif kind == "publicity":
+                    await outcomes.record_publicity(
+                        session,
+                        actor,
+                        nid,
+                        outlet=answers["outlet"],
+                        title=answers["title"],
+                        published_on=day,
+                        today=today,
+                    )
+                elif kind == "pay" and nid is not None:
+                    year, pay = int(answers["year"]), int(answers["pay"])
+                    await outcomes.link_pay(session, actor, nid, year=year, pay_yuan=pay)
+                else:
+                    raise NotAllowed
+            except NotAllowed:
+                await run.chat.audit_denial()
+                return Finish((Screen("common/stale_button"),))
+    except RuleError as error:
+        said = {"code": error.code, "params": error.params or {}}
+        # Ask again what the rule refused; the rest of the draft stays.
+        step = {"pay.no_result": "year", "date.past": "date"}.get(error.code)
+        if step is not None:
+            run.answers.pop(step, None)
+            return Goto(step, "outcomes/invalid", said)
+        return Review("outcomes/invalid", said)
+    return Finish((Screen("outcomes/saved", shown(answers)),))
+
+
+# The positions of /outcome before the flow engine (its conversation states), kept at deploy.
+_OLD_AT = {
+    60: "nid",
+    61: "kind",
+    62: "position",
+    63: "outlet",
+    64: "title",
+    65: "date",
+    66: "year",
+    67: "pay",
+    68: "review",
+}
+
+
+def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
+    """A draft of the old /outcome: answers beside "at"; "nid" None meant nobody."""
+    keys = ("name", "township", "status", "kind", *ANSWERS)
+    answers = {k: draft[k] for k in keys if draft.get(k) is not None}
+    if "nid" in draft:
+        answers["nid"] = NOBODY if draft["nid"] is None else int(draft["nid"])
+    at = draft.get("at", state)
+    position = _OLD_AT.get(at) if isinstance(at, int) else None
+    upgraded: dict[str, Any] = {"answers": answers, "at": position, "editing": False}
+    if isinstance(draft.get("page"), int):
+        upgraded["page"] = draft["page"]
+    return upgraded
+
+
+OUTCOME = Flow(
+    name="outcome",
+    command=COMMAND,
+    prefix="out",
+    start=start,
+    questions=(
+        Cadre(),
+        Kind(),
+        _typed(
+            "position",
+            lambda _run, raw: outcomes.clean_position(raw),
+            _is("elected"),
+            _values(outcomes.POSITION_MIN, outcomes.POSITION_MAX),
+        ),
+        _typed(
+            "outlet",
+            lambda _run, raw: outcomes.clean_outlet(raw),
+            _is("publicity"),
+            _values(outcomes.OUTLET_MIN, outcomes.OUTLET_MAX),
+        ),
+        _typed("title", _title, _is("award", "exemplary", "publicity"), _title_values),
+        Day(
+            "date",
+            "outcomes/ask_date",
+            values=lambda run: {"kind": run.answers.get("kind", "")},
+            when=_is("elected", "award", "exemplary", "publicity"),
+            editable=False,
+        ),
+        Year(
+            "year",
+            "outcomes/choose_year",
+            years_of,
+            values=lambda run: {"full_name": run.answers.get("name", "")},
+            when=_is("pay"),
+            editable=False,
+        ),
+        _typed(
+            "pay",
+            lambda _run, raw: outcomes.parse_pay(raw),
+            _is("pay"),
+            _values(0, outcomes.PAY_MAX_YUAN),
+        ),
+    ),
+    review=ReviewScreen(
+        "outcomes/review",
+        submit=lambda prefix: Button(prefix, "ok"),
+        values=lambda run: shown(run.answers),
+    ),
+    submit=submit,
+    texts=TEXTS,
+    version=2,
+    upgrade=upgrade,
+    legacy_states=tuple(_OLD_AT),
+)
