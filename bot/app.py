@@ -34,7 +34,6 @@ from bot.standby import PostgresLock
 from handlers import (
     export,
     grades,
-    mentoring,
     mydata,
     outcomes,
     pool,
@@ -55,7 +54,9 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.reply import LOCALE_KEY
-from handlers.chat.tg import conversation_of
+from handlers.chat.tg import conversation_of, handlers_of
+from handlers.cultivate import difficulties, mentees, pairing
+from handlers.cultivate.talk import TALK
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -317,7 +318,15 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *review.build_handlers(),
                 *vetting.build_handlers(),
                 *pool.build_handlers(),
-                *mentoring.build_handlers(),
+                # 2+1 mentoring: the two conversations first (their fallbacks see commands
+                # before the plain ones), then /pair, /mentees and a page of /difficulties.
+                conversation_of(TALK),
+                conversation_of(difficulties.RESOLVE),
+                *(
+                    handler
+                    for menu in (*pairing.MENUS, *mentees.MENUS, *difficulties.MENUS)
+                    for handler in handlers_of(menu)
+                ),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
                 *projects.build_handlers(),

@@ -45,15 +45,16 @@ AT_REVIEW = "review"
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One input, whatever the messenger: typed text, a button, a shared contact, a file."""
+    """One input, whatever the messenger: typed text, a button, a shared contact, a file, a
+    voice message."""
 
-    kind: Literal["text", "button", "contact", "file", "other"]
+    kind: Literal["text", "button", "contact", "file", "voice", "other"]
     text: str = ""
     data: str = ""
     phone: str = ""
     own_contact: bool = False
-    # The renderer's handle of an uploaded file (Telegram: a Document); flows only pass it on
-    # to the renderer's download.
+    # The renderer's handle of an uploaded file (Telegram: a Document; a voice message: its
+    # file id); flows only keep it or pass it on to the renderer's download.
     file: Any = None
 
 
@@ -197,6 +198,10 @@ class Question:
 
     async def on_file(self, run: Run, turn: Turn) -> Outcome:
         return Reask(say=run.flow.texts.wrong_input)
+
+    async def on_voice(self, run: Run, turn: Turn) -> Outcome:
+        """A voice message: most questions take none (a talk's topics do)."""
+        return self.on_other(run)
 
     def on_other(self, run: Run) -> Outcome:
         """A sticker, a photo, a voice…: a question answered by buttons says so (and shows
@@ -580,6 +585,8 @@ class Engine:
             return await self._apply(run, question, await question.on_contact(run, turn))
         if turn.kind == "file":
             return await self._apply(run, question, await question.on_file(run, turn))
+        if turn.kind == "voice":
+            return await self._apply(run, question, await question.on_voice(run, turn))
         return await self._apply(run, question, question.on_other(run))
 
     async def _on_button(self, run: Run, question: Question, data: str) -> int:

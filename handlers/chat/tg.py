@@ -221,6 +221,8 @@ def turn_of(update: Update) -> Turn:
         return Turn("contact", phone=message.contact.phone_number, own_contact=own)
     if message.document is not None:
         return Turn("file", file=message.document)
+    if message.voice is not None:
+        return Turn("voice", file=message.voice.file_id)
     return Turn("other")
 
 
