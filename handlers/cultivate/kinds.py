@@ -15,7 +15,7 @@ from typing import Any
 
 from handlers.chat.codec import CODE, ID, PAGE, Button, choice
 from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run, Turn
-from handlers.chat.kinds import ListOf
+from handlers.chat.kinds import ListOf, Rule
 from handlers.chat.screen import Btn, Pager, Screen, rows_of
 from handlers.cultivate.mentees import mentee_list
 from storage import mentoring
@@ -275,7 +275,7 @@ class Difficulties(ListOf):
     and every delete (``tk:x:<i>``) asks to confirm (ListOf)."""
 
     key: str = "difficulties"
-    rule: Any = _difficulty
+    rule: Rule = _difficulty
     template: str = "mentoring/talk_ask_difficulties"
     most: int = MAX_DIFFICULTIES
     done_tag: str = "dd"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -100,7 +101,9 @@ async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
             actor,
             pairing.id,
             mentoring.TalkInput(
-                talk_date=date.today(),
+                # The county's today (save_talk checks it in Asia/Shanghai): the server's is
+                # a day behind from 16:00 UTC, a day before the pairing began.
+                talk_date=datetime.now(ZoneInfo("Asia/Shanghai")).date(),
                 mode="home",
                 topics={t: {"text": "母亲住院，家里缺钱"} for t in mentoring.TALK_TOPICS},
                 difficulties=["医药费负担重"],

@@ -24,9 +24,9 @@ from tests.handlers.test_mentoring import (  # noqa: F401 - county is a fixture
 )
 
 
-async def _at_difficulties(county: County) -> Any:  # noqa: F811
-    bot = county.bot
-    await county.pair("张三", "township", MENTOR_T)
+async def _at_difficulties(place: County) -> Any:
+    bot = place.bot
+    await place.pair("张三", "township", MENTOR_T)
     (pick,) = await bot.send(MENTOR_T, "/talk")
     question = last(await bot.press(MENTOR_T, pick.button("张三")))
     question = last(await bot.press(MENTOR_T, question.button("今天")))
@@ -37,9 +37,9 @@ async def _at_difficulties(county: County) -> Any:  # noqa: F811
     return question
 
 
-async def _difficulty_ids(county: County) -> list[int]:
-    bot = county.bot
-    pairing = await county.pair("张三", "township", MENTOR_T)
+async def _difficulty_ids(place: County) -> list[int]:
+    bot = place.bot
+    pairing = await place.pair("张三", "township", MENTOR_T)
     assert bot.app is not None
     async with bot.database.sessionmaker.begin() as session:
         actor = await people.load_actor(session, MENTOR_T)
@@ -119,10 +119,10 @@ async def test_a_talk_button_mid_resolution_waits_for_the_note(county: County) -
 
 
 async def _store_old(
-    county: County, user_data: dict[str, Any], conversation: str, state: int
+    place: County, user_data: dict[str, Any], conversation: str, state: int
 ) -> None:
     """Write a draft and a conversation state as the code before the engine did."""
-    bot = county.bot
+    bot = place.bot
     await bot.stop()
     cipher = DataCipher(bot.settings.require_data_key())
     async with bot.database.sessionmaker.begin() as session:
