@@ -20,6 +20,7 @@ from telegram.ext import (
     ContextTypes,
     ConversationHandler,
     Defaults,
+    TypeHandler,
 )
 from telegram.request import BaseRequest
 
@@ -27,12 +28,12 @@ from bot import jobs
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
+from bot.menu import install as install_menus
 from bot.persistence import DatabasePersistence
 from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    export,
     grades,
     mydata,
     outcomes,
@@ -40,12 +41,12 @@ from handlers import (
     projects,
     review,
     start,
-    summary,
     trainings,
     vetting,
     withdraw,
 )
 from handlers.chat import forget
+from handlers.chat.commands import Command
 from handlers.chat.context import (
     CadreContext,
     UpdateTransaction,
@@ -53,10 +54,13 @@ from handlers.chat.context import (
     reset_transaction,
     set_transaction,
 )
+from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
+from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
 from handlers.cultivate import difficulties, mentees, pairing
 from handlers.cultivate.talk import TALK
+from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -290,9 +294,16 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
             for inner in state_handlers:
                 _instrument(inner)
         return
+    if isinstance(handler, TypeHandler):
+        return  # the guards around every update (flows, groups) name no handler
     callback = getattr(handler, "callback", None)
     if callback is not None and not hasattr(callback, "__wrapped__"):
         handler.callback = _timed(callback)
+
+
+def menus(*groups: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of every screen in `groups`, in order."""
+    return [handler for group in groups for menu in group for handler in handlers_of(menu)]
 
 
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
@@ -312,7 +323,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
-                *mydata.build_handlers(),
+                *menus(mydata.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
@@ -322,21 +333,41 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # before the plain ones), then /pair, /mentees and a page of /difficulties.
                 conversation_of(TALK),
                 conversation_of(difficulties.RESOLVE),
-                *(
-                    handler
-                    for menu in (*pairing.MENUS, *mentees.MENUS, *difficulties.MENUS)
-                    for handler in handlers_of(menu)
-                ),
+                *menus(pairing.MENUS, mentees.MENUS, difficulties.MENUS),
                 *trainings.build_handlers(),
                 *grades.build_handlers(),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
-                *export.build_handlers(),
-                *summary.build_handlers(),
+                *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
         ),
     ]
+
+
+# Every command the bot answers, as its flow declares it (word, one line, roles), in the
+# order of the "/" menu: the menu (bot/menu.py), /help and the tests read this one list.
+COMMANDS: tuple[Command, ...] = (
+    *start.COMMANDS,
+    NOMINATE.command,
+    RECOMMEND.command,
+    *review.COMMANDS,
+    *vetting.COMMANDS,
+    *pool.COMMANDS,
+    mentees.COMMAND,
+    TALK.command,
+    difficulties.COMMAND,
+    pairing.COMMAND,
+    *trainings.COMMANDS,
+    *grades.COMMANDS,
+    *projects.COMMANDS,
+    *outcomes.COMMANDS,
+    summary.COMMAND,
+    schedule.COMMAND,
+    export.COMMAND,
+    mydata.COMMAND,
+    *withdraw.COMMANDS,
+)
 
 
 def build_application(
@@ -375,6 +406,7 @@ def build_application(
     app: CadreApp = builder.build()  # type: ignore[assignment]
     app.bot_data["settings"] = settings
     app.bot_data["database"] = database
+    app.bot_data[COMMANDS_KEY] = COMMANDS
     groups = handler_groups()
     conversations = [
         h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)
@@ -404,6 +436,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
             logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
     await jobs.install(app, settings)
+    await install_menus(app)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
     lock = app.bot_data.get("active_lock")

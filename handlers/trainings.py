@@ -46,6 +46,7 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     conversation,
@@ -54,13 +55,12 @@ from handlers.chat.reply import (
     edit_or_reply,
     keyboard,
     label,
-    labels_for,
     now,
     reply,
 )
 from handlers.chat.tg import on
 from storage import outbox, people, trainings
-from storage.models import Training
+from storage.models import OFFICIAL_ROLES, Training
 from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.identity import RuleError
@@ -73,7 +73,7 @@ from storage.trainings import (
     TrainingClosed,
     TrainingDraft,
 )
-from templates import normalize_locale, render, split_message
+from templates import labels_for, normalize_locale, render, split_message
 
 log = logging.getLogger("cadrebot.trainings")
 
@@ -1216,6 +1216,13 @@ PICK_PRESS = cb.AnyOf(
     cb.Button("tc", "p", cb.ID), cb.Button("tc", "pp", cb.PAGE), cb.Button("tc", "pd")
 )
 SCORE_PRESS = cb.Button("tr", "sc", cb.ID)
+
+
+# /trainings: an official's sessions, anyone else's invitations; /training: organizers.
+COMMANDS: tuple[Command, ...] = (
+    command("trainings"),
+    command("training", *OFFICIAL_ROLES),
+)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -62,7 +61,7 @@ async def _paired_file(harness: BotHarness, talk_text: str) -> tuple[Nomination,
                 pairing_id=pairing.id,
                 nomination_id=nomination.id,
                 mentor_person_id=account.person_id,
-                talk_date=date.today(),
+                talk_date=datetime.now(UTC).astimezone(harness.settings.tz).date(),
                 mode="face",
                 topics={t: {"text": talk_text} for t in ("thought", "work", "life", "problems")},
             )
@@ -101,9 +100,7 @@ async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
             actor,
             pairing.id,
             mentoring.TalkInput(
-                # The county's today (save_talk checks it in Asia/Shanghai): the server's is
-                # a day behind from 16:00 UTC, a day before the pairing began.
-                talk_date=datetime.now(ZoneInfo("Asia/Shanghai")).date(),
+                talk_date=datetime.now(UTC).astimezone(harness.settings.tz).date(),
                 mode="home",
                 topics={t: {"text": "母亲住院，家里缺钱"} for t in mentoring.TALK_TOPICS},
                 difficulties=["医药费负担重"],
