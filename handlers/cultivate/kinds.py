@@ -286,7 +286,7 @@ class Difficulties(ListOf):
         # ListOf.ask by name: zero-argument super() does not work in a slots dataclass.
         screen = await ListOf.ask(self, run, page)
         values = {**screen.values, "mentee": mentee_name(run), "max_len": DIFFICULTY_MAX_LEN}
-        return Screen(screen.template, values, screen.rows)
+        return Screen(screen.template, values, screen.rows, edit=screen.edit)
 
     def on_other(self, run: Run) -> Outcome:
         return kind_wrong("difficulty.kind")
