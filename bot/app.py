@@ -34,10 +34,8 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    grades,
     mydata,
     outcomes,
-    pool,
     projects,
     review,
     start,
@@ -60,6 +58,11 @@ from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
 from handlers.cultivate import difficulties, mentees, pairing
 from handlers.cultivate.talk import TALK
+from handlers.manage import dossier, grade, results_csv
+from handlers.manage import pool as pool_menus
+from handlers.manage.pool import POOL
+from handlers.manage.post import POST
+from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -328,14 +331,21 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
                 *vetting.build_handlers(),
-                *pool.build_handlers(),
+                # /pool and the pool's conversation first: its buttons end an open search or
+                # adjustment before the list's and the file's own handlers see them.
+                conversation_of(POOL),
+                *menus(pool_menus.MENUS, dossier.MENUS),
                 # 2+1 mentoring: the two conversations first (their fallbacks see commands
                 # before the plain ones), then /pair, /mentees and a page of /difficulties.
                 conversation_of(TALK),
                 conversation_of(difficulties.RESOLVE),
                 *menus(pairing.MENUS, mentees.MENUS, difficulties.MENUS),
                 *trainings.build_handlers(),
-                *grades.build_handlers(),
+                # The two flows first (their busy answer covers /grade mid-flow), then /grade,
+                # then a CSV file sent outside any flow.
+                conversation_of(RESULTS),
+                conversation_of(POST),
+                *menus(grade.MENUS, results_csv.MENUS),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
                 *menus(export.MENUS, summary.MENUS, schedule.MENUS),
@@ -353,13 +363,16 @@ COMMANDS: tuple[Command, ...] = (
     RECOMMEND.command,
     *review.COMMANDS,
     *vetting.COMMANDS,
-    *pool.COMMANDS,
+    POOL.command,
+    dossier.COMMAND,
     mentees.COMMAND,
     TALK.command,
     difficulties.COMMAND,
     pairing.COMMAND,
     *trainings.COMMANDS,
-    *grades.COMMANDS,
+    grade.COMMAND,
+    RESULTS.command,
+    POST.command,
     *projects.COMMANDS,
     *outcomes.COMMANDS,
     summary.COMMAND,

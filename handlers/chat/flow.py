@@ -52,8 +52,13 @@ class Turn:
     phone: str = ""
     own_contact: bool = False
     # The renderer's handle of an uploaded file (Telegram: a Document; a voice message: its
-    # file id); flows only keep it or pass it on to the renderer's download.
+    # file id); flows only keep it or pass it on to the renderer's download. Its name, type
+    # and size as the sender's client declared them: enough to refuse a wrong or oversized
+    # file before fetching it.
     file: Any = None
+    file_name: str = ""
+    mime_type: str = ""
+    file_size: int = 0
 
 
 class Chat(Protocol):
@@ -96,14 +101,22 @@ class Chat(Protocol):
     def note(self, template: str) -> None:
         """Say `template` at the top of the next message shown (not a message of its own)."""
 
-    async def deny(self) -> None:
-        """Refuse: audit who tried what (ids only), then say "not allowed"."""
+    async def deny(self, subject: tuple[str, int] | None = None) -> None:
+        """Refuse: audit who tried what (ids only), then say "not allowed". `subject`: what
+        was asked for when the input alone does not say (a typed file number)."""
 
     async def drop_buttons(self) -> None:
         """Take the buttons off the message whose button was just pressed."""
 
     async def delete_input(self) -> bool:
         """Delete the message the person just sent (it carried an ID number)."""
+
+    async def download(self, turn: Turn) -> bytes:
+        """The bytes of the file `turn` carries (an upload), fetched from the messenger."""
+
+    async def audit_denial(self, subject: tuple[str, int] | None = None) -> None:
+        """Audit a refusal answered as "not found" or "expired" (so as not to tell whether
+        the record exists): who tried what, ids only. Nothing is said."""
 
     async def notify(
         self,
@@ -199,7 +212,8 @@ class Question:
         return Reask(say=run.flow.texts.wrong_input)
 
     async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return Reask(say=run.flow.texts.wrong_input)
+        # Like a sticker: a question answered by buttons says so, rather than "text, please".
+        return self.on_other(run)
 
     async def on_voice(self, run: Run, turn: Turn) -> Outcome:
         """A voice message: most questions take none (a talk's topics do)."""
@@ -307,7 +321,28 @@ class Flow:
 # -- one turn of a flow --------------------------------------------------------------------
 
 
-class Run:
+class InChat:
+    """What a turn of a flow and a screen's press share: the chat, its settings, its
+    transaction, its labels and the county's date."""
+
+    chat: Chat
+
+    @property
+    def settings(self) -> Settings:
+        return self.chat.settings
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.chat.session()
+
+    def label(self, key: str) -> str:
+        return self.chat.label(key)
+
+    def today(self) -> date:
+        """Today in the county's time zone, not the server's."""
+        return datetime.now(self.settings.tz).date()
+
+
+class Run(InChat):
     """A flow and a person's draft during one turn: what questions and submits work with."""
 
     def __init__(self, flow: Flow, chat: Chat) -> None:
@@ -354,20 +389,6 @@ class Run:
     @property
     def prefix(self) -> str:
         return self.flow.prefix
-
-    @property
-    def settings(self) -> Settings:
-        return self.chat.settings
-
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.chat.session()
-
-    def label(self, key: str) -> str:
-        return self.chat.label(key)
-
-    def today(self) -> date:
-        """Today in the county's time zone, not the server's."""
-        return datetime.now(self.settings.tz).date()
 
     def forget(self) -> None:
         self.chat.user_data.pop(self.flow.name, None)

@@ -10,16 +10,12 @@ from `telegram` (handlers/chat/tg.py turns a `Menu` into handlers).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
-from handlers.chat.flow import Chat
+from handlers.chat.flow import Chat, InChat, Turn
 from handlers.chat.screen import Screen
 from storage import people
 from storage.models import Role
@@ -27,18 +23,23 @@ from storage.nominations import NotAllowed
 from storage.people import Actor
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    pass
 
 
 class Refused(Exception):
-    """Not allowed: audited, and the person is told so."""
+    """Not allowed: audited, and the person is told so. `subject`: what was asked for, when
+    the input alone does not name it (``/dossier 12`` names file 12 only in its text)."""
+
+    def __init__(self, subject: tuple[str, int] | None = None) -> None:
+        super().__init__(subject)
+        self.subject = subject
 
 
 class Expired(Exception):
     """The thing a button points at is gone or changed: "this button has expired"."""
 
 
-class Act:
+class Act(InChat):
     """One command or button press outside a flow: who, with what arguments or fields."""
 
     def __init__(
@@ -49,12 +50,14 @@ class Act:
         args: str = "",
         values: tuple[Any, ...] = (),
         button: Button | None = None,
+        turn: Turn | None = None,
     ) -> None:
         self.chat = chat
         self._actor = actor
         self.args = args
         self.values = values
         self.button = button  # the shape that matched, for a screen that takes several
+        self.turn = turn  # what was sent, for a screen opened by a file
 
     @property
     def actor(self) -> Actor:
@@ -71,18 +74,13 @@ class Act:
     def pressed(self) -> bool:
         return self.button is not None
 
-    @property
-    def settings(self) -> Settings:
-        return self.chat.settings
 
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.chat.session()
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """The files that open a screen outside any flow: by name ending or declared type."""
 
-    def label(self, key: str) -> str:
-        return self.chat.label(key)
-
-    def today(self) -> date:
-        return datetime.now(self.settings.tz).date()
+    extensions: tuple[str, ...]
+    mime_types: tuple[str, ...] = ()
 
 
 Shown = Screen | Sequence[Screen] | None
@@ -99,6 +97,7 @@ class Menu:
     needs: frozenset[Role]
     # Load the actor even when no role is needed (a screen that shows one's own file).
     actor: bool
+    upload: Upload | None = None
 
     @property
     def name(self) -> str:
@@ -111,13 +110,14 @@ def screen(
     button: Button | AnyOf | None = None,
     needs: frozenset[Role] | None = None,
     actor: bool = False,
+    upload: Upload | None = None,
 ) -> Callable[[ScreenFn], Menu]:
-    """Declare a screen: opened by `command` and/or `button`, allowed to `needs` (default:
-    the command's roles; empty: anyone)."""
+    """Declare a screen: opened by `command`, `button` and/or an `upload` (a file sent
+    outside any flow), allowed to `needs` (default: the command's roles; empty: anyone)."""
 
     def declare(fn: ScreenFn) -> Menu:
         roles = needs if needs is not None else (command.needs if command else frozenset())
-        return Menu(fn, command, button, roles, actor or bool(roles))
+        return Menu(fn, command, button, roles, actor or bool(roles), upload)
 
     return declare
 
@@ -129,6 +129,7 @@ async def show(
     args: str = "",
     values: tuple[Any, ...] = (),
     button: Button | None = None,
+    turn: Turn | None = None,
 ) -> None:
     """Run one screen for one update: the actor, the role check, the errors, the reply."""
     actor: Actor | None = None
@@ -138,10 +139,13 @@ async def show(
     if menu.needs and (actor is None or not actor.has(*menu.needs)):
         await chat.deny()
         return
-    act = Act(chat, actor, args=args, values=values, button=button)
+    act = Act(chat, actor, args=args, values=values, button=button, turn=turn)
     try:
         shown = await menu.fn(act)
-    except (Refused, NotAllowed):
+    except Refused as refused:
+        await chat.deny(refused.subject)
+        return
+    except NotAllowed:
         await chat.deny()
         return
     except Expired:
