@@ -34,7 +34,6 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    mentoring,
     mydata,
     start,
     trainings,
@@ -53,6 +52,8 @@ from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
+from handlers.cultivate import difficulties, mentees, pairing
+from handlers.cultivate.talk import TALK
 from handlers.manage import dossier, grade, results_csv
 from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
@@ -338,7 +339,11 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # adjustment before the list's and the file's own handlers see them.
                 conversation_of(POOL),
                 *menus(pool_menus.MENUS, dossier.MENUS),
-                *mentoring.build_handlers(),
+                # 2+1 mentoring: the two conversations first (their fallbacks see commands
+                # before the plain ones), then /pair, /mentees and a page of /difficulties.
+                conversation_of(TALK),
+                conversation_of(difficulties.RESOLVE),
+                *menus(pairing.MENUS, mentees.MENUS, difficulties.MENUS),
                 *trainings.build_handlers(),
                 # The two flows first (their busy answer covers /grade mid-flow), then /grade,
                 # then a CSV file sent outside any flow.
@@ -367,7 +372,10 @@ COMMANDS: tuple[Command, ...] = (
     vetting.COMMAND,
     POOL.command,
     dossier.COMMAND,
-    *mentoring.COMMANDS,
+    mentees.COMMAND,
+    TALK.command,
+    difficulties.COMMAND,
+    pairing.COMMAND,
     *trainings.COMMANDS,
     grade.COMMAND,
     RESULTS.command,

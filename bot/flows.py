@@ -2,7 +2,9 @@
 
 Without this, /nominate sent in the middle of /talk would start a second conversation while
 the first one still waits for its answer, and the person's next message would go to
-whichever conversation PTB checks first.
+whichever conversation PTB checks first. The same holds for a button that starts a flow (a
+"resolve" under /difficulties pressed in the middle of /talk): the guard knows every
+conversation's entry buttons too, so no flow needs to check for another one itself.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, CommandHandler, ConversationHandler, TypeHandler
+from telegram.ext import (
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    TypeHandler,
+)
 
 from handlers.chat.context import CadreContext
-from handlers.chat.reply import reply
+from handlers.chat.reply import answer_query, reply
 from handlers.chat.tg import ENGINES, TelegramChat
 
 # Commands answered before the flows (group 0 lists them first): they read, so they may be
@@ -27,11 +35,15 @@ class FlowGuard:
     def __init__(self, conversations: list[ConversationHandler[Any]]) -> None:
         self.conversations = conversations
         self.entry_commands: dict[str, ConversationHandler[Any]] = {}
+        self.entry_buttons: list[tuple[CallbackQueryHandler[Any, Any], ConversationHandler[Any]]]
+        self.entry_buttons = []
         for conversation in conversations:
             for entry in conversation.entry_points:
                 if isinstance(entry, CommandHandler):
                     for command in entry.commands:
                         self.entry_commands[command] = conversation
+                elif isinstance(entry, CallbackQueryHandler):
+                    self.entry_buttons.append((entry, conversation))
 
     def open_flow(self, update: Update) -> ConversationHandler[Any] | None:
         for conversation in self.conversations:
@@ -44,8 +56,35 @@ class FlowGuard:
                 return conversation
         return None
 
+    def _entered_by(self, update: Update) -> ConversationHandler[Any] | None:
+        """The conversation a pressed button would start, if it is an entry button."""
+        for handler, conversation in self.entry_buttons:
+            if handler.check_update(update):
+                return conversation
+        return None
+
+    async def _refuse_button(self, update: Update, context: CadreContext) -> None:
+        """An entry button of one flow pressed while another is open: that one goes on."""
+        target = self._entered_by(update)
+        current = self.open_flow(update) if target is not None else None
+        if current is None or current is target:
+            return
+        await answer_query(update)
+        engine = ENGINES.get(str(current.name))
+        if engine is not None:
+            state = current._conversations.get(current._get_key(update))
+            await engine.busy(
+                TelegramChat(update, context), state if isinstance(state, int) else None
+            )
+        else:
+            await reply(update, context, "common/flow_open")
+        raise ApplicationHandlerStop
+
     async def check(self, update: Update, context: CadreContext) -> None:
-        """Stop a flow-opening command while another flow is open, and say why."""
+        """Stop a flow-opening command or button while another flow is open, and say why."""
+        if update.callback_query is not None:
+            await self._refuse_button(update, context)
+            return
         command = _command_of(update)
         if command is None:
             return

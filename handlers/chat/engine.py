@@ -236,6 +236,8 @@ class Engine:
             return await self._apply(run, question, await question.on_contact(run, turn))
         if turn.kind == "file":
             return await self._apply(run, question, await question.on_file(run, turn))
+        if turn.kind == "voice":
+            return await self._apply(run, question, await question.on_voice(run, turn))
         return await self._apply(run, question, question.on_other(run))
 
     async def _on_button(self, run: Run, question: Question, data: str) -> int:

@@ -43,16 +43,18 @@ AT_REVIEW = "review"
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One input, whatever the messenger: typed text, a button, a shared contact, a file."""
+    """One input, whatever the messenger: typed text, a button, a shared contact, a file, a
+    voice message."""
 
-    kind: Literal["text", "button", "contact", "file", "other"]
+    kind: Literal["text", "button", "contact", "file", "voice", "other"]
     text: str = ""
     data: str = ""
     phone: str = ""
     own_contact: bool = False
-    # The renderer's handle of an uploaded file (Telegram: a Document); flows only pass it on
-    # to the renderer's download. Its name, type and size as the sender's client declared
-    # them: enough to refuse a wrong or oversized file before fetching it.
+    # The renderer's handle of an uploaded file (Telegram: a Document; a voice message: its
+    # file id); flows only keep it or pass it on to the renderer's download. Its name, type
+    # and size as the sender's client declared them: enough to refuse a wrong or oversized
+    # file before fetching it.
     file: Any = None
     file_name: str = ""
     mime_type: str = ""
@@ -211,6 +213,10 @@ class Question:
 
     async def on_file(self, run: Run, turn: Turn) -> Outcome:
         # Like a sticker: a question answered by buttons says so, rather than "text, please".
+        return self.on_other(run)
+
+    async def on_voice(self, run: Run, turn: Turn) -> Outcome:
+        """A voice message: most questions take none (a talk's topics do)."""
         return self.on_other(run)
 
     def on_other(self, run: Run) -> Outcome:

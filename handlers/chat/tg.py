@@ -244,6 +244,8 @@ def turn_of(update: Update) -> Turn:
             mime_type=document.mime_type or "",
             file_size=document.file_size or 0,
         )
+    if message.voice is not None:
+        return Turn("voice", file=message.voice.file_id)
     return Turn("other")
 
 

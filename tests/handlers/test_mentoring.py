@@ -327,7 +327,12 @@ async def test_talk_with_wrong_input_in_every_state(county: County) -> None:
     question = last(await bot.send(MENTOR_T, "村里道路需要硬化"))
     assert "2. 村里道路需要硬化" in question.text
     question = last(await bot.send(MENTOR_T, "误填的一条"))
-    question = last(await bot.press(MENTOR_T, question.button("删除 3")))
+    # "Done" stays first, where it was before any difficulty was added (the defect: "删除 1"
+    # took its place and deleted at once); a delete asks first.
+    assert "完成" in question.labels[0] and question.buttons[0][0][1] == "tk:dd"
+    confirm = last(await bot.press(MENTOR_T, question.button("删除 3")))
+    assert "误填的一条" in confirm.text and "确认删除" in confirm.labels
+    question = last(await bot.press(MENTOR_T, confirm.button("确认删除")))
     assert "误填" not in question.text
     review = last(await bot.press(MENTOR_T, question.button("完成")))
     assert "请核对谈话记录" in review.text
@@ -464,10 +469,12 @@ async def test_resolve_a_difficulty(county: County) -> None:
     assert "共 2 条" in listing.text and "缺少产业启动资金" in listing.text
     question = last(await bot.press(MENTOR_T, listing.button("解决 1")))
     assert "缺少产业启动资金" in question.text and "如何解决" in question.text
-    (error,) = await bot.send(MENTOR_T, "好")
-    assert "2–500" in error.text
-    (error,) = await bot.send_sticker(MENTOR_T)
-    assert "文字" in error.text
+    # Said what was wrong, then asked again with the difficulty shown (as every flow does on
+    # the engine; before, only the complaint came, the question scrolled away above it).
+    error, question = await bot.send(MENTOR_T, "好")
+    assert "2–500" in error.text and "如何解决" in question.text
+    error, question = await bot.send_sticker(MENTOR_T)
+    assert "文字" in error.text and "缺少产业启动资金" in question.text
     busy = last(await bot.send(MENTOR_T, "/talk"))
     assert "没有完成" in busy.text and "/talk" in busy.text  # one flow at a time
     (done,) = await bot.send(MENTOR_T, "协调信用社贷款五万元")

@@ -1,0 +1,1 @@
+"""Cultivating reserve cadres: 2+1 mentoring (/pair, /mentees, /talk, /difficulties)."""

@@ -1,0 +1,299 @@
+"""The question kinds of /talk (handlers/cultivate/talk.py): which mentee, on which day, how,
+the four must-talk topics (text or a voice message) and the difficulties raised.
+
+Their callback data is today's: ``tk:p:<id>``/``tk:pg:<page>`` (mentee), ``tk:d:0|1|x``
+(date), ``tk:m:<mode>``, ``tk:dd`` (difficulties done), ``tk:x:<i>`` (delete one, confirmed
+with ``tk:xy:<i>`` / ``tk:xn``). Nothing here imports `telegram`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from handlers.chat.codec import CODE, ID, PAGE, Button, choice
+from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run, Turn
+from handlers.chat.kinds import ListOf, Rule
+from handlers.chat.screen import Btn, Pager, Screen, rows_of
+from handlers.cultivate.mentees import mentee_list
+from storage import mentoring
+from storage.nominations import NotAllowed
+from storage.rules.cadence import (
+    BACK_DAYS,
+    DIFFICULTY_MAX_LEN,
+    DIFFICULTY_MIN_LEN,
+    MAX_DIFFICULTIES,
+    TALK_MODES,
+    TALK_TOPICS,
+    TOPIC_MAX_LEN,
+    TOPIC_MIN_LEN,
+    check_talk_date,
+    parse_talk_date,
+)
+from storage.rules.identity import RuleError, clean_text
+
+PAGER = Pager(8)
+
+
+def mentee_name(run: Run) -> str:
+    return str(run.answers.get("mentee_name", ""))
+
+
+def kind_wrong(code: str) -> Reask:
+    """A sticker, a photo, a file… where this question wants something else: say what."""
+    return Reask(say="mentoring/invalid", values={"code": code, "params": {}})
+
+
+def rule_broken(error: RuleError) -> Reask:
+    values = {"code": error.code, "params": error.params or {}}
+    return Reask(say="mentoring/invalid", values=values)
+
+
+async def own_mentee(run: Run, pairing_id: int) -> mentoring.Mentee:
+    """The mentor's own active pairing, checked in SQL: NotAllowed for anyone else's, Stale
+    for one that ended."""
+    actor = await run.actor()
+    if actor is None:
+        raise NotAllowed
+    async with run.session() as session:
+        return await mentoring.own_mentee(
+            session, actor, pairing_id, now=datetime.now(UTC), tz=run.settings.tz
+        )
+
+
+def took(mentee: mentoring.Mentee) -> dict[str, Any]:
+    """What choosing `mentee` stores: the pairing, the name shown, the day pairing began."""
+    return {
+        "mentee": mentee.pairing_id,
+        "mentee_name": mentee.full_name,
+        "paired_on": mentee.paired_on.isoformat(),
+    }
+
+
+def date_invalid(error: RuleError) -> Screen:
+    values = {"code": error.code, "params": error.params or {}, "back_days": BACK_DAYS}
+    return Screen("mentoring/talk_date_invalid", values)
+
+
+@dataclass(slots=True)
+class PickMentee(Question):
+    """One of the mentor's mentees, paged; a forged or foreign pairing is refused in SQL."""
+
+    key: str = "mentee"
+
+    def shapes(self, prefix: str) -> Sequence[Button]:
+        return (Button(prefix, "p", ID), Button(prefix, "pg", PAGE))
+
+    async def ask(self, run: Run, page: int) -> Screen:
+        actor = await run.actor()
+        mentees = []
+        if actor is not None:
+            async with run.session() as session:
+                mentees = await mentee_list(session, actor, run.settings)
+        if not mentees:  # every pairing ended while the draft waited
+            return Screen("mentoring/no_mentees")
+        page = PAGER.clamp(page, len(mentees))
+        shown = mentees[PAGER.offset(page) : PAGER.offset(page + 1)]
+        p = run.prefix
+        rows = rows_of([Btn(m.full_name, f"{p}:p:{m.pairing_id}") for m in shown], 2)
+        nav = PAGER.nav(
+            page,
+            len(mentees),
+            Button(p, "pg", PAGE),
+            prev=run.label("prev"),
+            next=run.label("next"),
+        )
+        values = {"mentees": shown, "page": page + 1, "pages": PAGER.pages(len(mentees))}
+        return Screen("mentoring/talk_pick", values, (*rows, nav) if nav else rows)
+
+    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        if button.parts[1] == "pg":
+            return Reask(page=int(values[0]), edit=True)
+        try:
+            mentee = await own_mentee(run, int(values[0]))
+        except NotAllowed:
+            await run.chat.deny()
+            return Reask()
+        except mentoring.Stale:
+            return STALE
+        run.answers.update(took(mentee))
+        chosen = run.answers.get("date")
+        if chosen:
+            # Another mentee may have been paired later than the date already chosen: the
+            # engine then asks for the date again (it is the first unanswered question).
+            try:
+                check_talk_date(
+                    date.fromisoformat(chosen), today=run.today(), not_before=mentee.paired_on
+                )
+            except RuleError as error:
+                run.answers.pop("date")
+                await run.chat.show(date_invalid(error))
+        return Answer(mentee.pairing_id)
+
+    def shown(self, run: Run) -> str | None:
+        return mentee_name(run) if run.answers.get(self.key) else None
+
+
+@dataclass(slots=True)
+class TalkDate(Question):
+    """Today, yesterday (buttons) or another date (typed: YYYY-MM-DD or M-D), within the
+    window and not before the pairing began. ``draft["typing"]``: "another date" was chosen."""
+
+    key: str = "date"
+
+    def shapes(self, prefix: str) -> Sequence[Button]:
+        return (Button(prefix, "d", choice("0", "1", "x")),)
+
+    async def ask(self, run: Run, page: int) -> Screen:
+        today = run.today()
+        if run.draft.get("typing"):
+            return Screen("mentoring/talk_type_date", {"today": today, "back_days": BACK_DAYS})
+        p = run.prefix
+        buttons = [
+            Btn(run.label("talk.today"), f"{p}:d:0"),
+            Btn(run.label("talk.yesterday"), f"{p}:d:1"),
+            Btn(run.label("talk.other_date"), f"{p}:d:x"),
+        ]
+        values = {"mentee": mentee_name(run), "today": today}
+        return Screen("mentoring/talk_ask_date", values, rows_of(buttons, 3))
+
+    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        if values[0] == "x":
+            run.draft["typing"] = True
+            await run.chat.drop_buttons()
+            return Reask()
+        return self._take(run, run.today() - timedelta(days=int(values[0])))
+
+    async def on_text(self, run: Run, text: str) -> Outcome:
+        try:
+            value = parse_talk_date(text, today=run.today())
+        except RuleError as error:
+            return self._refuse(run, error)
+        return self._take(run, value)
+
+    def _take(self, run: Run, value: date) -> Outcome:
+        paired_on = run.answers.get("paired_on")
+        try:
+            check_talk_date(
+                value,
+                today=run.today(),
+                back_days=BACK_DAYS,
+                not_before=date.fromisoformat(paired_on) if paired_on else None,
+            )
+        except RuleError as error:
+            return self._refuse(run, error)
+        run.draft.pop("typing", None)
+        return Answer(value.isoformat())
+
+    def _refuse(self, run: Run, error: RuleError) -> Outcome:
+        run.draft["typing"] = True
+        screen = date_invalid(error)
+        return Reask(say=screen.template, values=screen.values)
+
+    def on_other(self, run: Run) -> Outcome:
+        return kind_wrong("date.kind")
+
+    async def on_file(self, run: Run, turn: Turn) -> Outcome:
+        return self.on_other(run)
+
+
+@dataclass(slots=True)
+class Mode(Question):
+    """Face to face, by phone or a home visit: ``tk:m:<mode>``."""
+
+    key: str = "mode"
+
+    def shapes(self, prefix: str) -> Sequence[Button]:
+        return (Button(prefix, "m", CODE),)
+
+    async def ask(self, run: Run, page: int) -> Screen:
+        buttons = [Btn(run.label(f"talk_mode.{m}"), f"{run.prefix}:m:{m}") for m in TALK_MODES]
+        chosen = run.answers.get("date")
+        values = {
+            "mentee": mentee_name(run),
+            "talk_date": date.fromisoformat(chosen) if chosen else "",
+        }
+        return Screen("mentoring/talk_ask_mode", values, rows_of(buttons, 3))
+
+    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        return Answer(values[0]) if values[0] in TALK_MODES else STALE
+
+    def shown(self, run: Run) -> str | None:
+        value = run.answers.get(self.key)
+        return None if value is None else run.label(f"talk_mode.{value}")
+
+
+@dataclass(slots=True)
+class Topic(Question):
+    """One of the four must-talk topics: text (2–1000 characters) or a voice message."""
+
+    key: str
+
+    async def ask(self, run: Run, page: int) -> Screen:
+        values = {
+            "mentee": mentee_name(run),
+            "topic": self.key,
+            "step": TALK_TOPICS.index(self.key) + 1,
+            "steps": len(TALK_TOPICS),
+            "min_len": TOPIC_MIN_LEN,
+            "max_len": TOPIC_MAX_LEN,
+        }
+        return Screen("mentoring/talk_ask_topic", values, clear_keyboard=True)
+
+    async def on_text(self, run: Run, text: str) -> Outcome:
+        try:
+            return Answer({"text": clean_text(text, min_len=TOPIC_MIN_LEN, max_len=TOPIC_MAX_LEN)})
+        except RuleError as error:
+            return rule_broken(error)
+
+    async def on_voice(self, run: Run, turn: Turn) -> Outcome:
+        return Answer({"voice": str(turn.file)})
+
+    def on_other(self, run: Run) -> Outcome:
+        return kind_wrong("topic.kind")
+
+    async def on_file(self, run: Run, turn: Turn) -> Outcome:
+        return self.on_other(run)
+
+    def shown(self, run: Run) -> str | None:
+        answer = run.answers.get(self.key)
+        if not isinstance(answer, dict):
+            return None
+        text = answer.get("text")
+        return str(text) if text else run.label("talk.voice") if answer.get("voice") else None
+
+
+def _difficulty(run: Run, raw: str) -> str:
+    return clean_text(raw, min_len=DIFFICULTY_MIN_LEN, max_len=DIFFICULTY_MAX_LEN)
+
+
+@dataclass(slots=True)
+class Difficulties(ListOf):
+    """The practical difficulties raised, one per message; "done" (``tk:dd``) stays first
+    and every delete (``tk:x:<i>``) asks to confirm (ListOf)."""
+
+    key: str = "difficulties"
+    rule: Rule = _difficulty
+    template: str = "mentoring/talk_ask_difficulties"
+    most: int = MAX_DIFFICULTIES
+    done_tag: str = "dd"
+    drop_tag: str = "x"
+    invalid: str = "mentoring/invalid"
+
+    async def ask(self, run: Run, page: int) -> Screen:
+        # ListOf.ask by name: zero-argument super() does not work in a slots dataclass.
+        screen = await ListOf.ask(self, run, page)
+        values = {**screen.values, "mentee": mentee_name(run), "max_len": DIFFICULTY_MAX_LEN}
+        return Screen(screen.template, values, screen.rows, edit=screen.edit)
+
+    def on_other(self, run: Run) -> Outcome:
+        return kind_wrong("difficulty.kind")
+
+    async def on_file(self, run: Run, turn: Turn) -> Outcome:
+        return self.on_other(run)
+
+    def shown(self, run: Run) -> str | None:
+        # The review lists them numbered, one a line.
+        return "\n".join(f"{i}. {item}" for i, item in enumerate(self.items(run), start=1))
