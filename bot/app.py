@@ -42,7 +42,6 @@ from handlers import (
     review,
     start,
     summary,
-    trainings,
     vetting,
     withdraw,
 )
@@ -54,8 +53,12 @@ from handlers.chat.context import (
     reset_transaction,
     set_transaction,
 )
+from handlers.chat.passing import passing_text
 from handlers.chat.reply import LOCALE_KEY
-from handlers.chat.tg import conversation_of
+from handlers.chat.tg import conversation_of, handlers_of
+from handlers.cultivate import attendance, checkin, invites, scores
+from handlers.cultivate import trainings as training_menus
+from handlers.cultivate.training_new import TRAINING
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -318,7 +321,17 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *vetting.build_handlers(),
                 *pool.build_handlers(),
                 *mentoring.build_handlers(),
-                *trainings.build_handlers(),
+                conversation_of(TRAINING),
+                *handlers_of(training_menus.list_sessions),
+                *handlers_of(training_menus.show_session),
+                *handlers_of(attendance.show_checkin_list),
+                *handlers_of(attendance.toggle_attendance),
+                *handlers_of(scores.show_scores),
+                *handlers_of(scores.show_ranking),
+                *handlers_of(invites.show_invitation),
+                *handlers_of(invites.answer_invitation),
+                # The optional check-in code: after the conversations, so theirs come first.
+                passing_text(checkin.SHAPE, checkin.check_in),
                 *grades.build_handlers(),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),

@@ -110,9 +110,12 @@ class Chat(Protocol):
         *,
         key: str,
         subject: int | None = None,
+        buttons: Sequence[Sequence[tuple[str, str]]] = (),
         **values: Any,
     ) -> int:
-        """Queue a notice to other people in this transaction (the outbox, never a send)."""
+        """Queue a notice to other people in this transaction (the outbox, never a send).
+
+        `buttons`: rows of (label key, data), labelled in each recipient's language."""
 
 
 # -- what a question answers ---------------------------------------------------------------
@@ -239,6 +242,8 @@ class ReviewScreen:
     submit_label: str = "submit"
     edit_label: Callable[[str], str] = field(default=lambda key: f"edit.{key}")
     per_row: int = 2
+    # More values for the template, read when the screen is shown (names looked up again).
+    values: Callable[[Run], Awaitable[Mapping[str, Any]]] | None = None
 
 
 Start = Callable[["Run", str], Awaitable[dict[str, Any] | None]]
@@ -455,7 +460,8 @@ class Engine:
         submit = Btn(run.label(review.submit_label), review.submit(self.flow.prefix).data())
         rows: Rows = (*rows_of(buttons, review.per_row), (submit,))
         run.draft["at"] = AT_REVIEW
-        await run.chat.show(Screen(review.template, run.values(), rows))
+        extra = await review.values(run) if review.values is not None else {}
+        await run.chat.show(Screen(review.template, {**run.values(), **extra}, rows))
         return REVIEW
 
     async def resume(self, run: Run, say: str | None = None, **values: Any) -> int:
@@ -624,7 +630,9 @@ class Engine:
     async def busy(self, chat: Chat, state: int | None = None) -> int:
         """Another command in the middle of the flow: say how to go on or leave, ask again."""
         run = self._run(chat, state)
-        return await self.resume(run, self.flow.texts.busy, flow=self.flow.name)
+        # `at`: a flow with more than one way through says which one is open.
+        at = run.draft.get("at")
+        return await self.resume(run, self.flow.texts.busy, flow=self.flow.name, at=at)
 
     async def remind(self, chat: Chat, state: int | None = None) -> None:
         """A menu command (/start, /help, /lang) was answered mid-flow: the form is still
