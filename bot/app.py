@@ -32,7 +32,6 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    export,
     grades,
     mentoring,
     mydata,
@@ -41,7 +40,6 @@ from handlers import (
     projects,
     review,
     start,
-    summary,
     vetting,
     withdraw,
 )
@@ -55,10 +53,12 @@ from handlers.chat.context import (
 )
 from handlers.chat.passing import passing_text
 from handlers.chat.reply import LOCALE_KEY
+from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
 from handlers.cultivate import attendance, checkin, invites, scores
 from handlers.cultivate import trainings as training_menus
 from handlers.cultivate.training_new import TRAINING
+from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -297,6 +297,11 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
         handler.callback = _timed(callback)
 
 
+def menus(*groups: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of every screen in `groups`, in order."""
+    return [handler for group in groups for menu in group for handler in handlers_of(menu)]
+
+
 def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, None]]]]:
     """Every handler, in the order that decides who sees an update first.
 
@@ -314,7 +319,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
-                *mydata.build_handlers(),
+                *menus(mydata.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
@@ -322,21 +327,13 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *pool.build_handlers(),
                 *mentoring.build_handlers(),
                 conversation_of(TRAINING),
-                *handlers_of(training_menus.list_sessions),
-                *handlers_of(training_menus.show_session),
-                *handlers_of(attendance.show_checkin_list),
-                *handlers_of(attendance.toggle_attendance),
-                *handlers_of(scores.show_scores),
-                *handlers_of(scores.show_ranking),
-                *handlers_of(invites.show_invitation),
-                *handlers_of(invites.answer_invitation),
+                *menus(training_menus.MENUS, attendance.MENUS, scores.MENUS, invites.MENUS),
                 # The optional check-in code: after the conversations, so theirs come first.
                 passing_text(checkin.SHAPE, checkin.check_in),
                 *grades.build_handlers(),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
-                *export.build_handlers(),
-                *summary.build_handlers(),
+                *menus(export.MENUS, summary.MENUS, schedule.MENUS),
                 *start.fallback_handlers(),
             ],
         ),

@@ -60,7 +60,7 @@ async def _export(args: argparse.Namespace, settings: Settings, database: Databa
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from None
     # Imported here: the label loader lives with the /export handler, which needs telegram.
-    from handlers.export import workbook_labels
+    from handlers.oversight.export import workbook_labels
 
     labels = workbook_labels(build_environment(), settings.locale)
     try:

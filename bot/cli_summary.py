@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.settings import Settings
 from handlers.chat.charts import render_chart
-from handlers.summary import PERIOD_NAMES, render_summary, summary_of
+from handlers.oversight.summary import PERIOD_NAMES, render_summary, summary_of
 from storage import summary
 from storage.db import Database
 from templates import build_environment

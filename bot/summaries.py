@@ -3,7 +3,7 @@
 The row carries the rendered text and, for each scope, the chart's figures (not the picture:
 a row stays a few hundred bytes); the dispatcher draws the chart (handlers/chat/charts.py)
 when it sends the row, after the text. The text is the one /summary shows
-(handlers/summary.py), for the calendar period before the one it is sent in.
+(handlers/oversight/summary.py), for the calendar period before the one it is sent in.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.charts import chart_photo, render_caption
 from handlers.chat.context import CadreContext
-from handlers.summary import render_summary, summary_of
+from handlers.oversight.summary import render_summary, summary_of
 from storage import outbox, summary
 from storage.summary import Official, Schedule, Summary
 from templates import normalize_locale, split_message

@@ -9,42 +9,45 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from telegram import Update
-from telegram.ext import BaseHandler, CommandHandler, filters
-
-from handlers.chat.context import CadreContext
-from handlers.chat.reply import reply
-from storage import audit, mydata, people
+from handlers.chat.commands import command
+from handlers.chat.screen import Screen
+from handlers.chat.screens import Act, screen
+from storage import audit, mydata
 from storage.models import Person
 
-PRIVATE = filters.ChatType.PRIVATE
-# The flows whose unsent drafts hold the person's own answers (user_data keys, see forms).
+COMMAND = command("mydata")
+# The flows whose unsent drafts hold the person's own answers (user_data keys).
 DRAFT_FLOWS = ("nomination", "recommendation")
 
 
-def _when(context: CadreContext, at: datetime | None) -> str | None:
-    return at.astimezone(context.settings.tz).strftime("%Y-%m-%d %H:%M") if at else None
+def _when(tz: ZoneInfo, at: datetime | None) -> str | None:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else None
 
 
-def _drafts(context: CadreContext) -> list[dict[str, Any]]:
-    held = context.user_data or {}
+def _drafts(held: dict[str, Any]) -> list[dict[str, Any]]:
     drafts = []
     for flow in DRAFT_FLOWS:
         draft = held.get(flow)
         if isinstance(draft, dict):
             answers = draft.get("answers")
-            given = sum(1 for v in answers.values() if v not in (None, "")) if answers else 0
+            # Questions answered; the consents (True) are shown with the files, not here.
+            given = (
+                sum(1 for v in answers.values() if v not in (None, "") and v is not True)
+                if isinstance(answers, dict)
+                else 0
+            )
             drafts.append({"flow": flow, "answers": given})
     return drafts
 
 
-async def show_mydata(update: Update, context: CadreContext) -> None:
+@screen(command=COMMAND, actor=True)
+async def show_mydata(act: Act) -> Screen:
     """Show the person what is held about them, their consents and who read their file."""
-    user = update.effective_user
-    assert user is not None
-    async with context.session() as session:
-        actor = await people.load_actor(session, user.id)
+    actor = act.maybe_actor
+    tz = act.settings.tz
+    async with act.session() as session:
         if actor is None:
             name, files, reads = None, [], []
         else:
@@ -54,10 +57,7 @@ async def show_mydata(update: Update, context: CadreContext) -> None:
             reads = await mydata.reads_of(session, actor.person_id, [f.id for f in files])
             # Looking is itself recorded: the person asked what is held, and was shown it.
             await audit.record(session, actor.person_id, "mydata.show", "person", actor.person_id)
-    await reply(
-        update,
-        context,
-        "mydata/show",
+    values = dict(
         full_name=name,
         files=[
             {
@@ -69,20 +69,20 @@ async def show_mydata(update: Update, context: CadreContext) -> None:
                 "key_group": f.key_group,
                 "id_masked": f.id_masked,
                 "phone_masked": f.phone_masked,
-                "created_at": _when(context, f.created_at),
-                "consent_at": _when(context, f.consent_at),
-                "sensitive_consent_at": _when(context, f.sensitive_consent_at),
+                "created_at": _when(tz, f.created_at),
+                "consent_at": _when(tz, f.consent_at),
+                "sensitive_consent_at": _when(tz, f.sensitive_consent_at),
             }
             for f in files
         ],
-        drafts=_drafts(context),
+        drafts=_drafts(act.chat.user_data),
         roles=[
             {"role": g.role.value, "township": g.township_name, "department": g.department}
             for g in (actor.grants if actor is not None else ())
         ],
         reads=[
             {
-                "at": _when(context, r.at),
+                "at": _when(tz, r.at),
                 "file_id": r.file_id,
                 "export": r.action == "export.dossier",
                 "by_self": r.by_self,
@@ -94,7 +94,7 @@ async def show_mydata(update: Update, context: CadreContext) -> None:
             for r in reads
         ],
     )
+    return Screen("mydata/show", values)
 
 
-def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
-    return [CommandHandler("mydata", show_mydata, filters=PRIVATE)]
+MENUS = (show_mydata,)

@@ -46,7 +46,7 @@ from handlers.chat.reply import (
     text,
 )
 from handlers.chat.tg import on
-from handlers.export import SPOOL_BYTES, workbook_labels
+from handlers.oversight.export import SPOOL_BYTES, workbook_labels
 from storage import (
     export,
     figures,

@@ -26,12 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from storage import audit
+from storage import cadres as cadre_list
+from storage.cadres import CadreRow
 from storage.models import (
     Award,
     Election,
     GradeMove,
     Nomination,
-    Person,
     Publicity,
     Role,
     StatusChange,
@@ -122,12 +123,8 @@ def check_pay(yuan: int) -> int:
 # Choosing the cadre.
 
 
-@dataclass(frozen=True, slots=True)
-class Cadre:
-    nomination_id: int
-    full_name: str
-    township: str
-    status: str
+# A cadre an outcome may be recorded for.
+Cadre = CadreRow
 
 
 def _recordable(actor: Actor) -> ColumnElement[bool]:
@@ -138,35 +135,12 @@ async def cadres(
     session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8
 ) -> tuple[list[Cadre], int]:
     """Reserve cadres (pool or elected) in the actor's scope, by township and name."""
-    where = _recordable(actor)
-    total = int(
-        await session.scalar(select(func.count()).select_from(Nomination).where(where)) or 0
-    )
-    rows = await session.execute(
-        select(Nomination.id, Person.full_name, Township.name, Nomination.status)
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .where(where)
-        .order_by(Township.id, Person.full_name, Nomination.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return [Cadre(i, n or "", t, s) for i, n, t, s in rows.all()], total
+    return await cadre_list.page(session, _recordable(actor), offset=offset, limit=limit)
 
 
 async def cadre(session: AsyncSession, actor: Actor, nomination_id: int) -> Cadre:
     """One cadre the actor may record an outcome for (a pressed button is re-checked here)."""
-    row = (
-        await session.execute(
-            select(Nomination.id, Person.full_name, Township.name, Nomination.status)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(Nomination.id == nomination_id, _recordable(actor))
-        )
-    ).first()
-    if row is None:
-        raise NotAllowed
-    return Cadre(row[0], row[1] or "", row[2], row[3])
+    return await cadre_list.one(session, _recordable(actor), nomination_id)
 
 
 def may_record_county_publicity(actor: Actor) -> bool:

@@ -15,8 +15,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
-from storage.models import Nomination, Person, PracticePost, Township
+from storage import audit, cadres
+from storage.cadres import CadreRow
+from storage.models import Nomination, PracticePost, Township
 from storage.nominations import NotAllowed, manageable_by, visible_to
 from storage.people import Actor
 from storage.rules.identity import RuleError, clean_text
@@ -130,13 +131,8 @@ async def dossier_section(
     return PostSection(await posts_of(session, nomination_id, today=today))
 
 
-@dataclass(frozen=True, slots=True)
-class Assignee:
-    """A cadre an official may send to a practice post."""
-
-    nomination_id: int
-    full_name: str
-    township: str
+# A cadre an official may send to a practice post.
+Assignee = CadreRow
 
 
 def _assignable(actor: Actor) -> ColumnElement[bool]:
@@ -147,35 +143,12 @@ async def assignable(
     session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8
 ) -> tuple[list[Assignee], int]:
     """Reserve cadres in the actor's scope, by township and name; deny by default."""
-    where = _assignable(actor)
-    total = await session.scalar(select(func.count()).select_from(Nomination).where(where))
-    rows = (
-        await session.execute(
-            select(Nomination.id, Person.full_name, Township.name)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(where)
-            .order_by(Township.id, Person.full_name, Nomination.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
-    return [Assignee(i, n or "", t) for i, n, t in rows], int(total or 0)
+    return await cadres.page(session, _assignable(actor), offset=offset, limit=limit)
 
 
 async def assignee(session: AsyncSession, actor: Actor, nomination_id: int) -> Assignee:
     """One cadre the actor may assign (a pressed button is re-checked here)."""
-    row = (
-        await session.execute(
-            select(Nomination.id, Person.full_name, Township.name)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(Nomination.id == nomination_id, _assignable(actor))
-        )
-    ).first()
-    if row is None:
-        raise NotAllowed
-    return Assignee(row[0], row[1] or "", row[2])
+    return await cadres.one(session, _assignable(actor), nomination_id)
 
 
 async def assign_post(

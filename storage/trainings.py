@@ -46,7 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
+from storage import audit, cadres
+from storage.cadres import CadreRow
 from storage.models import (
     Nomination,
     Person,
@@ -231,11 +232,8 @@ class CreatedTraining:
     invitations: list[Invitation]
 
 
-@dataclass(frozen=True, slots=True)
-class PoolPick:
-    nomination_id: int
-    full_name: str
-    township: str
+# A cadre of the pool an organizer may invite one by one.
+PoolPick = CadreRow
 
 
 def _pool(actor: Actor) -> ColumnElement[bool]:
@@ -256,35 +254,14 @@ async def pickable_pool(
     """Reserve cadres in the pool that the actor may invite one by one, by township and name."""
     if not can_organize(actor):
         return [], 0
-    total = await session.scalar(select(func.count()).select_from(Nomination).where(_pool(actor)))
-    rows = (
-        await session.execute(
-            select(Nomination.id, Person.full_name, Township.name)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(_pool(actor))
-            .order_by(Township.id, Person.full_name, Nomination.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
-    return [PoolPick(n, name or "", t) for n, name, t in rows], int(total or 0)
+    return await cadres.page(session, _pool(actor), offset=offset, limit=limit)
 
 
 async def picked_pool(session: AsyncSession, actor: Actor, ids: Sequence[int]) -> list[PoolPick]:
     """The chosen invitees that are in the actor's pool, by name; others are left out."""
-    if not ids or not can_organize(actor):
+    if not can_organize(actor):
         return []
-    rows = (
-        await session.execute(
-            select(Nomination.id, Person.full_name, Township.name)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(Nomination.id.in_(ids), _pool(actor))
-            .order_by(Person.full_name, Nomination.id)
-        )
-    ).all()
-    return [PoolPick(n, name or "", t) for n, name, t in rows]
+    return await cadres.some(session, _pool(actor), ids)
 
 
 def _audience_where(actor: Actor, draft: TrainingDraft) -> tuple[ColumnElement[bool], int | None]:

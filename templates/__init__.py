@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,13 @@ def render(env: Environment, locale: str, name: str, **values: Any) -> str:
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)([^>]*)>")
 # One atom of text: an entity such as &amp; (never cut inside) or one character.
 _ATOM_RE = re.compile(r"&#?[A-Za-z0-9]{1,8};|.", re.DOTALL)
+
+
+@cache
+def labels_for(env: Environment, locale: str) -> dict[str, str]:
+    """The locale's table of short plain-text labels (buttons, choices, workbook words)."""
+    module = env.get_template(f"{locale}/_labels.html.j2").module
+    return dict(module.labels)  # type: ignore[attr-defined]
 
 
 def _utf16_len(text: str) -> int:

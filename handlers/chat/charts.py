@@ -199,12 +199,14 @@ def render_chart(
     return buffer.getvalue()
 
 
+def caption_values(figures: Summary, tz: ZoneInfo) -> dict[str, Any]:
+    """What summary/chart_caption.html.j2 shows."""
+    return {
+        "scope_name": figures.scope_name,
+        "first_day": figures.since.astimezone(tz).date(),
+        "last_day": (figures.until - timedelta(microseconds=1)).astimezone(tz).date(),
+    }
+
+
 def render_caption(env: Environment, locale: str, figures: Summary, tz: ZoneInfo) -> str:
-    return render(
-        env,
-        locale,
-        "summary/chart_caption",
-        scope_name=figures.scope_name,
-        first_day=figures.since.astimezone(tz).date(),
-        last_day=(figures.until - timedelta(microseconds=1)).astimezone(tz).date(),
-    )
+    return render(env, locale, "summary/chart_caption", **caption_values(figures, tz))

@@ -1,14 +1,11 @@
-"""The flow engine: a conversation declared as data, run the same way for every flow.
+"""A conversation declared as data: its questions, its review screen, its submit.
 
 A `Flow` is its questions (handlers/chat/kinds.py has the common kinds), an optional review
-screen with edit-and-come-back, and its submit. The engine does, once for every flow: ask,
-validate, ask again with the buttons shown again, resume after a restart at the question the
-person was on, /cancel, the "a form is open" answer to other commands, confirmation before a
-destructive step, and deleting a message that carried an ID number once it is read.
-
-The engine talks to a `Chat` (what a person may see and do) and reads `Turn`s (what they sent);
-handlers/chat/tg.py implements both for Telegram, `cadrebot shell` renders through it, and a web
-page could implement them again. Nothing here imports `telegram`.
+screen with edit-and-come-back, and its submit; handlers/chat/engine.py runs every flow the
+same way. Questions and submits talk to a `Chat` (what a person may see and do) and read
+`Turn`s (what they sent); handlers/chat/tg.py implements both for Telegram, `cadrebot shell`
+renders through it, and a web page could implement them again. Nothing here imports
+`telegram`.
 
 Where a person stands is kept in the draft (user_data[flow.name], persisted and encrypted):
 ``{"v": version, "answers": {...}, "at": question key | "review", "editing": bool}``. The
@@ -24,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import CODE, Button
 from handlers.chat.commands import Command
-from handlers.chat.screen import Btn, Rows, Screen, rows_of
+from handlers.chat.screen import Screen
 from storage import people
 from storage.people import Actor
 
@@ -76,6 +74,10 @@ class Chat(Protocol):
 
     @property
     def settings(self) -> Settings: ...
+
+    @property
+    def jinja(self) -> Environment:
+        """The templates (a chart's or a workbook's labels are read from them)."""
 
     def session(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
@@ -378,264 +380,3 @@ class Run:
             if value is not None:
                 shown[question.key] = value
         return {"flow": self.flow.name, "answers": shown}
-
-
-class Engine:
-    """Runs one flow for everybody; the adapter calls these with a fresh `Chat` per update."""
-
-    def __init__(self, flow: Flow) -> None:
-        self.flow = flow
-
-    # -- where the person is ---------------------------------------------------------------
-
-    def _run(self, chat: Chat, state: int | None) -> Run:
-        run = Run(self.flow, chat)
-        stored = chat.user_data.get(self.flow.name)
-        if isinstance(stored, dict) and stored.get("v") != self.flow.version:
-            upgraded = self.flow.upgrade(stored, state) if self.flow.upgrade else None
-            chat.user_data[self.flow.name] = (
-                {**upgraded, "v": self.flow.version} if upgraded else {"v": self.flow.version}
-            )
-        elif stored is not None and not isinstance(stored, dict):
-            chat.user_data.pop(self.flow.name, None)
-        return run
-
-    def _open(self, run: Run, question: Question) -> bool:
-        """Still to be answered (a skipped optional question counts as answered)."""
-        if question.when is not None and not question.when(run):
-            return False
-        if question.optional and question.key in run.answers:
-            return False
-        return run.answers.get(question.key) in (None, "")
-
-    def _missing(self, run: Run) -> Question | None:
-        """The first question still to answer."""
-        return next((q for q in self.flow.questions if self._open(run, q)), None)
-
-    def _current(self, run: Run) -> Question | None:
-        """The question the person is at; a position the flow does not know (a damaged or
-        older draft) is clamped to the first unanswered question. None: the review screen."""
-        at = run.draft.get("at")
-        if at == AT_REVIEW and self.flow.review is not None:
-            return None
-        question = self.flow.question(at) if isinstance(at, str) else None
-        if question is not None:
-            return question
-        missing = self._missing(run)
-        if missing is None:
-            return None if self.flow.review is not None else self.flow.questions[-1]
-        return missing
-
-    # -- asking ----------------------------------------------------------------------------
-
-    async def ask(self, run: Run, question: Question, page: int = 0, edit: bool = False) -> int:
-        run.draft["at"] = question.key
-        screen = await question.ask(run, page)
-        # "(3/13)": the questions a person fills in, not the consents before them.
-        numbered = [q.key for q in self.flow.questions if q.editable]
-        progress = {"steps": len(numbered)}
-        if question.key in numbered:
-            progress["step"] = numbered.index(question.key) + 1
-        await run.chat.show(
-            Screen(
-                screen.template,
-                {**progress, **screen.values},
-                screen.rows,
-                edit=edit or screen.edit,
-                contact=screen.contact,
-                clear_keyboard=screen.clear_keyboard,
-            )
-        )
-        return self.flow.index(question.key)
-
-    async def show_review(self, run: Run) -> int:
-        review = self.flow.review
-        assert review is not None
-        edit = review.edit(self.flow.prefix)
-        buttons = [
-            Btn(run.label(review.edit_label(q.key)), edit.data(q.key))
-            for q in self.flow.questions
-            if q.editable and (q.when is None or q.when(run))
-        ]
-        submit = Btn(run.label(review.submit_label), review.submit(self.flow.prefix).data())
-        rows: Rows = (*rows_of(buttons, review.per_row), (submit,))
-        run.draft["at"] = AT_REVIEW
-        extra = await review.values(run) if review.values is not None else {}
-        await run.chat.show(Screen(review.template, {**run.values(), **extra}, rows))
-        return REVIEW
-
-    async def resume(self, run: Run, say: str | None = None, **values: Any) -> int:
-        """Say `say`, then show where the person is, with its buttons."""
-        if say:
-            await run.chat.show(Screen(say, values))
-        current = self._current(run)
-        if current is None:
-            return await self.show_review(run)
-        return await self.ask(run, current)
-
-    async def _next(self, run: Run, after: Question) -> int:
-        """After `after` was answered: the next question, or back to review when editing."""
-        if run.draft.get("editing"):
-            missing = self._missing(run)  # an answer that made another one invalid
-            if missing is not None:
-                return await self.ask(run, missing)
-            run.draft["editing"] = False
-            return await self._after_last(run)
-        # The next question not answered yet: a flow may start with answers (a mentee
-        # chosen from a list), and a consent asked again goes back to where things stood.
-        index = self.flow.index(after.key)
-        for question in self.flow.questions[index + 1 :]:
-            if self._open(run, question):
-                return await self.ask(run, question)
-        missing = self._missing(run)
-        if missing is not None:
-            return await self.ask(run, missing)
-        return await self._after_last(run)
-
-    async def _after_last(self, run: Run) -> int:
-        if self.flow.review is not None:
-            return await self.show_review(run)
-        return await self._submit(run)
-
-    async def _submit(self, run: Run) -> int:
-        missing = self._missing(run)
-        if missing is not None:
-            return await self.ask(run, missing)
-        outcome = await self.flow.submit(run, dict(run.answers))
-        return await self._apply(run, None, outcome)
-
-    async def _apply(self, run: Run, question: Question | None, outcome: Outcome) -> int:
-        if isinstance(outcome, Answer):
-            assert question is not None
-            run.answers[question.key] = outcome.value
-            return await self._next(run, question)
-        if isinstance(outcome, Reask):
-            if outcome.say:
-                await run.chat.show(Screen(outcome.say, outcome.values))
-            if question is None:
-                return await self.resume(run)
-            return await self.ask(run, question, outcome.page, outcome.edit)
-        if isinstance(outcome, Goto):
-            if outcome.say:
-                await run.chat.show(Screen(outcome.say, outcome.values))
-            target = self.flow.question(outcome.key)
-            if target is None:
-                return await self.resume(run)
-            return await self.ask(run, target)
-        if isinstance(outcome, Review):
-            if outcome.say:
-                await run.chat.show(Screen(outcome.say, outcome.values))
-            return await self.show_review(run)
-        run.forget()
-        for screen in outcome.screens:
-            await run.chat.show(screen)
-        return END
-
-    # -- entry points ----------------------------------------------------------------------
-
-    async def begin(self, chat: Chat, args: str = "") -> int:
-        """The flow's command: a fresh draft (an open one is resumed by the conversation)."""
-        chat.user_data.pop(self.flow.name, None)
-        run = Run(self.flow, chat)
-        if not await run.allowed():
-            return END
-        if self.flow.start is not None:
-            initial = await self.flow.start(run, args)
-            if initial is None:
-                run.forget()
-                return END
-            run.answers.update(initial)
-        return await self.resume(run)
-
-    async def enter(self, chat: Chat, entry: Entry, values: tuple[Any, ...]) -> int:
-        chat.user_data.pop(self.flow.name, None)
-        run = Run(self.flow, chat)
-        if not await run.allowed():
-            return END
-        initial = await entry.start(run, values)
-        if initial is None:
-            run.forget()
-            return END
-        run.answers.update(initial)
-        return await self.resume(run)
-
-    # -- one update inside the flow --------------------------------------------------------
-
-    async def handle(self, chat: Chat, turn: Turn, state: int | None = None) -> int:
-        run = self._run(chat, state)
-        if not await run.allowed():
-            # Roles are read again on every update: one revoked mid-flow ends the flow.
-            run.forget()
-            return END
-        if self.flow.name not in chat.user_data or not run.draft.get("answers"):
-            # The position survived without its draft (set aside as unreadable, or erased):
-            # start over at the first question rather than answer about nothing.
-            run.draft.setdefault("answers", {})
-        question = self._current(run)
-        if question is None:
-            return await self._on_review(run, turn)
-        if turn.kind == "button":
-            return await self._on_button(run, question, turn.data)
-        if turn.kind == "text":
-            # Read, then gone from the chat: the number must not sit in their history (or on a
-            # lost phone). Said at the top of the answer, so the reply count stays the same.
-            if question.secret and await chat.delete_input():
-                chat.note(self.flow.texts.secret_deleted)
-            return await self._apply(run, question, await question.on_text(run, turn.text))
-        if turn.kind == "contact":
-            return await self._apply(run, question, await question.on_contact(run, turn))
-        if turn.kind == "file":
-            return await self._apply(run, question, await question.on_file(run, turn))
-        return await self._apply(run, question, question.on_other(run))
-
-    async def _on_button(self, run: Run, question: Question, data: str) -> int:
-        for shape in question.shapes(run.prefix):
-            values = shape.parse(data)
-            if values is not None:
-                outcome = await question.on_button(run, shape, values)
-                if not isinstance(outcome, Reask):
-                    # Answered: the question's buttons cannot be pressed a second time.
-                    await run.chat.drop_buttons()
-                return await self._apply(run, question, outcome)
-        # Not one of this question's buttons (an old message's, or forged): say it expired,
-        # and leave the question where it is, its own message and buttons still above.
-        run.draft["at"] = question.key
-        await run.chat.show(Screen("common/stale_button"))
-        return self.flow.index(question.key)
-
-    async def _on_review(self, run: Run, turn: Turn) -> int:
-        review = self.flow.review
-        assert review is not None
-        if turn.kind != "button":
-            return await self.resume(run, self.flow.texts.wrong_input)
-        edit = review.edit(self.flow.prefix).parse(turn.data)
-        if edit is not None:
-            question = self.flow.question(str(edit[0]))
-            if question is not None and question.editable:
-                run.draft["editing"] = True
-                return await self.ask(run, question)
-            return await self.resume(run, "common/stale_button")
-        if review.submit(self.flow.prefix).parse(turn.data) is not None:
-            await run.chat.drop_buttons()
-            return await self._submit(run)
-        await run.chat.show(Screen("common/stale_button"))
-        return REVIEW
-
-    async def cancel(self, chat: Chat) -> int:
-        """/cancel: leave the flow; the draft is dropped, nothing was stored."""
-        Run(self.flow, chat).forget()
-        await chat.show(Screen(self.flow.texts.cancelled, clear_keyboard=True))
-        return END
-
-    async def busy(self, chat: Chat, state: int | None = None) -> int:
-        """Another command in the middle of the flow: say how to go on or leave, ask again."""
-        run = self._run(chat, state)
-        # `at`: a flow with more than one way through says which one is open.
-        at = run.draft.get("at")
-        return await self.resume(run, self.flow.texts.busy, flow=self.flow.name, at=at)
-
-    async def remind(self, chat: Chat, state: int | None = None) -> None:
-        """A menu command (/start, /help, /lang) was answered mid-flow: the form is still
-        open, so say so and ask its question again, or the next text would be taken as an
-        answer without the person knowing."""
-        await self.busy(chat, state)

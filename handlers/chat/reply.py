@@ -8,10 +8,8 @@ import logging
 import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any
 
-from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     InlineKeyboardButton,
@@ -36,7 +34,7 @@ from handlers.chat.codec import INT_MAX, Number
 from handlers.chat.context import CadreContext
 from storage import audit, outbox
 from storage.crypto import DataCipher
-from templates import normalize_locale, render, split_message
+from templates import labels_for, normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
 _ID = Number(1, INT_MAX)
@@ -107,20 +105,10 @@ def text(update: Update | None, context: CadreContext, name: str, **values: Any)
     return render(context.jinja, locale_of(update, context), name, **values)
 
 
-@cache
-def _labels(env: Environment, locale: str) -> dict[str, str]:
-    module = env.get_template(f"{locale}/_labels.html.j2").module
-    return dict(module.labels)  # type: ignore[attr-defined]
-
-
 def label(update: Update | None, context: CadreContext, key: str) -> str:
     """A short plain-text label (a button, a choice) from the locale's label table."""
-    labels = _labels(context.jinja, locale_of(update, context))
+    labels = labels_for(context.jinja, locale_of(update, context))
     return labels.get(key, key)
-
-
-def labels_for(env: Environment, locale: str) -> dict[str, str]:
-    return _labels(env, locale)
 
 
 def now() -> datetime:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     InlineKeyboardButton,
@@ -32,7 +33,8 @@ from telegram.ext import (
 
 from handlers.chat.codec import AnyOf, Button, Pattern, Prefix
 from handlers.chat.context import CadreContext
-from handlers.chat.flow import Engine, Entry, Flow, Turn
+from handlers.chat.engine import Engine
+from handlers.chat.flow import Entry, Flow, Turn
 from handlers.chat.reply import (
     answer_query,
     button_text,
@@ -102,6 +104,10 @@ class TelegramChat:
     @property
     def settings(self) -> Settings:
         return self.context.settings
+
+    @property
+    def jinja(self) -> Environment:
+        return self.context.jinja
 
     def session(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self.context.session()

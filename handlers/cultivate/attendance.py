@@ -91,3 +91,6 @@ async def toggle_attendance(act: Act) -> Screen:
             )
     except TrainingClosed:
         return Screen("trainings/not_open")
+
+
+MENUS = (show_checkin_list, toggle_attendance)

@@ -85,3 +85,6 @@ async def answer_invitation(act: Act) -> Screen:
     except TrainingClosed:
         return Screen("trainings/rsvp_closed")
     return invitation_screen(act, view)
+
+
+MENUS = (show_invitation, answer_invitation)

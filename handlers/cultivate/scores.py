@@ -179,3 +179,6 @@ class Score(Question):
 
     def shown(self, run: Run) -> str | None:
         return None
+
+
+MENUS = (show_scores, show_ranking)

@@ -95,3 +95,6 @@ async def show_session(act: Act) -> Screen:
         **session_values(training, act.settings.tz),
     }
     return Screen("trainings/view", values, tuple(rows), edit=True)
+
+
+MENUS = (list_sessions, show_session)

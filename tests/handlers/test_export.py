@@ -14,7 +14,6 @@ from sqlalchemy import select
 from telegram.ext import CommandHandler
 from telegram.request import RequestData
 
-import handlers.export
 from storage.models import AuditLog, Nomination, Person, Role
 from templates import build_environment, render
 from tests.handlers.test_pool_dossier import build_county, grant, nominate
@@ -53,10 +52,7 @@ def _registered(bot: BotHarness) -> bool:
 @pytest.fixture
 async def world(harness: BotHarness, monkeypatch: pytest.MonkeyPatch) -> World:
     assert harness.app is not None
-    if not _registered(harness):
-        # Until bot/app.py lists it: first in group 0, ahead of the catch-all handlers.
-        for handler in reversed(handlers.export.build_handlers()):
-            harness.app.handlers[0].insert(0, handler)
+    assert _registered(harness)
     uploads: list[Upload] = []
     real = FakeTelegram.do_request
 

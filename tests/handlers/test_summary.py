@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from telegram.ext import BaseHandler
+from telegram.ext import CommandHandler
 
-import handlers.summary
 from bot import summaries
 from bot.app import CadreApp
 from handlers.chat.context import CadreContext
@@ -35,20 +34,10 @@ MONDAY_0830 = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)
 
 
 def _install(app: CadreApp | None) -> None:
-    """Register the summary handlers ahead of the catch-alls, as bot/app.py is to do.
-
-    A no-op once bot/app.py lists them itself.
-    """
+    """bot/app.py registers /summary and /schedule ahead of the catch-alls."""
     assert app is not None
-    group = app.handlers[0]
-    if any(
-        getattr(getattr(h, "callback", None), "__wrapped__", getattr(h, "callback", None))
-        is handlers.summary.show_summary
-        for h in group
-    ):
-        return
-    registered: list[BaseHandler[Any, Any, Any]] = list(handlers.summary.build_handlers())
-    app.handlers[0] = registered + list(group)
+    commands = {c for h in app.handlers[0] if isinstance(h, CommandHandler) for c in h.commands}
+    assert {"summary", "schedule"} <= commands
 
 
 async def _setup(bot: BotHarness) -> dict[str, int]:

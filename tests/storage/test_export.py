@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 
 import storage.export
 from bot import cli_export
-from handlers.export import file_name, workbook_labels
+from handlers.oversight.export import file_name, workbook_labels
 from storage import export, geo, nominations
 from storage.crypto import DataCipher
 from storage.db import Database

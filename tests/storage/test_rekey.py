@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from sqlalchemy import LargeBinary, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.export import workbook_labels
+from handlers.oversight.export import workbook_labels
 from storage import export, geo, mentoring, nominations, tally
 from storage.crypto import DataCipher, DataKeyError, LookupKeyMissing
 from storage.db import Database

@@ -1,0 +1,1 @@
+"""Oversight: the summary in numbers and its push schedule, the workbook export."""
