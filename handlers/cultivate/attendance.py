@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
-from handlers.cultivate.training_values import PAGER, session_values
+from handlers.cultivate.training_values import PAGER, invitee_page
 from storage import trainings
 from storage.people import Actor
 from storage.trainings import TrainingClosed
@@ -42,29 +42,23 @@ async def checkin_screen(
         mark = label("training.mark_on" if row.attended else "training.mark_off")
         text = f"{mark} {row.full_name} · {row.township}"
         rows.append((Btn(text, TICK.data(row.invite_id, number)),))
-    nav = PAGER.nav(
+    shown = [
+        {"name": r.full_name, "township": r.township, "rsvp": r.rsvp, "attended": r.attended}
+        for r in page.rows
+    ]
+    return invitee_page(
+        "trainings/checkin_list",
+        rows,
+        CHECKIN_LIST,
         number,
         page.total,
-        CHECKIN_LIST,
-        prev=label("prev"),
-        next=label("next"),
-        fixed=training_id,
+        page.training,
+        tz,
+        label,
+        rows=shown,
+        invited=view.invited,
+        attended=view.attended,
     )
-    if nav:
-        rows.append(nav)
-    rows.append((Btn(label("training.session"), f"tr:v:{training_id}"),))
-    values = {
-        "rows": [
-            {"name": r.full_name, "township": r.township, "rsvp": r.rsvp, "attended": r.attended}
-            for r in page.rows
-        ],
-        "invited": view.invited,
-        "attended": view.attended,
-        "page": number + 1,
-        "pages": PAGER.pages(page.total),
-        **session_values(page.training, tz),
-    }
-    return Screen("trainings/checkin_list", values, tuple(rows), edit=True)
 
 
 @screen(button=CHECKIN_LIST, actor=True)

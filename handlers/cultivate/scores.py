@@ -17,7 +17,7 @@ from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.flow import Finish, Outcome, Question, Reask, Run
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, Refused, screen
-from handlers.cultivate.training_values import PAGER, session_values
+from handlers.cultivate.training_values import PAGER, invitee_page, session_values
 from storage import trainings
 from storage.nominations import NotAllowed
 from storage.people import Actor
@@ -49,20 +49,18 @@ async def scores_screen(
     for row in page.rows:
         shown = f"{row.score:.1f}" if row.score is not None else label("training.no_score")
         rows.append((Btn(f"{row.full_name} · {shown}", SCORE_PRESS.data(row.invite_id)),))
-    nav = PAGER.nav(
-        number, page.total, SCORES, prev=label("prev"), next=label("next"), fixed=training_id
+    return invitee_page(
+        "trainings/scores",
+        rows,
+        SCORES,
+        number,
+        page.total,
+        page.training,
+        tz,
+        label,
+        rows=[{"name": r.full_name, "score": r.score} for r in page.rows],
+        total=page.total,
     )
-    if nav:
-        rows.append(nav)
-    rows.append((Btn(label("training.session"), f"tr:v:{training_id}"),))
-    values = {
-        "rows": [{"name": r.full_name, "score": r.score} for r in page.rows],
-        "total": page.total,
-        "page": number + 1,
-        "pages": PAGER.pages(page.total),
-        **session_values(page.training, tz),
-    }
-    return Screen("trainings/scores", values, tuple(rows), edit=True)
 
 
 @screen(button=SCORES, actor=True)
