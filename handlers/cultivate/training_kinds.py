@@ -17,11 +17,9 @@ from handlers.cultivate.training_values import PAGER
 from storage import trainings
 from storage.people import Actor
 
-# Asked only while creating a session (the same conversation also takes a score).
-Creating = Callable[[Run], bool]
-
 
 def creating(run: Run) -> bool:
+    """Asked only while creating a session (the same conversation also takes a score)."""
     return "invite_id" not in run.answers
 
 
@@ -32,7 +30,7 @@ class Option(Question):
     key: str
     tag: str
     codes: Sequence[str]
-    when: Creating | None = creating
+    when: Callable[[Run], bool] | None = creating
 
     def shapes(self, prefix: str) -> Sequence[Button]:
         return (Button(prefix, self.tag, CODE),)
@@ -63,7 +61,7 @@ class Audience(Question):
     ``tc:a:c``, ``tc:a:t:<township>``, ``tc:a:p``. Storage checks the scope again on save."""
 
     key: str = "audience"
-    when: Creating | None = creating
+    when: Callable[[Run], bool] | None = creating
 
     def shapes(self, prefix: str) -> Sequence[Button]:
         return (Button(prefix, "a", "c"), Button(prefix, "a", "t", ID), Button(prefix, "a", "p"))
@@ -130,7 +128,7 @@ class People(Question):
 
     key: str = "people"
     editable: bool = False  # changed through the audience, as before
-    when: Creating | None = choosing_people
+    when: Callable[[Run], bool] | None = choosing_people
 
     def shapes(self, prefix: str) -> Sequence[Button]:
         return (Button(prefix, "p", ID), Button(prefix, "pp", PAGE), Button(prefix, "pd"))

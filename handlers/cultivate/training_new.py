@@ -8,6 +8,7 @@ The same conversation ("training") takes a competition score typed after ``tr:sc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.commands import command
 from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
-from handlers.chat.kinds import Text
+from handlers.chat.kinds import Rule, Text
 from handlers.chat.screen import Screen
 from handlers.cultivate.invites import rsvp_buttons
 from handlers.cultivate.scores import SCORE_PRESS, Score, start_score
@@ -69,7 +70,7 @@ def _starts(run: Run, raw: str) -> str:
     return trainings.parse_starts_at(raw, now=datetime.now(UTC), tz=run.settings.tz).isoformat()
 
 
-def _current(key: str) -> Any:
+def _current(key: str) -> Callable[[Run], dict[str, Any]]:
     """The answer so far, shown when it is being changed from the review."""
 
     def values(run: Run) -> dict[str, Any]:
@@ -203,7 +204,7 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     return upgraded
 
 
-def _text(key: str, rule: Any, **more: Any) -> Text:
+def _text(key: str, rule: Rule, **more: Any) -> Text:
     return Text(
         key,
         rule,

@@ -702,3 +702,30 @@ async def test_a_score_being_typed_before_the_flow_engine_is_stored(county: Coun
     async with bot.database.sessionmaker() as session:
         invite = await session.get_one(TrainingInvite, invite_id)
     assert invite.score == 77.5
+
+
+async def test_a_review_from_before_the_flow_engine_is_saved(county: County) -> None:
+    """At the old REVIEW state (8, now the number of another question): the review's save
+    button saves what was entered."""
+    bot = county.bot
+    old = {
+        "answers": {
+            "kind": "integrity",
+            "topic": "policy_law",
+            "title": "部署前的廉政教育",
+            "starts_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+            "duration": "1d",
+            "place": "县廉政教育基地",
+            "audience": "township",
+            "township_id": county.towns["青山镇"],
+            "township_name": "青山镇",
+        },
+        "editing": False,
+        "picked": [],
+        "page": 0,
+        "at": 8,
+    }
+    await _write_old_draft(bot, QINGSHAN, old, 8)
+    saved = last(await bot.press(QINGSHAN, "tc:go"))
+    assert "培训已保存" in saved.text and "已邀请 2 人" in saved.text
+    assert "部署前的廉政教育" in saved.text
