@@ -147,7 +147,7 @@ class BenchTransport(BaseRequest):
                 "text": text,
             }
             return 200, {"ok": True, "result": message}
-        if api_method == "answerCallbackQuery":
+        if api_method in ("answerCallbackQuery", "setMyCommands", "deleteMyCommands"):
             return 200, {"ok": True, "result": True}
         if api_method in ("editMessageReplyMarkup", "editMessageText"):
             return 200, {"ok": True, "result": True}

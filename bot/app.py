@@ -27,6 +27,7 @@ from bot import jobs
 from bot.errors import on_error
 from bot.flows import FlowGuard
 from bot.inbox import InboxQueue
+from bot.menu import install as install_menus
 from bot.persistence import DatabasePersistence
 from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
@@ -44,6 +45,7 @@ from handlers import (
     withdraw,
 )
 from handlers.chat import forget
+from handlers.chat.commands import Command
 from handlers.chat.context import (
     CadreContext,
     UpdateTransaction,
@@ -51,6 +53,7 @@ from handlers.chat.context import (
     reset_transaction,
     set_transaction,
 )
+from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.passing import passing_text
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
@@ -340,6 +343,29 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
     ]
 
 
+# Every command the bot answers, as its flow declares it (word, one line, roles), in the
+# order of the "/" menu: the menu (bot/menu.py), /help and the tests read this one list.
+COMMANDS: tuple[Command, ...] = (
+    *start.COMMANDS,
+    NOMINATE.command,
+    RECOMMEND.command,
+    *review.COMMANDS,
+    *vetting.COMMANDS,
+    *pool.COMMANDS,
+    *mentoring.COMMANDS,
+    training_menus.COMMAND,
+    TRAINING.command,
+    *grades.COMMANDS,
+    *projects.COMMANDS,
+    *outcomes.COMMANDS,
+    summary.COMMAND,
+    schedule.COMMAND,
+    export.COMMAND,
+    mydata.COMMAND,
+    *withdraw.COMMANDS,
+)
+
+
 def build_application(
     settings: Settings,
     *,
@@ -376,6 +402,7 @@ def build_application(
     app: CadreApp = builder.build()  # type: ignore[assignment]
     app.bot_data["settings"] = settings
     app.bot_data["database"] = database
+    app.bot_data[COMMANDS_KEY] = COMMANDS
     groups = handler_groups()
     conversations = [
         h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)
@@ -405,6 +432,7 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
             logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
     await jobs.install(app, settings)
+    await install_menus(app)
     if isinstance(app, CadreApp):
         await app.replay_inbox()
     lock = app.bot_data.get("active_lock")

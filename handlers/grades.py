@@ -22,6 +22,7 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     answer_query,
@@ -1125,6 +1126,14 @@ def _post_conversation() -> ConversationHandler[CadreContext]:
         cancel=cancel_post,
         busy=post_busy,
     )
+
+
+# /grade is a cadre's own grade (an official's with an id): it refuses nobody.
+COMMANDS: tuple[Command, ...] = (
+    command("grade"),
+    command("results", *OFFICIALS),
+    command("post", *OFFICIALS),
+)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

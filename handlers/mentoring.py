@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 
 from handlers.chat.codec import CODE, ID, INDEX, PAGE, Button, Prefix, choice
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     cipher,
@@ -1205,6 +1206,14 @@ def _resolution_handler() -> ConversationHandler[CadreContext]:
         cancel=cancel_resolution,
         busy=answer_command_mid_note,
     )
+
+
+COMMANDS: tuple[Command, ...] = (
+    command("mentees", Role.MENTOR),
+    command("talk", Role.MENTOR),
+    command("difficulties", Role.MENTOR, *OFFICIALS),
+    command("pair", *OFFICIALS),
+)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

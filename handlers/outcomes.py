@@ -26,6 +26,7 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     answer_query,
@@ -709,6 +710,9 @@ def _conversation() -> ConversationHandler[CadreContext]:
         cancel=cancel_outcome,
         busy=outcome_busy,
     )
+
+
+COMMANDS: tuple[Command, ...] = (command("outcome", *OFFICIAL_ROLES),)
 
 
 def build_handlers() -> Handlers:

@@ -30,6 +30,7 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     cipher,
@@ -747,6 +748,13 @@ class _OtherThanConfirm(cb.Prefix):
     def match(self, data: object) -> bool:
         confirm = isinstance(data, str) and data.startswith(("pl:y:", "pl:n:"))
         return super().match(data) and not confirm
+
+
+# /dossier without an id is anyone's own file; with one, scope decides (no role refused).
+COMMANDS: tuple[Command, ...] = (
+    command("pool", *OFFICIAL_ROLES),
+    command("dossier"),
+)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

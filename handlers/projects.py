@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     answer_query,
@@ -1065,6 +1066,14 @@ def _report_conversation() -> ConversationHandler[CadreContext]:
         cancel=cancel_report,
         busy=report_busy,
     )
+
+
+# /report is for the cadre who leads a project (no role); /projects also lists a lead's own.
+COMMANDS: tuple[Command, ...] = (
+    command("report"),
+    command("projects", *OFFICIAL_ROLES),
+    command("project", *OFFICIAL_ROLES),
+)
 
 
 def build_handlers() -> Handlers:

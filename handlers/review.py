@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     ask_again,
@@ -378,6 +379,9 @@ async def cancel_decline(update: Update, context: CadreContext) -> int:
     forget(context)
     await reply(update, context, "common/cancelled")
     return ConversationHandler.END
+
+
+COMMANDS: tuple[Command, ...] = (command("review", *OFFICIAL_ROLES),)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

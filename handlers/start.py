@@ -17,7 +17,9 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
+from handlers.chat.menu import declared, help_groups
 from handlers.chat.reply import (
     LOCALE_KEY,
     conversation,
@@ -142,13 +144,17 @@ async def name_cancel(update: Update, context: CadreContext) -> int:
 
 
 async def show_help(update: Update, context: CadreContext) -> None:
-    """List what this person's roles allow."""
+    """List the commands this person's roles allow, from the declarations the menu uses."""
     user = update.effective_user
     assert user is not None
     async with context.session() as session:
         actor = await people.load_actor(session, user.id)
-    roles = sorted(str(r) for r in actor.roles) if actor else []
-    await reply(update, context, "start/help", roles=roles)
+    roles = actor.roles if actor else frozenset()
+    groups = [
+        (group, [{"name": c.name, "summary": label(update, context, c.summary_key)} for c in cs])
+        for group, cs in help_groups(roles, declared(context.bot_data))
+    ]
+    await reply(update, context, "start/help", groups=groups)
 
 
 async def choose_language(update: Update, context: CadreContext) -> None:
@@ -222,6 +228,16 @@ def guard_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
 
 
 LANGUAGE_PRESS = cb.Button("lang", cb.choice(*LOCALES))
+
+
+# /start, /help, /lang and /cancel belong to everyone; /name too (it refuses nobody).
+COMMANDS: tuple[Command, ...] = (
+    command("start"),
+    command("help"),
+    command("name"),
+    command("lang"),
+    command("cancel"),
+)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 
 from handlers.chat import codec as cb
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     ask_again,
@@ -36,6 +37,7 @@ from handlers.chat.reply import (
 from handlers.chat.tg import on
 from handlers.review import PAGE_SIZE, callback_id, page_count, page_row, refuse
 from storage import grades, nominations, people, review_queries
+from storage.models import Role
 from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.review_queries import Stale
@@ -362,6 +364,9 @@ async def cancel_decision(update: Update, context: CadreContext) -> int:
     forget(context)
     await reply(update, context, "common/cancelled")
     return ConversationHandler.END
+
+
+COMMANDS: tuple[Command, ...] = (command("vetting", Role.REVIEWER),)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:

@@ -21,6 +21,7 @@ from telegram.ext import (
 
 from handlers.chat import forget
 from handlers.chat.codec import CODE, Button, choice
+from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.reply import (
     LOCALE_KEY,
@@ -161,6 +162,9 @@ async def _choose(update: Update, context: CadreContext) -> None:
         nominations=erased.nominations,
         cancelled=erased.cancelled,
     )
+
+
+COMMANDS: tuple[Command, ...] = (command("withdraw"),)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, None]]:

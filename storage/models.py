@@ -134,6 +134,13 @@ class TelegramAccount(Base):
             sqlite_where=text("unreachable_at IS NOT NULL"),
             postgresql_where=text("unreachable_at IS NOT NULL"),
         ),
+        # The few accounts whose "/" menu waits to be published (bot/menu.py polls them).
+        Index(
+            "ix_telegram_account_menu_pending",
+            "telegram_id",
+            sqlite_where=text("menu_changes > 0"),
+            postgresql_where=text("menu_changes > 0"),
+        ),
     )
 
     telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -146,6 +153,10 @@ class TelegramAccount(Base):
     first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
     unreachable_at: Mapped[datetime | None]
     unreachable_reason: Mapped[str | None] = mapped_column(String(200))
+    # Changes to the person's roles (or a staff member's /lang) not yet published to their
+    # "/" menu. Bumped in the change's own transaction, so a crash before the publish loses
+    # nothing; the publisher sets it back to 0 only if no change came in meanwhile.
+    menu_changes: Mapped[int] = mapped_column(default=0, server_default="0")
 
     person: Mapped[Person] = relationship()
 

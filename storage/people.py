@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql import Executable
 
-from storage import audit
+from storage import audit, menus
 from storage.models import (
     InviteCode,
     InviteFailure,
@@ -205,6 +205,7 @@ async def _create_account(
         first_seen_at=first_seen_at,
         unreachable_at=None,
         unreachable_reason=None,
+        menu_changes=0,
     )
     make_transient_to_detached(account)
     session.add(account)  # persistent, with `person` (no SQL: both have their identity)
@@ -246,7 +247,8 @@ async def set_locale(session: AsyncSession, telegram_id: int, locale: str) -> No
     await session.execute(
         update(TelegramAccount)
         .where(TelegramAccount.telegram_id == telegram_id)
-        .values(locale=locale)
+        # A staff member's own menu is in their language: publish it again.
+        .values(locale=locale, menu_changes=menus.bump_if_staff())
     )
 
 
@@ -417,6 +419,8 @@ async def redeem_invite(
             invite_id=invite.id,
         )
     )
+    # With the grant, in its transaction: the new menu is published even after a crash.
+    await menus.mark_changed(session, account.person_id)
     await audit.record(
         session, account.person_id, "invite.redeem", "invite_code", invite.id, role=invite.role
     )
@@ -444,6 +448,8 @@ async def _step_into(session: AsyncSession, account: TelegramAccount, person_id:
         await session.flush()
         previous.person_id = blank.id
         await session.flush()
+        # Whatever roles the prepared person held are no longer theirs: their menu changes.
+        await menus.mark_changed(session, blank.id)
     account.person_id = person_id
     await session.flush()
 

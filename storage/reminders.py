@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -19,10 +19,10 @@ from storage.models import (
 from storage.rules.vetting import Status
 
 
-async def township_official_recipients(
-    session: AsyncSession, township_id: int
+async def role_recipients(
+    session: AsyncSession, role: Role, *where: ColumnElement[bool]
 ) -> list[tuple[int, str | None]]:
-    """The township's officials who can be reached, with their language."""
+    """The reachable holders of an active `role` (narrowed by `where`), with their language."""
     rows = await session.execute(
         select(
             TelegramAccount.telegram_id,
@@ -30,14 +30,23 @@ async def township_official_recipients(
         )
         .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
         .where(
-            RoleGrant.role == Role.TOWNSHIP_OFFICIAL.value,
-            RoleGrant.township_id == township_id,
+            RoleGrant.role == role.value,
             RoleGrant.revoked_at.is_(None),
             TelegramAccount.unreachable_at.is_(None),
+            *where,
         )
         .distinct()
     )
     return [(int(t), lang) for t, lang in rows.all()]
+
+
+async def township_official_recipients(
+    session: AsyncSession, township_id: int
+) -> list[tuple[int, str | None]]:
+    """The township's officials who can be reached, with their language."""
+    return await role_recipients(
+        session, Role.TOWNSHIP_OFFICIAL, RoleGrant.township_id == township_id
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +84,4 @@ async def vetting_pending_longer_than(
 async def reviewer_recipients(
     session: AsyncSession, department: str
 ) -> list[tuple[int, str | None]]:
-    rows = await session.execute(
-        select(
-            TelegramAccount.telegram_id,
-            func.coalesce(TelegramAccount.locale, TelegramAccount.language_code),
-        )
-        .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
-        .where(
-            RoleGrant.role == Role.REVIEWER.value,
-            RoleGrant.department == department,
-            RoleGrant.revoked_at.is_(None),
-            TelegramAccount.unreachable_at.is_(None),
-        )
-        .distinct()
-    )
-    return [(int(t), lang) for t, lang in rows.all()]
+    return await role_recipients(session, Role.REVIEWER, RoleGrant.department == department)

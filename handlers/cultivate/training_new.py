@@ -29,7 +29,7 @@ from handlers.cultivate.training_kinds import (
 )
 from handlers.cultivate.training_values import local, session_values
 from storage import trainings
-from storage.models import Role, Training
+from storage.models import OFFICIAL_ROLES, Training
 from storage.nominations import NotAllowed
 from storage.rules.identity import RuleError
 from storage.trainings import (
@@ -42,7 +42,7 @@ from storage.trainings import (
 )
 
 # The officials who organize trainings (storage.trainings.can_organize); scoring is theirs too.
-COMMAND = command("training", Role.ADMIN, Role.COUNTY_OFFICIAL, Role.TOWNSHIP_OFFICIAL)
+COMMAND = command("training", *OFFICIAL_ROLES)
 # Where the conversation before the flow engine stood (its state ints) → the question now.
 _OLD_AT = {
     0: "kind",

@@ -61,7 +61,7 @@ async def _paired_file(harness: BotHarness, talk_text: str) -> tuple[Nomination,
                 pairing_id=pairing.id,
                 nomination_id=nomination.id,
                 mentor_person_id=account.person_id,
-                talk_date=date.today(),
+                talk_date=datetime.now(UTC).astimezone(harness.settings.tz).date(),
                 mode="face",
                 topics={t: {"text": talk_text} for t in ("thought", "work", "life", "problems")},
             )
@@ -100,7 +100,7 @@ async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
             actor,
             pairing.id,
             mentoring.TalkInput(
-                talk_date=date.today(),
+                talk_date=datetime.now(UTC).astimezone(harness.settings.tz).date(),
                 mode="home",
                 topics={t: {"text": "母亲住院，家里缺钱"} for t in mentoring.TALK_TOPICS},
                 difficulties=["医药费负担重"],

@@ -269,3 +269,41 @@ async def test_0013_on_sqlite_never_gives_back_an_id_erased_before_it(tmp_path: 
             assert await connection.scalar(text("SELECT max(id) FROM nomination")) == 4
     finally:
         await database.close()
+
+
+async def test_upgrade_to_0014_marks_the_menus_of_todays_staff(db: Database) -> None:
+    """Each person holding a role before 0014 gets their menu at the first start after it;
+    the public and people whose role ended do not (they keep the default menu)."""
+    await db.close()
+    config = alembic_config(db.url, schema=db.schema)
+    await asyncio.to_thread(command.downgrade, config, "0013")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    # Plain SQL naming only 0013's columns (the model already has menu_changes).
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            insert(Person.__table__), [{"id": i, "full_name": f"人{i}"} for i in (1, 2, 3)]
+        )
+        for person in (1, 2, 3):
+            await connection.execute(
+                text("INSERT INTO telegram_account (telegram_id, person_id) VALUES (:t, :p)"),
+                {"t": 7_000_000_000 + person, "p": person},
+            )
+        await connection.execute(
+            text(
+                "INSERT INTO role_grant (person_id, role, revoked_at) VALUES "
+                "(1, 'admin', NULL), (2, 'county_official', :at)"
+            ),
+            {"at": at},
+        )
+    await db.close()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    async with db.engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT telegram_id, menu_changes FROM telegram_account ORDER BY telegram_id")
+        )
+        assert [tuple(r) for r in rows.all()] == [
+            (7_000_000_001, 1),
+            (7_000_000_002, 0),
+            (7_000_000_003, 0),
+        ]
+    await db.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 from telegram.request import BaseRequest, RequestData
 
+from tests.support import bot_commands
 from tests.support.telegram_html import TelegramHTMLError, check
 
 BOT_ID = 123456
@@ -191,9 +192,14 @@ class FakeTelegram(BaseRequest):
             return message
         if method == "getUpdates":
             return []
+        if method in {"setMyCommands", "deleteMyCommands"}:
+            try:
+                bot_commands.check(method, params)
+            except bot_commands.InvalidCommands as exc:
+                raise TelegramHTMLError(str(exc)) from exc
+            return True
         if method in {
             "answerCallbackQuery",
-            "setMyCommands",
             "deleteWebhook",
             "setWebhook",
             "deleteMessage",

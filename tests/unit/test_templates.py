@@ -7,6 +7,8 @@ import pytest
 from jinja2 import DictLoader, Environment, nodes
 
 import templates
+from bot.app import COMMANDS
+from handlers.chat.menu import help_groups
 from storage.models import Role
 from templates import (
     DEFAULT_LOCALE,
@@ -162,11 +164,18 @@ def test_render_falls_back_to_the_default_locale() -> None:
     assert render(env, "en", "only") == "仅中文 en"
 
 
+def _help_groups(roles: set[Role]) -> list[tuple[str, list[dict[str, str]]]]:
+    return [
+        (group, [{"name": c.name, "summary": c.summary_key} for c in commands])
+        for group, commands in help_groups(roles, COMMANDS)
+    ]
+
+
 def test_render_strips_surrounding_whitespace() -> None:
-    html = render(ENV, "en", "start/help", roles=[])
+    html = render(ENV, "en", "start/help", groups=_help_groups(set()))
     assert html == html.strip()
     assert "/vetting" not in html  # branches follow real values too
-    assert "/vetting" in render(ENV, "en", "start/help", roles=["reviewer"])
+    assert "/vetting" in render(ENV, "en", "start/help", groups=_help_groups({Role.REVIEWER}))
 
 
 def test_default_locale_is_chinese() -> None:
