@@ -6,7 +6,7 @@
 Each fan-out plans reminders (one per chat, distinct chats) into the outbox of a freshly
 migrated database, then one `bot.delivery.Dispatcher` as shipped (concurrency 32, batch 200)
 sends them through a PTB `Bot` (HTTPXRequest with one connection per send in flight) whose
-base_url is `bench.fake_bot_api`, run in a child process on 127.0.0.1 so that the two never
+base_url is `bot.fakeapi.process`, run in a child process on 127.0.0.1 so that the two never
 share an event loop. The fake enforces the same ceiling as the dispatcher's `Limits` and
 answers 429 beyond it. --production-bot sends through an ExtBot with AIORateLimiter, as
 bot/app.py builds the bot.
@@ -62,8 +62,8 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Defaults, ExtBot
 from telegram.request import HTTPXRequest
 
-from bench.fake_bot_api import FakeBotApiProcess
 from bot.delivery import Dispatcher, Limits
+from bot.fakeapi.process import FakeBotApiProcess
 from storage import migrate, outbox
 from storage.db import Database
 from storage.models import OutboxMessage
@@ -533,7 +533,7 @@ async def main_async(args: argparse.Namespace) -> int:
         f"bench.fanout{' --quick' if args.quick else ''}: Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; one Dispatcher "
         f"(concurrency {CONCURRENCY}, batch 200, as shipped) → PTB {bot_kind} + "
-        f"HTTPXRequest(pool {CONCURRENCY}) → bench.fake_bot_api in a child process, loopback"
+        f"HTTPXRequest(pool {CONCURRENCY}) → bot.fakeapi.process in a child process, loopback"
     )
     for kind in kinds:
         deadline = Deadline(args.time_limit / len(kinds))

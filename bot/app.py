@@ -20,6 +20,7 @@ from telegram.ext import (
     ContextTypes,
     ConversationHandler,
     Defaults,
+    TypeHandler,
 )
 from telegram.request import BaseRequest
 
@@ -37,7 +38,6 @@ from handlers import (
     mentoring,
     mydata,
     outcomes,
-    pool,
     projects,
     review,
     start,
@@ -61,6 +61,9 @@ from handlers.chat.tg import conversation_of, handlers_of
 from handlers.cultivate import attendance, checkin, invites, scores
 from handlers.cultivate import trainings as training_menus
 from handlers.cultivate.training_new import TRAINING
+from handlers.manage import dossier
+from handlers.manage import pool as pool_menus
+from handlers.manage.pool import POOL
 from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -295,6 +298,8 @@ def _instrument(handler: BaseHandler[Any, Any, Any]) -> None:
             for inner in state_handlers:
                 _instrument(inner)
         return
+    if isinstance(handler, TypeHandler):
+        return  # the guards around every update (flows, groups) name no handler
     callback = getattr(handler, "callback", None)
     if callback is not None and not hasattr(callback, "__wrapped__"):
         handler.callback = _timed(callback)
@@ -327,7 +332,10 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(RECOMMEND),
                 *review.build_handlers(),
                 *vetting.build_handlers(),
-                *pool.build_handlers(),
+                # /pool and the pool's conversation first: its buttons end an open search or
+                # adjustment before the list's and the file's own handlers see them.
+                conversation_of(POOL),
+                *menus(pool_menus.MENUS, dossier.MENUS),
                 *mentoring.build_handlers(),
                 conversation_of(TRAINING),
                 *menus(training_menus.MENUS, attendance.MENUS, scores.MENUS, invites.MENUS),
@@ -351,7 +359,8 @@ COMMANDS: tuple[Command, ...] = (
     RECOMMEND.command,
     *review.COMMANDS,
     *vetting.COMMANDS,
-    *pool.COMMANDS,
+    POOL.command,
+    dossier.COMMAND,
     *mentoring.COMMANDS,
     training_menus.COMMAND,
     TRAINING.command,

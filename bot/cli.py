@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
-from bot import cli_audit, cli_export, cli_summary, logs, shell
+from bot import cli_audit, cli_export, cli_summary, logs
 from bot.cli_args import row_id, telegram_id
 from bot.settings import Settings, SettingsError, load_settings
+from bot.shell import command as shell
 from storage import migrate
 from storage.crypto import DataKeyError
 from storage.db import Database

@@ -273,14 +273,16 @@ class Engine:
 
     async def cancel(self, chat: Chat) -> int:
         """/cancel: leave the flow; the draft is dropped, nothing was stored."""
-        Run(self.flow, chat).forget()
-        await chat.show(Screen(self.flow.texts.cancelled, clear_keyboard=True))
+        run = Run(self.flow, chat)
+        # Which question was open: a flow of several purposes says what was left (`at`).
+        at = run.draft.get("at")
+        run.forget()
+        await chat.show(Screen(self.flow.texts.cancelled, {"at": at}, clear_keyboard=True))
         return END
 
     async def busy(self, chat: Chat, state: int | None = None) -> int:
         """Another command in the middle of the flow: say how to go on or leave, ask again."""
         run = self._run(chat, state)
-        # `at`: a flow with more than one way through says which one is open.
         at = run.draft.get("at")
         return await self.resume(run, self.flow.texts.busy, flow=self.flow.name, at=at)
 

@@ -95,8 +95,9 @@ class Chat(Protocol):
     def note(self, template: str) -> None:
         """Say `template` at the top of the next message shown (not a message of its own)."""
 
-    async def deny(self) -> None:
-        """Refuse: audit who tried what (ids only), then say "not allowed"."""
+    async def deny(self, subject: tuple[str, int] | None = None) -> None:
+        """Refuse: audit who tried what (ids only), then say "not allowed". `subject`: what
+        was asked for when the input alone does not say (a typed file number)."""
 
     async def drop_buttons(self) -> None:
         """Take the buttons off the message whose button was just pressed."""
@@ -307,7 +308,28 @@ class Flow:
 # -- one turn of a flow --------------------------------------------------------------------
 
 
-class Run:
+class InChat:
+    """What a turn of a flow and a screen's press share: the chat, its settings, its
+    transaction, its labels and the county's date."""
+
+    chat: Chat
+
+    @property
+    def settings(self) -> Settings:
+        return self.chat.settings
+
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.chat.session()
+
+    def label(self, key: str) -> str:
+        return self.chat.label(key)
+
+    def today(self) -> date:
+        """Today in the county's time zone, not the server's."""
+        return datetime.now(self.settings.tz).date()
+
+
+class Run(InChat):
     """A flow and a person's draft during one turn: what questions and submits work with."""
 
     def __init__(self, flow: Flow, chat: Chat) -> None:
@@ -354,20 +376,6 @@ class Run:
     @property
     def prefix(self) -> str:
         return self.flow.prefix
-
-    @property
-    def settings(self) -> Settings:
-        return self.chat.settings
-
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.chat.session()
-
-    def label(self, key: str) -> str:
-        return self.chat.label(key)
-
-    def today(self) -> date:
-        """Today in the county's time zone, not the server's."""
-        return datetime.now(self.settings.tz).date()
 
     def forget(self) -> None:
         self.chat.user_data.pop(self.flow.name, None)

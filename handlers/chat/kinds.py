@@ -27,16 +27,21 @@ from storage.rules.identity import RuleError
 Rule = Callable[[Run, str], Any]
 
 
-async def _call(rule: Rule, run: Run, raw: str) -> Any:
-    value = rule(run, raw)
-    if inspect.isawaitable(value):
-        value = await value
-    return value
-
-
 def invalid(template: str, error: RuleError) -> Reask:
     """Say what was wrong with the answer (`error.code` chooses the sentence), ask again."""
     return Reask(say=template, values={"code": error.code, "params": error.params or {}})
+
+
+async def checked(rule: Rule, run: Run, raw: str, invalid_template: str) -> Answer | Reask:
+    """`rule` applied to typed text: the value kept, or the question asked again (after the
+    rule's error is said; a rule returning None has said why itself)."""
+    try:
+        value = rule(run, raw)
+        if inspect.isawaitable(value):
+            value = await value
+    except RuleError as error:
+        return invalid(invalid_template, error)
+    return Reask() if value is None else Answer(value)
 
 
 @dataclass(slots=True)
@@ -64,13 +69,7 @@ class Text(Question):
         return Screen(self.template or f"form/ask_{self.key}", {**run.values(), **extra}, rows)
 
     async def on_text(self, run: Run, text: str) -> Outcome:
-        try:
-            value = await _call(self.rule, run, text)
-        except RuleError as error:
-            return invalid(self.invalid, error)
-        if value is None:
-            return Reask()
-        return Answer(value)
+        return await checked(self.rule, run, text, self.invalid)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         return Answer(None) if self.optional else STALE
@@ -290,14 +289,11 @@ class ListOf(Question):
         items = self.items(run)
         if len(items) >= self.most:
             return Reask(say=self.full, values={"most": self.most})
-        try:
-            value = await _call(self.rule, run, text)
-        except RuleError as error:
-            return invalid(self.invalid, error)
-        if value is None:
+        outcome = await checked(self.rule, run, text, self.invalid)
+        if isinstance(outcome, Answer):
+            run.answers[self.key] = [*items, outcome.value]
             return Reask()
-        run.answers[self.key] = [*items, value]
-        return Reask()
+        return outcome
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         items = self.items(run)

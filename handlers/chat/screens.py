@@ -10,16 +10,12 @@ from `telegram` (handlers/chat/tg.py turns a `Menu` into handlers).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
-from handlers.chat.flow import Chat
+from handlers.chat.flow import Chat, InChat
 from handlers.chat.screen import Screen
 from storage import people
 from storage.models import Role
@@ -27,18 +23,23 @@ from storage.nominations import NotAllowed
 from storage.people import Actor
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    pass
 
 
 class Refused(Exception):
-    """Not allowed: audited, and the person is told so."""
+    """Not allowed: audited, and the person is told so. `subject`: what was asked for, when
+    the input alone does not name it (``/dossier 12`` names file 12 only in its text)."""
+
+    def __init__(self, subject: tuple[str, int] | None = None) -> None:
+        super().__init__(subject)
+        self.subject = subject
 
 
 class Expired(Exception):
     """The thing a button points at is gone or changed: "this button has expired"."""
 
 
-class Act:
+class Act(InChat):
     """One command or button press outside a flow: who, with what arguments or fields."""
 
     def __init__(
@@ -70,19 +71,6 @@ class Act:
     @property
     def pressed(self) -> bool:
         return self.button is not None
-
-    @property
-    def settings(self) -> Settings:
-        return self.chat.settings
-
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.chat.session()
-
-    def label(self, key: str) -> str:
-        return self.chat.label(key)
-
-    def today(self) -> date:
-        return datetime.now(self.settings.tz).date()
 
 
 Shown = Screen | Sequence[Screen] | None
@@ -141,7 +129,10 @@ async def show(
     act = Act(chat, actor, args=args, values=values, button=button)
     try:
         shown = await menu.fn(act)
-    except (Refused, NotAllowed):
+    except Refused as refused:
+        await chat.deny(refused.subject)
+        return
+    except NotAllowed:
         await chat.deny()
         return
     except Expired:

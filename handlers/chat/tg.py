@@ -178,8 +178,8 @@ class TelegramChat:
                 reply_markup=markup,
             )
 
-    async def deny(self) -> None:
-        await deny(self.update, self.context)
+    async def deny(self, subject: tuple[str, int] | None = None) -> None:
+        await deny(self.update, self.context, subject=subject)
 
     async def drop_buttons(self) -> None:
         if not self._dropped:

@@ -85,22 +85,9 @@ def summary_values(
     }
 
 
-def render_summary(
-    env: Environment,
-    locale: str,
-    figures: Summary,
-    *,
-    tz: ZoneInfo,
-    period: str,
-    soon_days: int,
-    change: dict[str, int] | None = None,
-    scheduled: bool = False,
-) -> str:
-    """The summary message (Telegram HTML, not yet split)."""
-    values = summary_values(
-        figures, tz=tz, period=period, soon_days=soon_days, change=change, scheduled=scheduled
-    )
-    return render(env, locale, "summary/summary", **values)
+def render_summary(env: Environment, locale: str, figures: Summary, **how: Any) -> str:
+    """The summary message (Telegram HTML, not yet split); `how` as for `summary_values`."""
+    return render(env, locale, "summary/summary", **summary_values(figures, **how))
 
 
 @screen(command=COMMAND)

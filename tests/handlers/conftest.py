@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 import pytest
 from telegram import Bot
 
+from bot.fakeapi.transport import FakeTransport
 from storage.db import Database
 from tests.conftest import TOKEN
-from tests.support.fake_telegram import FakeTelegram
 
 
 @pytest.fixture
-async def wired(sqlite_database: Database) -> AsyncIterator[tuple[Database, FakeTelegram, Bot]]:
+async def wired(sqlite_database: Database) -> AsyncIterator[tuple[Database, FakeTransport, Bot]]:
     """SQLite and a plain Bot whose transport is the fake Bot API."""
-    fake = FakeTelegram()
+    fake = FakeTransport()
     bot = Bot(TOKEN, request=fake, get_updates_request=fake)
     await bot.initialize()
     yield sqlite_database, fake, bot

@@ -18,7 +18,7 @@ from storage import erasure
 from storage.models import AuditLog, Role
 from storage.rules.vetting import Channel
 from templates import build_environment, render
-from tests.handlers.test_pool_dossier import County, build_county, grant, nominate
+from tests.support.county import County, build_county, grant, nominate
 from tests.support.harness import BotHarness
 
 NAME_A = "甲青山"

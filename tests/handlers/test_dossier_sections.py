@@ -6,12 +6,11 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from storage import geo, mentoring, nominations, people
+from storage import mentoring, people
 from storage.crypto import DataCipher
-from storage.models import GradeState, Nomination, Pairing, PracticePost, RoleGrant, TalkLog
-from storage.nominations import NominationForm
+from storage.models import GradeState, Nomination, Pairing, PracticePost, Role, TalkLog
 from storage.rekey import seal_plaintext
-from storage.rules.vetting import Channel
+from tests.support.county import form_nomination, pair, staff, townships
 from tests.support.harness import BotHarness
 
 OFFICIAL = 9301
@@ -23,44 +22,22 @@ async def _paired_file(harness: BotHarness, talk_text: str) -> tuple[Nomination,
     assert harness.app is not None
     now = datetime.now(UTC)
     async with harness.database.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        account = await people.ensure_account(session, OFFICIAL, "zh-hans")
-        session.add_all(
-            [
-                RoleGrant(
-                    person_id=account.person_id, role="township_official", township_id=township.id
-                ),
-                RoleGrant(
-                    person_id=account.person_id,
-                    role="mentor",
-                    township_id=township.id,
-                    mentor_slot="township",
-                ),
-            ]
-        )
-        nomination = await nominations.create_nomination(
+        township = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+        mentor = await staff(
             session,
-            harness.app.bot_data["cipher"],
-            NominationForm(full_name="陈十三", township_id=township.id, key_group="veteran"),
-            channel=Channel.ORGANIZATION,
-            submitted_by=None,
-            person_id=None,
-            now=now,
+            OFFICIAL,
+            None,
+            [(Role.TOWNSHIP_OFFICIAL, township, None), (Role.MENTOR, township, "township")],
         )
-        nomination.status = "in_pool"
-        await session.flush()
-        pairing = Pairing(
-            nomination_id=nomination.id, mentor_person_id=account.person_id, slot="township"
-        )
-        session.add(pairing)
-        await session.flush()
+        cipher = harness.app.bot_data["cipher"]
+        nid = await form_nomination(session, cipher, "陈十三", township, now=now)
+        nomination = await session.get_one(Nomination, nid)
+        pairing = await pair(session, nid, mentor, "township")
         session.add(
             TalkLog(
                 pairing_id=pairing.id,
                 nomination_id=nomination.id,
-                mentor_person_id=account.person_id,
+                mentor_person_id=mentor,
                 talk_date=datetime.now(UTC).astimezone(harness.settings.tz).date(),
                 mode="face",
                 topics={t: {"text": talk_text} for t in ("thought", "work", "life", "problems")},

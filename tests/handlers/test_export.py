@@ -16,7 +16,7 @@ from telegram.request import RequestData
 
 from storage.models import AuditLog, Nomination, Person, Role
 from templates import build_environment, render
-from tests.handlers.test_pool_dossier import build_county, grant, nominate
+from tests.support.county import build_county, grant, nominate
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.harness import BotHarness
 

@@ -6,7 +6,6 @@ import itertools
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,12 +18,11 @@ from storage.models import (
     GradeMove,
     GradeState,
     Nomination,
-    Person,
     PracticePost,
     RoleGrant,
-    TelegramAccount,
 )
 from templates import build_environment
+from tests.support.county import person as _person
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 from tests.support.hostile import hostile_values
@@ -44,15 +42,6 @@ class World:
     cadre_a: int  # 张三, township A, has a Telegram account
     cadre_a2: int  # 李四, township A
     cadre_b: int  # 王五, township B
-
-
-async def _person(session: Any, name: str | None, telegram_id: int | None = None) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    if telegram_id is not None:
-        session.add(TelegramAccount(telegram_id=telegram_id, person_id=person.id))
-    return person.id
 
 
 @pytest.fixture

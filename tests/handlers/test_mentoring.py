@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 from telegram.error import TimedOut
 
-from storage import geo, mentoring, nominations, people
+from storage import geo, mentoring, people
 from storage.crypto import DataCipher
 from storage.mentoring import TalkInput
 from storage.models import (
@@ -26,8 +26,7 @@ from storage.models import (
     TalkLog,
     UserData,
 )
-from storage.nominations import NominationForm
-from storage.rules.vetting import Channel
+from tests.support.county import form_nomination, invite_code
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
@@ -80,17 +79,7 @@ class County:
 async def _grant(
     bot: BotHarness, telegram_id: int, role: Role, township: str, **extra: str
 ) -> int:
-    async with bot.database.sessionmaker.begin() as session:
-        found = await geo.township_by_name(session, township)
-        assert found is not None
-        (code,) = await people.create_invites(
-            session,
-            role=role,
-            now=datetime.now(UTC),
-            days=7,
-            township_id=found.id,
-            **extra,  # type: ignore[arg-type]
-        )
+    code = await invite_code(bot, role, township, **extra)
     granted = await bot.send(telegram_id, f"/start {code}")
     assert "邀请码" in granted[0].text or "身份" in granted[0].text
     async with bot.database.sessionmaker() as session:
@@ -124,17 +113,9 @@ async def county(harness: BotHarness) -> County:
         for name, township in [("张三", "青山镇"), ("李四", "青山镇"), ("王五", "木黄镇")]:
             found = await geo.township_by_name(session, township)
             assert found is not None
-            nomination = await nominations.create_nomination(
-                session,
-                cipher,
-                NominationForm(full_name=name, township_id=found.id, key_group="veteran"),
-                channel=Channel.ORGANIZATION,
-                submitted_by=None,
-                person_id=None,
-                now=datetime.now(UTC) - timedelta(days=60),
+            cadres[name] = await form_nomination(
+                session, cipher, name, found.id, now=datetime.now(UTC) - timedelta(days=60)
             )
-            nomination.status = "in_pool"
-            cadres[name] = nomination.id
     bot.fake.clear()
     return County(bot, cadres, persons)
 

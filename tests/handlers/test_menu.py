@@ -3,7 +3,7 @@
 For each kind of person: the menu Telegram is given (default scope for the public, a chat
 scope for staff) == the commands /help lists == the commands that answer without "not
 allowed"; every other command is refused. The setMyCommands requests are checked against
-the Bot API's rules by the fake (tests/support/bot_commands.py).
+the Bot API's rules by the fake (bot/fakeapi/commands.py).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from telegram.ext import BaseHandler, CommandHandler, ConversationHandler
 
 from bot import menu
 from bot.app import COMMANDS, handler_groups
+from bot.fakeapi import commands as bot_commands
 from handlers.chat.menu import help_groups, menu_for
 from storage import geo, menus, people
 from storage.models import Role, RoleGrant, TelegramAccount
 from templates import LOCALES, build_environment, labels_for, render
-from tests.support import bot_commands
 from tests.support.fake_telegram import Call
 from tests.support.harness import BotHarness
 

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from storage import audit
 from storage.models import AuditLog, Nomination, Role
-from tests.handlers.test_pool_dossier import build_county, grant, nominate
+from tests.support.county import build_county, grant, nominate
 from tests.support.harness import BotHarness
 
 CANDIDATE, OFFICIAL, FAR_OFFICIAL, STRANGER = 8201, 8202, 8203, 8204

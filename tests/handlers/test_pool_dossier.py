@@ -2,181 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any
+import json
+from datetime import date
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
-from storage import geo, nominations, people
+from storage import people
 from storage.crypto import DataCipher
 from storage.models import (
     AuditLog,
+    ConversationState,
     Nomination,
-    Person,
     Role,
     RoleGrant,
     StatusChange,
-    VettingReview,
+    UserData,
 )
-from storage.nominations import NominationForm
-from storage.people import Actor, Grant
 from storage.rules.identity import make_id_number
-from storage.rules.vetting import Channel, Decision
+from storage.rules.vetting import Channel
+from tests.support.county import T0, County, build_county, grant, nominate
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
-T0 = datetime(2026, 3, 1, 20, 30, tzinfo=UTC)  # 2026-03-02 04:30 in Asia/Shanghai
 COUNTY_OFFICIAL = 7001
 TOWNSHIP_A = 7002
 CANDIDATE = 7003
 STRANGER = 7004
 RECOMMENDER = 7005
-
-
-@dataclass
-class County:
-    """Geography, staff and nominations of a test county, by name."""
-
-    bot: BotHarness
-    towns: dict[str, int] = field(default_factory=dict)
-    ids: dict[str, int] = field(default_factory=dict)
-    staff: Actor | None = None
-    reviewers: dict[str, Actor] = field(default_factory=dict)
-    serial: int = 0
-
-    @property
-    def cipher(self) -> DataCipher:
-        return DataCipher(self.bot.settings.require_data_key())
-
-
-async def grant(
-    bot: BotHarness,
-    telegram_id: int,
-    role: Role | None,
-    *,
-    township_id: int | None = None,
-    department: str | None = None,
-    full_name: str | None = None,
-) -> int:
-    """An account with one role (or none); returns its person id."""
-    async with bot.database.sessionmaker.begin() as session:
-        account = await people.ensure_account(session, telegram_id, "zh-hans")
-        if full_name:
-            person = await session.get_one(Person, account.person_id)
-            person.full_name = full_name
-        if role is not None:
-            session.add(
-                RoleGrant(
-                    person_id=account.person_id,
-                    role=role.value,
-                    township_id=township_id,
-                    department=department,
-                )
-            )
-        return account.person_id
-
-
-async def build_county(bot: BotHarness, townships: Sequence[str] = ("青山镇", "木黄镇")) -> County:
-    county = County(bot)
-    async with bot.database.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [(t, f"{t}一村") for t in townships])
-        county.towns = {t.name: t.id for t in await geo.list_townships(session)}
-        office = Person(full_name="县委组织部")
-        session.add(office)
-        await session.flush()
-        county.staff = Actor(office.id, 1, (Grant(Role.ADMIN, None, None, None),))
-        for department in bot.settings.department_codes:
-            reviewer = Person(full_name=f"审核人{department}")
-            session.add(reviewer)
-            await session.flush()
-            county.reviewers[department] = Actor(
-                reviewer.id, 2, (Grant(Role.REVIEWER, None, None, department),)
-            )
-    return county
-
-
-async def nominate(
-    county: County,
-    full_name: str,
-    township: str = "青山镇",
-    *,
-    to: str = "in_pool",
-    key_group: str = "veteran",
-    education: str | None = "college",
-    channel: Channel = Channel.SELF,
-    person_id: int | None = None,
-    submitted_by: int | None = None,
-    departments: Sequence[str] | None = None,
-    reject_note: str = "有不良记录",
-    **form: Any,
-) -> int:
-    """A nomination moved by the real storage functions to status `to`."""
-    county.serial += 1
-    assert county.staff is not None
-    staff = county.staff
-    departments = tuple(departments or county.bot.settings.department_codes)
-    async with county.bot.database.sessionmaker.begin() as session:
-        nomination = await nominations.create_nomination(
-            session,
-            county.cipher,
-            NominationForm(
-                full_name=full_name,
-                township_id=county.towns[township],
-                key_group=key_group,
-                education=education,
-                phone=f"139{county.serial:08d}",
-                **form,
-            ),
-            channel=channel,
-            submitted_by=submitted_by,
-            person_id=person_id,
-            now=T0,
-        )
-        nid = nomination.id
-        if to in ("vetting", "in_pool", "rejected", "adjusted"):
-            await nominations.send_to_vetting(session, staff, nid, departments=departments, now=T0)
-        reviews = {
-            r.department: r.id
-            for r in await session.scalars(
-                select(VettingReview).where(VettingReview.nomination_id == nid)
-            )
-        }
-        if to in ("in_pool", "adjusted"):
-            for department in departments:
-                await nominations.decide_review(
-                    session,
-                    county.reviewers[department],
-                    reviews[department],
-                    decision=Decision.APPROVE,
-                    note="无违法违纪记录",
-                    departments=departments,
-                    now=T0,
-                    cipher=county.cipher,
-                )
-        if to == "rejected":
-            await nominations.decide_review(
-                session,
-                county.reviewers[departments[0]],
-                reviews[departments[0]],
-                decision=Decision.REJECT,
-                note=reject_note,
-                departments=departments,
-                now=T0,
-                cipher=county.cipher,
-            )
-        if to == "adjusted":
-            await nominations.adjust_out(
-                session, staff, nid, reason="长期外出", now=T0, cipher=county.cipher
-            )
-        if to == "declined":
-            await nominations.decline(
-                session, staff, nid, reason="本人放弃", now=T0, cipher=county.cipher
-            )
-    county.ids[full_name] = nid
-    return nid
 
 
 def last(replies: list[Sent]) -> Sent:
@@ -301,8 +154,9 @@ async def test_search_by_name_escapes_wildcards(county: County) -> None:
     assert "文字" in wrong.text and "姓名" in again.text
     invalid, again = await bot.send(COUNTY_OFFICIAL, "张" * 21)
     assert "1–20" in invalid.text and "姓名" in again.text
-    (busy,) = await bot.send(COUNTY_OFFICIAL, "/nosuch")
-    assert "/cancel" in busy.text
+    # The engine asks the open question again under "busy" (before, the question scrolled away).
+    busy, again = await bot.send(COUNTY_OFFICIAL, "/nosuch")
+    assert "/cancel" in busy.text and "姓名" in again.text
     (found,) = await bot.send(COUNTY_OFFICIAL, "张")
     assert "姓名含：张" in found.text
     assert sorted(person_buttons(found)) == ["张三丰 · 青山镇", "张无忌 · 青山镇"]
@@ -449,8 +303,9 @@ async def test_adjust_out_with_bad_input_cancel_and_confirmation(harness_any: Bo
     assert "控制字符" in error.text
     wrong, again = await bot.send_sticker(TOWNSHIP_A)
     assert "文字" in wrong.text and "调整原因" in again.text
-    (busy,) = await bot.send(TOWNSHIP_A, "/nosuch")
-    assert "调整出库" in busy.text and "/cancel" in busy.text
+    # The engine asks the open question again under "busy" (before, the question scrolled away).
+    busy, again = await bot.send(TOWNSHIP_A, "/nosuch")
+    assert "调整出库" in busy.text and "/cancel" in busy.text and "调整原因" in again.text
     (kept,) = await bot.send(TOWNSHIP_A, "/cancel")
     assert "未做任何调整" in kept.text
     assert await status_and_history() == before
@@ -569,3 +424,57 @@ async def test_confirmation_rechecks_scope_and_status(county: County) -> None:
     for data in ("pl:x", "pl:s", "pl:f:kg", "pl:p:0", "pl:f:kg:veteran", f"pl:a:{second}"):
         (denied,) = await bot.press(TOWNSHIP_A, data)
         assert "没有权限" in denied.text and "施后到" not in denied.text
+
+
+async def test_a_search_or_adjustment_open_before_the_engine_is_finished_under_it(
+    harness_any: BotHarness,
+) -> None:
+    """Nobody is stranded by the deploy: user_data["pool"] and the "pool" conversation's state
+    as the module before the flow engine wrote them (0 a name, 1 a reason, 2 the confirmation)
+    resume at the same moment with what was entered."""
+    bot = harness_any
+    county = await build_county(bot)
+    searcher, reasoner, confirmer = COUNTY_OFFICIAL, TOWNSHIP_A, 7006
+    await grant(bot, searcher, Role.COUNTY_OFFICIAL)
+    await grant(bot, reasoner, Role.TOWNSHIP_OFFICIAL, township_id=county.towns["青山镇"])
+    await grant(bot, confirmer, Role.COUNTY_OFFICIAL)
+    first = await nominate(county, "张旧稿")
+    second = await nominate(county, "李旧稿")
+    await bot.stop()
+    old = {
+        searcher: ({"kg": "veteran", "page": 0, "waiting": "name"}, 0),
+        reasoner: ({"adjust": first, "adjust_name": "张旧稿", "waiting": "reason"}, 1),
+        confirmer: (
+            {"adjust": second, "adjust_name": "李旧稿", "waiting": "confirm", "reason": "外出"},
+            2,
+        ),
+    }
+    cipher = DataCipher(bot.settings.require_data_key())
+    async with bot.database.sessionmaker.begin() as session:
+        for user, (draft, state) in old.items():
+            payload = cipher.encrypt(json.dumps({"pool": draft}))
+            await session.execute(insert(UserData).values(user_id=user, payload=payload))
+            await session.execute(
+                insert(ConversationState).values(
+                    name="pool", key=json.dumps([user, user]), state={"state": state}
+                )
+            )
+    await bot.start()
+
+    (found,) = await bot.send(searcher, "张")
+    assert person_buttons(found) == ["张旧稿 · 青山镇"] and "姓名含：张" in found.text
+    assert "人员类别：退役军人" in found.text  # the filter chosen before the deploy holds
+
+    confirm = last(await bot.send(reasoner, "不再适宜担任"))
+    assert "张旧稿" in confirm.text and "不再适宜担任" in confirm.text
+    (done,) = await bot.press(reasoner, confirm.button("确认调整出库"))
+    assert "已将 张旧稿 调整出库" in done.text.replace("<b>", "").replace("</b>", "")
+
+    # The confirmation button of the message sent before the deploy still works.
+    (done,) = await bot.press(confirmer, f"pl:y:{second}")
+    assert "已将 李旧稿 调整出库" in done.text.replace("<b>", "").replace("</b>", "")
+    async with bot.database.sessionmaker() as session:
+        statuses = await session.scalars(
+            select(Nomination.status).where(Nomination.id.in_([first, second]))
+        )
+        assert list(statuses) == ["adjusted", "adjusted"]

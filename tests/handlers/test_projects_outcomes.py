@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 import bot.app
 from handlers import outcomes as outcome_handlers
@@ -22,7 +21,6 @@ from storage.models import (
     AuditLog,
     GradeMove,
     Nomination,
-    Person,
     Project,
     ProjectLead,
     ProjectReport,
@@ -30,12 +28,12 @@ from storage.models import (
     Role,
     RoleGrant,
     StatusChange,
-    TelegramAccount,
     Village,
 )
 from storage.people import Actor, Grant
 from templates import build_environment, render
 from tests.conftest import make_settings
+from tests.support.county import person as _person
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 from tests.support.telegram_html import check
@@ -104,15 +102,6 @@ class World:
     wang: int
     official_a: Actor
     county: Actor
-
-
-async def _person(session: AsyncSession, name: str | None, telegram_id: int | None) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    if telegram_id is not None:
-        session.add(TelegramAccount(telegram_id=telegram_id, person_id=person.id))
-    return person.id
 
 
 @pytest.fixture

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from storage import geo, people
+from storage import geo
 from storage.crypto import DataCipher
 from storage.models import Nomination, Person, Role, StatusChange, VettingReview
 from storage.nominations import NominationForm, create_nomination
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
+from tests.support.county import invite_code
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
@@ -42,20 +44,9 @@ def to(replies: list[Sent], chat_id: int) -> list[Sent]:
     return [s for s in replies if s.chat_id == chat_id]
 
 
-async def grant(bot: BotHarness, user: int, role: Role, **scope: object) -> None:
+async def grant(bot: BotHarness, user: int, role: Role, **scope: Any) -> None:
     """Give `user` a role the way people get one: an invite code redeemed with /start."""
-    async with bot.database.sessionmaker.begin() as session:
-        if "township" in scope:
-            township = await geo.township_by_name(session, str(scope.pop("township")))
-            assert township is not None
-            scope["township_id"] = township.id
-        (code,) = await people.create_invites(
-            session,
-            role=role,
-            now=datetime.now(UTC),
-            days=7,
-            **scope,  # type: ignore[arg-type]
-        )
+    code = await invite_code(bot, role, **scope)
     replies = await bot.send(user, f"/start {code}")
     assert any("欢迎" in s.text for s in replies), [s.text for s in replies]
 

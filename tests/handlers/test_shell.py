@@ -15,23 +15,14 @@ from cryptography.fernet import Fernet
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest
 
+from bot.fakeapi.html import convert_html, html_to_text
+from bot.fakeapi.markup import Button, Markup, parse_markup
+from bot.fakeapi.records import Event
 from bot.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
-from bot.shell import (
-    FAKE_TOKEN,
-    OWN_DATABASE_URL,
-    Button,
-    Event,
-    LocalTelegram,
-    Markup,
-    Shell,
-    ShellError,
-    convert_html,
-    html_to_text,
-    number_buttons,
-    parse_markup,
-    resolve_persona,
-    shell_settings,
-)
+from bot.shell.command import OWN_DATABASE_URL, shell_settings
+from bot.shell.personas import ShellError, resolve_persona
+from bot.shell.render import number_buttons
+from bot.shell.repl import FAKE_TOKEN, LocalTelegram, Shell
 from storage.rules.identity import make_id_number
 
 ID_NUMBER = make_id_number("520221", date(1990, 3, 7), 12, male=True)

@@ -1,6 +1,6 @@
 """Delivery across real processes: SIGKILL a planner or a dispatcher, race two dispatchers.
 
-The Bot API is bench.fake_bot_api over real HTTP on 127.0.0.1, run in the test's loop; the
+The Bot API is bot.fakeapi.server over real HTTP on 127.0.0.1, run in the test's loop; the
 planners and dispatchers are `tests.support.dispatch_worker` child processes. Every wait has a
 timeout and every child is killed in `finally`.
 """
@@ -24,8 +24,8 @@ from sqlalchemy import func, select
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
-from bench.fake_bot_api import FakeBotApi
 from bot.delivery import Dispatcher, Limits
+from bot.fakeapi.server import FakeBotApiServer as FakeBotApi
 from storage import migrate, outbox
 from storage.db import Database
 from storage.models import OutboxMessage

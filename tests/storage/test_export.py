@@ -34,7 +34,6 @@ from storage.models import (
     GradeState,
     Nomination,
     Pairing,
-    Person,
     Project,
     ProjectLead,
     ProjectReport,
@@ -50,6 +49,7 @@ from storage.people import Actor, Grant
 from storage.rules.vetting import Channel
 from templates import build_environment
 from tests.conftest import make_settings
+from tests.support.county import person as _person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 00:30 on 2 March in Shanghai, still 1 March in UTC: dates must be the county's.
@@ -213,13 +213,6 @@ class World:
 
 def _actor(person_id: int, *grants: Grant) -> Actor:
     return Actor(person_id=person_id, telegram_id=person_id + 10_000, grants=grants)
-
-
-async def _person(session: Any, name: str | None) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    return person.id
 
 
 DATA_KEY = Fernet.generate_key().decode()

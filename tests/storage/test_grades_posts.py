@@ -7,16 +7,17 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import geo, grades, posts
 from storage.db import Database
 from storage.grades import CsvFileError, GradeError, RowError
-from storage.models import AuditLog, GradeMove, GradeState, Nomination, Person, PracticePost, Role
+from storage.models import AuditLog, GradeMove, GradeState, PracticePost, Role
 from storage.nominations import NotAllowed
 from storage.people import Actor, Grant
 from storage.rules.identity import RuleError
 from storage.rules.ladder import Result, load_policy
+from tests.support.county import nomination_row as _nomination
+from tests.support.county import person as _person
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 THIS_YEAR = 2026
@@ -38,28 +39,6 @@ class World:
     cadre_b: int
     new_a: int  # a nomination still under review: not on the ladder
     cadre_a_person: int
-
-
-async def _person(session: AsyncSession, name: str | None = None) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    return person.id
-
-
-async def _nomination(
-    session: AsyncSession, township_id: int, name: str, status: str = "in_pool"
-) -> Nomination:
-    nomination = Nomination(
-        person_id=await _person(session, name),
-        channel="organization",
-        status=status,
-        township_id=township_id,
-        key_group="veteran",
-    )
-    session.add(nomination)
-    await session.flush()
-    return nomination
 
 
 async def _world(db: Database) -> World:

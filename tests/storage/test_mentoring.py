@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage import erasure, geo, mentoring, nominations, people
+from storage import erasure, geo, mentoring, people
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.mentoring import PairingRefused, Stale, TalkInput
@@ -21,17 +22,17 @@ from storage.models import (
     Difficulty,
     Nomination,
     Pairing,
-    Person,
     Role,
     RoleGrant,
     TalkLog,
 )
-from storage.nominations import NominationForm, NotAllowed
+from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.cadence import CadenceState, talk_status
 from storage.rules.identity import RuleError
-from storage.rules.vetting import Channel
 from templates import LOCALES, build_environment
+from tests.support.county import form_nomination
+from tests.support.county import staff as _person
 from tests.support.hostile import HOSTILE, HostileValue
 from tests.support.telegram_html import check
 
@@ -72,39 +73,8 @@ class World:
         return actor
 
 
-async def _person(
-    session: Any, telegram_id: int, name: str, grants: list[tuple[Role, int | None, str | None]]
-) -> int:
-    account = await people.ensure_account(session, telegram_id, "zh-hans")
-    person = await session.get(Person, account.person_id)
-    person.full_name = name
-    for role, township_id, slot in grants:
-        session.add(
-            RoleGrant(
-                person_id=account.person_id,
-                role=role.value,
-                township_id=township_id,
-                mentor_slot=slot,
-            )
-        )
-    await session.flush()
-    return account.person_id
-
-
-async def _nomination(
-    session: Any, cipher: DataCipher, name: str, township_id: int, status: str = "in_pool"
-) -> int:
-    nomination = await nominations.create_nomination(
-        session,
-        cipher,
-        NominationForm(full_name=name, township_id=township_id, key_group="veteran"),
-        channel=Channel.ORGANIZATION,
-        submitted_by=None,
-        person_id=None,
-        now=NOW - timedelta(days=90),
-    )
-    nomination.status = status
-    return nomination.id
+# The cadres were nominated three months before the tests' "now".
+_nomination = partial(form_nomination, now=NOW - timedelta(days=90))
 
 
 CIPHER = DataCipher(Fernet.generate_key().decode())

@@ -22,20 +22,13 @@ from storage.models import (
     TelegramAccount,
 )
 from storage.people import Grant, RedeemOutcome
+from tests.support.county import township as _township
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 WINDOW = timedelta(minutes=10)
 MAX_FAILURES = 3
 BIG_ID = 7_000_000_123  # above 2**31: Telegram ids need BIGINT
 OTHER_ID = 7_000_000_456
-
-
-async def _township(db: Database, name: str = "青山镇") -> int:
-    async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [(name, name.removesuffix("镇") + "村")])
-        township = await geo.township_by_name(session, name)
-        assert township is not None
-        return township.id
 
 
 async def _invite(db: Database, role: Role = Role.COUNTY_OFFICIAL, **kwargs: object) -> str:

@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import geo, outcomes, projects
 from storage.db import Database
@@ -15,7 +14,6 @@ from storage.models import (
     AuditLog,
     GradeMove,
     Nomination,
-    Person,
     Project,
     ProjectLead,
     ProjectReport,
@@ -29,6 +27,8 @@ from storage.people import Actor, Grant
 from storage.projects import format_wan, parse_wan
 from storage.rules.identity import RuleError
 from storage.rules.vetting import Channel, Event, IllegalTransition, Status, transition
+from tests.support.county import nomination_row as _nomination
+from tests.support.county import person as _person
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
@@ -146,28 +146,6 @@ class World:
     lead_a1: Actor  # the people behind the cadres, acting for themselves
     lead_a2: Actor
     lead_b1: Actor
-
-
-async def _person(session: AsyncSession, name: str | None = None) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    return person.id
-
-
-async def _nomination(
-    session: AsyncSession, township_id: int, name: str, status: str = "in_pool"
-) -> Nomination:
-    nomination = Nomination(
-        person_id=await _person(session, name),
-        channel="organization",
-        status=status,
-        township_id=township_id,
-        key_group="veteran",
-    )
-    session.add(nomination)
-    await session.flush()
-    return nomination
 
 
 async def _world(db: Database) -> World:

@@ -17,7 +17,7 @@ from sqlalchemy import LargeBinary, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.oversight.export import workbook_labels
-from storage import export, geo, mentoring, nominations, tally
+from storage import export, mentoring, nominations, tally
 from storage.crypto import DataCipher, DataKeyError, LookupKeyMissing
 from storage.db import Database
 from storage.export import ExportScope
@@ -41,6 +41,7 @@ from storage.rekey import ENCRYPTED_COLUMNS, NOT_REKEYED, load_cipher, rekey, se
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
 from templates import build_environment
+from tests.support.county import township as _township
 
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 OLD = Fernet.generate_key().decode()
@@ -58,14 +59,6 @@ TOPICS = {
 async def _cipher(db: Database, data_key: str) -> DataCipher:
     async with db.sessionmaker.begin() as session:
         return await load_cipher(session, data_key)
-
-
-async def _township(db: Database) -> int:
-    async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        return township.id
 
 
 async def _nominate(db: Database, cipher: DataCipher, township_id: int, i: int) -> int:

@@ -18,7 +18,6 @@ from storage.models import (
     GradeMove,
     Nomination,
     Pairing,
-    Person,
     PracticePost,
     Project,
     ProjectLead,
@@ -27,11 +26,11 @@ from storage.models import (
     RoleGrant,
     StatusChange,
     TalkLog,
-    TelegramAccount,
     Training,
     TrainingInvite,
 )
 from storage.summary import Schedule, Summary
+from tests.support.county import person as _person
 
 TZ = ZoneInfo("Asia/Shanghai")
 # Wednesday 25 November 2026, 10:00 in Shanghai.
@@ -62,15 +61,6 @@ NOMINATIONS: dict[int, tuple[str, str, str, str | None, str, datetime]] = {
     7: ("b", "organization", "coop_leader", "junior_or_below", "rejected", at(11, 3)),
     8: ("b", "self", "veteran", "bachelor", "adjusted", at(8, 1)),
 }
-
-
-async def _person(session: Any, name: str, telegram_id: int | None = None, **account: Any) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    if telegram_id is not None:
-        session.add(TelegramAccount(telegram_id=telegram_id, person_id=person.id, **account))
-    return person.id
 
 
 async def build_county(db: Database) -> County:

@@ -16,7 +16,6 @@ from storage.db import Database
 from storage.models import (
     AuditLog,
     Nomination,
-    Person,
     Role,
     TelegramAccount,
     Training,
@@ -31,6 +30,7 @@ from storage.trainings import (
     TrainingClosed,
     TrainingDraft,
 )
+from tests.support.county import person as _person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -53,13 +53,6 @@ class World:
     def cadre(self, name: str) -> Actor:
         """The reserve cadre as an actor with no role: what a candidate is."""
         return Actor(self.persons[name], self.telegram.get(name, 0), ())
-
-
-async def _person(session: AsyncSession, name: str) -> int:
-    person = Person(full_name=name)
-    session.add(person)
-    await session.flush()
-    return person.id
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from telegram import Update
 
 from bot.app import CadreApp, build_application
 from bot.delivery import Dispatcher, Limits
+from bot.fakeapi.records import Sent
+from bot.fakeapi.transport import FakeTransport
 from bot.settings import Settings
 from storage.db import Database
-from tests.support.fake_telegram import FakeTelegram, Sent
 
 _update_ids = itertools.count(1)
 
@@ -23,7 +24,7 @@ class BotHarness:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
         self.database = database
-        self.fake = FakeTelegram()
+        self.fake = FakeTransport()
         self.app: CadreApp | None = None
         # Deliver queued notices right after each update, as the running bot's drain job
         # would within a second: a step's results then include the notices it caused.

@@ -44,4 +44,6 @@ def test_the_wheel_holds_the_data_files_and_builds_without_warnings(tmp_path: Pa
         str(p.relative_to(ROOT)) for p in (ROOT / "storage" / "migrations").rglob("*.py")
     }
     assert migrations <= names and "storage/migrations/script.py.mako" in names
+    # `cadrebot shell` is a package, and its fake Bot API checks calls against methods.json.
+    assert {"bot/shell/repl.py", "bot/fakeapi/core.py", "bot/fakeapi/methods.json"} <= names
     assert not {n for n in names if n.startswith(("tests/", "bench/")) or "__pycache__" in n}

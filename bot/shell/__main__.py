@@ -1,0 +1,9 @@
+"""`python -m bot.shell`: the same as `cadrebot shell`, for before it is registered."""
+
+import logging
+import sys
+
+from bot.shell.command import main
+
+logging.captureWarnings(True)
+sys.exit(main())

@@ -1,0 +1,351 @@
+"""/pool (the reserve pool): the list in an official's scope, its filters and pages, and the
+pool's conversation (a name to search by; the adjustment of handlers/manage/adjust.py).
+
+The filter lives in user_data["pool_filter"] as short codes and ids (persisted, so it survives a
+restart), so the buttons carry only ``pl:<verb>[:<value>]``. Every button re-checks the
+person's scope in the storage query: a forged or outdated one gets "not allowed" or "this
+button has expired", never data.
+
+The conversation "pool" only holds the moments when text is expected. Inside it, any other
+pool button leaves it and does what it says (a half-typed reason is abandoned, not kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.chat.codec import CODE, PAGE, Button, choice
+from handlers.chat.commands import command
+from handlers.chat.flow import Chat, Entry, Finish, Flow, Goto, Outcome, Question, Run, Texts
+from handlers.chat.kinds import Text
+from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
+from handlers.chat.screens import Act, Expired, Menu, Refused, screen, show
+from handlers.manage import adjust
+from handlers.manage.adjust import ADJUST, ConfirmAdjust, adjusting, start_adjust
+from handlers.manage.dossier import EXPORT, OPEN, export_dossier, open_dossier
+from storage import cadres, geo
+from storage.cadres import PoolFilter
+from storage.models import OFFICIAL_ROLES, Role
+from storage.people import Actor
+from storage.rules.identity import clean_text
+from storage.rules.options import EDUCATIONS
+from storage.rules.vetting import Status
+
+COMMAND = command("pool", *OFFICIAL_ROLES)
+FILTER_KEY = "pool_filter"
+PAGER = Pager(10)
+NAME_MAX = 20
+DIMENSIONS = ("t", "kg", "ed", "st")
+FILTER_KEYS = (*DIMENSIONS, "q")
+SEARCH_MODE = "search"
+
+_DIMENSION = choice(*DIMENSIONS)
+TURN = Button("pl", "p", PAGE)
+FILTER = Button("pl", "f", _DIMENSION)
+FILTER_VALUE = Button("pl", "f", _DIMENSION, CODE)
+CLEAR = Button("pl", "x")
+SEARCH = Button("pl", "s")
+
+
+# -- the list --------------------------------------------------------------------------------
+
+
+def filter_state(chat: Chat) -> dict[str, Any]:
+    """The person's filter and page. Before the port it sat in user_data["pool"] (now the
+    conversation's draft; `upgrade` keeps it there under "filter"): taken over once."""
+    state = chat.user_data.get(FILTER_KEY)
+    if not isinstance(state, dict):
+        old = chat.user_data.get("pool")
+        legacy = old if isinstance(old, dict) else {}
+        if "v" in legacy:
+            legacy = legacy.get("filter") or {}
+        state = {k: legacy[k] for k in (*FILTER_KEYS, "page") if k in legacy}
+        chat.user_data[FILTER_KEY] = state
+    return state
+
+
+async def townships(session: AsyncSession, actor: Actor) -> list[tuple[int, str]]:
+    """Townships the actor may filter by: all for county scope, else their own grants."""
+    if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
+        return [(t.id, t.name) for t in await geo.list_townships(session)]
+    own = {
+        g.township_id: g.township_name or ""
+        for g in actor.grants
+        if g.role == Role.TOWNSHIP_OFFICIAL and g.township_id
+    }
+    return sorted(own.items())
+
+
+def _pool_filter(state: dict[str, Any]) -> PoolFilter:
+    return PoolFilter(
+        township_id=state.get("t"),
+        key_group=state.get("kg"),
+        education=state.get("ed"),
+        status=state.get("st"),
+        name=state.get("q"),
+    )
+
+
+async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
+    """One page of the pool under the current filter, with the filter's buttons."""
+    state = filter_state(chat)
+    async with chat.session() as session:
+        towns = await townships(session, actor)
+        if state.get("t") is not None and state["t"] not in dict(towns):
+            state.pop("t")  # chosen under a wider role than the person now holds
+        page = max(0, int(state.get("page", 0)))
+        where = cadres.pool_conditions(actor, _pool_filter(state))
+        limit = PAGER.per_page
+        items, total = await cadres.page(
+            session, where, offset=PAGER.offset(page), limit=limit, by_name=True
+        )
+        if not items and page > 0:
+            # The pool shrank since the buttons were drawn: show the last page there is.
+            page = PAGER.clamp(page, total)
+            items, total = await cadres.page(
+                session, where, offset=PAGER.offset(page), limit=limit, by_name=True
+            )
+    state["page"] = page
+    names = dict(towns)
+    shown: list[dict[str, str]] = []
+    for key in FILTER_KEYS:
+        value = state.get(key)
+        if value is None or key == "st":
+            continue
+        if key == "t":
+            text = names.get(int(value), str(value))
+        elif key in ("kg", "ed"):
+            text = chat.label(f"{'key_group' if key == 'kg' else 'education'}.{value}")
+        else:
+            text = str(value)
+        shown.append({"kind": key, "value": text})
+    people = [
+        Btn(
+            f"{item.full_name or item.nomination_id} · {item.township}",
+            OPEN.data(item.nomination_id),
+        )
+        for item in items
+    ]
+    dims = [("by_key_group", "kg"), ("by_education", "ed"), ("by_status", "st")]
+    if len(towns) > 1:
+        dims.insert(0, ("by_township", "t"))
+    tools = [Btn(chat.label("pool.search"), SEARCH.data())]
+    if shown or state.get("st"):
+        tools.append(Btn(chat.label("pool.clear"), CLEAR.data()))
+    nav = PAGER.nav(page, total, TURN, prev=chat.label("prev"), next=chat.label("next"))
+    rows: Rows = (
+        *rows_of(people, 1),
+        *((nav,) if nav else ()),
+        *rows_of([Btn(chat.label(f"pool.{k}"), FILTER.data(d)) for k, d in dims], 4),
+        *rows_of(tools, 2),
+    )
+    values = {
+        "status": chat.label(f"status.{state.get('st') or Status.IN_POOL.value}"),
+        "filters": shown,
+        "items": items,
+        "total": total,
+        "page": page + 1,
+        "pages": PAGER.pages(total),
+        "offset": PAGER.offset(page),
+    }
+    return Screen("pool/list", values, rows, edit=edit)
+
+
+@screen(button=TURN, needs=COMMAND.needs)
+async def turn_page(act: Act) -> Screen:
+    """Show another page of the list."""
+    filter_state(act.chat)["page"] = act.values[0]
+    return await listing(act.chat, act.actor, edit=True)
+
+
+def _choices(chat: Chat, dimension: str, towns: list[tuple[int, str]]) -> list[tuple[str, str]]:
+    """(label, value) pairs a filter dimension offers."""
+    if dimension == "t":
+        return [(name, str(tid)) for tid, name in towns]
+    if dimension == "kg":
+        codes: Sequence[str] = chat.settings.key_group_codes
+    elif dimension == "ed":
+        codes = EDUCATIONS
+    else:
+        codes = tuple(s.value for s in Status)
+    prefix = {"kg": "key_group", "ed": "education", "st": "status"}[dimension]
+    return [(chat.label(f"{prefix}.{code}"), code) for code in codes]
+
+
+@screen(button=FILTER, needs=COMMAND.needs)
+async def choose_filter(act: Act) -> Screen:
+    """Offer the values of one filter dimension."""
+    (dimension,) = act.values
+    async with act.session() as session:
+        towns = await townships(session, act.actor)
+    # Township officials of one township get no township filter; nobody gets another's.
+    if dimension == "t" and len(towns) <= 1:
+        raise Refused
+    buttons = [
+        Btn(text, FILTER_VALUE.data(dimension, value))
+        for text, value in _choices(act.chat, dimension, towns)
+    ]
+    buttons.append(Btn(act.label("pool.any"), FILTER_VALUE.data(dimension, "*")))
+    back = TURN.data(filter_state(act.chat).get("page", 0))
+    buttons.append(Btn(act.label("back"), back))
+    return Screen("pool/choose", {"dimension": dimension}, rows_of(buttons, 2), edit=True)
+
+
+@screen(button=FILTER_VALUE, needs=COMMAND.needs)
+async def set_filter(act: Act) -> Screen:
+    """Apply one filter value (or "*" for any) and show the first page."""
+    dimension, value = act.values
+    async with act.session() as session:
+        towns = await townships(session, act.actor)
+    offered = {v for _, v in _choices(act.chat, dimension, towns)}
+    if value != "*" and value not in offered:
+        if dimension == "t":
+            raise Refused  # a township outside their scope
+        raise Expired  # a code no longer offered (settings changed since it was drawn)
+    state = filter_state(act.chat)
+    state[dimension] = None if value == "*" else int(value) if dimension == "t" else value
+    state["page"] = 0
+    return await listing(act.chat, act.actor, edit=True)
+
+
+@screen(button=CLEAR, needs=COMMAND.needs)
+async def clear_filters(act: Act) -> Screen:
+    """Drop every filter and show the pool from the first page."""
+    state = filter_state(act.chat)
+    for key in FILTER_KEYS:
+        state.pop(key, None)
+    state["page"] = 0
+    return await listing(act.chat, act.actor, edit=True)
+
+
+# -- the conversation: a name to search by, an adjustment ------------------------------------
+
+
+async def start_pool(run: Run, args: str) -> dict[str, Any] | None:
+    """/pool: show the list; the conversation itself opens only from its buttons."""
+    actor = await run.actor()
+    assert actor is not None  # the flow's roles were checked
+    await run.chat.show(await listing(run.chat, actor, edit=False))
+    return None
+
+
+async def start_search(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
+    return {"mode": SEARCH_MODE}
+
+
+def searching(run: Run) -> bool:
+    return run.answers.get("mode") == SEARCH_MODE
+
+
+def _name(run: Run, raw: str) -> str:
+    return clean_text(raw, max_len=NAME_MAX)
+
+
+# Pool buttons that leave the conversation and do what they say; and those that start it over.
+LEAVING: dict[Button, Menu] = {
+    TURN: turn_page,
+    FILTER: choose_filter,
+    FILTER_VALUE: set_filter,
+    CLEAR: clear_filters,
+    OPEN: open_dossier,
+    EXPORT: export_dossier,
+}
+Restart = Callable[[Run, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
+RESTARTS: dict[Button, tuple[Restart, str]] = {
+    SEARCH: (start_search, "name"),
+    ADJUST: (start_adjust, "reason"),
+}
+
+
+class Leaves(Question):
+    """A question of the pool's conversation: another pool button pressed while it is open
+    leaves it (as before the port, a pool button always meant what it said)."""
+
+    def shapes(self, prefix: str) -> Sequence[Button]:
+        return (*super().shapes(prefix), *LEAVING, *RESTARTS)
+
+    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        filter_state(run.chat)  # an old draft's filter, taken over before the draft goes
+        menu = LEAVING.get(button)
+        if menu is not None:
+            await show(menu, run.chat, values=values, button=button)
+            return Finish()
+        if button in RESTARTS:
+            begin, first = RESTARTS[button]
+            initial = await begin(run, values)
+            if initial is None:
+                return Finish()  # refused or no longer possible: it has said why
+            run.answers.clear()
+            run.answers.update(initial)
+            return Goto(first)
+        return await super().on_button(run, button, values)
+
+
+@dataclass(slots=True)
+class PoolText(Leaves, Text):
+    pass
+
+
+class PoolConfirm(Leaves, ConfirmAdjust):
+    pass
+
+
+async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
+    """A search: the list narrowed by the name. An adjustment: done (adjust.py)."""
+    state = filter_state(run.chat)  # first: an old draft's filter goes with the draft
+    if adjusting(run):
+        return await adjust.adjust_out(run, answers)
+    actor = await run.actor()
+    if actor is None:
+        await run.chat.deny()
+        return Finish()
+    state["q"] = answers["name"]
+    state["page"] = 0
+    return Finish((await listing(run.chat, actor, edit=False),))
+
+
+def upgrade(old: dict[str, Any], state: int | None) -> dict[str, Any]:
+    """The pre-engine draft (user_data["pool"]: `waiting`, `adjust`, `adjust_name`, `reason`
+    beside the filter) and its state (0 name, 1 reason, 2 confirmation: the same positions
+    as the questions below) → this flow's draft; the filter is kept for `filter_state`."""
+    kept = {"filter": {k: old[k] for k in (*FILTER_KEYS, "page") if k in old}}
+    if "adjust" in old:
+        answers = {"mode": adjust.MODE, "adjust": old["adjust"]}
+        answers["adjust_name"] = old.get("adjust_name", "")
+        if state == 2 and old.get("reason"):
+            answers["reason"] = old["reason"]
+            return {"answers": answers, "at": "confirm", **kept}
+        return {"answers": answers, "at": "reason", **kept}
+    # Searching, or a position without its input (nothing else was ever stored): the name.
+    return {"answers": {"mode": SEARCH_MODE}, "at": "name", **kept}
+
+
+POOL = Flow(
+    name="pool",
+    command=COMMAND,
+    prefix="pl",
+    questions=(
+        PoolText(
+            "name",
+            _name,
+            template="pool/ask_name",
+            when=searching,
+            editable=False,
+            values=lambda run: {"max_len": NAME_MAX},
+        ),
+        adjust.reason_question(PoolText),
+        PoolConfirm(),
+    ),
+    submit=submit,
+    start=start_pool,
+    entries=(Entry(SEARCH, start_search), Entry(ADJUST, start_adjust)),
+    texts=Texts(busy="pool/busy", cancelled="pool/cancelled"),
+    version=2,
+    upgrade=upgrade,
+)
+
+MENUS = (turn_page, choose_filter, set_filter, clear_filters)
