@@ -27,7 +27,7 @@ def rsvp_buttons(invite_id: int) -> tuple[tuple[tuple[str, str], ...], ...]:
     return (((yes, RSVP.data(invite_id, "y")), (no, RSVP.data(invite_id, "n"))),)
 
 
-def mine_screen(mine: list[trainings.MyTraining], tz: tzinfo) -> Screen:
+def mine_screen(mine: list[trainings.MyTraining], tz: tzinfo, *, edit: bool = False) -> Screen:
     """The sessions a person is invited to; the ones to come open their invitation."""
     current = datetime.now(UTC)
     shown = [
@@ -46,7 +46,7 @@ def mine_screen(mine: list[trainings.MyTraining], tz: tzinfo) -> Screen:
     rows: Rows = tuple(
         (Btn(m.title, INVITATION.data(m.invite_id)),) for m in mine if m.starts_at > current
     )
-    return Screen("trainings/mine", {"items": shown}, rows)
+    return Screen("trainings/mine", {"items": shown}, rows, edit=edit)
 
 
 def invitation_screen(act: Act, view: trainings.InviteView) -> Screen:

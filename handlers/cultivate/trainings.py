@@ -33,8 +33,7 @@ async def list_sessions(act: Act) -> Screen:
                 if actor is None
                 else await trainings.my_trainings(session, actor, now=datetime.now(UTC))
             )
-            shown = mine_screen(mine, tz)
-            return Screen(shown.template, shown.values, shown.rows, edit=act.pressed)
+            return mine_screen(mine, tz, edit=act.pressed)
         items, total = await trainings.list_trainings(
             session, actor, offset=PAGER.offset(number), limit=PAGER.per_page
         )
