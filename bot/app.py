@@ -34,7 +34,6 @@ from bot.scheduler import JOB_KWARGS
 from bot.settings import Settings
 from bot.standby import PostgresLock
 from handlers import (
-    grades,
     mentoring,
     mydata,
     outcomes,
@@ -61,9 +60,11 @@ from handlers.chat.tg import conversation_of, handlers_of
 from handlers.cultivate import attendance, checkin, invites, scores
 from handlers.cultivate import trainings as training_menus
 from handlers.cultivate.training_new import TRAINING
-from handlers.manage import dossier
+from handlers.manage import dossier, grade, results_csv
 from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
+from handlers.manage.post import POST
+from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -341,7 +342,11 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *menus(training_menus.MENUS, attendance.MENUS, scores.MENUS, invites.MENUS),
                 # The optional check-in code: after the conversations, so theirs come first.
                 passing_text(checkin.SHAPE, checkin.check_in),
-                *grades.build_handlers(),
+                # The two flows first (their busy answer covers /grade mid-flow), then /grade,
+                # then a CSV file sent outside any flow.
+                conversation_of(RESULTS),
+                conversation_of(POST),
+                *menus(grade.MENUS, results_csv.MENUS),
                 *projects.build_handlers(),
                 *outcomes.build_handlers(),
                 *menus(export.MENUS, summary.MENUS, schedule.MENUS),
@@ -364,7 +369,9 @@ COMMANDS: tuple[Command, ...] = (
     *mentoring.COMMANDS,
     training_menus.COMMAND,
     TRAINING.command,
-    *grades.COMMANDS,
+    grade.COMMAND,
+    RESULTS.command,
+    POST.command,
     *projects.COMMANDS,
     *outcomes.COMMANDS,
     summary.COMMAND,

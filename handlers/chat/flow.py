@@ -51,8 +51,12 @@ class Turn:
     phone: str = ""
     own_contact: bool = False
     # The renderer's handle of an uploaded file (Telegram: a Document); flows only pass it on
-    # to the renderer's download.
+    # to the renderer's download. Its name, type and size as the sender's client declared
+    # them: enough to refuse a wrong or oversized file before fetching it.
     file: Any = None
+    file_name: str = ""
+    mime_type: str = ""
+    file_size: int = 0
 
 
 class Chat(Protocol):
@@ -104,6 +108,13 @@ class Chat(Protocol):
 
     async def delete_input(self) -> bool:
         """Delete the message the person just sent (it carried an ID number)."""
+
+    async def download(self, turn: Turn) -> bytes:
+        """The bytes of the file `turn` carries (an upload), fetched from the messenger."""
+
+    async def audit_denial(self, subject: tuple[str, int] | None = None) -> None:
+        """Audit a refusal answered as "not found" or "expired" (so as not to tell whether
+        the record exists): who tried what, ids only. Nothing is said."""
 
     async def notify(
         self,
@@ -202,7 +213,8 @@ class Question:
         return Reask(say=run.flow.texts.wrong_input)
 
     async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return Reask(say=run.flow.texts.wrong_input)
+        # Like a sticker: a question answered by buttons says so, rather than "text, please".
+        return self.on_other(run)
 
     def on_other(self, run: Run) -> Outcome:
         """A sticker, a photo, a voice…: a question answered by buttons says so (and shows

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
-from handlers.chat.flow import Chat, InChat
+from handlers.chat.flow import Chat, InChat, Turn
 from handlers.chat.screen import Screen
 from storage import people
 from storage.models import Role
@@ -50,12 +50,14 @@ class Act(InChat):
         args: str = "",
         values: tuple[Any, ...] = (),
         button: Button | None = None,
+        turn: Turn | None = None,
     ) -> None:
         self.chat = chat
         self._actor = actor
         self.args = args
         self.values = values
         self.button = button  # the shape that matched, for a screen that takes several
+        self.turn = turn  # what was sent, for a screen opened by a file
 
     @property
     def actor(self) -> Actor:
@@ -73,6 +75,14 @@ class Act(InChat):
         return self.button is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """The files that open a screen outside any flow: by name ending or declared type."""
+
+    extensions: tuple[str, ...]
+    mime_types: tuple[str, ...] = ()
+
+
 Shown = Screen | Sequence[Screen] | None
 ScreenFn = Callable[[Act], Awaitable[Shown]]
 
@@ -87,6 +97,7 @@ class Menu:
     needs: frozenset[Role]
     # Load the actor even when no role is needed (a screen that shows one's own file).
     actor: bool
+    upload: Upload | None = None
 
     @property
     def name(self) -> str:
@@ -99,13 +110,14 @@ def screen(
     button: Button | AnyOf | None = None,
     needs: frozenset[Role] | None = None,
     actor: bool = False,
+    upload: Upload | None = None,
 ) -> Callable[[ScreenFn], Menu]:
-    """Declare a screen: opened by `command` and/or `button`, allowed to `needs` (default:
-    the command's roles; empty: anyone)."""
+    """Declare a screen: opened by `command`, `button` and/or an `upload` (a file sent
+    outside any flow), allowed to `needs` (default: the command's roles; empty: anyone)."""
 
     def declare(fn: ScreenFn) -> Menu:
         roles = needs if needs is not None else (command.needs if command else frozenset())
-        return Menu(fn, command, button, roles, actor or bool(roles))
+        return Menu(fn, command, button, roles, actor or bool(roles), upload)
 
     return declare
 
@@ -117,6 +129,7 @@ async def show(
     args: str = "",
     values: tuple[Any, ...] = (),
     button: Button | None = None,
+    turn: Turn | None = None,
 ) -> None:
     """Run one screen for one update: the actor, the role check, the errors, the reply."""
     actor: Actor | None = None
@@ -126,7 +139,7 @@ async def show(
     if menu.needs and (actor is None or not actor.has(*menu.needs)):
         await chat.deny()
         return
-    act = Act(chat, actor, args=args, values=values, button=button)
+    act = Act(chat, actor, args=args, values=values, button=button, turn=turn)
     try:
         shown = await menu.fn(act)
     except Refused as refused:

@@ -45,6 +45,7 @@ from handlers.chat.reply import (
     label,
     locale_of,
     plan_notice_with,
+    record_denial,
     send,
     text,
 )
@@ -196,6 +197,15 @@ class TelegramChat:
             log.info("could not delete a message holding an ID number: %s", exc)
             return False
 
+    async def download(self, turn: Turn) -> bytes:
+        # The update's transaction would otherwise hold SQLite's write lock over the fetch.
+        await self.context.checkpoint()
+        handle = await self.context.bot.get_file(turn.file.file_id)
+        return bytes(await handle.download_as_bytearray())
+
+    async def audit_denial(self, subject: tuple[str, int] | None = None) -> None:
+        await record_denial(self.update, self.context, subject=subject)
+
     async def notify(
         self,
         session: AsyncSession,
@@ -233,8 +243,15 @@ def turn_of(update: Update) -> Turn:
         user = update.effective_user
         own = user is not None and message.contact.user_id == user.id
         return Turn("contact", phone=message.contact.phone_number, own_contact=own)
-    if message.document is not None:
-        return Turn("file", file=message.document)
+    document = message.document
+    if document is not None:
+        return Turn(
+            "file",
+            file=document,
+            file_name=document.file_name or "",
+            mime_type=document.mime_type or "",
+            file_size=document.file_size or 0,
+        )
     return Turn("other")
 
 
@@ -318,4 +335,23 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
 
         by_button.__name__ = menu.name
         found.append(on(pattern, by_button))
+    upload = menu.upload
+    if upload is not None:
+
+        async def by_file(update: Update, context: CadreContext) -> None:
+            await show(menu, TelegramChat(update, context), turn=turn_of(update))
+
+        by_file.__name__ = menu.name
+        kinds: list[filters.BaseFilter] = [
+            *(filters.Document.FileExtension(e) for e in upload.extensions),
+            *(filters.Document.MimeType(m) for m in upload.mime_types),
+        ]
+        found.append(MessageHandler(_any_of(kinds) & filters.ChatType.PRIVATE, by_file))
     return found
+
+
+def _any_of(kinds: list[filters.BaseFilter]) -> filters.BaseFilter:
+    merged = kinds[0]
+    for kind in kinds[1:]:
+        merged = merged | kind
+    return merged

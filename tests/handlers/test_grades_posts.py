@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-import handlers.grades
-from handlers.chat.context import CadreContext
+from handlers.chat.flow import Turn
+from handlers.chat.tg import TelegramChat
 from storage import geo
+from storage.crypto import DataCipher
 from storage.models import (
+    ConversationState,
     GradeMove,
     GradeState,
     Nomination,
     PracticePost,
     RoleGrant,
+    UserData,
 )
 from templates import build_environment
 from tests.support.county import person as _person
@@ -202,6 +207,73 @@ async def test_results_restart_resumes(world: World) -> None:
         assert state is not None and state.grade == 2
 
 
+async def deployed_mid_flow(
+    bot: BotHarness, user_id: int, name: str, draft: dict[str, Any], state: int
+) -> None:
+    """Stop the bot, store a draft and conversation state as the code before the flow engine
+    wrote them (a flat draft, the state an int of its own numbering), start the new code."""
+    await bot.stop()
+    cipher = DataCipher(bot.settings.require_data_key())
+    payload = cipher.encrypt(json.dumps({name: draft}))
+    async with bot.database.sessionmaker.begin() as session:
+        await session.execute(insert(UserData).values(user_id=user_id, payload=payload))
+        await session.execute(
+            insert(ConversationState).values(
+                name=name, key=json.dumps([user_id, user_id]), state={"state": state}
+            )
+        )
+    await bot.start()
+
+
+async def test_a_results_draft_from_before_the_flow_engine_is_finished(world: World) -> None:
+    """Nobody stranded by the deploy: an official who had picked 李四 (state 2, the results)
+    presses a result on the message they already had, confirms, and it is recorded."""
+    bot = world.bot
+    old_draft = {
+        "year": THIS_YEAR,
+        "page": 0,
+        "nid": world.cadre_a2,
+        "name": "李四",
+        "township": "青山镇",
+        "grade": 1,
+        "years": 0,
+    }
+    await deployed_mid_flow(bot, OFFICIAL_A, "grade_results", old_draft, 2)
+    confirm = last(await bot.press(OFFICIAL_A, "grd:r:excellent"))
+    assert "请确认" in confirm.text and "李四" in confirm.text and "第 2 级" in confirm.text
+    done = await bot.press(OFFICIAL_A, confirm.button("确认提交"))
+    assert "已录入" in done[0].text and "李四" in done[0].text
+    assert "张三" in last(done).text  # the round goes on with who is left
+    async with bot.database.sessionmaker() as session:
+        state = await session.get(GradeState, world.cadre_a2)
+        assert state is not None and state.grade == 2
+
+
+async def test_a_post_draft_from_before_the_flow_engine_is_finished(world: World) -> None:
+    """Nobody stranded by the deploy: an official at the end date of a hard post (state 14)
+    types it, sees the review with what they had entered, and the post is stored."""
+    bot = world.bot
+    old_draft = {
+        "page": 0,
+        "nid": world.cadre_a,
+        "name": "张三",
+        "township": "青山镇",
+        "kind": "hard_post",
+        "title": "闲置校舍盘活",
+        "start": f"{THIS_YEAR}-03-01",
+    }
+    await deployed_mid_flow(bot, OFFICIAL_A, "practice_post", old_draft, 14)
+    review = last(await bot.send(OFFICIAL_A, f"{THIS_YEAR}-06-30"))
+    assert "请核对" in review.text and "闲置校舍盘活" in review.text
+    assert f"{THIS_YEAR}-03-01" in review.text and f"{THIS_YEAR}-06-30" in review.text
+    saved = last(await bot.press(OFFICIAL_A, review.button("确认提交")))
+    assert "已为 张三 安排" in saved.text
+    async with bot.database.sessionmaker() as session:
+        post = await session.scalar(select(PracticePost))
+        assert post is not None and post.title == "闲置校舍盘活"
+        assert post.end_date is not None and post.end_date.isoformat() == f"{THIS_YEAR}-06-30"
+
+
 # -- /results, CSV upload ---------------------------------------------------------------------
 
 
@@ -240,11 +312,12 @@ def uploads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """What the next downloads return, in order; a download beyond them fails the test."""
     queue: list[bytes] = []
 
-    async def fake_download(context: CadreContext, file_id: str) -> bytes:
+    async def fake_download(chat: TelegramChat, turn: Turn) -> bytes:
         assert queue, "unexpected download"
         return queue.pop(0)
 
-    monkeypatch.setattr(handlers.grades, "_download", fake_download)
+    # The seam is the adapter's download: the transport fake holds no files.
+    monkeypatch.setattr(TelegramChat, "download", fake_download)
     return queue
 
 
@@ -403,6 +476,20 @@ async def test_post_cancel_keeps_nothing(world: World) -> None:
     (dropped,) = await bot.press(OFFICIAL_A, review.button("取消"))
     assert "已退出" in dropped.text
     assert await count(bot, PracticePost) == 0
+
+
+async def test_a_file_sent_in_post_is_not_an_answer(world: World) -> None:
+    """/post takes no files: at a button step the buttons are pointed at and shown again,
+    at a typed step text is asked for (only /results reads a CSV file)."""
+    bot = world.bot
+    (people,) = await bot.send(OFFICIAL_A, "/post")
+    kind = last(await bot.press(OFFICIAL_A, people.button("张三")))
+    said, again = await send_document(bot, OFFICIAL_A)
+    assert "请点击下方按钮" in said.text and again.labels == kind.labels
+    title_q = last(await bot.press(OFFICIAL_A, kind.button("急难险重岗位")))
+    said, again = await send_document(bot, OFFICIAL_A)
+    assert "文字" in said.text and again.text == title_q.text
+    assert await count(bot, GradeMove) == 0
 
 
 async def test_post_with_no_cadres_in_scope(world: World) -> None:
