@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import delete
 
 from bench import dispatch as d
+from bench.common import DEFAULT_PG_URL, fresh_database
 from bot.delivery import Dispatcher, Limits
 from storage.db import Database
 from storage.models import OutboxMessage
@@ -40,7 +41,7 @@ async def main_async(args: argparse.Namespace) -> int:
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"load average before the run: {load} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="cadrebot-bench-") as tmp:
-        async with d.fresh_database("sqlite", Path(tmp), d.DEFAULT_PG_URL, "c") as database:
+        async with fresh_database("sqlite", DEFAULT_PG_URL, "c", Path(tmp)) as database:
             app, _ = await d._start_bot(database, throttled=False)
             try:
                 await d.drive(app, d.payloads(8_000_000, 50), time.perf_counter() + 30)

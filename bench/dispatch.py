@@ -37,15 +37,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-import asyncpg
 import sqlalchemy
 import telegram
 from cryptography.fernet import Fernet
@@ -62,16 +58,15 @@ from telegram.ext import (
 )
 from telegram.request import RequestData
 
+from bench.common import DEFAULT_PG_URL, argument_parser, fresh_database
 from bot import app as app_module
 from bot.fakeapi.transport import FakeTransport
 from bot.settings import Settings
-from storage import migrate
 from storage.db import Database
 from storage.models import TelegramAccount
 
 TOKEN = "123456:BENCHTOKENabcdefghijklmnopqrstuvwxyz"
 BOT_USERNAME = "cadre_bench_bot"
-DEFAULT_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_PERCENT = 10.0
 TEARDOWN_MARGIN_S = 5.0
 BOT_USER: dict[str, Any] = {
@@ -102,14 +97,7 @@ class BenchTransport(FakeTransport):
         self.seconds = 0.0
 
     async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
+        self, url: str, method: str, request_data: RequestData | None = None, *_: Any, **__: Any
     ) -> tuple[int, bytes]:
         started = time.perf_counter()
         try:
@@ -287,23 +275,47 @@ async def measure(
     warm = payloads(first_user, warmup)
     measured = payloads(first_user + warmup, updates)
     warmed, _, _ = await drive(app, warm, warm_deadline)
+
+    async def accounts() -> int | None:
+        return await count_accounts() if count_accounts is not None else None
+
+    return await timed(
+        name, app, fake, errors, measured, deadline, updates, len(warmed), accounts, limiter_rate
+    )
+
+
+async def timed(
+    name: str,
+    app: AnyApp,
+    fake: BenchTransport,
+    errors: ErrorCounter,
+    measured: list[bytes],
+    deadline: float,
+    planned: int,
+    warmed: int,
+    count: Callable[[], Awaitable[int | None]],
+    limiter_rate: float | None,
+    *,
+    counted: str = "accounts in db",
+) -> Result:
+    """Time `measured` from a clean fake and error count; `count` what they left behind."""
     fake.reset()
     errors_before = errors.count
     latencies, elapsed, cpu = await drive(app, measured, deadline)
-    accounts = await count_accounts() if count_accounts is not None else None
     return Result(
         name=name,
-        planned=updates,
-        warmed=len(warmed),
+        planned=planned,
+        warmed=warmed,
         latencies=latencies,
         elapsed=elapsed,
         cpu_s=cpu,
         transport_s=fake.seconds,
         replies=fake.replies(),
         invalid_html=fake.invalid_html(),
-        accounts=accounts,
+        accounts=await count(),
         errors=errors.count - errors_before,
         limiter_rate=limiter_rate,
+        counted=counted,
     )
 
 
@@ -339,42 +351,6 @@ async def run_bare(errors: ErrorCounter, *, warmup: int, updates: int, deadline:
         )
     finally:
         await echo.shutdown()
-
-
-async def _pg_exec(url: str, sql: str) -> None:
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    connection = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def fresh_database(
-    kind: DbKind, folder: Path, pg_url: str, label: str
-) -> AsyncIterator[Database]:
-    """A newly migrated SQLite file, or a throwaway PostgreSQL schema dropped afterwards."""
-    if kind == "sqlite":
-        url = f"sqlite:///{folder / f'{label}.sqlite3'}"
-        await asyncio.to_thread(migrate.upgrade, url)
-        database = Database(url)
-        try:
-            yield database
-        finally:
-            await database.close()
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    await _pg_exec(pg_url, f"CREATE SCHEMA {schema}")
-    try:
-        await asyncio.to_thread(partial(migrate.upgrade, pg_url, schema=schema))
-        database = Database(pg_url, schema=schema)
-        try:
-            yield database
-        finally:
-            await database.close()
-    finally:
-        await _pg_exec(pg_url, f"DROP SCHEMA {schema} CASCADE")
 
 
 def overall_rate(app: AnyApp) -> float | None:
@@ -454,27 +430,26 @@ async def run_form(
         warm = texts(first_user, min(warmup, ready), "张三")
         measured = texts(first_user + warmup, max(0, min(updates, ready - warmup)), "张三")
         await drive(app, warm, deadline)
-        fake.reset()
-        errors_before = errors.count
-        latencies, elapsed, cpu = await drive(app, measured, deadline)
-        answered = sum(
-            1
-            for user_id in range(first_user + warmup, first_user + total)
-            if app.user_data.get(user_id, {}).get("nomination", {}).get("answers", {})
-        )
-        return Result(
-            name=name,
-            planned=updates,
-            warmed=len(warm),
-            latencies=latencies,
-            elapsed=elapsed,
-            cpu_s=cpu,
-            transport_s=fake.seconds,
-            replies=fake.replies(),
-            invalid_html=fake.invalid_html(),
-            accounts=answered,  # drafts holding the answer (checked against `done`)
-            errors=errors.count - errors_before,
-            limiter_rate=overall_rate(app),
+
+        async def answered() -> int:
+            # Drafts holding the answer (checked against `done`).
+            return sum(
+                1
+                for user_id in range(first_user + warmup, first_user + total)
+                if app.user_data.get(user_id, {}).get("nomination", {}).get("answers", {})
+            )
+
+        return await timed(
+            name,
+            app,
+            fake,
+            errors,
+            measured,
+            deadline,
+            updates,
+            len(warm),
+            answered,
+            overall_rate(app),
             counted="drafts holding the answer",
         )
     finally:
@@ -585,7 +560,7 @@ async def main_async(args: argparse.Namespace) -> int:
         folder = Path(tmp)
         bare = await run_bare(errors, warmup=args.warmup, updates=args.updates, deadline=share())
         for index, kind in enumerate(kinds):
-            async with fresh_database(kind, folder, args.pg_url, f"start_{kind}") as database:
+            async with fresh_database(kind, args.pg_url, f"start_{kind}", folder) as database:
                 starts[kind] = await run_full(
                     errors,
                     database,
@@ -596,7 +571,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     updates=args.updates,
                     deadline=share(),
                 )
-            async with fresh_database(kind, folder, args.pg_url, f"form_{kind}") as database:
+            async with fresh_database(kind, args.pg_url, f"form_{kind}", folder) as database:
                 forms[kind] = await run_form(
                     errors,
                     database,
@@ -606,7 +581,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     updates=args.form_updates,
                     deadline=share(),
                 )
-        async with fresh_database(kinds[0], folder, args.pg_url, "as_built") as database:
+        async with fresh_database(kinds[0], args.pg_url, "as_built", folder) as database:
             throttled = await run_full(
                 errors,
                 database,
@@ -663,11 +638,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.dispatch",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser("python -m bench.dispatch", __doc__)
     parser.add_argument("--updates", type=int, default=2000, help="measured updates per bot")
     parser.add_argument("--warmup", type=int, default=200, help="warm-up updates per bot")
     parser.add_argument("--db", choices=["both", "sqlite", "postgresql"], default="both")

@@ -42,19 +42,14 @@ import os
 import pstats
 import re
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
-import asyncpg
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from telegram import Bot
@@ -62,14 +57,14 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Defaults, ExtBot
 from telegram.request import HTTPXRequest
 
+from bench.common import DEFAULT_PG_URL, Deadline, StatementSpy, chunks, fresh_database
 from bot.delivery import Dispatcher, Limits
 from bot.fakeapi.process import FakeBotApiProcess
-from storage import migrate, outbox
+from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage
 
 TOKEN = "123456:FANOUTBENCHabcdefghijklmnopqrstuvwxyz"
-DEFAULT_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 FIRST_CHAT = 700_000_000
 TEXT = "<b>谈心提醒</b> Talk due with your mentee · #{n}"
 TEXT_NUMBER = re.compile(r"#(\d+)$")
@@ -78,29 +73,11 @@ PLAN_CHUNK = 1000
 CONCURRENCY = 32  # Dispatcher's default
 
 
-def batched(numbers: Iterable[int], size: int) -> Iterator[list[int]]:
-    iterator = iter(numbers)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
 def number_of(text: str) -> int:
     match = TEXT_NUMBER.search(text)
     if match is None:
         raise ValueError(f"not a bench text: {text!r}")
     return int(match.group(1))
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def within(self, seconds: float) -> float:
-        """A monotonic deadline `seconds` from now, never past the overall one."""
-        return min(self.at, time.monotonic() + seconds)
 
 
 @dataclass
@@ -154,40 +131,6 @@ class Fanout:
 # -- databases -------------------------------------------------------------------------------
 
 
-async def _pg_exec(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(
-        re.sub(r"^postgres(ql)?(\+asyncpg)?://", "postgresql://", url)
-    )
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def fresh_database(kind: str, pg_url: str) -> AsyncIterator[Database]:
-    """A migrated SQLite file in a temp dir, or a throwaway PostgreSQL schema."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="fanout-") as folder:
-            url = f"sqlite:///{folder}/fanout.sqlite3"
-            await asyncio.to_thread(migrate.upgrade, url)
-            database = Database(url)
-            try:
-                yield database
-            finally:
-                await database.close()
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    await _pg_exec(pg_url, f"CREATE SCHEMA {schema}")
-    database = Database(pg_url, schema=schema)
-    try:
-        await asyncio.to_thread(partial(migrate.upgrade, pg_url, schema=schema))
-        yield database
-    finally:
-        await database.close()
-        await _pg_exec(pg_url, f"DROP SCHEMA {schema} CASCADE")
-
-
 async def empty_outbox(database: Database) -> None:
     async with database.sessionmaker.begin() as session:
         await session.execute(delete(OutboxMessage))
@@ -197,7 +140,7 @@ async def plan_one_by_one(database: Database, tag: str, numbers: range) -> tuple
     """outbox.plan per row, PLAN_CHUNK rows a transaction; (seconds, rows added)."""
     added = 0
     started = time.perf_counter()
-    for chunk in batched(numbers, PLAN_CHUNK):
+    for chunk in chunks(numbers, PLAN_CHUNK):
         async with database.sessionmaker.begin() as session:
             for n in chunk:
                 added += await outbox.plan(
@@ -214,7 +157,7 @@ async def plan_multi_row(database: Database, tag: str, numbers: range) -> tuple[
     """The same rows as one INSERT … VALUES (…)×PLAN_CHUNK ON CONFLICT DO NOTHING per chunk."""
     added = 0
     started = time.perf_counter()
-    for chunk in batched(numbers, PLAN_CHUNK):
+    for chunk in chunks(numbers, PLAN_CHUNK):
         async with database.sessionmaker.begin() as session:
             insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
             statement = (
@@ -385,24 +328,6 @@ def print_fanout(result: Fanout) -> None:
 # -- (c): planning ---------------------------------------------------------------------------
 
 
-class StatementSpy:
-    """Remembers the SQL and parameters the driver runs, to EXPLAIN them afterwards."""
-
-    def __init__(self, database: Database) -> None:
-        self.engine = database.engine.sync_engine
-        self.statements: list[tuple[str, Any]] = []
-
-    def __enter__(self) -> StatementSpy:
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def _record(self, conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
-        self.statements.append((statement, params))
-
-
 async def explain(database: Database, statement: str, params: Any) -> list[str]:
     sqlite = database.engine.dialect.name == "sqlite"
     prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
@@ -538,7 +463,7 @@ async def main_async(args: argparse.Namespace) -> int:
     for kind in kinds:
         deadline = Deadline(args.time_limit / len(kinds))
         print(f"\n[{kind}]")
-        async with fresh_database(kind, args.pg_url) as database:
+        async with fresh_database(kind, args.pg_url, "fanout") as database:
             if "c" in args.only:
                 print("  (c) planning")
                 lines = await run_planning(database, small=small, large=large, deadline=deadline)

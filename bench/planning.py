@@ -35,43 +35,26 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, event, func, insert, select
+from sqlalchemy import Table, func, insert, select
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
+from bench.common import DEFAULT_PG_URL, Deadline, StatementSpy, chunks, fresh_database
 from bot.planners import plan_talk_cadence
 from bot.settings import Settings
 from handlers.chat.context import CadreContext
-from storage import mentoring, migrate, tally
+from storage import mentoring, models, tally
 from storage.db import Database
-from storage.models import (
-    County,
-    Nomination,
-    OutboxMessage,
-    Pairing,
-    Person,
-    Role,
-    RoleGrant,
-    TalkLog,
-    TelegramAccount,
-    Township,
-    Village,
-)
 from storage.rules.cadence import local_date
 from templates import build_environment
 
-DEFAULT_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 TOKEN = "123456:PLANNINGBENCHabcdefghijklmnopqrstuvwxyz"
 EVERY_DAYS, SOON_DAYS = 30, 7
@@ -82,20 +65,6 @@ PLANNING_CAP_S = 90.0
 FIRST_CHAT = 800_000_000
 TOPICS_DICT = {t: {"text": "谈心谈话记录"} for t in ("thought", "work", "life", "problems")}
 TOPICS = json.dumps(TOPICS_DICT, ensure_ascii=False)
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-
-def chunks(rows: Iterable[tuple[Any, ...]], size: int = CHUNK) -> Iterator[list[tuple[Any, ...]]]:
-    iterator = iter(rows)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 # -- the data set ----------------------------------------------------------------------------
@@ -176,11 +145,11 @@ def grant_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
     """(id, person_id, role, township_id, mentor_slot)."""
     grant = itertools.count(1)
     for t in range(TOWNSHIPS):
-        yield (next(grant), shape.official_id(t), Role.TOWNSHIP_OFFICIAL.value, 1 + t, None)
+        yield (next(grant), shape.official_id(t), models.Role.TOWNSHIP_OFFICIAL.value, 1 + t, None)
     for slot, name in enumerate(("township", "village")):
         for m in range(shape.mentors_per_slot):
             person = shape.mentor_id(slot, m)
-            yield (next(grant), person, Role.MENTOR.value, 1 + m % TOWNSHIPS, name)
+            yield (next(grant), person, models.Role.MENTOR.value, 1 + m % TOWNSHIPS, name)
 
 
 def nomination_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
@@ -240,14 +209,14 @@ def talk_rows(shape: Shape) -> Iterator[tuple[Any, ...]]:
 
 
 GEO_TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[Any, ...]]]]] = [
-    (County.__table__, ("id", "name"), lambda s: iter([(1, "基准县")])),  # type: ignore[list-item]
+    (models.County.__table__, ("id", "name"), lambda s: iter([(1, "基准县")])),  # type: ignore[list-item]
     (
-        Township.__table__,  # type: ignore[list-item]
+        models.Township.__table__,  # type: ignore[list-item]
         ("id", "county_id", "name"),
         lambda s: ((1 + t, 1, f"镇{t}") for t in range(TOWNSHIPS)),
     ),
     (
-        Village.__table__,  # type: ignore[list-item]
+        models.Village.__table__,  # type: ignore[list-item]
         ("id", "township_id", "name"),
         lambda s: (
             (1 + t * VILLAGES_PER_TOWNSHIP + v, 1 + t, f"村{t}-{v}")
@@ -258,29 +227,29 @@ GEO_TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[
 ]
 TABLES: list[tuple[Table, tuple[str, ...], Callable[[Shape], Iterator[tuple[Any, ...]]]]] = [
     *GEO_TABLES,
-    (Person.__table__, ("id", "full_name"), person_rows),  # type: ignore[list-item]
+    (models.Person.__table__, ("id", "full_name"), person_rows),  # type: ignore[list-item]
     (
-        TelegramAccount.__table__,  # type: ignore[list-item]
+        models.TelegramAccount.__table__,  # type: ignore[list-item]
         ("telegram_id", "person_id", "language_code"),
         account_rows,
     ),
     (
-        RoleGrant.__table__,  # type: ignore[list-item]
+        models.RoleGrant.__table__,  # type: ignore[list-item]
         ("id", "person_id", "role", "township_id", "mentor_slot"),
         grant_rows,
     ),
     (
-        Nomination.__table__,  # type: ignore[list-item]
+        models.Nomination.__table__,  # type: ignore[list-item]
         ("id", "person_id", "channel", "status", "township_id", "village_id", "key_group"),
         nomination_rows,
     ),
     (
-        Pairing.__table__,  # type: ignore[list-item]
+        models.Pairing.__table__,  # type: ignore[list-item]
         ("id", "nomination_id", "mentor_person_id", "slot", "assigned_at", "last_talk_on"),
         pairing_rows,
     ),
     (
-        TalkLog.__table__,  # type: ignore[list-item]
+        models.TalkLog.__table__,  # type: ignore[list-item]
         ("id", "pairing_id", "nomination_id", "mentor_person_id", "talk_date", "mode"),
         talk_rows,
     ),
@@ -303,7 +272,7 @@ async def load_sqlite(database: Database, shape: Shape) -> dict[str, int]:
         for table, columns, rows in TABLES:
             talk = table.name == "talk_log"
             async with conn.begin():
-                for chunk in chunks(rows(shape)):
+                for chunk in chunks(rows(shape), CHUNK):
                     params = [dict(zip(columns, row, strict=True)) for row in chunk]
                     if talk:
                         for p in params:
@@ -347,41 +316,6 @@ async def load_postgres(database: Database, shape: Shape) -> dict[str, int]:
 
 
 # -- databases -------------------------------------------------------------------------------
-
-
-def pg_plain(url: str) -> str:
-    return re.sub(r"^postgres(ql)?(\+asyncpg)?://", "postgresql://", url)
-
-
-@asynccontextmanager
-async def fresh_database(kind: str, pg_url: str) -> AsyncIterator[Database]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="planning-") as folder:
-            url = f"sqlite:///{folder}/planning.sqlite3"
-            await asyncio.to_thread(migrate.upgrade, url)
-            database = Database(url)
-            try:
-                yield database
-            finally:
-                await database.close()
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_plain(pg_url))
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-    finally:
-        await admin.close()
-    database = Database(pg_url, schema=schema)
-    try:
-        await asyncio.to_thread(partial(migrate.upgrade, pg_url, schema=schema))
-        yield database
-    finally:
-        await database.close()
-        admin = await asyncpg.connect(pg_plain(pg_url))
-        try:
-            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            await admin.close()
 
 
 def minimal_context(database: Database) -> CadreContext:
@@ -435,22 +369,6 @@ class Result:
     @property
     def full(self) -> float:
         return min(self.full_s) if self.full_s else float("nan")
-
-
-class StatementSpy:
-    def __init__(self, database: Database) -> None:
-        self.engine = database.engine.sync_engine
-        self.statements: list[tuple[str, Any]] = []
-
-    def __enter__(self) -> StatementSpy:
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
-
-    def _record(self, conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
-        self.statements.append((statement, params))
 
 
 async def time_query(
@@ -537,7 +455,7 @@ async def run_one(
 ) -> tuple[Result, list[str]]:
     result = Result(kind, shape.pairings, expected_due=shape.due_count())
     plan_lines: list[str] = []
-    async with fresh_database(kind, pg_url) as database:
+    async with fresh_database(kind, pg_url, "planning") as database:
         started = time.perf_counter()
         loader = load_sqlite if kind == "sqlite" else load_postgres
         result.rows = await loader(database, shape)
@@ -568,7 +486,9 @@ async def run_one(
                 database, context, shape
             )
             async with database.sessionmaker() as session:
-                outbox_rows = await session.scalar(select(func.count()).select_from(OutboxMessage))
+                outbox_rows = await session.scalar(
+                    select(func.count()).select_from(models.OutboxMessage)
+                )
             result.rows["outbox_message (after)"] = int(outbox_rows or 0)
         if explain and deadline.remaining() > 20:
             plan_lines = await explain_due(database, shape)

@@ -33,7 +33,6 @@ import argparse
 import array
 import asyncio
 import json
-import os
 import random
 import sqlite3
 import statistics
@@ -41,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -52,11 +51,12 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from sqlalchemy import event
 
+from bench.common import DEFAULT_PG_URL, argument_parser, chunks
 from storage import migrate, tally
 from storage.db import Database
+from storage.rules.options import DEFAULT_KEY_GROUPS
 from storage.summary import build_summary
 
-DEFAULT_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TZ = ZoneInfo("Asia/Shanghai")
 TOWNSHIPS = 17  # Yinjiang: 17 townships and sub-districts
 VILLAGES_PER_TOWNSHIP = 22
@@ -97,15 +97,7 @@ STATUSES = (
     ("adjusted", 0.05),
     ("elected", 0.15),
 )
-KEY_GROUPS = (
-    "wealth_leader",
-    "veteran",
-    "returning_graduate",
-    "returning_entrepreneur",
-    "coop_leader",
-    "returning_migrant",
-    "doctor_teacher",
-)
+KEY_GROUPS = DEFAULT_KEY_GROUPS
 EDUCATIONS = ("junior_or_below", "high_school", "college", "bachelor", "postgraduate")
 EDUCATION_WEIGHTS = (0.1, 0.2, 0.35, 0.3, 0.05)
 CHANNELS = ("self", "mass", "organization")
@@ -518,17 +510,6 @@ def tables(plan: Plan) -> list[Table]:
     ]
 
 
-def chunks(rows: Iterable[Row], size: int = CHUNK) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading.
 
@@ -569,7 +550,7 @@ def load_sqlite(path: Path, plan: Plan, budget: Budget, extra: bool) -> dict[str
             )
             count = 0
             connection.execute("BEGIN")
-            for batch in chunks(rows()):
+            for batch in chunks(rows(), CHUNK):
                 connection.executemany(
                     statement, [tuple(_sqlite_value(v) for v in row) for row in batch]
                 )
@@ -620,7 +601,7 @@ async def load_postgresql(
             budget.check(f"loading {table}")
             started = time.monotonic()
             count = 0
-            for batch in chunks(rows()):
+            for batch in chunks(rows(), CHUNK):
                 await connection.copy_records_to_table(
                     table, records=batch, columns=list(columns), schema_name=schema
                 )
@@ -911,11 +892,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.summary",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser("python -m bench.summary", __doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="1 = 1M nominations, 5M talks")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="loopback PostgreSQL")

@@ -76,20 +76,15 @@ def install(
     )
     if app.job_queue is None:
         return
-    app.job_queue.run_repeating(
-        drain_outbox,
-        interval=settings.drain_seconds,
-        first=1,
-        name="outbox-drain",
-        job_kwargs=JOB_KWARGS,
+    # (job, seconds between runs, seconds before the first, name): the drain starts first.
+    jobs = (
+        (drain_outbox, settings.drain_seconds, 1, "outbox-drain"),
+        (tick, settings.tick_seconds, 3, "tick"),
     )
-    app.job_queue.run_repeating(
-        tick,
-        interval=settings.tick_seconds,
-        first=3,
-        name="tick",
-        job_kwargs=JOB_KWARGS,
-    )
+    for job, interval, first, name in jobs:
+        app.job_queue.run_repeating(
+            job, interval=interval, first=first, name=name, job_kwargs=JOB_KWARGS
+        )
 
 
 async def prune_inbox(session: AsyncSession, context: CadreContext, now: datetime) -> int:

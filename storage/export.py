@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -73,6 +73,7 @@ PathOrBuffer = str | os.PathLike[str] | IO[bytes]
 # Rows of any width: each sheet's query picks its own columns.
 AnyRow = Row[*tuple[Any, ...]]
 AnySelect = Select[*tuple[Any, ...]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,33 @@ class Column:
     number_format: str | None = None
 
 
+# Column runs both workbooks share: the county's sheets and one person's file.
+NOMINEE = (Column("nomination_id", 8), Column("full_name", 12), Column("township", 14))
+TRAINING = (
+    Column("training_id", 8),
+    Column("training", 24),
+    Column("kind", 12),
+    Column("topic", 12),
+    Column("starts", 17, DATETIME),
+    Column("place", 16),
+)
+INVITE = (Column("rsvp", 10), Column("attended", 8), Column("score", 8))
+GRADE_MOVE = (
+    Column("year", 8),
+    Column("result", 10),
+    Column("from_grade", 8),
+    Column("to_grade", 8),
+    Column("from_years", 10),
+    Column("to_years", 10),
+    Column("subsidy", 10),
+)
+DIFFICULTY = (
+    Column("description", 40),
+    Column("difficulty_status", 10),
+    Column("resolution", 40),
+)
+
+
 SHEETS: dict[str, tuple[Column, ...]] = {
     "roster": (
         Column("nomination_id", 8),
@@ -138,9 +166,7 @@ SHEETS: dict[str, tuple[Column, ...]] = {
         Column("years_in_grade", 10),
     ),
     "nominations": (
-        Column("nomination_id", 8),
-        Column("full_name", 12),
-        Column("township", 14),
+        *NOMINEE,
         Column("channel", 12),
         Column("key_group", 20),
         Column("submitted", 14),
@@ -149,9 +175,7 @@ SHEETS: dict[str, tuple[Column, ...]] = {
         Column("history", 60),
     ),
     "vetting": (
-        Column("nomination_id", 8),
-        Column("full_name", 12),
-        Column("township", 14),
+        *NOMINEE,
         Column("department", 12),
         Column("decision", 10),
         Column("requested", 12),
@@ -169,40 +193,12 @@ SHEETS: dict[str, tuple[Column, ...]] = {
     ),
     "difficulties": (
         Column("raised", 12),
-        Column("nomination_id", 8),
-        Column("full_name", 12),
-        Column("township", 14),
-        Column("description", 40),
-        Column("difficulty_status", 10),
-        Column("resolution", 40),
+        *NOMINEE,
+        *DIFFICULTY,
         Column("resolved", 12),
     ),
-    "trainings": (
-        Column("training_id", 8),
-        Column("training", 24),
-        Column("kind", 12),
-        Column("topic", 12),
-        Column("starts", 17, DATETIME),
-        Column("place", 16),
-        Column("nomination_id", 8),
-        Column("invitee", 12),
-        Column("rsvp", 10),
-        Column("attended", 8),
-        Column("score", 8),
-    ),
-    "grades": (
-        Column("nomination_id", 8),
-        Column("full_name", 12),
-        Column("township", 14),
-        Column("year", 8),
-        Column("result", 10),
-        Column("from_grade", 8),
-        Column("to_grade", 8),
-        Column("from_years", 10),
-        Column("to_years", 10),
-        Column("subsidy", 10),
-        Column("recorded", 12),
-    ),
+    "trainings": (*TRAINING, Column("nomination_id", 8), Column("invitee", 12), *INVITE),
+    "grades": (*NOMINEE, *GRADE_MOVE, Column("recorded", 12)),
     "projects": (
         Column("project_id", 8),
         Column("township", 14),
@@ -286,59 +282,96 @@ async def _grouped(rows: AsyncIterator[AnyRow]) -> AsyncIterator[list[AnyRow]]:
         yield group
 
 
+async def _mapped(
+    items: AsyncIterator[T], convert: Callable[[T], list[Any]]
+) -> AsyncIterator[list[Any]]:
+    """Each streamed row (or group of rows) as the value row of its sheet."""
+    async for item in items:
+        yield convert(item)
+
+
+def _of_people(query: AnySelect, scope: ExportScope) -> AnySelect:
+    """A nomination's person and township joined, and only the scope's townships kept."""
+    return (
+        query.join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .where(scope.covers(Nomination.township_id))
+    )
+
+
+def _of_nomination(
+    query: AnySelect, nomination_id: QueryableAttribute[int], scope: ExportScope
+) -> AnySelect:
+    """A record of one nomination (a review, a difficulty, a grade move) with its person."""
+    return _of_people(query.join(Nomination, Nomination.id == nomination_id), scope)
+
+
+# Who a record is about: the columns several sheets start with, and their cells.
+NOMINEE_SQL = (Nomination.id, Person.full_name, Township.name)
+
+
+def _nominee(r: AnyRow, words: _Words) -> list[Any]:
+    return [r[0], words.name(r[1]), r[2]]
+
+
+def _decision(decision: str | None, status: str) -> str:
+    """A review's decision code; an open review of a case another department's veto already
+    settled is "moot", not "pending"."""
+    if decision is not None:
+        return decision
+    return "pending" if status == Status.VETTING.value else "moot"
+
+
 # -- the sheets: each yields value rows in the order of its SHEETS columns --------------------
 
 
 def _roster(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIterator[list[Any]]:
+    query = select(
+        Nomination.id,
+        Person.full_name,
+        Nomination.gender,
+        Nomination.birth_date,
+        Nomination.id_number_masked,
+        Nomination.phone_masked,
+        Nomination.ethnicity,
+        Nomination.political_status,
+        Nomination.education,
+        Township.name,
+        Village.name,
+        Nomination.key_group,
+        Nomination.channel,
+        Nomination.status,
+        GradeState.grade,
+        GradeState.years_in_grade,
+    )
     query = (
-        select(
-            Nomination.id,
-            Person.full_name,
-            Nomination.gender,
-            Nomination.birth_date,
-            Nomination.id_number_masked,
-            Nomination.phone_masked,
-            Nomination.ethnicity,
-            Nomination.political_status,
-            Nomination.education,
-            Township.name,
-            Village.name,
-            Nomination.key_group,
-            Nomination.channel,
-            Nomination.status,
-            GradeState.grade,
-            GradeState.years_in_grade,
-        )
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
+        _of_people(query, scope)
         .outerjoin(Village, Village.id == Nomination.village_id)
         .outerjoin(GradeState, GradeState.nomination_id == Nomination.id)
-        .where(scope.covers(Nomination.township_id))
         .order_by(Nomination.township_id, Nomination.id)
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for r in _stream(session, query):
-            yield [
-                r[0],
-                words.name(r[1]),
-                words.value("gender", r[2]),
-                r[3],
-                r[4],
-                r[5],
-                words.value("ethnicity", r[6]),
-                words.value("political_status", r[7]),
-                words.value("education", r[8]),
-                r[9],
-                r[10],
-                words.value("key_group", r[11]),
-                words.value("channel", r[12]),
-                words.value("status", r[13]),
-                r[14],
-                r[15],
-            ]
+    def row(r: AnyRow) -> list[Any]:
+        return [
+            r[0],
+            words.name(r[1]),
+            words.value("gender", r[2]),
+            r[3],
+            r[4],
+            r[5],
+            words.value("ethnicity", r[6]),
+            words.value("political_status", r[7]),
+            words.value("education", r[8]),
+            r[9],
+            r[10],
+            words.value("key_group", r[11]),
+            words.value("channel", r[12]),
+            words.value("status", r[13]),
+            r[14],
+            r[15],
+        ]
 
-    return rows()
+    return _mapped(_stream(session, query), row)
 
 
 def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock, cipher: DataCipher) -> str:
@@ -359,87 +392,67 @@ def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock, cipher: Data
 def _nominations(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
+    query = select(
+        *NOMINEE_SQL,
+        Nomination.channel,
+        Nomination.key_group,
+        Nomination.created_at,
+        Nomination.status,
+        Nomination.status_changed_at,
+        StatusChange.at,
+        StatusChange.event,
+        StatusChange.reason,
+        StatusChange.reason_enc,
+    )
     query = (
-        select(
-            Nomination.id,
-            Person.full_name,
-            Township.name,
-            Nomination.channel,
-            Nomination.key_group,
-            Nomination.created_at,
-            Nomination.status,
-            Nomination.status_changed_at,
-            StatusChange.at,
-            StatusChange.event,
-            StatusChange.reason,
-            StatusChange.reason_enc,
-        )
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
+        _of_people(query, scope)
         .outerjoin(StatusChange, StatusChange.nomination_id == Nomination.id)
-        .where(scope.covers(Nomination.township_id))
         .order_by(Nomination.id, StatusChange.at, StatusChange.id)
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for group in _grouped(_stream(session, query)):
-            first = group[0]
-            yield [
-                first[0],
-                words.name(first[1]),
-                first[2],
-                words.value("channel", first[3]),
-                words.value("key_group", first[4]),
-                clock.day(first[5]),
-                words.value("status", first[6]),
-                clock.day(first[7]),
-                _history(group, words, clock, cipher),
-            ]
+    def row_of(group: list[AnyRow]) -> list[Any]:
+        first = group[0]
+        return [
+            *_nominee(first, words),
+            words.value("channel", first[3]),
+            words.value("key_group", first[4]),
+            clock.day(first[5]),
+            words.value("status", first[6]),
+            clock.day(first[7]),
+            _history(group, words, clock, cipher),
+        ]
 
-    return rows()
+    return _mapped(_grouped(_stream(session, query)), row_of)
 
 
 def _vetting(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
-    query = (
-        select(
-            Nomination.id,
-            Person.full_name,
-            Township.name,
-            VettingReview.department,
-            VettingReview.decision,
-            Nomination.status,
-            VettingReview.requested_at,
-            VettingReview.decided_at,
-            VettingReview.note,
-            VettingReview.note_enc,
-        )
-        .join(Nomination, Nomination.id == VettingReview.nomination_id)
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .where(scope.covers(Nomination.township_id))
-        .order_by(Nomination.id, VettingReview.department)
+    query = select(
+        *NOMINEE_SQL,
+        VettingReview.department,
+        VettingReview.decision,
+        Nomination.status,
+        VettingReview.requested_at,
+        VettingReview.decided_at,
+        VettingReview.note,
+        VettingReview.note_enc,
+    )
+    query = _of_nomination(query, VettingReview.nomination_id, scope).order_by(
+        Nomination.id, VettingReview.department
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for r in _stream(session, query):
-            decision = r[4]
-            if decision is None:
-                # An open review of a case another department's veto already settled.
-                decision = "pending" if r[5] == Status.VETTING.value else "moot"
-            yield [
-                r[0],
-                words.name(r[1]),
-                r[2],
-                words.value("dept", r[3]),
-                words.value("dossier.decision", decision),
-                clock.day(r[6]),
-                clock.day(r[7]),
-                mentoring.opened_text(cipher, r[8], r[9]),
-            ]
+    def row(r: AnyRow) -> list[Any]:
+        return [
+            *_nominee(r, words),
+            words.value("dept", r[3]),
+            words.value("dossier.decision", _decision(r[4], r[5])),
+            clock.day(r[6]),
+            clock.day(r[7]),
+            mentoring.opened_text(cipher, r[8], r[9]),
+        ]
 
-    return rows()
+    return _mapped(_stream(session, query), row)
 
 
 def _topic(value: Any, words: _Words) -> str | None:
@@ -454,80 +467,67 @@ def _topic(value: Any, words: _Words) -> str | None:
 def _talks(
     session: AsyncSession, scope: ExportScope, words: _Words, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
+    # Person is the mentee (the nomination's person); the mentor is a second Person.
     mentor = aliased(Person)
-    mentee = aliased(Person)
+    query = select(
+        TalkLog.talk_date,
+        TalkLog.mode,
+        mentor.full_name,
+        Person.full_name,
+        Nomination.id,
+        Township.name,
+        TalkLog.topics,
+        TalkLog.topics_enc,
+    )
     query = (
-        select(
-            TalkLog.talk_date,
-            TalkLog.mode,
-            mentor.full_name,
-            mentee.full_name,
-            Nomination.id,
-            Township.name,
-            TalkLog.topics,
-            TalkLog.topics_enc,
-        )
-        .join(Nomination, Nomination.id == TalkLog.nomination_id)
-        .join(mentee, mentee.id == Nomination.person_id)
+        _of_nomination(query, TalkLog.nomination_id, scope)
         .join(mentor, mentor.id == TalkLog.mentor_person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .where(scope.covers(Nomination.township_id))
         .order_by(TalkLog.talk_date, TalkLog.id)
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for r in _stream(session, query):
-            topics = mentoring.talk_topics(cipher, r[6], r[7])
-            yield [
-                r[0],
-                words.value("talk_mode", r[1]),
-                words.name(r[2]),
-                words.name(r[3]),
-                r[4],
-                r[5],
-                *(_topic(topics.get(topic), words) for topic in TALK_TOPICS),
-            ]
+    def row(r: AnyRow) -> list[Any]:
+        topics = mentoring.talk_topics(cipher, r[6], r[7])
+        return [
+            r[0],
+            words.value("talk_mode", r[1]),
+            words.name(r[2]),
+            words.name(r[3]),
+            r[4],
+            r[5],
+            *(_topic(topics.get(topic), words) for topic in TALK_TOPICS),
+        ]
 
-    return rows()
+    return _mapped(_stream(session, query), row)
 
 
 def _difficulties(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> AsyncIterator[list[Any]]:
-    query = (
-        select(
-            Difficulty.raised_at,
-            Nomination.id,
-            Person.full_name,
-            Township.name,
-            Difficulty.description,
-            Difficulty.status,
-            Difficulty.resolution,
-            Difficulty.resolved_at,
-            Difficulty.description_enc,
-            Difficulty.resolution_enc,
-        )
-        .join(Nomination, Nomination.id == Difficulty.nomination_id)
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .where(scope.covers(Nomination.township_id))
-        .order_by(Difficulty.raised_at, Difficulty.id)
+    query = select(
+        *NOMINEE_SQL,
+        Difficulty.raised_at,
+        Difficulty.description,
+        Difficulty.status,
+        Difficulty.resolution,
+        Difficulty.resolved_at,
+        Difficulty.description_enc,
+        Difficulty.resolution_enc,
+    )
+    query = _of_nomination(query, Difficulty.nomination_id, scope).order_by(
+        Difficulty.raised_at, Difficulty.id
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for r in _stream(session, query):
-            yield [
-                clock.day(r[0]),
-                r[1],
-                words.name(r[2]),
-                r[3],
-                mentoring.opened_text(cipher, r[4], r[8]),
-                words.value("export.value.difficulty", r[5]),
-                mentoring.opened_text(cipher, r[6], r[9]),
-                clock.day(r[7]),
-            ]
+    def row(r: AnyRow) -> list[Any]:
+        return [
+            clock.day(r[3]),
+            *_nominee(r, words),
+            mentoring.opened_text(cipher, r[4], r[8]),
+            words.value("export.value.difficulty", r[5]),
+            mentoring.opened_text(cipher, r[6], r[9]),
+            clock.day(r[7]),
+        ]
 
-    return rows()
+    return _mapped(_stream(session, query), row)
 
 
 def _trainings(
@@ -563,67 +563,57 @@ def _trainings(
         .order_by(Training.starts_at, Training.id, Nomination.id)
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for r in _stream(session, query):
-            invited = r[6] is not None
-            yield [
-                r[0],
-                r[1],
-                words.value("training.kind", r[2]),
-                words.value("training.topic", r[3]),
-                clock.local(r[4]),
-                r[5],
-                r[6],
-                words.name(r[7]) if invited else None,
-                words.value("export.value.rsvp", r[8]),
-                words.yes_no(r[9] is not None) if invited else None,
-                r[10],
-            ]
+    def row(r: AnyRow) -> list[Any]:
+        invited = r[6] is not None
+        return [
+            r[0],
+            r[1],
+            words.value("training.kind", r[2]),
+            words.value("training.topic", r[3]),
+            clock.local(r[4]),
+            r[5],
+            r[6],
+            words.name(r[7]) if invited else None,
+            words.value("export.value.rsvp", r[8]),
+            words.yes_no(r[9] is not None) if invited else None,
+            r[10],
+        ]
 
-    return rows()
+    return _mapped(_stream(session, query), row)
 
 
 def _grades(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
 ) -> AsyncIterator[list[Any]]:
-    query = (
-        select(
-            Nomination.id,
-            Person.full_name,
-            Township.name,
-            GradeMove.year,
-            GradeMove.result,
-            GradeMove.from_grade,
-            GradeMove.to_grade,
-            GradeMove.from_years,
-            GradeMove.to_years,
-            GradeMove.subsidy_yuan,
-            GradeMove.at,
-        )
-        .join(Nomination, Nomination.id == GradeMove.nomination_id)
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .where(scope.covers(Nomination.township_id))
-        .order_by(Nomination.id, GradeMove.year)
+    query = select(
+        *NOMINEE_SQL,
+        GradeMove.year,
+        GradeMove.result,
+        GradeMove.from_grade,
+        GradeMove.to_grade,
+        GradeMove.from_years,
+        GradeMove.to_years,
+        GradeMove.subsidy_yuan,
+        GradeMove.at,
+    )
+    query = _of_nomination(query, GradeMove.nomination_id, scope).order_by(
+        Nomination.id, GradeMove.year
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for r in _stream(session, query):
-            yield [
-                r[0],
-                words.name(r[1]),
-                r[2],
-                r[3],
-                words.value("result", r[4]),
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                clock.day(r[10]),
-            ]
+    def row(r: AnyRow) -> list[Any]:
+        return [
+            *_nominee(r, words),
+            r[3],
+            words.value("result", r[4]),
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            clock.day(r[10]),
+        ]
 
-    return rows()
+    return _mapped(_stream(session, query), row)
 
 
 def _projects(
@@ -659,22 +649,21 @@ def _projects(
         .order_by(Project.id, Nomination.id)
     )
 
-    async def rows() -> AsyncIterator[list[Any]]:
-        async for group in _grouped(_stream(session, query)):
-            first = group[0]
-            leads = [words.name(r[8]) for r in group if r[7] is not None]
-            yield [
-                first[0],
-                first[1],
-                first[2],
-                first[3],
-                _wan(first[4]),
-                words.value("export.value.project", first[5]),
-                words.title("format.list_sep").join(leads) or None,
-                _wan(int(first[6])),
-            ]
+    def row_of(group: list[AnyRow]) -> list[Any]:
+        first = group[0]
+        leads = [words.name(r[8]) for r in group if r[7] is not None]
+        return [
+            first[0],
+            first[1],
+            first[2],
+            first[3],
+            _wan(first[4]),
+            words.value("export.value.project", first[5]),
+            words.title("format.list_sep").join(leads) or None,
+            _wan(int(first[6])),
+        ]
 
-    return rows()
+    return _mapped(_grouped(_stream(session, query)), row_of)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -709,19 +698,29 @@ def _header(sheet: Any, title: str) -> Any:
     return cell
 
 
-async def _write_sheet(
-    workbook: Any, key: str, rows: AsyncIterator[list[Any]], words: _Words
-) -> int:
-    columns = SHEETS[key]
+def _new_sheet(workbook: Any, key: str, columns: Sequence[Column], words: _Words) -> Any:
+    """A titled sheet with its widths, frozen header and header row: the one sheet writer."""
     sheet = workbook.create_sheet(title=words.title(f"sheet.{key}"))
     # Write-only sheets take widths and panes before the first row, never after.
     for index, column in enumerate(columns, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = column.width
     sheet.freeze_panes = "A2"
     sheet.append([_header(sheet, words.title(f"col.{c.key}")) for c in columns])
+    return sheet
+
+
+def _append(sheet: Any, values: Sequence[Any], columns: Sequence[Column]) -> None:
+    sheet.append([_cell(sheet, v, c) for v, c in zip(values, columns, strict=True)])
+
+
+async def _write_sheet(
+    workbook: Any, key: str, rows: AsyncIterator[list[Any]], words: _Words
+) -> int:
+    columns = SHEETS[key]
+    sheet = _new_sheet(workbook, key, columns, words)
     count = 0
     async for values in rows:
-        sheet.append([_cell(sheet, v, c) for v, c in zip(values, columns, strict=True)])
+        _append(sheet, values, columns)
         count += 1
     return count
 
@@ -813,38 +812,17 @@ DOSSIER_SHEETS: dict[str, tuple[Column, ...]] = {
     ),
     "difficulties": (
         Column("raised", 12),
-        Column("description", 40),
-        Column("difficulty_status", 10),
-        Column("resolution", 40),
+        *DIFFICULTY,
         Column("resolved", 12),
     ),
-    "trainings": (
-        Column("training_id", 8),
-        Column("training", 24),
-        Column("kind", 12),
-        Column("topic", 12),
-        Column("starts", 17, DATETIME),
-        Column("place", 16),
-        Column("rsvp", 10),
-        Column("attended", 8),
-        Column("score", 8),
-        Column("rank", 8),
-    ),
+    "trainings": (*TRAINING, *INVITE, Column("rank", 8)),
     "file_posts": (
         Column("post_kind", 16),
         Column("post_title", 24),
         Column("start_date", 12),
         Column("end_date", 12),
     ),
-    "grades": (
-        Column("year", 8),
-        Column("result", 10),
-        Column("from_grade", 8),
-        Column("to_grade", 8),
-        Column("from_years", 10),
-        Column("to_years", 10),
-        Column("subsidy", 10),
-    ),
+    "grades": GRADE_MOVE,
     "projects": (
         Column("project_id", 8),
         Column("project", 30),
@@ -873,13 +851,9 @@ class DossierExport:
 
 def _write_rows(workbook: Any, key: str, rows: Sequence[Sequence[Any]], words: _Words) -> int:
     columns = DOSSIER_SHEETS[key]
-    sheet = workbook.create_sheet(title=words.title(f"sheet.{key}"))
-    for index, column in enumerate(columns, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = column.width
-    sheet.freeze_panes = "A2"
-    sheet.append([_header(sheet, words.title(f"col.{c.key}")) for c in columns])
+    sheet = _new_sheet(workbook, key, columns, words)
     for values in rows:
-        sheet.append([_cell(sheet, v, c) for v, c in zip(values, columns, strict=True)])
+        _append(sheet, values, columns)
     return len(rows)
 
 
@@ -949,11 +923,7 @@ async def write_dossier_workbook(
             [
                 words.value("dept", review.department),
                 words.value(
-                    "dossier.decision",
-                    review.decision
-                    or (
-                        "pending" if dossier.nomination.status == Status.VETTING.value else "moot"
-                    ),
+                    "dossier.decision", _decision(review.decision, dossier.nomination.status)
                 ),
                 clock.day(review.decided_at),
                 mentoring.opened_text(cipher, review.note, review.note_enc),

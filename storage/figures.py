@@ -26,22 +26,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from storage.models import Nomination, Person, StatusChange, Township, VettingReview
 from storage.nominations import manageable_by
 from storage.people import Actor
-from storage.rules.options import COLLEGE_OR_HIGHER
+from storage.rules.options import COLLEGE_OR_HIGHER, CollegeShares
 from storage.rules.vetting import Event, Status
 
 
 @dataclass(frozen=True, slots=True)
-class SelectRow:
+class SelectRow(CollegeShares):
     """The select-stage figures of one township, or of the county when township_id is None."""
 
     township_id: int | None
@@ -62,16 +62,6 @@ class SelectRow:
     adjusted: int = 0
     adjusted_out: int = 0
 
-    @property
-    def college_share(self) -> float | None:
-        """Share of received nominations with 大专 or higher; None when there are none."""
-        return self.college_or_higher / self.nominations if self.nominations else None
-
-    @property
-    def pool_college_share(self) -> float | None:
-        """Share of the pool with 大专 or higher (the article's "over 70%")."""
-        return self.pool_college_or_higher / self.pool if self.pool else None
-
 
 @dataclass(frozen=True, slots=True)
 class SelectFigures:
@@ -81,8 +71,26 @@ class SelectFigures:
     total: SelectRow
 
 
+class StageCounts(TypedDict):
+    """What a select row and a summary both show of the select stage."""
+
+    nominations: int
+    by_channel: dict[str, int]
+    by_key_group: dict[str, int]
+    college_or_higher: int
+    by_status: dict[str, int]
+    pool: int
+    pool_college_or_higher: int
+    vetting_pending: int
+    vetting_approved: int
+    vetting_rejected: int
+    adjusted_out: int
+
+
 @dataclass(slots=True)
-class _Tally:
+class SelectTally:
+    """The select stage's counters while they are read, for these figures and storage.summary."""
+
     nominations: int = 0
     by_channel: Counter[str] = field(default_factory=Counter)
     by_key_group: Counter[str] = field(default_factory=Counter)
@@ -92,7 +100,7 @@ class _Tally:
     events: Counter[str] = field(default_factory=Counter)
     reviews: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: _Tally) -> None:
+    def add(self, other: SelectTally) -> None:
         self.nominations += other.nominations
         self.by_channel.update(other.by_channel)
         self.by_key_group.update(other.by_key_group)
@@ -102,10 +110,9 @@ class _Tally:
         self.events.update(other.events)
         self.reviews.update(other.reviews)
 
-    def row(self, township_id: int | None, township: str | None) -> SelectRow:
-        return SelectRow(
-            township_id=township_id,
-            township=township,
+    def counts(self) -> StageCounts:
+        """The figures a select row and a summary both show, as plain dicts."""
+        return StageCounts(
             nominations=self.nominations,
             by_channel=dict(self.by_channel),
             by_key_group=dict(self.by_key_group),
@@ -116,11 +123,18 @@ class _Tally:
             vetting_pending=self.by_status[Status.VETTING.value],
             vetting_approved=self.events[Event.VETTING_APPROVED.value],
             vetting_rejected=self.events[Event.VETTING_REJECTED.value],
+            adjusted_out=self.events[Event.ADJUST_OUT.value],
+        )
+
+    def row(self, township_id: int | None, township: str | None) -> SelectRow:
+        return SelectRow(
+            township_id=township_id,
+            township=township,
+            **self.counts(),
             reviews_pending=self.reviews[_PENDING],
             reviews_approved=self.reviews["approve"],
             reviews_rejected=self.reviews["reject"],
             adjusted=self.by_status[Status.ADJUSTED.value],
-            adjusted_out=self.events[Event.ADJUST_OUT.value],
         )
 
 
@@ -128,9 +142,11 @@ _PENDING = "pending"
 _EVENTS = (Event.VETTING_APPROVED.value, Event.VETTING_REJECTED.value, Event.ADJUST_OUT.value)
 
 
-def _in_period(
-    column: QueryableAttribute[Any], since: datetime | None, until: datetime | None
+def in_period(
+    column: QueryableAttribute[Any], since: date | None, until: date | None
 ) -> list[ColumnElement[bool]]:
+    """The conditions keeping `column` in [since, until); an open end adds none. Dates or
+    instants (a datetime is a date), for any figures counted over a period."""
     conditions: list[ColumnElement[bool]] = []
     if since is not None:
         conditions.append(column >= since)
@@ -141,6 +157,24 @@ def _in_period(
 
 def _college() -> ColumnElement[int]:
     return func.sum(case((Nomination.education.in_(COLLEGE_OR_HIGHER), 1), else_=0))
+
+
+def received_by_township(
+    *where: ColumnElement[bool],
+) -> Select[int, str, str, int, int]:
+    """Nominations received, per township, channel and key group, with how many of them
+    have 大专 or higher: the select stage's intake, for these figures and storage.summary."""
+    return (
+        select(
+            Nomination.township_id,
+            Nomination.channel,
+            Nomination.key_group,
+            func.count(),
+            _college(),
+        )
+        .where(*where)
+        .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
+    )
 
 
 async def select_figures(
@@ -162,21 +196,13 @@ async def select_figures(
     if township_id is not None:
         township_query = township_query.where(Township.id == township_id)
     townships = (await session.execute(township_query)).all()
-    tallies: dict[int, _Tally] = {t.id: _Tally() for t in townships}
+    tallies: dict[int, SelectTally] = {t.id: SelectTally() for t in townships}
 
-    def tally(tid: int) -> _Tally:
-        return tallies.setdefault(tid, _Tally())
+    def tally(tid: int) -> SelectTally:
+        return tallies.setdefault(tid, SelectTally())
 
     received = await session.execute(
-        select(
-            Nomination.township_id,
-            Nomination.channel,
-            Nomination.key_group,
-            func.count(),
-            _college(),
-        )
-        .where(*scope, *_in_period(Nomination.created_at, since, until))
-        .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
+        received_by_township(*scope, *in_period(Nomination.created_at, since, until))
     )
     for tid, channel, key_group, count, college in received.all():
         t = tally(tid)
@@ -202,7 +228,7 @@ async def select_figures(
         .where(
             *scope,
             StatusChange.event.in_(_EVENTS),
-            *_in_period(StatusChange.at, since, until),
+            *in_period(StatusChange.at, since, until),
         )
         .group_by(Nomination.township_id, StatusChange.event)
     )
@@ -222,7 +248,7 @@ async def select_figures(
                 ),
                 and_(
                     VettingReview.decision.is_not(None),
-                    *_in_period(VettingReview.decided_at, since, until),
+                    *in_period(VettingReview.decided_at, since, until),
                 ),
             ),
         )
@@ -232,7 +258,7 @@ async def select_figures(
         tally(tid).reviews[outcome] += count
 
     names = {t.id: t.name for t in townships}
-    total = _Tally()
+    total = SelectTally()
     rows = []
     for tid in sorted(tallies):
         total.add(tallies[tid])

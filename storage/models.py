@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -38,6 +38,26 @@ NAMING_CONVENTION = {
 # Row ids that can grow past 2**31 (audit, outbox) are BIGINT on PostgreSQL; SQLite only
 # auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _partial(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of only the rows that match `where`, on both engines (each dialect takes the
+    condition under its own keyword)."""
+    return Index(
+        name, *columns, unique=unique, sqlite_where=text(where), postgresql_where=text(where)
+    )
+
+
+# Column declarations many tables repeat, written once (SQLAlchemy reads the mapped_column
+# inside Annotated and copies it into each table).
+BigPk = Annotated[int, mapped_column(BigId, primary_key=True)]
+NominationRef = Annotated[int, mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))]
+DbNow = Annotated[datetime, mapped_column(server_default=func.now())]
+# The nomination's township, copied when a row is written by a database trigger (see
+# StatusChange.township_id and storage/tally.py).
+TownshipCopy = Annotated[int | None, mapped_column(Integer)]
+# A Fernet token made with DATA_KEY (storage.crypto); NULL on rows from before migration 0011.
+Sealed = Annotated[bytes | None, mapped_column(LargeBinary)]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -119,7 +139,7 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     full_name: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class TelegramAccount(Base):
@@ -128,19 +148,11 @@ class TelegramAccount(Base):
     __tablename__ = "telegram_account"
     __table_args__ = (
         # The few people who blocked the bot (summaries count them per scope).
-        Index(
-            "ix_telegram_account_unreachable",
-            "person_id",
-            sqlite_where=text("unreachable_at IS NOT NULL"),
-            postgresql_where=text("unreachable_at IS NOT NULL"),
+        _partial(
+            "ix_telegram_account_unreachable", "person_id", where="unreachable_at IS NOT NULL"
         ),
         # The few accounts whose "/" menu waits to be published (bot/menu.py polls them).
-        Index(
-            "ix_telegram_account_menu_pending",
-            "telegram_id",
-            sqlite_where=text("menu_changes > 0"),
-            postgresql_where=text("menu_changes > 0"),
-        ),
+        _partial("ix_telegram_account_menu_pending", "telegram_id", where="menu_changes > 0"),
     )
 
     telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -150,7 +162,7 @@ class TelegramAccount(Base):
     language_code: Mapped[str | None] = mapped_column(String(16))
     # Set by /lang; when empty the Telegram client's language decides.
     locale: Mapped[str | None] = mapped_column(String(8))
-    first_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    first_seen_at: Mapped[DbNow]
     unreachable_at: Mapped[datetime | None]
     unreachable_reason: Mapped[str | None] = mapped_column(String(200))
     # Changes to the person's roles (or a staff member's /lang) not yet published to their
@@ -184,7 +196,7 @@ class RoleGrant(Base):
     department: Mapped[str | None] = mapped_column(String(24))
     # Mentors only: 'township' (a township cadre) or 'village' (a village party secretary).
     mentor_slot: Mapped[str | None] = mapped_column(String(16))
-    granted_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    granted_at: Mapped[DbNow]
     revoked_at: Mapped[datetime | None]
     invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite_code.id"))
 
@@ -204,7 +216,7 @@ class InviteCode(Base):
     created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     # Demo invites step the redeemer into a prepared person with a history.
     for_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     used_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
@@ -217,7 +229,7 @@ class InviteFailure(Base):
     __tablename__ = "invite_failure"
     __table_args__ = (Index("ix_invite_failure_who_when", "telegram_id", "at"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     telegram_id: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime]
 
@@ -231,8 +243,8 @@ class AuditLog(Base):
         Index("ix_audit_log_actor", "actor_person_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    id: Mapped[BigPk]
+    at: Mapped[DbNow]
     # Ids only, no foreign key: the log outlives what it names, and the database refuses
     # UPDATE and DELETE on it (migration 0012), so no cascade may ever need to touch it.
     actor_person_id: Mapped[int | None]
@@ -275,7 +287,7 @@ class DataSecret(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class InboundUpdate(Base):
@@ -289,18 +301,13 @@ class InboundUpdate(Base):
     __tablename__ = "inbound_update"
     __table_args__ = (
         # Start-up replays what is still open, in update_id order; the tick prunes by age.
-        Index(
-            "ix_inbound_update_open",
-            "update_id",
-            sqlite_where=text("handled_at IS NULL"),
-            postgresql_where=text("handled_at IS NULL"),
-        ),
+        _partial("ix_inbound_update_open", "update_id", where="handled_at IS NULL"),
         Index("ix_inbound_update_handled", "handled_at"),
     )
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
-    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    received_at: Mapped[DbNow]
     handled_at: Mapped[datetime | None]
 
 
@@ -315,7 +322,7 @@ class QuarantinedState(Base):
     # The once-only notice's outbox key carries the id: never reuse one (SQLite).
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     kind: Mapped[str] = mapped_column(String(20))  # user_data | conversation
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(String(64))
@@ -323,7 +330,7 @@ class QuarantinedState(Base):
     reason: Mapped[str] = mapped_column(String(100))
     # The row as it was: a Fernet token for user_data, the JSON text for a conversation.
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
-    quarantined_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    quarantined_at: Mapped[DbNow]
     notified_at: Mapped[datetime | None]
 
 
@@ -406,18 +413,18 @@ class Nomination(Base):
     work_history: Mapped[str | None] = mapped_column(String(1000))
     motivation: Mapped[str | None] = mapped_column(String(1000))
     reason: Mapped[str | None] = mapped_column(String(1000))
-    id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    id_number_enc: Mapped[Sealed]
     id_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(18))
-    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[Sealed]
     phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone_masked: Mapped[str | None] = mapped_column(String(11))
     # Who sent it in. For a mass recommendation this is never shown to the nominee.
     submitted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     consent_at: Mapped[datetime | None]
     sensitive_consent_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    status_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
+    status_changed_at: Mapped[DbNow]
     # Pairings of this nomination not ended (0-2), kept by a trigger on pairing: with it
     # nomination_tally counts the pairings and the cadres paired per township.
     active_pairings: Mapped[int] = mapped_column(server_default="0")
@@ -439,16 +446,11 @@ class StatusChange(Base):
         Index("ix_status_change_event", "event", "at"),
         Index("ix_status_change_township", "township_id", "event", "at"),
         # Reasons still in plain text (before migration 0011; see ix_talk_log_plain).
-        Index(
-            "ix_status_change_plain",
-            "id",
-            sqlite_where=text("reason IS NOT NULL"),
-            postgresql_where=text("reason IS NOT NULL"),
-        ),
+        _partial("ix_status_change_plain", "id", where="reason IS NOT NULL"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    id: Mapped[BigPk]
+    nomination_id: Mapped[NominationRef]
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     event: Mapped[str] = mapped_column(String(24))
@@ -457,12 +459,12 @@ class StatusChange(Base):
     # department's note) or taken out of the pool. `reason` holds rows from before migration
     # 0011 until storage.rekey seals them.
     reason: Mapped[str | None] = mapped_column(String(1000))
-    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    reason_enc: Mapped[Sealed]
+    at: Mapped[DbNow]
     # The nomination's township, copied when the row is written (a database trigger fills it
     # from nomination.township_id, which never changes; see storage/tally.py), so that a
     # township's figures are an index range instead of a join to every nomination.
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
 
 
 class VettingReview(Base):
@@ -475,26 +477,21 @@ class VettingReview(Base):
         Index("ix_vetting_review_queue", "department", "decision"),
         Index("ix_vetting_review_decided", "decided_at"),
         # Notes still in plain text (before migration 0011; see TalkLog's ix_talk_log_plain).
-        Index(
-            "ix_vetting_review_plain",
-            "id",
-            sqlite_where=text("note IS NOT NULL"),
-            postgresql_where=text("note IS NOT NULL"),
-        ),
+        _partial("ix_vetting_review_plain", "id", where="note IS NOT NULL"),
         # Never reused: reminder keys carry the id (see Nomination).
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     department: Mapped[str] = mapped_column(String(24))
     decision: Mapped[str | None] = mapped_column(String(8))
     # Encrypted in note_enc: a police, discipline or judicial department's note may record an
     # offence. `note` holds rows from before migration 0011 until storage.rekey seals them.
     note: Mapped[str | None] = mapped_column(String(1000))
-    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note_enc: Mapped[Sealed]
     reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    requested_at: Mapped[DbNow]
     decided_at: Mapped[datetime | None]
 
 
@@ -511,13 +508,12 @@ class Pairing(Base):
     __tablename__ = "pairing"
     __table_args__ = (
         CheckConstraint("slot IN ('township', 'village')", name="slot_known"),
-        Index(
+        _partial(
             "uq_pairing_active_slot",
             "nomination_id",
             "slot",
+            where="ended_at IS NULL",
             unique=True,
-            sqlite_where=text("ended_at IS NULL"),
-            postgresql_where=text("ended_at IS NULL"),
         ),
         # A mentor's mentees; with the cadence columns it also covers the overdue count per
         # mentor that summaries group county-wide (read from the index alone).
@@ -541,13 +537,7 @@ class Pairing(Base):
         ),
         # Talk reminders and summaries ask "active, last talk (else assignment) on or before
         # a day": a range over this index, so their cost follows the pairings due, not all.
-        Index(
-            "ix_pairing_cadence",
-            "last_talk_on",
-            "assigned_at",
-            sqlite_where=text("ended_at IS NULL"),
-            postgresql_where=text("ended_at IS NULL"),
-        ),
+        _partial("ix_pairing_cadence", "last_talk_on", "assigned_at", where="ended_at IS NULL"),
         # Overdue pairings per mentor in one township (summaries): active pairings only,
         # read from the index alone.
         Index(
@@ -564,18 +554,17 @@ class Pairing(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     slot: Mapped[str] = mapped_column(String(16))
     assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    assigned_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    assigned_at: Mapped[DbNow]
     ended_at: Mapped[datetime | None]
     # The latest talk_date of this pairing's talks (None: no talk yet), kept by every write to
     # talk_log in the same transaction (storage.mentoring.save_talk, refresh_last_talks), so
     # that the cadence never needs a GROUP BY over every talk ever held.
     last_talk_on: Mapped[date | None] = mapped_column(Date)
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
     # Whether the cadre is in the pool now, kept by a trigger on nomination's status: an
     # active pairing (ended_at NULL, in_pool) is then a fact of this row alone.
     # A plain "0", not false(): a SQL expression default makes Alembic rebuild the table on
@@ -594,17 +583,12 @@ class TalkLog(Base):
         Index("ix_talk_log_date", "talk_date", "nomination_id"),
         # Rows still in plain text (before migration 0011): found at every start without a
         # scan of every talk, and empty once storage.rekey.seal_plaintext has run.
-        Index(
-            "ix_talk_log_plain",
-            "id",
-            sqlite_where=text("topics_enc IS NULL"),
-            postgresql_where=text("topics_enc IS NULL"),
-        ),
+        _partial("ix_talk_log_plain", "id", where="topics_enc IS NULL"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     pairing_id: Mapped[int] = mapped_column(ForeignKey("pairing.id", ondelete="CASCADE"))
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     talk_date: Mapped[date] = mapped_column(Date)
     mode: Mapped[str] = mapped_column(String(8))
@@ -614,10 +598,9 @@ class TalkLog(Base):
     # (storage.rekey.seal_plaintext; kept NOT NULL so that SQLite adds the new column in place
     # instead of rebuilding the table, which would drop its tally triggers).
     topics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    topics_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    topics_enc: Mapped[Sealed]
+    created_at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 class Difficulty(Base):
@@ -631,30 +614,24 @@ class Difficulty(Base):
         Index("ix_difficulty_resolved", "resolved_at"),
         Index("ix_difficulty_township", "township_id", "status", "raised_at", "resolved_at"),
         # Rows still in plain text (see TalkLog's ix_talk_log_plain).
-        Index(
-            "ix_difficulty_plain",
-            "id",
-            sqlite_where=text("description_enc IS NULL"),
-            postgresql_where=text("description_enc IS NULL"),
-        ),
+        _partial("ix_difficulty_plain", "id", where="description_enc IS NULL"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     talk_id: Mapped[int | None] = mapped_column(ForeignKey("talk_log.id", ondelete="SET NULL"))
     # The texts are encrypted in the *_enc columns (a difficulty is a family's circumstances:
     # "家中老人需要照顾"); the plain columns hold rows from before migration 0011 until
     # storage.rekey.seal_plaintext empties them ('' and NULL), as for TalkLog.topics.
     description: Mapped[str] = mapped_column(String(500), default="")
     status: Mapped[str] = mapped_column(String(10), default="open")
-    raised_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    raised_at: Mapped[DbNow]
     resolution: Mapped[str | None] = mapped_column(String(500))
-    description_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    resolution_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    description_enc: Mapped[Sealed]
+    resolution_enc: Mapped[Sealed]
     resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     resolved_at: Mapped[datetime | None]
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
 
 
 class Training(Base):
@@ -682,7 +659,7 @@ class Training(Base):
     township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
     organizer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     checkin_code: Mapped[str] = mapped_column(String(12))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class TrainingInvite(Base):
@@ -701,12 +678,11 @@ class TrainingInvite(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     training_id: Mapped[int] = mapped_column(ForeignKey("training.id", ondelete="CASCADE"))
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     rsvp: Mapped[str | None] = mapped_column(String(4))
     attended_at: Mapped[datetime | None]
     score: Mapped[float | None]
-    # The nominee's township, copied by a trigger (storage/tally.py).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    township_id: Mapped[TownshipCopy]
 
 
 class PracticePost(Base):
@@ -720,15 +696,14 @@ class PracticePost(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     kind: Mapped[str] = mapped_column(String(12))
     title: Mapped[str | None] = mapped_column(String(100))
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 class GradeState(Base):
@@ -742,7 +717,7 @@ class GradeState(Base):
     grade: Mapped[int]
     years_in_grade: Mapped[int]
     subsidy_yuan: Mapped[int] = mapped_column(default=0)
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[DbNow]
 
 
 class GradeMove(Base):
@@ -760,7 +735,7 @@ class GradeMove(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     year: Mapped[int]
     result: Mapped[str] = mapped_column(String(12))
     from_grade: Mapped[int]
@@ -772,9 +747,8 @@ class GradeMove(Base):
     bonus_yuan: Mapped[int] = mapped_column(default=0, server_default="0")
     performance_pay_yuan: Mapped[int | None]
     actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -793,15 +767,10 @@ class OutboxMessage(Base):
         CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status_known"),
         Index("ix_outbox_message_due", "status", "not_before"),
         # Claims scan only what is still to send, however long the history of sent rows.
-        Index(
-            "ix_outbox_message_open",
-            "id",
-            sqlite_where=text("status IN ('pending', 'sending')"),
-            postgresql_where=text("status IN ('pending', 'sending')"),
-        ),
+        _partial("ix_outbox_message_open", "id", where="status IN ('pending', 'sending')"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     key: Mapped[str] = mapped_column(String(200), unique=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(40))
@@ -809,12 +778,12 @@ class OutboxMessage(Base):
     parts: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    not_before: Mapped[datetime] = mapped_column(server_default=func.now())
+    not_before: Mapped[DbNow]
     claimed_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
     # The nomination the message names or is about (None: about nobody in particular), so
     # that erasure and retention can cancel or blank it (storage/erasure.py).
     subject_nomination_id: Mapped[int | None] = mapped_column(Integer, index=True)
@@ -861,7 +830,7 @@ class Project(Base):
     funds_yuan: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(10), default="planned")
     created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class ProjectLead(Base):
@@ -893,7 +862,7 @@ class ProjectReport(Base):
     income_yuan: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str | None] = mapped_column(String(10))
     note: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[DbNow]
 
 
 class Election(Base):
@@ -907,13 +876,12 @@ class Election(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     position: Mapped[str] = mapped_column(String(60))
     elected_on: Mapped[date] = mapped_column(Date)
     recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The nomination's township, copied by a trigger (see StatusChange.township_id).
-    township_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[DbNow]
+    township_id: Mapped[TownshipCopy]
 
 
 class Award(Base):
@@ -923,7 +891,7 @@ class Award(Base):
     __table_args__ = (CheckConstraint("kind IN ('award', 'exemplary')", name="kind_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nomination_id: Mapped[int] = mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))
+    nomination_id: Mapped[NominationRef]
     kind: Mapped[str] = mapped_column(String(10))
     title: Mapped[str] = mapped_column(String(100))
     awarded_on: Mapped[date] = mapped_column(Date)
@@ -1000,6 +968,6 @@ class ErasureEvent(Base):
     # Running bots read events by id > the last one seen: never reuse an id (SQLite).
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[BigPk]
     telegram_id: Mapped[int] = mapped_column(BigInteger)
-    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    at: Mapped[DbNow]

@@ -8,6 +8,7 @@ row, and the caller gets `NotAllowed`. Every successful read is audited.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,31 +47,56 @@ class ReviewCard:
     reason: str | None
 
 
+# Both cards name the person, township and village: loaded with the nomination, one query.
+_WITH_PLACE = (
+    joinedload(Nomination.person),
+    joinedload(Nomination.township),
+    joinedload(Nomination.village),
+)
+
+
+class _Nominee(TypedDict):
+    """What both cards show of the nomination itself."""
+
+    full_name: str
+    township: str
+    village: str | None
+    channel: str
+    key_group: str
+    id_masked: str | None
+
+
+async def _read(session: AsyncSession, actor: Actor, nomination: Nomination, via: str) -> _Nominee:
+    """Audit the read (every card shown is one) and give the card's nomination fields."""
+    await audit.record(
+        session, actor.person_id, "nomination.read", "nomination", nomination.id, via=via
+    )
+    return _Nominee(
+        full_name=nomination.person.full_name or "",
+        township=nomination.township.name,
+        village=nomination.village.name if nomination.village else None,
+        channel=nomination.channel,
+        key_group=nomination.key_group,
+        id_masked=nomination.id_number_masked,
+    )
+
+
 async def review_card(session: AsyncSession, actor: Actor, nomination_id: int) -> ReviewCard:
     """One nomination the actor may manage (review, decline, contact), or NotAllowed."""
     nomination = await session.scalar(
         select(Nomination)
-        .options(joinedload(Nomination.person), joinedload(Nomination.township))
-        .options(joinedload(Nomination.village))
+        .options(*_WITH_PLACE)
         .where(Nomination.id == nomination_id, manageable_by(actor))
     )
     if nomination is None:
         raise NotAllowed
-    await audit.record(
-        session, actor.person_id, "nomination.read", "nomination", nomination.id, via="review"
-    )
     return ReviewCard(
         id=nomination.id,
         status=nomination.status,
-        channel=nomination.channel,
-        full_name=nomination.person.full_name or "",
-        township=nomination.township.name,
-        village=nomination.village.name if nomination.village else None,
-        key_group=nomination.key_group,
+        **await _read(session, actor, nomination, "review"),
         gender=nomination.gender,
         education=nomination.education,
         political_status=nomination.political_status,
-        id_masked=nomination.id_number_masked,
         phone_masked=nomination.phone_masked,
         specialties=nomination.specialties,
         work_history=nomination.work_history,
@@ -107,8 +133,7 @@ async def vetting_card(session: AsyncSession, actor: Actor, review_id: int) -> V
         await session.execute(
             select(VettingReview, Nomination)
             .join(Nomination, Nomination.id == VettingReview.nomination_id)
-            .options(joinedload(Nomination.person), joinedload(Nomination.township))
-            .options(joinedload(Nomination.village))
+            .options(*_WITH_PLACE)
             .where(VettingReview.id == review_id, VettingReview.department.in_(departments))
         )
     ).first()
@@ -118,17 +143,9 @@ async def vetting_card(session: AsyncSession, actor: Actor, review_id: int) -> V
     if review.decision is not None or nomination.status != Status.VETTING.value:
         # Decided already, or settled by another department's veto: the button is stale.
         raise Stale
-    await audit.record(
-        session, actor.person_id, "nomination.read", "nomination", nomination.id, via="vetting"
-    )
     return VettingCard(
         review_id=review.id,
         nomination_id=nomination.id,
         department=review.department,
-        full_name=nomination.person.full_name or "",
-        township=nomination.township.name,
-        village=nomination.village.name if nomination.village else None,
-        channel=nomination.channel,
-        key_group=nomination.key_group,
-        id_masked=nomination.id_number_masked,
+        **await _read(session, actor, nomination, "vetting"),
     )

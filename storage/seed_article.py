@@ -142,37 +142,30 @@ async def seed_article(
                 return name
 
     # Mentors: township cadres per township, one village party secretary per village.
+    async def add_mentor(township_id: int, slot: str) -> int:
+        person = Person(full_name=person_name())
+        session.add(person)
+        await session.flush()
+        session.add(
+            RoleGrant(
+                person_id=person.id,
+                role="mentor",
+                township_id=township_id,
+                mentor_slot=slot,
+                granted_at=_at(date(YEAR, 1, 5)),
+            )
+        )
+        return person.id
+
     township_mentors: dict[int, list[int]] = {}
     village_mentors: dict[int, int] = {}
     for township_id, village_ids in villages_by_township.items():
         for _ in range(TOWNSHIP_MENTORS_PER_TOWNSHIP):
-            person = Person(full_name=person_name())
-            session.add(person)
-            await session.flush()
-            session.add(
-                RoleGrant(
-                    person_id=person.id,
-                    role="mentor",
-                    township_id=township_id,
-                    mentor_slot="township",
-                    granted_at=_at(date(YEAR, 1, 5)),
-                )
+            township_mentors.setdefault(township_id, []).append(
+                await add_mentor(township_id, "township")
             )
-            township_mentors.setdefault(township_id, []).append(person.id)
         for village_id in village_ids:
-            person = Person(full_name=person_name())
-            session.add(person)
-            await session.flush()
-            session.add(
-                RoleGrant(
-                    person_id=person.id,
-                    role="mentor",
-                    township_id=township_id,
-                    mentor_slot="village",
-                    granted_at=_at(date(YEAR, 1, 5)),
-                )
-            )
-            village_mentors[village_id] = person.id
+            village_mentors[village_id] = await add_mentor(township_id, "village")
 
     # Nominations: the 754 reserve cadres and those who stopped on the way.
     outcomes = (

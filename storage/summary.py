@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import mentoring, outcomes, posts, trainings
 from storage.db import upsert
+from storage.figures import SelectTally, received_by_township
 from storage.models import (
     CadenceTally,
     County,
@@ -70,7 +71,7 @@ from storage.models import (
 )
 from storage.people import Actor, Grant
 from storage.rules.cadence import due_threshold, local_date, overdue_threshold
-from storage.rules.options import COLLEGE_OR_HIGHER
+from storage.rules.options import CollegeShares
 from storage.rules.vetting import Event, Status
 
 TOP_MENTORS = 5
@@ -139,7 +140,7 @@ class TrainingFigures:
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(CollegeShares):
     """One scope's summary. `township_id` None is the county; `scope_name` names either."""
 
     township_id: int | None
@@ -193,14 +194,6 @@ class Summary:
     awards: int = 0
     publicity: int = 0
     townships: tuple[TownshipLine, ...] = ()
-
-    @property
-    def college_share(self) -> float | None:
-        return self.college_or_higher / self.nominations if self.nominations else None
-
-    @property
-    def pool_college_share(self) -> float | None:
-        return self.pool_college_or_higher / self.pool if self.pool else None
 
     @property
     def key_groups_ranked(self) -> tuple[tuple[str, int], ...]:
@@ -414,16 +407,10 @@ async def _grade_figures(
 
 
 @dataclass(slots=True)
-class _Select:
-    """Select-stage totals of the scope and the per-township figures the chart needs."""
+class _Select(SelectTally):
+    """Select-stage totals of the scope (storage.figures' counters; `reviews` stays empty: a
+    summary shows vetting per nomination) and the per-township figures the chart needs."""
 
-    nominations: int = 0
-    by_channel: dict[str, int] = field(default_factory=dict)
-    by_key_group: dict[str, int] = field(default_factory=dict)
-    college_or_higher: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    pool_college_or_higher: int = 0
-    events: dict[str, int] = field(default_factory=dict)
     nominations_by_township: dict[int, int] = field(default_factory=dict)
     pool_by_township: dict[int, int] = field(default_factory=dict)
     # Active pairings (not ended, cadre in the pool) and cadres with at least one.
@@ -444,23 +431,16 @@ async def _select_stage(
     however many nominations."""
     result = _Select()
     received = await session.execute(
-        select(
-            Nomination.township_id,
-            Nomination.channel,
-            Nomination.key_group,
-            func.count(),
-            _count_when(Nomination.education.in_(COLLEGE_OR_HIGHER)),
-        )
-        .where(
+        received_by_township(
             *_in_scope(Nomination.township_id, township_id),
             Nomination.created_at >= since,
             Nomination.created_at < until,
         )
-        .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
     )
     for tid, channel, key_group, n, college in received.all():
         result.nominations += int(n)
-        result.college_or_higher += int(college)
+        # A group always has rows, so its SUM is never NULL; `or 0` is for the type.
+        result.college_or_higher += int(college or 0)
         _add(result.by_channel, channel, n)
         _add(result.by_key_group, key_group, n)
         _add(result.nominations_by_township, tid, n)
@@ -727,17 +707,7 @@ async def build_summary(
         since=since,
         until=until,
         now=now,
-        nominations=stage.nominations,
-        by_channel=stage.by_channel,
-        by_key_group=stage.by_key_group,
-        college_or_higher=stage.college_or_higher,
-        by_status=stage.by_status,
-        vetting_pending=stage.by_status.get(Status.VETTING.value, 0),
-        vetting_approved=stage.events.get(Event.VETTING_APPROVED.value, 0),
-        vetting_rejected=stage.events.get(Event.VETTING_REJECTED.value, 0),
-        pool=stage.by_status.get(Status.IN_POOL.value, 0),
-        pool_college_or_higher=stage.pool_college_or_higher,
-        adjusted_out=stage.events.get(Event.ADJUST_OUT.value, 0),
+        **stage.counts(),
         trainings=training,
         pairings=sum(stage.pairings.values()),
         cadres_paired=sum(stage.cadres.values()),

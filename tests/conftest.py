@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -43,14 +44,16 @@ def _pg_run(sql: str) -> None:
         pytest.fail(f"PostgreSQL at {PG_URL} is not usable: {exc}")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A freshly migrated database; storage tests run once on each engine."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
-        migrate.upgrade(url)
-        yield Database(url)
-        return
+def migrated_sqlite(folder: Path) -> Database:
+    """A freshly migrated SQLite file in `folder`."""
+    url = f"sqlite:///{folder / 'test.sqlite3'}"
+    migrate.upgrade(url)
+    return Database(url)
+
+
+@contextmanager
+def pg_schema() -> Iterator[Database]:
+    """A freshly migrated throwaway PostgreSQL schema, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     _pg_run(f"CREATE SCHEMA {schema}")
     try:
@@ -60,11 +63,19 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         _pg_run(f"DROP SCHEMA {schema} CASCADE")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A freshly migrated database; storage tests run once on each engine."""
+    if request.param == "sqlite":
+        yield migrated_sqlite(tmp_path)
+        return
+    with pg_schema() as database:
+        yield database
+
+
 @pytest.fixture
 def sqlite_database(tmp_path: Path) -> Database:
-    url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    migrate.upgrade(url)
-    return Database(url)
+    return migrated_sqlite(tmp_path)
 
 
 async def assert_tallies_true(database: Database) -> None:
@@ -96,21 +107,10 @@ def make_settings(database: Database, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def harness(sqlite_database: Database) -> AsyncIterator[BotHarness]:
-    """A running bot on SQLite behind the fake transport."""
-    bot = BotHarness(make_settings(sqlite_database), sqlite_database)
-    await bot.start()
-    yield bot
-    if bot.app is not None:
-        await bot.stop()
-    await assert_tallies_true(sqlite_database)
-    await sqlite_database.close()
-
-
-@pytest.fixture
-async def harness_any(database: Database) -> AsyncIterator[BotHarness]:
-    """A running bot on each database engine."""
+@asynccontextmanager
+async def running_bot(database: Database) -> AsyncIterator[BotHarness]:
+    """A started bot on `database`; afterwards stopped, the tallies checked, the database
+    closed."""
     bot = BotHarness(make_settings(database), database)
     await bot.start()
     yield bot
@@ -118,3 +118,17 @@ async def harness_any(database: Database) -> AsyncIterator[BotHarness]:
         await bot.stop()
     await assert_tallies_true(database)
     await database.close()
+
+
+@pytest.fixture
+async def harness(sqlite_database: Database) -> AsyncIterator[BotHarness]:
+    """A running bot on SQLite behind the fake transport."""
+    async with running_bot(sqlite_database) as bot:
+        yield bot
+
+
+@pytest.fixture
+async def harness_any(database: Database) -> AsyncIterator[BotHarness]:
+    """A running bot on each database engine."""
+    async with running_bot(database) as bot:
+        yield bot

@@ -95,6 +95,13 @@ class LadderState:
     years: int
 
 
+def move_kind(from_grade: int, to_grade: int) -> MoveKind:
+    """Up, down or level: for a move computed here and for one read back from the database."""
+    if to_grade > from_grade:
+        return "promoted"
+    return "demoted" if to_grade < from_grade else "stayed"
+
+
 def initial_state() -> LadderState:
     """Where everyone starts when they enter the reserve pool (入库)."""
     return LadderState(grade=1, years=0)
@@ -116,11 +123,7 @@ class Move:
 
     @property
     def kind(self) -> MoveKind:
-        if self.to_grade > self.from_grade:
-            return "promoted"
-        if self.to_grade < self.from_grade:
-            return "demoted"
-        return "stayed"
+        return move_kind(self.from_grade, self.to_grade)
 
     @property
     def reset(self) -> bool:

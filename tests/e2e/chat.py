@@ -121,6 +121,13 @@ def button(message: BotMessage, label: str) -> str:
     return matches[0]
 
 
+def choose(person: Person, message: BotMessage, label: str) -> BotMessage:
+    """Press the button labelled `label` under `message`; the one reply that follows."""
+    person.press(message, button(message, label))
+    (reply,) = person.receive()
+    return reply
+
+
 def data_starting(message: BotMessage, prefix: str) -> list[str]:
     return [data for _, data in message.buttons if data.startswith(prefix)]
 

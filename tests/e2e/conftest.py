@@ -271,6 +271,19 @@ class BotProcess:
             return [str(script), *args]
         return [sys.executable, "-m", "bot.cli", *args]
 
+    def run(self, out: IO[bytes], *args: str) -> subprocess.Popen[bytes]:
+        """`cadrebot run *args` in the bot's folder and environment, its output to `out`;
+        dies with the test process."""
+        return subprocess.Popen(
+            self.command("run", *args),
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -283,15 +296,7 @@ class BotProcess:
         self._log.write(f"\n===== cadrebot run, start #{self.starts} =====\n".encode())
         self._log.flush()
         polls_before = self.emulator.polls(self.token)
-        self._process = subprocess.Popen(
-            self.command("run", "--poll-interval", str(POLL_INTERVAL)),
-            cwd=self.workdir,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
+        self._process = self.run(self._log, "--poll-interval", str(POLL_INTERVAL))
         _LOGS["cadrebot"] = self.log_path
 
         def polling() -> bool:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from storage.rules.identity import make_id_number, mask_id, mask_phone
-from tests.e2e.chat import Inbox, button, edited_to, invite, take_role
+from tests.e2e.chat import Inbox, button, choose, edited_to, invite, take_role
 from tests.e2e.conftest import BotMessage, Emulator
 
 if TYPE_CHECKING:
@@ -116,25 +116,15 @@ def test_a_candidate_goes_from_nominate_to_the_pool(
     assert "手机号已记录" in phone_ok.text
     assert "（5/13）" in ask_ethnicity.text
 
-    candidate.press(ask_ethnicity, button(ask_ethnicity, "土家族"))
-    (ask_political,) = candidate.receive()
-    assert "（6/13）" in ask_political.text
-    candidate.press(ask_political, button(ask_political, "群众"))
-    (ask_education,) = candidate.receive()
-    assert "（7/13）" in ask_education.text
-    candidate.press(ask_education, button(ask_education, "高中/中专"))
-    (ask_township,) = candidate.receive()
-    assert "（8/13）" in ask_township.text
-    ask_township = ask_again(candidate_inbox, "青山镇", "请点击下方按钮选择", "（8/13）")
-    candidate.press(ask_township, button(ask_township, "青山镇"))
-    (ask_village,) = candidate.receive()
-    assert "（9/13）" in ask_village.text
-    candidate.press(ask_village, button(ask_village, "石门村"))
-    (ask_group,) = candidate.receive()
-    assert "（10/13）" in ask_group.text
-    candidate.press(ask_group, button(ask_group, "返乡创业青年"))
-    (ask_specialties,) = candidate.receive()
-    assert "（11/13）" in ask_specialties.text
+    # Ethnicity, political status and education (questions 5 to 7): buttons only.
+    asked = ask_ethnicity
+    for label, next_step in (("土家族", 6), ("群众", 7), ("高中/中专", 8)):
+        asked = choose(candidate, asked, label)
+        assert f"（{next_step}/13）" in asked.text
+    asked = ask_again(candidate_inbox, "青山镇", "请点击下方按钮选择", "（8/13）")
+    for label, next_step in (("青山镇", 9), ("石门村", 10), ("返乡创业青年", 11)):
+        asked = choose(candidate, asked, label)
+        assert f"（{next_step}/13）" in asked.text
     (ask_work,) = candidate.ask(SPECIALTIES)
     assert "（12/13）" in ask_work.text
     (ask_motivation,) = candidate.ask(WORK_HISTORY)

@@ -31,7 +31,6 @@ from tests.e2e.conftest import (
     BotProcess,
     Emulator,
     Person,
-    _die_with_parent,
     _tail,
     _tokens,
     _user_ids,
@@ -84,15 +83,7 @@ class Process(BotProcess):
     def spawn(self, *args: str, name: str = "cadrebot") -> subprocess.Popen[bytes]:
         self.log_path = self.workdir / f"{name}.log"
         self._out = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            self.command("run", *args),
-            cwd=self.workdir,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
+        self.popen = self.run(self._out, *args)
         return self.popen
 
     def log(self) -> str:

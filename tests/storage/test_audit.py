@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from storage import audit, erasure, geo, nominations, people
-from storage.crypto import DataCipher
+from storage import audit, erasure, people
 from storage.db import Database
 from storage.models import AuditLog, Nomination, Person
-from storage.nominations import NominationForm
 from storage.rules.vetting import Channel
+from tests.support.county import new_nomination
 
 
 async def _row(db: Database) -> int:
@@ -69,32 +67,23 @@ async def test_truncate_is_refused_on_postgresql(db: Database) -> None:
 async def test_erasure_works_and_leaves_the_audit_rows_about_the_person(db: Database) -> None:
     now = datetime.now(UTC)
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
         account = await people.ensure_account(session, 8801, "zh-hans")
-        nomination = await nominations.create_nomination(
+        nomination_id = await new_nomination(
             session,
-            DataCipher(Fernet.generate_key().decode()),
-            NominationForm(
-                full_name="何十七",
-                township_id=township.id,
-                key_group="veteran",
-                phone="13912345678",
-            ),
-            channel=Channel.SELF,
-            submitted_by=account.person_id,
-            person_id=account.person_id,
+            "何十七",
             now=now,
+            channel=Channel.SELF,
+            person_id=account.person_id,
+            phone="13912345678",
         )
-        await audit.record(session, account.person_id, "dossier.read", "nomination", nomination.id)
+        await audit.record(session, account.person_id, "dossier.read", "nomination", nomination_id)
         await audit.denied(session, telegram_id=8801, action="pool.open", subject_type="pool")
     async with db.sessionmaker.begin() as session:
         done = await erasure.erase_person(session, account.person_id, actor_person_id=None)
     assert done.nominations == 1
     async with db.sessionmaker() as session:
         # Erasure keeps the file as an anonymous row (the county's counts stay true).
-        kept = await session.get(Nomination, nomination.id)
+        kept = await session.get(Nomination, nomination_id)
         assert kept is not None and kept.erased_at is not None and kept.phone_enc is None
         assert kept.person_id != account.person_id
         person = await session.get(Person, account.person_id)

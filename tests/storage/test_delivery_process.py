@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -26,10 +25,10 @@ from telegram.request import HTTPXRequest
 
 from bot.delivery import Dispatcher, Limits
 from bot.fakeapi.server import FakeBotApiServer as FakeBotApi
-from storage import migrate, outbox
+from storage import outbox
 from storage.db import Database
 from storage.models import OutboxMessage
-from tests.conftest import PG_URL, _pg_run
+from tests.conftest import pg_schema
 from tests.support import dispatch_worker as worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,13 +43,8 @@ def _timedelta_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def pg_database() -> Iterator[Database]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    _pg_run(f"CREATE SCHEMA {schema}")
-    try:
-        migrate.upgrade(PG_URL, schema=schema)
-        yield Database(PG_URL, schema=schema)
-    finally:
-        _pg_run(f"DROP SCHEMA {schema} CASCADE")
+    with pg_schema() as database:
+        yield database
 
 
 @asynccontextmanager

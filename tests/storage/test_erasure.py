@@ -18,32 +18,14 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import erasure, geo, mentoring, nominations, outbox, summary
+from storage import erasure, geo, mentoring, models, nominations, outbox, summary
 from storage.crypto import DataCipher, DecryptError
 from storage.db import Database
-from storage.models import (
-    AuditLog,
-    Base,
-    ConversationState,
-    Difficulty,
-    Election,
-    ErasureEvent,
-    Nomination,
-    OutboxMessage,
-    Pairing,
-    Person,
-    QuarantinedState,
-    Role,
-    StatusChange,
-    TalkLog,
-    TelegramAccount,
-    UserData,
-    Village,
-)
 from storage.nominations import NominationForm
 from storage.people import Actor, Grant
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
+from tests.support.county import form_nomination, pair, townships
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
@@ -84,19 +66,19 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
         township = await geo.township_by_name(session, "青山镇")
         assert township is not None
         village = await session.scalar(
-            select(Village.id).where(Village.township_id == township.id)
+            select(models.Village.id).where(models.Village.township_id == township.id)
         )
-        mentor = Person(full_name="导师甲")
-        candidate = Person(full_name=NAME)
+        mentor = models.Person(full_name="导师甲")
+        candidate = models.Person(full_name=NAME)
         session.add_all([mentor, candidate])
         await session.flush()
         session.add_all(
             [
-                TelegramAccount(telegram_id=CANDIDATE_CHAT, person_id=candidate.id),
-                TelegramAccount(telegram_id=MENTOR_CHAT, person_id=mentor.id),
+                models.TelegramAccount(telegram_id=CANDIDATE_CHAT, person_id=candidate.id),
+                models.TelegramAccount(telegram_id=MENTOR_CHAT, person_id=mentor.id),
                 # A draft of theirs set aside at start-up (under a key since removed, here
                 # the seed's): it is theirs all the same and must go with the rest.
-                QuarantinedState(
+                models.QuarantinedState(
                     kind="user_data",
                     user_id=CANDIDATE_CHAT,
                     reason="undecryptable",
@@ -129,27 +111,22 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
             consent=True,
         )
         # Someone else, so that the figures are not all zero or all one person.
-        other = await nominations.create_nomination(
+        other_id = await form_nomination(
             session,
             cipher,
-            NominationForm(full_name="路人乙", township_id=township.id, key_group="veteran"),
-            channel=Channel.MASS,
-            submitted_by=None,
-            person_id=None,
+            "路人乙",
+            township.id,
+            "new",
             now=NOW - timedelta(days=100),
+            channel=Channel.MASS,
         )
         await session.flush()
         nomination.status = "in_pool"
         await session.flush()
-        pairing = Pairing(
-            nomination_id=nomination.id,
-            mentor_person_id=mentor.id,
-            slot="township",
-            assigned_at=NOW - timedelta(days=150),
+        pairing = await pair(
+            session, nomination.id, mentor.id, assigned_at=NOW - timedelta(days=150)
         )
-        session.add(pairing)
-        await session.flush()
-        talk = TalkLog(
+        talk = models.TalkLog(
             pairing_id=pairing.id,
             nomination_id=nomination.id,
             mentor_person_id=mentor.id,
@@ -161,7 +138,7 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
         await session.flush()
         await mentoring.note_talk(session, pairing.id, talk.talk_date)
         session.add(
-            Difficulty(
+            models.Difficulty(
                 nomination_id=nomination.id,
                 talk_id=talk.id,
                 description=FREE_TEXTS[5],
@@ -172,7 +149,7 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
             )
         )
         session.add(
-            StatusChange(
+            models.StatusChange(
                 nomination_id=nomination.id,
                 from_status="vetting",
                 to_status="in_pool",
@@ -184,7 +161,7 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
         if status == "elected":
             nomination.status = "elected"
             session.add(
-                Election(
+                models.Election(
                     nomination_id=nomination.id,
                     position="村委委员",
                     elected_on=date(2026, 11, 1),
@@ -193,22 +170,18 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
         await session.flush()
         # Queued and sent messages naming the person, to the mentor and to the person.
         about = f"请与 {NAME} 谈话"
-        await outbox.plan(
-            session,
-            key=f"talk-due:{pairing.id}:x:{MENTOR_CHAT}",
-            chat_id=MENTOR_CHAT,
-            kind="mentoring/reminder_due",
-            parts=[about],
-            subject=nomination.id,
-        )
-        await outbox.plan(
-            session,
-            key=f"talk-overdue:{pairing.id}:y:{MENTOR_CHAT}",
-            chat_id=MENTOR_CHAT,
-            kind="mentoring/reminder_overdue",
-            parts=[about],
-            subject=nomination.id,
-        )
+        for key, kind in (
+            (f"talk-due:{pairing.id}:x:{MENTOR_CHAT}", "mentoring/reminder_due"),
+            (f"talk-overdue:{pairing.id}:y:{MENTOR_CHAT}", "mentoring/reminder_overdue"),
+        ):
+            await outbox.plan(
+                session,
+                key=key,
+                chat_id=MENTOR_CHAT,
+                kind=kind,
+                parts=[about],
+                subject=nomination.id,
+            )
         await outbox.plan(
             session,
             key=f"to-candidate:{CANDIDATE_CHAT}",
@@ -220,20 +193,20 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
             session, key="unrelated:1", chat_id=MENTOR_CHAT, kind="x", parts=["别人的事"]
         )
         await session.execute(
-            OutboxMessage.__table__.update()
-            .where(OutboxMessage.key == f"talk-overdue:{pairing.id}:y:{MENTOR_CHAT}")
+            models.OutboxMessage.__table__.update()
+            .where(models.OutboxMessage.key == f"talk-overdue:{pairing.id}:y:{MENTOR_CHAT}")
             .values(status="sent", sent_at=NOW)
         )
         # A draft and an open conversation of the person.
-        session.add(UserData(user_id=CANDIDATE_CHAT, payload=b"encrypted draft"))
+        session.add(models.UserData(user_id=CANDIDATE_CHAT, payload=b"encrypted draft"))
         session.add_all(
             [
-                ConversationState(
+                models.ConversationState(
                     name="nominate",
                     key=json.dumps([CANDIDATE_CHAT, CANDIDATE_CHAT]),
                     state={"state": 3},
                 ),
-                ConversationState(
+                models.ConversationState(
                     name="nominate",
                     key=json.dumps([MENTOR_CHAT, MENTOR_CHAT]),
                     state={"state": 1},
@@ -247,7 +220,7 @@ async def _seed(db: Database, *, status: str = "elected") -> Seeded:
         return Seeded(
             nomination.id,
             candidate.id,
-            other.id,
+            other_id,
             township.id,
             pairing.id,
             (nomination.id_number_enc, nomination.phone_enc),
@@ -281,7 +254,7 @@ async def _personal_data_left(session: AsyncSession, seeded: Seeded) -> list[str
     """Every (table, column) of every table still holding one of the person's data."""
     needles = (NAME, ID_NUMBER, PHONE, *FREE_TEXTS, *seeded.hashes, *seeded.masked)
     found: list[str] = []
-    for table in Base.metadata.sorted_tables:
+    for table in models.Base.metadata.sorted_tables:
         rows = (await session.execute(select(table))).mappings().all()
         for row in rows:
             for column, value in row.items():
@@ -327,12 +300,17 @@ async def test_erasure_keeps_the_counts_and_leaves_nothing_personal(db: Database
         assert await _personal_data_left(session, seeded) == []
         # The anonymous file belongs to a person with no name and no Telegram account.
         owner = await session.scalar(
-            select(Nomination.person_id).where(Nomination.id == seeded.nomination_id)
+            select(models.Nomination.person_id).where(models.Nomination.id == seeded.nomination_id)
         )
         assert owner != seeded.person_id
-        assert await session.scalar(select(Person.full_name).where(Person.id == owner)) is None
         assert (
-            await session.scalar(select(func.count()).where(TelegramAccount.person_id == owner))
+            await session.scalar(select(models.Person.full_name).where(models.Person.id == owner))
+            is None
+        )
+        assert (
+            await session.scalar(
+                select(func.count()).where(models.TelegramAccount.person_id == owner)
+            )
             == 0
         )
         rows = {
@@ -340,10 +318,10 @@ async def test_erasure_keeps_the_counts_and_leaves_nothing_personal(db: Database
             for key, status, body, error in (
                 await session.execute(
                     select(
-                        OutboxMessage.key,
-                        OutboxMessage.status,
-                        OutboxMessage.parts,
-                        OutboxMessage.error,
+                        models.OutboxMessage.key,
+                        models.OutboxMessage.status,
+                        models.OutboxMessage.parts,
+                        models.OutboxMessage.error,
                     )
                 )
             ).all()
@@ -358,21 +336,23 @@ async def test_erasure_keeps_the_counts_and_leaves_nothing_personal(db: Database
         assert rows[f"to-candidate:{CANDIDATE_CHAT}"][:2] == ("failed", {"parts": []})
         # Another person's message is untouched.
         assert rows["unrelated:1"] == ("pending", {"parts": ["别人的事"]}, None)
-        assert await session.scalar(select(func.count()).select_from(UserData)) == 0
-        states = list(await session.scalars(select(ConversationState.key)))
+        assert await session.scalar(select(func.count()).select_from(models.UserData)) == 0
+        states = list(await session.scalars(select(models.ConversationState.key)))
         assert states == [json.dumps([MENTOR_CHAT, MENTOR_CHAT])]
-        events = list(await session.scalars(select(ErasureEvent.telegram_id)))
+        events = list(await session.scalars(select(models.ErasureEvent.telegram_id)))
         assert events == [CANDIDATE_CHAT]
         # The audit keeps that it happened, with ids and counts only.
         (detail,) = await session.scalars(
-            select(AuditLog.detail).where(AuditLog.action == "person.erase")
+            select(models.AuditLog.detail).where(models.AuditLog.action == "person.erase")
         )
         assert detail["nominations"] == [seeded.nomination_id]
         # An erased file is nobody's to read, and belongs to nobody to erase again.
-        admin = Actor(0, 0, (Grant(Role.ADMIN, None, None, None),))
+        admin = Actor(0, 0, (Grant(models.Role.ADMIN, None, None, None),))
         assert await erasure.person_of_nomination(session, seeded.nomination_id) is None
         assert seeded.nomination_id not in set(
-            await session.scalars(select(Nomination.id).where(nominations.visible_to(admin)))
+            await session.scalars(
+                select(models.Nomination.id).where(nominations.visible_to(admin))
+            )
         )
 
 
@@ -393,13 +373,13 @@ async def test_erasing_a_cadre_in_the_pool_ends_the_pairing_and_its_reminders(
     async with db.sessionmaker() as session:
         assert await mentoring.due_pairings(session, NOW + timedelta(days=40), tz=TZ) == []
         status = await session.scalar(
-            select(Nomination.status).where(Nomination.id == seeded.nomination_id)
+            select(models.Nomination.status).where(models.Nomination.id == seeded.nomination_id)
         )
         assert status == "adjusted"
         last_move = await session.scalar(
-            select(StatusChange.event)
-            .where(StatusChange.nomination_id == seeded.nomination_id)
-            .order_by(StatusChange.id.desc())
+            select(models.StatusChange.event)
+            .where(models.StatusChange.nomination_id == seeded.nomination_id)
+            .order_by(models.StatusChange.id.desc())
             .limit(1)
         )
         assert last_move == "adjust_out"
@@ -424,29 +404,18 @@ async def test_ids_are_never_reused(db: Database) -> None:
     person never gets the old 档案编号 nor collides with its outbox keys."""
     cipher = DataCipher(Fernet.generate_key().decode())
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        township_id = township.id
+        township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
 
     async def nominate(name: str) -> int:
         async with db.sessionmaker.begin() as session:
-            created = await nominations.create_nomination(
-                session,
-                cipher,
-                NominationForm(full_name=name, township_id=township_id, key_group="veteran"),
-                channel=Channel.MASS,
-                submitted_by=None,
-                person_id=None,
-                now=NOW,
+            return await form_nomination(
+                session, cipher, name, township_id, "new", now=NOW, channel=Channel.MASS
             )
-            await session.flush()
-            return created.id
 
     await nominate("甲")
     last = await nominate("乙")
     async with db.sessionmaker.begin() as session:
-        await session.execute(delete(Nomination).where(Nomination.id == last))
+        await session.execute(delete(models.Nomination).where(models.Nomination.id == last))
     assert await nominate("丙") > last
     # The same holds for the ids that reminder keys carry (pairing, reviews, invites).
     async with db.sessionmaker() as session:

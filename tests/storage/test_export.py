@@ -23,32 +23,16 @@ from sqlalchemy import insert, select
 import storage.export
 from bot import cli_export
 from handlers.oversight.export import file_name, workbook_labels
-from storage import export, geo, nominations
+from storage import export, geo, models, nominations
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.export import ExportScope, ExportSummary
-from storage.models import (
-    AuditLog,
-    Difficulty,
-    GradeMove,
-    GradeState,
-    Nomination,
-    Pairing,
-    Project,
-    ProjectLead,
-    ProjectReport,
-    Role,
-    StatusChange,
-    TalkLog,
-    Training,
-    TrainingInvite,
-    VettingReview,
-)
 from storage.nominations import NominationForm, NotAllowed
 from storage.people import Actor, Grant
 from storage.rules.vetting import Channel
 from templates import build_environment
 from tests.conftest import make_settings
+from tests.support.county import grade_move, pair
 from tests.support.county import person as _person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -232,7 +216,7 @@ async def world(db: Database) -> World:
         villages = {v.name: v.id for v in (await geo.list_villages(session, a.id))[0]}
         villages |= {v.name: v.id for v in (await geo.list_villages(session, b.id))[0]}
 
-        async def nominate(form: NominationForm, channel: Channel) -> Nomination:
+        async def nominate(form: NominationForm, channel: Channel) -> models.Nomination:
             return await nominations.create_nomination(
                 session,
                 cipher,
@@ -277,73 +261,42 @@ async def world(db: Database) -> World:
         )
         zhang.status = wang.status = li.status = "in_pool"
         zhang.created_at = li.created_at = wang.created_at = NOW
+        # 张三's way into the pool: sent to vetting, then approved.
+        session.add_all(
+            models.StatusChange(
+                nomination_id=zhang.id, from_status=old, to_status=new, event=event, at=NOW
+            )
+            for old, new, event in (
+                ("new", "vetting", "send_to_vetting"),
+                ("vetting", "in_pool", "vetting_approved"),
+            )
+        )
+
+        def approved(nomination_id: int, department: str, note: str) -> models.VettingReview:
+            decided = {"decision": "approve", "note": note, "requested_at": NOW, "decided_at": NOW}
+            return models.VettingReview(
+                nomination_id=nomination_id, department=department, **decided
+            )
+
         session.add_all(
             [
-                StatusChange(
-                    nomination_id=zhang.id,
-                    from_status="new",
-                    to_status="vetting",
-                    event="send_to_vetting",
-                    at=NOW,
+                approved(zhang.id, "police", "无违法记录"),
+                models.VettingReview(
+                    nomination_id=zhang.id, department="judicial", requested_at=NOW
                 ),
-                StatusChange(
-                    nomination_id=zhang.id,
-                    from_status="vetting",
-                    to_status="in_pool",
-                    event="vetting_approved",
-                    at=NOW,
+                approved(wang.id, "discipline", "纪检监察意见"),
+                models.GradeState(
+                    nomination_id=zhang.id, grade=2, years_in_grade=1, subsidy_yuan=300
                 ),
-                VettingReview(
-                    nomination_id=zhang.id,
-                    department="police",
-                    decision="approve",
-                    note="无违法记录",
-                    requested_at=NOW,
-                    decided_at=NOW,
-                ),
-                VettingReview(nomination_id=zhang.id, department="judicial", requested_at=NOW),
-                VettingReview(
-                    nomination_id=wang.id,
-                    department="discipline",
-                    decision="approve",
-                    note="纪检监察意见",
-                    requested_at=NOW,
-                    decided_at=NOW,
-                ),
-                GradeState(nomination_id=zhang.id, grade=2, years_in_grade=1, subsidy_yuan=300),
-                GradeMove(
-                    nomination_id=zhang.id,
-                    year=2025,
-                    result="excellent",
-                    from_grade=1,
-                    to_grade=2,
-                    from_years=1,
-                    to_years=0,
-                    subsidy_yuan=300,
-                    at=NOW,
-                ),
-                GradeMove(
-                    nomination_id=wang.id,
-                    year=2025,
-                    result="competent",
-                    from_grade=1,
-                    to_grade=1,
-                    from_years=0,
-                    to_years=1,
-                    at=NOW,
-                ),
+                grade_move(zhang.id, 2025, "excellent", (1, 2), (1, 0), subsidy_yuan=300, at=NOW),
+                grade_move(wang.id, 2025, "competent", (1, 1), (0, 1), at=NOW),
             ]
         )
         mentor = await _person(session, "导师甲")
         pairings = {}
         for nomination in (zhang, wang):
-            pairing = Pairing(
-                nomination_id=nomination.id, mentor_person_id=mentor, slot="township"
-            )
-            session.add(pairing)
-            await session.flush()
-            pairings[nomination.id] = pairing.id
-        talk = TalkLog(
+            pairings[nomination.id] = (await pair(session, nomination.id, mentor)).id
+        talk = models.TalkLog(
             pairing_id=pairings[zhang.id],
             nomination_id=zhang.id,
             mentor_person_id=mentor,
@@ -359,7 +312,7 @@ async def world(db: Database) -> World:
         session.add_all(
             [
                 talk,
-                TalkLog(
+                models.TalkLog(
                     pairing_id=pairings[wang.id],
                     nomination_id=wang.id,
                     mentor_person_id=mentor,
@@ -372,13 +325,13 @@ async def world(db: Database) -> World:
         await session.flush()
         session.add_all(
             [
-                Difficulty(
+                models.Difficulty(
                     nomination_id=zhang.id,
                     talk_id=talk.id,
                     description="缺少启动资金",
                     raised_at=NOW,
                 ),
-                Difficulty(
+                models.Difficulty(
                     nomination_id=zhang.id,
                     description=HOSTILE_NOTE,
                     status="resolved",
@@ -386,12 +339,12 @@ async def world(db: Database) -> World:
                     resolved_at=NOW,
                     raised_at=NOW,
                 ),
-                Difficulty(nomination_id=wang.id, description="木黄困难", raised_at=NOW),
+                models.Difficulty(nomination_id=wang.id, description="木黄困难", raised_at=NOW),
             ]
         )
 
-        def training(title: str, township_id: int | None) -> Training:
-            return Training(
+        def training(title: str, township_id: int | None) -> models.Training:
+            return models.Training(
                 kind="order",
                 topic="industry",
                 title=title,
@@ -412,38 +365,40 @@ async def world(db: Database) -> World:
         await session.flush()
         session.add_all(
             [
-                TrainingInvite(
+                models.TrainingInvite(
                     training_id=own.id,
                     nomination_id=zhang.id,
                     rsvp="yes",
                     attended_at=NOW,
                     score=88.5,
                 ),
-                TrainingInvite(training_id=county_wide.id, nomination_id=li.id, rsvp="no"),
-                TrainingInvite(training_id=county_wide.id, nomination_id=wang.id),
-                TrainingInvite(training_id=other.id, nomination_id=wang.id, rsvp="yes"),
+                models.TrainingInvite(training_id=county_wide.id, nomination_id=li.id, rsvp="no"),
+                models.TrainingInvite(training_id=county_wide.id, nomination_id=wang.id),
+                models.TrainingInvite(training_id=other.id, nomination_id=wang.id, rsvp="yes"),
             ]
         )
-        project_a = Project(
+        project_a = models.Project(
             village_id=villages["青山村"],
             name="闲置校舍改民宿",
             funds_yuan=1_234_500,
             status="under_way",
         )
-        project_b = Project(village_id=villages["木黄村"], name="木黄项目", funds_yuan=500_000)
+        project_b = models.Project(
+            village_id=villages["木黄村"], name="木黄项目", funds_yuan=500_000
+        )
         session.add_all([project_a, project_b])
         await session.flush()
         session.add_all(
             [
                 # Wang (township B) co-leads A's project: A's workbook must not name him.
-                ProjectLead(project_id=project_a.id, nomination_id=zhang.id),
-                ProjectLead(project_id=project_a.id, nomination_id=li.id),
-                ProjectLead(project_id=project_a.id, nomination_id=wang.id),
-                ProjectLead(project_id=project_b.id, nomination_id=wang.id),
-                ProjectReport(
+                models.ProjectLead(project_id=project_a.id, nomination_id=zhang.id),
+                models.ProjectLead(project_id=project_a.id, nomination_id=li.id),
+                models.ProjectLead(project_id=project_a.id, nomination_id=wang.id),
+                models.ProjectLead(project_id=project_b.id, nomination_id=wang.id),
+                models.ProjectReport(
                     project_id=project_a.id, report_date=date(2026, 1, 1), income_yuan=100_000
                 ),
-                ProjectReport(
+                models.ProjectReport(
                     project_id=project_a.id, report_date=date(2026, 2, 1), income_yuan=50_000
                 ),
             ]
@@ -458,9 +413,11 @@ async def world(db: Database) -> World:
         zhang=zhang.id,
         li=li.id,
         wang=wang.id,
-        official_a=_actor(official, Grant(Role.TOWNSHIP_OFFICIAL, a.id, "青山镇", None)),
-        county=_actor(county, Grant(Role.COUNTY_OFFICIAL, None, None, None)),
-        mentor_only=_actor(mentor_only, Grant(Role.MENTOR, a.id, "青山镇", None, "township")),
+        official_a=_actor(official, Grant(models.Role.TOWNSHIP_OFFICIAL, a.id, "青山镇", None)),
+        county=_actor(county, Grant(models.Role.COUNTY_OFFICIAL, None, None, None)),
+        mentor_only=_actor(
+            mentor_only, Grant(models.Role.MENTOR, a.id, "青山镇", None, "township")
+        ),
     )
 
 
@@ -676,7 +633,9 @@ async def test_only_officials_export_and_every_export_is_audited(world: World) -
     async with world.db.sessionmaker() as session:
         rows = (
             await session.scalars(
-                select(AuditLog).where(AuditLog.action == "export.workbook").order_by(AuditLog.id)
+                select(models.AuditLog)
+                .where(models.AuditLog.action == "export.workbook")
+                .order_by(models.AuditLog.id)
             )
         ).all()
     assert [(r.actor_person_id, r.detail["scope"]) for r in rows] == [
@@ -807,7 +766,7 @@ async def test_twenty_thousand_rows_stream_in_write_only_mode(
         assert township is not None
         person = await _person(session, "批量")
         await session.execute(
-            insert(Nomination),
+            insert(models.Nomination),
             [
                 {
                     "person_id": person,

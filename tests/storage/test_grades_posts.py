@@ -8,16 +8,15 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from storage import geo, grades, posts
+from storage import grades, posts
 from storage.db import Database
 from storage.grades import CsvFileError, GradeError, RowError
-from storage.models import AuditLog, GradeMove, GradeState, PracticePost, Role
+from storage.models import AuditLog, GradeMove, GradeState, PracticePost
 from storage.nominations import NotAllowed
-from storage.people import Actor, Grant
+from storage.people import Actor
 from storage.rules.identity import RuleError
 from storage.rules.ladder import Result, load_policy
-from tests.support.county import nomination_row as _nomination
-from tests.support.county import person as _person
+from tests.support.county import four_cadres, officials, townships
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 THIS_YEAR = 2026
@@ -43,29 +42,14 @@ class World:
 
 async def _world(db: Database) -> World:
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村"), ("木黄镇", "木黄村")])
-        a = await geo.township_by_name(session, "青山镇")
-        b = await geo.township_by_name(session, "木黄镇")
-        assert a is not None and b is not None
-
-        def grant(role: Role, township: int | None = None) -> tuple[Grant, ...]:
-            return (Grant(role, township, None, None),)
-
-        official_a = Actor(await _person(session), 1, grant(Role.TOWNSHIP_OFFICIAL, a.id))
-        official_b = Actor(await _person(session), 2, grant(Role.TOWNSHIP_OFFICIAL, b.id))
-        county = Actor(await _person(session), 3, grant(Role.COUNTY_OFFICIAL))
-        nobody = Actor(await _person(session), 4, ())
-        cadre_a = await _nomination(session, a.id, "张三")
-        cadre_a2 = await _nomination(session, a.id, "李四")
-        cadre_b = await _nomination(session, b.id, "王五")
-        new_a = await _nomination(session, a.id, "赵六", status="new")
+        towns = await townships(session, [("青山镇", "青山村"), ("木黄镇", "木黄村")])
+        a, b = towns["青山镇"], towns["木黄镇"]
+        staff = await officials(session, a, b)
+        cadre_a, cadre_a2, cadre_b, new_a = await four_cadres(session, a, b)
         return World(
-            a.id,
-            b.id,
-            official_a,
-            official_b,
-            county,
-            nobody,
+            a,
+            b,
+            *staff,
             cadre_a.id,
             cadre_a2.id,
             cadre_b.id,

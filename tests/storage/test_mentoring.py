@@ -13,25 +13,16 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage import erasure, geo, mentoring, people
+from storage import erasure, geo, mentoring, models, people
 from storage.crypto import DataCipher
 from storage.db import Database
-from storage.mentoring import PairingRefused, Stale, TalkInput
-from storage.models import (
-    AuditLog,
-    Difficulty,
-    Nomination,
-    Pairing,
-    Role,
-    RoleGrant,
-    TalkLog,
-)
+from storage.mentoring import DifficultyItem, PairingRefused, Stale, TalkInput
 from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.cadence import CadenceState, talk_status
 from storage.rules.identity import RuleError
 from templates import LOCALES, build_environment
-from tests.support.county import form_nomination
+from tests.support.county import form_nomination, pair
 from tests.support.county import staff as _person
 from tests.support.hostile import HOSTILE, HostileValue
 from tests.support.telegram_html import check
@@ -92,29 +83,31 @@ async def world(db: Database) -> World:
         assert t1 is not None and t2 is not None
         persons = {
             OFFICIAL: await _person(
-                session, OFFICIAL, "乡干部", [(Role.TOWNSHIP_OFFICIAL, t1.id, None)]
+                session, OFFICIAL, "乡干部", [(models.Role.TOWNSHIP_OFFICIAL, t1.id, None)]
             ),
             OTHER_OFFICIAL: await _person(
-                session, OTHER_OFFICIAL, "木黄干部", [(Role.TOWNSHIP_OFFICIAL, t2.id, None)]
+                session, OTHER_OFFICIAL, "木黄干部", [(models.Role.TOWNSHIP_OFFICIAL, t2.id, None)]
             ),
-            COUNTY: await _person(session, COUNTY, "县干部", [(Role.COUNTY_OFFICIAL, None, None)]),
+            COUNTY: await _person(
+                session, COUNTY, "县干部", [(models.Role.COUNTY_OFFICIAL, None, None)]
+            ),
             MENTOR_T: await _person(
-                session, MENTOR_T, "镇导师甲", [(Role.MENTOR, t1.id, "township")]
+                session, MENTOR_T, "镇导师甲", [(models.Role.MENTOR, t1.id, "township")]
             ),
             MENTOR_T2: await _person(
-                session, MENTOR_T2, "镇导师乙", [(Role.MENTOR, t1.id, "township")]
+                session, MENTOR_T2, "镇导师乙", [(models.Role.MENTOR, t1.id, "township")]
             ),
             MENTOR_V: await _person(
-                session, MENTOR_V, "村书记", [(Role.MENTOR, t1.id, "village")]
+                session, MENTOR_V, "村书记", [(models.Role.MENTOR, t1.id, "village")]
             ),
             MENTOR_BOTH: await _person(
                 session,
                 MENTOR_BOTH,
                 "双岗导师",
-                [(Role.MENTOR, t1.id, "township"), (Role.MENTOR, t1.id, "village")],
+                [(models.Role.MENTOR, t1.id, "township"), (models.Role.MENTOR, t1.id, "village")],
             ),
             MENTOR_ELSEWHERE: await _person(
-                session, MENTOR_ELSEWHERE, "木黄导师", [(Role.MENTOR, t2.id, "township")]
+                session, MENTOR_ELSEWHERE, "木黄导师", [(models.Role.MENTOR, t2.id, "township")]
             ),
             NOBODY: await _person(session, NOBODY, "路人", []),
         }
@@ -143,11 +136,21 @@ async def _assign(
         )
 
 
-async def _pairings(w: World, nomination_id: int) -> list[Pairing]:
+async def _resolve(w: World, telegram_id: int, difficulty_id: int, note: str) -> DifficultyItem:
+    """`telegram_id`'s actor resolves the difficulty with `note`, in its own transaction."""
+    async with w.db.sessionmaker.begin() as session:
+        return await mentoring.resolve_difficulty(
+            session, w.actors[telegram_id], difficulty_id, cipher=CIPHER, note=note, now=NOW
+        )
+
+
+async def _pairings(w: World, nomination_id: int) -> list[models.Pairing]:
     async with w.db.sessionmaker() as session:
         return list(
             await session.scalars(
-                select(Pairing).where(Pairing.nomination_id == nomination_id).order_by(Pairing.id)
+                select(models.Pairing)
+                .where(models.Pairing.nomination_id == nomination_id)
+                .order_by(models.Pairing.id)
             )
         )
 
@@ -188,7 +191,7 @@ async def test_pairing_fills_each_slot_with_a_matching_mentor(world: World) -> N
         "township": "镇导师甲",
         "village": "村书记",
     }
-    assert await _count(w.db, AuditLog, AuditLog.action == "pairing.assign") == 3
+    assert await _count(w.db, models.AuditLog, models.AuditLog.action == "pairing.assign") == 3
 
 
 async def test_reassignment_ends_the_old_pairing_and_keeps_history(world: World) -> None:
@@ -209,9 +212,9 @@ async def test_reassignment_ends_the_old_pairing_and_keeps_history(world: World)
     assert len(rows) == 3 and sum(p.ended_at is None for p in rows) == 1
     audit = await _count(
         w.db,
-        AuditLog,
-        AuditLog.action == "pairing.assign",
-        AuditLog.subject_id == second.pairing_id,
+        models.AuditLog,
+        models.AuditLog.action == "pairing.assign",
+        models.AuditLog.subject_id == second.pairing_id,
     )
     assert audit == 1
 
@@ -221,24 +224,15 @@ async def test_database_allows_one_active_pairing_per_slot(world: World) -> None
     await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T)
     with pytest.raises(IntegrityError):
         async with w.db.sessionmaker.begin() as session:
-            session.add(
-                Pairing(
-                    nomination_id=w.cadre,
-                    mentor_person_id=w.persons[MENTOR_T2],
-                    slot="township",
-                    assigned_at=NOW,
-                )
-            )
+            await pair(session, w.cadre, w.persons[MENTOR_T2], assigned_at=NOW)
     # An ended one beside the active one is history, and allowed.
     async with w.db.sessionmaker.begin() as session:
-        session.add(
-            Pairing(
-                nomination_id=w.cadre,
-                mentor_person_id=w.persons[MENTOR_T2],
-                slot="township",
-                assigned_at=NOW - timedelta(days=9),
-                ended_at=NOW - timedelta(days=8),
-            )
+        await pair(
+            session,
+            w.cadre,
+            w.persons[MENTOR_T2],
+            assigned_at=NOW - timedelta(days=9),
+            ended_at=NOW - timedelta(days=8),
         )
 
 
@@ -283,13 +277,13 @@ async def test_pairing_scope(world: World) -> None:
     # A revoked grant no longer qualifies.
     async with w.db.sessionmaker.begin() as session:
         await session.execute(
-            update(RoleGrant)
-            .where(RoleGrant.person_id == w.persons[MENTOR_T2])
+            update(models.RoleGrant)
+            .where(models.RoleGrant.person_id == w.persons[MENTOR_T2])
             .values(revoked_at=NOW)
         )
     with pytest.raises(NotAllowed):
         await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T2)
-    assert await _count(w.db, Pairing) == 0
+    assert await _count(w.db, models.Pairing) == 0
 
 
 # --- talks ----------------------------------------------------------------------------------
@@ -297,7 +291,7 @@ async def test_pairing_scope(world: World) -> None:
 
 async def _save(
     w: World, mentor: int, pairing_id: int, *, day: date = TODAY, **changes: Any
-) -> TalkLog:
+) -> models.TalkLog:
     values: dict[str, Any] = {"talk_date": day, "mode": "face", "topics": TOPICS}
     values.update(changes)
     actor = await w.actor(mentor)
@@ -316,12 +310,14 @@ async def test_talk_is_saved_with_its_difficulties(world: World) -> None:
         w, MENTOR_T, pairing.pairing_id, difficulties=["缺少资金", "  技术培训不足  "], mode="home"
     )
     async with w.db.sessionmaker() as session:
-        stored = await session.get(TalkLog, talk.id)
+        stored = await session.get(models.TalkLog, talk.id)
         assert stored is not None
         assert stored.talk_date == TODAY and stored.mode == "home"
         assert mentoring.talk_topics(CIPHER, stored.topics, stored.topics_enc) == TOPICS
         assert stored.mentor_person_id == w.persons[MENTOR_T]
-        rows = list(await session.scalars(select(Difficulty).order_by(Difficulty.id)))
+        rows = list(
+            await session.scalars(select(models.Difficulty).order_by(models.Difficulty.id))
+        )
     # At rest the texts are encrypted (finding 18): nothing readable in the plain columns.
     assert stored.topics == {} and stored.topics_enc is not None
     assert all(d.description == "" and d.description_enc is not None for d in rows)
@@ -329,7 +325,7 @@ async def test_talk_is_saved_with_its_difficulties(world: World) -> None:
         ("缺少资金", "open", talk.id),
         ("技术培训不足", "open", talk.id),
     ]
-    assert await _count(w.db, AuditLog, AuditLog.action == "talk.create") == 1
+    assert await _count(w.db, models.AuditLog, models.AuditLog.action == "talk.create") == 1
 
 
 async def test_talk_refusals_save_nothing(world: World) -> None:
@@ -362,8 +358,8 @@ async def test_talk_refusals_save_nothing(world: World) -> None:
     await _assign(w, OFFICIAL, w.cadre, "township", MENTOR_T2)
     with pytest.raises(Stale):
         await _save(w, MENTOR_T, pid)
-    assert await _count(w.db, TalkLog) == 0
-    assert await _count(w.db, Difficulty) == 0
+    assert await _count(w.db, models.TalkLog) == 0
+    assert await _count(w.db, models.Difficulty) == 0
 
 
 async def test_mentees_with_cadence(world: World) -> None:
@@ -401,7 +397,7 @@ async def _difficulties_everywhere(w: World) -> dict[str, int]:
     await _save(w, MENTOR_T, here.pairing_id, difficulties=["缺少资金"])
     await _save(w, MENTOR_ELSEWHERE, there.pairing_id, difficulties=["道路不通"])
     async with w.db.sessionmaker() as session:
-        rows = list(await session.scalars(select(Difficulty)))
+        rows = list(await session.scalars(select(models.Difficulty)))
     return {mentoring.difficulty_texts(CIPHER, d)[0]: d.id for d in rows}
 
 
@@ -424,58 +420,30 @@ async def test_difficulties_scope_and_resolution(world: World) -> None:
     }
     for who in (OTHER_OFFICIAL, MENTOR_V, NOBODY):
         with pytest.raises(NotAllowed):
-            async with w.db.sessionmaker.begin() as session:
-                await mentoring.resolve_difficulty(
-                    session, w.actors[who], ids["缺少资金"], cipher=CIPHER, note="已解决", now=NOW
-                )
+            await _resolve(w, who, ids["缺少资金"], "已解决")
     with pytest.raises(RuleError):
-        async with w.db.sessionmaker.begin() as session:
-            await mentoring.resolve_difficulty(
-                session, w.actors[MENTOR_T], ids["缺少资金"], cipher=CIPHER, note="好", now=NOW
-            )
-    async with w.db.sessionmaker.begin() as session:
-        done = await mentoring.resolve_difficulty(
-            session,
-            w.actors[MENTOR_T],
-            ids["缺少资金"],
-            cipher=CIPHER,
-            note="协调小额贷款 5 万元",
-            now=NOW,
-        )
+        await _resolve(w, MENTOR_T, ids["缺少资金"], "好")
+    done = await _resolve(w, MENTOR_T, ids["缺少资金"], "协调小额贷款 5 万元")
     assert done.status == "resolved" and done.resolution == "协调小额贷款 5 万元"
     assert done.resolved_at == NOW
     with pytest.raises(Stale):
-        async with w.db.sessionmaker.begin() as session:
-            await mentoring.resolve_difficulty(
-                session,
-                w.actors[OFFICIAL],
-                ids["缺少资金"],
-                cipher=CIPHER,
-                note="再次解决",
-                now=NOW,
-            )
+        await _resolve(w, OFFICIAL, ids["缺少资金"], "再次解决")
     async with w.db.sessionmaker() as session:
         with pytest.raises(Stale):
             await mentoring.difficulty_for_resolution(
                 session, w.actors[COUNTY], ids["缺少资金"], cipher=CIPHER
             )
-        row = await session.get(Difficulty, ids["缺少资金"])
+        row = await session.get(models.Difficulty, ids["缺少资金"])
         assert row is not None and row.resolved_by_person_id == w.persons[MENTOR_T]
-    assert await _count(w.db, AuditLog, AuditLog.action == "difficulty.resolve") == 1
+    assert await _count(w.db, models.AuditLog, models.AuditLog.action == "difficulty.resolve") == 1
     # The county official resolves the other township's one.
-    async with w.db.sessionmaker.begin() as session:
-        await mentoring.resolve_difficulty(
-            session, w.actors[COUNTY], ids["道路不通"], cipher=CIPHER, note="已修通道路", now=NOW
-        )
+    await _resolve(w, COUNTY, ids["道路不通"], "已修通道路")
 
 
 async def test_difficulty_counts_per_township(world: World) -> None:
     w = world
     ids = await _difficulties_everywhere(w)
-    async with w.db.sessionmaker.begin() as session:
-        await mentoring.resolve_difficulty(
-            session, w.actors[COUNTY], ids["缺少资金"], cipher=CIPHER, note="已解决好", now=NOW
-        )
+    await _resolve(w, COUNTY, ids["缺少资金"], "已解决好")
     async with w.db.sessionmaker() as session:
         counts = await mentoring.difficulty_counts(session)
         assert [(c.township, c.raised, c.resolved, c.open) for c in counts] == [
@@ -506,18 +474,17 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
     async with w.db.sessionmaker.begin() as session:
         for index, (cadre, slot, mentor, paired_ago, talk_ago) in enumerate(cases):
             # At 00:30 Shanghai time: a pairing made "N days ago" at that local hour.
-            pairing = Pairing(
-                nomination_id=cadre,
-                mentor_person_id=w.persons[mentor],
-                slot=slot,
+            pairing = await pair(
+                session,
+                cadre,
+                w.persons[mentor],
+                slot,
                 assigned_at=NOW - timedelta(days=paired_ago),
             )
-            session.add(pairing)
-            await session.flush()
             ids[index] = pairing.id
             if talk_ago is not None:
                 session.add(
-                    TalkLog(
+                    models.TalkLog(
                         pairing_id=pairing.id,
                         nomination_id=cadre,
                         mentor_person_id=w.persons[mentor],
@@ -528,7 +495,7 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
                 )
                 # An older talk too: the latest one counts.
                 session.add(
-                    TalkLog(
+                    models.TalkLog(
                         pairing_id=pairing.id,
                         nomination_id=cadre,
                         mentor_person_id=w.persons[mentor],
@@ -540,22 +507,16 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
         # Talks inserted as rows, not through save_talk: the pairings' dates are recomputed.
         await mentoring.refresh_last_talks(session, list(ids.values()))
         # An ended pairing long overdue, and a cadre out of the pool: neither is due.
-        session.add(
-            Pairing(
-                nomination_id=w.far_cadre,
-                mentor_person_id=w.persons[MENTOR_ELSEWHERE],
-                slot="village",
-                assigned_at=NOW - timedelta(days=200),
-                ended_at=NOW - timedelta(days=100),
-            )
+        await pair(
+            session,
+            w.far_cadre,
+            w.persons[MENTOR_ELSEWHERE],
+            "village",
+            assigned_at=NOW - timedelta(days=200),
+            ended_at=NOW - timedelta(days=100),
         )
-        session.add(
-            Pairing(
-                nomination_id=w.new_cadre,
-                mentor_person_id=w.persons[MENTOR_T],
-                slot="township",
-                assigned_at=NOW - timedelta(days=200),
-            )
+        await pair(
+            session, w.new_cadre, w.persons[MENTOR_T], assigned_at=NOW - timedelta(days=200)
         )
     statements: list[str] = []
 
@@ -586,12 +547,14 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
     async with w.db.sessionmaker() as session:
         expected = set()
         for pairing in await session.scalars(
-            select(Pairing)
-            .join(Nomination)
-            .where(Pairing.ended_at.is_(None), Nomination.status == "in_pool")
+            select(models.Pairing)
+            .join(models.Nomination)
+            .where(models.Pairing.ended_at.is_(None), models.Nomination.status == "in_pool")
         ):
             last = await session.scalar(
-                select(func.max(TalkLog.talk_date)).where(TalkLog.pairing_id == pairing.id)
+                select(func.max(models.TalkLog.talk_date)).where(
+                    models.TalkLog.pairing_id == pairing.id
+                )
             )
             paired_on = pairing.assigned_at.astimezone(SHANGHAI).date()
             if talk_status(last, paired_on, NOW, tz=SHANGHAI).state != CadenceState.OK:
@@ -614,8 +577,8 @@ async def test_due_pairings_match_talk_status(world: World) -> None:
     # A revoked mentor's pairing is still due (the official must hear of it), flagged so.
     async with w.db.sessionmaker.begin() as session:
         await session.execute(
-            update(RoleGrant)
-            .where(RoleGrant.person_id == w.persons[MENTOR_T])
+            update(models.RoleGrant)
+            .where(models.RoleGrant.person_id == w.persons[MENTOR_T])
             .values(revoked_at=NOW)
         )
     async with w.db.sessionmaker() as session:
@@ -635,13 +598,11 @@ async def test_pairing_date_is_the_shanghai_date(world: World) -> None:
     """Paired at 16:30 UTC on 1 Feb, 00:30 on 2 Feb in Shanghai: due 4 March, not 3 March."""
     w = world
     async with w.db.sessionmaker.begin() as session:
-        session.add(
-            Pairing(
-                nomination_id=w.cadre,
-                mentor_person_id=w.persons[MENTOR_T],
-                slot="township",
-                assigned_at=datetime(2026, 2, 1, 16, 30, tzinfo=UTC),
-            )
+        await pair(
+            session,
+            w.cadre,
+            w.persons[MENTOR_T],
+            assigned_at=datetime(2026, 2, 1, 16, 30, tzinfo=UTC),
         )
     async with w.db.sessionmaker() as session:
         # 2026-02-24 Shanghai: 8 days before 4 March, not yet due soon.
@@ -701,10 +662,14 @@ async def test_dossier_section_and_its_template(world: World) -> None:
 async def _last_talks(w: World) -> dict[int, tuple[date | None, date | None]]:
     """Per pairing: (last_talk_on as kept, the latest talk_date recomputed from talk_log)."""
     latest = (
-        select(func.max(TalkLog.talk_date)).where(TalkLog.pairing_id == Pairing.id)
+        select(func.max(models.TalkLog.talk_date)).where(
+            models.TalkLog.pairing_id == models.Pairing.id
+        )
     ).scalar_subquery()
     async with w.db.sessionmaker() as session:
-        rows = await session.execute(select(Pairing.id, Pairing.last_talk_on, latest))
+        rows = await session.execute(
+            select(models.Pairing.id, models.Pairing.last_talk_on, latest)
+        )
         return {int(pid): (kept, actual) for pid, kept, actual in rows.all()}
 
 
@@ -734,7 +699,7 @@ async def test_saved_talks_keep_the_latest_date_on_the_pairing(world: World) -> 
             now=NOW,
             tz=SHANGHAI,
         )
-        loaded = await session.get(Pairing, here.pairing_id)
+        loaded = await session.get(models.Pairing, here.pairing_id)
         assert loaded is not None and loaded.last_talk_on == TODAY - timedelta(days=1)
     assert (await _last_talks(w))[here.pairing_id] == (TODAY - timedelta(days=1),) * 2
     # The reminders read it: the pairing that just had a talk is no longer due, the other is.
@@ -763,8 +728,8 @@ async def test_refresh_after_a_talk_is_edited_or_deleted(world: World) -> None:
     # The latest talk's date corrected to an earlier day: the other talk is now the latest.
     async with w.db.sessionmaker.begin() as session:
         await session.execute(
-            update(TalkLog)
-            .where(TalkLog.id == latest.id)
+            update(models.TalkLog)
+            .where(models.TalkLog.id == latest.id)
             .values(talk_date=TODAY - timedelta(days=25))
         )
         await mentoring.refresh_last_talks(session, [here.pairing_id])
@@ -774,11 +739,11 @@ async def test_refresh_after_a_talk_is_edited_or_deleted(world: World) -> None:
 
     # Deleted: the one left counts; none left: no date, the pairing date counts again.
     async with w.db.sessionmaker.begin() as session:
-        await session.execute(delete(TalkLog).where(TalkLog.id == first.id))
+        await session.execute(delete(models.TalkLog).where(models.TalkLog.id == first.id))
         await mentoring.refresh_last_talks(session, [here.pairing_id])
     assert (await _last_talks(w))[here.pairing_id] == (TODAY - timedelta(days=25),) * 2
     async with w.db.sessionmaker.begin() as session:
-        await session.execute(delete(TalkLog).where(TalkLog.id == latest.id))
+        await session.execute(delete(models.TalkLog).where(models.TalkLog.id == latest.id))
         await mentoring.refresh_last_talks(session, [here.pairing_id])
     kept = await _last_talks(w)
     assert kept == {here.pairing_id: (None, None), there.pairing_id: untouched}
@@ -791,7 +756,7 @@ async def test_refresh_after_a_talk_is_edited_or_deleted(world: World) -> None:
     # A bulk load refreshes every pairing; an empty list refreshes none.
     stale = TODAY - timedelta(days=100)
     async with w.db.sessionmaker.begin() as session:
-        await session.execute(update(Pairing).values(last_talk_on=stale))
+        await session.execute(update(models.Pairing).values(last_talk_on=stale))
         await mentoring.refresh_last_talks(session, [])
     assert {kept for kept, _ in (await _last_talks(w)).values()} == {stale}
     async with w.db.sessionmaker.begin() as session:

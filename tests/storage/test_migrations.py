@@ -26,6 +26,7 @@ from storage.models import (
     TalkTally,
     Township,
 )
+from tests.support.county import legacy_rows
 
 MODEL_TABLES = frozenset(Base.metadata.tables)
 
@@ -141,25 +142,7 @@ async def test_upgrade_to_0008_backfills_the_last_talk_date(db: Database) -> Non
     at = datetime(2026, 3, 1, tzinfo=UTC)
     # Core inserts naming only columns that exist at 0007 (the models already have 0008's).
     async with db.engine.begin() as connection:
-        await connection.execute(insert(County.__table__).values(id=1, name="示例县"))
-        await connection.execute(
-            insert(Township.__table__).values(id=1, county_id=1, name="青山镇")
-        )
-        await connection.execute(
-            insert(Person.__table__), [{"id": i, "full_name": f"人{i}"} for i in (1, 2, 3)]
-        )
-        await connection.execute(
-            insert(Nomination.__table__).values(
-                id=1,
-                person_id=1,
-                channel="organization",
-                status="in_pool",
-                township_id=1,
-                key_group="veteran",
-                created_at=at,
-                status_changed_at=at,
-            )
-        )
+        await legacy_rows(connection, at, 3)
         await connection.execute(
             insert(Pairing.__table__),
             [

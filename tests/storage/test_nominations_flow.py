@@ -24,6 +24,7 @@ from storage.rules.vetting import (
     IllegalTransition,
     VettingOutcome,
 )
+from tests.support.county import RoleSpec, staff
 
 T0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 ID_1 = make_id_number("520221", date(1990, 3, 7), 12, male=True)
@@ -70,17 +71,8 @@ class County:
         }
         async with self.db.sessionmaker.begin() as session:
             for telegram_id, (role, township_id, department) in grants.items():
-                account = await people.ensure_account(session, telegram_id, "zh-hans")
-                if role is not None:
-                    session.add(
-                        RoleGrant(
-                            person_id=account.person_id,
-                            role=role.value,
-                            township_id=township_id,
-                            department=department,
-                        )
-                    )
-            await session.flush()
+                specs: list[RoleSpec] = [] if role is None else [(role, township_id, None)]
+                await staff(session, telegram_id, None, specs, department)
             for telegram_id in grants:
                 actor = await people.load_actor(session, telegram_id)
                 assert actor is not None

@@ -10,17 +10,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from storage import geo, people
+from storage import geo, models, people
 from storage.db import Database
-from storage.models import (
-    AuditLog,
-    InviteCode,
-    InviteFailure,
-    Person,
-    Role,
-    RoleGrant,
-    TelegramAccount,
-)
 from storage.people import Grant, RedeemOutcome
 from tests.support.county import township as _township
 
@@ -31,7 +22,9 @@ BIG_ID = 7_000_000_123  # above 2**31: Telegram ids need BIGINT
 OTHER_ID = 7_000_000_456
 
 
-async def _invite(db: Database, role: Role = Role.COUNTY_OFFICIAL, **kwargs: object) -> str:
+async def _invite(
+    db: Database, role: models.Role = models.Role.COUNTY_OFFICIAL, **kwargs: object
+) -> str:
     async with db.sessionmaker.begin() as session:
         (code,) = await people.create_invites(
             session,
@@ -59,10 +52,10 @@ async def _redeem(
         )
 
 
-async def _invite_row(db: Database, code: str) -> InviteCode:
+async def _invite_row(db: Database, code: str) -> models.InviteCode:
     async with db.sessionmaker() as session:
         invite = await session.scalar(
-            select(InviteCode).where(InviteCode.code_hash == people.hash_code(code))
+            select(models.InviteCode).where(models.InviteCode.code_hash == people.hash_code(code))
         )
     assert invite is not None
     return invite
@@ -86,8 +79,8 @@ async def test_ensure_account_creates_person_and_account_once(db: Database) -> N
         again = await people.ensure_account(session, BIG_ID, "en")
         assert again.person_id == person_id
 
-    assert await _count(db, Person) == 1
-    assert await _count(db, TelegramAccount) == 1
+    assert await _count(db, models.Person) == 1
+    assert await _count(db, models.TelegramAccount) == 1
     async with db.sessionmaker() as session:
         raw = (
             await session.execute(
@@ -100,7 +93,7 @@ async def test_ensure_account_creates_person_and_account_once(db: Database) -> N
     async with db.sessionmaker.begin() as session:
         other = await people.ensure_account(session, OTHER_ID, None)
         assert other.person_id != person_id
-    assert await _count(db, Person) == 2
+    assert await _count(db, models.Person) == 2
 
 
 async def test_ensure_account_keeps_language_when_none_given(db: Database) -> None:
@@ -119,7 +112,7 @@ async def test_create_invites_stores_only_the_hash(db: Database) -> None:
     async with db.sessionmaker.begin() as session:
         codes = await people.create_invites(
             session,
-            role=Role.MENTOR,
+            role=models.Role.MENTOR,
             now=T0,
             days=7,
             count=3,
@@ -155,35 +148,35 @@ async def test_create_invites_stores_only_the_hash(db: Database) -> None:
 @pytest.mark.parametrize(
     ("role", "scope"),
     [
-        (Role.MENTOR, {"mentor_slot": "township"}),
-        (Role.TOWNSHIP_OFFICIAL, {}),
-        (Role.TOWNSHIP_OFFICIAL, {"department": "组织部"}),
-        (Role.REVIEWER, {}),
-        (Role.REVIEWER, {"department": ""}),
+        (models.Role.MENTOR, {"mentor_slot": "township"}),
+        (models.Role.TOWNSHIP_OFFICIAL, {}),
+        (models.Role.TOWNSHIP_OFFICIAL, {"department": "组织部"}),
+        (models.Role.REVIEWER, {}),
+        (models.Role.REVIEWER, {"department": ""}),
     ],
 )
 async def test_create_invites_refuses_unscoped_roles(
-    db: Database, role: Role, scope: dict[str, object]
+    db: Database, role: models.Role, scope: dict[str, object]
 ) -> None:
     async with db.sessionmaker.begin() as session:
         with pytest.raises(ValueError, match=r"needs a (township|department)"):
             await people.create_invites(session, role=role, now=T0, days=7, **scope)  # type: ignore[arg-type]
-    assert await _count(db, InviteCode) == 0
-    assert await _count(db, AuditLog) == 0
+    assert await _count(db, models.InviteCode) == 0
+    assert await _count(db, models.AuditLog) == 0
 
 
 async def test_database_also_refuses_unscoped_grants(db: Database) -> None:
     person_id = await _account(db, BIG_ID)
     with pytest.raises(IntegrityError):
         async with db.sessionmaker.begin() as session:
-            session.add(RoleGrant(person_id=person_id, role="mentor"))
+            session.add(models.RoleGrant(person_id=person_id, role="mentor"))
     with pytest.raises(IntegrityError):
         async with db.sessionmaker.begin() as session:
-            session.add(RoleGrant(person_id=person_id, role="reviewer"))
+            session.add(models.RoleGrant(person_id=person_id, role="reviewer"))
     with pytest.raises(IntegrityError):
         async with db.sessionmaker.begin() as session:
-            session.add(RoleGrant(person_id=person_id, role="king"))
-    assert await _count(db, RoleGrant) == 0
+            session.add(models.RoleGrant(person_id=person_id, role="king"))
+    assert await _count(db, models.RoleGrant) == 0
 
 
 async def test_create_invite_is_audited(db: Database) -> None:
@@ -191,7 +184,7 @@ async def test_create_invite_is_audited(db: Database) -> None:
     async with db.sessionmaker.begin() as session:
         await people.create_invites(
             session,
-            role=Role.REVIEWER,
+            role=models.Role.REVIEWER,
             now=T0,
             days=3,
             count=2,
@@ -199,7 +192,7 @@ async def test_create_invite_is_audited(db: Database) -> None:
             created_by=admin,
         )
     async with db.sessionmaker() as session:
-        (row,) = await session.scalars(select(AuditLog))
+        (row,) = await session.scalars(select(models.AuditLog))
     assert row.action == "invite.create"
     assert row.actor_person_id == admin
     assert row.subject_type == "invite_code"
@@ -211,18 +204,20 @@ async def test_create_invite_is_audited(db: Database) -> None:
 
 async def test_redeem_grants_once_then_reports_used(db: Database) -> None:
     township_id = await _township(db)
-    code = await _invite(db, Role.TOWNSHIP_OFFICIAL, township_id=township_id)
+    code = await _invite(db, models.Role.TOWNSHIP_OFFICIAL, township_id=township_id)
 
     # Codes are read out on the phone: case and surrounding blanks do not matter.
     result = await _redeem(db, BIG_ID, f"  {code.lower()} ")
-    assert result == people.Redeemed(RedeemOutcome.GRANTED, Role.TOWNSHIP_OFFICIAL, "青山镇", None)
+    assert result == people.Redeemed(
+        RedeemOutcome.GRANTED, models.Role.TOWNSHIP_OFFICIAL, "青山镇", None
+    )
 
     person_id = await _account(db, BIG_ID)
     invite = await _invite_row(db, code)
     assert invite.used_at == T0
     assert invite.used_by_person_id == person_id
     async with db.sessionmaker() as session:
-        (grant,) = await session.scalars(select(RoleGrant))
+        (grant,) = await session.scalars(select(models.RoleGrant))
     assert (grant.person_id, grant.role, grant.township_id, grant.invite_id) == (
         person_id,
         "township_official",
@@ -232,8 +227,10 @@ async def test_redeem_grants_once_then_reports_used(db: Database) -> None:
 
     assert (await _redeem(db, OTHER_ID, code)).outcome == RedeemOutcome.USED
     assert (await _redeem(db, BIG_ID, code)).outcome == RedeemOutcome.USED
-    assert await _count(db, RoleGrant) == 1
-    assert await _count(db, InviteFailure, InviteFailure.telegram_id == OTHER_ID) == 1
+    assert await _count(db, models.RoleGrant) == 1
+    assert (
+        await _count(db, models.InviteFailure, models.InviteFailure.telegram_id == OTHER_ID) == 1
+    )
     invite = await _invite_row(db, code)
     assert invite.used_by_person_id == person_id
 
@@ -242,9 +239,9 @@ async def test_redeem_unknown_code(db: Database) -> None:
     await _invite(db)
     result = await _redeem(db, BIG_ID, "ZZZZZZZZZZZZ")
     assert result == people.Redeemed(RedeemOutcome.UNKNOWN)
-    assert await _count(db, RoleGrant) == 0
+    assert await _count(db, models.RoleGrant) == 0
     async with db.sessionmaker() as session:
-        failure = await session.scalar(select(InviteFailure))
+        failure = await session.scalar(select(models.InviteFailure))
     assert failure is not None
     assert (failure.telegram_id, failure.at) == (BIG_ID, T0)
 
@@ -254,7 +251,7 @@ async def test_redeem_expired_code(db: Database) -> None:
     result = await _redeem(db, BIG_ID, code, now=T0 + timedelta(days=1, seconds=1))
     assert result.outcome == RedeemOutcome.EXPIRED
     assert (await _invite_row(db, code)).used_at is None
-    assert await _count(db, RoleGrant) == 0
+    assert await _count(db, models.RoleGrant) == 0
     # Just before expiry the same code still works.
     result = await _redeem(db, BIG_ID, code, now=T0 + timedelta(days=1, seconds=-1))
     assert result.outcome == RedeemOutcome.GRANTED
@@ -270,7 +267,7 @@ async def test_redeem_throttles_after_max_failures_in_window(db: Database) -> No
     later = T0 + timedelta(minutes=MAX_FAILURES)
     assert (await _redeem(db, BIG_ID, code, now=later)).outcome == RedeemOutcome.THROTTLED
     assert (await _invite_row(db, code)).used_at is None
-    assert await _count(db, RoleGrant) == 0
+    assert await _count(db, models.RoleGrant) == 0
 
     # Someone else's failures are not mine.
     other = await _redeem(db, OTHER_ID, "WRONGX", now=later)
@@ -285,10 +282,14 @@ async def test_old_failures_do_not_count(db: Database) -> None:
     await _account(db, BIG_ID)
     async with db.sessionmaker.begin() as session:
         for minutes in range(11, 11 + 2 * MAX_FAILURES):
-            session.add(InviteFailure(telegram_id=BIG_ID, at=T0 - timedelta(minutes=minutes)))
+            session.add(
+                models.InviteFailure(telegram_id=BIG_ID, at=T0 - timedelta(minutes=minutes))
+            )
         # One fewer than the limit inside the window.
         for seconds in range(MAX_FAILURES - 1):
-            session.add(InviteFailure(telegram_id=BIG_ID, at=T0 - timedelta(seconds=seconds)))
+            session.add(
+                models.InviteFailure(telegram_id=BIG_ID, at=T0 - timedelta(seconds=seconds))
+            )
     async with db.sessionmaker() as session:
         assert await people.recent_failures(session, BIG_ID, T0, WINDOW) == MAX_FAILURES - 1
 
@@ -300,47 +301,49 @@ async def test_failures_at_limit_throttle_before_the_code_is_looked_at(db: Datab
     await _account(db, BIG_ID)
     async with db.sessionmaker.begin() as session:
         for seconds in range(MAX_FAILURES):
-            session.add(InviteFailure(telegram_id=BIG_ID, at=T0 - timedelta(seconds=seconds)))
+            session.add(
+                models.InviteFailure(telegram_id=BIG_ID, at=T0 - timedelta(seconds=seconds))
+            )
     code = await _invite(db)
     assert (await _redeem(db, BIG_ID, code)).outcome == RedeemOutcome.THROTTLED
     # A throttled attempt is not itself counted as a failure.
-    assert await _count(db, InviteFailure) == MAX_FAILURES
+    assert await _count(db, models.InviteFailure) == MAX_FAILURES
     assert (await _invite_row(db, code)).used_at is None
 
 
 async def test_demo_invite_moves_account_to_prepared_person(db: Database) -> None:
     async with db.sessionmaker.begin() as session:
-        prepared = Person(full_name="王五")
+        prepared = models.Person(full_name="王五")
         session.add(prepared)
         await session.flush()
         prepared_id = prepared.id
     own_person = await _account(db, BIG_ID)
     assert own_person != prepared_id
-    code = await _invite(db, Role.COUNTY_OFFICIAL, for_person_id=prepared_id)
+    code = await _invite(db, models.Role.COUNTY_OFFICIAL, for_person_id=prepared_id)
 
     result = await _redeem(db, BIG_ID, code)
     assert result.outcome == RedeemOutcome.GRANTED
 
     async with db.sessionmaker() as session:
-        account = await session.get(TelegramAccount, BIG_ID)
+        account = await session.get(models.TelegramAccount, BIG_ID)
         assert account is not None
         assert account.person_id == prepared_id
-        (grant,) = await session.scalars(select(RoleGrant))
+        (grant,) = await session.scalars(select(models.RoleGrant))
         assert grant.person_id == prepared_id
         actor = await people.load_actor(session, BIG_ID)
     assert actor is not None
     assert actor.person_id == prepared_id
-    assert actor.roles == {Role.COUNTY_OFFICIAL}
+    assert actor.roles == {models.Role.COUNTY_OFFICIAL}
 
 
 async def test_redeem_is_audited(db: Database) -> None:
-    code = await _invite(db, Role.REVIEWER, department="组织部")
+    code = await _invite(db, models.Role.REVIEWER, department="组织部")
     result = await _redeem(db, BIG_ID, code)
-    assert result == people.Redeemed(RedeemOutcome.GRANTED, Role.REVIEWER, None, "组织部")
+    assert result == people.Redeemed(RedeemOutcome.GRANTED, models.Role.REVIEWER, None, "组织部")
     person_id = await _account(db, BIG_ID)
     invite = await _invite_row(db, code)
     async with db.sessionmaker() as session:
-        rows = list(await session.scalars(select(AuditLog).order_by(AuditLog.id)))
+        rows = list(await session.scalars(select(models.AuditLog).order_by(models.AuditLog.id)))
     assert [r.action for r in rows] == ["invite.create", "invite.redeem"]
     redeem = rows[1]
     assert (redeem.actor_person_id, redeem.subject_type, redeem.subject_id) == (
@@ -353,11 +356,11 @@ async def test_redeem_is_audited(db: Database) -> None:
 
 async def test_failed_redeem_is_not_audited_as_redeem(db: Database) -> None:
     await _redeem(db, BIG_ID, "NOPE")
-    assert await _count(db, AuditLog, AuditLog.action == "invite.redeem") == 0
+    assert await _count(db, models.AuditLog, models.AuditLog.action == "invite.redeem") == 0
 
 
 async def test_concurrent_redeems_grant_exactly_once(db: Database) -> None:
-    code = await _invite(db, Role.ADMIN)
+    code = await _invite(db, models.Role.ADMIN)
     ids = [BIG_ID, OTHER_ID, 7_000_000_789]
     for telegram_id in ids:
         await _account(db, telegram_id)
@@ -369,7 +372,7 @@ async def test_concurrent_redeems_grant_exactly_once(db: Database) -> None:
             # BEGIN IMMEDIATE serializes whole transactions: meet before any of them starts.
             await barrier.wait()
         async with db.sessionmaker.begin() as session:
-            account = await session.get(TelegramAccount, telegram_id)
+            account = await session.get(models.TelegramAccount, telegram_id)
             assert account is not None
             if not on_sqlite:
                 # All transactions are open before anyone tries to claim the code.
@@ -385,13 +388,13 @@ async def test_concurrent_redeems_grant_exactly_once(db: Database) -> None:
     )
     winner = ids[outcomes.index(RedeemOutcome.GRANTED)]
     async with db.sessionmaker() as session:
-        (grant,) = await session.scalars(select(RoleGrant))
-        account = await session.get(TelegramAccount, winner)
+        (grant,) = await session.scalars(select(models.RoleGrant))
+        account = await session.get(models.TelegramAccount, winner)
         assert account is not None
         assert grant.person_id == account.person_id
     assert (await _invite_row(db, code)).used_by_person_id == grant.person_id
-    assert await _count(db, AuditLog, AuditLog.action == "invite.redeem") == 1
-    assert await _count(db, InviteFailure) == len(ids) - 1
+    assert await _count(db, models.AuditLog, models.AuditLog.action == "invite.redeem") == 1
+    assert await _count(db, models.InviteFailure) == len(ids) - 1
 
 
 # --- loading the actor ----------------------------------------------------------------------
@@ -404,16 +407,18 @@ async def test_load_actor_returns_active_grants_with_township_names(db: Database
     async with db.sessionmaker.begin() as session:
         session.add_all(
             [
-                RoleGrant(
+                models.RoleGrant(
                     person_id=person_id,
                     role="mentor",
                     township_id=qingshan,
                     mentor_slot="township",
                 ),
-                RoleGrant(person_id=person_id, role="township_official", township_id=baishui),
-                RoleGrant(person_id=person_id, role="reviewer", department="组织部"),
-                RoleGrant(person_id=person_id, role="admin", revoked_at=T0),
-                RoleGrant(
+                models.RoleGrant(
+                    person_id=person_id, role="township_official", township_id=baishui
+                ),
+                models.RoleGrant(person_id=person_id, role="reviewer", department="组织部"),
+                models.RoleGrant(person_id=person_id, role="admin", revoked_at=T0),
+                models.RoleGrant(
                     person_id=person_id,
                     role="mentor",
                     township_id=baishui,
@@ -427,15 +432,15 @@ async def test_load_actor_returns_active_grants_with_township_names(db: Database
     assert (actor.person_id, actor.telegram_id) == (person_id, BIG_ID)
     assert sorted(actor.grants, key=str) == sorted(
         [
-            Grant(Role.MENTOR, qingshan, "青山镇", None, "township"),
-            Grant(Role.TOWNSHIP_OFFICIAL, baishui, "白水镇", None),
-            Grant(Role.REVIEWER, None, None, "组织部"),
+            Grant(models.Role.MENTOR, qingshan, "青山镇", None, "township"),
+            Grant(models.Role.TOWNSHIP_OFFICIAL, baishui, "白水镇", None),
+            Grant(models.Role.REVIEWER, None, None, "组织部"),
         ],
         key=str,
     )
-    assert not actor.has(Role.ADMIN)
-    assert actor.township_ids(Role.MENTOR) == {qingshan}
-    assert actor.township_ids(Role.TOWNSHIP_OFFICIAL) == {baishui}
+    assert not actor.has(models.Role.ADMIN)
+    assert actor.township_ids(models.Role.MENTOR) == {qingshan}
+    assert actor.township_ids(models.Role.TOWNSHIP_OFFICIAL) == {baishui}
     assert actor.departments() == {"组织部"}
 
 
@@ -452,7 +457,7 @@ async def test_other_persons_grants_do_not_leak(db: Database) -> None:
     mine = await _account(db, BIG_ID)
     theirs = await _account(db, OTHER_ID)
     async with db.sessionmaker.begin() as session:
-        session.add(RoleGrant(person_id=theirs, role="mentor", township_id=township_id))
+        session.add(models.RoleGrant(person_id=theirs, role="mentor", township_id=township_id))
     async with db.sessionmaker() as session:
         actor = await people.load_actor(session, BIG_ID)
         assert actor is not None
@@ -476,7 +481,7 @@ async def test_second_account_can_step_into_a_demo_person(db: Database) -> None:
             (
                 await people.create_invites(
                     session,
-                    role=Role.MENTOR,
+                    role=models.Role.MENTOR,
                     now=now,
                     days=7,
                     township_id=township.id,
@@ -497,5 +502,5 @@ async def test_second_account_can_step_into_a_demo_person(db: Database) -> None:
     async with db.sessionmaker() as session:
         second = await people.load_actor(session, 8_100_000_002)
         first = await people.load_actor(session, 8_100_000_001)
-    assert second is not None and second.person_id == demo_id and second.has(Role.MENTOR)
+    assert second is not None and second.person_id == demo_id and second.has(models.Role.MENTOR)
     assert first is not None and first.person_id != demo_id

@@ -7,28 +7,16 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import geo, outcomes, projects
+from storage import models, outcomes, projects
 from storage.db import Database
-from storage.models import (
-    AuditLog,
-    GradeMove,
-    Nomination,
-    Project,
-    ProjectLead,
-    ProjectReport,
-    Publicity,
-    Role,
-    StatusChange,
-    Village,
-)
 from storage.nominations import NotAllowed
-from storage.people import Actor, Grant
+from storage.people import Actor
 from storage.projects import format_wan, parse_wan
 from storage.rules.identity import RuleError
 from storage.rules.vetting import Channel, Event, IllegalTransition, Status, transition
-from tests.support.county import nomination_row as _nomination
-from tests.support.county import person as _person
+from tests.support.county import four_cadres, grade_move, officials, townships
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
@@ -150,35 +138,20 @@ class World:
 
 async def _world(db: Database) -> World:
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(
-            session, "示例县", [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
+        towns = await townships(
+            session, [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
         )
-        a = await geo.township_by_name(session, "青山镇")
-        b = await geo.township_by_name(session, "木黄镇")
-        assert a is not None and b is not None
-        villages = {v.name: v.id for v in await session.scalars(select(Village))}
-
-        def grant(role: Role, township: int | None = None) -> tuple[Grant, ...]:
-            return (Grant(role, township, None, None),)
-
-        official_a = Actor(await _person(session), 1, grant(Role.TOWNSHIP_OFFICIAL, a.id))
-        official_b = Actor(await _person(session), 2, grant(Role.TOWNSHIP_OFFICIAL, b.id))
-        county = Actor(await _person(session), 3, grant(Role.COUNTY_OFFICIAL))
-        nobody = Actor(await _person(session), 4, ())
-        a1 = await _nomination(session, a.id, "张三")
-        a2 = await _nomination(session, a.id, "李四")
-        b1 = await _nomination(session, b.id, "王五")
-        new_a = await _nomination(session, a.id, "赵六", status="new")
+        a, b = towns["青山镇"], towns["木黄镇"]
+        villages = {v.name: v.id for v in await session.scalars(select(models.Village))}
+        staff = await officials(session, a, b)
+        a1, a2, b1, new_a = await four_cadres(session, a, b)
         return World(
-            a.id,
-            b.id,
+            a,
+            b,
             villages["青山村"],
             villages["石板村"],
             villages["木黄村"],
-            official_a,
-            official_b,
-            county,
-            nobody,
+            *staff,
             a1.id,
             a2.id,
             b1.id,
@@ -263,7 +236,7 @@ async def test_create_project_stores_yuan_exactly_with_leads_and_audit(db: Datab
     w = await _world(db)
     pid = await _create(db, w.official_a, w.a1, [w.cadre_a1, w.cadre_a2, w.cadre_a1], "120.5")
     async with db.sessionmaker() as session:
-        project = await session.get(Project, pid)
+        project = await session.get(models.Project, pid)
         assert project is not None
         assert (project.funds_yuan, project.status, project.village_id) == (
             1_205_000,
@@ -273,11 +246,15 @@ async def test_create_project_stores_yuan_exactly_with_leads_and_audit(db: Datab
         assert project.created_by_person_id == w.official_a.person_id
         leads = set(
             await session.scalars(
-                select(ProjectLead.nomination_id).where(ProjectLead.project_id == pid)
+                select(models.ProjectLead.nomination_id).where(
+                    models.ProjectLead.project_id == pid
+                )
             )
         )
         assert leads == {w.cadre_a1, w.cadre_a2}
-        log = await session.scalar(select(AuditLog).where(AuditLog.action == "project.create"))
+        log = await session.scalar(
+            select(models.AuditLog).where(models.AuditLog.action == "project.create")
+        )
         assert log is not None and log.subject_id == pid
         assert log.detail["funds_yuan"] == 1_205_000
         assert log.detail["leads"] == sorted([w.cadre_a1, w.cadre_a2])
@@ -316,8 +293,8 @@ async def test_create_project_scope_and_rules(db: Database) -> None:
                 lead_ids=[w.cadre_a1],
                 now=NOW,
             )
-    assert await _count(db, Project) == 0
-    assert await _count(db, ProjectLead) == 0
+    assert await _count(db, models.Project) == 0
+    assert await _count(db, models.ProjectLead) == 0
 
 
 async def test_choices_are_scoped(db: Database) -> None:
@@ -385,10 +362,10 @@ async def test_reports_by_leads_only(db: Database) -> None:
             await _report(db, actor, pid, "1")
     with pytest.raises(NotAllowed):
         await _report(db, w.lead_a1, 987654, "1")
-    assert await _count(db, ProjectReport) == 5
-    assert await _count(db, AuditLog, AuditLog.action == "project.report") == 5
+    assert await _count(db, models.ProjectReport) == 5
+    assert await _count(db, models.AuditLog, models.AuditLog.action == "project.report") == 5
     async with db.sessionmaker() as session:
-        project = await session.get(Project, t.p1)
+        project = await session.get(models.Project, t.p1)
         assert project is not None and project.status == "under_way"
         led = await projects.led_projects(session, w.lead_a1)
         assert {r.id: r.income_yuan for r in led} == {t.p1: 125_000, t.p2: 3_300}
@@ -496,6 +473,22 @@ async def _elect(db: Database, actor: Actor, nomination_id: int, on: date = TODA
         return election.id
 
 
+async def _award(
+    session: AsyncSession, actor: Actor, nid: int, kind: str, title: str, on: date = TODAY
+) -> models.Award:
+    return await outcomes.record_award(
+        session, actor, nid, kind=kind, title=title, awarded_on=on, today=TODAY
+    )
+
+
+async def _publicity(
+    session: AsyncSession, actor: Actor, nid: int | None, outlet: str, title: str, on: date = TODAY
+) -> models.Publicity:
+    return await outcomes.record_publicity(
+        session, actor, nid, outlet=outlet, title=title, published_on=on, today=TODAY
+    )
+
+
 async def test_election_moves_the_nomination_to_elected(db: Database) -> None:
     w = await _world(db)
     with pytest.raises(NotAllowed):
@@ -504,10 +497,10 @@ async def test_election_moves_the_nomination_to_elected(db: Database) -> None:
         await _elect(db, w.official_a, w.new_a)  # not a reserve cadre yet
     await _elect(db, w.official_a, w.cadre_a1, date(2025, 12, 1))
     async with db.sessionmaker() as session:
-        nomination = await session.get(Nomination, w.cadre_a1)
+        nomination = await session.get(models.Nomination, w.cadre_a1)
         assert nomination is not None and nomination.status == Status.ELECTED.value
         change = await session.scalar(
-            select(StatusChange).where(StatusChange.nomination_id == w.cadre_a1)
+            select(models.StatusChange).where(models.StatusChange.nomination_id == w.cadre_a1)
         )
         assert change is not None
         assert (change.from_status, change.to_status, change.event) == (
@@ -516,17 +509,19 @@ async def test_election_moves_the_nomination_to_elected(db: Database) -> None:
             "elect",
         )
         assert change.actor_person_id == w.official_a.person_id
-        actions = set(await session.scalars(select(AuditLog.action)))
+        actions = set(await session.scalars(select(models.AuditLog.action)))
         assert {"nomination.elect", "outcome.election"} <= actions
     # Already elected: a further election is recorded, the status stays, no second move.
     await _elect(db, w.county, w.cadre_a1)
-    assert await _count(db, StatusChange, StatusChange.nomination_id == w.cadre_a1) == 1
+    assert (
+        await _count(db, models.StatusChange, models.StatusChange.nomination_id == w.cadre_a1) == 1
+    )
     async with db.sessionmaker() as session:
         section = await outcomes.dossier_section(session, w.cadre_a1)
         assert [e.elected_on for e in section.elections] == [TODAY, date(2025, 12, 1)]
         assert section.elections[0].position == "村委会 委员"
         # Out of the pool the cadre can no longer be adjusted out: the state machine says so.
-        nomination = await session.get(Nomination, w.cadre_a1)
+        nomination = await session.get(models.Nomination, w.cadre_a1)
         assert nomination is not None
         with pytest.raises(IllegalTransition):
             transition(Status(nomination.status), Event.ADJUST_OUT, channel=Channel.ORGANIZATION)
@@ -556,98 +551,37 @@ async def test_election_rules(db: Database) -> None:
 async def test_awards_publicity_and_pay(db: Database) -> None:
     w = await _world(db)
     async with db.sessionmaker.begin() as session:
-        await outcomes.record_award(
+        await _award(
+            session, w.official_a, w.cadre_a1, "exemplary", "优秀村级后备干部", date(2025, 7, 1)
+        )
+        await _award(session, w.county, w.cadre_b1, "award", "乡村振兴先进个人", date(2026, 1, 5))
+        await _publicity(
             session,
             w.official_a,
             w.cadre_a1,
-            kind="exemplary",
-            title="优秀村级后备干部",
-            awarded_on=date(2025, 7, 1),
-            today=TODAY,
+            "铜仁日报",
+            "返乡青年盘活闲置校舍",
+            date(2026, 2, 10),
         )
-        await outcomes.record_award(
-            session,
-            w.county,
-            w.cadre_b1,
-            kind="award",
-            title="乡村振兴先进个人",
-            awarded_on=date(2026, 1, 5),
-            today=TODAY,
-        )
-        await outcomes.record_publicity(
-            session,
-            w.official_a,
-            w.cadre_a1,
-            outlet="铜仁日报",
-            title="返乡青年盘活闲置校舍",
-            published_on=date(2026, 2, 10),
-            today=TODAY,
-        )
-        await outcomes.record_publicity(
-            session,
-            w.county,
-            None,
-            outlet="贵州日报",
-            title="印江：“选育管用”全链条机制",
-            published_on=date(2026, 2, 20),
-            today=TODAY,
+        await _publicity(
+            session, w.county, None, "贵州日报", "印江：“选育管用”全链条机制", date(2026, 2, 20)
         )
         session.add(
-            GradeMove(
-                nomination_id=w.cadre_a2,
-                year=2025,
-                result="excellent",
-                from_grade=1,
-                to_grade=2,
-                from_years=0,
-                to_years=0,
-                subsidy_yuan=250,
-                bonus_yuan=1000,
+            grade_move(
+                w.cadre_a2, 2025, "excellent", (1, 2), (0, 0), subsidy_yuan=250, bonus_yuan=1000
             )
         )
     async with db.sessionmaker() as session:
         with pytest.raises(NotAllowed):
-            await outcomes.record_award(
-                session,
-                w.official_b,
-                w.cadre_a1,
-                kind="award",
-                title="先进个人",
-                awarded_on=TODAY,
-                today=TODAY,
-            )
+            await _award(session, w.official_b, w.cadre_a1, "award", "先进个人")
         with pytest.raises(RuleError):
-            await outcomes.record_award(
-                session,
-                w.official_a,
-                w.cadre_a1,
-                kind="medal",
-                title="先进个人",
-                awarded_on=TODAY,
-                today=TODAY,
-            )
+            await _award(session, w.official_a, w.cadre_a1, "medal", "先进个人")
         # A report naming nobody belongs to the county: a township official may not add one.
         with pytest.raises(NotAllowed):
-            await outcomes.record_publicity(
-                session,
-                w.official_a,
-                None,
-                outlet="铜仁日报",
-                title="一篇报道",
-                published_on=TODAY,
-                today=TODAY,
-            )
+            await _publicity(session, w.official_a, None, "铜仁日报", "一篇报道")
         with pytest.raises(NotAllowed):
-            await outcomes.record_publicity(
-                session,
-                w.official_b,
-                w.cadre_a1,
-                outlet="铜仁日报",
-                title="一篇报道",
-                published_on=TODAY,
-                today=TODAY,
-            )
-    assert await _count(db, Publicity) == 2
+            await _publicity(session, w.official_b, w.cadre_a1, "铜仁日报", "一篇报道")
+    assert await _count(db, models.Publicity) == 2
     async with db.sessionmaker.begin() as session:
         years = await outcomes.assessment_years(session, w.official_a, w.cadre_a2)
         assert [(y.year, y.result, y.performance_pay_yuan) for y in years] == [
@@ -665,9 +599,11 @@ async def test_awards_publicity_and_pay(db: Database) -> None:
         with pytest.raises(NotAllowed):
             await outcomes.link_pay(session, w.official_b, w.cadre_a2, year=2025, pay_yuan=1)
     async with db.sessionmaker() as session:
-        move = await session.scalar(select(GradeMove))
+        move = await session.scalar(select(models.GradeMove))
         assert move is not None and move.performance_pay_yuan == 36_000
-        log = await session.scalar(select(AuditLog).where(AuditLog.action == "outcome.pay"))
+        log = await session.scalar(
+            select(models.AuditLog).where(models.AuditLog.action == "outcome.pay")
+        )
         assert log is not None and log.detail["pay_yuan"] == 36_000
         assert log.detail["previous_yuan"] is None
         section = await outcomes.dossier_section(session, w.cadre_a1)
@@ -692,23 +628,13 @@ async def test_outcome_figures(db: Database) -> None:
             (w.official_a, w.cadre_a2, "exemplary", date(2026, 2, 1)),
             (w.official_b, w.cadre_b1, "exemplary", date(2026, 2, 5)),
         ]:
-            await outcomes.record_award(
-                session, actor, nid, kind=kind, title="先进个人", awarded_on=on, today=TODAY
-            )
+            await _award(session, actor, nid, kind, "先进个人", on)
         reports: list[tuple[int | None, date]] = [
             (w.cadre_a1, date(2026, 2, 10)),
             (None, date(2026, 2, 11)),
         ]
         for named, on in reports:
-            await outcomes.record_publicity(
-                session,
-                w.county,
-                named,
-                outlet="铜仁日报",
-                title="报道",
-                published_on=on,
-                today=TODAY,
-            )
+            await _publicity(session, w.county, named, "铜仁日报", "报道", on)
     async with db.sessionmaker() as session:
         figures = await outcomes.outcome_figures(session)
         by_id = {r.township_id: r for r in figures.townships}

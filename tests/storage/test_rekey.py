@@ -24,7 +24,6 @@ from storage.export import ExportScope
 from storage.migrate import alembic_config
 from storage.models import (
     Base,
-    County,
     DataSecret,
     Difficulty,
     Nomination,
@@ -32,7 +31,6 @@ from storage.models import (
     Person,
     StatusChange,
     TalkLog,
-    Township,
     UserData,
     VettingReview,
 )
@@ -41,6 +39,7 @@ from storage.rekey import ENCRYPTED_COLUMNS, NOT_REKEYED, load_cipher, rekey, se
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
 from templates import build_environment
+from tests.support.county import legacy_rows, pair
 from tests.support.county import township as _township
 
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
@@ -93,14 +92,7 @@ async def _add_talk(session: AsyncSession, nomination_id: int, **values: object)
     mentor = Person(full_name="导师")
     session.add(mentor)
     await session.flush()
-    pairing = Pairing(
-        nomination_id=nomination_id,
-        mentor_person_id=mentor.id,
-        slot="township",
-        assigned_at=NOW - timedelta(days=10),
-    )
-    session.add(pairing)
-    await session.flush()
+    pairing = await pair(session, nomination_id, mentor.id, assigned_at=NOW - timedelta(days=10))
     talk = TalkLog(
         pairing_id=pairing.id,
         nomination_id=nomination_id,
@@ -415,28 +407,16 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
     await asyncio.to_thread(command.downgrade, config, "0009")
     at = datetime(2026, 3, 1, tzinfo=UTC)
     legacy = DataCipher(OLD)
+    # Talks of the one pairing (mentor 2 with nomination 1); each adds its date and mode.
+    talk = {"pairing_id": 1, "nomination_id": 1, "mentor_person_id": 2, "topics": TOPICS}
     # Core inserts naming only columns that exist at 0009.
     async with db.engine.begin() as connection:
-        await connection.execute(insert(County.__table__).values(id=1, name="示例县"))
-        await connection.execute(
-            insert(Township.__table__).values(id=1, county_id=1, name="青山镇")
-        )
-        await connection.execute(
-            insert(Person.__table__), [{"id": i, "full_name": f"人{i}"} for i in (1, 2)]
-        )
-        await connection.execute(
-            insert(Nomination.__table__).values(
-                id=1,
-                person_id=1,
-                channel="organization",
-                status="in_pool",
-                township_id=1,
-                key_group="veteran",
-                created_at=at,
-                status_changed_at=at,
-                id_number_enc=legacy.encrypt(IDS[0]),
-                id_number_hash=legacy.lookup_hash(IDS[0]),
-            )
+        await legacy_rows(
+            connection,
+            at,
+            2,
+            id_number_enc=legacy.encrypt(IDS[0]),
+            id_number_hash=legacy.lookup_hash(IDS[0]),
         )
         await connection.execute(
             insert(Pairing.__table__).values(
@@ -445,14 +425,7 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
         )
         talk_id = await connection.scalar(
             insert(TalkLog.__table__)
-            .values(
-                pairing_id=1,
-                nomination_id=1,
-                mentor_person_id=2,
-                talk_date=date(2026, 3, 1),
-                mode="face",
-                topics=TOPICS,
-            )
+            .values(**talk, talk_date=date(2026, 3, 1), mode="face")
             .returning(TalkLog.__table__.c.id)
         )
         await connection.execute(
@@ -481,14 +454,7 @@ async def test_upgrade_to_0011_with_data_keeps_the_triggers_and_seals_later(
     # The tally triggers still fire on talk_log: a talk added now is counted.
     async with db.engine.begin() as connection:
         await connection.execute(
-            insert(TalkLog.__table__).values(
-                pairing_id=1,
-                nomination_id=1,
-                mentor_person_id=2,
-                talk_date=date(2026, 3, 2),
-                mode="phone",
-                topics=TOPICS,
-            )
+            insert(TalkLog.__table__).values(**talk, talk_date=date(2026, 3, 2), mode="phone")
         )
         assert await tally.verify(connection) == []
         held = await connection.scalar(text("SELECT sum(n) FROM talk_tally"))

@@ -8,13 +8,14 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from storage import geo, nominations, people
+from storage import nominations, people
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import Role, RoleGrant
-from storage.nominations import NominationForm, NotAllowed
+from storage.nominations import NotAllowed
 from storage.people import Actor
-from storage.rules.vetting import Channel, Decision
+from storage.rules.vetting import Decision
+from tests.support.county import form_nomination, townships
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 DEPARTMENTS = ("police", "discipline", "judicial")
@@ -33,19 +34,8 @@ async def _actor(db: Database, telegram_id: int, **grant: object) -> Actor:
 async def test_reviewer_reads_a_file_only_during_its_vetting(db: Database) -> None:
     cipher = DataCipher(Fernet.generate_key().decode())
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        nomination = await nominations.create_nomination(
-            session,
-            cipher,
-            NominationForm(full_name="周九", township_id=township.id, key_group="veteran"),
-            channel=Channel.ORGANIZATION,
-            submitted_by=None,
-            person_id=None,
-            now=NOW,
-        )
-        township_id, nomination_id = township.id, nomination.id
+        township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+        nomination_id = await form_nomination(session, cipher, "周九", township_id, "new", now=NOW)
     official = await _actor(db, 1, role=Role.TOWNSHIP_OFFICIAL.value, township_id=township_id)
     police = await _actor(db, 2, role=Role.REVIEWER.value, department="police")
 
@@ -85,22 +75,11 @@ async def test_mentor_reads_current_mentees_only(db: Database) -> None:
 
     cipher = DataCipher(Fernet.generate_key().decode())
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        ids = []
-        for name in ("吴十", "郑十一"):
-            nomination = await nominations.create_nomination(
-                session,
-                cipher,
-                NominationForm(full_name=name, township_id=township.id, key_group="veteran"),
-                channel=Channel.ORGANIZATION,
-                submitted_by=None,
-                person_id=None,
-                now=NOW,
-            )
-            ids.append(nomination.id)
-        township_id = township.id
+        township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+        ids = [
+            await form_nomination(session, cipher, name, township_id, "new", now=NOW)
+            for name in ("吴十", "郑十一")
+        ]
     mentor = await _actor(
         db, 3, role=Role.MENTOR.value, township_id=township_id, mentor_slot="township"
     )
@@ -130,20 +109,8 @@ async def test_adjusting_out_ends_the_pairings(db: Database) -> None:
 
     cipher = DataCipher(Fernet.generate_key().decode())
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-        township = await geo.township_by_name(session, "青山镇")
-        assert township is not None
-        nomination = await nominations.create_nomination(
-            session,
-            cipher,
-            NominationForm(full_name="王十六", township_id=township.id, key_group="veteran"),
-            channel=Channel.ORGANIZATION,
-            submitted_by=None,
-            person_id=None,
-            now=NOW,
-        )
-        nomination.status = "in_pool"
-        township_id, nomination_id = township.id, nomination.id
+        township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+        nomination_id = await form_nomination(session, cipher, "王十六", township_id, now=NOW)
     official = await _actor(db, 4, role=Role.TOWNSHIP_OFFICIAL.value, township_id=township_id)
     async with db.sessionmaker.begin() as session:
         session.add(

@@ -9,27 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from storage import figures, geo, grades, mentoring, outcomes, summary
+from storage import figures, geo, grades, mentoring, models, outcomes, summary
 from storage.db import Database
-from storage.models import (
-    Award,
-    Difficulty,
-    Election,
-    GradeMove,
-    Nomination,
-    Pairing,
-    PracticePost,
-    Project,
-    ProjectLead,
-    ProjectReport,
-    Publicity,
-    RoleGrant,
-    StatusChange,
-    TalkLog,
-    Training,
-    TrainingInvite,
-)
 from storage.summary import Schedule, Summary
+from tests.support.county import grade_move, pair
 from tests.support.county import person as _person
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -76,7 +59,7 @@ async def build_county(db: Database) -> County:
         for number, (t, channel, group, education, status, created) in NOMINATIONS.items():
             extra = unreachable if number in (1, 7) else {}
             telegram_id = 5000 + number if number in (1, 2, 7) else None
-            nomination = Nomination(
+            nomination = models.Nomination(
                 person_id=await _person(session, f"候选人{number}", telegram_id, **extra),
                 channel=channel,
                 status=status,
@@ -100,7 +83,7 @@ async def build_county(db: Database) -> County:
             ("丙", b.id, "village"),
         ):
             session.add(
-                RoleGrant(
+                models.RoleGrant(
                     person_id=mentors[name], role="mentor", township_id=tid, mentor_slot=slot
                 )
             )
@@ -112,7 +95,9 @@ async def build_county(db: Database) -> County:
             (7, "vetting_rejected", at(11, 15)),
             (8, "adjust_out", at(11, 20)),
         ):
-            session.add(StatusChange(nomination_id=n[number], to_status="x", event=event, at=when))
+            session.add(
+                models.StatusChange(nomination_id=n[number], to_status="x", event=event, at=when)
+            )
         sep = at(9, 1)
         pairings: dict[str, int] = {}
         for key, number, mentor, slot, assigned, ended in (
@@ -124,15 +109,9 @@ async def build_county(db: Database) -> County:
             ("P6", 6, "甲", "township", sep, at(11, 10)),
             ("P7", 5, "丙", "township", sep, None),
         ):
-            pairing = Pairing(
-                nomination_id=n[number],
-                mentor_person_id=mentors[mentor],
-                slot=slot,
-                assigned_at=assigned,
-                ended_at=ended,
+            pairing = await pair(
+                session, n[number], mentors[mentor], slot, assigned_at=assigned, ended_at=ended
             )
-            session.add(pairing)
-            await session.flush()
             pairings[key] = pairing.id
         owner = {"P1": 1, "P2": 1, "P3": 2, "P4": 2, "P6": 6, "P7": 5}
         for key, day in (
@@ -145,7 +124,7 @@ async def build_county(db: Database) -> County:
             ("P4", date(2026, 11, 25)),  # today: held although the period ends at 10:00
         ):
             session.add(
-                TalkLog(
+                models.TalkLog(
                     pairing_id=pairings[key],
                     nomination_id=n[owner[key]],
                     mentor_person_id=mentors["甲"],
@@ -164,7 +143,7 @@ async def build_county(db: Database) -> County:
             (6, at(9, 1), None),
         ):
             session.add(
-                Difficulty(
+                models.Difficulty(
                     nomination_id=n[number],
                     description="缺资金",
                     status="resolved" if resolved else "open",
@@ -178,31 +157,23 @@ async def build_county(db: Database) -> County:
             (2, "hard_post", date(2026, 11, 30), None),
         ):
             session.add(
-                PracticePost(nomination_id=n[number], kind=kind, start_date=start, end_date=end)
+                models.PracticePost(
+                    nomination_id=n[number], kind=kind, start_date=start, end_date=end
+                )
             )
         for number, year, result, before, after in (
             (1, 2025, "excellent", 1, 2),
             (2, 2025, "competent", 1, 1),
             (6, 2024, "incompetent", 2, 1),
         ):
-            session.add(
-                GradeMove(
-                    nomination_id=n[number],
-                    year=year,
-                    result=result,
-                    from_grade=before,
-                    to_grade=after,
-                    from_years=1,
-                    to_years=0,
-                )
-            )
+            session.add(grade_move(n[number], year, result, (before, after), (1, 0)))
         for kind, starts, township_id, invited in (
             ("order", at(11, 10), None, {1: True, 6: True, 2: False}),
             ("integrity", at(11, 12), a.id, {1: True}),
             ("order", at(10, 1), None, {1: True}),
             ("study_tour", at(12, 1), None, {1: False}),
         ):
-            training = Training(
+            training = models.Training(
                 kind=kind,
                 topic="party_building",
                 title="培训",
@@ -216,7 +187,7 @@ async def build_county(db: Database) -> County:
             await session.flush()
             for number, attended in invited.items():
                 session.add(
-                    TrainingInvite(
+                    models.TrainingInvite(
                         training_id=training.id,
                         nomination_id=n[number],
                         rsvp="yes",
@@ -229,22 +200,24 @@ async def build_county(db: Database) -> County:
             ("PR2", villages[a.id], 22_330_000, "under_way", (1,)),
             ("PR3", villages[b.id], 1_000_000, "planned", (6, 1)),
         ):
-            project = Project(village_id=village, name=key, funds_yuan=funds, status=status)
+            project = models.Project(village_id=village, name=key, funds_yuan=funds, status=status)
             session.add(project)
             await session.flush()
             projects[key] = project.id
             for number in leads:
-                session.add(ProjectLead(project_id=project.id, nomination_id=n[number]))
+                session.add(models.ProjectLead(project_id=project.id, nomination_id=n[number]))
         for key, day, income in (
             ("PR1", date(2026, 11, 10), 1_500_000),
             ("PR1", date(2026, 10, 1), 300_000),
             ("PR3", date(2026, 11, 25), 200_000),
         ):
             session.add(
-                ProjectReport(project_id=projects[key], report_date=day, income_yuan=income)
+                models.ProjectReport(project_id=projects[key], report_date=day, income_yuan=income)
             )
         for number, day in ((5, date(2026, 11, 15)), (6, date(2025, 6, 1))):
-            session.add(Election(nomination_id=n[number], position="村委委员", elected_on=day))
+            session.add(
+                models.Election(nomination_id=n[number], position="村委委员", elected_on=day)
+            )
     return County(a.id, b.id, n, mentors)
 
 
@@ -408,12 +381,16 @@ async def _outcomes_dated(db: Database, county: County, day: date) -> None:
     """One award, one media report and one election, dated `day`, for cadres of 青山镇."""
     async with db.sessionmaker.begin() as session:
         session.add(
-            Award(nomination_id=county.n[1], kind="award", title="先进个人", awarded_on=day)
+            models.Award(nomination_id=county.n[1], kind="award", title="先进个人", awarded_on=day)
         )
         session.add(
-            Publicity(nomination_id=county.n[2], outlet="铜仁日报", title="报道", published_on=day)
+            models.Publicity(
+                nomination_id=county.n[2], outlet="铜仁日报", title="报道", published_on=day
+            )
         )
-        session.add(Election(nomination_id=county.n[1], position="村委委员", elected_on=day))
+        session.add(
+            models.Election(nomination_id=county.n[1], position="村委委员", elected_on=day)
+        )
 
 
 async def test_outcomes_dated_today_count_in_a_period_ending_now(db: Database) -> None:

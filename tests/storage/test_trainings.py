@@ -15,7 +15,6 @@ from storage import geo, trainings
 from storage.db import Database
 from storage.models import (
     AuditLog,
-    Nomination,
     Role,
     TelegramAccount,
     Training,
@@ -30,6 +29,7 @@ from storage.trainings import (
     TrainingClosed,
     TrainingDraft,
 )
+from tests.support.county import nomination_row
 from tests.support.county import person as _person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -71,24 +71,15 @@ async def world(db: Database) -> World:
             ("王新", "青山镇", "new", 9006),  # not in the pool: never invited
         ]
         for name, town, status, telegram_id in cadres:
-            person_id = await _person(session, name)
-            w.persons[name] = person_id
-            nomination = Nomination(
-                person_id=person_id,
-                channel="self",
-                status=status,
-                township_id=w.towns[town],
-                key_group="veteran",
-            )
-            session.add(nomination)
-            await session.flush()
+            nomination = await nomination_row(session, w.towns[town], name, status, "self")
+            w.persons[name] = nomination.person_id
             w.cadres[name] = nomination.id
             if telegram_id is not None:
                 w.telegram[name] = telegram_id
                 session.add(
                     TelegramAccount(
                         telegram_id=telegram_id,
-                        person_id=person_id,
+                        person_id=nomination.person_id,
                         language_code="en" if name == "李五" else "zh-hans",
                     )
                 )
@@ -684,20 +675,14 @@ async def test_starting_between_lists_invitees_to_remind(world: World) -> None:
         world, world.county, audience="county", starts_at=START + timedelta(days=1)
     )
     async with world.db.sessionmaker.begin() as session:
-        await trainings.answer_rsvp(
-            session,
-            world.cadre("张二"),
-            await invite_of(world, first.id, "张二", session),
-            "no",
-            now=T0,
-        )
-        await trainings.answer_rsvp(
-            session,
-            world.cadre("李四"),
-            await invite_of(world, first.id, "李四", session),
-            "yes",
-            now=T0,
-        )
+        for name, answer in (("张二", "no"), ("李四", "yes")):
+            await trainings.answer_rsvp(
+                session,
+                world.cadre(name),
+                await invite_of(world, first.id, name, session),
+                answer,
+                now=T0,
+            )
     async with world.db.sessionmaker() as session:
         due = await trainings.starting_between(
             session, START, START + timedelta(hours=3, seconds=1)

@@ -2,7 +2,9 @@
 given statuses, pairings.
 
 Two levels. On an open session (storage tests and handler tests alike): `townships`,
-`person`, `staff`, `nomination_row`, `form_nomination`, `pair`; `township` on a database. On
+`person`, `officials`, `staff`, `nomination_row`, `four_cadres`, `form_nomination`,
+`new_nomination`, `pair`, `grade_move` (a row to add); `township` on a database;
+`legacy_rows` on a connection at an old migration revision. On
 a running bot (`BotHarness`): `build_county`, `grant`, `nominate` (a nomination moved to its
 status by the real storage transitions, with the vetting reviews that go with it) and
 `invite_code`.
@@ -15,19 +17,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from cryptography.fernet import Fernet
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage import geo, nominations, people
 from storage.crypto import DataCipher
 from storage.db import Database
+from storage.models import County as CountyRow
 from storage.models import (
+    GradeMove,
     Nomination,
     Pairing,
     Person,
     Role,
     RoleGrant,
     TelegramAccount,
+    Township,
     VettingReview,
 )
 from storage.nominations import NominationForm
@@ -74,10 +80,64 @@ async def person(
     return row.id
 
 
+async def officials(session: AsyncSession, a: int, b: int) -> tuple[Actor, Actor, Actor, Actor]:
+    """Township officials of `a` and of `b`, a county official and someone with no role, as
+    actors with Telegram ids 1 to 4."""
+
+    def grant(role: Role, township: int | None = None) -> tuple[Grant, ...]:
+        return (Grant(role, township, None, None),)
+
+    return (
+        Actor(await person(session), 1, grant(Role.TOWNSHIP_OFFICIAL, a)),
+        Actor(await person(session), 2, grant(Role.TOWNSHIP_OFFICIAL, b)),
+        Actor(await person(session), 3, grant(Role.COUNTY_OFFICIAL)),
+        Actor(await person(session), 4, ()),
+    )
+
+
+async def four_cadres(
+    session: AsyncSession, a: int, b: int
+) -> tuple[Nomination, Nomination, Nomination, Nomination]:
+    """张三 and 李四 in the pool of township `a`, 王五 in `b`'s, and 赵六 in `a` still new."""
+    return (
+        await nomination_row(session, a, "张三"),
+        await nomination_row(session, a, "李四"),
+        await nomination_row(session, b, "王五"),
+        await nomination_row(session, a, "赵六", status="new"),
+    )
+
+
+def grade_move(
+    nomination_id: int,
+    year: int,
+    result: str,
+    grades: tuple[int, int],
+    years: tuple[int, int],
+    **amounts: Any,
+) -> GradeMove:
+    """A ladder move row: `grades` and `years` (in grade) as (from, to); `amounts` adds
+    subsidy_yuan, bonus_yuan, at."""
+    return GradeMove(
+        nomination_id=nomination_id,
+        year=year,
+        result=result,
+        from_grade=grades[0],
+        to_grade=grades[1],
+        from_years=years[0],
+        to_years=years[1],
+        **amounts,
+    )
+
+
 async def staff(
-    session: AsyncSession, telegram_id: int, name: str | None, grants: Iterable[RoleSpec] = ()
+    session: AsyncSession,
+    telegram_id: int,
+    name: str | None,
+    grants: Iterable[RoleSpec] = (),
+    department: str | None = None,
 ) -> int:
-    """An account (as the bot makes one) with a name and role grants; returns the person id."""
+    """An account (as the bot makes one) with a name and role grants (a reviewer's in
+    `department`); returns the person id."""
     account = await people.ensure_account(session, telegram_id, "zh-hans")
     if name is not None:
         row = await session.get_one(Person, account.person_id)
@@ -89,6 +149,7 @@ async def staff(
                 role=role.value,
                 township_id=township_id,
                 mentor_slot=slot,
+                department=department,
             )
         )
     await session.flush()
@@ -96,12 +157,16 @@ async def staff(
 
 
 async def nomination_row(
-    session: AsyncSession, township_id: int, name: str, status: str = "in_pool"
+    session: AsyncSession,
+    township_id: int,
+    name: str,
+    status: str = "in_pool",
+    channel: str = "organization",
 ) -> Nomination:
     """A bare nomination row in `status`, its person named `name` (no form, no history)."""
     nomination = Nomination(
         person_id=await person(session, name),
-        channel="organization",
+        channel=channel,
         status=status,
         township_id=township_id,
         key_group="veteran",
@@ -119,29 +184,76 @@ async def form_nomination(
     status: str = "in_pool",
     *,
     now: datetime,
+    channel: Channel = Channel.ORGANIZATION,
+    person_id: int | None = None,
+    submitted_by: int | None = None,
+    **form: Any,
 ) -> int:
-    """A nomination created by the real storage function, then set to `status` directly."""
+    """A nomination created by the real storage function, then set to `status` directly.
+
+    `person_id` is whom it is about (None: a new person); `form` adds fields (`phone=`)."""
     nomination = await nominations.create_nomination(
         session,
         cipher,
-        NominationForm(full_name=name, township_id=township_id, key_group="veteran"),
-        channel=Channel.ORGANIZATION,
-        submitted_by=None,
-        person_id=None,
+        NominationForm(full_name=name, township_id=township_id, key_group="veteran", **form),
+        channel=channel,
+        submitted_by=submitted_by,
+        person_id=person_id,
         now=now,
     )
     nomination.status = status
     return nomination.id
 
 
+async def new_nomination(
+    session: AsyncSession,
+    name: str,
+    *,
+    now: datetime,
+    channel: Channel = Channel.MASS,
+    person_id: int | None = None,
+    **form: Any,
+) -> int:
+    """A new nomination in 青山镇 of a one-village county, under a throwaway data key; with
+    `person_id`, that person submitted it about themselves."""
+    township_id = (await townships(session, [("青山镇", "青山村")]))["青山镇"]
+    cipher = DataCipher(Fernet.generate_key().decode())
+    form.update(channel=channel, person_id=person_id, submitted_by=person_id)
+    return await form_nomination(session, cipher, name, township_id, "new", now=now, **form)
+
+
 async def pair(
-    session: AsyncSession, nomination_id: int, mentor_person_id: int, slot: str = "township"
+    session: AsyncSession,
+    nomination_id: int,
+    mentor_person_id: int,
+    slot: str = "township",
+    **values: Any,
 ) -> Pairing:
-    """A pairing row (no notices, no audit): for tests about what comes after pairing."""
-    pairing = Pairing(nomination_id=nomination_id, mentor_person_id=mentor_person_id, slot=slot)
+    """A pairing row (no notices, no audit): for tests about what comes after pairing.
+    `values` sets more columns (assigned_at=, ended_at=)."""
+    pairing = Pairing(
+        nomination_id=nomination_id, mentor_person_id=mentor_person_id, slot=slot, **values
+    )
     session.add(pairing)
     await session.flush()
     return pairing
+
+
+async def legacy_rows(
+    connection: AsyncConnection, at: datetime, people_count: int, **nomination: Any
+) -> None:
+    """Core inserts for migration tests, naming only columns old revisions have: county 1,
+    township 1 青山镇, persons 1..`people_count` named 人i, and nomination 1 (person 1, in the
+    pool, created and changed `at`; `nomination` adds columns)."""
+    await connection.execute(insert(CountyRow).values(id=1, name=COUNTY_NAME))
+    await connection.execute(insert(Township).values(id=1, county_id=1, name="青山镇"))
+    await connection.execute(
+        insert(Person),
+        [{"id": i, "full_name": f"人{i}"} for i in range(1, people_count + 1)],
+    )
+    row: dict[str, Any] = {"id": 1, "person_id": 1, "township_id": 1, "channel": "organization"}
+    row |= {"status": "in_pool", "key_group": "veteran", "created_at": at, "status_changed_at": at}
+    await connection.execute(insert(Nomination).values(**row, **nomination))
 
 
 # --- on a running bot ----------------------------------------------------------------------
@@ -173,21 +285,9 @@ async def grant(
     full_name: str | None = None,
 ) -> int:
     """An account with one role (or none); returns its person id."""
+    grants: list[RoleSpec] = [] if role is None else [(role, township_id, None)]
     async with bot.database.sessionmaker.begin() as session:
-        account = await people.ensure_account(session, telegram_id, "zh-hans")
-        if full_name:
-            row = await session.get_one(Person, account.person_id)
-            row.full_name = full_name
-        if role is not None:
-            session.add(
-                RoleGrant(
-                    person_id=account.person_id,
-                    role=role.value,
-                    township_id=township_id,
-                    department=department,
-                )
-            )
-        return account.person_id
+        return await staff(session, telegram_id, full_name or None, grants, department)
 
 
 async def invite_code(

@@ -200,22 +200,26 @@ def test_geo_import_of_a_missing_file(workdir: Path, capsys: pytest.CaptureFixtu
     assert "nope.csv" in one_line(capsys.readouterr().err)
 
 
-def test_mentor_invite_without_township_exits_1(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        pytest.param(("--role", "mentor"), "township", id="mentor-without-township"),
+        pytest.param(
+            ("--role", "mentor", "--township", "无此镇"), "无此镇", id="unknown-township"
+        ),
+    ],
+)
+def test_invite_with_a_missing_or_unknown_township_exits_1(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    named: str,
 ) -> None:
     monkeypatch.setenv("BOT_USERNAME", USERNAME)
-    assert cli("invite", "--role", "mentor") == 1
+    assert cli("invite", *args) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert "township" in one_line(err)
-
-
-def test_invite_for_an_unknown_township_exits_1(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("BOT_USERNAME", USERNAME)
-    assert cli("invite", "--role", "mentor", "--township", "无此镇") == 1
-    assert "无此镇" in one_line(capsys.readouterr().err)
+    assert named in one_line(err)
 
 
 def test_invite_without_username_or_token_prints_placeholder_links(
@@ -321,39 +325,20 @@ def test_erase_removes_a_persons_file_and_drafts(capsys: pytest.CaptureFixture[s
     import asyncio
     from datetime import UTC, datetime
 
-    from cryptography.fernet import Fernet
     from sqlalchemy import func, select
 
-    from storage import geo, nominations
-    from storage.crypto import DataCipher
     from storage.db import Database
     from storage.models import AuditLog, Nomination, Person, StatusChange
-    from storage.nominations import NominationForm
-    from storage.rules.vetting import Channel
+    from tests.support.county import new_nomination
 
     assert cli("db", "upgrade") == 0
     database = Database(os.environ["DATABASE_URL"])
 
     async def prepare() -> int:
         async with database.sessionmaker.begin() as session:
-            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-            township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            nomination = await nominations.create_nomination(
-                session,
-                DataCipher(Fernet.generate_key().decode()),
-                NominationForm(
-                    full_name="何十七",
-                    township_id=township.id,
-                    key_group="veteran",
-                    phone="13912345678",
-                ),
-                channel=Channel.MASS,
-                submitted_by=None,
-                person_id=None,
-                now=datetime.now(UTC),
+            return await new_nomination(
+                session, "何十七", now=datetime.now(UTC), phone="13912345678"
             )
-            return nomination.id
 
     async def remaining() -> tuple[int, int, set[str | None], int, tuple[object, ...]]:
         async with database.sessionmaker() as session:
@@ -392,42 +377,27 @@ def test_purge_dry_run_lists_ids_then_purge_applies(capsys: pytest.CaptureFixtur
     import asyncio
     from datetime import UTC, datetime, timedelta
 
-    from cryptography.fernet import Fernet
     from sqlalchemy import select, update
 
-    from storage import geo, nominations
-    from storage.crypto import DataCipher
     from storage.db import Database
     from storage.models import Nomination
-    from storage.nominations import NominationForm
-    from storage.rules.vetting import Channel
+    from tests.support.county import new_nomination
 
     assert cli("db", "upgrade") == 0
     database = Database(os.environ["DATABASE_URL"])
 
     async def prepare() -> int:
         async with database.sessionmaker.begin() as session:
-            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-            township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            nomination = await nominations.create_nomination(
-                session,
-                DataCipher(Fernet.generate_key().decode()),
-                NominationForm(full_name="何十八", township_id=township.id, key_group="veteran"),
-                channel=Channel.MASS,
-                submitted_by=None,
-                person_id=None,
-                now=datetime.now(UTC),
-            )
+            nomination_id = await new_nomination(session, "何十八", now=datetime.now(UTC))
             await session.flush()
             await session.execute(
                 update(Nomination)
-                .where(Nomination.id == nomination.id)
+                .where(Nomination.id == nomination_id)
                 .values(
                     status="adjusted", status_changed_at=datetime.now(UTC) - timedelta(days=1200)
                 )
             )
-            return nomination.id
+            return nomination_id
 
     async def erased() -> bool:
         async with database.sessionmaker() as session:

@@ -7,14 +7,12 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.fernet import Fernet
 
-from storage import audit, geo, nominations, people
-from storage.crypto import DataCipher
+from storage import audit, people
 from storage.db import Database
 from storage.models import AuditLog
-from storage.nominations import NominationForm
 from storage.rules.vetting import Channel
+from tests.support.county import new_nomination
 from tests.unit.test_cli import cli, workdir  # noqa: F401  (workdir: the autouse fixture)
 
 READER, CANDIDATE, STRANGER = 501, 502, 503
@@ -26,17 +24,12 @@ async def _fill() -> dict[str, int]:
         async with database.sessionmaker.begin() as session:
             reader = await people.ensure_account(session, READER, "zh-hans")
             candidate = await people.ensure_account(session, CANDIDATE, "zh-hans")
-            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-            township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            nomination = await nominations.create_nomination(
+            nomination_id = await new_nomination(
                 session,
-                DataCipher(Fernet.generate_key().decode()),
-                NominationForm(full_name="何十七", township_id=township.id, key_group="veteran"),
-                channel=Channel.SELF,
-                submitted_by=candidate.person_id,
-                person_id=candidate.person_id,
+                "何十七",
                 now=datetime.now(UTC),
+                channel=Channel.SELF,
+                person_id=candidate.person_id,
             )
             session.add(
                 AuditLog(
@@ -44,12 +37,12 @@ async def _fill() -> dict[str, int]:
                     actor_person_id=reader.person_id,
                     action="dossier.read",
                     subject_type="nomination",
-                    subject_id=nomination.id,
+                    subject_id=nomination_id,
                     detail={},
                 )
             )
             await audit.record(
-                session, reader.person_id, "dossier.read", "nomination", nomination.id
+                session, reader.person_id, "dossier.read", "nomination", nomination_id
             )
             await audit.denied(session, telegram_id=STRANGER, action="command:/pool")
         return {"reader": reader.person_id, "candidate": candidate.person_id}

@@ -26,6 +26,23 @@ _SETTINGS = {name.upper() for name in Settings.model_fields}
 CADREBOT = Path(sys.executable).parent / "cadrebot"
 
 
+def _cadrebot(
+    cwd: Path, env: dict[str, str], *args: str, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The installed `cadrebot` command, its output captured as UTF-8 text."""
+    return subprocess.run(
+        [str(CADREBOT), *args],
+        input=input,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )
+
+
 # -- geo import (finding 17) ----------------------------------------------------------------
 
 
@@ -132,15 +149,7 @@ def test_offline_cadrebot_run_process_prints_one_line(workdir: Path) -> None:  #
     """The real process, as an operator starts it: one line on stderr, status 1, quickly."""
     env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS}
     env |= _offline_env(workdir, "http://127.0.0.1:1")
-    done = subprocess.run(
-        [str(CADREBOT), "run"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _cadrebot(workdir, env, "run", timeout=60)
     assert done.returncode == 1
     assert done.stdout == ""
     assert "cannot reach the Bot API" in one_line(done.stderr)
@@ -243,28 +252,10 @@ def test_an_invite_from_the_cli_works_in_the_shell(tmp_path: Path) -> None:
     """`cadrebot invite` then `cadrebot shell --as new`, both with the defaults: one database,
     so the code is granted (it was "邀请码无效" while the shell kept data/shell.sqlite3)."""
     env = _newcomer_env()
-    invite = subprocess.run(
-        [str(CADREBOT), "invite", "--role", "county_official"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    invite = _cadrebot(tmp_path, env, "invite", "--role", "county_official")
     assert invite.returncode == 0, invite.stderr
     code = invite.stdout.split()[0]
-    shell = subprocess.run(
-        [str(CADREBOT), "shell", "--as", "new"],
-        input=f"/start {code}\n",
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
+    shell = _cadrebot(tmp_path, env, "shell", "--as", "new", input=f"/start {code}\n")
     assert shell.returncode == 0, shell.stderr
     assert "database sqlite:///data/cadrebot.sqlite3" in shell.stdout
     assert "邀请码有效" in shell.stdout and "邀请码无效" not in shell.stdout
@@ -273,16 +264,16 @@ def test_an_invite_from_the_cli_works_in_the_shell(tmp_path: Path) -> None:
     assert "DATA_KEY is not set" in shell.stdout
     assert not (tmp_path / "data" / "shell.sqlite3").exists()
     # Asked otherwise, the shell keeps to its own file, where that code means nothing.
-    apart = subprocess.run(
-        [str(CADREBOT), "shell", "--as", "new", "--own-database", "--user-id", "777"],
+    apart = _cadrebot(
+        tmp_path,
+        env,
+        "shell",
+        "--as",
+        "new",
+        "--own-database",
+        "--user-id",
+        "777",
         input=f"/start {code}\n",
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
     )
     assert apart.returncode == 0, apart.stderr
     assert "database sqlite:///data/shell.sqlite3" in apart.stdout

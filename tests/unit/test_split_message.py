@@ -116,14 +116,23 @@ def test_one_very_long_line_is_cut_into_parts_that_fit() -> None:
     assert_valid_parts(parts, MESSAGE_LIMIT)
 
 
-def test_bold_block_spanning_a_cut_is_closed_and_reopened() -> None:
-    html = "intro\n<b>" + "粗体 bold " * 1500 + "</b>\noutro"
+@pytest.mark.parametrize(
+    ("html", "closing", "reopening"),
+    [
+        pytest.param("intro\n<b>" + "粗体 bold " * 1500 + "</b>\noutro", "</b>", "<b>", id="bold"),
+        pytest.param(
+            "<b>bold <i>" + "斜体 " * 3000 + "</i> tail</b>", "</i></b>", "<b><i>", id="nested"
+        ),
+    ],
+)
+def test_tags_spanning_a_cut_are_closed_in_order_and_reopened(
+    html: str, closing: str, reopening: str
+) -> None:
     parts = split_message(html)
     assert len(parts) >= 2
-    plains = assert_valid_parts(parts, MESSAGE_LIMIT)
-    assert_same_text(html, plains)
-    assert parts[0].endswith("</b>")
-    assert parts[1].startswith("<b>")
+    assert_same_text(html, assert_valid_parts(parts, MESSAGE_LIMIT))
+    assert parts[0].endswith(closing)
+    assert parts[1].startswith(reopening)
 
 
 def test_entities_are_never_cut() -> None:
@@ -141,15 +150,6 @@ def test_emoji_count_two_units_and_are_never_split() -> None:
     assert units(parts[0]) == 4095  # "a" + 2047 emoji; one more would be 4097
     assert "".join(parts) == html
     assert_valid_parts(parts, MESSAGE_LIMIT)
-
-
-def test_nested_tags_are_closed_in_order_and_reopened() -> None:
-    html = "<b>bold <i>" + "斜体 " * 3000 + "</i> tail</b>"
-    parts = split_message(html)
-    assert len(parts) >= 2
-    assert_same_text(html, assert_valid_parts(parts, MESSAGE_LIMIT))
-    assert parts[0].endswith("</i></b>")
-    assert parts[1].startswith("<b><i>")
 
 
 def test_link_is_reopened_with_its_attributes() -> None:
