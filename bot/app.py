@@ -38,9 +38,7 @@ from handlers import (
     mydata,
     outcomes,
     projects,
-    review,
     start,
-    vetting,
     withdraw,
 )
 from handlers.chat import forget
@@ -66,6 +64,7 @@ from handlers.manage.pool import POOL
 from handlers.manage.post import POST
 from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
+from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from storage import inbox
@@ -331,8 +330,11 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *menus(mydata.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
-                *review.build_handlers(),
-                *vetting.build_handlers(),
+                # The decisions asked from the queues' buttons, then the queues themselves.
+                conversation_of(review.DECLINE),
+                *menus(review.MENUS),
+                conversation_of(vetting.DECIDE),
+                *menus(vetting.MENUS),
                 # /pool and the pool's conversation first: its buttons end an open search or
                 # adjustment before the list's and the file's own handlers see them.
                 conversation_of(POOL),
@@ -362,8 +364,8 @@ COMMANDS: tuple[Command, ...] = (
     *start.COMMANDS,
     NOMINATE.command,
     RECOMMEND.command,
-    *review.COMMANDS,
-    *vetting.COMMANDS,
+    review.COMMAND,
+    vetting.COMMAND,
     POOL.command,
     dossier.COMMAND,
     *mentoring.COMMANDS,

@@ -1,8 +1,9 @@
-"""/start (menu and invite codes), /name, /help, /lang, the global /cancel and the group guard."""
+"""/start (menu and invite codes), /help, the global /cancel, the group guard and the
+catch-alls for what no flow or menu took. /name is handlers/name.py, /lang handlers/lang.py."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Update
@@ -11,136 +12,72 @@ from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
-    ConversationHandler,
     MessageHandler,
     filters,
 )
 
-from handlers.chat import codec as cb
 from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
 from handlers.chat.menu import declared, help_groups
-from handlers.chat.reply import (
-    LOCALE_KEY,
-    conversation,
-    edit_or_reply,
-    keyboard,
-    label,
-    now,
-    reply,
-)
-from handlers.chat.tg import on
+from handlers.chat.reply import label, reply
+from handlers.chat.screen import Screen
+from handlers.chat.screens import Act, screen
+from handlers.chat.tg import conversation_of, handlers_of
+from handlers.lang import COMMAND as LANG
+from handlers.lang import choose_language, set_language
+from handlers.name import NAME
 from storage import people
 from storage.people import RedeemOutcome
-from storage.rules.identity import RuleError, normalize_name
-from templates import LOCALES
 
 PRIVATE = filters.ChatType.PRIVATE
-NAME = 0  # /name waits for the name
+COMMAND = command("start")
+HELP = command("help")
+# Mid-flow the flow's own /cancel leaves it; outside one it says there is nothing to leave.
+CANCEL = command("cancel")
 
 
-async def start(update: Update, context: CadreContext) -> None:
+@screen(command=COMMAND)
+async def start(act: Act) -> list[Screen]:
     """Greet the person with their menu, or redeem the invite code after /start."""
-    user = update.effective_user
-    assert user is not None
-    code = context.args[0] if context.args else None
-    async with context.session() as session:
-        account, created = await people.open_account(session, user.id, user.language_code)
+    code = act.args.split()[0] if act.args else None
+    settings = act.settings
+    async with act.session() as session:
+        account, created = await people.open_account(session, act.chat.user_id, act.chat.language)
         redeemed = None
         if code:
             redeemed = await people.redeem_invite(
                 session,
                 account,
                 code,
-                now=now(),
-                max_failures=context.settings.invite_max_failures,
-                window=timedelta(minutes=context.settings.invite_failure_window_minutes),
+                now=datetime.now(UTC),
+                max_failures=settings.invite_max_failures,
+                window=timedelta(minutes=settings.invite_failure_window_minutes),
             )
         # A newcomer without a code holds no role: skip the query (the hottest path).
-        actor = None if created and not code else await people.load_actor(session, user.id)
+        actor = (
+            None if created and not code else await people.load_actor(session, act.chat.user_id)
+        )
         unnamed = (
             redeemed is not None and await people.own_name(session, account.person_id) is None
         )
     roles = sorted(actor.roles) if actor else []
     if redeemed is not None and redeemed.outcome != RedeemOutcome.GRANTED:
-        await reply(
-            update,
-            context,
-            f"start/invite_{redeemed.outcome.value}",
-            minutes=context.settings.invite_failure_window_minutes,
-        )
-        return
+        minutes = settings.invite_failure_window_minutes
+        return [Screen(f"start/invite_{redeemed.outcome.value}", {"minutes": minutes})]
+    screens = []
     if redeemed is not None:
-        await reply(
-            update,
-            context,
-            "start/invite_granted",
-            role=label(update, context, f"role.{redeemed.role}"),
-            township=redeemed.township_name or "",
-            department=label(update, context, f"dept.{redeemed.department}")
-            if redeemed.department
-            else "",
-            needs_name=unnamed,
-        )
-    await reply(
-        update,
-        context,
-        "start/welcome",
-        roles=[str(r) for r in roles],
-        role_names=[label(update, context, f"role.{r}") for r in roles],
-    )
-
-
-async def begin_name(update: Update, context: CadreContext) -> int:
-    """/name [NAME]: people who joined by invite record their own name, once."""
-    user = update.effective_user
-    assert user is not None
-    if context.args:
-        return await _record_name(update, context, " ".join(context.args))
-    async with context.session() as session:
-        account = await people.ensure_account(session, user.id, user.language_code)
-        name = await people.own_name(session, account.person_id)
-    if name is not None:
-        await reply(update, context, "start/name_on_file", full_name=name)
-        return ConversationHandler.END
-    await reply(update, context, "start/name_ask")
-    return NAME
-
-
-async def on_name(update: Update, context: CadreContext) -> int:
-    message = update.effective_message
-    assert message is not None and message.text is not None
-    return await _record_name(update, context, message.text)
-
-
-async def _record_name(update: Update, context: CadreContext, raw: str) -> int:
-    """Check the name with the nomination form's rule; a wrong one is asked for again."""
-    user = update.effective_user
-    assert user is not None
-    try:
-        name = normalize_name(raw)
-    except RuleError as error:
-        await reply(update, context, "form/invalid", code=error.code, params=error.params or {})
-        await reply(update, context, "start/name_ask")
-        return NAME
-    async with context.session() as session:
-        account = await people.ensure_account(session, user.id, user.language_code)
-        on_file = await people.record_own_name(session, account.person_id, name)
-    if on_file == name:
-        await reply(update, context, "start/name_saved", full_name=name)
-    else:
-        await reply(update, context, "start/name_on_file", full_name=on_file or "")
-    return ConversationHandler.END
-
-
-async def name_busy(update: Update, context: CadreContext) -> int:
-    await reply(update, context, "start/name_busy")
-    return NAME
-
-
-async def name_cancel(update: Update, context: CadreContext) -> int:
-    await reply(update, context, "common/cancelled")
-    return ConversationHandler.END
+        granted = {
+            "role": act.label(f"role.{redeemed.role}"),
+            "township": redeemed.township_name or "",
+            "department": act.label(f"dept.{redeemed.department}") if redeemed.department else "",
+            "needs_name": unnamed,
+        }
+        screens.append(Screen("start/invite_granted", granted))
+    menu = {
+        "roles": [str(r) for r in roles],
+        "role_names": [act.label(f"role.{r}") for r in roles],
+    }
+    return [*screens, Screen("start/welcome", menu)]
 
 
 async def show_help(update: Update, context: CadreContext) -> None:
@@ -157,31 +94,10 @@ async def show_help(update: Update, context: CadreContext) -> None:
     await reply(update, context, "start/help", groups=groups)
 
 
-async def choose_language(update: Update, context: CadreContext) -> None:
-    """Offer the languages as buttons."""
-    buttons = [(label(update, context, f"lang.{loc}"), f"lang:{loc}") for loc in LOCALES]
-    await reply(update, context, "start/lang_choose", markup=keyboard(buttons))
-
-
-async def set_language(update: Update, context: CadreContext) -> None:
-    """Remember the chosen language for messages and for reminders sent later."""
-    query = update.callback_query
-    assert query is not None and query.data is not None and update.effective_user is not None
-    (locale,) = LANGUAGE_PRESS.values(update)
-    await query.answer()
-    assert context.user_data is not None
-    context.user_data[LOCALE_KEY] = locale
-    async with context.session() as session:
-        await people.ensure_account(
-            session, update.effective_user.id, update.effective_user.language_code
-        )
-        await people.set_locale(session, update.effective_user.id, locale)
-    await edit_or_reply(update, context, "start/lang_set")
-
-
-async def cancel_idle(update: Update, context: CadreContext) -> None:
-    """Answer /cancel outside any flow."""
-    await reply(update, context, "common/nothing_to_cancel")
+@screen(command=CANCEL)
+async def cancel_idle(act: Act) -> Screen:
+    """Answer /cancel outside any flow (a flow's own /cancel comes first)."""
+    return Screen("common/nothing_to_cancel")
 
 
 async def point_to_private_chat(update: Update, context: CadreContext) -> None:
@@ -227,40 +143,25 @@ def guard_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
     ]
 
 
-LANGUAGE_PRESS = cb.Button("lang", cb.choice(*LOCALES))
-
-
 # /start, /help, /lang and /cancel belong to everyone; /name too (it refuses nobody).
-COMMANDS: tuple[Command, ...] = (
-    command("start"),
-    command("help"),
-    command("name"),
-    command("lang"),
-    command("cancel"),
-)
+COMMANDS: tuple[Command, ...] = (COMMAND, HELP, NAME.command, LANG, CANCEL)
 
 
 def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
-    name = conversation(
-        "name",
-        [CommandHandler("name", begin_name, filters=PRIVATE)],
-        {NAME: [MessageHandler(filters.TEXT & ~filters.COMMAND & PRIVATE, on_name)]},
-        cancel=name_cancel,
-        busy=name_busy,
-    )
+    """/start, /name, /help and /lang, in that order: before the flows, so they answer mid-form."""
     return [
-        CommandHandler("start", start, filters=PRIVATE),
-        name,
-        CommandHandler("help", show_help, filters=PRIVATE),
-        CommandHandler("lang", choose_language, filters=PRIVATE),
-        on(LANGUAGE_PRESS, set_language),
+        *handlers_of(start),
+        conversation_of(NAME),
+        CommandHandler(HELP.name, show_help, filters=PRIVATE),
+        *handlers_of(choose_language),
+        *handlers_of(set_language),
     ]
 
 
 def fallback_handlers() -> list[BaseHandler[Update, CadreContext, None]]:
     """Registered last: only what no flow took reaches these."""
     return [
-        CommandHandler("cancel", cancel_idle, filters=PRIVATE),
+        *handlers_of(cancel_idle),
         MessageHandler(filters.COMMAND & PRIVATE, unknown_command),
         CallbackQueryHandler(stray_button),
         MessageHandler(PRIVATE, not_understood),

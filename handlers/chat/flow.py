@@ -296,6 +296,9 @@ class Flow:
     upgrade: Upgrade | None = None
     # States an older version persisted, so that a person mid-flow at deploy is still in it.
     legacy_states: tuple[int, ...] = ()
+    # False: only its entries open it (a decision asked from a list's button); the command
+    # is then only the roles it needs, and typing it opens the command's own screen.
+    by_command: bool = True
 
     def index(self, key: str) -> int:
         return next(i for i, q in enumerate(self.questions) if q.key == key)

@@ -302,9 +302,9 @@ def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
         ]
         for state in flow.states()
     }
-    entries: list[BaseHandler[Update, CadreContext, Any]] = [
-        CommandHandler(flow.command.name, begin, filters=filters.ChatType.PRIVATE)
-    ]
+    entries: list[BaseHandler[Update, CadreContext, Any]] = []
+    if flow.by_command:
+        entries.append(CommandHandler(flow.command.name, begin, filters=filters.ChatType.PRIVATE))
     entries += [on(entry.button, entered(entry)) for entry in flow.entries]
     return conversation(flow.name, entries, states, cancel=cancel, busy=busy)
 
@@ -319,6 +319,8 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
             await show(menu, TelegramChat(update, context), args=args)
 
         by_command.__name__ = menu.name
+        # The update's log line names the screen's module, not this adapter.
+        by_command.__module__ = menu.fn.__module__
         found.append(
             CommandHandler(menu.command.name, by_command, filters=filters.ChatType.PRIVATE)
         )
@@ -334,6 +336,7 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
             await show(menu, TelegramChat(update, context), values=values, button=button)
 
         by_button.__name__ = menu.name
+        by_button.__module__ = menu.fn.__module__
         found.append(on(pattern, by_button))
     upload = menu.upload
     if upload is not None:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 
 from storage import geo
 from storage.crypto import DataCipher
-from storage.models import Nomination, Person, Role, StatusChange, VettingReview
+from storage.models import (
+    ConversationState,
+    Nomination,
+    Person,
+    Role,
+    StatusChange,
+    UserData,
+    VettingReview,
+)
 from storage.nominations import NominationForm, create_nomination
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
@@ -482,3 +491,88 @@ async def test_english_reviewer_gets_english_screens(county: BotHarness) -> None
     assert "Awaiting vetting" in queue.text and "Justice" in queue.text
     (item,) = await county.press(JUDICIAL, f"vt:o:{reviews['judicial']}", language_code="en")
     assert "Approve" in item.labels[0] and "Reject" in item.labels[1]
+
+
+async def test_pressing_decline_on_another_nomination_switches_to_it(county: BotHarness) -> None:
+    first = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
+    second = await recommend(county, "孙八")
+    await county.press(QINGSHAN_OFFICIAL, f"rv:r:{first}")
+    (ask,) = await county.press(QINGSHAN_OFFICIAL, f"rv:r:{second}")
+    assert "孙八" in ask.text and "理由" in ask.text
+    done = await county.send(QINGSHAN_OFFICIAL, "经联系本人无意愿")
+    assert "不予推荐" in last(to(done, QINGSHAN_OFFICIAL)).text
+    assert await status_of(county, second) == "declined"
+    assert await status_of(county, first) == "new"
+    (ask,) = await county.press(QINGSHAN_OFFICIAL, f"rv:r:{first}")
+    assert "张三" in ask.text and "理由" in ask.text
+    # Another township's official cannot decline it, with or without a decline of their own.
+    (refused,) = await county.press(MUHUANG_OFFICIAL, f"rv:r:{first}")
+    assert "没有权限" in refused.text
+    (cancelled,) = await county.send(QINGSHAN_OFFICIAL, "/cancel")
+    assert "已退出" in cancelled.text
+    assert await status_of(county, first) == "new"
+
+
+async def _write_old_draft(
+    bot: BotHarness, user: int, name: str, draft: dict[str, Any], state: int
+) -> None:
+    """A draft and conversation state as the code before the flow engine stored them."""
+    await bot.stop()
+    cipher = DataCipher(bot.settings.require_data_key())
+    async with bot.database.sessionmaker.begin() as session:
+        await session.execute(delete(UserData).where(UserData.user_id == user))
+        await session.execute(
+            insert(UserData).values(
+                user_id=user, payload=cipher.encrypt(json.dumps({name: draft}))
+            )
+        )
+        await session.execute(
+            insert(ConversationState).values(
+                name=name, key=json.dumps([user, user]), state={"state": state}
+            )
+        )
+    await bot.start()
+
+
+async def test_a_decline_begun_before_the_flow_engine_is_finished_under_it(
+    county: BotHarness,
+) -> None:
+    """Nobody stranded by the deploy: the reason asked for before it is taken after it."""
+    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
+    old = {"nomination_id": nid, "name": "张三"}
+    await _write_old_draft(county, QINGSHAN_OFFICIAL, "review_decline", old, 0)
+    error, again = await county.send(QINGSHAN_OFFICIAL, "差")
+    assert "2–500" in error.text and "张三" in again.text and "理由" in again.text
+    done = await county.send(QINGSHAN_OFFICIAL, "本人长期在外，不符合驻村要求")
+    assert "不予推荐" in last(to(done, QINGSHAN_OFFICIAL)).text
+    assert "未被推荐" in to(done, CANDIDATE)[0].text
+    assert await status_of(county, nid) == "declined"
+
+
+async def test_vetting_notes_begun_before_the_flow_engine_are_finished_under_it(
+    county: BotHarness,
+) -> None:
+    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
+    await send_to_vetting(county, nid)
+    reviews = await review_ids(county, nid)
+    approve = {"review_id": reviews["police"], "decision": "approve", "name": "张三"}
+    await _write_old_draft(county, POLICE, "vetting_note", approve, 0)
+    # The approval's "no comment" button, shown before the deploy, still answers.
+    recorded = await county.press(POLICE, f"vt:n:{reviews['police']}")
+    assert "等待其他部门" in last(recorded).text
+    reject = {"review_id": reviews["judicial"], "decision": "reject", "name": "张三"}
+    await _write_old_draft(county, JUDICIAL, "vetting_note", reject, 0)
+    sticker, again = await county.send_sticker(JUDICIAL)
+    assert "文字" in sticker.text and "理由" in again.text and again.buttons == []
+    done = await county.send(JUDICIAL, "有未结案件")
+    assert "未通过资格联审" in last(to(done, JUDICIAL)).text
+    assert await status_of(county, nid) == "rejected"
+
+
+async def test_a_decision_whose_draft_is_gone_ends_as_expired(county: BotHarness) -> None:
+    """The position survived, its draft did not (erased, or unreadable): nothing to decide."""
+    await _write_old_draft(county, POLICE, "vetting_note", {}, 0)
+    (stale,) = await county.send(POLICE, "未发现问题")
+    assert "已失效" in stale.text
+    (idle,) = await county.send(POLICE, "还有一句")
+    assert "没有理解" in idle.text

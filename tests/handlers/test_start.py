@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from storage import geo, people
-from storage.models import InviteFailure, Person, Role, TelegramAccount
+from storage.models import ConversationState, InviteFailure, Person, Role, TelegramAccount
 from tests.support.harness import BotHarness
 
 
@@ -184,3 +185,25 @@ async def test_a_candidates_name_comes_from_the_nomination_not_from_name(
     assert "/name" not in granted.text  # a name is on file: no hint
     (refused,) = await harness.send(2104, "/name")
     assert "赵六" in refused.text
+
+
+async def test_a_name_asked_for_before_the_flow_engine_is_taken_under_it(
+    harness: BotHarness,
+) -> None:
+    """Nobody stranded by the deploy: /name kept no draft, only its state 0 (waiting for the
+    name); the name sent after the deploy is recorded."""
+    code = await _invite(harness, Role.MENTOR)
+    await harness.send(2105, f"/start {code}")
+    await harness.stop()
+    async with harness.database.sessionmaker.begin() as session:
+        await session.execute(
+            insert(ConversationState).values(
+                name="name", key=json.dumps([2105, 2105]), state={"state": 0}
+            )
+        )
+    await harness.start()
+    wrong, again = await harness.send(2105, "王2")
+    assert "姓名只能包含汉字" in wrong.text and "真实姓名" in again.text
+    (saved,) = await harness.send(2105, "王小明")
+    assert "已登记姓名" in saved.text
+    assert await _name_on_file(harness, 2105) == "王小明"

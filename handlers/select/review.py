@@ -1,0 +1,220 @@
+"""/review: a township's queue of nominations; send to vetting, decline with a reason, contact.
+
+Every button re-checks scope in storage (`manageable_by`), so a forged or forwarded button
+for another township's nomination gets "not allowed", and one whose nomination has moved on
+gets "expired". Declining asks for a reason as the next message: a flow (DECLINE), so a
+restart between the button and the reason loses nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.chat.codec import ID, PAGE, Button
+from handlers.chat.commands import command
+from handlers.chat.flow import Entry, Finish, Flow, Outcome, Run, Texts
+from handlers.chat.screen import Btn, Rows, Screen
+from handlers.chat.screens import Act, Expired, screen
+from handlers.select.kinds import Note
+from handlers.select.queue import load_page, page_values, queue_rows
+from storage import nominations, people, review_queries
+from storage.models import OFFICIAL_ROLES
+from storage.nominations import NotAllowed
+from storage.review_queries import ReviewCard
+from storage.rules.vetting import Channel, Event, IllegalTransition, Status, allowed_events
+
+COMMAND = command("review", *OFFICIAL_ROLES)
+PREFIX = "rv"
+TURN = Button(PREFIX, "p", PAGE)
+OPEN = Button(PREFIX, "o", ID)
+SEND = Button(PREFIX, "s", ID)
+CONTACTED = Button(PREFIX, "c", ID)
+DECLINE_PRESS = Button(PREFIX, "r", ID)
+# The events a township decides, in the order their buttons appear.
+_ACTIONS: tuple[tuple[Event, str, Button], ...] = (
+    (Event.SEND_TO_VETTING, "review.send_to_vetting", SEND),
+    (Event.CONTACT, "review.mark_contacted", CONTACTED),
+    (Event.DECLINE, "review.decline", DECLINE_PRESS),
+)
+
+
+def _allowed(card: ReviewCard) -> frozenset[Event]:
+    return frozenset(allowed_events(Status(card.status), channel=Channel(card.channel)))
+
+
+def item_rows(act: Act, card: ReviewCard) -> Rows:
+    """The actions the nomination's status and channel allow, and a way back to the list."""
+    allowed = _allowed(card)
+    rows = [
+        (Btn(act.label(key), button.data(card.id)),)
+        for event, key, button in _ACTIONS
+        if event in allowed
+    ]
+    rows.append((Btn(act.label("back"), TURN.data(0)),))
+    return tuple(rows)
+
+
+# -- the queue ---------------------------------------------------------------------------------
+
+
+@screen(command=COMMAND, button=TURN, needs=OFFICIAL_ROLES)
+async def review_queue(act: Act) -> Screen:
+    """A page of the nominations awaiting this official's review (the first for /review)."""
+    (page,) = act.values or (0,)
+    async with act.session() as session:
+        page, items, total = await load_page(session, act.actor, nominations.township_queue, page)
+    rows = queue_rows(
+        act, [(item.id, item.full_name) for item in items], page, total, opens=OPEN, turns=TURN
+    )
+    return Screen("review/queue", {"items": items, **page_values(page, total)}, rows, edit=True)
+
+
+# -- one nomination ----------------------------------------------------------------------------
+
+
+@screen(button=OPEN, needs=OFFICIAL_ROLES)
+async def open_nomination(act: Act) -> Screen:
+    """One nomination with the actions its status allows."""
+    (nomination_id,) = act.values
+    async with act.session() as session:
+        card = await review_queries.review_card(session, act.actor, nomination_id)
+    return Screen("review/item", {"n": card, "notice": ""}, item_rows(act, card), edit=True)
+
+
+@screen(button=SEND, needs=OFFICIAL_ROLES)
+async def send_to_vetting(act: Act) -> Screen:
+    """Send a nomination to joint vetting and tell every department's reviewers."""
+    (nomination_id,) = act.values
+    departments = act.settings.department_codes
+    try:
+        async with act.session() as session:
+            card = await review_queries.review_card(session, act.actor, nomination_id)
+            await nominations.send_to_vetting(
+                session, act.actor, card.id, departments=departments, now=datetime.now(UTC)
+            )
+            reviewers = await people.recipients(
+                session, await nominations.reviewer_chat_ids(session, departments)
+            )
+            notified = await act.chat.notify(
+                session,
+                reviewers,
+                "vetting/notice_new",
+                key=f"vetting-new:{card.id}",
+                subject=card.id,
+                township=card.township,
+            )
+    except IllegalTransition:
+        raise Expired from None
+    values = {"full_name": card.full_name, "departments": list(departments)}
+    return Screen("review/sent", {**values, "notified": notified}, edit=True)
+
+
+@screen(button=CONTACTED, needs=OFFICIAL_ROLES)
+async def mark_contacted(act: Act) -> Screen:
+    """Record that the township has reached the nominee of a mass recommendation."""
+    (nomination_id,) = act.values
+    try:
+        async with act.session() as session:
+            nomination = await nominations.mark_contacted(
+                session, act.actor, nomination_id, now=datetime.now(UTC)
+            )
+            card = await review_queries.review_card(session, act.actor, nomination.id)
+    except IllegalTransition:
+        raise Expired from None
+    values = {"n": card, "notice": "contacted"}
+    return Screen("review/item", values, item_rows(act, card), edit=True)
+
+
+MENUS = (review_queue, open_nomination, send_to_vetting, mark_contacted)
+
+
+# -- declining, with a reason ------------------------------------------------------------------
+
+
+async def begin_decline(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The decline button: the nomination, in the official's scope and still declinable."""
+    (nomination_id,) = values
+    actor = await run.actor()
+    try:
+        async with run.session() as session:
+            if actor is None:
+                raise NotAllowed
+            card = await review_queries.review_card(session, actor, nomination_id)
+    except NotAllowed:
+        await run.chat.deny()
+        return None
+    if Event.DECLINE not in _allowed(card):
+        await run.chat.show(Screen("common/stale_button"))
+        return None
+    # The name only echoes back in the prompt; user_data is encrypted at rest.
+    return {"nomination_id": card.id, "name": card.full_name}
+
+
+async def decline(run: Run, answers: dict[str, Any]) -> Outcome:
+    """Decline the nomination with the typed reason and tell the candidate, without it."""
+    actor = await run.actor()
+    try:
+        async with run.session() as session:
+            if actor is None:
+                raise NotAllowed
+            nomination = await nominations.decline(
+                session,
+                actor,
+                int(answers["nomination_id"]),
+                reason=answers["reason"],
+                now=datetime.now(UTC),
+                cipher=run.chat.service("cipher"),
+            )
+            chat_ids = await nominations.chat_ids_for_outcome(session, nomination)
+            candidate = await people.recipients(session, chat_ids["candidate"])
+            # Neutral on purpose: the reason is kept for officials, never sent to the person.
+            told = await run.chat.notify(
+                session,
+                candidate,
+                "review/notice_declined",
+                key=f"declined:{nomination.id}",
+                subject=nomination.id,
+            )
+    except NotAllowed:
+        await run.chat.deny()
+        return Finish()
+    except IllegalTransition:
+        return Finish((Screen("common/stale_button"),))
+    values = {"full_name": answers["name"], "candidate_told": told > 0}
+    return Finish((Screen("review/declined", values),))
+
+
+def _old_draft(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
+    """Before the flow engine the draft was ``{"nomination_id", "name"}`` and state 0 waited
+    for the reason: the same question now."""
+    if "nomination_id" not in stored:
+        return {}
+    answers = {"nomination_id": stored["nomination_id"], "name": stored.get("name", "")}
+    return {"answers": answers, "at": "reason"}
+
+
+DECLINE_ENTRY = Entry(DECLINE_PRESS, begin_decline)
+
+DECLINE = Flow(
+    name="review_decline",
+    command=COMMAND,
+    # Its own prefix: its catch-all for outdated buttons must not take the queue's rv: ones.
+    prefix="rvd",
+    by_command=False,
+    entries=(DECLINE_ENTRY,),
+    questions=(
+        Note(
+            "reason",
+            "review/ask_reason",
+            "review/reason_invalid",
+            item="nomination_id",
+            # Pressing "decline" on another nomination switches to that one.
+            switch=(DECLINE_ENTRY,),
+            optional=False,
+        ),
+    ),
+    submit=decline,
+    texts=Texts(busy="review/busy"),
+    upgrade=_old_draft,
+)

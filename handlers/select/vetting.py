@@ -1,0 +1,235 @@
+"""/vetting (joint vetting): a department's reviewers approve or reject, each with a note.
+
+A reviewer only ever reaches their own department's reviews: the queue and every button go
+through storage queries filtered by the reviewer's departments. The note is the next message
+after the approve/reject button (a flow, DECIDE); nothing is recorded before it arrives, so
+/cancel leaves the review undecided.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.chat.codec import ID, PAGE, Button
+from handlers.chat.commands import command
+from handlers.chat.flow import Enter, Entry, Finish, Flow, Outcome, Run, Texts
+from handlers.chat.screen import Btn, Screen
+from handlers.chat.screens import Act, Expired, Refused, screen
+from handlers.select.kinds import Note
+from handlers.select.queue import load_page, page_values, queue_rows
+from storage import grades, nominations, people, review_queries
+from storage.models import Role
+from storage.nominations import NotAllowed
+from storage.people import Actor
+from storage.review_queries import Stale, VettingCard
+from storage.rules.vetting import Decision, IllegalTransition, VettingOutcome
+
+COMMAND = command("vetting", Role.REVIEWER)
+PREFIX = "vt"
+TURN = Button(PREFIX, "p", PAGE)
+OPEN = Button(PREFIX, "o", ID)
+APPROVE = Button(PREFIX, "a", ID)
+REJECT = Button(PREFIX, "r", ID)
+NO_COMMENT = Button(PREFIX, "n", ID)
+
+
+def reviewer(act: Act) -> Actor:
+    """The acting reviewer; a reviewer grant without a department reaches nothing."""
+    if not act.actor.departments():
+        raise Refused
+    return act.actor
+
+
+# -- the queue ---------------------------------------------------------------------------------
+
+
+@screen(command=COMMAND, button=TURN)
+async def vetting_queue(act: Act) -> Screen:
+    """A page of the reviews awaiting this reviewer's department (the first for /vetting)."""
+    (page,) = act.values or (0,)
+    async with act.session() as session:
+        page, items, total = await load_page(
+            session, reviewer(act), nominations.vetting_queue, page
+        )
+    tz = act.settings.tz
+    shown = [
+        {
+            "full_name": item.full_name,
+            "township": item.township,
+            "department": item.department,
+            "requested": item.requested_at.astimezone(tz).date(),
+        }
+        for item in items
+    ]
+    names = [(item.review_id, item.full_name) for item in items]
+    rows = queue_rows(act, names, page, total, opens=OPEN, turns=TURN)
+    return Screen("vetting/queue", {"items": shown, **page_values(page, total)}, rows, edit=True)
+
+
+@screen(button=OPEN, needs=COMMAND.needs)
+async def open_review(act: Act) -> Screen:
+    """One review with the approve and reject buttons."""
+    (review_id,) = act.values
+    try:
+        async with act.session() as session:
+            card = await review_queries.vetting_card(session, reviewer(act), review_id)
+    except Stale:
+        raise Expired from None
+    rid = card.review_id
+    rows = (
+        (
+            Btn(act.label("vetting.approve"), APPROVE.data(rid)),
+            Btn(act.label("vetting.reject"), REJECT.data(rid)),
+        ),
+        (Btn(act.label("back"), TURN.data(0)),),
+    )
+    return Screen("vetting/item", {"c": card}, rows, edit=True)
+
+
+MENUS = (vetting_queue, open_review)
+
+
+# -- deciding, with a note ---------------------------------------------------------------------
+
+
+def begin(decision: Decision) -> Enter:
+    """The approve or reject button: the review, in the reviewer's departments and open."""
+
+    async def start(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
+        (review_id,) = values
+        actor = await run.actor()
+        try:
+            async with run.session() as session:
+                if actor is None or not actor.departments():
+                    raise NotAllowed
+                card = await review_queries.vetting_card(session, actor, review_id)
+        except NotAllowed:
+            await run.chat.deny()
+            return None
+        except Stale:
+            await run.chat.show(Screen("common/stale_button"))
+            return None
+        return {"review_id": card.review_id, "decision": decision.value, "name": card.full_name}
+
+    return start
+
+
+async def decide(run: Run, answers: dict[str, Any]) -> Outcome:
+    """Record the decision; tell the candidate and the township once it is settled."""
+    note: str | None = answers.get("note")
+    departments = run.settings.department_codes
+    actor = await run.actor()
+    try:
+        async with run.session() as session:
+            if actor is None:
+                raise NotAllowed
+            card = await review_queries.vetting_card(session, actor, int(answers["review_id"]))
+            try:
+                result = await nominations.decide_review(
+                    session,
+                    actor,
+                    card.review_id,
+                    decision=Decision(answers["decision"]),
+                    note=note,
+                    departments=departments,
+                    now=datetime.now(UTC),
+                    cipher=run.chat.service("cipher"),
+                )
+            except NotAllowed:
+                # The card was ours and open a moment ago: a colleague decided first.
+                raise Stale from None
+            if result.outcome != VettingOutcome.PENDING:
+                await plan_outcome_notices(session, run, result, card, note)
+    except NotAllowed:
+        await run.chat.deny()
+        return Finish()
+    except (Stale, IllegalTransition):
+        return Finish((Screen("common/stale_button"),))
+    values = {
+        "decision": answers["decision"],
+        "outcome": result.outcome.value,
+        "full_name": card.full_name,
+    }
+    return Finish((Screen("vetting/recorded", values),))
+
+
+async def plan_outcome_notices(
+    session: AsyncSession,
+    run: Run,
+    result: nominations.VettingResult,
+    card: VettingCard,
+    note: str | None,
+) -> None:
+    """Queue the outcome for the candidate and the township, in the decision's transaction."""
+    chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
+    candidate = await people.recipients(session, chat_ids["candidate"])
+    officials = await people.recipients(session, chat_ids["officials"])
+    key = f"vetting-outcome:{result.nomination.id}"
+    now = datetime.now(UTC)
+    if result.outcome == VettingOutcome.APPROVED:
+        # The cadre starts on the grade ladder the moment they enter the pool.
+        await grades.enter_pool(
+            session, result.nomination.id, run.chat.service("grade_policy"), now=now
+        )
+    # Neutral on purpose for the candidate: no department, no note; those go to the township.
+    name = (
+        "vetting/notice_pool"
+        if result.outcome == VettingOutcome.APPROVED
+        else "vetting/notice_not_selected"
+    )
+    subject = result.nomination.id
+    await run.chat.notify(session, candidate, name, key=f"{key}:candidate", subject=subject)
+    await run.chat.notify(
+        session,
+        officials,
+        "vetting/notice_outcome",
+        key=f"{key}:official",
+        subject=subject,
+        outcome=result.outcome.value,
+        full_name=card.full_name,
+        township=card.township,
+        department=card.department,
+        note=note or "",
+        candidate_told=bool(candidate),
+    )
+
+
+def _old_draft(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
+    """Before the flow engine the draft was ``{"review_id", "decision", "name"}`` and state 0
+    waited for the note: the same question now."""
+    if "review_id" not in stored or "decision" not in stored:
+        return {}
+    keys = ("review_id", "decision", "name")
+    return {"answers": {k: stored.get(k, "") for k in keys}, "at": "note"}
+
+
+ENTRIES = (Entry(APPROVE, begin(Decision.APPROVE)), Entry(REJECT, begin(Decision.REJECT)))
+
+DECIDE = Flow(
+    name="vetting_note",
+    command=COMMAND,
+    # Its own prefix: its catch-all for outdated buttons must not take the queue's vt: ones.
+    prefix="vtd",
+    by_command=False,
+    entries=ENTRIES,
+    questions=(
+        Note(
+            "note",
+            "vetting/ask_note",
+            "vetting/note_invalid",
+            item="review_id",
+            # Pressing approve/reject on another review switches to that one.
+            switch=ENTRIES,
+            skip=NO_COMMENT,
+            skip_label="vetting.no_comment",
+            skippable=lambda run: run.answers.get("decision") == Decision.APPROVE.value,
+            values=lambda run: {"decision": run.answers.get("decision")},
+        ),
+    ),
+    submit=decide,
+    texts=Texts(busy="vetting/busy"),
+    upgrade=_old_draft,
+)
