@@ -36,7 +36,6 @@ from bot.standby import PostgresLock
 from handlers import (
     mydata,
     start,
-    trainings,
     withdraw,
 )
 from handlers.chat import forget
@@ -49,11 +48,14 @@ from handlers.chat.context import (
     set_transaction,
 )
 from handlers.chat.menu import COMMANDS_KEY
+from handlers.chat.passing import passing_text
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
 from handlers.chat.tg import conversation_of, handlers_of
-from handlers.cultivate import difficulties, mentees, pairing
+from handlers.cultivate import attendance, checkin, difficulties, invites, mentees, pairing, scores
+from handlers.cultivate import trainings as training_menus
 from handlers.cultivate.talk import TALK
+from handlers.cultivate.training_new import TRAINING
 from handlers.manage import dossier, grade, results_csv
 from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
@@ -344,7 +346,10 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(TALK),
                 conversation_of(difficulties.RESOLVE),
                 *menus(pairing.MENUS, mentees.MENUS, difficulties.MENUS),
-                *trainings.build_handlers(),
+                conversation_of(TRAINING),
+                *menus(training_menus.MENUS, attendance.MENUS, scores.MENUS, invites.MENUS),
+                # The optional check-in code: after the conversations, so theirs come first.
+                passing_text(checkin.SHAPE, checkin.check_in),
                 # The two flows first (their busy answer covers /grade mid-flow), then /grade,
                 # then a CSV file sent outside any flow.
                 conversation_of(RESULTS),
@@ -376,7 +381,8 @@ COMMANDS: tuple[Command, ...] = (
     TALK.command,
     difficulties.COMMAND,
     pairing.COMMAND,
-    *trainings.COMMANDS,
+    training_menus.COMMAND,
+    TRAINING.command,
     grade.COMMAND,
     RESULTS.command,
     POST.command,

@@ -110,7 +110,7 @@ class Engine:
         submit = Btn(run.label(review.submit_label), review.submit(self.flow.prefix).data())
         rows: Rows = (*rows_of(buttons, review.per_row), (submit,))
         run.draft["at"] = AT_REVIEW
-        extra = review.values(run) if review.values is not None else {}
+        extra = await review.values(run) if review.values is not None else {}
         await run.chat.show(Screen(review.template, {**run.values(), **extra}, rows))
         return REVIEW
 

@@ -126,9 +126,12 @@ class Chat(Protocol):
         *,
         key: str,
         subject: int | None = None,
+        buttons: Sequence[Sequence[tuple[str, str]]] = (),
         **values: Any,
     ) -> int:
-        """Queue a notice to other people in this transaction (the outbox, never a send)."""
+        """Queue a notice to other people in this transaction (the outbox, never a send).
+
+        `buttons`: rows of (label key, data), labelled in each recipient's language."""
 
 
 # -- what a question answers ---------------------------------------------------------------
@@ -260,8 +263,8 @@ class ReviewScreen:
     submit_label: str = "submit"
     edit_label: Callable[[str], str] = field(default=lambda key: f"edit.{key}")
     per_row: int = 2
-    # What the template shows besides the answers as shown (figures from several answers).
-    values: Callable[[Run], Mapping[str, Any]] | None = None
+    # More values for the template, read when the screen is shown (names looked up again).
+    values: Callable[[Run], Awaitable[Mapping[str, Any]]] | None = None
 
 
 Start = Callable[["Run", str], Awaitable[dict[str, Any] | None]]

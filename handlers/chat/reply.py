@@ -204,10 +204,36 @@ async def plan_notice(
     `subject` is the nomination the notice names or is about, so that erasing that person
     cancels or blanks it. Returns how many were newly queued.
     """
+    return await plan_notice_with(
+        session, context, recipients, name, key=key, subject=subject, values=values
+    )
+
+
+async def plan_notice_with(
+    session: AsyncSession,
+    context: CadreContext,
+    recipients: list[tuple[int, str | None]],
+    name: str,
+    *,
+    key: str,
+    subject: int | None = None,
+    buttons: Sequence[Sequence[tuple[str, str]]] = (),
+    values: Mapping[str, Any],
+) -> int:
+    """`plan_notice`, with buttons under the notice: rows of (label key, data), labelled in
+    each recipient's language (an invitation's RSVP)."""
     planned = 0
     for chat_id, language in recipients:
         locale = normalize_locale(language, context.settings.locale)
         parts = split_message(render(context.jinja, locale, name, **values))
+        markup = None
+        if buttons:
+            labels = labels_for(context.jinja, locale)
+            rows = [
+                [InlineKeyboardButton(labels[k], callback_data=d) for k, d in row]
+                for row in buttons
+            ]
+            markup = InlineKeyboardMarkup(rows).to_dict()
         if await outbox.plan(
             session,
             key=f"{key}:{chat_id}",
@@ -215,6 +241,7 @@ async def plan_notice(
             kind=name,
             parts=parts,
             subject=subject,
+            markup=markup,
         ):
             planned += 1
     return planned

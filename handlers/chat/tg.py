@@ -7,7 +7,7 @@ Everything above this module (the engine, the flow declarations) is free of `tel
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from handlers.chat.reply import (
     edit_or_send,
     label,
     locale_of,
-    plan_notice,
+    plan_notice_with,
     record_denial,
     send,
     text,
@@ -214,10 +214,18 @@ class TelegramChat:
         *,
         key: str,
         subject: int | None = None,
+        buttons: Sequence[Sequence[tuple[str, str]]] = (),
         **values: Any,
     ) -> int:
-        return await plan_notice(
-            session, self.context, recipients, template, key=key, subject=subject, **values
+        return await plan_notice_with(
+            session,
+            self.context,
+            recipients,
+            template,
+            key=key,
+            subject=subject,
+            buttons=buttons,
+            values=values,
         )
 
 

@@ -1,1 +1,1 @@
-"""Cultivating reserve cadres: 2+1 mentoring (/pair, /mentees, /talk, /difficulties)."""
+"""Cultivate (管): mentoring, trainings with their invitations, attendance and scores."""

@@ -184,6 +184,10 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     return upgraded
 
 
+async def _review_values(run: Run) -> dict[str, Any]:
+    return shown(run.answers)
+
+
 OUTCOME = Flow(
     name="outcome",
     command=COMMAND,
@@ -230,7 +234,7 @@ OUTCOME = Flow(
     review=ReviewScreen(
         "outcomes/review",
         submit=lambda prefix: Button(prefix, "ok"),
-        values=lambda run: shown(run.answers),
+        values=_review_values,
     ),
     submit=submit,
     texts=TEXTS,

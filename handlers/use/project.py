@@ -145,7 +145,7 @@ class Village(Pick):
         return Screen(screen.template, values, screen.rows)
 
 
-def _review_values(run: Run) -> dict[str, Any]:
+async def _review_values(run: Run) -> dict[str, Any]:
     answers = run.answers
     names = answers.get("lead_names")
     return {

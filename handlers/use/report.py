@@ -96,7 +96,7 @@ class Note(Text):
         return Screen(self.template, {"max": projects.NOTE_MAX}, rows)
 
 
-def _review_values(run: Run) -> dict[str, Any]:
+async def _review_values(run: Run) -> dict[str, Any]:
     answers = run.answers
     status = answers.get("status")
     return {

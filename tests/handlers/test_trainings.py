@@ -6,20 +6,23 @@ UPDATE where a test needs a session that is over), so the handlers' own clock de
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from telegram import Update
 from telegram.ext import MessageHandler, filters
 
 from handlers.chat.context import CadreContext
-from handlers.trainings import CheckinCodeHandler
+from handlers.chat.passing import PassingText as CheckinCodeHandler
 from storage import geo, people, trainings
+from storage.crypto import DataCipher
 from storage.models import (
+    ConversationState,
     Nomination,
     Person,
     Role,
@@ -27,6 +30,7 @@ from storage.models import (
     TelegramAccount,
     Training,
     TrainingInvite,
+    UserData,
 )
 from storage.trainings import TrainingDraft
 from templates import build_environment, render
@@ -178,7 +182,9 @@ async def test_full_creation_with_wrong_answers_everywhere(county: County) -> No
     hint, again = await bot.send(QINGSHAN, "订单式培训")
     assert "按钮" in hint.text and "培训类型" in again.text
     hint, again = await bot.send_sticker(QINGSHAN)
-    assert "文字" in hint.text and "培训类型" in again.text
+    # Before the flow engine a sticker here was answered "a text reply is needed", at a
+    # question answered by buttons: it now says to use the buttons (issue 15).
+    assert "按钮" in hint.text and "培训类型" in again.text
     stale, again = await bot.press(QINGSHAN, "tc:k:party")
     assert stale.text == STALE and "培训类型" in again.text
     question = last(await bot.press(QINGSHAN, again.button("擂台比武")))
@@ -620,3 +626,106 @@ async def test_competition_scores_and_ranking(county: County) -> None:
         county.cadres["张二"]: 85.5,
         county.cadres["李四"]: 90.0,
     }
+
+
+# --- nobody stranded by the flow engine -----------------------------------------------------
+
+
+async def _write_old_draft(bot: BotHarness, user: int, draft: dict[str, Any], state: int) -> None:
+    """Store a draft and a conversation state as the conversation before the flow engine
+    wrote them, with the bot stopped, as a deploy finds them."""
+    await bot.stop()
+    cipher = DataCipher(bot.settings.require_data_key())
+    payload = cipher.encrypt(json.dumps({"training": draft}))
+    async with bot.database.sessionmaker.begin() as session:
+        await session.execute(delete(UserData).where(UserData.user_id == user))
+        await session.execute(
+            delete(ConversationState).where(ConversationState.name == "training")
+        )
+        await session.execute(insert(UserData).values(user_id=user, payload=payload))
+        await session.execute(
+            insert(ConversationState).values(
+                name="training", key=json.dumps([user, user]), state={"state": state}
+            )
+        )
+    await bot.start()
+
+
+async def test_a_creation_draft_from_before_the_flow_engine_is_finished(county: County) -> None:
+    """At the old PICK state (7), "starts_at" in the answers, the picks beside them: the
+    same page of people comes back with the pick, and the session is saved."""
+    bot = county.bot
+    starts = datetime.now(UTC) + timedelta(days=2)
+    old = {
+        "answers": {
+            "kind": "order",
+            "topic": "other",
+            "title": "部署前的培训",
+            "starts_at": starts.isoformat(),
+            "duration": "4h",
+            "place": "县委党校",
+            "audience": "people",
+            "township_id": None,
+            "township_name": "",
+        },
+        "editing": False,
+        "picked": [county.cadres["张二"]],
+        "page": 0,
+        "at": 7,
+    }
+    await _write_old_draft(bot, QINGSHAN, old, 7)
+    hint, page = await bot.send_sticker(QINGSHAN)
+    assert "按钮" in hint.text and "已选 1 人" in page.text and "✅ 张二 · 青山镇" in page.labels
+    review = last(await bot.press(QINGSHAN, page.button("选好了")))
+    for shown in ["部署前的培训", "县委党校", "4 小时", "张二"]:
+        assert shown in review.text
+    saved = last(await bot.press(QINGSHAN, review.button("保存并发出邀请")))
+    assert "培训已保存" in saved.text and "已邀请 1 人" in saved.text
+    async with bot.database.sessionmaker() as session:
+        training = await session.scalar(select(Training))
+    assert training is not None and training.title == "部署前的培训"
+    assert abs(training.starts_at.astimezone(UTC) - starts) < timedelta(seconds=1)
+
+
+async def test_a_score_being_typed_before_the_flow_engine_is_stored(county: County) -> None:
+    """At the old SCORE state (20), the invite beside empty answers: the typed score lands."""
+    bot = county.bot
+    training = await county.create(COUNTY, kind="competition", title="部署前擂台赛")
+    invite_id = await county.invite(training.id, "张一")
+    await bot.press(COUNTY, f"tr:t:{invite_id}:0")
+    old = {"answers": {}, "editing": False, "picked": [], "page": 0, "at": 20}
+    await _write_old_draft(bot, COUNTY, {**old, "invite_id": invite_id}, 20)
+    busy, again = await bot.send(COUNTY, "/trainings")
+    assert "录入比武成绩" in busy.text and "张一" in again.text
+    saved, scores = await bot.send(COUNTY, "77.5")
+    assert "成绩 77.5 已保存" in saved.text and "张一 · 77.5" in scores.labels
+    async with bot.database.sessionmaker() as session:
+        invite = await session.get_one(TrainingInvite, invite_id)
+    assert invite.score == 77.5
+
+
+async def test_a_review_from_before_the_flow_engine_is_saved(county: County) -> None:
+    """At the old REVIEW state (8, now the number of another question): the review's save
+    button saves what was entered."""
+    bot = county.bot
+    old = {
+        "answers": {
+            "kind": "integrity",
+            "topic": "policy_law",
+            "title": "部署前的廉政教育",
+            "starts_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+            "duration": "1d",
+            "place": "县廉政教育基地",
+            "audience": "township",
+            "township_id": county.towns["青山镇"],
+            "township_name": "青山镇",
+        },
+        "editing": False,
+        "picked": [],
+        "page": 0,
+        "at": 8,
+    }
+    await _write_old_draft(bot, QINGSHAN, old, 8)
+    saved = last(await bot.press(QINGSHAN, "tc:go"))
+    assert "培训已保存" in saved.text and "已邀请 2 人" in saved.text
+    assert "部署前的廉政教育" in saved.text
