@@ -7,7 +7,7 @@ import html
 import logging
 import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +19,6 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import (
     BaseHandler,
@@ -33,7 +32,6 @@ from telegram.warnings import PTBUserWarning
 from handlers.chat.codec import INT_MAX, Number
 from handlers.chat.context import CadreContext
 from storage import audit, outbox
-from storage.crypto import DataCipher
 from templates import labels_for, normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
@@ -42,21 +40,6 @@ log = logging.getLogger("cadrebot.handlers")
 
 Handler = BaseHandler[Update, CadreContext, Any]
 FlowStep = Callable[[Update, CadreContext], Coroutine[Any, Any, Any]]
-
-
-async def ask_again(
-    update: Update, context: CadreContext, *, pending: object | None, say: str, ask: FlowStep
-) -> int:
-    """Mid-flow input that is not the answer: say `say`, then ask the same question again.
-
-    A flow whose draft is gone (finished elsewhere, or forgotten) ends with the stale-button
-    message instead of asking about nothing.
-    """
-    if pending is None:
-        await reply(update, context, "common/stale_button")
-        return int(ConversationHandler.END)
-    await reply(update, context, say)
-    return int(await ask(update, context))
 
 
 def conversation(
@@ -113,11 +96,6 @@ def label(update: Update | None, context: CadreContext, key: str) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def is_private(update: Update) -> bool:
-    chat = update.effective_chat
-    return chat is not None and chat.type == ChatType.PRIVATE
 
 
 async def reply(
@@ -346,23 +324,6 @@ async def drop_buttons(update: Update) -> None:
             log.info("buttons left on a message Telegram will not edit: %s", exc.message)
 
 
-def parse_id(raw: str, *, digits: int = 9) -> int | None:
-    """A positive id (or year) typed as an argument; None for anything else.
-
-    Nine digits stay below 2**31, so a typed number never reaches the database as an error.
-    Button data is decoded by handlers/chat/codec.py instead.
-    """
-    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= digits and int(raw) > 0:
-        return int(raw)
-    return None
-
-
-def typed_text(update: Update) -> str:
-    message = update.effective_message
-    assert message is not None and message.text is not None
-    return message.text
-
-
 def inline_rows(
     buttons: Sequence[tuple[str, str]], per_row: int = 2
 ) -> list[list[InlineKeyboardButton]]:
@@ -380,12 +341,3 @@ def inline_rows(
 
 def keyboard(buttons: Sequence[tuple[str, str]], per_row: int = 2) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_rows(buttons, per_row))
-
-
-def shanghai_today(context: CadreContext) -> date:
-    """Today in the county's time zone, not the server's: midnight is Beijing time."""
-    return datetime.now(context.settings.tz).date()
-
-
-def cipher(context: CadreContext) -> DataCipher:
-    return context.bot_data["cipher"]  # type: ignore[no-any-return]
