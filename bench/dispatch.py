@@ -425,7 +425,7 @@ async def run_form(
         ready = sum(
             1
             for user_id in range(first_user, first_user + total)
-            if app.user_data.get(user_id, {}).get("nomination", {}).get("at") == 0
+            if app.user_data.get(user_id, {}).get("nomination", {}).get("at") == "full_name"
         )
         warm = texts(first_user, min(warmup, ready), "张三")
         measured = texts(first_user + warmup, max(0, min(updates, ready - warmup)), "张三")
@@ -436,7 +436,10 @@ async def run_form(
             return sum(
                 1
                 for user_id in range(first_user + warmup, first_user + total)
-                if app.user_data.get(user_id, {}).get("nomination", {}).get("answers", {})
+                if app.user_data.get(user_id, {})
+                .get("nomination", {})
+                .get("answers", {})
+                .get("full_name")
             )
 
         return await timed(
