@@ -86,6 +86,8 @@ class FakeBotApi:
         self.sent: list[Sent] = []
         self.events: list[Event] = []
         self.messages: dict[tuple[int, int], Stored] = {}
+        # Messages people sent (the shell's input): the bot may delete those too.
+        self.received: set[tuple[int, int]] = set()
         self.uploads: dict[str, Upload] = {}
         # Faults to answer with, in order, before answering normally: (status, payload),
         # or an exception to raise (a timeout, a dropped connection).
@@ -115,6 +117,12 @@ class FakeBotApi:
     def next_id(self) -> int:
         """Message ids for both sides of the chat, as Telegram numbers a private chat."""
         return next(self._ids)
+
+    def receive(self, chat_id: int) -> int:
+        """The id of a message the person sends now (kept: the bot may delete it)."""
+        message_id = self.next_id()
+        self.received.add((chat_id, message_id))
+        return message_id
 
     # -- the one entry point ---------------------------------------------------------------
 
@@ -171,9 +179,12 @@ class FakeBotApi:
         if method == "editMessageReplyMarkup":
             return self._edit_markup(params)
         if method == "deleteMessage":
-            if self._stored(params) is not None:
-                del self.messages[(chat_id, as_int(params.get("message_id")))]
-            self._event(Event("delete", chat_id, as_int(params.get("message_id"))))
+            key = (chat_id, as_int(params.get("message_id")))
+            if key in self.received:
+                self.received.discard(key)  # a person's own message, e.g. one with an ID number
+            elif self._stored(params) is not None:
+                del self.messages[key]
+            self._event(Event("delete", chat_id, key[1]))
             return True
         if method in MEDIA:
             return self._media(method, chat_id, params, files)

@@ -276,7 +276,7 @@ class Shell(Screen):
         payload = {
             "update_id": next(self._updates),
             "message": {
-                "message_id": self.transport.next_id(),
+                "message_id": self.transport.receive(self.user_id),
                 "date": int(time.time()),
                 "chat": {"id": self.user_id, "type": "private", "first_name": "Demo"},
                 "from": self._user(),

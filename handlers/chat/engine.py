@@ -9,6 +9,7 @@ update, deleting a message that carried an ID number once it is read. Nothing he
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from handlers.chat.flow import (
@@ -229,7 +230,7 @@ class Engine:
         if turn.kind == "text":
             # Read, then gone from the chat: the number must not sit in their history (or on a
             # lost phone). Said at the top of the answer, so the reply count stays the same.
-            if question.secret and await chat.delete_input():
+            if question.secret and _holds_a_number(turn.text) and await chat.delete_input():
                 chat.note(self.flow.texts.secret_deleted)
             return await self._apply(run, question, await question.on_text(run, turn.text))
         if turn.kind == "contact":
@@ -293,3 +294,9 @@ class Engine:
         open, so say so and ask its question again, or the next text would be taken as an
         answer without the person knowing."""
         await self.busy(chat, state)
+
+
+def _holds_a_number(text: str) -> bool:
+    """Six digits or more in a row (spaces and dashes aside): an ID number, or enough of one
+    to matter. A name typed at the wrong question is left alone."""
+    return re.search(r"\d{6,}", re.sub(r"[\s\-]", "", text)) is not None

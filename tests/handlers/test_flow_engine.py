@@ -140,3 +140,19 @@ async def test_a_draft_written_before_the_flow_engine_is_finished_under_it(
     async with bot.database.sessionmaker() as session:
         row = (await session.execute(select(Nomination.consent_at))).one()
     assert row.consent_at is not None
+
+
+async def test_text_without_a_number_at_the_id_question_is_not_deleted(
+    harness: BotHarness,
+) -> None:
+    """Found from outside: a name typed at the ID question was deleted and called "your ID
+    number"; only a message holding a number (six digits or more) is taken out of the chat."""
+    await _county(harness)
+    await _again_at_id(harness)
+    harness.fake.calls.clear()
+    replies = await harness.send(USER, "张三")
+    assert [c.method for c in harness.fake.calls].count("deleteMessage") == 0
+    assert "已从对话中删除" not in replies[0].text and "身份证" in replies[-1].text
+    replies = await harness.send(USER, "5202 2119 9003")
+    assert [c.method for c in harness.fake.calls].count("deleteMessage") == 1
+    assert "已从对话中删除" in replies[0].text
