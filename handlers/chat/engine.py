@@ -260,7 +260,8 @@ class Engine:
         review = self.flow.review
         assert review is not None
         if turn.kind != "button":
-            return await self.resume(run, self.flow.texts.wrong_input)
+            # The review is answered by its buttons: say so, and show them again.
+            return await self.resume(run, self.flow.texts.use_buttons)
         edit = review.edit(self.flow.prefix).parse(turn.data)
         if edit is not None:
             question = self.flow.question(str(edit[0]))
