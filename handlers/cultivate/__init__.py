@@ -1,1 +1,1 @@
-"""Cultivate (管): mentoring, trainings with their invitations, attendance and scores."""
+"""Cultivate: mentoring, trainings with their invitations, attendance and scores."""

@@ -1,1 +1,1 @@
-"""Manage (管): the reserve pool, one-person-one-file, adjusting out, grades, posts."""
+"""Manage: the reserve pool, one-person-one-file, adjusting out, grades, posts."""

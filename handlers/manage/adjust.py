@@ -1,4 +1,4 @@
-"""Adjusting someone out of the pool (不适宜人选及时调整): a reason, then a confirmation.
+"""Adjusting someone out of the pool: a reason, then a confirmation.
 
 Destructive, so it is never done on one press: the file's "adjust" button (``pl:a:<id>``)
 asks why, the reason is shown back with "confirm" (``pl:y:<id>``) and "keep" (``pl:n:<id>``),

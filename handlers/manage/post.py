@@ -1,4 +1,4 @@
-"""/post: an official sends a reserve cadre to a practice post (实践锻炼).
+"""/post: an official sends a reserve cadre to a practice post.
 
 The cadre (from those in scope), the kind of post, a hard post's name, the start date (typed,
 or today), the end date (typed, or none yet), then a review to submit or cancel. Nothing is
@@ -81,7 +81,7 @@ class Kind(Question):
 
 @dataclass(slots=True)
 class Day(Question):
-    """A date typed (2025-03-01, 2025年3月1日), or the one button: `quick` gives its date
+    """A date typed (2025-03-01, 2025-3-1), or the one button: `quick` gives its date
     (today; None for an end not set yet). `after`: the answer it may not come before."""
 
     key: str

@@ -1,1 +1,1 @@
-"""Select (选): self-nomination, recommendation, the township review, joint vetting."""
+"""Select: self-nomination, recommendation, the township review, joint vetting."""

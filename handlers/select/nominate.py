@@ -1,4 +1,4 @@
-"""/nominate: a person nominates themselves (自荐), after two consents, one question at a time."""
+"""/nominate: a person nominates themselves, after two consents, one question at a time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/recommend: the public recommends someone (群众推荐); an official's own is organizational."""
+"""/recommend: the public recommends someone; an official's own is organizational."""
 
 from __future__ import annotations
 

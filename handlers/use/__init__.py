@@ -1,2 +1,2 @@
-"""Use (用): idle-asset revitalisation projects, progress reports, outcomes (elected, awards,
+"""Use: idle-asset revitalisation projects, progress reports, outcomes (elected, awards,
 publicity, pay linked to the yearly assessment)."""

@@ -203,7 +203,7 @@ class Leads(Question):
 
 @dataclass(slots=True)
 class Day(Question):
-    """A day that has happened: typed (2025-03-01, 2025年3月1日…) or ``<p>:today``; kept as
+    """A day that has happened: typed (2025-03-01, a date in Chinese…) or ``<p>:today``; kept as
     an ISO date."""
 
     key: str

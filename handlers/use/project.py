@@ -1,4 +1,4 @@
-"""/project: an official registers an idle-asset revitalisation project (急难险重项目): its
+"""/project: an official registers an idle-asset revitalisation project: its
 township (skipped when there is one) and village, name, funds in wan yuan, status and lead
 cadres from the township's pool; then a review with edit-and-come-back, and save.
 
