@@ -1,4 +1,4 @@
-"""/dossier N (one person, one file): one person's file, read with scope checked in SQL and audited, its
+"""/dossier N: one person's file, read with scope checked in SQL and audited, its
 sections from every stage, and its export as a workbook.
 
 `/dossier` without a number shows one's own file; the pool's name buttons (``pl:o:<id>``) open
