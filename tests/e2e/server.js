@@ -129,6 +129,18 @@ const extraRoutes = [
     });
   },
   (app, server) => {
+    // Telegram answers `true`; the package answers `result: null`, which reads as a failure.
+    app.all('/bot:token/deleteMessage', (req, res) => {
+      const body = req.body || {};
+      const deleted = server.deleteMessage(Number(body.chat_id), Number(body.message_id));
+      if (!deleted) {
+        badRequest(res, 'message to delete not found');
+        return;
+      }
+      res.json({ ok: true, result: true });
+    });
+  },
+  (app, server) => {
     // The package answers `result: null`, which PTB cannot turn into a Message.
     app.all('/bot:token/editMessageText', (req, res) => {
       const body = TelegramServer.normalizeMessage({ ...(req.body || {}) });
