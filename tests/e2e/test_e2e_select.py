@@ -48,7 +48,9 @@ def ask_again(inbox: Inbox, answer: str, error: str, question: str) -> BotMessag
     """Send a wrong `answer`: the error comes first, then the same question again."""
     first, second = inbox.person.ask(answer, count=2)
     assert error in first.text, first.text
-    assert first.text.startswith("⚠️") or "请点击下方按钮" in first.text, first.text
+    # A message holding a number at the ID question is deleted; the reply says so first.
+    complaint = first.text.split("\n\n", 1)[-1] if "已从对话中删除" in first.text else first.text
+    assert complaint.startswith("⚠️") or "请点击下方按钮" in complaint, first.text
     assert question in second.text, second.text
     return second
 
