@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,7 +78,7 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
     planned = 0
     for due in due_list:
         mentor_key, escalation_key = keys(due)
-        values = {
+        values: dict[str, Any] = {
             "mentee": due.full_name,
             "due_date": due.cadence.due_date.isoformat(),
             "days_left": due.cadence.days_left,
@@ -128,7 +129,7 @@ async def plan_training_reminders(
     planned = 0
     tz = context.settings.tz
     for training in await trainings.starting_between(session, now, now + timedelta(days=1)):
-        values = {
+        values: dict[str, Any] = {
             "kind": training.kind,
             "topic": training.topic,
             "title": training.title,

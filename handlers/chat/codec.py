@@ -115,13 +115,13 @@ class Button:
     def match(self, data: object) -> bool:
         return isinstance(data, str) and self.parse(data) is not None
 
+    def which(self, update: Press) -> tuple[Button, tuple[Any, ...]]:
+        """This button and the typed fields of a press its pattern matched (as `AnyOf`'s)."""
+        return AnyOf(self).which(update)
+
     def values(self, update: Press) -> tuple[Any, ...]:
         """The typed fields of a press this button's pattern matched."""
-        query = update.callback_query
-        parsed = self.parse(query.data) if query is not None and query.data else None
-        if parsed is None:  # only reachable by calling a handler its pattern did not admit
-            raise ValueError("callback data does not match its handler's button")
-        return parsed
+        return self.which(update)[1]
 
     def data(self, *values: object) -> str:
         """Encode: literals as they are, fields from `values` in order."""
@@ -181,6 +181,7 @@ class AnyOf:
             parsed = button.parse(data) if data else None
             if parsed is not None:
                 return button, parsed
+        # Only reachable by calling a handler its pattern did not admit.
         raise ValueError("callback data does not match its handler's buttons")
 
 

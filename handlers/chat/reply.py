@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import logging
-import warnings
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,14 +18,6 @@ from telegram import (
     Update,
 )
 from telegram.error import BadRequest
-from telegram.ext import (
-    BaseHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
-from telegram.warnings import PTBUserWarning
 
 from handlers.chat.codec import INT_MAX, Number
 from handlers.chat.context import CadreContext
@@ -38,41 +28,7 @@ LOCALE_KEY = "locale"
 _ID = Number(1, INT_MAX)
 log = logging.getLogger("cadrebot.handlers")
 
-Handler = BaseHandler[Update, CadreContext, Any]
-FlowStep = Callable[[Update, CadreContext], Coroutine[Any, Any, Any]]
-
-
-def conversation(
-    name: str,
-    entry_points: Sequence[Handler],
-    states: Mapping[object, Sequence[Handler]],
-    *,
-    cancel: FlowStep,
-    busy: FlowStep,
-    more_fallbacks: Sequence[Handler] = (),
-    allow_reentry: bool = False,
-) -> ConversationHandler[CadreContext]:
-    """A flow as every flow here runs: persisted under `name`, one per person.
-
-    /cancel leaves it (`cancel`), any other command mid-flow gets `busy`. per_message=False
-    is deliberate: one draft per person, whichever message its buttons sit on; PTB warns
-    about CallbackQueryHandlers in that mode, so the warning is silenced here, once.
-    """
-    private = filters.ChatType.PRIVATE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBUserWarning)
-        return ConversationHandler(
-            entry_points=list(entry_points),
-            states={state: list(handlers) for state, handlers in states.items()},
-            fallbacks=[
-                CommandHandler("cancel", cancel, filters=private),
-                MessageHandler(filters.COMMAND & private, busy),
-                *more_fallbacks,
-            ],
-            name=name,
-            persistent=True,
-            allow_reentry=allow_reentry,
-        )
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
 def locale_of(update: Update | None, context: CadreContext) -> str:
@@ -103,7 +59,7 @@ async def reply(
     context: CadreContext,
     name: str,
     *,
-    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None,
+    markup: Markup | None = None,
     **values: Any,
 ) -> Message | None:
     """Render a template and send it in parts of at most 4096 characters.
@@ -114,11 +70,7 @@ async def reply(
 
 
 async def send(
-    update: Update,
-    context: CadreContext,
-    body: str,
-    *,
-    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None,
+    update: Update, context: CadreContext, body: str, *, markup: Markup | None = None
 ) -> Message | None:
     """Send rendered text in parts of at most 4096 characters, the keyboard on the last."""
     parts = split_message(body)
@@ -132,26 +84,10 @@ async def send(
     return sent
 
 
-async def edit_or_reply(
-    update: Update,
-    context: CadreContext,
-    name: str,
-    *,
-    markup: InlineKeyboardMarkup | None = None,
-    **values: Any,
+async def edit_or_send(
+    update: Update, context: CadreContext, body: str, *, markup: InlineKeyboardMarkup | None
 ) -> None:
     """Answer a button press by editing its message in place; fall back to a new message."""
-    await edit_or_send(update, context, text(update, context, name, **values), markup=markup)
-
-
-async def edit_or_send(
-    update: Update,
-    context: CadreContext,
-    body: str,
-    *,
-    markup: InlineKeyboardMarkup | None = None,
-) -> None:
-    """`edit_or_reply` for text already rendered."""
     query = update.callback_query
     parts = split_message(body)
     if query is not None and query.message is not None and len(parts) == 1:
@@ -172,6 +108,7 @@ async def plan_notice(
     *,
     key: str,
     subject: int | None = None,
+    buttons: Sequence[Sequence[tuple[str, str]]] = (),
     **values: Any,
 ) -> int:
     """Queue a notice for each recipient in the caller's transaction (the outbox).
@@ -180,26 +117,9 @@ async def plan_notice(
     is committed; the dispatcher delivers it within Telegram's limits. `key` names the event
     (e.g. ``vetting-outcome:12``); the recipient is appended, so replanning is a no-op.
     `subject` is the nomination the notice names or is about, so that erasing that person
-    cancels or blanks it. Returns how many were newly queued.
+    cancels or blanks it. `buttons`: rows of (label key, data) under the notice, labelled in
+    each recipient's language (an invitation's RSVP). Returns how many were newly queued.
     """
-    return await plan_notice_with(
-        session, context, recipients, name, key=key, subject=subject, values=values
-    )
-
-
-async def plan_notice_with(
-    session: AsyncSession,
-    context: CadreContext,
-    recipients: list[tuple[int, str | None]],
-    name: str,
-    *,
-    key: str,
-    subject: int | None = None,
-    buttons: Sequence[Sequence[tuple[str, str]]] = (),
-    values: Mapping[str, Any],
-) -> int:
-    """`plan_notice`, with buttons under the notice: rows of (label key, data), labelled in
-    each recipient's language (an invitation's RSVP)."""
     planned = 0
     for chat_id, language in recipients:
         locale = normalize_locale(language, context.settings.locale)
@@ -207,11 +127,7 @@ async def plan_notice_with(
         markup = None
         if buttons:
             labels = labels_for(context.jinja, locale)
-            rows = [
-                [InlineKeyboardButton(labels[k], callback_data=d) for k, d in row]
-                for row in buttons
-            ]
-            markup = InlineKeyboardMarkup(rows).to_dict()
+            markup = inline(((labels[k], d) for k, d in row) for row in buttons).to_dict()
         if await outbox.plan(
             session,
             key=f"{key}:{chat_id}",
@@ -250,52 +166,22 @@ def attempt_of(update: Update) -> tuple[str, str, int | None]:
 
 
 async def record_denial(
-    update: Update,
-    context: CadreContext,
-    *,
-    session: AsyncSession | None = None,
-    subject: tuple[str, int] | None = None,
+    update: Update, context: CadreContext, subject: tuple[str, int] | None = None
 ) -> None:
-    """Audit a refusal: who tried what on which subject (ids only).
+    """Audit a refusal in the update's transaction: who tried what on which subject (ids only).
 
-    The row goes into `session` when the caller holds one open, else into the update's
-    transaction. `subject` names what was asked for when the update alone does not (a typed
-    file number). Flows that answer a refusal as "not found" or "expired" (so as not to tell
-    whether the record exists) call this alone; `deny` also says "not allowed".
+    `subject` names what was asked for when the update alone does not (a typed file number).
     """
     user = update.effective_user
     if user is None:
         return
-    action, subject_type, subject_id = attempt_of(update)
+    action, kind, number = attempt_of(update)
     if subject is not None:
-        subject_type, subject_id = subject
-    async with contextlib.AsyncExitStack() as stack:
-        into = (
-            session if session is not None else await stack.enter_async_context(context.session())
-        )
+        kind, number = subject
+    async with context.session() as session:
         await audit.denied(
-            into,
-            telegram_id=user.id,
-            action=action,
-            subject_type=subject_type,
-            subject_id=subject_id,
+            session, telegram_id=user.id, action=action, subject_type=kind, subject_id=number
         )
-
-
-async def deny(
-    update: Update,
-    context: CadreContext,
-    *,
-    session: AsyncSession | None = None,
-    edit: bool = False,
-    subject: tuple[str, int] | None = None,
-) -> None:
-    """Refuse an action: audit it (`record_denial`), then say "not allowed"."""
-    await record_denial(update, context, session=session, subject=subject)
-    if edit:
-        await edit_or_reply(update, context, "common/forbidden")
-    else:
-        await reply(update, context, "common/forbidden")
 
 
 def button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:
@@ -324,20 +210,13 @@ async def drop_buttons(update: Update) -> None:
             log.info("buttons left on a message Telegram will not edit: %s", exc.message)
 
 
-def inline_rows(
-    buttons: Sequence[tuple[str, str]], per_row: int = 2
-) -> list[list[InlineKeyboardButton]]:
-    """(label, callback_data) pairs laid out in rows; callback data stays short ids only."""
-    rows: list[list[InlineKeyboardButton]] = []
-    for i in range(0, len(buttons), per_row):
-        rows.append(
-            [
-                InlineKeyboardButton(lbl, callback_data=data)
-                for lbl, data in buttons[i : i + per_row]
-            ]
-        )
-    return rows
+def inline(rows: Iterable[Iterable[tuple[str, str]]]) -> InlineKeyboardMarkup:
+    """Rows of (label, callback data) as an inline keyboard; callback data stays short ids."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(lbl, callback_data=data) for lbl, data in row] for row in rows]
+    )
 
 
 def keyboard(buttons: Sequence[tuple[str, str]], per_row: int = 2) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_rows(buttons, per_row))
+    """(label, callback_data) pairs laid out `per_row` to a row."""
+    return inline(buttons[i : i + per_row] for i in range(0, len(buttons), per_row))

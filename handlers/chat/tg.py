@@ -7,14 +7,16 @@ Everything above this module (the engine, the flow declarations) is free of `tel
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+import operator
+import warnings
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
     ReplyKeyboardMarkup,
@@ -30,22 +32,24 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBUserWarning
 
 from handlers.chat.codec import AnyOf, Button, Pattern, Prefix
 from handlers.chat.context import CadreContext
 from handlers.chat.engine import Engine
 from handlers.chat.flow import Entry, Flow, Turn
 from handlers.chat.reply import (
+    Markup,
     answer_query,
     button_text,
-    conversation,
-    deny,
     drop_buttons,
     edit_or_send,
+    inline,
     label,
     locale_of,
-    plan_notice_with,
+    plan_notice,
     record_denial,
+    reply,
     send,
     text,
 )
@@ -74,11 +78,14 @@ def pattern_of(handler: object) -> Pattern | None:
 
 
 class TelegramChat:
-    """A `Chat` (handlers/chat/flow.py) over one Telegram update."""
+    """A `Chat` (handlers/chat/port.py) over one Telegram update."""
 
     def __init__(self, update: Update, context: CadreContext) -> None:
         self.update = update
         self.context = context
+        self.settings: Settings = context.settings
+        self.jinja: Environment = context.jinja
+        self.session: Callable[[], AbstractAsyncContextManager[AsyncSession]] = context.session
         self._dropped = False
         self._notes: list[str] = []
 
@@ -102,17 +109,6 @@ class TelegramChat:
     def locale(self) -> str:
         return locale_of(self.update, self.context)
 
-    @property
-    def settings(self) -> Settings:
-        return self.context.settings
-
-    @property
-    def jinja(self) -> Environment:
-        return self.context.jinja
-
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.context.session()
-
     def service(self, name: str) -> Any:
         return self.context.bot_data[name]
 
@@ -123,14 +119,9 @@ class TelegramChat:
         return button_text(self.update, self.context, name, **values)
 
     async def show(self, screen: Screen) -> None:
-        markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None
+        markup: Markup | None = None
         if screen.rows:
-            markup = InlineKeyboardMarkup(
-                [
-                    [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
-                    for row in screen.rows
-                ]
-            )
+            markup = inline(((b.label, b.data) for b in row) for row in screen.rows)
         elif screen.contact:
             markup = ReplyKeyboardMarkup(
                 [[KeyboardButton(screen.contact, request_contact=True)]],
@@ -148,39 +139,35 @@ class TelegramChat:
             body = "\n\n".join([*notes, body])
             self._notes.clear()
         if screen.edit and self.update.callback_query is not None and not screen.contact:
-            inline = markup if isinstance(markup, InlineKeyboardMarkup) else None
-            await edit_or_send(self.update, self.context, body, markup=inline)
+            inline_markup = markup if isinstance(markup, InlineKeyboardMarkup) else None
+            await edit_or_send(self.update, self.context, body, markup=inline_markup)
             return
         await send(self.update, self.context, body, markup=markup)
 
     def note(self, template: str) -> None:
         self._notes.append(template)
 
-    async def _send_file(
-        self,
-        attachment: Attachment,
-        caption: str,
-        markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None,
-    ) -> None:
+    async def _send_file(self, attachment: Attachment, body: str, markup: Markup | None) -> None:
         chat = self.update.effective_chat
         assert chat is not None
         # The update's transaction would otherwise hold SQLite's write lock over the upload.
         await self.context.checkpoint()
         if attachment.kind == "photo":
             await self.context.bot.send_photo(
-                chat.id, attachment.data, caption=caption, reply_markup=markup
+                chat.id, attachment.data, caption=body, reply_markup=markup
             )
         else:
             await self.context.bot.send_document(
                 chat.id,
                 attachment.data,
                 filename=attachment.name or None,
-                caption=caption,
+                caption=body,
                 reply_markup=markup,
             )
 
     async def deny(self, subject: tuple[str, int] | None = None) -> None:
-        await deny(self.update, self.context, subject=subject)
+        await self.audit_denial(subject)
+        await reply(self.update, self.context, "common/forbidden")
 
     async def drop_buttons(self) -> None:
         if not self._dropped:
@@ -204,29 +191,11 @@ class TelegramChat:
         return bytes(await handle.download_as_bytearray())
 
     async def audit_denial(self, subject: tuple[str, int] | None = None) -> None:
-        await record_denial(self.update, self.context, subject=subject)
+        await record_denial(self.update, self.context, subject)
 
-    async def notify(
-        self,
-        session: AsyncSession,
-        recipients: list[tuple[int, str | None]],
-        template: str,
-        *,
-        key: str,
-        subject: int | None = None,
-        buttons: Sequence[Sequence[tuple[str, str]]] = (),
-        **values: Any,
-    ) -> int:
-        return await plan_notice_with(
-            session,
-            self.context,
-            recipients,
-            template,
-            key=key,
-            subject=subject,
-            buttons=buttons,
-            values=values,
-        )
+    async def notify(self, session: AsyncSession, *args: Any, **values: Any) -> int:
+        """`Chat.notify`: reply.plan_notice in this update's settings and templates."""
+        return await plan_notice(session, self.context, *args, **values)
 
 
 def turn_of(update: Update) -> Turn:
@@ -308,11 +277,35 @@ def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
     if flow.by_command:
         entries.append(CommandHandler(flow.command.name, begin, filters=filters.ChatType.PRIVATE))
     entries += [on(entry.button, entered(entry)) for entry in flow.entries]
-    return conversation(flow.name, entries, states, cancel=cancel, busy=busy)
+    private = filters.ChatType.PRIVATE
+    # Persisted under the flow's name, one per person: per_message=False is deliberate (one
+    # draft per person, whichever message its buttons sit on); PTB warns about
+    # CallbackQueryHandlers in that mode, so the warning is silenced here, once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBUserWarning)
+        return ConversationHandler(
+            entry_points=entries,
+            states=states,
+            # /cancel leaves the flow, any other command mid-flow is answered "busy".
+            fallbacks=[
+                CommandHandler("cancel", cancel, filters=private),
+                MessageHandler(filters.COMMAND & private, busy),
+            ],
+            name=flow.name,
+            persistent=True,
+        )
 
 
 def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
-    """A screen's command and button handlers."""
+    """A screen's command, button and upload handlers."""
+
+    def named(callback: Callback) -> Callback:
+        # The update's log line names the screen's module, not this adapter.
+        callback.__name__ = menu.name
+        callback.__module__ = menu.fn.__module__
+        return callback
+
+    private = filters.ChatType.PRIVATE
     found: list[BaseHandler[Update, CadreContext, Any]] = []
     if menu.command is not None:
 
@@ -320,43 +313,25 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
             args = " ".join(context.args or [])
             await show(menu, TelegramChat(update, context), args=args)
 
-        by_command.__name__ = menu.name
-        # The update's log line names the screen's module, not this adapter.
-        by_command.__module__ = menu.fn.__module__
-        found.append(
-            CommandHandler(menu.command.name, by_command, filters=filters.ChatType.PRIVATE)
-        )
+        found.append(CommandHandler(menu.command.name, named(by_command), filters=private))
     pattern = menu.button
     if pattern is not None:
 
         async def by_button(update: Update, context: CadreContext) -> None:
             await answer_query(update)
-            if isinstance(pattern, AnyOf):
-                button, values = pattern.which(update)
-            else:
-                button, values = pattern, pattern.values(update)
+            button, values = pattern.which(update)
             await show(menu, TelegramChat(update, context), values=values, button=button)
 
-        by_button.__name__ = menu.name
-        by_button.__module__ = menu.fn.__module__
-        found.append(on(pattern, by_button))
+        found.append(on(pattern, named(by_button)))
     upload = menu.upload
     if upload is not None:
 
         async def by_file(update: Update, context: CadreContext) -> None:
             await show(menu, TelegramChat(update, context), turn=turn_of(update))
 
-        by_file.__name__ = menu.name
         kinds: list[filters.BaseFilter] = [
             *(filters.Document.FileExtension(e) for e in upload.extensions),
             *(filters.Document.MimeType(m) for m in upload.mime_types),
         ]
-        found.append(MessageHandler(_any_of(kinds) & filters.ChatType.PRIVATE, by_file))
+        found.append(MessageHandler(reduce(operator.or_, kinds) & private, named(by_file)))
     return found
-
-
-def _any_of(kinds: list[filters.BaseFilter]) -> filters.BaseFilter:
-    merged = kinds[0]
-    for kind in kinds[1:]:
-        merged = merged | kind
-    return merged
