@@ -162,28 +162,20 @@ def render_chart(
             held = [line.talks_held for line in lines]
             soon = [line.talks_due_soon for line in lines]
             overdue = [line.talks_overdue for line in lines]
-            talk_axes.barh(
-                [p - width / 2 for p in positions],
-                held,
-                height=width,
-                color=HELD_COLOR,
-                label=labels.get("summary.chart.held", ""),
-            )
-            talk_axes.barh(
-                [p + width / 2 for p in positions],
-                overdue,
-                height=width,
-                color=OVERDUE_COLOR,
-                label=labels.get("summary.chart.overdue", ""),
-            )
-            talk_axes.barh(
-                [p + width / 2 for p in positions],
-                soon,
-                height=width,
-                left=overdue,
-                color=DUE_COLOR,
-                label=labels.get("summary.chart.due_soon", ""),
-            )
+            # Held above; overdue below, with due-soon stacked after it.
+            for shift, counts, left, color, key in (
+                (-width / 2, held, None, HELD_COLOR, "held"),
+                (width / 2, overdue, None, OVERDUE_COLOR, "overdue"),
+                (width / 2, soon, overdue, DUE_COLOR, "due_soon"),
+            ):
+                talk_axes.barh(
+                    [p + shift for p in positions],
+                    counts,
+                    height=width,
+                    left=left,
+                    color=color,
+                    label=labels.get(f"summary.chart.{key}", ""),
+                )
             talk_axes.set_yticks(positions, [line.township for line in lines])
             talk_axes.invert_yaxis()
             talk_axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3, frameon=False)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram.ext import Application, CallbackContext, ExtBot
+from telegram.ext import CallbackContext, ExtBot
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -106,8 +106,3 @@ class CadreContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any],
         transaction = _current.get()
         if transaction is not None:
             await transaction.checkpoint()
-
-
-CadreApplication = Application[
-    ExtBot[None], CadreContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any
-]

@@ -10,6 +10,8 @@ update, deleting a message that carried an ID number once it is read. Nothing he
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from handlers.chat.flow import (
@@ -87,16 +89,8 @@ class Engine:
         progress = {"steps": len(numbered)}
         if question.key in numbered:
             progress["step"] = numbered.index(question.key) + 1
-        await run.chat.show(
-            Screen(
-                screen.template,
-                {**progress, **screen.values},
-                screen.rows,
-                edit=edit or screen.edit,
-                contact=screen.contact,
-                clear_keyboard=screen.clear_keyboard,
-            )
-        )
+        values = {**progress, **screen.values}
+        await run.chat.show(replace(screen, values=values, edit=edit or screen.edit))
         return self.flow.index(question.key)
 
     async def show_review(self, run: Run) -> int:
@@ -126,24 +120,16 @@ class Engine:
 
     async def _next(self, run: Run, after: Question) -> int:
         """After `after` was answered: the next question, or back to review when editing."""
-        if run.draft.get("editing"):
-            missing = self._missing(run)  # an answer that made another one invalid
-            if missing is not None:
-                return await self.ask(run, missing)
-            run.draft["editing"] = False
-            return await self._after_last(run)
-        # The next question not answered yet: a flow may start with answers (a mentee
+        editing = run.draft.get("editing")
+        # Editing: the first question an answer made invalid, if any. Else the next question
+        # not answered yet, then any before it: a flow may start with answers (a mentee
         # chosen from a list), and a consent asked again goes back to where things stood.
-        index = self.flow.index(after.key)
-        for question in self.flow.questions[index + 1 :]:
-            if self._open(run, question):
-                return await self.ask(run, question)
-        missing = self._missing(run)
-        if missing is not None:
-            return await self.ask(run, missing)
-        return await self._after_last(run)
-
-    async def _after_last(self, run: Run) -> int:
+        later = () if editing else self.flow.questions[self.flow.index(after.key) + 1 :]
+        following = next((q for q in later if self._open(run, q)), None) or self._missing(run)
+        if following is not None:
+            return await self.ask(run, following)
+        if editing:
+            run.draft["editing"] = False
         if self.flow.review is not None:
             return await self.show_review(run)
         return await self._submit(run)
@@ -160,22 +146,18 @@ class Engine:
             assert question is not None
             run.answers[question.key] = outcome.value
             return await self._next(run, question)
+        if isinstance(outcome, Reask | Goto | Review) and outcome.say:
+            await run.chat.show(Screen(outcome.say, outcome.values))
         if isinstance(outcome, Reask):
-            if outcome.say:
-                await run.chat.show(Screen(outcome.say, outcome.values))
             if question is None:
                 return await self.resume(run)
             return await self.ask(run, question, outcome.page, outcome.edit)
         if isinstance(outcome, Goto):
-            if outcome.say:
-                await run.chat.show(Screen(outcome.say, outcome.values))
             target = self.flow.question(outcome.key)
             if target is None:
                 return await self.resume(run)
             return await self.ask(run, target)
         if isinstance(outcome, Review):
-            if outcome.say:
-                await run.chat.show(Screen(outcome.say, outcome.values))
             return await self.show_review(run)
         run.forget()
         for screen in outcome.screens:
@@ -186,28 +168,28 @@ class Engine:
 
     async def begin(self, chat: Chat, args: str = "") -> int:
         """The flow's command: a fresh draft (an open one is resumed by the conversation)."""
+        start = self.flow.start
+        return await self._fresh(chat, None if start is None else lambda run: start(run, args))
+
+    async def enter(self, chat: Chat, entry: Entry, values: tuple[Any, ...]) -> int:
+        """An entry button: a fresh draft, started with what the button carries."""
+        return await self._fresh(chat, lambda run: entry.start(run, values))
+
+    async def _fresh(
+        self, chat: Chat, start: Callable[[Run], Awaitable[dict[str, Any] | None]] | None
+    ) -> int:
+        """A fresh draft, if the person may: `start` gives the answers to begin with, or
+        None to refuse (it has shown why)."""
         chat.user_data.pop(self.flow.name, None)
         run = Run(self.flow, chat)
         if not await run.allowed():
             return END
-        if self.flow.start is not None:
-            initial = await self.flow.start(run, args)
+        if start is not None:
+            initial = await start(run)
             if initial is None:
                 run.forget()
                 return END
             run.answers.update(initial)
-        return await self.resume(run)
-
-    async def enter(self, chat: Chat, entry: Entry, values: tuple[Any, ...]) -> int:
-        chat.user_data.pop(self.flow.name, None)
-        run = Run(self.flow, chat)
-        if not await run.allowed():
-            return END
-        initial = await entry.start(run, values)
-        if initial is None:
-            run.forget()
-            return END
-        run.answers.update(initial)
         return await self.resume(run)
 
     # -- one update inside the flow --------------------------------------------------------
@@ -290,11 +272,10 @@ class Engine:
         at = run.draft.get("at")
         return await self.resume(run, self.flow.texts.busy, flow=self.flow.name, at=at)
 
-    async def remind(self, chat: Chat, state: int | None = None) -> None:
-        """A menu command (/start, /help, /lang) was answered mid-flow: the form is still
-        open, so say so and ask its question again, or the next text would be taken as an
-        answer without the person knowing."""
-        await self.busy(chat, state)
+    # A menu command (/start, /help, /lang) was answered mid-flow: the form is still open, so
+    # say so and ask its question again, or the next text would be taken as an answer without
+    # the person knowing.
+    remind = busy
 
 
 def _holds_a_number(text: str) -> bool:

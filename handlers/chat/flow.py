@@ -29,6 +29,7 @@ from handlers.chat.port import Chat as Chat
 from handlers.chat.port import Turn as Turn
 from handlers.chat.screen import Screen
 from storage import people
+from storage.models import Role
 from storage.people import Actor
 
 if TYPE_CHECKING:
@@ -234,6 +235,22 @@ class Flow:
 # -- one turn of a flow --------------------------------------------------------------------
 
 
+async def actor_of(chat: Chat) -> Actor | None:
+    """The person acting with their roles, read on every update (never cached longer: a role
+    revoked a minute ago counts now)."""
+    async with chat.session() as session:
+        return await people.load_actor(session, chat.user_id)
+
+
+async def admitted(chat: Chat, needs: frozenset[Role], actor: Actor | None) -> bool:
+    """Whether `actor` holds one of `needs` (none: anyone); deny by default, and a refusal is
+    audited and said."""
+    if not needs or (actor is not None and actor.has(*needs)):
+        return True
+    await chat.deny()
+    return False
+
+
 class InChat:
     """What a turn of a flow and a screen's press share: the chat, its settings, its
     transaction, its labels and the county's date."""
@@ -265,25 +282,16 @@ class Run(InChat):
         self._actor_loaded = False
 
     async def actor(self) -> Actor | None:
-        """The person acting with their roles, read once per update (never cached longer:
-        a role revoked a minute ago counts now)."""
+        """The person acting with their roles, read once per update (`actor_of`)."""
         if not self._actor_loaded:
-            async with self.session() as session:
-                self._actor = await people.load_actor(session, self.chat.user_id)
+            self._actor = await actor_of(self.chat)
             self._actor_loaded = True
         return self._actor
 
     async def allowed(self) -> bool:
-        """Whether the flow's command's roles include one of the person's (deny by default);
-        refused: audited and said."""
+        """Whether the flow's command's roles include one of the person's (`admitted`)."""
         needs = self.flow.command.needs
-        if not needs:
-            return True
-        actor = await self.actor()
-        if actor is not None and actor.has(*needs):
-            return True
-        await self.chat.deny()
-        return False
+        return not needs or await admitted(self.chat, needs, await self.actor())
 
     @property
     def draft(self) -> dict[str, Any]:

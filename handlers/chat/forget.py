@@ -43,11 +43,10 @@ def forget_users(app: Application[Any, Any, Any, Any, Any, Any], user_ids: Itera
     """
     dropped = 0
     users = set(user_ids)
-    generation = int(app.bot_data.get(GENERATION, 0)) + 1
-    app.bot_data[GENERATION] = generation
+    number = app.bot_data[GENERATION] = generation(app) + 1
     forgotten: dict[int, int] = app.bot_data.setdefault(FORGOTTEN, {})
     for user_id in users:
-        forgotten[user_id] = generation
+        forgotten[user_id] = number
     for user_id in users:
         if user_id in app.user_data:
             dropped += 1

@@ -21,7 +21,7 @@ from telegram.error import BadRequest
 
 from handlers.chat.codec import INT_MAX, Number
 from handlers.chat.context import CadreContext
-from storage import audit, outbox
+from storage import outbox
 from templates import labels_for, normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
@@ -163,25 +163,6 @@ def attempt_of(update: Update) -> tuple[str, str, int | None]:
         command = message.text.split()[0].split("@")[0][:32]
         return f"command:{command}", "command", None
     return "message", "-", None
-
-
-async def record_denial(
-    update: Update, context: CadreContext, subject: tuple[str, int] | None = None
-) -> None:
-    """Audit a refusal in the update's transaction: who tried what on which subject (ids only).
-
-    `subject` names what was asked for when the update alone does not (a typed file number).
-    """
-    user = update.effective_user
-    if user is None:
-        return
-    action, kind, number = attempt_of(update)
-    if subject is not None:
-        kind, number = subject
-    async with context.session() as session:
-        await audit.denied(
-            session, telegram_id=user.id, action=action, subject_type=kind, subject_id=number
-        )
 
 
 def button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:

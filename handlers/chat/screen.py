@@ -1,6 +1,6 @@
 """What the bot shows, as data: a template with its values, and rows of buttons.
 
-A flow or a menu returns a `Screen`; the Telegram adapter (handlers/chat/telegram.py) or
+A flow or a menu returns a `Screen`; the Telegram adapter (handlers/chat/tg.py) or
 `cadrebot shell` renders it, and a web page could render the same one. Nothing here imports
 `telegram`.
 """

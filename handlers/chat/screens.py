@@ -11,19 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
-from handlers.chat.flow import Chat, InChat, Turn
+from handlers.chat.flow import Chat, InChat, Turn, actor_of, admitted
 from handlers.chat.screen import Screen
-from storage import people
 from storage.models import Role
 from storage.nominations import NotAllowed
 from storage.people import Actor
-
-if TYPE_CHECKING:
-    pass
 
 
 class Refused(Exception):
@@ -132,12 +128,8 @@ async def show(
     turn: Turn | None = None,
 ) -> None:
     """Run one screen for one update: the actor, the role check, the errors, the reply."""
-    actor: Actor | None = None
-    if menu.actor:
-        async with chat.session() as session:
-            actor = await people.load_actor(session, chat.user_id)
-    if menu.needs and (actor is None or not actor.has(*menu.needs)):
-        await chat.deny()
+    actor = await actor_of(chat) if menu.actor else None
+    if not await admitted(chat, menu.needs, actor):
         return
     act = Act(chat, actor, args=args, values=values, button=button, turn=turn)
     try:

@@ -41,6 +41,7 @@ from handlers.chat.flow import Entry, Flow, Turn
 from handlers.chat.reply import (
     Markup,
     answer_query,
+    attempt_of,
     button_text,
     drop_buttons,
     edit_or_send,
@@ -48,18 +49,19 @@ from handlers.chat.reply import (
     label,
     locale_of,
     plan_notice,
-    record_denial,
     reply,
     send,
     text,
 )
 from handlers.chat.screen import Attachment, Screen
 from handlers.chat.screens import Menu, show
+from storage import audit
 
 if TYPE_CHECKING:
     from bot.settings import Settings
 
 log = logging.getLogger("cadrebot.chat")
+PRIVATE = filters.ChatType.PRIVATE
 
 Callback = Callable[[Any, Any], Coroutine[Any, Any, Any]]
 
@@ -191,7 +193,16 @@ class TelegramChat:
         return bytes(await handle.download_as_bytearray())
 
     async def audit_denial(self, subject: tuple[str, int] | None = None) -> None:
-        await record_denial(self.update, self.context, subject)
+        user = self.update.effective_user
+        if user is None:
+            return
+        action, kind, number = attempt_of(self.update)
+        if subject is not None:
+            kind, number = subject
+        async with self.session() as session:
+            await audit.denied(
+                session, telegram_id=user.id, action=action, subject_type=kind, subject_id=number
+            )
 
     async def notify(self, session: AsyncSession, *args: Any, **values: Any) -> int:
         """`Chat.notify`: reply.plan_notice in this update's settings and templates."""
@@ -234,7 +245,7 @@ def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
     state, its buttons and any message go to the engine, which knows where the person is."""
     engine = Engine(flow)
     ENGINES[flow.name] = engine
-    anything = ~filters.COMMAND & filters.ChatType.PRIVATE
+    anything = ~filters.COMMAND & PRIVATE
 
     async def begin(update: Update, context: CadreContext) -> int:
         args = " ".join(context.args or [])
@@ -275,9 +286,8 @@ def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
     }
     entries: list[BaseHandler[Update, CadreContext, Any]] = []
     if flow.by_command:
-        entries.append(CommandHandler(flow.command.name, begin, filters=filters.ChatType.PRIVATE))
+        entries.append(CommandHandler(flow.command.name, begin, filters=PRIVATE))
     entries += [on(entry.button, entered(entry)) for entry in flow.entries]
-    private = filters.ChatType.PRIVATE
     # Persisted under the flow's name, one per person: per_message=False is deliberate (one
     # draft per person, whichever message its buttons sit on); PTB warns about
     # CallbackQueryHandlers in that mode, so the warning is silenced here, once.
@@ -288,8 +298,8 @@ def conversation_of(flow: Flow) -> ConversationHandler[CadreContext]:
             states=states,
             # /cancel leaves the flow, any other command mid-flow is answered "busy".
             fallbacks=[
-                CommandHandler("cancel", cancel, filters=private),
-                MessageHandler(filters.COMMAND & private, busy),
+                CommandHandler("cancel", cancel, filters=PRIVATE),
+                MessageHandler(filters.COMMAND & PRIVATE, busy),
             ],
             name=flow.name,
             persistent=True,
@@ -305,7 +315,6 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
         callback.__module__ = menu.fn.__module__
         return callback
 
-    private = filters.ChatType.PRIVATE
     found: list[BaseHandler[Update, CadreContext, Any]] = []
     if menu.command is not None:
 
@@ -313,7 +322,7 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
             args = " ".join(context.args or [])
             await show(menu, TelegramChat(update, context), args=args)
 
-        found.append(CommandHandler(menu.command.name, named(by_command), filters=private))
+        found.append(CommandHandler(menu.command.name, named(by_command), filters=PRIVATE))
     pattern = menu.button
     if pattern is not None:
 
@@ -333,5 +342,5 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
             *(filters.Document.FileExtension(e) for e in upload.extensions),
             *(filters.Document.MimeType(m) for m in upload.mime_types),
         ]
-        found.append(MessageHandler(reduce(operator.or_, kinds) & private, named(by_file)))
+        found.append(MessageHandler(reduce(operator.or_, kinds) & PRIVATE, named(by_file)))
     return found
