@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import threading
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -80,11 +80,8 @@ class ChartData:
     def to_json(self) -> dict[str, Any]:
         return {
             "scope": self.scope_name,
-            "funnel": [[code, n] for code, n in self.funnel],
-            "townships": [
-                [t.township, t.talks_held, t.talks_due_soon, t.talks_overdue]
-                for t in self.townships
-            ],
+            "funnel": [list(step) for step in self.funnel],
+            "townships": [list(astuple(line)) for line in self.townships],
         }
 
     @classmethod
