@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, cadres
+from storage import cadres, scoped
 from storage.cadres import CadreRow
 from storage.models import Nomination, PracticePost, Township
 from storage.nominations import NotAllowed, manageable_by, visible_to
@@ -139,16 +139,11 @@ def _assignable(actor: Actor) -> ColumnElement[bool]:
     return and_(manageable_by(actor), Nomination.status.in_(POST_STATUSES))
 
 
-async def assignable(
-    session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8
-) -> tuple[list[Assignee], int]:
-    """Reserve cadres in the actor's scope, by township and name; deny by default."""
-    return await cadres.page(session, _assignable(actor), offset=offset, limit=limit)
-
-
-async def assignee(session: AsyncSession, actor: Actor, nomination_id: int) -> Assignee:
-    """One cadre the actor may assign (a pressed button is re-checked here)."""
-    return await cadres.one(session, _assignable(actor), nomination_id)
+# Reserve cadres in the actor's scope, by township and name (deny by default): a page of
+# them, the one a pressed button names, the nomination locked for the assignment.
+_ASSIGNABLE = cadres.Picker(_assignable)
+assignable = _ASSIGNABLE.page
+assignee = _ASSIGNABLE.one
 
 
 async def assign_post(
@@ -175,13 +170,7 @@ async def assign_post(
     else:
         title = None
     check_dates(start_date, end_date)
-    nomination = await session.scalar(
-        select(Nomination)
-        .where(Nomination.id == nomination_id, _assignable(actor))
-        .with_for_update()
-    )
-    if nomination is None:
-        raise NotAllowed
+    nomination = await _ASSIGNABLE.locked(session, actor, nomination_id)
     post = PracticePost(
         nomination_id=nomination.id,
         kind=kind,
@@ -191,18 +180,9 @@ async def assign_post(
         assigned_by_person_id=actor.person_id,
         created_at=now,
     )
-    session.add(post)
-    await session.flush()
-    await audit.record(
-        session,
-        actor.person_id,
-        "post.assign",
-        "practice_post",
-        post.id,
-        nomination_id=nomination.id,
-        kind=kind,
+    return await scoped.added(
+        session, post, actor.person_id, "post.assign", nomination_id=nomination.id, kind=kind
     )
-    return post
 
 
 @dataclass(frozen=True, slots=True)
