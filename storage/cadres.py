@@ -9,7 +9,7 @@ condition (deny by default), never trusted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Row, Select, and_, false, func, select
@@ -97,12 +97,20 @@ async def locked(
     return nomination
 
 
+def managed(actor: Actor, statuses: Sequence[str]) -> ColumnElement[bool]:
+    """Nominations the actor manages (`manageable_by`) whose status is one of `statuses`."""
+    return and_(manageable_by(actor), Nomination.status.in_(statuses))
+
+
 @dataclass(frozen=True, slots=True)
 class Picker:
-    """The cadres one flow may choose from: `where` gives the actor's scoped condition; the
-    list, the pressed cadre and the locked nomination all read it."""
+    """The cadres one flow may choose from: those the actor manages at one of `statuses`.
+    The list, the pressed cadre and the nomination locked for the change all read `where`."""
 
-    where: Callable[[Actor], ColumnElement[bool]]
+    statuses: tuple[str, ...]
+
+    def where(self, actor: Actor) -> ColumnElement[bool]:
+        return managed(actor, self.statuses)
 
     async def page(
         self, session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8

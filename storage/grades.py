@@ -290,7 +290,7 @@ def _candidate_query(actor: Actor) -> Select[int, str | None, str, int, int]:
         .join(Person, Person.id == Nomination.person_id)
         .join(Township, Township.id == Nomination.township_id)
         .outerjoin(GradeState, GradeState.nomination_id == Nomination.id)
-        .where(manageable_by(actor), _on_ladder())
+        .where(cadres.managed(actor, LADDER_STATUSES))
     )
 
 
@@ -299,7 +299,7 @@ async def pending_for_year(
 ) -> tuple[list[Candidate], int]:
     """Cadres in the actor's scope with no result for `year` yet; deny by default."""
     without = ~exists().where(GradeMove.nomination_id == Nomination.id, GradeMove.year == year)
-    where = and_(manageable_by(actor), _on_ladder(), without)
+    where = and_(cadres.managed(actor, LADDER_STATUSES), without)
     total = await session.scalar(select(func.count()).select_from(Nomination).where(where))
     query = _candidate_query(actor).where(without)
     rows = (

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, scoped
@@ -37,7 +37,7 @@ from storage.models import (
     Role,
     StatusChange,
 )
-from storage.nominations import NotAllowed, manageable_by
+from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.posts import EARLIEST_DATE
 from storage.projects import SHANGHAI, local_day
@@ -124,15 +124,9 @@ def check_pay(yuan: int) -> int:
 
 # A cadre an outcome may be recorded for.
 Cadre = CadreRow
-
-
-def _recordable(actor: Actor) -> ColumnElement[bool]:
-    return and_(manageable_by(actor), Nomination.status.in_(CADRE_STATUSES))
-
-
 # Reserve cadres (pool or elected) in the actor's scope, by township and name: a page of
 # them, the one a pressed button names, the nomination locked for a record.
-_RECORDABLE = cadre_list.Picker(_recordable)
+_RECORDABLE = cadre_list.Picker(CADRE_STATUSES)
 cadres = _RECORDABLE.page
 cadre = _RECORDABLE.one
 _locked = _RECORDABLE.locked
@@ -370,19 +364,6 @@ def _day_after(until: date | datetime) -> date:
     return day
 
 
-def _figure_row(tid: int | None, name: str | None, n: Mapping[str, int]) -> OutcomeFigureRow:
-    return OutcomeFigureRow(
-        tid,
-        name,
-        elections=n["elections"],
-        elected=n["elected"],
-        awards=n["awards"],
-        by_award_kind={k: n[k] for k in AWARD_KINDS},
-        publicity=n["publicity"],
-        county_publicity=n.get("county_publicity", 0),
-    )
-
-
 async def outcome_figures(
     session: AsyncSession,
     *,
@@ -455,7 +436,8 @@ async def outcome_figures(
         (day_since, day_until),
         (elections, awards, publicity),
         county,
-        _figure_row,
+        OutcomeFigureRow,
+        ("by_award_kind", AWARD_KINDS),
     )
 
 

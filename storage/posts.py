@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import cadres, scoped
 from storage.cadres import CadreRow
 from storage.models import Nomination, PracticePost, Township
-from storage.nominations import NotAllowed, manageable_by, visible_to
+from storage.nominations import NotAllowed, visible_to
 from storage.people import Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
@@ -133,15 +133,9 @@ async def dossier_section(
 
 # A cadre an official may send to a practice post.
 Assignee = CadreRow
-
-
-def _assignable(actor: Actor) -> ColumnElement[bool]:
-    return and_(manageable_by(actor), Nomination.status.in_(POST_STATUSES))
-
-
 # Reserve cadres in the actor's scope, by township and name (deny by default): a page of
 # them, the one a pressed button names, the nomination locked for the assignment.
-_ASSIGNABLE = cadres.Picker(_assignable)
+_ASSIGNABLE = cadres.Picker(POST_STATUSES)
 assignable = _ASSIGNABLE.page
 assignee = _ASSIGNABLE.one
 

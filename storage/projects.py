@@ -18,13 +18,14 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import overload
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, Subquery, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
-from storage import scoped
+from storage import cadres, scoped
 from storage.models import (
     Nomination,
     Person,
@@ -35,7 +36,7 @@ from storage.models import (
     Township,
     Village,
 )
-from storage.nominations import NotAllowed, manageable_by
+from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
@@ -269,11 +270,7 @@ async def village_in_scope(session: AsyncSession, actor: Actor, village_id: int)
 
 
 def _lead_pool(actor: Actor, township_id: int) -> ColumnElement[bool]:
-    return and_(
-        manageable_by(actor),
-        Nomination.township_id == township_id,
-        Nomination.status.in_(LEAD_STATUSES),
-    )
+    return and_(cadres.managed(actor, LEAD_STATUSES), Nomination.township_id == township_id)
 
 
 async def lead_candidates(
@@ -604,15 +601,21 @@ class ProjectFigureRow:
 ProjectFigures = scoped.Figures[ProjectFigureRow]
 
 
-def _figure_row(tid: int | None, name: str | None, n: Mapping[str, int]) -> ProjectFigureRow:
-    return ProjectFigureRow(
-        tid,
-        name,
-        projects=n["projects"],
-        leads=n["leads"],
-        funds_yuan=n["funds"],
-        income_yuan=n["income"],
-        by_status={s: n[s] for s in PROJECT_STATUSES},
+def _per_township(
+    *figures: ColumnElement[Any],
+    via: QueryableAttribute[int] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> Subquery:
+    """`figures` per township (`tid`, for `scoped.by_township`) of the projects, or of the
+    leads or reports joined to their project `via` its id."""
+    query = select(Village.township_id.label("tid"), *figures)
+    if via is not None:
+        query = query.join(Project, Project.id == via)
+    return (
+        query.join(Village, Village.id == Project.village_id)
+        .where(*where)
+        .group_by(Village.township_id)
+        .subquery()
     )
 
 
@@ -632,48 +635,38 @@ async def project_figures(
     day_since = local_day(since) if since is not None else None
     day_until = local_day(until) if until is not None else None
     period = scoped.in_period(ProjectReport.report_date, day_since, day_until)
-    stock = (
-        select(
-            Village.township_id.label("tid"),
-            func.count(Project.id).label("projects"),
-            func.coalesce(func.sum(Project.funds_yuan), 0).label("funds"),
-            *scoped.counts_of(Project.status, PROJECT_STATUSES),
-        )
-        .join(Village, Village.id == Project.village_id)
-        .group_by(Village.township_id)
-        .subquery()
+    stock = _per_township(
+        func.count(Project.id).label("projects"),
+        func.coalesce(func.sum(Project.funds_yuan), 0).label("funds_yuan"),
+        *scoped.counts_of(Project.status, PROJECT_STATUSES),
     )
-    leads = (
-        select(
-            Village.township_id.label("tid"),
-            func.count(func.distinct(ProjectLead.nomination_id)).label("leads"),
-        )
-        .join(Project, Project.id == ProjectLead.project_id)
-        .join(Village, Village.id == Project.village_id)
-        .group_by(Village.township_id)
-        .subquery()
+    leads = _per_township(
+        func.count(func.distinct(ProjectLead.nomination_id)).label("leads"),
+        via=ProjectLead.project_id,
     )
-    income = (
-        select(
-            Village.township_id.label("tid"),
-            func.coalesce(func.sum(ProjectReport.income_yuan), 0).label("income"),
-        )
-        .join(Project, Project.id == ProjectReport.project_id)
-        .join(Village, Village.id == Project.village_id)
-        .where(*period)
-        .group_by(Village.township_id)
-        .subquery()
+    income = _per_township(
+        func.coalesce(func.sum(ProjectReport.income_yuan), 0).label("income_yuan"),
+        via=ProjectReport.project_id,
+        where=period,
     )
     # The county's own queries: a cadre leading in two townships is still one cadre.
     county = {
         "projects": select(func.count(Project.id)),
         "leads": select(func.count(func.distinct(ProjectLead.nomination_id))),
-        "funds": select(func.coalesce(func.sum(Project.funds_yuan), 0)),
-        "income": select(func.coalesce(func.sum(ProjectReport.income_yuan), 0)).where(*period),
+        "funds_yuan": select(func.coalesce(func.sum(Project.funds_yuan), 0)),
+        "income_yuan": select(func.coalesce(func.sum(ProjectReport.income_yuan), 0)).where(
+            *period
+        ),
         **{s: select(func.count(Project.id)).where(Project.status == s) for s in PROJECT_STATUSES},
     }
     return await scoped.figures(
-        session, township_id, (day_since, day_until), (stock, leads, income), county, _figure_row
+        session,
+        township_id,
+        (day_since, day_until),
+        (stock, leads, income),
+        county,
+        ProjectFigureRow,
+        ("by_status", PROJECT_STATUSES),
     )
 
 

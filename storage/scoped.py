@@ -116,19 +116,31 @@ async def figures(
     period: tuple[date | None, date | None],
     parts: Sequence[Subquery],
     county: Mapping[str, Select[*tuple[Any, ...]]],
-    row: Callable[[int | None, str | None, Mapping[str, int]], Figure],
+    row: Callable[..., Figure],
+    by_code: tuple[str, Sequence[str]],
 ) -> Figures[Figure]:
-    """The figures of every township (or only `township_id`), made by `row` from the `parts`
-    (as `by_township` reads them), and their total, which names no township: that one
+    """The figures of every township (or only `township_id`) from the `parts` (as
+    `by_township` reads them), and their total, which names no township: that one
     township's own figures, or the county's, counted by the `county` queries (as `totals`
-    reads them) so that what two townships share (a cadre in both) is counted once."""
+    reads them) so that what two townships share (a cadre in both) is counted once.
+
+    `row(township_id, township, **figures)` makes each row: a figure is passed under its
+    label, except the counts per code (`by_code`: the field, and the codes, as labels),
+    which go as one mapping; a figure no query gives keeps its default.
+    """
+    field, codes = by_code
+
+    def made(tid: int | None, name: str | None, n: Mapping[str, int]) -> Figure:
+        figures = {label: value for label, value in n.items() if label not in codes}
+        return row(tid, name, **figures, **{field: {code: n[code] for code in codes}})
+
     found = await by_township(session, township_id, *parts)
-    townships = [row(tid, name, n) for tid, name, n in found]
+    townships = [made(tid, name, n) for tid, name, n in found]
     if township_id is None:
-        total = row(None, None, await totals(session, **county))
+        total = made(None, None, await totals(session, **county))
     else:
         # An unknown township counts nothing.
-        total = row(None, None, found[0][2] if found else Counter())
+        total = made(None, None, found[0][2] if found else Counter())
     return Figures(*period, townships, total)
 
 
