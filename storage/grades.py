@@ -84,22 +84,28 @@ class MoveRow:
 
 
 @dataclass(frozen=True, slots=True)
-class GradeView:
-    """Where one cadre stands, with the way up and the history, for /grade and the dossier."""
+class Standing:
+    """A cadre on the ladder and where they stand now."""
 
     nomination_id: int
     full_name: str
     township: str
     grade: int
     years_in_grade: int
-    subsidy_yuan: int
-    subsidy_period: str
-    next: NextStep
-    moves: list[MoveRow] = field(default_factory=list)
 
     @property
     def state(self) -> LadderState:
         return LadderState(self.grade, self.years_in_grade)
+
+
+@dataclass(frozen=True, slots=True)
+class GradeView(Standing):
+    """Where one cadre stands, with the way up and the history, for /grade and the dossier."""
+
+    subsidy_yuan: int
+    subsidy_period: str
+    next: NextStep
+    moves: list[MoveRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,19 +268,8 @@ async def dossier_section(
 # Recording results.
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A cadre an official may record a result for, with where they stand now."""
-
-    nomination_id: int
-    full_name: str
-    township: str
-    grade: int
-    years_in_grade: int
-
-    @property
-    def state(self) -> LadderState:
-        return LadderState(self.grade, self.years_in_grade)
+# A cadre an official may record a result for, with where they stand now.
+Candidate = Standing
 
 
 def _candidate_query(actor: Actor) -> Select[int, str | None, str, int, int]:
@@ -694,6 +689,15 @@ class MoveCounts:
         return self.promoted + self.demoted + self.stayed
 
 
+def move_kind_counts() -> tuple[ColumnElement[int], ColumnElement[int], ColumnElement[int]]:
+    """Promotions, demotions and stays among a group of grade moves, in that order."""
+    return (
+        count_when(GradeMove.to_grade > GradeMove.from_grade),
+        count_when(GradeMove.to_grade < GradeMove.from_grade),
+        count_when(GradeMove.to_grade == GradeMove.from_grade),
+    )
+
+
 async def move_counts(
     session: AsyncSession, *, township_id: int | None = None, year: int | None = None
 ) -> list[MoveCounts]:
@@ -706,9 +710,7 @@ async def move_counts(
             Nomination.township_id,
             Township.name,
             GradeMove.year,
-            count_when(GradeMove.to_grade > GradeMove.from_grade),
-            count_when(GradeMove.to_grade < GradeMove.from_grade),
-            count_when(GradeMove.to_grade == GradeMove.from_grade),
+            *move_kind_counts(),
             *(count_when(GradeMove.result == r.value) for r in Result),
         )
         .join(Nomination, Nomination.id == GradeMove.nomination_id)

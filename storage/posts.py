@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import cadres, scoped
@@ -22,6 +22,7 @@ from storage.nominations import NotAllowed, visible_to
 from storage.people import Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
+from storage.scoped import count_when
 
 POST_KINDS = ("intern", "grid", "hard_post")
 # Only reserve cadres in the pool are sent to practice posts.
@@ -206,7 +207,7 @@ async def post_counts(
             Township.name,
             PracticePost.kind,
             func.count(),
-            func.coalesce(func.sum(case((_active_on(today), 1), else_=0)), 0),
+            count_when(_active_on(today)),
         )
         .join(Township, Township.id == PracticePost.township_id)
         .group_by(PracticePost.township_id, Township.name, PracticePost.kind)
@@ -215,7 +216,9 @@ async def post_counts(
     if township_id is not None:
         query = query.where(PracticePost.township_id == township_id)
     folded: dict[int, PostCounts] = {}
-    for tid, name, kind, total, active in (await session.execute(query)).all():
+    for township, name, kind, total, active in (await session.execute(query)).all():
+        # Joined to its township: never None here, whatever the column allows.
+        tid = int(township)  # type: ignore[arg-type]
         counts = folded.setdefault(tid, PostCounts(tid, name))
         counts.by_kind[kind] = int(total)
         counts.active_by_kind[kind] = int(active)
