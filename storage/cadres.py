@@ -85,6 +85,48 @@ async def one(session: AsyncSession, where: ColumnElement[bool], nomination_id: 
     return found[0]
 
 
+async def locked(
+    session: AsyncSession, where: ColumnElement[bool], nomination_id: int
+) -> Nomination:
+    """The nomination `nomination_id`, row-locked for a change, if it matches `where`; else
+    NotAllowed (a pressed button or a typed id is re-checked like a listed one)."""
+    query = select(Nomination).where(Nomination.id == nomination_id, where)
+    nomination = await session.scalar(query.with_for_update())
+    if nomination is None:
+        raise NotAllowed
+    return nomination
+
+
+def managed(actor: Actor, statuses: Sequence[str]) -> ColumnElement[bool]:
+    """Nominations the actor manages (`manageable_by`) whose status is one of `statuses`."""
+    return and_(manageable_by(actor), Nomination.status.in_(statuses))
+
+
+@dataclass(frozen=True, slots=True)
+class Picker:
+    """The cadres one flow may choose from: those the actor manages at one of `statuses`.
+    The list, the pressed cadre and the nomination locked for the change all read `where`."""
+
+    statuses: tuple[str, ...]
+
+    def where(self, actor: Actor) -> ColumnElement[bool]:
+        return managed(actor, self.statuses)
+
+    async def page(
+        self, session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8
+    ) -> tuple[list[CadreRow], int]:
+        """One page of the cadres the actor may choose, by township and name, and how many."""
+        return await page(session, self.where(actor), offset=offset, limit=limit)
+
+    async def one(self, session: AsyncSession, actor: Actor, nomination_id: int) -> CadreRow:
+        """One cadre the actor may choose (a pressed button is re-checked here)."""
+        return await one(session, self.where(actor), nomination_id)
+
+    async def locked(self, session: AsyncSession, actor: Actor, nomination_id: int) -> Nomination:
+        """The chosen cadre's nomination, row-locked for the change; NotAllowed otherwise."""
+        return await locked(session, self.where(actor), nomination_id)
+
+
 async def some(
     session: AsyncSession, where: ColumnElement[bool], ids: Sequence[int]
 ) -> list[CadreRow]:

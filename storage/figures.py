@@ -26,18 +26,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, TypedDict
+from datetime import datetime
+from typing import TypedDict
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import QueryableAttribute
 
 from storage.models import Nomination, Person, StatusChange, Township, VettingReview
 from storage.nominations import manageable_by
 from storage.people import Actor
 from storage.rules.options import COLLEGE_OR_HIGHER, CollegeShares
 from storage.rules.vetting import Event, Status
+from storage.scoped import Figures, in_period
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +63,7 @@ class SelectRow(CollegeShares):
     adjusted_out: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SelectFigures:
-    since: datetime | None
-    until: datetime | None
-    townships: list[SelectRow]
-    total: SelectRow
+SelectFigures = Figures[SelectRow]
 
 
 class StageCounts(TypedDict):
@@ -140,19 +135,6 @@ class SelectTally:
 
 _PENDING = "pending"
 _EVENTS = (Event.VETTING_APPROVED.value, Event.VETTING_REJECTED.value, Event.ADJUST_OUT.value)
-
-
-def in_period(
-    column: QueryableAttribute[Any], since: date | None, until: date | None
-) -> list[ColumnElement[bool]]:
-    """The conditions keeping `column` in [since, until); an open end adds none. Dates or
-    instants (a datetime is a date), for any figures counted over a period."""
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(column >= since)
-    if until is not None:
-        conditions.append(column < until)
-    return conditions
 
 
 def _college() -> ColumnElement[int]:
@@ -263,7 +245,7 @@ async def select_figures(
     for tid in sorted(tallies):
         total.add(tallies[tid])
         rows.append(tallies[tid].row(tid, names.get(tid)))
-    return SelectFigures(since, until, rows, total.row(None, None))
+    return Figures(since, until, rows, total.row(None, None))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit
+from storage import audit, cadres
 from storage.models import GradeMove, GradeState, Nomination, Person, Township
 from storage.nominations import NotAllowed, manageable_by, visible_to
 from storage.people import Actor
@@ -32,15 +32,18 @@ from storage.rules.ladder import (
     LadderPolicy,
     LadderState,
     Move,
+    MoveKind,
     NextStep,
     Result,
     apply_result,
     initial_state,
+    move_kind,
     next_step,
     parse_result,
     valid_year,
 )
 from storage.rules.vetting import Status
+from storage.scoped import count_when
 
 LADDER_STATUSES = (Status.IN_POOL.value, Status.ELECTED.value)
 # An uploaded results file: beyond these the whole file is refused before any row is read.
@@ -50,13 +53,17 @@ MAX_CSV_ROWS = 2000
 _CHUNK = 500
 
 
-class GradeError(Exception):
-    """A result that cannot be recorded. `code` picks the message; `params` fill it in."""
+class _CodedError(Exception):
+    """`code` picks the message; `params` fill it in."""
 
     def __init__(self, code: str, **params: int) -> None:
         super().__init__(code)
         self.code = code
         self.params = params
+
+
+class GradeError(_CodedError):
+    """A result that cannot be recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,29 +79,33 @@ class MoveRow:
     subsidy_yuan: int
 
     @property
-    def kind(self) -> str:
-        if self.to_grade > self.from_grade:
-            return "promoted"
-        return "demoted" if self.to_grade < self.from_grade else "stayed"
+    def kind(self) -> MoveKind:
+        return move_kind(self.from_grade, self.to_grade)
 
 
 @dataclass(frozen=True, slots=True)
-class GradeView:
-    """Where one cadre stands, with the way up and the history, for /grade and the dossier."""
+class Standing:
+    """A cadre on the ladder and where they stand now."""
 
     nomination_id: int
     full_name: str
     township: str
     grade: int
     years_in_grade: int
-    subsidy_yuan: int
-    subsidy_period: str
-    next: NextStep
-    moves: list[MoveRow] = field(default_factory=list)
 
     @property
     def state(self) -> LadderState:
         return LadderState(self.grade, self.years_in_grade)
+
+
+@dataclass(frozen=True, slots=True)
+class GradeView(Standing):
+    """Where one cadre stands, with the way up and the history, for /grade and the dossier."""
+
+    subsidy_yuan: int
+    subsidy_period: str
+    next: NextStep
+    moves: list[MoveRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +137,7 @@ async def enter_pool(
     state = await session.get(GradeState, nomination_id, with_for_update=True)
     if state is not None:
         return state
-    start = initial_state()
-    state = GradeState(
-        nomination_id=nomination_id,
-        grade=start.grade,
-        years_in_grade=start.years,
-        subsidy_yuan=policy.subsidy(start.grade),
-        updated_at=now,
-    )
+    state = _initial_row(nomination_id, policy, now)
     try:
         async with session.begin_nested():
             session.add(state)
@@ -144,6 +148,18 @@ async def enter_pool(
         assert found is not None
         return found
     return state
+
+
+def _initial_row(nomination_id: int, policy: LadderPolicy, now: datetime) -> GradeState:
+    """The grade_state row of someone entering the ladder (not yet added to the session)."""
+    start = initial_state()
+    return GradeState(
+        nomination_id=nomination_id,
+        grade=start.grade,
+        years_in_grade=start.years,
+        subsidy_yuan=policy.subsidy(start.grade),
+        updated_at=now,
+    )
 
 
 async def _history(session: AsyncSession, nomination_id: int) -> list[MoveRow]:
@@ -185,16 +201,16 @@ async def _view(
     )
 
 
-async def grade_of(
-    session: AsyncSession, person_id: int, policy: LadderPolicy
-) -> GradeView | None:
-    """The person's own place on the ladder (for /grade), or None if they are not on it."""
+async def _nominee(
+    session: AsyncSession, *where: ColumnElement[bool]
+) -> tuple[Nomination, str, str] | None:
+    """The latest nomination matching `where`, with the person's name and the township."""
     row = (
         await session.execute(
             select(Nomination, Person.full_name, Township.name)
             .join(Person, Person.id == Nomination.person_id)
             .join(Township, Township.id == Nomination.township_id)
-            .where(Nomination.person_id == person_id, _on_ladder())
+            .where(*where)
             .order_by(Nomination.id.desc())
             .limit(1)
         )
@@ -202,7 +218,15 @@ async def grade_of(
     if row is None:
         return None
     nomination, name, township = row
-    return await _view(session, nomination, name or "", township, policy)
+    return nomination, name or "", township
+
+
+async def grade_of(
+    session: AsyncSession, person_id: int, policy: LadderPolicy
+) -> GradeView | None:
+    """The person's own place on the ladder (for /grade), or None if they are not on it."""
+    found = await _nominee(session, Nomination.person_id == person_id, _on_ladder())
+    return None if found is None else await _view(session, *found, policy)
 
 
 async def grade_for(
@@ -213,20 +237,15 @@ async def grade_for(
     NotAllowed when the nomination is out of scope, unknown or not on the ladder: one answer,
     so that an id cannot be probed.
     """
-    row = (
-        await session.execute(
-            select(Nomination, Person.full_name, Township.name)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(Nomination.id == nomination_id, visible_to(actor), _on_ladder())
-        )
-    ).first()
-    if row is None:
+    found = await _nominee(
+        session, Nomination.id == nomination_id, visible_to(actor), _on_ladder()
+    )
+    if found is None:
         raise NotAllowed
-    nomination, name, township = row
+    nomination = found[0]
     if nomination.person_id != actor.person_id:
         await audit.record(session, actor.person_id, "grade.read", "nomination", nomination.id)
-    return await _view(session, nomination, name or "", township, policy)
+    return await _view(session, *found, policy)
 
 
 async def dossier_section(
@@ -237,39 +256,20 @@ async def dossier_section(
     Scoped like the dossier itself (`visible_to`); NotAllowed otherwise. Not audited here:
     the dossier read that includes it is.
     """
-    row = (
-        await session.execute(
-            select(Nomination, Person.full_name, Township.name)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(Nomination.id == nomination_id, visible_to(actor))
-        )
-    ).first()
-    if row is None:
+    found = await _nominee(session, Nomination.id == nomination_id, visible_to(actor))
+    if found is None:
         raise NotAllowed
-    nomination, name, township = row
-    if nomination.status not in LADDER_STATUSES:
+    if found[0].status not in LADDER_STATUSES:
         return None
-    return await _view(session, nomination, name or "", township, policy)
+    return await _view(session, *found, policy)
 
 
 # ---------------------------------------------------------------------------------------------
 # Recording results.
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A cadre an official may record a result for, with where they stand now."""
-
-    nomination_id: int
-    full_name: str
-    township: str
-    grade: int
-    years_in_grade: int
-
-    @property
-    def state(self) -> LadderState:
-        return LadderState(self.grade, self.years_in_grade)
+# A cadre an official may record a result for, with where they stand now.
+Candidate = Standing
 
 
 def _candidate_query(actor: Actor) -> Select[int, str | None, str, int, int]:
@@ -285,7 +285,7 @@ def _candidate_query(actor: Actor) -> Select[int, str | None, str, int, int]:
         .join(Person, Person.id == Nomination.person_id)
         .join(Township, Township.id == Nomination.township_id)
         .outerjoin(GradeState, GradeState.nomination_id == Nomination.id)
-        .where(manageable_by(actor), _on_ladder())
+        .where(cadres.managed(actor, LADDER_STATUSES))
     )
 
 
@@ -294,7 +294,7 @@ async def pending_for_year(
 ) -> tuple[list[Candidate], int]:
     """Cadres in the actor's scope with no result for `year` yet; deny by default."""
     without = ~exists().where(GradeMove.nomination_id == Nomination.id, GradeMove.year == year)
-    where = and_(manageable_by(actor), _on_ladder(), without)
+    where = and_(cadres.managed(actor, LADDER_STATUSES), without)
     total = await session.scalar(select(func.count()).select_from(Nomination).where(where))
     query = _candidate_query(actor).where(without)
     rows = (
@@ -343,16 +343,9 @@ async def _states(
             states[state.nomination_id] = state
     # The callers hold the nominations' row locks, so nobody else can create these rows now:
     # plain inserts, flushed with the moves, instead of enter_pool's savepoint per cadre.
-    start = initial_state()
     for nid in nomination_ids:
         if nid not in states:
-            states[nid] = GradeState(
-                nomination_id=nid,
-                grade=start.grade,
-                years_in_grade=start.years,
-                subsidy_yuan=policy.subsidy(start.grade),
-                updated_at=now,
-            )
+            states[nid] = _initial_row(nid, policy, now)
             session.add(states[nid])
     return states
 
@@ -430,13 +423,7 @@ async def _flush_moves(session: AsyncSession, year: int) -> None:
 
 
 async def _locked(session: AsyncSession, actor: Actor, nomination_id: int) -> Nomination:
-    nomination = await session.scalar(
-        select(Nomination)
-        .where(Nomination.id == nomination_id, manageable_by(actor))
-        .with_for_update()
-    )
-    if nomination is None:
-        raise NotAllowed
+    nomination = await cadres.locked(session, manageable_by(actor), nomination_id)
     if nomination.status not in LADDER_STATUSES:
         raise GradeError("grade.not_on_ladder")
     return nomination
@@ -476,13 +463,8 @@ async def record_result(
 # CSV upload: `id,year,result`, all rows or none.
 
 
-class CsvFileError(Exception):
+class CsvFileError(_CodedError):
     """The file as a whole is unusable (size, encoding, header, row count)."""
-
-    def __init__(self, code: str, **params: int) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 @dataclass(frozen=True, slots=True)
@@ -707,8 +689,13 @@ class MoveCounts:
         return self.promoted + self.demoted + self.stayed
 
 
-def _count_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+def move_kind_counts() -> tuple[ColumnElement[int], ColumnElement[int], ColumnElement[int]]:
+    """Promotions, demotions and stays among a group of grade moves, in that order."""
+    return (
+        count_when(GradeMove.to_grade > GradeMove.from_grade),
+        count_when(GradeMove.to_grade < GradeMove.from_grade),
+        count_when(GradeMove.to_grade == GradeMove.from_grade),
+    )
 
 
 async def move_counts(
@@ -723,10 +710,8 @@ async def move_counts(
             Nomination.township_id,
             Township.name,
             GradeMove.year,
-            _count_when(GradeMove.to_grade > GradeMove.from_grade),
-            _count_when(GradeMove.to_grade < GradeMove.from_grade),
-            _count_when(GradeMove.to_grade == GradeMove.from_grade),
-            *(_count_when(GradeMove.result == r.value) for r in Result),
+            *move_kind_counts(),
+            *(count_when(GradeMove.result == r.value) for r in Result),
         )
         .join(Nomination, Nomination.id == GradeMove.nomination_id)
         .join(Township, Township.id == Nomination.township_id)

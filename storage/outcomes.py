@@ -20,12 +20,12 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import QueryableAttribute
 
-from storage import audit
+from storage import audit, scoped
 from storage import cadres as cadre_list
 from storage.cadres import CadreRow
 from storage.models import (
@@ -36,9 +36,8 @@ from storage.models import (
     Publicity,
     Role,
     StatusChange,
-    Township,
 )
-from storage.nominations import NotAllowed, manageable_by
+from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.posts import EARLIEST_DATE
 from storage.projects import SHANGHAI, local_day
@@ -125,22 +124,12 @@ def check_pay(yuan: int) -> int:
 
 # A cadre an outcome may be recorded for.
 Cadre = CadreRow
-
-
-def _recordable(actor: Actor) -> ColumnElement[bool]:
-    return and_(manageable_by(actor), Nomination.status.in_(CADRE_STATUSES))
-
-
-async def cadres(
-    session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8
-) -> tuple[list[Cadre], int]:
-    """Reserve cadres (pool or elected) in the actor's scope, by township and name."""
-    return await cadre_list.page(session, _recordable(actor), offset=offset, limit=limit)
-
-
-async def cadre(session: AsyncSession, actor: Actor, nomination_id: int) -> Cadre:
-    """One cadre the actor may record an outcome for (a pressed button is re-checked here)."""
-    return await cadre_list.one(session, _recordable(actor), nomination_id)
+# Reserve cadres (pool or elected) in the actor's scope, by township and name: a page of
+# them, the one a pressed button names, the nomination locked for a record.
+_RECORDABLE = cadre_list.Picker(CADRE_STATUSES)
+cadres = _RECORDABLE.page
+cadre = _RECORDABLE.one
+_locked = _RECORDABLE.locked
 
 
 def may_record_county_publicity(actor: Actor) -> bool:
@@ -148,19 +137,19 @@ def may_record_county_publicity(actor: Actor) -> bool:
     return actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL)
 
 
-async def _locked(session: AsyncSession, actor: Actor, nomination_id: int) -> Nomination:
-    nomination = await session.scalar(
-        select(Nomination)
-        .where(Nomination.id == nomination_id, _recordable(actor))
-        .with_for_update()
-    )
-    if nomination is None:
-        raise NotAllowed
-    return nomination
-
-
 # ---------------------------------------------------------------------------------------------
 # Recording.
+
+
+_Outcome = TypeVar("_Outcome", Election, Award, Publicity)
+
+
+async def _recorded(session: AsyncSession, actor: Actor, row: _Outcome, **detail: str) -> _Outcome:
+    """Store an outcome, audited as `outcome.<its table>` with the cadre it names (if any)."""
+    action = f"outcome.{row.__tablename__}"
+    return await scoped.added(
+        session, row, actor.person_id, action, nomination_id=row.nomination_id, **detail
+    )
 
 
 async def record_election(
@@ -209,17 +198,7 @@ async def record_election(
         recorded_by_person_id=actor.person_id,
         created_at=now,
     )
-    session.add(election)
-    await session.flush()
-    await audit.record(
-        session,
-        actor.person_id,
-        "outcome.election",
-        "election",
-        election.id,
-        nomination_id=nomination.id,
-    )
-    return election
+    return await _recorded(session, actor, election)
 
 
 async def record_award(
@@ -245,18 +224,7 @@ async def record_award(
         awarded_on=awarded_on,
         recorded_by_person_id=actor.person_id,
     )
-    session.add(award)
-    await session.flush()
-    await audit.record(
-        session,
-        actor.person_id,
-        "outcome.award",
-        "award",
-        award.id,
-        nomination_id=nomination.id,
-        kind=kind,
-    )
-    return award
+    return await _recorded(session, actor, award, kind=kind)
 
 
 async def record_publicity(
@@ -286,17 +254,7 @@ async def record_publicity(
         published_on=published_on,
         recorded_by_person_id=actor.person_id,
     )
-    session.add(publicity)
-    await session.flush()
-    await audit.record(
-        session,
-        actor.person_id,
-        "outcome.publicity",
-        "publicity",
-        publicity.id,
-        nomination_id=target,
-    )
-    return publicity
+    return await _recorded(session, actor, publicity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,12 +353,7 @@ class OutcomeFigureRow:
     county_publicity: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomeFigures:
-    since: date | None
-    until: date | None
-    townships: list[OutcomeFigureRow]
-    total: OutcomeFigureRow
+OutcomeFigures = scoped.Figures[OutcomeFigureRow]
 
 
 def _day_after(until: date | datetime) -> date:
@@ -409,24 +362,6 @@ def _day_after(until: date | datetime) -> date:
     if isinstance(until, datetime) and until.astimezone(SHANGHAI).time() != time():
         return day + timedelta(days=1)
     return day
-
-
-def _period(
-    column: QueryableAttribute[date], since: date | None, until: date | None
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(column >= since)
-    if until is not None:
-        conditions.append(column < until)
-    return conditions
-
-
-def _kind_counts() -> list[ColumnElement[int]]:
-    return [
-        func.coalesce(func.sum(case((Award.kind == k, 1), else_=0)), 0).label(k)
-        for k in AWARD_KINDS
-    ]
 
 
 async def outcome_figures(
@@ -447,9 +382,9 @@ async def outcome_figures(
     """
     day_since = local_day(since) if since is not None else None
     day_until = _day_after(until) if until is not None else None
-    elected_in = _period(Election.elected_on, day_since, day_until)
-    awarded_in = _period(Award.awarded_on, day_since, day_until)
-    published_in = _period(Publicity.published_on, day_since, day_until)
+    elected_in = scoped.in_period(Election.elected_on, day_since, day_until)
+    awarded_in = scoped.in_period(Award.awarded_on, day_since, day_until)
+    published_in = scoped.in_period(Publicity.published_on, day_since, day_until)
     elections = (
         # The election carries its nomination's township (kept by a trigger, storage/tally.py).
         select(
@@ -466,7 +401,9 @@ async def outcome_figures(
     )
     awards = (
         select(
-            Nomination.township_id.label("tid"), func.count(Award.id).label("n"), *_kind_counts()
+            Nomination.township_id.label("tid"),
+            func.count(Award.id).label("awards"),
+            *scoped.counts_of(Award.kind, AWARD_KINDS),
         )
         .join(Nomination, Nomination.id == Award.nomination_id)
         .where(*awarded_in)
@@ -474,88 +411,34 @@ async def outcome_figures(
         .subquery()
     )
     publicity = (
-        select(Nomination.township_id.label("tid"), func.count(Publicity.id).label("n"))
+        select(Nomination.township_id.label("tid"), func.count(Publicity.id).label("publicity"))
         .join(Nomination, Nomination.id == Publicity.nomination_id)
         .where(*published_in)
         .group_by(Nomination.township_id)
         .subquery()
     )
-    query = (
-        select(
-            Township.id,
-            Township.name,
-            func.coalesce(elections.c.elections, 0),
-            func.coalesce(elections.c.elected, 0),
-            func.coalesce(awards.c.n, 0),
-            func.coalesce(publicity.c.n, 0),
-            *(func.coalesce(awards.c[k], 0) for k in AWARD_KINDS),
-        )
-        .outerjoin(elections, elections.c.tid == Township.id)
-        .outerjoin(awards, awards.c.tid == Township.id)
-        .outerjoin(publicity, publicity.c.tid == Township.id)
-        .order_by(Township.id)
+    county = {
+        "elections": select(func.count(Election.id)).where(*elected_in),
+        "elected": select(func.count(func.distinct(Election.nomination_id))).where(*elected_in),
+        "awards": select(func.count(Award.id)).where(*awarded_in),
+        "publicity": select(func.count(Publicity.id)).where(*published_in),
+        "county_publicity": select(func.count(Publicity.id)).where(
+            Publicity.nomination_id.is_(None), *published_in
+        ),
+        **{
+            k: select(func.count(Award.id)).where(Award.kind == k, *awarded_in)
+            for k in AWARD_KINDS
+        },
+    }
+    return await scoped.figures(
+        session,
+        township_id,
+        (day_since, day_until),
+        (elections, awards, publicity),
+        county,
+        OutcomeFigureRow,
+        ("by_award_kind", AWARD_KINDS),
     )
-    if township_id is not None:
-        query = query.where(Township.id == township_id)
-    townships = [
-        OutcomeFigureRow(
-            int(tid),
-            str(name),
-            elections=int(n_elections),
-            elected=int(n_elected),
-            awards=int(n_awards),
-            by_award_kind=dict(zip(AWARD_KINDS, (int(c) for c in per_kind), strict=True)),
-            publicity=int(n_publicity),
-        )
-        for tid, name, n_elections, n_elected, n_awards, n_publicity, *per_kind in (
-            await session.execute(query)
-        ).all()
-    ]
-    if township_id is not None:
-        one = townships[0] if townships else OutcomeFigureRow(township_id, None)
-        total = OutcomeFigureRow(
-            None,
-            None,
-            one.elections,
-            one.elected,
-            one.awards,
-            dict(one.by_award_kind),
-            one.publicity,
-        )
-        return OutcomeFigures(day_since, day_until, townships, total)
-    row = (
-        await session.execute(
-            select(
-                select(func.count(Election.id)).where(*elected_in).scalar_subquery(),
-                select(func.count(func.distinct(Election.nomination_id)))
-                .where(*elected_in)
-                .scalar_subquery(),
-                select(func.count(Award.id)).where(*awarded_in).scalar_subquery(),
-                select(func.count(Publicity.id)).where(*published_in).scalar_subquery(),
-                select(func.count(Publicity.id))
-                .where(Publicity.nomination_id.is_(None), *published_in)
-                .scalar_subquery(),
-                *(
-                    select(func.count(Award.id))
-                    .where(Award.kind == k, *awarded_in)
-                    .scalar_subquery()
-                    for k in AWARD_KINDS
-                ),
-            )
-        )
-    ).one()
-    n_elections, n_elected, n_awards, n_publicity, n_county, *per_kind = row
-    total = OutcomeFigureRow(
-        None,
-        None,
-        elections=int(n_elections),
-        elected=int(n_elected),
-        awards=int(n_awards),
-        by_award_kind=dict(zip(AWARD_KINDS, (int(c) for c in per_kind), strict=True)),
-        publicity=int(n_publicity),
-        county_publicity=int(n_county),
-    )
-    return OutcomeFigures(day_since, day_until, townships, total)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,16 +12,17 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, cadres
+from storage import cadres, scoped
 from storage.cadres import CadreRow
 from storage.models import Nomination, PracticePost, Township
-from storage.nominations import NotAllowed, manageable_by, visible_to
+from storage.nominations import NotAllowed, visible_to
 from storage.people import Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
+from storage.scoped import count_when
 
 POST_KINDS = ("intern", "grid", "hard_post")
 # Only reserve cadres in the pool are sent to practice posts.
@@ -133,22 +134,11 @@ async def dossier_section(
 
 # A cadre an official may send to a practice post.
 Assignee = CadreRow
-
-
-def _assignable(actor: Actor) -> ColumnElement[bool]:
-    return and_(manageable_by(actor), Nomination.status.in_(POST_STATUSES))
-
-
-async def assignable(
-    session: AsyncSession, actor: Actor, *, offset: int = 0, limit: int = 8
-) -> tuple[list[Assignee], int]:
-    """Reserve cadres in the actor's scope, by township and name; deny by default."""
-    return await cadres.page(session, _assignable(actor), offset=offset, limit=limit)
-
-
-async def assignee(session: AsyncSession, actor: Actor, nomination_id: int) -> Assignee:
-    """One cadre the actor may assign (a pressed button is re-checked here)."""
-    return await cadres.one(session, _assignable(actor), nomination_id)
+# Reserve cadres in the actor's scope, by township and name (deny by default): a page of
+# them, the one a pressed button names, the nomination locked for the assignment.
+_ASSIGNABLE = cadres.Picker(POST_STATUSES)
+assignable = _ASSIGNABLE.page
+assignee = _ASSIGNABLE.one
 
 
 async def assign_post(
@@ -175,13 +165,7 @@ async def assign_post(
     else:
         title = None
     check_dates(start_date, end_date)
-    nomination = await session.scalar(
-        select(Nomination)
-        .where(Nomination.id == nomination_id, _assignable(actor))
-        .with_for_update()
-    )
-    if nomination is None:
-        raise NotAllowed
+    nomination = await _ASSIGNABLE.locked(session, actor, nomination_id)
     post = PracticePost(
         nomination_id=nomination.id,
         kind=kind,
@@ -191,18 +175,9 @@ async def assign_post(
         assigned_by_person_id=actor.person_id,
         created_at=now,
     )
-    session.add(post)
-    await session.flush()
-    await audit.record(
-        session,
-        actor.person_id,
-        "post.assign",
-        "practice_post",
-        post.id,
-        nomination_id=nomination.id,
-        kind=kind,
+    return await scoped.added(
+        session, post, actor.person_id, "post.assign", nomination_id=nomination.id, kind=kind
     )
-    return post
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +207,7 @@ async def post_counts(
             Township.name,
             PracticePost.kind,
             func.count(),
-            func.coalesce(func.sum(case((_active_on(today), 1), else_=0)), 0),
+            count_when(_active_on(today)),
         )
         .join(Township, Township.id == PracticePost.township_id)
         .group_by(PracticePost.township_id, Township.name, PracticePost.kind)
@@ -241,7 +216,9 @@ async def post_counts(
     if township_id is not None:
         query = query.where(PracticePost.township_id == township_id)
     folded: dict[int, PostCounts] = {}
-    for tid, name, kind, total, active in (await session.execute(query)).all():
+    for township, name, kind, total, active in (await session.execute(query)).all():
+        # Joined to its township: never None here, whatever the column allows.
+        tid = int(township)  # type: ignore[arg-type]
         counts = folded.setdefault(tid, PostCounts(tid, name))
         counts.by_kind[kind] = int(total)
         counts.active_by_kind[kind] = int(active)

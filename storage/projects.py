@@ -18,12 +18,14 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, Subquery, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
-from storage import audit
+from storage import cadres, scoped
 from storage.models import (
     Nomination,
     Person,
@@ -34,7 +36,7 @@ from storage.models import (
     Township,
     Village,
 )
-from storage.nominations import NotAllowed, manageable_by
+from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
@@ -104,6 +106,21 @@ def format_wan(yuan: int) -> str:
     if rest:
         shown += "." + f"{rest:0{WAN_DECIMALS}d}".rstrip("0")
     return sign + shown
+
+
+class InWan:
+    """A yuan field of the same record shown in 万元 for the templates (`format_wan`):
+    `funds_wan = InWan("funds_yuan")` reads `funds_yuan`."""
+
+    def __init__(self, yuan_field: str) -> None:
+        self.yuan_field = yuan_field
+
+    @overload
+    def __get__(self, record: None, owner: type) -> InWan: ...
+    @overload
+    def __get__(self, record: object, owner: type) -> str: ...
+    def __get__(self, record: object | None, owner: type) -> InWan | str:
+        return self if record is None else format_wan(getattr(record, self.yuan_field))
 
 
 def check_yuan(yuan: int, *, max_yuan: int = MAX_YUAN) -> int:
@@ -253,11 +270,7 @@ async def village_in_scope(session: AsyncSession, actor: Actor, village_id: int)
 
 
 def _lead_pool(actor: Actor, township_id: int) -> ColumnElement[bool]:
-    return and_(
-        manageable_by(actor),
-        Nomination.township_id == township_id,
-        Nomination.status.in_(LEAD_STATUSES),
-    )
+    return and_(cadres.managed(actor, LEAD_STATUSES), Nomination.township_id == township_id)
 
 
 async def lead_candidates(
@@ -337,21 +350,18 @@ async def create_project(
         created_by_person_id=actor.person_id,
         created_at=now,
     )
-    session.add(project)
-    await session.flush()
-    session.add_all(ProjectLead(project_id=project.id, nomination_id=nid) for nid in leads)
-    await session.flush()
-    await audit.record(
+    await scoped.added(
         session,
+        project,
         actor.person_id,
         "project.create",
-        "project",
-        project.id,
         village_id=village.id,
         funds_yuan=funds_yuan,
         status=status,
         leads=leads,
     )
+    session.add_all(ProjectLead(project_id=project.id, nomination_id=nid) for nid in leads)
+    await session.flush()
     return project
 
 
@@ -369,13 +379,8 @@ class ProjectRow:
     leads: int
     last_report: date | None
 
-    @property
-    def funds_wan(self) -> str:
-        return format_wan(self.funds_yuan)
-
-    @property
-    def income_wan(self) -> str:
-        return format_wan(self.income_yuan)
+    funds_wan = InWan("funds_yuan")
+    income_wan = InWan("income_yuan")
 
 
 _ProjectSelect = Select[int, str, str, str, str, int, int, int, date | None]
@@ -488,13 +493,8 @@ class ReportSaved:
     note: str | None
     report_date: date
 
-    @property
-    def income_wan(self) -> str:
-        return format_wan(self.income_yuan)
-
-    @property
-    def total_income_wan(self) -> str:
-        return format_wan(self.total_income_yuan)
+    income_wan = InWan("income_yuan")
+    total_income_wan = InWan("total_income_yuan")
 
 
 async def add_report(
@@ -524,6 +524,8 @@ async def add_report(
         raise NotAllowed
     old_status = project.status
     new_status = status if status is not None and status != old_status else None
+    if new_status is not None:
+        project.status = new_status
     report = ProjectReport(
         project_id=project.id,
         reported_by_person_id=actor.person_id,
@@ -533,16 +535,11 @@ async def add_report(
         note=note,
         created_at=now,
     )
-    session.add(report)
-    if new_status is not None:
-        project.status = new_status
-    await session.flush()
-    await audit.record(
+    await scoped.added(
         session,
+        report,
         actor.person_id,
         "project.report",
-        "project_report",
-        report.id,
         project_id=project.id,
         income_yuan=income_yuan,
         status=new_status,
@@ -597,37 +594,29 @@ class ProjectFigureRow:
     income_yuan: int = 0
     by_status: Mapping[str, int] = field(default_factory=dict)
 
-    @property
-    def funds_wan(self) -> str:
-        return format_wan(self.funds_yuan)
-
-    @property
-    def income_wan(self) -> str:
-        return format_wan(self.income_yuan)
+    funds_wan = InWan("funds_yuan")
+    income_wan = InWan("income_yuan")
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectFigures:
-    since: date | None
-    until: date | None
-    townships: list[ProjectFigureRow]
-    total: ProjectFigureRow
+ProjectFigures = scoped.Figures[ProjectFigureRow]
 
 
-def _report_period(since: date | None, until: date | None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if since is not None:
-        conditions.append(ProjectReport.report_date >= since)
-    if until is not None:
-        conditions.append(ProjectReport.report_date < until)
-    return conditions
-
-
-def _status_counts() -> list[ColumnElement[int]]:
-    return [
-        func.coalesce(func.sum(case((Project.status == s, 1), else_=0)), 0).label(s)
-        for s in PROJECT_STATUSES
-    ]
+def _per_township(
+    *figures: ColumnElement[Any],
+    via: QueryableAttribute[int] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+) -> Subquery:
+    """`figures` per township (`tid`, for `scoped.by_township`) of the projects, or of the
+    leads or reports joined to their project `via` its id."""
+    query = select(Village.township_id.label("tid"), *figures)
+    if via is not None:
+        query = query.join(Project, Project.id == via)
+    return (
+        query.join(Village, Village.id == Project.village_id)
+        .where(*where)
+        .group_by(Village.township_id)
+        .subquery()
+    )
 
 
 async def project_figures(
@@ -645,110 +634,40 @@ async def project_figures(
     """
     day_since = local_day(since) if since is not None else None
     day_until = local_day(until) if until is not None else None
-    period = _report_period(day_since, day_until)
-    stock = (
-        select(
-            Village.township_id.label("tid"),
-            func.count(Project.id).label("projects"),
-            func.coalesce(func.sum(Project.funds_yuan), 0).label("funds"),
-            *_status_counts(),
-        )
-        .join(Village, Village.id == Project.village_id)
-        .group_by(Village.township_id)
-        .subquery()
+    period = scoped.in_period(ProjectReport.report_date, day_since, day_until)
+    stock = _per_township(
+        func.count(Project.id).label("projects"),
+        func.coalesce(func.sum(Project.funds_yuan), 0).label("funds_yuan"),
+        *scoped.counts_of(Project.status, PROJECT_STATUSES),
     )
-    leads = (
-        select(
-            Village.township_id.label("tid"),
-            func.count(func.distinct(ProjectLead.nomination_id)).label("leads"),
-        )
-        .join(Project, Project.id == ProjectLead.project_id)
-        .join(Village, Village.id == Project.village_id)
-        .group_by(Village.township_id)
-        .subquery()
+    leads = _per_township(
+        func.count(func.distinct(ProjectLead.nomination_id)).label("leads"),
+        via=ProjectLead.project_id,
     )
-    income = (
-        select(
-            Village.township_id.label("tid"),
-            func.coalesce(func.sum(ProjectReport.income_yuan), 0).label("income"),
-        )
-        .join(Project, Project.id == ProjectReport.project_id)
-        .join(Village, Village.id == Project.village_id)
-        .where(*period)
-        .group_by(Village.township_id)
-        .subquery()
+    income = _per_township(
+        func.coalesce(func.sum(ProjectReport.income_yuan), 0).label("income_yuan"),
+        via=ProjectReport.project_id,
+        where=period,
     )
-    query = (
-        select(
-            Township.id,
-            Township.name,
-            func.coalesce(stock.c.projects, 0),
-            func.coalesce(leads.c.leads, 0),
-            func.coalesce(stock.c.funds, 0),
-            func.coalesce(income.c.income, 0),
-            *(func.coalesce(stock.c[s], 0) for s in PROJECT_STATUSES),
-        )
-        .outerjoin(stock, stock.c.tid == Township.id)
-        .outerjoin(leads, leads.c.tid == Township.id)
-        .outerjoin(income, income.c.tid == Township.id)
-        .order_by(Township.id)
+    # The county's own queries: a cadre leading in two townships is still one cadre.
+    county = {
+        "projects": select(func.count(Project.id)),
+        "leads": select(func.count(func.distinct(ProjectLead.nomination_id))),
+        "funds_yuan": select(func.coalesce(func.sum(Project.funds_yuan), 0)),
+        "income_yuan": select(func.coalesce(func.sum(ProjectReport.income_yuan), 0)).where(
+            *period
+        ),
+        **{s: select(func.count(Project.id)).where(Project.status == s) for s in PROJECT_STATUSES},
+    }
+    return await scoped.figures(
+        session,
+        township_id,
+        (day_since, day_until),
+        (stock, leads, income),
+        county,
+        ProjectFigureRow,
+        ("by_status", PROJECT_STATUSES),
     )
-    if township_id is not None:
-        query = query.where(Township.id == township_id)
-    townships = [
-        ProjectFigureRow(
-            int(tid),
-            str(name),
-            int(projects),
-            int(n_leads),
-            int(funds),
-            int(gained),
-            dict(zip(PROJECT_STATUSES, (int(c) for c in per_status), strict=True)),
-        )
-        for tid, name, projects, n_leads, funds, gained, *per_status in (
-            await session.execute(query)
-        ).all()
-    ]
-    if township_id is not None:
-        total = townships[0] if townships else ProjectFigureRow(township_id, None)
-        total = ProjectFigureRow(
-            None,
-            None,
-            total.projects,
-            total.leads,
-            total.funds_yuan,
-            total.income_yuan,
-            dict(total.by_status),
-        )
-    else:
-        # Its own query: a cadre counted in two townships is still one cadre.
-        row = (
-            await session.execute(
-                select(
-                    select(func.count(Project.id)).scalar_subquery(),
-                    select(func.count(func.distinct(ProjectLead.nomination_id))).scalar_subquery(),
-                    select(func.coalesce(func.sum(Project.funds_yuan), 0)).scalar_subquery(),
-                    select(func.coalesce(func.sum(ProjectReport.income_yuan), 0))
-                    .where(*period)
-                    .scalar_subquery(),
-                    *(
-                        select(func.count(Project.id)).where(Project.status == s).scalar_subquery()
-                        for s in PROJECT_STATUSES
-                    ),
-                )
-            )
-        ).one()
-        projects, n_leads, funds, gained, *per_status = row
-        total = ProjectFigureRow(
-            None,
-            None,
-            int(projects),
-            int(n_leads),
-            int(funds),
-            int(gained),
-            dict(zip(PROJECT_STATUSES, (int(c) for c in per_status), strict=True)),
-        )
-    return ProjectFigures(day_since, day_until, townships, total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -770,13 +689,8 @@ class ProjectSection:
     def income_yuan(self) -> int:
         return sum(p.income_yuan for p in self.projects)
 
-    @property
-    def funds_wan(self) -> str:
-        return format_wan(self.funds_yuan)
-
-    @property
-    def income_wan(self) -> str:
-        return format_wan(self.income_yuan)
+    funds_wan = InWan("funds_yuan")
+    income_wan = InWan("income_yuan")
 
 
 async def dossier_section(session: AsyncSession, nomination_id: int) -> ProjectSection:

@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import mentoring, outcomes, posts, trainings
+from storage import grades, mentoring, outcomes, posts, trainings
 from storage.db import upsert
 from storage.figures import SelectTally, received_by_township
 from storage.models import (
@@ -73,6 +73,7 @@ from storage.people import Actor, Grant
 from storage.rules.cadence import due_threshold, local_date, overdue_threshold
 from storage.rules.options import CollegeShares
 from storage.rules.vetting import Event, Status
+from storage.scoped import count_when
 
 TOP_MENTORS = 5
 # People still in the pipeline: an unreachable one is someone an official must chase.
@@ -283,10 +284,6 @@ def _in_scope(column: Any, township_id: int | None) -> list[ColumnElement[bool]]
     return [] if township_id is None else [column == township_id]
 
 
-def _count_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
 async def _scope_name(session: AsyncSession, township_id: int | None) -> str:
     if township_id is None:
         name = await session.scalar(select(County.name).order_by(County.id).limit(1))
@@ -317,7 +314,7 @@ async def _use_figures(
         await session.execute(
             select(
                 func.count(Project.id),
-                _count_when(Project.status == "done"),
+                count_when(Project.status == "done"),
                 func.coalesce(func.sum(Project.funds_yuan), 0),
             )
             .join(Village, Village.id == Project.village_id)
@@ -343,7 +340,7 @@ async def _use_figures(
         )
     ).one()
     elections = select(
-        _count_when(and_(Election.elected_on >= day_since, Election.elected_on < day_until)),
+        count_when(and_(Election.elected_on >= day_since, Election.elected_on < day_until)),
         func.count(),
     ).where(*_in_scope(Election.township_id, township_id))
     elected, elected_total = (await session.execute(elections)).one()
@@ -366,15 +363,15 @@ async def _difficulty_figures(
     difficulty_counts definitions in one pass; a township's from ix_difficulty_township
     alone (the row carries its township)."""
     query = select(
-        _count_when(and_(Difficulty.raised_at >= since, Difficulty.raised_at < until)),
-        _count_when(
+        count_when(and_(Difficulty.raised_at >= since, Difficulty.raised_at < until)),
+        count_when(
             and_(
                 Difficulty.status == mentoring.RESOLVED,
                 Difficulty.resolved_at >= since,
                 Difficulty.resolved_at < until,
             )
         ),
-        _count_when(Difficulty.status == mentoring.OPEN),
+        count_when(Difficulty.status == mentoring.OPEN),
     )
     query = query.where(*_in_scope(Difficulty.township_id, township_id))
     raised, resolved, still_open = (await session.execute(query)).one()
@@ -390,9 +387,7 @@ async def _grade_figures(
     query = (
         select(
             GradeMove.year,
-            _count_when(GradeMove.to_grade > GradeMove.from_grade),
-            _count_when(GradeMove.to_grade < GradeMove.from_grade),
-            _count_when(GradeMove.to_grade == GradeMove.from_grade),
+            *grades.move_kind_counts(),
         )
         .where(GradeMove.year <= period_year)
         .group_by(GradeMove.year)
@@ -544,7 +539,7 @@ async def _mentoring_stage(
         select(
             Pairing.township_id,
             func.count(),
-            _count_when(Pairing.assigned_at < mentoring.local_midnight_after(overdue_day, tz)),
+            count_when(Pairing.assigned_at < mentoring.local_midnight_after(overdue_day, tz)),
         )
         .where(
             *_active_pairing(),
