@@ -18,6 +18,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -38,6 +40,15 @@ class DecryptError(Exception):
 
 class LookupKeyMissing(RuntimeError):
     """A cipher with several keys was asked for a lookup hash without the stored lookup key."""
+
+
+@contextmanager
+def _no_key_opens() -> Iterator[None]:
+    """InvalidToken as DecryptError: no key of DATA_KEY opens the token, or it was altered."""
+    try:
+        yield
+    except InvalidToken:
+        raise DecryptError("token does not match DATA_KEY or was altered") from None
 
 
 class DataCipher:
@@ -93,10 +104,8 @@ class DataCipher:
         return self._multi.encrypt(data)
 
     def decrypt_bytes(self, token: bytes) -> bytes:
-        try:
+        with _no_key_opens():
             return self._multi.decrypt(token)
-        except InvalidToken:
-            raise DecryptError("token does not match DATA_KEY or was altered") from None
 
     def is_current(self, token: bytes) -> bool:
         """Whether the newest key opens `token` (rekey leaves such values alone)."""
@@ -108,10 +117,8 @@ class DataCipher:
 
     def rotate(self, token: bytes) -> bytes:
         """The same value under the newest key (DecryptError if no key opens it)."""
-        try:
+        with _no_key_opens():
             return self._multi.rotate(token)
-        except InvalidToken:
-            raise DecryptError("token does not match DATA_KEY or was altered") from None
 
     def lookup_hash(self, value: str) -> str:
         """HMAC-SHA256 (hex) of `value`: deterministic, for uniqueness checks and lookups.

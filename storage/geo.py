@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.lookup import page
 from storage.models import County, Township, Village
 
 # The county, township and village name columns are String(40): PostgreSQL refuses a longer
@@ -120,14 +121,12 @@ async def list_villages(
     session: AsyncSession, township_id: int, *, offset: int = 0, limit: int = 50
 ) -> tuple[list[Village], int]:
     """One page of a township's villages, and how many there are in all."""
-    total = await session.scalar(
-        select(func.count()).select_from(Village).where(Village.township_id == township_id)
+    in_township = Village.township_id == township_id
+    rows, total = await page(
+        session,
+        select(Village).where(in_township).order_by(Village.id),
+        select(func.count()).select_from(Village).where(in_township),
+        offset=offset,
+        limit=limit,
     )
-    villages = await session.scalars(
-        select(Village)
-        .where(Village.township_id == township_id)
-        .order_by(Village.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(villages), int(total or 0)
+    return [village for (village,) in rows], total

@@ -35,6 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
 from storage.crypto import DataCipher
+
+# Stale is named here too: callers import it from this module.
+from storage.lookup import NotAllowed, page, row_or_refuse, with_names
+from storage.lookup import Stale as Stale
 from storage.models import (
     Difficulty,
     Nomination,
@@ -47,7 +51,7 @@ from storage.models import (
     Township,
     Village,
 )
-from storage.nominations import NotAllowed, manageable_by
+from storage.nominations import manageable_by
 from storage.people import MENTOR_SLOTS, Actor
 from storage.rules.cadence import (
     BACK_DAYS,
@@ -77,10 +81,6 @@ OPEN = "open"
 RESOLVED = "resolved"
 # Telegram file ids are opaque and short; anything longer is not one.
 MAX_FILE_ID_LEN = 200
-
-
-class Stale(Exception):
-    """In scope, but no longer in the state the button was made for (left the pool, …)."""
 
 
 class PairingRefused(Exception):
@@ -219,7 +219,6 @@ async def pairable_cadres(
 ) -> tuple[list[CadreItem], int]:
     """Reserve cadres (in the pool) the actor may pair, those with fewer mentors first."""
     where = and_(manageable_by(actor), _in_pool())
-    total = await session.scalar(select(func.count()).select_from(Nomination).where(where))
     active = (
         select(Pairing.nomination_id, func.count().label("mentors"))
         .where(Pairing.ended_at.is_(None))
@@ -227,28 +226,27 @@ async def pairable_cadres(
         .subquery()
     )
     mentors = func.coalesce(active.c.mentors, 0)
-    rows = (
-        await session.execute(
-            select(Nomination.id, Person.full_name, Township.name, Village.name, mentors)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .outerjoin(Village, Village.id == Nomination.village_id)
-            .outerjoin(active, active.c.nomination_id == Nomination.id)
-            .where(where)
-            .order_by(mentors, func.coalesce(Person.full_name, ""), Nomination.id)
-            .offset(offset)
-            .limit(limit)
+    rows, total = await page(
+        session,
+        with_names(
+            select(Nomination.id, Person.full_name, Township.name, Village.name, mentors),
+            village=True,
         )
-    ).all()
-    items = [CadreItem(n, name or "", t, v, int(m)) for n, name, t, v, m in rows]
-    return items, int(total or 0)
+        .outerjoin(active, active.c.nomination_id == Nomination.id)
+        .where(where)
+        .order_by(mentors, func.coalesce(Person.full_name, ""), Nomination.id),
+        select(func.count()).select_from(Nomination).where(where),
+        offset=offset,
+        limit=limit,
+    )
+    return [CadreItem(n, name or "", t, v, int(m)) for n, name, t, v, m in rows], total
 
 
 async def cadre_pairings(
     session: AsyncSession, actor: Actor, nomination_id: int, *, lock: bool = False
 ) -> CadrePairings:
     """A reserve cadre the actor may pair, with its current mentors; NotAllowed or Stale."""
-    query = (
+    query = with_names(
         select(
             Nomination.id,
             Nomination.status,
@@ -256,18 +254,13 @@ async def cadre_pairings(
             Person.full_name,
             Township.name,
             Village.name,
-        )
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .outerjoin(Village, Village.id == Nomination.village_id)
-        .where(Nomination.id == nomination_id, manageable_by(actor))
-    )
+        ),
+        village=True,
+    ).where(Nomination.id == nomination_id, manageable_by(actor))
     if lock:
         # Two officials pairing the same cadre at once take turns (PostgreSQL row lock).
         query = query.with_for_update(of=Nomination)
-    row = (await session.execute(query)).first()
-    if row is None:
-        raise NotAllowed
+    row = await row_or_refuse(session, query)
     if row.status != Status.IN_POOL.value:
         raise Stale
     current = (
@@ -315,7 +308,6 @@ async def eligible_mentors(
         raise NotAllowed
     cadre = await cadre_pairings(session, actor, nomination_id)
     where = Person.id.in_(_mentor_grants(cadre.township_id, slot))
-    total = await session.scalar(select(func.count()).select_from(Person).where(where))
     load = (
         select(func.count())
         .select_from(Pairing)
@@ -323,17 +315,17 @@ async def eligible_mentors(
         .correlate(Person)
         .scalar_subquery()
     )
-    rows = (
-        await session.execute(
-            select(Person.id, Person.full_name, load)
-            .where(where)
-            .order_by(load, func.coalesce(Person.full_name, ""), Person.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
+    rows, total = await page(
+        session,
+        select(Person.id, Person.full_name, load)
+        .where(where)
+        .order_by(load, func.coalesce(Person.full_name, ""), Person.id),
+        select(func.count()).select_from(Person).where(where),
+        offset=offset,
+        limit=limit,
+    )
     mentors = [MentorRef(int(p), name, int(n or 0)) for p, name, n in rows]
-    return MentorChoice(cadre, slot, mentors, int(total or 0))
+    return MentorChoice(cadre, slot, mentors, total)
 
 
 async def assign_mentor(
@@ -493,7 +485,7 @@ async def _mentees(
     soon_days: int,
     pairing_id: int | None = None,
 ) -> list[Mentee]:
-    query = (
+    query = with_names(
         select(
             Pairing.id,
             Pairing.nomination_id,
@@ -503,13 +495,9 @@ async def _mentees(
             Township.name,
             Village.name,
             Pairing.last_talk_on,
-        )
-        .join(Nomination, Nomination.id == Pairing.nomination_id)
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .outerjoin(Village, Village.id == Nomination.village_id)
-        .where(own_pairings(actor), _in_pool())
-    )
+        ).join(Nomination, Nomination.id == Pairing.nomination_id),
+        village=True,
+    ).where(own_pairings(actor), _in_pool())
     if pairing_id is not None:
         query = query.where(Pairing.id == pairing_id)
     mentees = []
@@ -656,7 +644,7 @@ async def due_pairings(
         # given ix_nomination_status, starts from every cadre in the pool. (PostgreSQL
         # estimates both and needs the plain condition: an opaque one misleads it.)
         in_pool = func.coalesce(Nomination.status, "") == Status.IN_POOL.value
-    query = (
+    query = with_names(
         select(
             due_now.c.id,
             due_now.c.nomination_id,
@@ -682,10 +670,7 @@ async def due_pairings(
         )
         .select_from(due_now)
         .join(Nomination, Nomination.id == due_now.c.nomination_id)
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .where(in_pool)
-    )
+    ).where(in_pool)
     if township_id is not None:
         query = query.where(Nomination.township_id == township_id)
     rows = (await session.execute(query)).all()
@@ -762,20 +747,16 @@ def _checked_topics(topics: Mapping[str, Mapping[str, str]]) -> dict[str, dict[s
 
 async def _own_pairing(session: AsyncSession, actor: Actor, pairing_id: int) -> Pairing:
     """The acting mentor's pairing: NotAllowed if not theirs, Stale if ended or out of pool."""
-    row = (
-        await session.execute(
-            select(Pairing, Nomination.status)
-            .join(Nomination, Nomination.id == Pairing.nomination_id)
-            .where(
-                Pairing.id == pairing_id,
-                Pairing.mentor_person_id == actor.person_id,
-                true() if actor.has(Role.MENTOR) else false(),
-            )
-        )
-    ).first()
-    if row is None:
-        raise NotAllowed
-    pairing, status = row
+    pairing, status = await row_or_refuse(
+        session,
+        select(Pairing, Nomination.status)
+        .join(Nomination, Nomination.id == Pairing.nomination_id)
+        .where(
+            Pairing.id == pairing_id,
+            Pairing.mentor_person_id == actor.person_id,
+            true() if actor.has(Role.MENTOR) else false(),
+        ),
+    )
     if pairing.ended_at is not None or status != Status.IN_POOL.value:
         raise Stale
     return pairing
@@ -899,12 +880,11 @@ class DifficultyItem:
 
 
 def _difficulty_query() -> Select[Difficulty, str | None, str, str]:
-    return (
-        select(Difficulty, Person.full_name, Township.name, Village.name)
-        .join(Nomination, Nomination.id == Difficulty.nomination_id)
-        .join(Person, Person.id == Nomination.person_id)
-        .join(Township, Township.id == Nomination.township_id)
-        .outerjoin(Village, Village.id == Nomination.village_id)
+    return with_names(
+        select(Difficulty, Person.full_name, Township.name, Village.name).join(
+            Nomination, Nomination.id == Difficulty.nomination_id
+        ),
+        village=True,
     )
 
 
@@ -941,22 +921,17 @@ async def open_difficulties(
 ) -> tuple[list[DifficultyItem], int]:
     """Open difficulties in the actor's scope, oldest first."""
     where = and_(difficulties_visible_to(actor), Difficulty.status == OPEN)
-    total = await session.scalar(
+    rows, total = await page(
+        session,
+        _difficulty_query().where(where).order_by(Difficulty.raised_at, Difficulty.id),
         select(func.count())
         .select_from(Difficulty)
         .join(Nomination, Nomination.id == Difficulty.nomination_id)
-        .where(where)
+        .where(where),
+        offset=offset,
+        limit=limit,
     )
-    rows = (
-        await session.execute(
-            _difficulty_query()
-            .where(where)
-            .order_by(Difficulty.raised_at, Difficulty.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
-    return [_difficulty_item(row, tz, cipher) for row in rows], int(total or 0)
+    return [_difficulty_item(row, tz, cipher) for row in rows], total
 
 
 async def difficulty_for_resolution(
@@ -968,15 +943,10 @@ async def difficulty_for_resolution(
     tz: ZoneInfo = SHANGHAI,
 ) -> DifficultyItem:
     """An open difficulty in scope; NotAllowed if out of scope, Stale if already resolved."""
-    row = (
-        await session.execute(
-            _difficulty_query().where(
-                Difficulty.id == difficulty_id, difficulties_visible_to(actor)
-            )
-        )
-    ).first()
-    if row is None:
-        raise NotAllowed
+    row = await row_or_refuse(
+        session,
+        _difficulty_query().where(Difficulty.id == difficulty_id, difficulties_visible_to(actor)),
+    )
     item = _difficulty_item(row, tz, cipher)
     if item.status != OPEN:
         raise Stale
@@ -1039,11 +1009,17 @@ async def resolve_difficulty(
 
 
 @dataclass(frozen=True, slots=True)
-class DifficultyCount:
-    """Difficulties of one township: raised and resolved in the period, open now."""
+class TownshipLine:
+    """One township's line in the counts below (each of them lists every township)."""
 
     township_id: int
     township: str
+
+
+@dataclass(frozen=True, slots=True)
+class DifficultyCount(TownshipLine):
+    """Difficulties of one township: raised and resolved in the period, open now."""
+
     raised: int = 0
     resolved: int = 0
     open: int = 0
@@ -1096,11 +1072,9 @@ async def difficulty_counts(
 
 
 @dataclass(frozen=True, slots=True)
-class TalkCount:
+class TalkCount(TownshipLine):
     """Mentoring of one township: talks held in the period; pairings and cadence now."""
 
-    township_id: int
-    township: str
     talks: int = 0
     pairings: int = 0
     cadres_paired: int = 0

@@ -53,6 +53,8 @@ def _partial(name: str, *columns: str, where: str, unique: bool = False) -> Inde
 BigPk = Annotated[int, mapped_column(BigId, primary_key=True)]
 NominationRef = Annotated[int, mapped_column(ForeignKey("nomination.id", ondelete="CASCADE"))]
 DbNow = Annotated[datetime, mapped_column(server_default=func.now())]
+# An optional reference to a person: who created, assigned or recorded the row, when known.
+ByPerson = Annotated[int | None, mapped_column(ForeignKey("person.id"))]
 # The nomination's township, copied when a row is written by a database trigger (see
 # StatusChange.township_id and storage/tally.py).
 TownshipCopy = Annotated[int | None, mapped_column(Integer)]
@@ -213,13 +215,13 @@ class InviteCode(Base):
     township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
     department: Mapped[str | None] = mapped_column(String(24))
     mentor_slot: Mapped[str | None] = mapped_column(String(16))
-    created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_by_person_id: Mapped[ByPerson]
     # Demo invites step the redeemer into a prepared person with a history.
-    for_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    for_person_id: Mapped[ByPerson]
     created_at: Mapped[DbNow]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-    used_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    used_by_person_id: Mapped[ByPerson]
 
 
 class InviteFailure(Base):
@@ -420,7 +422,7 @@ class Nomination(Base):
     phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone_masked: Mapped[str | None] = mapped_column(String(11))
     # Who sent it in. For a mass recommendation this is never shown to the nominee.
-    submitted_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    submitted_by_person_id: Mapped[ByPerson]
     consent_at: Mapped[datetime | None]
     sensitive_consent_at: Mapped[datetime | None]
     created_at: Mapped[DbNow]
@@ -454,7 +456,7 @@ class StatusChange(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     event: Mapped[str] = mapped_column(String(24))
-    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    actor_person_id: Mapped[ByPerson]
     # Encrypted in reason_enc: why a person was declined, rejected in vetting (the
     # department's note) or taken out of the pool. `reason` holds rows from before migration
     # 0011 until storage.rekey seals them.
@@ -490,7 +492,7 @@ class VettingReview(Base):
     # offence. `note` holds rows from before migration 0011 until storage.rekey seals them.
     note: Mapped[str | None] = mapped_column(String(1000))
     note_enc: Mapped[Sealed]
-    reviewer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    reviewer_person_id: Mapped[ByPerson]
     requested_at: Mapped[DbNow]
     decided_at: Mapped[datetime | None]
 
@@ -557,7 +559,7 @@ class Pairing(Base):
     nomination_id: Mapped[NominationRef]
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     slot: Mapped[str] = mapped_column(String(16))
-    assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    assigned_by_person_id: Mapped[ByPerson]
     assigned_at: Mapped[DbNow]
     ended_at: Mapped[datetime | None]
     # The latest talk_date of this pairing's talks (None: no talk yet), kept by every write to
@@ -629,7 +631,7 @@ class Difficulty(Base):
     resolution: Mapped[str | None] = mapped_column(String(500))
     description_enc: Mapped[Sealed]
     resolution_enc: Mapped[Sealed]
-    resolved_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    resolved_by_person_id: Mapped[ByPerson]
     resolved_at: Mapped[datetime | None]
     township_id: Mapped[TownshipCopy]
 
@@ -657,7 +659,7 @@ class Training(Base):
     ends_at: Mapped[datetime]
     # None: county-wide (or a chosen list); otherwise the township the audience comes from.
     township_id: Mapped[int | None] = mapped_column(ForeignKey("township.id"))
-    organizer_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    organizer_person_id: Mapped[ByPerson]
     checkin_code: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[DbNow]
 
@@ -701,7 +703,7 @@ class PracticePost(Base):
     title: Mapped[str | None] = mapped_column(String(100))
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
-    assigned_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    assigned_by_person_id: Mapped[ByPerson]
     created_at: Mapped[DbNow]
     township_id: Mapped[TownshipCopy]
 
@@ -746,7 +748,7 @@ class GradeMove(Base):
     # The one-off award for an excellent year, and the performance pay tied to the result.
     bonus_yuan: Mapped[int] = mapped_column(default=0, server_default="0")
     performance_pay_yuan: Mapped[int | None]
-    actor_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    actor_person_id: Mapped[ByPerson]
     at: Mapped[DbNow]
     township_id: Mapped[TownshipCopy]
 
@@ -829,7 +831,7 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(100))
     funds_yuan: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(10), default="planned")
-    created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_by_person_id: Mapped[ByPerson]
     created_at: Mapped[DbNow]
 
 
@@ -857,7 +859,7 @@ class ProjectReport(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
-    reported_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    reported_by_person_id: Mapped[ByPerson]
     report_date: Mapped[date] = mapped_column(Date)
     income_yuan: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str | None] = mapped_column(String(10))
@@ -879,7 +881,7 @@ class Election(Base):
     nomination_id: Mapped[NominationRef]
     position: Mapped[str] = mapped_column(String(60))
     elected_on: Mapped[date] = mapped_column(Date)
-    recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    recorded_by_person_id: Mapped[ByPerson]
     created_at: Mapped[DbNow]
     township_id: Mapped[TownshipCopy]
 
@@ -895,7 +897,7 @@ class Award(Base):
     kind: Mapped[str] = mapped_column(String(10))
     title: Mapped[str] = mapped_column(String(100))
     awarded_on: Mapped[date] = mapped_column(Date)
-    recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    recorded_by_person_id: Mapped[ByPerson]
 
 
 class Publicity(Base):
@@ -910,7 +912,7 @@ class Publicity(Base):
     outlet: Mapped[str] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(String(200))
     published_on: Mapped[date] = mapped_column(Date)
-    recorded_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    recorded_by_person_id: Mapped[ByPerson]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ from sqlalchemy.orm import QueryableAttribute, joinedload
 
 from storage import audit
 from storage.crypto import DataCipher
+
+# NotAllowed is named here too: callers import it from this module.
+from storage.lookup import NotAllowed as NotAllowed
+from storage.lookup import one_or_refuse, page, with_names
 from storage.models import (
     Nomination,
     Pairing,
@@ -29,7 +33,7 @@ from storage.models import (
     Township,
     VettingReview,
 )
-from storage.people import Actor
+from storage.people import Actor, reachable_staff
 from storage.rules.identity import mask_id, mask_phone
 from storage.rules.vetting import (
     Channel,
@@ -44,10 +48,6 @@ from storage.rules.vetting import (
 
 class Duplicate(Exception):
     """The ID number or phone is already in a nomination (whose is never said)."""
-
-
-class NotAllowed(Exception):
-    """The actor may not see or change this record (or it does not exist: same answer)."""
 
 
 @dataclass(slots=True)
@@ -229,12 +229,13 @@ async def _move(
     session: AsyncSession,
     nomination: Nomination,
     event: Event,
+    actor: Actor,
     *,
-    actor_person_id: int | None,
     now: datetime,
     reason: str | None = None,
     cipher: DataCipher | None = None,
 ) -> None:
+    """Move the nomination on by `event`, as `actor`, with its history row and audit."""
     if reason is not None and cipher is None:
         raise ValueError("a reason is stored encrypted: pass the cipher")
     new = transition(Status(nomination.status), event, channel=Channel(nomination.channel))
@@ -244,7 +245,7 @@ async def _move(
             from_status=nomination.status,
             to_status=new.value,
             event=event.value,
-            actor_person_id=actor_person_id,
+            actor_person_id=actor.person_id,
             reason_enc=cipher.encrypt(reason) if reason and cipher else None,
             at=now,
         )
@@ -252,18 +253,28 @@ async def _move(
     nomination.status = new.value
     nomination.status_changed_at = now
     await audit.record(
-        session, actor_person_id, f"nomination.{event.value}", "nomination", nomination.id
+        session, actor.person_id, f"nomination.{event.value}", "nomination", nomination.id
     )
 
 
-async def _managed(session: AsyncSession, actor: Actor, nomination_id: int) -> Nomination:
-    nomination = await session.scalar(
+async def _managed_move(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    event: Event,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    cipher: DataCipher | None = None,
+) -> Nomination:
+    """Move a nomination the actor manages (locked; NotAllowed otherwise), as the actor."""
+    nomination = await one_or_refuse(
+        session,
         select(Nomination)
         .where(Nomination.id == nomination_id, manageable_by(actor))
-        .with_for_update()
+        .with_for_update(),
     )
-    if nomination is None:
-        raise NotAllowed
+    await _move(session, nomination, event, actor, now=now, reason=reason, cipher=cipher)
     return nomination
 
 
@@ -285,23 +296,20 @@ async def township_queue(
     where = and_(
         manageable_by(actor), Nomination.status.in_([Status.NEW.value, Status.CONTACTED.value])
     )
-    total = await session.scalar(select(func.count()).select_from(Nomination).where(where))
-    rows = (
-        await session.execute(
-            select(Nomination, Person.full_name, Township.name)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(where)
-            .order_by(Nomination.created_at, Nomination.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
+    rows, total = await page(
+        session,
+        with_names(select(Nomination, Person.full_name, Township.name))
+        .where(where)
+        .order_by(Nomination.created_at, Nomination.id),
+        select(func.count()).select_from(Nomination).where(where),
+        offset=offset,
+        limit=limit,
+    )
     items = [
         QueueItem(n.id, name or "", n.channel, n.status, t, n.key_group, n.created_at)
         for n, name, t in rows
     ]
-    return items, int(total or 0)
+    return items, total
 
 
 async def send_to_vetting(
@@ -312,10 +320,7 @@ async def send_to_vetting(
     departments: Sequence[str],
     now: datetime,
 ) -> Nomination:
-    nomination = await _managed(session, actor, nomination_id)
-    await _move(
-        session, nomination, Event.SEND_TO_VETTING, actor_person_id=actor.person_id, now=now
-    )
+    nomination = await _managed_move(session, actor, nomination_id, Event.SEND_TO_VETTING, now=now)
     for department in departments:
         session.add(
             VettingReview(nomination_id=nomination.id, department=department, requested_at=now)
@@ -333,25 +338,15 @@ async def decline(
     now: datetime,
     cipher: DataCipher,
 ) -> Nomination:
-    nomination = await _managed(session, actor, nomination_id)
-    await _move(
-        session,
-        nomination,
-        Event.DECLINE,
-        actor_person_id=actor.person_id,
-        now=now,
-        reason=reason,
-        cipher=cipher,
+    return await _managed_move(
+        session, actor, nomination_id, Event.DECLINE, now=now, reason=reason, cipher=cipher
     )
-    return nomination
 
 
 async def mark_contacted(
     session: AsyncSession, actor: Actor, nomination_id: int, *, now: datetime
 ) -> Nomination:
-    nomination = await _managed(session, actor, nomination_id)
-    await _move(session, nomination, Event.CONTACT, actor_person_id=actor.person_id, now=now)
-    return nomination
+    return await _managed_move(session, actor, nomination_id, Event.CONTACT, now=now)
 
 
 async def adjust_out(
@@ -367,15 +362,8 @@ async def adjust_out(
 
     Their "2+1" pairings end with it, so mentors are no longer reminded about them.
     """
-    nomination = await _managed(session, actor, nomination_id)
-    await _move(
-        session,
-        nomination,
-        Event.ADJUST_OUT,
-        actor_person_id=actor.person_id,
-        now=now,
-        reason=reason,
-        cipher=cipher,
+    nomination = await _managed_move(
+        session, actor, nomination_id, Event.ADJUST_OUT, now=now, reason=reason, cipher=cipher
     )
     await session.execute(
         update(Pairing)
@@ -408,24 +396,24 @@ async def vetting_queue(
         Nomination.status == Status.VETTING.value,
     )
     base = select(VettingReview).join(Nomination, Nomination.id == VettingReview.nomination_id)
-    total = await session.scalar(select(func.count()).select_from(base.where(where).subquery()))
-    rows = (
-        await session.execute(
-            select(VettingReview, Person.full_name, Township.name)
-            .join(Nomination, Nomination.id == VettingReview.nomination_id)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(where)
-            .order_by(VettingReview.requested_at, VettingReview.id)
-            .offset(offset)
-            .limit(limit)
+    rows, total = await page(
+        session,
+        with_names(
+            select(VettingReview, Person.full_name, Township.name).join(
+                Nomination, Nomination.id == VettingReview.nomination_id
+            )
         )
-    ).all()
+        .where(where)
+        .order_by(VettingReview.requested_at, VettingReview.id),
+        select(func.count()).select_from(base.where(where).subquery()),
+        offset=offset,
+        limit=limit,
+    )
     items = [
         VettingItem(r.id, r.nomination_id, name or "", t, r.department, r.requested_at)
         for r, name, t in rows
     ]
-    return items, int(total or 0)
+    return items, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,17 +434,16 @@ async def decide_review(
     cipher: DataCipher,
 ) -> VettingResult:
     """Record one department's decision; move the nomination once the outcome is known."""
-    review = await session.scalar(
+    review = await one_or_refuse(
+        session,
         select(VettingReview)
         .where(
             VettingReview.id == review_id,
             VettingReview.department.in_(actor.departments() or {""}),
             VettingReview.decision.is_(None),
         )
-        .with_for_update()
+        .with_for_update(),
     )
-    if review is None:
-        raise NotAllowed
     nomination = await session.scalar(
         select(Nomination).where(Nomination.id == review.nomination_id).with_for_update()
     )
@@ -481,20 +468,14 @@ async def decide_review(
         if r.decision
     }
     outcome = vetting_outcome(departments, decisions)
-    if outcome == VettingOutcome.APPROVED:
-        await _move(
-            session, nomination, Event.VETTING_APPROVED, actor_person_id=actor.person_id, now=now
-        )
-    elif outcome == VettingOutcome.REJECTED:
-        await _move(
-            session,
-            nomination,
-            Event.VETTING_REJECTED,
-            actor_person_id=actor.person_id,
-            now=now,
-            reason=note,
-            cipher=cipher,
-        )
+    # A veto's note is its reason; an approval has none.
+    moves = {
+        VettingOutcome.APPROVED: (Event.VETTING_APPROVED, None),
+        VettingOutcome.REJECTED: (Event.VETTING_REJECTED, note),
+    }
+    if outcome in moves:
+        event, reason = moves[outcome]
+        await _move(session, nomination, event, actor, now=now, reason=reason, cipher=cipher)
     return VettingResult(nomination, outcome)
 
 
@@ -509,33 +490,15 @@ async def chat_ids_for_outcome(
             )
         )
     )
-    officials = list(
-        await session.scalars(
-            select(TelegramAccount.telegram_id)
-            .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
-            .where(
-                RoleGrant.role == Role.TOWNSHIP_OFFICIAL.value,
-                RoleGrant.township_id == nomination.township_id,
-                RoleGrant.revoked_at.is_(None),
-                TelegramAccount.unreachable_at.is_(None),
-            )
-        )
-    )
+    in_township = RoleGrant.township_id == nomination.township_id
+    officials = list(await session.scalars(reachable_staff(Role.TOWNSHIP_OFFICIAL, in_township)))
     return {"candidate": candidate, "officials": officials}
 
 
 async def reviewer_chat_ids(session: AsyncSession, departments: Sequence[str]) -> list[int]:
     return list(
         await session.scalars(
-            select(TelegramAccount.telegram_id)
-            .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
-            .where(
-                RoleGrant.role == Role.REVIEWER.value,
-                RoleGrant.department.in_(departments),
-                RoleGrant.revoked_at.is_(None),
-                TelegramAccount.unreachable_at.is_(None),
-            )
-            .distinct()
+            reachable_staff(Role.REVIEWER, RoleGrant.department.in_(departments)).distinct()
         )
     )
 
@@ -562,14 +525,13 @@ async def load_dossier(
     session: AsyncSession, actor: Actor, nomination_id: int, *, now: datetime
 ) -> Dossier:
     """One person's file, if the actor may read it; the read itself is audited."""
-    nomination = await session.scalar(
+    nomination = await one_or_refuse(
+        session,
         select(Nomination)
         .options(joinedload(Nomination.person), joinedload(Nomination.township))
         .options(joinedload(Nomination.village))
-        .where(Nomination.id == nomination_id, visible_to(actor))
+        .where(Nomination.id == nomination_id, visible_to(actor)),
     )
-    if nomination is None:
-        raise NotAllowed
     history = list(
         await session.scalars(
             select(StatusChange)

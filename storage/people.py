@@ -11,6 +11,8 @@ from typing import cast
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
+    Select,
     String,
     Table,
     bindparam,
@@ -454,15 +456,19 @@ async def _step_into(session: AsyncSession, account: TelegramAccount, person_id:
     await session.flush()
 
 
-async def admin_chat_ids(session: AsyncSession) -> list[int]:
-    """Telegram ids of every active admin, for error notices."""
-    rows = await session.scalars(
+def reachable_staff(role: Role, *where: ColumnElement[bool]) -> Select[int]:
+    """Telegram ids of the reachable people with an active grant of `role` (and `where`)."""
+    return (
         select(TelegramAccount.telegram_id)
         .join(RoleGrant, RoleGrant.person_id == TelegramAccount.person_id)
-        .where(RoleGrant.role == Role.ADMIN.value, RoleGrant.revoked_at.is_(None))
+        .where(RoleGrant.role == role.value, RoleGrant.revoked_at.is_(None), *where)
         .where(TelegramAccount.unreachable_at.is_(None))
     )
-    return list(rows)
+
+
+async def admin_chat_ids(session: AsyncSession) -> list[int]:
+    """Telegram ids of every active admin, for error notices."""
+    return list(await session.scalars(reachable_staff(Role.ADMIN)))
 
 
 async def recipients(

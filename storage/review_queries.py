@@ -7,39 +7,45 @@ row, and the caller gets `NotAllowed`. Every successful read is audited.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TypedDict
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from storage import audit
+
+# Stale is named here too: callers import it from this module.
+from storage.lookup import NotAllowed, one_or_refuse, row_or_refuse
+from storage.lookup import Stale as Stale
 from storage.models import Nomination, VettingReview
-from storage.nominations import NotAllowed, manageable_by
+from storage.nominations import manageable_by
 from storage.people import Actor
 from storage.rules.vetting import Status
 
 
-class Stale(Exception):
-    """The record exists and is the actor's to handle, but has moved on since the screen."""
+@dataclass(frozen=True, slots=True)
+class Nominee:
+    """What both cards show of the nomination itself."""
+
+    full_name: str
+    township: str
+    village: str | None
+    channel: str
+    key_group: str
+    id_masked: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewCard:
+class ReviewCard(Nominee):
     """What a township official reads before deciding. No trace of who recommended whom."""
 
     id: int
     status: str
-    channel: str
-    full_name: str
-    township: str
-    village: str | None
-    key_group: str
     gender: str | None
     education: str | None
     political_status: str | None
-    id_masked: str | None
     phone_masked: str | None
     specialties: str | None
     work_history: str | None
@@ -55,41 +61,33 @@ _WITH_PLACE = (
 )
 
 
-class _Nominee(TypedDict):
-    """What both cards show of the nomination itself."""
-
-    full_name: str
-    township: str
-    village: str | None
-    channel: str
-    key_group: str
-    id_masked: str | None
-
-
-async def _read(session: AsyncSession, actor: Actor, nomination: Nomination, via: str) -> _Nominee:
-    """Audit the read (every card shown is one) and give the card's nomination fields."""
+async def _read(
+    session: AsyncSession, actor: Actor, nomination: Nomination, via: str
+) -> dict[str, Any]:
+    """Audit the read (every card shown is one) and give the card's `Nominee` fields."""
     await audit.record(
         session, actor.person_id, "nomination.read", "nomination", nomination.id, via=via
     )
-    return _Nominee(
-        full_name=nomination.person.full_name or "",
-        township=nomination.township.name,
-        village=nomination.village.name if nomination.village else None,
-        channel=nomination.channel,
-        key_group=nomination.key_group,
-        id_masked=nomination.id_number_masked,
+    return asdict(
+        Nominee(
+            full_name=nomination.person.full_name or "",
+            township=nomination.township.name,
+            village=nomination.village.name if nomination.village else None,
+            channel=nomination.channel,
+            key_group=nomination.key_group,
+            id_masked=nomination.id_number_masked,
+        )
     )
 
 
 async def review_card(session: AsyncSession, actor: Actor, nomination_id: int) -> ReviewCard:
     """One nomination the actor may manage (review, decline, contact), or NotAllowed."""
-    nomination = await session.scalar(
+    nomination = await one_or_refuse(
+        session,
         select(Nomination)
         .options(*_WITH_PLACE)
-        .where(Nomination.id == nomination_id, manageable_by(actor))
+        .where(Nomination.id == nomination_id, manageable_by(actor)),
     )
-    if nomination is None:
-        raise NotAllowed
     return ReviewCard(
         id=nomination.id,
         status=nomination.status,
@@ -106,18 +104,12 @@ async def review_card(session: AsyncSession, actor: Actor, nomination_id: int) -
 
 
 @dataclass(frozen=True, slots=True)
-class VettingCard:
+class VettingCard(Nominee):
     """One department's review of one nomination, as its reviewers see it."""
 
     review_id: int
     nomination_id: int
     department: str
-    full_name: str
-    township: str
-    village: str | None
-    channel: str
-    key_group: str
-    id_masked: str | None
 
 
 async def vetting_card(session: AsyncSession, actor: Actor, review_id: int) -> VettingCard:
@@ -129,17 +121,13 @@ async def vetting_card(session: AsyncSession, actor: Actor, review_id: int) -> V
     departments = actor.departments()
     if not departments:
         raise NotAllowed
-    row = (
-        await session.execute(
-            select(VettingReview, Nomination)
-            .join(Nomination, Nomination.id == VettingReview.nomination_id)
-            .options(*_WITH_PLACE)
-            .where(VettingReview.id == review_id, VettingReview.department.in_(departments))
-        )
-    ).first()
-    if row is None:
-        raise NotAllowed
-    review, nomination = row[0], row[1]
+    review, nomination = await row_or_refuse(
+        session,
+        select(VettingReview, Nomination)
+        .join(Nomination, Nomination.id == VettingReview.nomination_id)
+        .options(*_WITH_PLACE)
+        .where(VettingReview.id == review_id, VettingReview.department.in_(departments)),
+    )
     if review.decision is not None or nomination.status != Status.VETTING.value:
         # Decided already, or settled by another department's veto: the button is stale.
         raise Stale

@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, cadres
 from storage.cadres import CadreRow
+from storage.lookup import NotAllowed, one_or_refuse, page, row_or_refuse, with_names
 from storage.models import (
     Nomination,
     Person,
@@ -57,7 +58,7 @@ from storage.models import (
     Training,
     TrainingInvite,
 )
-from storage.nominations import NotAllowed, manageable_by
+from storage.nominations import manageable_by
 from storage.people import CODE_ALPHABET, Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
@@ -408,10 +409,8 @@ def _own_invite(actor: Actor, invite_id: int) -> Select[TrainingInvite, Training
 
 async def own_invitation(session: AsyncSession, actor: Actor, invite_id: int) -> InviteView:
     """An invitation as its invitee sees it; NotAllowed for anyone else."""
-    row = (await session.execute(_own_invite(actor, invite_id))).one_or_none()
-    if row is None:
-        raise NotAllowed
-    return InviteView(row[0], row[1])
+    invite, training = await row_or_refuse(session, _own_invite(actor, invite_id))
+    return InviteView(invite, training)
 
 
 async def answer_rsvp(
@@ -423,12 +422,9 @@ async def answer_rsvp(
     now: datetime,
 ) -> InviteView:
     """The invitee answers (or changes the answer) until the session starts."""
-    row = (
-        await session.execute(_own_invite(actor, invite_id).with_for_update(of=TrainingInvite))
-    ).one_or_none()
-    if row is None:
-        raise NotAllowed
-    invite, training = row
+    invite, training = await row_or_refuse(
+        session, _own_invite(actor, invite_id).with_for_update(of=TrainingInvite)
+    )
     if now >= training.starts_at:
         raise TrainingClosed
     if invite.rsvp != answer:
@@ -564,29 +560,19 @@ async def list_trainings(
 ) -> tuple[list[TrainingItem], int]:
     """Sessions the actor may manage, latest start first, with invited and attended counts."""
     where = manageable_trainings(actor)
-    total = await session.scalar(select(func.count()).select_from(Training).where(where))
-    rows = (
-        await session.execute(
-            select(
-                Training.id,
-                Training.kind,
-                Training.topic,
-                Training.title,
-                Training.starts_at,
-                func.count(TrainingInvite.id),
-                func.count(TrainingInvite.attended_at),
-            )
-            .outerjoin(TrainingInvite, TrainingInvite.training_id == Training.id)
-            .where(where)
-            .group_by(
-                Training.id, Training.kind, Training.topic, Training.title, Training.starts_at
-            )
-            .order_by(Training.starts_at.desc(), Training.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
-    return [TrainingItem(*row) for row in rows], int(total or 0)
+    heading = (Training.id, Training.kind, Training.topic, Training.title, Training.starts_at)
+    rows, total = await page(
+        session,
+        select(*heading, func.count(TrainingInvite.id), func.count(TrainingInvite.attended_at))
+        .outerjoin(TrainingInvite, TrainingInvite.training_id == Training.id)
+        .where(where)
+        .group_by(*heading)
+        .order_by(Training.starts_at.desc(), Training.id.desc()),
+        select(func.count()).select_from(Training).where(where),
+        offset=offset,
+        limit=limit,
+    )
+    return [TrainingItem(*row) for row in rows], total
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,12 +605,9 @@ async def training_view(session: AsyncSession, actor: Actor, training_id: int) -
 
 
 async def _managed_training(session: AsyncSession, actor: Actor, training_id: int) -> Training:
-    training = await session.scalar(
-        select(Training).where(Training.id == training_id, manageable_trainings(actor))
+    return await one_or_refuse(
+        session, select(Training).where(Training.id == training_id, manageable_trainings(actor))
     )
-    if training is None:
-        raise NotAllowed
-    return training
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,9 +642,9 @@ async def invitees(
     where = [TrainingInvite.training_id == training.id]
     if attended_only:
         where.append(TrainingInvite.attended_at.is_not(None))
-    total = await session.scalar(select(func.count()).select_from(TrainingInvite).where(*where))
-    rows = (
-        await session.execute(
+    rows, total = await page(
+        session,
+        with_names(
             select(
                 TrainingInvite.id,
                 TrainingInvite.nomination_id,
@@ -670,37 +653,32 @@ async def invitees(
                 TrainingInvite.rsvp,
                 TrainingInvite.attended_at,
                 TrainingInvite.score,
-            )
-            .join(Nomination, Nomination.id == TrainingInvite.nomination_id)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .where(*where)
-            .order_by(Township.id, Person.full_name, TrainingInvite.id)
-            .offset(offset)
-            .limit(limit)
+            ).join(Nomination, Nomination.id == TrainingInvite.nomination_id)
         )
-    ).all()
+        .where(*where)
+        .order_by(Township.id, Person.full_name, TrainingInvite.id),
+        select(func.count()).select_from(TrainingInvite).where(*where),
+        offset=offset,
+        limit=limit,
+    )
     items = [
         InviteeRow(i, n, name or "", t, rsvp, attended is not None, score)
         for i, n, name, t, rsvp, attended, score in rows
     ]
-    return InviteePage(training, items, int(total or 0))
+    return InviteePage(training, items, total)
 
 
 async def _managed_invite(
     session: AsyncSession, actor: Actor, invite_id: int
 ) -> tuple[TrainingInvite, Training]:
-    row = (
-        await session.execute(
-            select(TrainingInvite, Training)
-            .join(Training, Training.id == TrainingInvite.training_id)
-            .where(TrainingInvite.id == invite_id, manageable_trainings(actor))
-            .with_for_update(of=TrainingInvite)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotAllowed
-    return row[0], row[1]
+    invite, training = await row_or_refuse(
+        session,
+        select(TrainingInvite, Training)
+        .join(Training, Training.id == TrainingInvite.training_id)
+        .where(TrainingInvite.id == invite_id, manageable_trainings(actor))
+        .with_for_update(of=TrainingInvite),
+    )
+    return invite, training
 
 
 async def toggle_attendance(
@@ -734,23 +712,19 @@ class ScoreTarget:
 
 async def score_target(session: AsyncSession, actor: Actor, invite_id: int) -> ScoreTarget:
     """The attendee of a competition the actor may score; NotAllowed otherwise."""
-    row = (
-        await session.execute(
-            select(TrainingInvite, Training.id, Person.full_name)
-            .join(Training, Training.id == TrainingInvite.training_id)
-            .join(Nomination, Nomination.id == TrainingInvite.nomination_id)
-            .join(Person, Person.id == Nomination.person_id)
-            .where(
-                TrainingInvite.id == invite_id,
-                TrainingInvite.attended_at.is_not(None),
-                Training.kind == "competition",
-                manageable_trainings(actor),
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotAllowed
-    invite, training_id, name = row
+    invite, training_id, name = await row_or_refuse(
+        session,
+        select(TrainingInvite, Training.id, Person.full_name)
+        .join(Training, Training.id == TrainingInvite.training_id)
+        .join(Nomination, Nomination.id == TrainingInvite.nomination_id)
+        .join(Person, Person.id == Nomination.person_id)
+        .where(
+            TrainingInvite.id == invite_id,
+            TrainingInvite.attended_at.is_not(None),
+            Training.kind == "competition",
+            manageable_trainings(actor),
+        ),
+    )
     return ScoreTarget(invite.id, training_id, name or "", invite.score)
 
 
@@ -795,12 +769,11 @@ async def ranking(
     ranked = _ranked(TrainingInvite.training_id == training.id).subquery()
     rows = (
         await session.execute(
-            select(ranked.c.rank, Person.full_name, Township.name, TrainingInvite.score)
-            .join(TrainingInvite, TrainingInvite.id == ranked.c.invite_id)
-            .join(Nomination, Nomination.id == TrainingInvite.nomination_id)
-            .join(Person, Person.id == Nomination.person_id)
-            .join(Township, Township.id == Nomination.township_id)
-            .order_by(ranked.c.rank, Person.full_name, TrainingInvite.id)
+            with_names(
+                select(ranked.c.rank, Person.full_name, Township.name, TrainingInvite.score)
+                .join(TrainingInvite, TrainingInvite.id == ranked.c.invite_id)
+                .join(Nomination, Nomination.id == TrainingInvite.nomination_id)
+            ).order_by(ranked.c.rank, Person.full_name, TrainingInvite.id)
         )
     ).all()
     return training, [RankRow(int(r), n or "", t, float(s)) for r, n, t, s in rows]
