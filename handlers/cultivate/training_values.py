@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from handlers.chat.codec import Button
-from handlers.chat.screen import Btn, Pager, Screen
+from handlers.chat.flow import InChat
+from handlers.chat.screen import Btn, Pager, Rows, Screen
+from handlers.cultivate.common import Pages
 from storage.models import Training
+from storage.trainings import InviteePage
 
 PAGER = Pager(8)
 
@@ -30,27 +31,24 @@ def session_values(training: Training, tz: tzinfo) -> dict[str, Any]:
     }
 
 
+def back_to(at: InChat, training: Training) -> tuple[Btn, ...]:
+    """The row that goes back to the session's screen (trainings.py)."""
+    return (Btn(at.label("training.session"), f"tr:v:{training.id}"),)
+
+
 def invitee_page(
-    template: str,
-    buttons: list[tuple[Btn, ...]],
-    button: Button,
-    number: int,
-    count: int,
-    training: Training,
-    tz: tzinfo,
-    label: Callable[[str], str],
-    **values: Any,
+    at: InChat, pages: Pages, number: int, page: InviteePage, buttons: Rows, **values: Any
 ) -> Screen:
     """A page of a session's invitees (the check-in list, the scores): their buttons, the
-    page turn (`button` with the session and the page), back to the session."""
-    nav = PAGER.nav(
-        number, count, button, prev=label("prev"), next=label("next"), fixed=training.id
-    )
-    back = (Btn(label("training.session"), f"tr:v:{training.id}"),)
-    shown = {
+    page turn (`pages` with the session and the page), back to the session."""
+    training = page.training
+    return pages.screen(
+        at,
+        buttons,
+        number,
+        page.total,
+        fixed=training.id,
+        after=(back_to(at, training),),
         **values,
-        "page": number + 1,
-        "pages": PAGER.pages(count),
-        **session_values(training, tz),
-    }
-    return Screen(template, shown, (*buttons, *((nav,) if nav else ()), back), edit=True)
+        **session_values(training, at.settings.tz),
+    )
