@@ -16,10 +16,9 @@ from handlers.chat.flow import InChat
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
 from handlers.cultivate.common import Pages
-from handlers.cultivate.training_values import PAGER, invitee_page
+from handlers.cultivate.training_values import PAGER, invitee_page, unless_closed
 from storage import trainings
 from storage.people import Actor
-from storage.trainings import TrainingClosed
 
 CHECKIN_LIST = Button("tr", "c", ID, PAGE)
 TICK = Button("tr", "t", ID, PAGE)
@@ -64,17 +63,15 @@ async def show_checkin_list(act: Act) -> Screen:
 
 
 @screen(button=TICK, actor=True)
+@unless_closed("trainings/not_open")
 async def toggle_attendance(act: Act) -> Screen:
     """Tick or untick one invitee on the check-in list (from when check-in opens)."""
     invite_id, number = act.values
-    try:
-        async with act.session() as session:
-            training = await trainings.toggle_attendance(
-                session, act.actor, invite_id, now=datetime.now(UTC)
-            )
-            return await checkin_screen(session, act, act.actor, training.id, number)
-    except TrainingClosed:
-        return Screen("trainings/not_open")
+    async with act.session() as session:
+        training = await trainings.toggle_attendance(
+            session, act.actor, invite_id, now=datetime.now(UTC)
+        )
+        return await checkin_screen(session, act, act.actor, training.id, number)
 
 
 MENUS = (show_checkin_list, toggle_attendance)

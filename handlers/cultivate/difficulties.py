@@ -25,7 +25,6 @@ from handlers.chat.flow import (
     Reask,
     Run,
     Texts,
-    Turn,
 )
 from handlers.chat.screen import Btn, Pager, Screen, rows_of
 from handlers.chat.screens import Act, screen
@@ -164,9 +163,6 @@ class Note(Question):
 
     def on_other(self, run: Run) -> Outcome:
         return kind_wrong("note.kind")
-
-    async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return self.on_other(run)
 
 
 async def _never(run: Run, answers: dict[str, Any]) -> Outcome:

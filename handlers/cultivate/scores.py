@@ -16,7 +16,7 @@ from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.flow import Finish, InChat, Outcome, Question, Reask, Run
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, Refused, screen
-from handlers.cultivate.common import Pages
+from handlers.cultivate.common import Pages, acting, checked, ended
 from handlers.cultivate.training_values import PAGER, back_to, invitee_page, session_values
 from storage import trainings
 from storage.nominations import NotAllowed
@@ -76,18 +76,18 @@ async def show_ranking(act: Act) -> Screen:
 # -- entering one score: the /training conversation's second way in ------------------------
 
 
-async def start_score(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
-    """``tr:sc:<invite>``: the attendee to score, if the organizer may score them."""
-    actor = await run.actor()
-    try:
-        async with run.session() as session:
-            if actor is None:
-                raise NotAllowed
-            target = await trainings.score_target(session, actor, int(values[0]))
-    except NotAllowed:
-        await run.chat.deny()
-        return None
+async def _target(run: Run, invite_id: int) -> dict[str, Any]:
+    """The attendee to score, if the organizer may score them (NotAllowed if not)."""
+    actor = await acting(run)
+    async with run.session() as session:
+        target = await trainings.score_target(session, actor, invite_id)
     return {"invite_id": target.invite_id, "person": target.full_name, "current": target.score}
+
+
+@checked
+async def start_score(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
+    """``tr:sc:<invite>``: that attendee is the one to score."""
+    return await _target(run, int(values[0]))
 
 
 def scoring(run: Run) -> bool:
@@ -111,14 +111,8 @@ class Score(Question):
     async def ask(self, run: Run, page: int) -> Screen:
         if "person" not in run.answers:
             # A score question open before the flow engine kept only the invite: look it up.
-            actor = await run.actor()
             with contextlib.suppress(NotAllowed):
-                async with run.session() as session:
-                    if actor is not None:
-                        target = await trainings.score_target(
-                            session, actor, int(run.answers.get("invite_id", 0))
-                        )
-                        run.answers.update(person=target.full_name, current=target.score)
+                run.answers.update(await _target(run, int(run.answers.get("invite_id", 0))))
         values = {
             "person": run.answers.get("person", ""),
             "score": run.answers.get("current"),
@@ -142,17 +136,14 @@ class Score(Question):
         except RuleError as error:
             run.draft["error"] = {"code": error.code, "params": error.params or {}}
             return Reask()
-        actor = await run.actor()
         try:
+            actor = await acting(run)
             async with run.session() as session:
-                if actor is None:
-                    raise NotAllowed
                 invite_id = int(run.answers.get("invite_id", 0))
                 training = await trainings.set_score(session, actor, invite_id, score)
                 shown = await scores_screen(session, run, actor, training.id, 0)
-        except NotAllowed:
-            await run.chat.deny()
-            return Finish()
+        except NotAllowed as error:
+            return await ended(run, error)
         listed = Screen(shown.template, shown.values, shown.rows)  # a new message, not an edit
         return Finish((Screen("trainings/score_saved", {"score": score}), listed))
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
+from functools import wraps
 from typing import Any
 
 from handlers.chat.flow import InChat
 from handlers.chat.screen import Btn, Pager, Rows, Screen
+from handlers.chat.screens import Act, ScreenFn, Shown
 from handlers.cultivate.common import Pages
 from storage.models import Training
-from storage.trainings import InviteePage
+from storage.trainings import InviteePage, MyTraining, TrainingClosed
 
 PAGER = Pager(8)
 
@@ -19,7 +22,7 @@ def local(moment: datetime, tz: tzinfo) -> datetime:
     return moment.astimezone(tz)
 
 
-def session_values(training: Training, tz: tzinfo) -> dict[str, Any]:
+def session_values(training: Training | MyTraining, tz: tzinfo) -> dict[str, Any]:
     """A session's head as the templates' `head` macro takes it."""
     return {
         "kind": training.kind,
@@ -29,6 +32,23 @@ def session_values(training: Training, tz: tzinfo) -> dict[str, Any]:
         "starts": local(training.starts_at, tz),
         "ends": local(training.ends_at, tz),
     }
+
+
+def unless_closed(template: str) -> Callable[[ScreenFn], ScreenFn]:
+    """A screen that changes an invite (an answer, a tick): once the session is closed to
+    that change, `template` says so instead."""
+
+    def wrap(fn: ScreenFn) -> ScreenFn:
+        @wraps(fn)
+        async def change(act: Act) -> Shown:
+            try:
+                return await fn(act)
+            except TrainingClosed:
+                return Screen(template)
+
+        return change
+
+    return wrap
 
 
 def back_to(at: InChat, training: Training) -> tuple[Btn, ...]:
