@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.chat.codec import Button
-from handlers.chat.flow import Enter, Finish, InChat, Run
+from handlers.chat.flow import Enter, Finish, InChat, ReviewScreen, Run
 from handlers.chat.screen import Pager, Rows, Screen
 from storage.mentoring import Stale
 from storage.nominations import NotAllowed
@@ -48,6 +48,14 @@ class Pages:
         return Screen(
             self.template, shown, (*buttons, *((nav,) if nav else ()), *after), edit=edit
         )
+
+
+def review(template: str, labels: str, **more: Any) -> ReviewScreen:
+    """A review screen whose buttons read `<labels>.save` and `<labels>.edit.<question>`."""
+    edit = f"{labels}.edit."
+    return ReviewScreen(
+        template, submit_label=f"{labels}.save", edit_label=lambda key: edit + key, **more
+    )
 
 
 async def acting(run: Run) -> Actor:

@@ -13,9 +13,9 @@ from typing import Any
 
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
-from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
+from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, Run, Texts
 from handlers.chat.screen import Screen
-from handlers.cultivate.common import acting, checked, ended
+from handlers.cultivate.common import acting, checked, ended, review
 from handlers.cultivate.kinds import (
     Difficulties,
     Mode,
@@ -148,11 +148,7 @@ TALK = Flow(
         *(Topic(code) for code in TALK_TOPICS),
         Difficulties(),
     ),
-    review=ReviewScreen(
-        "mentoring/talk_review",
-        submit_label="talk.save",
-        edit_label=lambda key: f"talk.edit.{key}",
-    ),
+    review=review("mentoring/talk_review", "talk"),
     submit=save,
     start=has_mentees,
     entries=(Entry(TALK_WITH, with_mentee),),

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.commands import command
-from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
+from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, Run, Texts
 from handlers.chat.kinds import Rule, Text
 from handlers.chat.screen import Screen
-from handlers.cultivate.common import acting, ended
+from handlers.cultivate.common import acting, ended, review
 from handlers.cultivate.invites import rsvp_buttons
 from handlers.cultivate.scores import SCORE_PRESS, Score, start_score
 from handlers.cultivate.training_kinds import (
@@ -213,12 +213,7 @@ TRAINING = Flow(
         People(),
         Score(),
     ),
-    review=ReviewScreen(
-        "trainings/review",
-        submit_label="training.save",
-        edit_label=lambda key: f"training.edit.{key}",
-        values=_review_values,
-    ),
+    review=review("trainings/review", "training", values=_review_values),
     submit=submit,
     entries=(Entry(SCORE_PRESS, start_score),),
     texts=Texts(busy="trainings/busy", use_buttons="trainings/use_buttons"),
