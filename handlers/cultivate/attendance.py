@@ -7,30 +7,26 @@ invitees, never a condition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button
+from handlers.chat.flow import InChat
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
-from handlers.cultivate.training_values import PAGER, invitee_page
+from handlers.cultivate.common import Pages
+from handlers.cultivate.training_values import PAGER, invitee_page, unless_closed
 from storage import trainings
 from storage.people import Actor
-from storage.trainings import TrainingClosed
 
 CHECKIN_LIST = Button("tr", "c", ID, PAGE)
 TICK = Button("tr", "t", ID, PAGE)
+CHECKINS = Pages("trainings/checkin_list", PAGER, CHECKIN_LIST)
 
 
 async def checkin_screen(
-    session: AsyncSession,
-    actor: Actor,
-    training_id: int,
-    number: int,
-    tz: tzinfo,
-    label: Callable[[str], str],
+    session: AsyncSession, at: InChat, actor: Actor, training_id: int, number: int
 ) -> Screen:
     """One page of the invitees, each a button that ticks or unticks them."""
     page = await trainings.invitees(
@@ -39,7 +35,7 @@ async def checkin_screen(
     view = await trainings.training_view(session, actor, training_id)
     rows: list[tuple[Btn, ...]] = []
     for row in page.rows:
-        mark = label("training.mark_on" if row.attended else "training.mark_off")
+        mark = at.label("training.mark_on" if row.attended else "training.mark_off")
         text = f"{mark} {row.full_name} · {row.township}"
         rows.append((Btn(text, TICK.data(row.invite_id, number)),))
     shown = [
@@ -47,14 +43,11 @@ async def checkin_screen(
         for r in page.rows
     ]
     return invitee_page(
-        "trainings/checkin_list",
-        rows,
-        CHECKIN_LIST,
+        at,
+        CHECKINS,
         number,
-        page.total,
-        page.training,
-        tz,
-        label,
+        page,
+        tuple(rows),
         rows=shown,
         invited=view.invited,
         attended=view.attended,
@@ -66,25 +59,19 @@ async def show_checkin_list(act: Act) -> Screen:
     """The check-in list: one ✅/⬜ button per invitee, paged."""
     training_id, number = act.values
     async with act.session() as session:
-        return await checkin_screen(
-            session, act.actor, training_id, number, act.settings.tz, act.label
-        )
+        return await checkin_screen(session, act, act.actor, training_id, number)
 
 
 @screen(button=TICK, actor=True)
+@unless_closed("trainings/not_open")
 async def toggle_attendance(act: Act) -> Screen:
     """Tick or untick one invitee on the check-in list (from when check-in opens)."""
     invite_id, number = act.values
-    try:
-        async with act.session() as session:
-            training = await trainings.toggle_attendance(
-                session, act.actor, invite_id, now=datetime.now(UTC)
-            )
-            return await checkin_screen(
-                session, act.actor, training.id, number, act.settings.tz, act.label
-            )
-    except TrainingClosed:
-        return Screen("trainings/not_open")
+    async with act.session() as session:
+        training = await trainings.toggle_attendance(
+            session, act.actor, invite_id, now=datetime.now(UTC)
+        )
+        return await checkin_screen(session, act, act.actor, training.id, number)
 
 
 MENUS = (show_checkin_list, toggle_attendance)

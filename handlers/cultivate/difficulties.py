@@ -16,19 +16,19 @@ from typing import Any
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
-    Chat,
     Entry,
     Finish,
     Flow,
+    InChat,
     Outcome,
     Question,
     Reask,
     Run,
     Texts,
-    Turn,
 )
 from handlers.chat.screen import Btn, Pager, Screen, rows_of
 from handlers.chat.screens import Act, screen
+from handlers.cultivate.common import Pages, acting, checked, ended
 from handlers.cultivate.kinds import kind_wrong, rule_broken
 from storage import mentoring
 from storage.mentoring import Stale
@@ -44,59 +44,50 @@ COMMAND = command(
 PAGER = Pager(5)
 PAGE_BUTTON = Button("df", "pg", PAGE)
 RESOLVE_BUTTON = Button("df", "r", ID)
+LIST = Pages("mentoring/difficulties", PAGER, PAGE_BUTTON)
 # Where a resolution open before the flow engine kept its difficulty: {"id": …}.
 _OLD_KEY = "resolve"
 
 
-async def listing(chat: Chat, actor: Actor, page: int) -> Screen:
+async def listing(at: InChat, actor: Actor, page: int) -> Screen:
     """A page of the open difficulties, a "resolve" button under each."""
-    async with chat.session() as session:
+    async with at.session() as session:
         items, total = await mentoring.open_difficulties(
             session,
             actor,
-            cipher=chat.service("cipher"),
+            cipher=at.chat.service("cipher"),
             offset=PAGER.offset(page),
             limit=PAGER.per_page,
-            tz=chat.settings.tz,
+            tz=at.settings.tz,
         )
     if total == 0:
         return Screen("mentoring/no_difficulties", edit=True)
     first = PAGER.offset(page) + 1
-    resolve = chat.label("difficulty.resolve")
+    resolve = at.label("difficulty.resolve")
     rows = rows_of(
         [Btn(f"{resolve} {first + i}", RESOLVE_BUTTON.data(d.id)) for i, d in enumerate(items)],
         3,
     )
-    nav = PAGER.nav(page, total, PAGE_BUTTON, prev=chat.label("prev"), next=chat.label("next"))
-    values = {
-        "items": items,
-        "first": first,
-        "page": page + 1,
-        "pages": PAGER.pages(total),
-        "total": total,
-    }
-    return Screen("mentoring/difficulties", values, (*rows, nav) if nav else rows, edit=True)
+    return LIST.screen(at, rows, page, total, items=items, first=first)
 
 
 async def list_difficulties(run: Run, args: str) -> dict[str, Any] | None:
     """/difficulties: the list; the resolution starts only from one of its buttons."""
     actor = await run.actor()
     assert actor is not None  # the engine checked the role
-    await run.chat.show(await listing(run.chat, actor, 0))
+    await run.chat.show(await listing(run, actor, 0))
     return None
 
 
 @screen(button=PAGE_BUTTON, needs=COMMAND.needs)
 async def page_difficulties(act: Act) -> Screen:
     """Turn a page of the list."""
-    return await listing(act.chat, act.actor, int(act.values[0]))
+    return await listing(act, act.actor, int(act.values[0]))
 
 
 async def _item(run: Run, difficulty_id: int) -> mentoring.DifficultyItem:
     """The open difficulty, if the person may resolve it: NotAllowed, or Stale if resolved."""
-    actor = await run.actor()
-    if actor is None:
-        raise NotAllowed
+    actor = await acting(run)
     async with run.session() as session:
         return await mentoring.difficulty_for_resolution(
             session, actor, difficulty_id, cipher=run.chat.service("cipher"), tz=run.settings.tz
@@ -112,16 +103,10 @@ def _pending(run: Run) -> int | None:
     return int(value) if value else None
 
 
+@checked
 async def enter(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """A "resolve" button: ask for the note, if the difficulty is still open and theirs."""
-    try:
-        await _item(run, int(values[0]))
-    except NotAllowed:
-        await run.chat.deny()
-        return None
-    except Stale:
-        await run.chat.show(Screen("common/stale_button"))
-        return None
+    await _item(run, int(values[0]))
     return {"difficulty": int(values[0])}
 
 
@@ -149,20 +134,15 @@ class Note(Question):
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         try:
             await _item(run, int(values[0]))
-        except NotAllowed:
-            await run.chat.deny()
-            return Finish()
-        except Stale:
-            return Finish((Screen("common/stale_button"),))
+        except (NotAllowed, Stale) as error:
+            return await ended(run, error)
         run.answers["difficulty"] = int(values[0])
         return Reask()
 
     async def on_text(self, run: Run, text: str) -> Outcome:
         pending = _pending(run)
-        actor = await run.actor()
         try:
-            if actor is None:
-                raise NotAllowed
+            actor = await acting(run)
             if pending is None:
                 raise Stale
             async with run.session() as session:
@@ -177,18 +157,12 @@ class Note(Question):
                 )
         except RuleError as error:
             return rule_broken(error)
-        except NotAllowed:
-            await run.chat.deny()
-            return Finish()
-        except Stale:
-            return Finish((Screen("common/stale_button"),))
+        except (NotAllowed, Stale) as error:
+            return await ended(run, error)
         return Finish((Screen("mentoring/resolved", {"item": item}),))
 
     def on_other(self, run: Run) -> Outcome:
         return kind_wrong("note.kind")
-
-    async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return self.on_other(run)
 
 
 async def _never(run: Run, answers: dict[str, Any]) -> Outcome:

@@ -7,13 +7,13 @@ Only the invitee may see or answer an invitation (storage checks the invite is t
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from typing import Literal
 
 from handlers.chat.codec import ID, Button, choice
 from handlers.chat.screen import Btn, Rows, Screen
 from handlers.chat.screens import Act, screen
-from handlers.cultivate.training_values import local, session_values
+from handlers.cultivate.training_values import session_values, unless_closed
 from storage import trainings
-from storage.trainings import TrainingClosed
 
 INVITATION = Button("tr", "i", ID)
 RSVP = Button("tr", "r", ID, choice("y", "n"))
@@ -32,11 +32,7 @@ def mine_screen(mine: list[trainings.MyTraining], tz: tzinfo, *, edit: bool = Fa
     current = datetime.now(UTC)
     shown = [
         {
-            "kind": m.kind,
-            "topic": m.topic,
-            "title": m.title,
-            "place": m.place,
-            "starts": local(m.starts_at, tz),
+            **session_values(m, tz),
             "rsvp": m.rsvp,
             "attended": m.attended,
             "over": m.ends_at < current,
@@ -70,20 +66,15 @@ async def show_invitation(act: Act) -> Screen:
 
 
 @screen(button=RSVP, actor=True)
+@unless_closed("trainings/rsvp_closed")
 async def answer_invitation(act: Act) -> Screen:
     """The invitee's yes or no; only they may answer, and only until the session starts."""
     invite_id, answer = act.values
-    try:
-        async with act.session() as session:
-            view = await trainings.answer_rsvp(
-                session,
-                act.actor,
-                invite_id,
-                "yes" if answer == "y" else "no",
-                now=datetime.now(UTC),
-            )
-    except TrainingClosed:
-        return Screen("trainings/rsvp_closed")
+    rsvp: Literal["yes", "no"] = "yes" if answer == "y" else "no"
+    async with act.session() as session:
+        view = await trainings.answer_rsvp(
+            session, act.actor, invite_id, rsvp, now=datetime.now(UTC)
+        )
     return invitation_screen(act, view)
 
 

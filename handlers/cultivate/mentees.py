@@ -4,7 +4,7 @@ each that starts /talk with them (handlers/cultivate/talk.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,6 @@ from handlers.chat.screens import Act, screen
 from storage import mentoring
 from storage.models import Role
 from storage.people import Actor
-from storage.rules.cadence import EVERY_DAYS, SOON_DAYS
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -22,27 +21,22 @@ if TYPE_CHECKING:
 COMMAND = command("mentees", Role.MENTOR)
 
 
-def every_days(settings: Settings) -> int:
-    # TALK_EVERY_DAYS / TALK_SOON_DAYS: read defensively until bot.settings declares them.
-    return int(getattr(settings, "talk_every_days", EVERY_DAYS))
-
-
-def soon_days(settings: Settings) -> int:
-    return int(getattr(settings, "talk_soon_days", SOON_DAYS))
+def cadence(settings: Settings) -> dict[str, Any]:
+    """How storage counts when each next talk is due (mentoring.list_mentees, own_mentee):
+    from now, in the county's time zone, every so many days, "soon" so many days before."""
+    return {
+        "now": datetime.now(UTC),
+        "tz": settings.tz,
+        "every_days": settings.talk_every_days,
+        "soon_days": settings.talk_soon_days,
+    }
 
 
 async def mentee_list(
     session: AsyncSession, actor: Actor, settings: Settings
 ) -> list[mentoring.Mentee]:
     """The mentor's active mentees, the most urgent talk first."""
-    return await mentoring.list_mentees(
-        session,
-        actor,
-        now=datetime.now(UTC),
-        tz=settings.tz,
-        every_days=every_days(settings),
-        soon_days=soon_days(settings),
-    )
+    return await mentoring.list_mentees(session, actor, **cadence(settings))
 
 
 @screen(command=COMMAND)
@@ -56,7 +50,7 @@ async def show_mentees(act: Act) -> Screen:
     buttons = [Btn(f"{log} {m.full_name}", f"tk:s:{m.pairing_id}") for m in mentees]
     return Screen(
         "mentoring/mentees",
-        {"mentees": mentees, "every_days": every_days(act.settings)},
+        {"mentees": mentees, "every_days": act.settings.talk_every_days},
         rows_of(buttons, 1),
     )
 

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button, choice
 from handlers.chat.commands import command
-from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
+from handlers.chat.screen import Btn, Pager, Screen, rows_of
 from handlers.chat.screens import Act, Expired, screen
+from handlers.cultivate.common import Pages
 from storage import mentoring, people
 from storage.mentoring import PairingRefused, Stale
 from storage.models import Role
@@ -30,6 +31,8 @@ SLOT = Button("pr", "s", ID, _SLOT, PAGE)
 MENTOR = Button("pr", "m", ID, _SLOT, ID)
 KEEP = Button("pr", "k", ID, _SLOT)
 PAIRING = Button("pr", "o", ID)
+CADRE_LIST = Pages("mentoring/pair_cadres", PAGER, CADRES_PAGE)
+MENTOR_LIST = Pages("mentoring/pair_mentors", PAGER, SLOT)
 
 Choice = mentoring.MentorChoice | mentoring.CadrePairings
 
@@ -56,16 +59,7 @@ async def cadres(act: Act) -> Screen:
         Btn(f"{first + i}. {c.full_name}", CADRE.data(c.nomination_id))
         for i, c in enumerate(found)
     ]
-    rows = rows_of(buttons, 2)
-    nav = PAGER.nav(page, total, CADRES_PAGE, prev=act.label("prev"), next=act.label("next"))
-    values = {
-        "cadres": found,
-        "first": first,
-        "page": page + 1,
-        "pages": PAGER.pages(total),
-        "total": total,
-    }
-    return Screen("mentoring/pair_cadres", values, (*rows, nav) if nav else rows, edit=True)
+    return CADRE_LIST.screen(act, rows_of(buttons, 2), page, total, cadres=found, first=first)
 
 
 async def _slot(
@@ -94,24 +88,22 @@ def _shown(act: Act, choice: Choice, page: int = 0) -> Screen:
         Btn(_person(act, m.full_name, m.person_id), MENTOR.data(nid, slot, m.person_id))
         for m in choice.mentors
     ]
-    rows: Rows = rows_of(buttons, 2)
-    nav = PAGER.nav(
-        page, choice.total, SLOT, prev=act.label("prev"), next=act.label("next"), fixed=(nid, slot)
-    )
     current = cadre.current.get(slot)
     keep_label = act.label("pair.keep" if current is not None else "pair.skip")
     keep = Btn(keep_label, KEEP.data(nid, slot))
-    rows = (*rows, *((nav,) if nav else ()), (keep,))
-    values = {
-        "cadre": cadre,
-        "slot": slot,
-        "current": current,
-        "mentors": choice.mentors,
-        "page": page + 1,
-        "pages": PAGER.pages(choice.total),
-        "total": choice.total,
-    }
-    return Screen("mentoring/pair_mentors", values, rows)
+    return MENTOR_LIST.screen(
+        act,
+        rows_of(buttons, 2),
+        page,
+        choice.total,
+        fixed=(nid, slot),
+        after=((keep,),),
+        edit=False,
+        cadre=cadre,
+        slot=slot,
+        current=current,
+        mentors=choice.mentors,
+    )
 
 
 def _overview(act: Act, cadre: mentoring.CadrePairings) -> Screen:
@@ -124,56 +116,45 @@ def _overview(act: Act, cadre: mentoring.CadrePairings) -> Screen:
     return Screen("mentoring/pair_overview", values, rows_of(buttons, 1))
 
 
-@screen(button=CADRE, needs=COMMAND.needs)
-async def choose_cadre(act: Act) -> Screen:
-    """A cadre was picked: offer the township-cadre mentors first."""
+async def _step(act: Act, slot: str, page: int = 0, *, after: bool = False) -> Screen:
+    """The pressed message's buttons go; then the mentors who may take `slot` (a page of
+    them), or with `after` what comes after it."""
     await act.chat.drop_buttons()
-    (nomination_id,) = act.values
+    nomination_id = act.values[0]
     try:
         async with act.session() as session:
-            choice = await _slot(session, act.actor, nomination_id, MENTOR_SLOTS[0])
-    except Stale as error:
-        raise Expired from error
-    return _shown(act, choice)
-
-
-@screen(button=SLOT, needs=COMMAND.needs)
-async def choose_slot(act: Act) -> Screen:
-    """Show (a page of) the mentors who may take one slot."""
-    await act.chat.drop_buttons()
-    nomination_id, slot, page = act.values
-    try:
-        async with act.session() as session:
-            choice = await _slot(session, act.actor, nomination_id, slot, page)
+            if after:
+                choice = await _after(session, act.actor, nomination_id, slot)
+            else:
+                choice = await _slot(session, act.actor, nomination_id, slot, page)
     except Stale as error:
         raise Expired from error
     return _shown(act, choice, page)
 
 
+@screen(button=CADRE, needs=COMMAND.needs)
+async def choose_cadre(act: Act) -> Screen:
+    """A cadre was picked: offer the township-cadre mentors first."""
+    return await _step(act, MENTOR_SLOTS[0])
+
+
+@screen(button=SLOT, needs=COMMAND.needs)
+async def choose_slot(act: Act) -> Screen:
+    """Show (a page of) the mentors who may take one slot."""
+    _, slot, page = act.values
+    return await _step(act, slot, page)
+
+
 @screen(button=PAIRING, needs=COMMAND.needs)
 async def show_pairing(act: Act) -> Screen:
     """Show a cadre's two mentors with buttons to change either."""
-    await act.chat.drop_buttons()
-    (nomination_id,) = act.values
-    try:
-        async with act.session() as session:
-            choice = await _after(session, act.actor, nomination_id, MENTOR_SLOTS[1])
-    except Stale as error:
-        raise Expired from error
-    return _shown(act, choice)
+    return await _step(act, MENTOR_SLOTS[1], after=True)
 
 
 @screen(button=KEEP, needs=COMMAND.needs)
 async def keep_slot(act: Act) -> Screen:
     """Leave a slot as it is and go on."""
-    await act.chat.drop_buttons()
-    nomination_id, slot = act.values
-    try:
-        async with act.session() as session:
-            choice = await _after(session, act.actor, nomination_id, slot)
-    except Stale as error:
-        raise Expired from error
-    return _shown(act, choice)
+    return await _step(act, act.values[1], after=True)
 
 
 @screen(button=MENTOR, needs=COMMAND.needs)

@@ -8,16 +8,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button
-from handlers.chat.flow import Finish, Outcome, Question, Reask, Run
+from handlers.chat.flow import Finish, InChat, Outcome, Question, Reask, Run
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, Refused, screen
-from handlers.cultivate.training_values import PAGER, invitee_page, session_values
+from handlers.cultivate.common import Pages, acting, checked, ended
+from handlers.cultivate.training_values import PAGER, back_to, invitee_page, session_values
 from storage import trainings
 from storage.nominations import NotAllowed
 from storage.people import Actor
@@ -26,15 +26,11 @@ from storage.rules.identity import RuleError
 SCORE_PRESS = Button("tr", "sc", ID)
 SCORES = Button("tr", "s", ID, PAGE)
 RANKING = Button("tr", "k", ID)
+SCORE_LIST = Pages("trainings/scores", PAGER, SCORES)
 
 
 async def scores_screen(
-    session: AsyncSession,
-    actor: Actor,
-    training_id: int,
-    number: int,
-    tz: tzinfo,
-    label: Callable[[str], str],
+    session: AsyncSession, at: InChat, actor: Actor, training_id: int, number: int
 ) -> Screen:
     """One page of a competition's attendees, each a button that asks for their score."""
     page = await trainings.invitees(
@@ -47,20 +43,10 @@ async def scores_screen(
     )
     rows: list[tuple[Btn, ...]] = []
     for row in page.rows:
-        shown = f"{row.score:.1f}" if row.score is not None else label("training.no_score")
+        shown = f"{row.score:.1f}" if row.score is not None else at.label("training.no_score")
         rows.append((Btn(f"{row.full_name} · {shown}", SCORE_PRESS.data(row.invite_id)),))
-    return invitee_page(
-        "trainings/scores",
-        rows,
-        SCORES,
-        number,
-        page.total,
-        page.training,
-        tz,
-        label,
-        rows=[{"name": r.full_name, "score": r.score} for r in page.rows],
-        total=page.total,
-    )
+    listed = [{"name": r.full_name, "score": r.score} for r in page.rows]
+    return invitee_page(at, SCORE_LIST, number, page, tuple(rows), rows=listed)
 
 
 @screen(button=SCORES, actor=True)
@@ -71,9 +57,7 @@ async def show_scores(act: Act) -> Screen:
         view = await trainings.training_view(session, act.actor, training_id)
         if view.training.kind != "competition":
             raise Refused
-        return await scores_screen(
-            session, act.actor, training_id, number, act.settings.tz, act.label
-        )
+        return await scores_screen(session, act, act.actor, training_id, number)
 
 
 @screen(button=RANKING, actor=True)
@@ -85,26 +69,25 @@ async def show_ranking(act: Act) -> Screen:
         {"rank": r.rank, "name": r.full_name, "township": r.township, "score": r.score}
         for r in ranks
     ]
-    back = ((Btn(act.label("training.session"), f"tr:v:{training.id}"),),)
     values = {"rows": rows, **session_values(training, act.settings.tz)}
-    return Screen("trainings/ranking", values, back, edit=True)
+    return Screen("trainings/ranking", values, (back_to(act, training),), edit=True)
 
 
 # -- entering one score: the /training conversation's second way in ------------------------
 
 
-async def start_score(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
-    """``tr:sc:<invite>``: the attendee to score, if the organizer may score them."""
-    actor = await run.actor()
-    try:
-        async with run.session() as session:
-            if actor is None:
-                raise NotAllowed
-            target = await trainings.score_target(session, actor, int(values[0]))
-    except NotAllowed:
-        await run.chat.deny()
-        return None
+async def _target(run: Run, invite_id: int) -> dict[str, Any]:
+    """The attendee to score, if the organizer may score them (NotAllowed if not)."""
+    actor = await acting(run)
+    async with run.session() as session:
+        target = await trainings.score_target(session, actor, invite_id)
     return {"invite_id": target.invite_id, "person": target.full_name, "current": target.score}
+
+
+@checked
+async def start_score(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
+    """``tr:sc:<invite>``: that attendee is the one to score."""
+    return await _target(run, int(values[0]))
 
 
 def scoring(run: Run) -> bool:
@@ -128,14 +111,8 @@ class Score(Question):
     async def ask(self, run: Run, page: int) -> Screen:
         if "person" not in run.answers:
             # A score question open before the flow engine kept only the invite: look it up.
-            actor = await run.actor()
             with contextlib.suppress(NotAllowed):
-                async with run.session() as session:
-                    if actor is not None:
-                        target = await trainings.score_target(
-                            session, actor, int(run.answers.get("invite_id", 0))
-                        )
-                        run.answers.update(person=target.full_name, current=target.score)
+                run.answers.update(await _target(run, int(run.answers.get("invite_id", 0))))
         values = {
             "person": run.answers.get("person", ""),
             "score": run.answers.get("current"),
@@ -159,19 +136,14 @@ class Score(Question):
         except RuleError as error:
             run.draft["error"] = {"code": error.code, "params": error.params or {}}
             return Reask()
-        actor = await run.actor()
         try:
+            actor = await acting(run)
             async with run.session() as session:
-                if actor is None:
-                    raise NotAllowed
                 invite_id = int(run.answers.get("invite_id", 0))
                 training = await trainings.set_score(session, actor, invite_id, score)
-                shown = await scores_screen(
-                    session, actor, training.id, 0, run.settings.tz, run.label
-                )
-        except NotAllowed:
-            await run.chat.deny()
-            return Finish()
+                shown = await scores_screen(session, run, actor, training.id, 0)
+        except NotAllowed as error:
+            return await ended(run, error)
         listed = Screen(shown.template, shown.values, shown.rows)  # a new message, not an edit
         return Finish((Screen("trainings/score_saved", {"score": score}), listed))
 

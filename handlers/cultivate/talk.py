@@ -13,8 +13,9 @@ from typing import Any
 
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
-from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
+from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, Run, Texts
 from handlers.chat.screen import Screen
+from handlers.cultivate.common import acting, checked, ended, review
 from handlers.cultivate.kinds import (
     Difficulties,
     Mode,
@@ -25,7 +26,7 @@ from handlers.cultivate.kinds import (
     own_mentee,
     took,
 )
-from handlers.cultivate.mentees import every_days, mentee_list, soon_days
+from handlers.cultivate.mentees import cadence, mentee_list
 from storage import mentoring
 from storage.mentoring import Stale, TalkInput
 from storage.models import Role
@@ -52,17 +53,10 @@ async def has_mentees(run: Run, args: str) -> dict[str, Any] | None:
     return {}
 
 
+@checked
 async def with_mentee(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """ "Log a talk" under a mentee in /mentees: that mentee, checked in SQL, is chosen."""
-    try:
-        mentee = await own_mentee(run, int(values[0]))
-    except NotAllowed:
-        await run.chat.deny()
-        return None
-    except Stale:
-        await run.chat.show(Screen("common/stale_button"))
-        return None
-    return took(mentee)
+    return took(await own_mentee(run, int(values[0])))
 
 
 async def save(run: Run, answers: dict[str, Any]) -> Outcome:
@@ -74,11 +68,8 @@ async def save(run: Run, answers: dict[str, Any]) -> Outcome:
         difficulties=list(answers.get("difficulties") or []),
     )
     pairing_id = int(answers["mentee"])
-    settings = run.settings
     try:
-        actor = await run.actor()
-        if actor is None:
-            raise NotAllowed
+        actor = await acting(run)
         async with run.session() as session:
             await mentoring.save_talk(
                 session,
@@ -87,23 +78,16 @@ async def save(run: Run, answers: dict[str, Any]) -> Outcome:
                 talk,
                 cipher=run.chat.service("cipher"),
                 now=datetime.now(UTC),
-                tz=settings.tz,
+                tz=run.settings.tz,
             )
             mentee = await mentoring.own_mentee(
-                session,
-                actor,
-                pairing_id,
-                now=datetime.now(UTC),
-                tz=settings.tz,
-                every_days=every_days(settings),
-                soon_days=soon_days(settings),
+                session, actor, pairing_id, **cadence(run.settings)
             )
-    except NotAllowed:
-        await run.chat.deny()
-        return Finish()
+    except NotAllowed as error:
+        return await ended(run, error)
     except Stale:
-        ended = Screen("mentoring/talk_pairing_ended", {"mentee": answers.get("mentee_name", "")})
-        return Finish((ended,))
+        gone = Screen("mentoring/talk_pairing_ended", {"mentee": answers.get("mentee_name", "")})
+        return Finish((gone,))
     except RuleError as error:
         # The date left the window while the draft waited (past midnight, or weeks later):
         # ask for it again, then back to the review.
@@ -164,11 +148,7 @@ TALK = Flow(
         *(Topic(code) for code in TALK_TOPICS),
         Difficulties(),
     ),
-    review=ReviewScreen(
-        "mentoring/talk_review",
-        submit_label="talk.save",
-        edit_label=lambda key: f"talk.edit.{key}",
-    ),
+    review=review("mentoring/talk_review", "talk"),
     submit=save,
     start=has_mentees,
     entries=(Entry(TALK_WITH, with_mentee),),

@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.commands import command
-from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
+from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, Run, Texts
 from handlers.chat.kinds import Rule, Text
 from handlers.chat.screen import Screen
+from handlers.cultivate.common import acting, ended, review
 from handlers.cultivate.invites import rsvp_buttons
 from handlers.cultivate.scores import SCORE_PRESS, Score, start_score
 from handlers.cultivate.training_kinds import (
@@ -43,27 +44,17 @@ from storage.trainings import (
 
 # The officials who organize trainings (storage.trainings.can_organize); scoring is theirs too.
 COMMAND = command("training", *OFFICIAL_ROLES)
-# Where the conversation before the flow engine stood (its state ints) → the question now.
-_OLD_AT = {
-    0: "kind",
-    1: "topic",
-    2: "title",
-    3: "starts",
-    4: "duration",
-    5: "place",
-    6: "audience",
-    7: "people",
-    8: "review",
-    20: "score",
-}
+# Where the conversation before the flow engine stood (its state ints: 0… in this order, 20
+# a score being typed) → the question now.
+_OLD_STATES = ("kind", "topic", "title", "starts", "duration", "place", "audience", "people")
+_OLD_AT = {**dict(enumerate((*_OLD_STATES, "review"))), 20: "score"}
+# The answers the review shows as they are.
+_AS_IS = ("kind", "topic", "title", "place", "duration", "audience")
 
 
-def _title(run: Run, raw: str) -> str:
-    return trainings.clean_line(raw, min_len=trainings.TITLE_MIN, max_len=trainings.TITLE_MAX)
-
-
-def _place(run: Run, raw: str) -> str:
-    return trainings.clean_line(raw, min_len=trainings.PLACE_MIN, max_len=trainings.PLACE_MAX)
+def _line(low: int, high: int) -> Rule:
+    """One line of text (a title, a place) between `low` and `high` characters."""
+    return lambda run, raw: trainings.clean_line(raw, min_len=low, max_len=high)
 
 
 def _starts(run: Run, raw: str) -> str:
@@ -96,13 +87,8 @@ async def _review_values(run: Run) -> dict[str, Any]:
                 names = [p.full_name for p in await valid_picks(session, actor, run)]
     starts = answers.get("starts")
     return {
-        "kind": answers.get("kind", ""),
-        "topic": answers.get("topic", ""),
-        "title": answers.get("title", ""),
-        "place": answers.get("place", ""),
+        **{key: answers.get(key, "") for key in _AS_IS},
         "starts": local(datetime.fromisoformat(starts), run.settings.tz) if starts else None,
-        "duration": answers.get("duration", ""),
-        "audience": answers.get("audience", ""),
         "township": answers.get("township_name", ""),
         "people": names,
     }
@@ -148,11 +134,9 @@ async def plan_invitations(
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the session, its invites and check-in code; then queue the invitations."""
-    actor = await run.actor()
     try:
+        actor = await acting(run)
         async with run.session() as session:
-            if actor is None:
-                raise NotAllowed
             created = await trainings.create_training(
                 session, actor, _draft_of(run, answers), now=datetime.now(UTC)
             )
@@ -168,9 +152,8 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     except EmptyAudience:
         run.draft["editing"] = True
         return Goto("audience", say="trainings/empty_audience")
-    except NotAllowed:
-        await run.chat.deny()
-        return Finish()
+    except NotAllowed as error:
+        return await ended(run, error)
     values: dict[str, Any] = {
         "code": created.training.checkin_code,
         "invited": created.invited,
@@ -222,20 +205,15 @@ TRAINING = Flow(
     questions=(
         Option("kind", "k", KINDS),
         Option("topic", "o", TOPICS),
-        _text("title", _title, values=_current("title")),
+        _text("title", _line(trainings.TITLE_MIN, trainings.TITLE_MAX), values=_current("title")),
         _text("starts", _starts, values=_example),
         Option("duration", "d", tuple(DURATIONS)),
-        _text("place", _place, values=_current("place")),
+        _text("place", _line(trainings.PLACE_MIN, trainings.PLACE_MAX), values=_current("place")),
         Audience(),
         People(),
         Score(),
     ),
-    review=ReviewScreen(
-        "trainings/review",
-        submit_label="training.save",
-        edit_label=lambda key: f"training.edit.{key}",
-        values=_review_values,
-    ),
+    review=review("trainings/review", "training", values=_review_values),
     submit=submit,
     entries=(Entry(SCORE_PRESS, start_score),),
     texts=Texts(busy="trainings/busy", use_buttons="trainings/use_buttons"),

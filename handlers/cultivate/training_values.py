@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, tzinfo
+from functools import wraps
 from typing import Any
 
-from handlers.chat.codec import Button
-from handlers.chat.screen import Btn, Pager, Screen
+from handlers.chat.flow import InChat
+from handlers.chat.screen import Btn, Pager, Rows, Screen
+from handlers.chat.screens import Act, ScreenFn, Shown
+from handlers.cultivate.common import Pages
 from storage.models import Training
+from storage.trainings import InviteePage, MyTraining, TrainingClosed
 
 PAGER = Pager(8)
 
@@ -18,7 +22,7 @@ def local(moment: datetime, tz: tzinfo) -> datetime:
     return moment.astimezone(tz)
 
 
-def session_values(training: Training, tz: tzinfo) -> dict[str, Any]:
+def session_values(training: Training | MyTraining, tz: tzinfo) -> dict[str, Any]:
     """A session's head as the templates' `head` macro takes it."""
     return {
         "kind": training.kind,
@@ -30,27 +34,41 @@ def session_values(training: Training, tz: tzinfo) -> dict[str, Any]:
     }
 
 
+def unless_closed(template: str) -> Callable[[ScreenFn], ScreenFn]:
+    """A screen that changes an invite (an answer, a tick): once the session is closed to
+    that change, `template` says so instead."""
+
+    def wrap(fn: ScreenFn) -> ScreenFn:
+        @wraps(fn)
+        async def change(act: Act) -> Shown:
+            try:
+                return await fn(act)
+            except TrainingClosed:
+                return Screen(template)
+
+        return change
+
+    return wrap
+
+
+def back_to(at: InChat, training: Training) -> tuple[Btn, ...]:
+    """The row that goes back to the session's screen (trainings.py)."""
+    return (Btn(at.label("training.session"), f"tr:v:{training.id}"),)
+
+
 def invitee_page(
-    template: str,
-    buttons: list[tuple[Btn, ...]],
-    button: Button,
-    number: int,
-    count: int,
-    training: Training,
-    tz: tzinfo,
-    label: Callable[[str], str],
-    **values: Any,
+    at: InChat, pages: Pages, number: int, page: InviteePage, buttons: Rows, **values: Any
 ) -> Screen:
     """A page of a session's invitees (the check-in list, the scores): their buttons, the
-    page turn (`button` with the session and the page), back to the session."""
-    nav = PAGER.nav(
-        number, count, button, prev=label("prev"), next=label("next"), fixed=training.id
-    )
-    back = (Btn(label("training.session"), f"tr:v:{training.id}"),)
-    shown = {
+    page turn (`pages` with the session and the page), back to the session."""
+    training = page.training
+    return pages.screen(
+        at,
+        buttons,
+        number,
+        page.total,
+        fixed=training.id,
+        after=(back_to(at, training),),
         **values,
-        "page": number + 1,
-        "pages": PAGER.pages(count),
-        **session_values(training, tz),
-    }
-    return Screen(template, shown, (*buttons, *((nav,) if nav else ()), back), edit=True)
+        **session_values(training, at.settings.tz),
+    )

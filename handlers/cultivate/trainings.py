@@ -10,6 +10,7 @@ from handlers.chat.commands import command
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
 from handlers.cultivate.attendance import CHECKIN_LIST
+from handlers.cultivate.common import Pages
 from handlers.cultivate.invites import mine_screen
 from handlers.cultivate.scores import RANKING, SCORES
 from handlers.cultivate.training_values import PAGER, local, session_values
@@ -19,6 +20,7 @@ from storage import trainings
 COMMAND = command("trainings")
 LIST = Button("tr", "l", PAGE)
 VIEW = Button("tr", "v", ID)
+SESSIONS = Pages("trainings/list", PAGER, LIST)
 
 
 @screen(command=COMMAND, button=LIST, actor=True)
@@ -38,12 +40,9 @@ async def list_sessions(act: Act) -> Screen:
             session, actor, offset=PAGER.offset(number), limit=PAGER.per_page
         )
     # Numbered like the lines of the message, so that equal titles stay apart.
-    rows: list[tuple[Btn, ...]] = [
+    rows = tuple(
         (Btn(f"{n}. {item.title}", VIEW.data(item.id)),) for n, item in enumerate(items, start=1)
-    ]
-    nav = PAGER.nav(number, total, LIST, prev=act.label("prev"), next=act.label("next"))
-    if nav:
-        rows.append(nav)
+    )
     shown_items = [
         {
             "kind": i.kind,
@@ -55,13 +54,7 @@ async def list_sessions(act: Act) -> Screen:
         }
         for i in items
     ]
-    values = {
-        "items": shown_items,
-        "total": total,
-        "page": number + 1,
-        "pages": PAGER.pages(total),
-    }
-    return Screen("trainings/list", values, tuple(rows), edit=act.pressed)
+    return SESSIONS.screen(act, rows, number, total, edit=act.pressed, items=shown_items)
 
 
 @screen(button=VIEW, actor=True)
