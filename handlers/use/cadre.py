@@ -10,8 +10,8 @@ from typing import Any
 from handlers.chat.codec import CODE, ID, PAGE, Button
 from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run
 from handlers.chat.screen import Btn, Pager, Rows, Screen
+from handlers.manage.common import page_in_scope, page_values, scoped
 from storage import outcomes
-from storage.nominations import NotAllowed
 from storage.outcomes import OUTCOME_KINDS, YearResult
 
 PAGER = Pager(8)
@@ -52,16 +52,7 @@ class Cadre(Question):
     async def ask(self, run: Run, page: int) -> Screen:
         actor = await run.actor()
         page = int(run.draft.get("page", 0))
-        items: list[outcomes.Cadre] = []
-        total = 0
-        if actor is not None:
-            async with run.session() as session:
-                items, total = await outcomes.cadres(
-                    session, actor, offset=PAGER.offset(page), limit=PAGER.per_page
-                )
-                if not items and page > 0:
-                    page = 0
-                    items, total = await outcomes.cadres(session, actor, limit=PAGER.per_page)
+        page, items, total = await page_in_scope(run, actor, PAGER, page, outcomes.cadres)
         run.draft["page"] = page
         p = run.prefix
         rows: Rows = tuple(
@@ -85,12 +76,7 @@ class Cadre(Question):
             rows = (*rows, nav)
         if actor is not None and outcomes.may_record_county_publicity(actor):
             rows = (*rows, (Btn(run.label("outcome.county_publicity"), f"{p}:np"),))
-        values = {
-            "people": items,
-            "total": total,
-            "page": page + 1,
-            "pages": PAGER.pages(total),
-        }
+        values = {"people": items, **page_values(PAGER, page, total)}
         return Screen("outcomes/choose_person", values, rows)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
@@ -107,12 +93,9 @@ class Cadre(Question):
             _forget_answers(run)
             run.answers.update(name="", township="", status="", kind="publicity")
             return Answer(NOBODY)
-        async with run.session() as session:
-            try:
-                found = await outcomes.cadre(session, actor, int(values[0]))
-            except NotAllowed:
-                await run.chat.audit_denial()
-                return STALE
+        found = await scoped(run, lambda s, a: outcomes.cadre(s, a, int(values[0])))
+        if found is None:
+            return STALE
         _forget_answers(run)
         run.answers.pop("kind", None)
         run.answers.update(name=found.full_name, township=found.township, status=found.status)
@@ -121,16 +104,10 @@ class Cadre(Question):
 
 async def years_of(run: Run) -> list[YearResult] | None:
     """The cadre's recorded assessment years, or None when the official may not act."""
-    actor = await run.actor()
     nomination_id = run.answers.get("nid")
-    if actor is None or not nomination_id:
+    if not nomination_id:
         return None
-    async with run.session() as session:
-        try:
-            return await outcomes.assessment_years(session, actor, int(nomination_id))
-        except NotAllowed:
-            await run.chat.audit_denial()
-            return None
+    return await scoped(run, lambda s, a: outcomes.assessment_years(s, a, int(nomination_id)))
 
 
 @dataclass(slots=True)
