@@ -28,6 +28,7 @@ from handlers.manage import adjust
 from handlers.manage.adjust import ADJUST, ConfirmAdjust, adjusting, start_adjust
 from handlers.manage.common import page_values
 from handlers.manage.dossier import EXPORT, OPEN, export_dossier, open_dossier
+from handlers.manage.kinds import official
 from storage import cadres, geo
 from storage.cadres import PoolFilter
 from storage.models import OFFICIAL_ROLES, Role
@@ -224,9 +225,7 @@ async def clear_filters(act: Act) -> Screen:
 
 async def start_pool(run: Run, args: str) -> dict[str, Any] | None:
     """/pool: show the list; the conversation itself opens only from its buttons."""
-    actor = await run.actor()
-    assert actor is not None  # the flow's roles were checked
-    await run.chat.show(await listing(run.chat, actor, edit=False))
+    await run.chat.show(await listing(run.chat, await official(run), edit=False))
     return None
 
 
@@ -296,13 +295,9 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     state = filter_state(run.chat)  # first: an old draft's filter goes with the draft
     if adjusting(run):
         return await adjust.adjust_out(run, answers)
-    actor = await run.actor()
-    if actor is None:
-        await run.chat.deny()
-        return Finish()
     state["q"] = answers["name"]
     state["page"] = 0
-    return Finish((await listing(run.chat, actor, edit=False),))
+    return Finish((await listing(run.chat, await official(run), edit=False),))
 
 
 def upgrade(old: dict[str, Any], state: int | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from handlers.chat.codec import CODE, ID, PAGE, Button
 from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run
 from handlers.chat.screen import Btn, Pager, Rows, Screen
 from handlers.manage.common import page_in_scope, page_values, scoped
+from handlers.manage.kinds import official
 from storage import outcomes
 from storage.outcomes import OUTCOME_KINDS, YearResult
 
@@ -22,9 +23,7 @@ ANSWERS = ("position", "outlet", "title", "date", "year", "pay")
 
 async def start(run: Run, args: str) -> dict[str, Any] | None:
     """Nobody in scope and no county publicity to record: said, and nothing to ask."""
-    actor = await run.actor()
-    if actor is None:
-        return None
+    actor = await official(run)
     async with run.session() as session:
         total = (await outcomes.cadres(session, actor, limit=1))[1]
     if total == 0 and not outcomes.may_record_county_publicity(actor):
@@ -84,11 +83,8 @@ class Cadre(Question):
         if tag == "pg":
             run.draft["page"] = int(values[0])
             return Reask(edit=True)
-        actor = await run.actor()
-        if actor is None:
-            return STALE
         if tag == "np":
-            if not outcomes.may_record_county_publicity(actor):
+            if not outcomes.may_record_county_publicity(await official(run)):
                 return STALE
             _forget_answers(run)
             run.answers.update(name="", township="", status="", kind="publicity")

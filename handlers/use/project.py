@@ -30,6 +30,7 @@ from handlers.chat.flow import (
 from handlers.chat.kinds import Pick, Text
 from handlers.chat.screen import Screen
 from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
+from handlers.manage.kinds import official
 from handlers.use.kinds import Leads, Status, money
 from storage import projects
 from storage.models import OFFICIAL_ROLES
@@ -46,9 +47,7 @@ TEXTS = Texts(busy="projects/busy", use_buttons="projects/use_buttons")
 async def _not_ready(run: Run, township_id: int, township: str) -> Screen | None:
     """Why no project can be created in the township yet (no villages, or no cadre to lead
     one), said before anything is typed; None when it can."""
-    actor = await run.actor()
-    if actor is None:
-        return Screen("common/stale_button")
+    actor = await official(run)
     async with run.session() as session:
         villages = (await projects.villages_for(session, actor, township_id, limit=1))[1]
         cadres = (await projects.lead_candidates(session, actor, township_id, limit=1))[1]
@@ -59,29 +58,28 @@ async def _not_ready(run: Run, township_id: int, township: str) -> Screen | None
     return None
 
 
-async def start(run: Run, args: str) -> dict[str, Any] | None:
-    """The official's townships: none, refused; one, chosen for them."""
-    actor = await run.actor()
-    async with run.session() as session:
-        townships = await projects.townships_for(session, actor) if actor else []
-    if not townships:
-        await run.chat.show(Screen("projects/no_villages"))
-        return None
-    if len(townships) > 1:
-        return {}
-    only = townships[0]
-    refusal = await _not_ready(run, only.id, only.name)
-    if refusal is not None:
-        await run.chat.show(refusal)
-        return None
-    return {"tid": only.id, "tname": only.name}
-
-
 async def _townships(run: Run, offset: int, limit: int) -> tuple[list[tuple[int, str]], int]:
+    """All the official's townships (they are few: one page)."""
     actor = await run.actor()
     async with run.session() as session:
         townships = await projects.townships_for(session, actor) if actor else []
     return [(t.id, t.name) for t in townships], len(townships)
+
+
+async def start(run: Run, args: str) -> dict[str, Any] | None:
+    """The official's townships: none, refused; one, chosen for them."""
+    townships, count = await _townships(run, 0, 0)
+    if not count:
+        await run.chat.show(Screen("projects/no_villages"))
+        return None
+    if count > 1:
+        return {}
+    tid, tname = townships[0]
+    refusal = await _not_ready(run, tid, tname)
+    if refusal is not None:
+        await run.chat.show(refusal)
+        return None
+    return {"tid": tid, "tname": tname}
 
 
 async def _take_township(run: Run, township_id: int) -> dict[str, Any] | None:
