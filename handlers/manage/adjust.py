@@ -17,6 +17,7 @@ from handlers.chat.codec import ID, Button
 from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
+from handlers.manage.kinds import official
 from storage import figures, nominations
 from storage.nominations import NotAllowed
 from storage.rules.identity import clean_text
@@ -37,11 +38,8 @@ def adjusting(run: Run) -> bool:
 async def start_adjust(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """Begin with the person the button names, if the official may still adjust them."""
     (nomination_id,) = values
-    actor = await run.actor()
     async with run.session() as session:
-        managed = (
-            await figures.managed_nomination(session, actor, nomination_id) if actor else None
-        )
+        managed = await figures.managed_nomination(session, await official(run), nomination_id)
     if managed is None:
         await run.chat.deny()
         return None
@@ -110,14 +108,11 @@ class ConfirmAdjust(Question):
 async def adjust_out(run: Run, answers: dict[str, Any]) -> Outcome:
     """Take the person out of the pool with the reason given; the history keeps it."""
     name = answers.get("adjust_name", "")
-    actor = await run.actor()
     try:
-        if actor is None:
-            raise NotAllowed
         async with run.session() as session:
             await nominations.adjust_out(
                 session,
-                actor,
+                await official(run),
                 int(answers["adjust"]),
                 reason=str(answers["reason"]),
                 now=datetime.now(UTC),

@@ -9,7 +9,6 @@ from handlers.chat.screens import Act, screen
 from handlers.manage.kinds import OFFICIALS
 from storage import grades
 from storage.nominations import NotAllowed
-from storage.people import Actor
 from storage.rules.ladder import LadderPolicy
 
 # Anyone may ask: a cadre sees their own, everybody else is told they are not on it.
@@ -22,10 +21,6 @@ def typed_id(raw: str) -> int | None:
     if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 9 and int(raw) > 0:
         return int(raw)
     return None
-
-
-def _is_official(actor: Actor | None) -> bool:
-    return actor is not None and actor.has(*OFFICIALS)
 
 
 @screen(command=COMMAND, actor=True)
@@ -54,7 +49,8 @@ async def show_grade(act: Act) -> Screen:
         async with act.session() as session:
             view = await grades.grade_of(session, actor.person_id, policy)
     if view is None:
-        return Screen("grades/not_on_ladder", {"official": _is_official(actor)})
+        official = actor is not None and actor.has(*OFFICIALS)
+        return Screen("grades/not_on_ladder", {"official": official})
     own = not args
     return Screen(
         "grades/show", {"view": view, "own": own, "bonus_yuan": policy.excellent_bonus_yuan}

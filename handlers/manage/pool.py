@@ -26,7 +26,9 @@ from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
 from handlers.chat.screens import Act, Expired, Menu, Refused, screen, show
 from handlers.manage import adjust
 from handlers.manage.adjust import ADJUST, ConfirmAdjust, adjusting, start_adjust
+from handlers.manage.common import page_values
 from handlers.manage.dossier import EXPORT, OPEN, export_dossier, open_dossier
+from handlers.manage.kinds import official
 from storage import cadres, geo
 from storage.cadres import PoolFilter
 from storage.models import OFFICIAL_ROLES, Role
@@ -39,9 +41,12 @@ COMMAND = command("pool", *OFFICIAL_ROLES)
 FILTER_KEY = "pool_filter"
 PAGER = Pager(10)
 NAME_MAX = 20
-DIMENSIONS = ("t", "kg", "ed", "st")
+# The filter's dimensions, by the names their labels use (``pool.by_<name>``, ``<name>.<code>``).
+NAMES = {"t": "township", "kg": "key_group", "ed": "education", "st": "status"}
+DIMENSIONS = tuple(NAMES)
 FILTER_KEYS = (*DIMENSIONS, "q")
 SEARCH_MODE = "search"
+Towns = list[tuple[int, str]]  # (id, name)
 
 _DIMENSION = choice(*DIMENSIONS)
 TURN = Button("pl", "p", PAGE)
@@ -68,7 +73,7 @@ def filter_state(chat: Chat) -> dict[str, Any]:
     return state
 
 
-async def townships(session: AsyncSession, actor: Actor) -> list[tuple[int, str]]:
+async def townships(session: AsyncSession, actor: Actor) -> Towns:
     """Townships the actor may filter by: all for county scope, else their own grants."""
     if actor.has(Role.ADMIN, Role.COUNTY_OFFICIAL):
         return [(t.id, t.name) for t in await geo.list_townships(session)]
@@ -119,7 +124,7 @@ async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
         if key == "t":
             text = names.get(int(value), str(value))
         elif key in ("kg", "ed"):
-            text = chat.label(f"{'key_group' if key == 'kg' else 'education'}.{value}")
+            text = chat.label(f"{NAMES[key]}.{value}")
         else:
             text = str(value)
         shown.append({"kind": key, "value": text})
@@ -130,9 +135,8 @@ async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
         )
         for item in items
     ]
-    dims = [("by_key_group", "kg"), ("by_education", "ed"), ("by_status", "st")]
-    if len(towns) > 1:
-        dims.insert(0, ("by_township", "t"))
+    # Township officials of one township get no township filter.
+    dims = [d for d in DIMENSIONS if d != "t" or len(towns) > 1]
     tools = [Btn(chat.label("pool.search"), SEARCH.data())]
     if shown or state.get("st"):
         tools.append(Btn(chat.label("pool.clear"), CLEAR.data()))
@@ -140,17 +144,15 @@ async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
     rows: Rows = (
         *rows_of(people, 1),
         *((nav,) if nav else ()),
-        *rows_of([Btn(chat.label(f"pool.{k}"), FILTER.data(d)) for k, d in dims], 4),
+        *rows_of([Btn(chat.label(f"pool.by_{NAMES[d]}"), FILTER.data(d)) for d in dims], 4),
         *rows_of(tools, 2),
     )
     values = {
         "status": chat.label(f"status.{state.get('st') or Status.IN_POOL.value}"),
         "filters": shown,
         "items": items,
-        "total": total,
-        "page": page + 1,
-        "pages": PAGER.pages(total),
         "offset": PAGER.offset(page),
+        **page_values(PAGER, page, total),
     }
     return Screen("pool/list", values, rows, edit=edit)
 
@@ -162,33 +164,31 @@ async def turn_page(act: Act) -> Screen:
     return await listing(act.chat, act.actor, edit=True)
 
 
-def _choices(chat: Chat, dimension: str, towns: list[tuple[int, str]]) -> list[tuple[str, str]]:
-    """(label, value) pairs a filter dimension offers."""
+async def _offered(act: Act, dimension: str) -> tuple[Towns, list[tuple[str, str]]]:
+    """The townships the person may filter by, and the (label, value) pairs `dimension`
+    offers."""
+    async with act.session() as session:
+        towns = await townships(session, act.actor)
     if dimension == "t":
-        return [(name, str(tid)) for tid, name in towns]
+        return towns, [(name, str(tid)) for tid, name in towns]
     if dimension == "kg":
-        codes: Sequence[str] = chat.settings.key_group_codes
+        codes: Sequence[str] = act.chat.settings.key_group_codes
     elif dimension == "ed":
         codes = EDUCATIONS
     else:
         codes = tuple(s.value for s in Status)
-    prefix = {"kg": "key_group", "ed": "education", "st": "status"}[dimension]
-    return [(chat.label(f"{prefix}.{code}"), code) for code in codes]
+    return towns, [(act.label(f"{NAMES[dimension]}.{code}"), code) for code in codes]
 
 
 @screen(button=FILTER, needs=COMMAND.needs)
 async def choose_filter(act: Act) -> Screen:
     """Offer the values of one filter dimension."""
     (dimension,) = act.values
-    async with act.session() as session:
-        towns = await townships(session, act.actor)
+    towns, offered = await _offered(act, dimension)
     # Township officials of one township get no township filter; nobody gets another's.
     if dimension == "t" and len(towns) <= 1:
         raise Refused
-    buttons = [
-        Btn(text, FILTER_VALUE.data(dimension, value))
-        for text, value in _choices(act.chat, dimension, towns)
-    ]
+    buttons = [Btn(text, FILTER_VALUE.data(dimension, value)) for text, value in offered]
     buttons.append(Btn(act.label("pool.any"), FILTER_VALUE.data(dimension, "*")))
     back = TURN.data(filter_state(act.chat).get("page", 0))
     buttons.append(Btn(act.label("back"), back))
@@ -199,10 +199,8 @@ async def choose_filter(act: Act) -> Screen:
 async def set_filter(act: Act) -> Screen:
     """Apply one filter value (or "*" for any) and show the first page."""
     dimension, value = act.values
-    async with act.session() as session:
-        towns = await townships(session, act.actor)
-    offered = {v for _, v in _choices(act.chat, dimension, towns)}
-    if value != "*" and value not in offered:
+    _, offered = await _offered(act, dimension)
+    if value != "*" and value not in {v for _, v in offered}:
         if dimension == "t":
             raise Refused  # a township outside their scope
         raise Expired  # a code no longer offered (settings changed since it was drawn)
@@ -227,9 +225,7 @@ async def clear_filters(act: Act) -> Screen:
 
 async def start_pool(run: Run, args: str) -> dict[str, Any] | None:
     """/pool: show the list; the conversation itself opens only from its buttons."""
-    actor = await run.actor()
-    assert actor is not None  # the flow's roles were checked
-    await run.chat.show(await listing(run.chat, actor, edit=False))
+    await run.chat.show(await listing(run.chat, await official(run), edit=False))
     return None
 
 
@@ -299,13 +295,9 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     state = filter_state(run.chat)  # first: an old draft's filter goes with the draft
     if adjusting(run):
         return await adjust.adjust_out(run, answers)
-    actor = await run.actor()
-    if actor is None:
-        await run.chat.deny()
-        return Finish()
     state["q"] = answers["name"]
     state["page"] = 0
-    return Finish((await listing(run.chat, actor, edit=False),))
+    return Finish((await listing(run.chat, await official(run), edit=False),))
 
 
 def upgrade(old: dict[str, Any], state: int | None) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from handlers.chat.commands import command
 from handlers.chat.flow import STALE, Answer, Finish, Flow, Outcome, Question, Run, Texts
 from handlers.chat.kinds import Text, invalid
 from handlers.chat.screen import Btn, Screen
+from handlers.manage.common import EXPIRED, said, scoped
 from handlers.manage.kinds import OFFICIALS, PER_PAGE, Cadres, Listed, official
 from storage import posts
-from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.identity import RuleError
 
@@ -148,36 +148,28 @@ def _title(answers: dict[str, Any]) -> str | None:
 
 async def save(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the post (scope and dates re-checked) and show the cadre's posts."""
-    actor = await official(run)
     nomination_id = int(answers["nid"])
-    today = run.today()
     end = answers.get("end")
-    history: list[posts.PostRow] = []
-    error: RuleError | None = None
-    denied = False
-    async with run.session() as session:
-        try:
-            await posts.assign_post(
-                session,
-                actor,
-                nomination_id,
-                kind=str(answers["kind"]),
-                title=_title(answers),
-                start_date=date.fromisoformat(answers["start"]),
-                end_date=date.fromisoformat(end) if end else None,
-                now=datetime.now(UTC),
-            )
-        except NotAllowed:
-            denied = True
-        except RuleError as exc:
-            error = exc
-        else:
-            history = await posts.posts_of(session, nomination_id, today=today)
-    if denied:
-        await run.chat.audit_denial()
-        return Finish((Screen("common/stale_button"),))
-    if error is not None:
-        return Finish((Screen("posts/invalid", {"code": error.code, "params": error.params}),))
+
+    async def assign(session: AsyncSession, actor: Actor) -> list[posts.PostRow]:
+        await posts.assign_post(
+            session,
+            actor,
+            nomination_id,
+            kind=str(answers["kind"]),
+            title=_title(answers),
+            start_date=date.fromisoformat(answers["start"]),
+            end_date=date.fromisoformat(end) if end else None,
+            now=datetime.now(UTC),
+        )
+        return await posts.posts_of(session, nomination_id, today=run.today())
+
+    try:
+        history = await scoped(run, assign)
+    except RuleError as error:
+        return Finish((Screen("posts/invalid", said(error)),))
+    if history is None:
+        return EXPIRED
     return Finish((Screen("posts/saved", {"full_name": answers["name"], "posts": history}),))
 
 

@@ -30,11 +30,11 @@ from handlers.chat.flow import (
     Turn,
 )
 from handlers.chat.screen import Btn, Screen
+from handlers.manage.common import scoped
 from handlers.manage.kinds import OFFICIALS, Cadres, Listed, official
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades
 from storage.grades import Candidate, GradeError
-from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.ladder import LadderPolicy, Result, apply_result
 
@@ -62,6 +62,12 @@ def _cadre(answers: dict[str, Any]) -> Candidate:
         int(answers["grade"]),
         int(answers["years"]),
     )
+
+
+def _shown(run: Run, **more: Any) -> dict[str, Any]:
+    """What the result's screens show above their buttons: the year, the cadre, the period."""
+    year, period = run.answers["year"], _policy(run).subsidy_period
+    return {"year": year, "cadre": _cadre(run.answers), "period": period, **more}
 
 
 def _forget_cadre(run: Run) -> None:
@@ -153,12 +159,7 @@ class Assessment(_TakesFiles, Question):
             Btn(run.label(f"result.{r.value}"), f"{run.prefix}:r:{r.value}") for r in Result
         ]
         back = Btn(run.label("back"), f"{run.prefix}:b")
-        values = {
-            "year": run.answers["year"],
-            "cadre": cadre,
-            "previews": [apply_result(cadre.state, r, policy) for r in Result],
-            "period": policy.subsidy_period,
-        }
+        values = _shown(run, previews=[apply_result(cadre.state, r, policy) for r in Result])
         rows = (tuple(buttons[:2]), tuple(buttons[2:]), (back,))
         return Screen("grades/choose_result", values, rows, edit=True)
 
@@ -182,22 +183,15 @@ class Confirm(_TakesFiles, Question):
         return (Button(prefix, "ok"), Button(prefix, "rb"))
 
     async def ask(self, run: Run, page: int) -> Screen:
-        cadre = _cadre(run.answers)
-        policy = _policy(run)
-        move = apply_result(cadre.state, Result(run.answers["result"]), policy)
+        state = _cadre(run.answers).state
+        move = apply_result(state, Result(run.answers["result"]), _policy(run))
         rows = (
             (
                 Btn(run.label("submit"), f"{run.prefix}:ok"),
                 Btn(run.label("back"), f"{run.prefix}:rb"),
             ),
         )
-        values = {
-            "year": run.answers["year"],
-            "cadre": cadre,
-            "move": move,
-            "period": policy.subsidy_period,
-        }
-        return Screen("grades/confirm", values, rows, edit=True)
+        return Screen("grades/confirm", _shown(run, move=move), rows, edit=True)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         if button.parts[1] == "rb":
@@ -210,13 +204,12 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
     """Record the result (scope, year and duplicates re-checked), say the move, and go on
     with the next cadre, below; the round ends when nobody is left."""
     policy = _policy(run)
-    actor = await official(run)
     year = int(answers["year"])
     said = Screen("common/stale_button")
-    denied = False
-    async with run.session() as session:
-        try:
-            applied = await grades.record_result(
+    try:
+        applied = await scoped(
+            run,
+            lambda session, actor: grades.record_result(
                 session,
                 actor,
                 int(answers["nid"]),
@@ -225,18 +218,16 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
                 policy,
                 this_year=run.today().year,
                 now=datetime.now(UTC),
-            )
-        except NotAllowed:
-            denied = True
-        except GradeError as error:
-            said = Screen("grades/error", {"code": error.code, "params": error.params})
-        else:
+            ),
+        )
+    except GradeError as error:
+        said = Screen("grades/error", {"code": error.code, "params": error.params})
+    else:
+        if applied is not None:
             move = {"year": year, "full_name": answers["name"], "move": applied.move}
             said = Screen("grades/applied", {**move, "period": policy.subsidy_period})
-    if denied:
-        await run.chat.audit_denial()
     _forget_cadre(run)
-    if not await _pending(run, actor, year):
+    if not await _pending(run, await official(run), year):
         return Finish((said, Screen("grades/none_pending", {"year": year})))
     run.draft["below"] = True
     return Goto("nid", say=said.template, values=said.values)

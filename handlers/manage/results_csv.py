@@ -4,6 +4,7 @@ ends)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,14 +49,14 @@ def _report(report: ImportReport, this_year: int) -> Screen:
             "grades/csv_rejected", {**values, "earliest": EARLIEST_YEAR, "latest": this_year}
         )
     moves = [a.move for a in report.applied]
+    kinds = Counter(m.kind for m in moves)
+    results = Counter(m.result for m in moves)
     return Screen(
         "grades/csv_applied",
         {
             "applied": len(moves),
-            "promoted": sum(1 for m in moves if m.kind == "promoted"),
-            "demoted": sum(1 for m in moves if m.kind == "demoted"),
-            "stayed": sum(1 for m in moves if m.kind == "stayed"),
-            "by_result": [(r.value, sum(1 for m in moves if m.result == r)) for r in Result],
+            **{kind: kinds[kind] for kind in ("promoted", "demoted", "stayed")},
+            "by_result": [(r.value, results[r]) for r in Result],
             "bonus_yuan": sum(m.bonus_yuan for m in moves),
         },
     )

@@ -10,8 +10,9 @@ from typing import Any
 from handlers.chat.codec import CODE, ID, PAGE, Button
 from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run
 from handlers.chat.screen import Btn, Pager, Rows, Screen
+from handlers.manage.common import page_in_scope, page_values, scoped
+from handlers.manage.kinds import official
 from storage import outcomes
-from storage.nominations import NotAllowed
 from storage.outcomes import OUTCOME_KINDS, YearResult
 
 PAGER = Pager(8)
@@ -22,9 +23,7 @@ ANSWERS = ("position", "outlet", "title", "date", "year", "pay")
 
 async def start(run: Run, args: str) -> dict[str, Any] | None:
     """Nobody in scope and no county publicity to record: said, and nothing to ask."""
-    actor = await run.actor()
-    if actor is None:
-        return None
+    actor = await official(run)
     async with run.session() as session:
         total = (await outcomes.cadres(session, actor, limit=1))[1]
     if total == 0 and not outcomes.may_record_county_publicity(actor):
@@ -52,16 +51,7 @@ class Cadre(Question):
     async def ask(self, run: Run, page: int) -> Screen:
         actor = await run.actor()
         page = int(run.draft.get("page", 0))
-        items: list[outcomes.Cadre] = []
-        total = 0
-        if actor is not None:
-            async with run.session() as session:
-                items, total = await outcomes.cadres(
-                    session, actor, offset=PAGER.offset(page), limit=PAGER.per_page
-                )
-                if not items and page > 0:
-                    page = 0
-                    items, total = await outcomes.cadres(session, actor, limit=PAGER.per_page)
+        page, items, total = await page_in_scope(run, actor, PAGER, page, outcomes.cadres)
         run.draft["page"] = page
         p = run.prefix
         rows: Rows = tuple(
@@ -85,12 +75,7 @@ class Cadre(Question):
             rows = (*rows, nav)
         if actor is not None and outcomes.may_record_county_publicity(actor):
             rows = (*rows, (Btn(run.label("outcome.county_publicity"), f"{p}:np"),))
-        values = {
-            "people": items,
-            "total": total,
-            "page": page + 1,
-            "pages": PAGER.pages(total),
-        }
+        values = {"people": items, **page_values(PAGER, page, total)}
         return Screen("outcomes/choose_person", values, rows)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
@@ -98,21 +83,15 @@ class Cadre(Question):
         if tag == "pg":
             run.draft["page"] = int(values[0])
             return Reask(edit=True)
-        actor = await run.actor()
-        if actor is None:
-            return STALE
         if tag == "np":
-            if not outcomes.may_record_county_publicity(actor):
+            if not outcomes.may_record_county_publicity(await official(run)):
                 return STALE
             _forget_answers(run)
             run.answers.update(name="", township="", status="", kind="publicity")
             return Answer(NOBODY)
-        async with run.session() as session:
-            try:
-                found = await outcomes.cadre(session, actor, int(values[0]))
-            except NotAllowed:
-                await run.chat.audit_denial()
-                return STALE
+        found = await scoped(run, lambda s, a: outcomes.cadre(s, a, int(values[0])))
+        if found is None:
+            return STALE
         _forget_answers(run)
         run.answers.pop("kind", None)
         run.answers.update(name=found.full_name, township=found.township, status=found.status)
@@ -121,16 +100,10 @@ class Cadre(Question):
 
 async def years_of(run: Run) -> list[YearResult] | None:
     """The cadre's recorded assessment years, or None when the official may not act."""
-    actor = await run.actor()
     nomination_id = run.answers.get("nid")
-    if actor is None or not nomination_id:
+    if not nomination_id:
         return None
-    async with run.session() as session:
-        try:
-            return await outcomes.assessment_years(session, actor, int(nomination_id))
-        except NotAllowed:
-            await run.chat.audit_denial()
-            return None
+    return await scoped(run, lambda s, a: outcomes.assessment_years(s, a, int(nomination_id)))
 
 
 @dataclass(slots=True)

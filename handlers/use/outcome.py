@@ -10,39 +10,34 @@ Then a review and save; every press is re-checked in storage against the officia
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from handlers.chat.codec import Button
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.chat.commands import command
-from handlers.chat.flow import (
-    Finish,
-    Flow,
-    Goto,
-    Outcome,
-    Review,
-    ReviewScreen,
-    Run,
-    Texts,
-)
-from handlers.chat.kinds import Text
+from handlers.chat.flow import Finish, Flow, Goto, Outcome, Review, ReviewScreen, Run, Texts
+from handlers.chat.kinds import Rule, Text
 from handlers.chat.screen import Screen
+from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
 from handlers.use.cadre import ANSWERS, NOBODY, Cadre, Kind, start, years_of
 from handlers.use.kinds import Day, Year
 from storage import outcomes
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed
+from storage.people import Actor
 from storage.rules.identity import RuleError
 
 COMMAND = command("outcome", *OFFICIAL_ROLES)
 TEXTS = Texts(busy="outcomes/busy", use_buttons="outcomes/use_buttons")
 
 
-def _is(*kinds: str) -> Any:
+def _is(*kinds: str) -> Callable[[Run], bool]:
     return lambda run: run.answers.get("kind") in kinds
 
 
-def _values(low: int, high: int) -> Any:
+def _values(low: int, high: int) -> Callable[[Run], dict[str, Any]]:
     return lambda run: {
         "kind": run.answers.get("kind", ""),
         "full_name": run.answers.get("name", ""),
@@ -58,17 +53,14 @@ def _title(run: Run, raw: str) -> str:
 
 
 def _title_values(run: Run) -> dict[str, Any]:
-    publicity = run.answers.get("kind") == "publicity"
-    low, high = (
-        (outcomes.PUBLICITY_TITLE_MIN, outcomes.PUBLICITY_TITLE_MAX)
-        if publicity
-        else (outcomes.AWARD_TITLE_MIN, outcomes.AWARD_TITLE_MAX)
-    )
-    values: dict[str, Any] = _values(low, high)(run)
-    return values
+    if run.answers.get("kind") == "publicity":
+        return _values(outcomes.PUBLICITY_TITLE_MIN, outcomes.PUBLICITY_TITLE_MAX)(run)
+    return _values(outcomes.AWARD_TITLE_MIN, outcomes.AWARD_TITLE_MAX)(run)
 
 
-def _typed(key: str, rule: Any, when: Any, values: Any) -> Text:
+def _typed(
+    key: str, rule: Rule, when: Callable[[Run], bool], values: Callable[[Run], dict[str, Any]]
+) -> Text:
     return Text(
         key,
         rule,
@@ -97,77 +89,61 @@ def shown(answers: dict[str, Any]) -> dict[str, Any]:
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the outcome (scope and rules re-checked) and say what changed."""
-    actor = await run.actor()
-    if actor is None:
-        return Finish((Screen("common/stale_button"),))
     kind = str(answers["kind"])
     nid = int(answers["nid"]) or None
     today = run.today()
     day = date.fromisoformat(answers["date"]) if answers.get("date") else today
+
+    async def record(session: AsyncSession, actor: Actor) -> bool:
+        if kind == "elected" and nid is not None:
+            await outcomes.record_election(
+                session,
+                actor,
+                nid,
+                position=answers["position"],
+                elected_on=day,
+                today=today,
+                now=datetime.now(UTC),
+            )
+        elif kind in outcomes.AWARD_KINDS and nid is not None:
+            await outcomes.record_award(
+                session, actor, nid, kind=kind, title=answers["title"], awarded_on=day, today=today
+            )
+        elif kind == "publicity":
+            await outcomes.record_publicity(
+                session,
+                actor,
+                nid,
+                outlet=answers["outlet"],
+                title=answers["title"],
+                published_on=day,
+                today=today,
+            )
+        elif kind == "pay" and nid is not None:
+            year, pay = int(answers["year"]), int(answers["pay"])
+            await outcomes.link_pay(session, actor, nid, year=year, pay_yuan=pay)
+        else:
+            raise NotAllowed
+        return True
+
     try:
-        async with run.session() as session:
-            try:
-                if kind == "elected" and nid is not None:
-                    await outcomes.record_election(
-                        session,
-                        actor,
-                        nid,
-                        position=answers["position"],
-                        elected_on=day,
-                        today=today,
-                        now=datetime.now(UTC),
-                    )
-                elif kind in outcomes.AWARD_KINDS and nid is not None:
-                    await outcomes.record_award(
-                        session,
-                        actor,
-                        nid,
-                        kind=kind,
-                        title=answers["title"],
-                        awarded_on=day,
-                        today=today,
-                    )
-                elif kind == "publicity":
-                    await outcomes.record_publicity(
-                        session,
-                        actor,
-                        nid,
-                        outlet=answers["outlet"],
-                        title=answers["title"],
-                        published_on=day,
-                        today=today,
-                    )
-                elif kind == "pay" and nid is not None:
-                    year, pay = int(answers["year"]), int(answers["pay"])
-                    await outcomes.link_pay(session, actor, nid, year=year, pay_yuan=pay)
-                else:
-                    raise NotAllowed
-            except NotAllowed:
-                await run.chat.audit_denial()
-                return Finish((Screen("common/stale_button"),))
+        if not await scoped(run, record):
+            return EXPIRED
     except RuleError as error:
-        said = {"code": error.code, "params": error.params or {}}
         # Ask again what the rule refused; the rest of the draft stays.
         step = {"pay.no_result": "year", "date.past": "date"}.get(error.code)
         if step is not None:
             run.answers.pop(step, None)
-            return Goto(step, "outcomes/invalid", said)
-        return Review("outcomes/invalid", said)
+            return Goto(step, "outcomes/invalid", said(error))
+        return Review("outcomes/invalid", said(error))
     return Finish((Screen("outcomes/saved", shown(answers)),))
 
 
-# The positions of /outcome before the flow engine (its conversation states), kept at deploy.
-_OLD_AT = {
-    60: "nid",
-    61: "kind",
-    62: "position",
-    63: "outlet",
-    64: "title",
-    65: "date",
-    66: "year",
-    67: "pay",
-    68: "review",
-}
+# The positions of /outcome before the flow engine (its conversation states 60–68, in this
+# order), kept at deploy.
+_OLD_AT = dict(
+    enumerate(("nid", "kind", "position", "outlet", "title", "date", "year", "pay", "review"), 60)
+)
 
 
 def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
@@ -176,8 +152,7 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     answers = {k: draft[k] for k in keys if draft.get(k) is not None}
     if "nid" in draft:
         answers["nid"] = NOBODY if draft["nid"] is None else int(draft["nid"])
-    at = draft.get("at", state)
-    position = _OLD_AT.get(at) if isinstance(at, int) else None
+    position = old_position(draft, state, _OLD_AT)
     upgraded: dict[str, Any] = {"answers": answers, "at": position, "editing": False}
     if isinstance(draft.get("page"), int):
         upgraded["page"] = draft["page"]
@@ -231,11 +206,7 @@ OUTCOME = Flow(
             _values(0, outcomes.PAY_MAX_YUAN),
         ),
     ),
-    review=ReviewScreen(
-        "outcomes/review",
-        submit=lambda prefix: Button(prefix, "ok"),
-        values=_review_values,
-    ),
+    review=ReviewScreen("outcomes/review", submit=submit_button, values=_review_values),
     submit=submit,
     texts=TEXTS,
     version=2,

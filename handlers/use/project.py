@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.chat.codec import Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -27,23 +29,25 @@ from handlers.chat.flow import (
 )
 from handlers.chat.kinds import Pick, Text
 from handlers.chat.screen import Screen
+from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
+from handlers.manage.kinds import official
 from handlers.use.kinds import Leads, Status, money
 from storage import projects
 from storage.models import OFFICIAL_ROLES
-from storage.nominations import NotAllowed
+from storage.people import Actor
+from storage.projects import ProjectRow
 from storage.rules.identity import RuleError
 
 COMMAND = command("project", *OFFICIAL_ROLES)
 VILLAGES_PER_PAGE = 8
+# /report says the same things while it waits for an answer.
 TEXTS = Texts(busy="projects/busy", use_buttons="projects/use_buttons")
 
 
 async def _not_ready(run: Run, township_id: int, township: str) -> Screen | None:
     """Why no project can be created in the township yet (no villages, or no cadre to lead
     one), said before anything is typed; None when it can."""
-    actor = await run.actor()
-    if actor is None:
-        return Screen("common/stale_button")
+    actor = await official(run)
     async with run.session() as session:
         villages = (await projects.villages_for(session, actor, township_id, limit=1))[1]
         cadres = (await projects.lead_candidates(session, actor, township_id, limit=1))[1]
@@ -54,41 +58,34 @@ async def _not_ready(run: Run, township_id: int, township: str) -> Screen | None
     return None
 
 
-async def start(run: Run, args: str) -> dict[str, Any] | None:
-    """The official's townships: none, refused; one, chosen for them."""
-    actor = await run.actor()
-    async with run.session() as session:
-        townships = await projects.townships_for(session, actor) if actor else []
-    if not townships:
-        await run.chat.show(Screen("projects/no_villages"))
-        return None
-    if len(townships) > 1:
-        return {}
-    only = townships[0]
-    refusal = await _not_ready(run, only.id, only.name)
-    if refusal is not None:
-        await run.chat.show(refusal)
-        return None
-    return {"tid": only.id, "tname": only.name}
-
-
 async def _townships(run: Run, offset: int, limit: int) -> tuple[list[tuple[int, str]], int]:
+    """All the official's townships (they are few: one page)."""
     actor = await run.actor()
     async with run.session() as session:
         townships = await projects.townships_for(session, actor) if actor else []
     return [(t.id, t.name) for t in townships], len(townships)
 
 
-async def _take_township(run: Run, township_id: int) -> dict[str, Any] | None:
-    actor = await run.actor()
-    if actor is None:
+async def start(run: Run, args: str) -> dict[str, Any] | None:
+    """The official's townships: none, refused; one, chosen for them."""
+    townships, count = await _townships(run, 0, 0)
+    if not count:
+        await run.chat.show(Screen("projects/no_villages"))
         return None
-    async with run.session() as session:
-        try:
-            found = await projects.township_in_scope(session, actor, township_id)
-        except NotAllowed:
-            await run.chat.audit_denial()
-            return None
+    if count > 1:
+        return {}
+    tid, tname = townships[0]
+    refusal = await _not_ready(run, tid, tname)
+    if refusal is not None:
+        await run.chat.show(refusal)
+        return None
+    return {"tid": tid, "tname": tname}
+
+
+async def _take_township(run: Run, township_id: int) -> dict[str, Any] | None:
+    found = await scoped(run, lambda s, a: projects.township_in_scope(s, a, township_id))
+    if found is None:
+        return None
     if run.answers.get("tid") != found.id:
         # Another township: its villages and cadres are not the ones chosen before.
         for key in ("vid", "vname", "leads", "lead_names"):
@@ -121,16 +118,8 @@ async def _villages(run: Run, offset: int, limit: int) -> tuple[list[tuple[int, 
 
 
 async def _take_village(run: Run, village_id: int) -> dict[str, Any] | None:
-    actor = await run.actor()
-    if actor is None:
-        return None
-    async with run.session() as session:
-        try:
-            found = await projects.village_in_scope(session, actor, village_id)
-        except NotAllowed:
-            await run.chat.audit_denial()
-            return None
-    if found.township_id != run.answers.get("tid"):
+    found = await scoped(run, lambda s, a: projects.village_in_scope(s, a, village_id))
+    if found is None or found.township_id != run.answers.get("tid"):
         return None
     return {"vid": found.id, "vname": found.name}
 
@@ -161,31 +150,28 @@ async def _review_values(run: Run) -> dict[str, Any]:
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the project (scope, village and leads re-checked) and show it."""
-    actor = await run.actor()
-    if actor is None:
-        return Finish((Screen("common/stale_button"),))
+
+    async def create(session: AsyncSession, actor: Actor) -> ProjectRow:
+        project = await projects.create_project(
+            session,
+            actor,
+            village_id=int(answers["vid"]),
+            name=str(answers["name"]),
+            funds_yuan=int(answers["funds"]),
+            status=str(answers["status"]),
+            lead_ids=[int(i) for i in answers["leads"]],
+            now=datetime.now(UTC),
+        )
+        return await projects.project_row(session, actor, project.id)
+
     try:
-        async with run.session() as session:
-            try:
-                project = await projects.create_project(
-                    session,
-                    actor,
-                    village_id=int(answers["vid"]),
-                    name=str(answers["name"]),
-                    funds_yuan=int(answers["funds"]),
-                    status=str(answers["status"]),
-                    lead_ids=[int(i) for i in answers["leads"]],
-                    now=datetime.now(UTC),
-                )
-                row = await projects.project_row(session, actor, project.id)
-            except NotAllowed:
-                await run.chat.audit_denial()
-                return Finish((Screen("common/stale_button"),))
+        row = await scoped(run, create)
     except RuleError as error:
-        said = {"code": error.code, "params": error.params or {}}
         if error.code in ("project.leads", "project.no_leads"):
-            return Goto("leads", "projects/invalid", said)
-        return Review("projects/invalid", said)
+            return Goto("leads", "projects/invalid", said(error))
+        return Review("projects/invalid", said(error))
+    if row is None:
+        return EXPIRED
     return Finish((Screen("projects/saved", {"project": row}),))
 
 
@@ -197,8 +183,7 @@ _OLD_ANSWERS = ("tid", "tname", "vid", "vname", "name", "funds", "status")
 def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     """A draft of the old /project: its answers side by side with "at" (a state number)."""
     answers = {k: draft[k] for k in _OLD_ANSWERS if draft.get(k) is not None}
-    at = draft.get("at", state)
-    position = _OLD_AT.get(at) if isinstance(at, int) else None
+    position = old_position(draft, state, _OLD_AT)
     upgraded: dict[str, Any] = {"answers": answers, "at": position}
     leads = [int(i) for i in draft.get("leads") or []]
     if position == "review" and leads:
@@ -251,7 +236,7 @@ PROJECT = Flow(
     ),
     review=ReviewScreen(
         "projects/review",
-        submit=lambda prefix: Button(prefix, "ok"),
+        submit=submit_button,
         edit_label=lambda key: f"project.edit.{key}",
         values=_review_values,
     ),

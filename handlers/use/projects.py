@@ -7,9 +7,9 @@ from handlers.chat.codec import PAGE, Button
 from handlers.chat.commands import command
 from handlers.chat.screen import Pager, Screen
 from handlers.chat.screens import Act, Refused, screen
+from handlers.manage.common import page_in_scope, page_values
 from storage import projects
 from storage.models import OFFICIAL_ROLES
-from storage.projects import ProjectRow
 
 # In the officials' menu; lead cadres (who hold no role) may open it too, to see their own
 # projects: the screen decides, deny by default.
@@ -23,28 +23,13 @@ async def list_projects(act: Act) -> Screen:
     """One page of the list; a page past the end shows the first."""
     actor = act.maybe_actor
     page = int(act.values[0]) if act.pressed else 0
-    items: list[ProjectRow] = []
-    total = 0
-    if actor is not None:
-        async with act.session() as session:
-            items, total = await projects.list_projects(
-                session, actor, offset=PAGER.offset(page), limit=PAGER.per_page
-            )
-            if not items and page > 0:
-                page = 0
-                items, total = await projects.list_projects(session, actor, limit=PAGER.per_page)
+    page, items, total = await page_in_scope(act, actor, PAGER, page, projects.list_projects)
     official = actor is not None and actor.has(*OFFICIAL_ROLES)
     if not official and total == 0:
         # Neither an official nor a lead: deny by default, like every other list.
         raise Refused
     nav = PAGER.nav(page, total, PAGE_PRESS, prev=act.label("prev"), next=act.label("next"))
-    values = {
-        "items": items,
-        "total": total,
-        "page": page + 1,
-        "pages": PAGER.pages(total),
-        "official": official,
-    }
+    values = {"items": items, "official": official, **page_values(PAGER, page, total)}
     return Screen("projects/list", values, (nav,) if nav else (), edit=act.pressed)
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -24,18 +26,18 @@ from handlers.chat.flow import (
     Review,
     ReviewScreen,
     Run,
-    Texts,
 )
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
+from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
 from handlers.use.kinds import KEEP, Status, money
+from handlers.use.project import TEXTS
 from storage import projects, reminders
-from storage.nominations import NotAllowed
+from storage.people import Actor
 from storage.projects import ProjectRow
 from storage.rules.identity import RuleError
 
 COMMAND = command("report")
-TEXTS = Texts(busy="projects/busy", use_buttons="projects/use_buttons")
 
 
 async def _led(run: Run) -> list[ProjectRow]:
@@ -68,15 +70,9 @@ class LedProject(Question):
         return Screen("projects/report_choose", {"items": led}, rows)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        actor = await run.actor()
-        if actor is None:
+        found = await scoped(run, lambda s, a: projects.led_project(s, a, int(values[0])))
+        if found is None:
             return STALE
-        async with run.session() as session:
-            try:
-                found = await projects.led_project(session, actor, int(values[0]))
-            except NotAllowed:
-                await run.chat.audit_denial()
-                return STALE
         # Another project: nothing said about the previous one still holds.
         run.answers.clear()
         run.answers.update(pname=found.name, current=found.status)
@@ -110,37 +106,36 @@ async def _review_values(run: Run) -> dict[str, Any]:
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the report (lead re-checked) and tell the township's officials, in one go."""
-    actor = await run.actor()
-    if actor is None:
-        return Finish((Screen("common/stale_button"),))
     status = answers.get("status")
+
+    async def report(session: AsyncSession, actor: Actor) -> projects.ReportSaved:
+        saved = await projects.add_report(
+            session,
+            actor,
+            int(answers["pid"]),
+            income_yuan=int(answers["income"]),
+            status=None if status in (None, KEEP) else str(status),
+            note=answers.get("note"),
+            report_date=run.today(),
+            now=datetime.now(UTC),
+        )
+        # In the report's transaction: the notice goes out if and only if it is stored.
+        officials = await reminders.township_official_recipients(session, saved.township_id)
+        await run.chat.notify(
+            session,
+            officials,
+            "projects/notice_report",
+            key=f"project-report:{saved.report_id}",
+            report=saved,
+        )
+        return saved
+
     try:
-        async with run.session() as session:
-            try:
-                saved = await projects.add_report(
-                    session,
-                    actor,
-                    int(answers["pid"]),
-                    income_yuan=int(answers["income"]),
-                    status=None if status in (None, KEEP) else str(status),
-                    note=answers.get("note"),
-                    report_date=run.today(),
-                    now=datetime.now(UTC),
-                )
-            except NotAllowed:
-                await run.chat.audit_denial()
-                return Finish((Screen("common/stale_button"),))
-            # In the report's transaction: the notice goes out if and only if it is stored.
-            officials = await reminders.township_official_recipients(session, saved.township_id)
-            await run.chat.notify(
-                session,
-                officials,
-                "projects/notice_report",
-                key=f"project-report:{saved.report_id}",
-                report=saved,
-            )
+        saved = await scoped(run, report)
     except RuleError as error:
-        return Review("projects/invalid", {"code": error.code, "params": error.params or {}})
+        return Review("projects/invalid", said(error))
+    if saved is None:
+        return EXPIRED
     return Finish((Screen("projects/report_saved", {"report": saved}),))
 
 
@@ -157,9 +152,7 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
         answers["status"] = draft["status"] or KEEP
     if "note" in draft:
         answers["note"] = draft["note"]
-    at = draft.get("at", state)
-    position = _OLD_AT.get(at) if isinstance(at, int) else None
-    return {"answers": answers, "at": position, "editing": False}
+    return {"answers": answers, "at": old_position(draft, state, _OLD_AT), "editing": False}
 
 
 REPORT = Flow(
@@ -191,9 +184,7 @@ REPORT = Flow(
             editable=False,
         ),
     ),
-    review=ReviewScreen(
-        "projects/report_review", submit=lambda prefix: Button(prefix, "ok"), values=_review_values
-    ),
+    review=ReviewScreen("projects/report_review", submit=submit_button, values=_review_values),
     submit=submit,
     texts=TEXTS,
     version=2,
