@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from handlers.chat.commands import command
 from handlers.chat.flow import Finish, Flow, Outcome, ReviewScreen, Run
 from handlers.chat.kinds import Choice, Confirm
@@ -67,19 +65,37 @@ def form_of(answers: dict[str, Any]) -> NominationForm:
     )
 
 
-async def tell_township(
-    session: AsyncSession, run: Run, nomination_id: int, township_id: int, channel: str
-) -> None:
-    """Queue "a new nomination is waiting" for the township's officials, in this transaction."""
-    recipients = await reminders.township_official_recipients(session, township_id)
-    await run.chat.notify(
-        session,
-        recipients,
-        "review/notice_new_nomination",
-        key=f"nomination-new:{nomination_id}",
-        subject=nomination_id,
-        channel=channel,
-    )
+async def store(
+    run: Run, answers: dict[str, Any], channel: Channel, *, consent: bool = False
+) -> Outcome:
+    """Store the form as a nomination (a self-nomination's nominee is the person's own
+    account) and queue "a new nomination is waiting" for the township's officials in the same
+    transaction; a duplicate is said instead."""
+    try:
+        async with run.session() as session:
+            account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
+            nomination = await nominations.create_nomination(
+                session,
+                run.chat.service("cipher"),
+                form_of(answers),
+                channel=channel,
+                submitted_by=account.person_id,
+                person_id=account.person_id if channel == Channel.SELF else None,
+                now=datetime.now(UTC),
+                consent=consent,
+            )
+            await run.chat.notify(
+                session,
+                await reminders.township_official_recipients(session, nomination.township_id),
+                "review/notice_new_nomination",
+                key=f"nomination-new:{nomination.id}",
+                subject=nomination.id,
+                channel=channel.value,
+            )
+    except Duplicate:
+        return Finish((Screen("form/duplicate", {"what": "either"}),))
+    flow = "nomination" if channel == Channel.SELF else "recommendation"
+    return Finish((Screen("form/submitted", {"flow": flow}),))
 
 
 async def one_per_person(run: Run, args: str) -> dict[str, Any] | None:
@@ -106,23 +122,8 @@ def _consent_values(run: Run) -> dict[str, Any]:
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the self-nomination; the person becomes a candidate."""
-    try:
-        async with run.session() as session:
-            account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
-            nomination = await nominations.create_nomination(
-                session,
-                run.chat.service("cipher"),
-                form_of(answers),
-                channel=Channel.SELF,
-                submitted_by=account.person_id,
-                person_id=account.person_id,
-                now=datetime.now(UTC),
-                consent=bool(answers.get("consent") and answers.get("consent_id")),
-            )
-            await tell_township(session, run, nomination.id, nomination.township_id, "self")
-    except Duplicate:
-        return Finish((Screen("form/duplicate", {"what": "either"}),))
-    return Finish((Screen("form/submitted", {"flow": "nomination"}),))
+    consent = bool(answers.get("consent") and answers.get("consent_id"))
+    return await store(run, answers, Channel.SELF, consent=consent)
 
 
 NOMINATE = Flow(
