@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -45,24 +46,18 @@ _OLD_STEPS = (
 
 
 def form_of(answers: dict[str, Any]) -> NominationForm:
-    birth = answers.get("birth_date")
-    return NominationForm(
-        full_name=answers["full_name"],
-        township_id=int(answers["township_id"]),
-        village_id=int(answers["village_id"]) if answers.get("village_id") else None,
-        key_group=answers["key_group"],
-        gender=answers.get("gender"),
-        birth_date=date.fromisoformat(birth) if birth else None,
-        ethnicity=answers.get("ethnicity"),
-        political_status=answers.get("political_status"),
-        education=answers.get("education"),
-        id_number=answers.get("id_number"),
-        phone=answers.get("phone"),
-        specialties=answers.get("specialties"),
-        work_history=answers.get("work_history"),
-        motivation=answers.get("motivation"),
-        reason=answers.get("reason"),
-    )
+    """The form the answers fill in: each field under its own key, the ids and the birth date
+    read back from the draft's JSON."""
+    kept = {f.name: answers.get(f.name) for f in fields(NominationForm) if f.name != "extra"}
+    birth, village = answers.get("birth_date"), answers.get("village_id")
+    converted = {
+        "full_name": answers["full_name"],
+        "township_id": int(answers["township_id"]),
+        "key_group": answers["key_group"],
+        "village_id": int(village) if village else None,
+        "birth_date": date.fromisoformat(birth) if birth else None,
+    }
+    return NominationForm(**{**kept, **converted})
 
 
 async def store(

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button
-from handlers.chat.flow import Run
+from handlers.chat.flow import Run, Upgrade
 from handlers.chat.screen import Btn, Pager, Screen
 from handlers.chat.screens import Act, Expired
 from storage import people
@@ -87,6 +87,19 @@ async def acting(run: Run, work: Callable[[AsyncSession, Actor], Awaitable[T]]) 
     except (Stale, IllegalTransition, Expired):
         await run.chat.show(Screen("common/stale_button"))
     return None
+
+
+def old_draft(at: str, *required: str) -> Upgrade:
+    """A decision's draft from before the flow engine: `required` and the name at its top
+    level, and state 0 waiting for the typed text, which is the question `at` now."""
+
+    def upgrade(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
+        if any(key not in stored for key in required):
+            return {}
+        answers = {key: stored[key] for key in required}
+        return {"answers": {**answers, "name": stored.get("name", "")}, "at": at}
+
+    return upgrade
 
 
 async def tell(

@@ -19,7 +19,7 @@ from handlers.chat.flow import Entry, Finish, Flow, Outcome, Run, Texts
 from handlers.chat.screen import Btn, Rows, Screen
 from handlers.chat.screens import Act, Expired, screen
 from handlers.select.kinds import Note
-from handlers.select.queue import Queue, acting, tell
+from handlers.select.queue import Queue, acting, old_draft, tell
 from storage import nominations, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.people import Actor
@@ -168,15 +168,6 @@ async def decline(run: Run, answers: dict[str, Any]) -> Outcome:
     return Finish((Screen("review/declined", values),))
 
 
-def _old_draft(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
-    """Before the flow engine the draft was ``{"nomination_id", "name"}`` and state 0 waited
-    for the reason: the same question now."""
-    if "nomination_id" not in stored:
-        return {}
-    answers = {"nomination_id": stored["nomination_id"], "name": stored.get("name", "")}
-    return {"answers": answers, "at": "reason"}
-
-
 DECLINE_ENTRY = Entry(DECLINE_PRESS, begin_decline)
 
 DECLINE = Flow(
@@ -199,5 +190,6 @@ DECLINE = Flow(
     ),
     submit=decline,
     texts=Texts(busy="review/busy"),
-    upgrade=_old_draft,
+    # Before the flow engine the draft was ``{"nomination_id", "name"}``.
+    upgrade=old_draft("reason", "nomination_id"),
 )

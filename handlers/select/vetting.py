@@ -19,7 +19,7 @@ from handlers.chat.flow import Enter, Entry, Finish, Flow, Outcome, Run, Texts
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, Expired, Refused, screen
 from handlers.select.kinds import Note
-from handlers.select.queue import Queue, acting, tell
+from handlers.select.queue import Queue, acting, old_draft, tell
 from storage import grades, nominations, review_queries
 from storage.models import Role
 from storage.nominations import NotAllowed, VettingItem
@@ -183,15 +183,6 @@ async def plan_outcome_notices(
     )
 
 
-def _old_draft(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
-    """Before the flow engine the draft was ``{"review_id", "decision", "name"}`` and state 0
-    waited for the note: the same question now."""
-    if "review_id" not in stored or "decision" not in stored:
-        return {}
-    keys = ("review_id", "decision", "name")
-    return {"answers": {k: stored.get(k, "") for k in keys}, "at": "note"}
-
-
 ENTRIES = (Entry(APPROVE, begin(Decision.APPROVE)), Entry(REJECT, begin(Decision.REJECT)))
 
 DECIDE = Flow(
@@ -217,5 +208,6 @@ DECIDE = Flow(
     ),
     submit=decide,
     texts=Texts(busy="vetting/busy"),
-    upgrade=_old_draft,
+    # Before the flow engine the draft was ``{"review_id", "decision", "name"}``.
+    upgrade=old_draft("note", "review_id", "decision"),
 )
