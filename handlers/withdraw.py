@@ -29,7 +29,7 @@ COMMAND = command("withdraw")
 # user_data with what it showed. An old, repeated or forged press is "button expired".
 CHOICE = Button("wd", choice("y", "n"), CODE)
 PENDING = "withdraw"
-# The counts a preview shows, in the order `_shown` lists them.
+# The counts a preview shows, in order; the drafts last (the forms open in memory count too).
 SHOWN = ("nominations", "talks", "difficulties", "messages", "drafts")
 # The bot's forget_users for this application (bot/app.py): memory, not only the rows.
 FORGET = "forget"
@@ -46,13 +46,7 @@ async def _held(act: Act) -> tuple[int | None, erasure.Held]:
 def _shown(act: Act, held: erasure.Held) -> list[int]:
     """What a preview tells the person will go: the counts of the confirm screen."""
     forms = set(act.chat.user_data) - {LOCALE_KEY, PENDING}
-    return [
-        held.nominations,
-        held.talks,
-        held.difficulties,
-        held.messages,
-        held.drafts or len(forms),
-    ]
+    return [*(getattr(held, count) for count in SHOWN[:-1]), held.drafts or len(forms)]
 
 
 async def _ask(act: Act, *, again: bool = False) -> Screen:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.flow import Run, Upgrade
 from handlers.chat.screen import Btn, Pager, Screen
-from handlers.chat.screens import Act, Expired
+from handlers.chat.screens import Act
 from storage import people
 from storage.nominations import NotAllowed
 from storage.people import Actor
@@ -84,7 +84,7 @@ async def acting(run: Run, work: Callable[[AsyncSession, Actor], Awaitable[T]]) 
             return await work(session, actor)
     except NotAllowed:
         await run.chat.deny()
-    except (Stale, IllegalTransition, Expired):
+    except (Stale, IllegalTransition):
         await run.chat.show(Screen("common/stale_button"))
     return None
 

@@ -150,20 +150,15 @@ async def plan_outcome_notices(
 ) -> None:
     """Queue the outcome for the candidate and the township, in the decision's transaction."""
     chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
-    key = f"vetting-outcome:{result.nomination.id}"
-    now = datetime.now(UTC)
-    if result.outcome == VettingOutcome.APPROVED:
-        # The cadre starts on the grade ladder the moment they enter the pool.
-        await grades.enter_pool(
-            session, result.nomination.id, run.chat.service("grade_policy"), now=now
-        )
-    # Neutral on purpose for the candidate: no department, no note; those go to the township.
-    name = (
-        "vetting/notice_pool"
-        if result.outcome == VettingOutcome.APPROVED
-        else "vetting/notice_not_selected"
-    )
     subject = result.nomination.id
+    key = f"vetting-outcome:{subject}"
+    approved = result.outcome == VettingOutcome.APPROVED
+    if approved:
+        # The cadre starts on the grade ladder the moment they enter the pool.
+        policy = run.chat.service("grade_policy")
+        await grades.enter_pool(session, subject, policy, now=datetime.now(UTC))
+    # Neutral on purpose for the candidate: no department, no note; those go to the township.
+    name = "vetting/notice_pool" if approved else "vetting/notice_not_selected"
     told = await tell(
         run, session, chat_ids["candidate"], name, key=f"{key}:candidate", subject=subject
     )
