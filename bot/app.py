@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from telegram import Update
@@ -323,7 +324,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
     return [
         (-2, start.guard_handlers()),
         # /withdraw answers even in the middle of a form (it ends the form): before the flows.
-        (-1, withdraw.build_handlers()),
+        (-1, start.ahead_of_flows(withdraw.MENUS)),
         (
             0,
             [
@@ -394,7 +395,7 @@ COMMANDS: tuple[Command, ...] = (
     schedule.COMMAND,
     export.COMMAND,
     mydata.COMMAND,
-    *withdraw.COMMANDS,
+    withdraw.COMMAND,
 )
 
 
@@ -435,6 +436,7 @@ def build_application(
     app.bot_data["settings"] = settings
     app.bot_data["database"] = database
     app.bot_data[COMMANDS_KEY] = COMMANDS
+    app.bot_data[withdraw.FORGET] = partial(forget.forget_users, app)
     groups = handler_groups()
     conversations = [
         h for _, handlers in groups for h in handlers if isinstance(h, ConversationHandler)

@@ -7,6 +7,7 @@ read or export of their file with its time and the reader's role (never the read
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,14 +62,7 @@ async def show_mydata(act: Act) -> Screen:
         full_name=name,
         files=[
             {
-                "id": f.id,
-                "status": f.status,
-                "channel": f.channel,
-                "township": f.township,
-                "village": f.village,
-                "key_group": f.key_group,
-                "id_masked": f.id_masked,
-                "phone_masked": f.phone_masked,
+                **asdict(f),
                 "created_at": _when(tz, f.created_at),
                 "consent_at": _when(tz, f.consent_at),
                 "sensitive_consent_at": _when(tz, f.sensitive_consent_at),

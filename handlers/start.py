@@ -3,6 +3,7 @@ catch-alls for what no flow or menu took. /name is handlers/name.py, /lang handl
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,17 +12,16 @@ from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
-    CommandHandler,
     MessageHandler,
     filters,
 )
 
 from handlers.chat.commands import Command, command
 from handlers.chat.context import CadreContext
-from handlers.chat.menu import declared, help_groups
-from handlers.chat.reply import label, reply
+from handlers.chat.menu import COMMANDS_KEY, help_groups
+from handlers.chat.reply import reply
 from handlers.chat.screen import Screen
-from handlers.chat.screens import Act, screen
+from handlers.chat.screens import Act, Menu, screen
 from handlers.chat.tg import conversation_of, handlers_of
 from handlers.lang import COMMAND as LANG
 from handlers.lang import choose_language, set_language
@@ -80,18 +80,16 @@ async def start(act: Act) -> list[Screen]:
     return [*screens, Screen("start/welcome", menu)]
 
 
-async def show_help(update: Update, context: CadreContext) -> None:
+@screen(command=HELP, actor=True)
+async def show_help(act: Act) -> Screen:
     """List the commands this person's roles allow, from the declarations the menu uses."""
-    user = update.effective_user
-    assert user is not None
-    async with context.session() as session:
-        actor = await people.load_actor(session, user.id)
+    actor = act.maybe_actor
     roles = actor.roles if actor else frozenset()
     groups = [
-        (group, [{"name": c.name, "summary": label(update, context, c.summary_key)} for c in cs])
-        for group, cs in help_groups(roles, declared(context.bot_data))
+        (group, [{"name": c.name, "summary": act.label(c.summary_key)} for c in cs])
+        for group, cs in help_groups(roles, act.chat.service(COMMANDS_KEY))
     ]
-    await reply(update, context, "start/help", groups=groups)
+    return Screen("start/help", {"groups": groups})
 
 
 @screen(command=CANCEL)
@@ -152,10 +150,30 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
     return [
         *handlers_of(start),
         conversation_of(NAME),
-        CommandHandler(HELP.name, show_help, filters=PRIVATE),
+        *handlers_of(show_help),
         *handlers_of(choose_language),
         *handlers_of(set_language),
     ]
+
+
+def ahead_of_flows(menus: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of screens heard even in the middle of a form (/withdraw ends it),
+    registered before the flows: the update stops there, so the form does not also answer
+    that it is busy."""
+    found = [handler for menu in menus for handler in handlers_of(menu)]
+    for handler in found:
+        handler.callback = _stopping(handler.callback)
+    return found
+
+
+def _stopping(callback: Callable[[Update, CadreContext], Awaitable[None]]) -> Any:
+    async def stop(update: Update, context: CadreContext) -> None:
+        await callback(update, context)
+        raise ApplicationHandlerStop
+
+    # The update's log line names the screen, not this wrapper.
+    stop.__name__, stop.__module__ = callback.__name__, callback.__module__
+    return stop
 
 
 def fallback_handlers() -> list[BaseHandler[Update, CadreContext, None]]:

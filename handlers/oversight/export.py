@@ -18,10 +18,10 @@ from handlers.chat.commands import command
 from handlers.chat.screen import Attachment, Screen
 from handlers.chat.screens import Act, Refused, screen
 from storage import export
-from storage.models import Role
+from storage.models import OFFICIAL_ROLES
 from templates import labels_for
 
-COMMAND = command("export", Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
+COMMAND = command("export", *OFFICIAL_ROLES)
 # Kept in memory up to this size, then on disk.
 SPOOL_BYTES = 8 * 1024 * 1024
 # The Bot API's upload limit for documents.

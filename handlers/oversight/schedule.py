@@ -14,12 +14,11 @@ from handlers.chat.commands import command
 from handlers.chat.screen import Btn, Rows, Screen, rows_of
 from handlers.chat.screens import Act, screen
 from storage import summary
-from storage.models import Role
+from storage.models import OFFICIAL_ROLES, Role
 from storage.people import Actor
 from storage.summary import Schedule
 
-OFFICIALS = (Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
-COMMAND = command("schedule", *OFFICIALS)
+COMMAND = command("schedule", *OFFICIAL_ROLES)
 CADENCE_CODES = {"w": summary.WEEKLY, "m": summary.MONTHLY}
 CODES = {cadence: code for code, cadence in CADENCE_CODES.items()}
 

@@ -21,7 +21,7 @@ from handlers.chat.commands import command
 from handlers.chat.screen import Attachment, Screen
 from handlers.chat.screens import Act, screen
 from storage import summary
-from storage.models import Role
+from storage.models import OFFICIAL_ROLES, Role
 from storage.people import Actor
 from storage.summary import Summary
 from templates import render
@@ -29,8 +29,7 @@ from templates import render
 if TYPE_CHECKING:
     from bot.settings import Settings
 
-OFFICIALS = (Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
-COMMAND = command("summary", *OFFICIALS)
+COMMAND = command("summary", *OFFICIAL_ROLES)
 PERIOD_NAMES = {summary.WEEKLY: "week", summary.MONTHLY: "month"}
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.commands import command
 from handlers.chat.flow import Finish, Flow, Outcome, ReviewScreen, Run
@@ -47,39 +46,51 @@ _OLD_STEPS = (
 
 
 def form_of(answers: dict[str, Any]) -> NominationForm:
-    birth = answers.get("birth_date")
-    return NominationForm(
-        full_name=answers["full_name"],
-        township_id=int(answers["township_id"]),
-        village_id=int(answers["village_id"]) if answers.get("village_id") else None,
-        key_group=answers["key_group"],
-        gender=answers.get("gender"),
-        birth_date=date.fromisoformat(birth) if birth else None,
-        ethnicity=answers.get("ethnicity"),
-        political_status=answers.get("political_status"),
-        education=answers.get("education"),
-        id_number=answers.get("id_number"),
-        phone=answers.get("phone"),
-        specialties=answers.get("specialties"),
-        work_history=answers.get("work_history"),
-        motivation=answers.get("motivation"),
-        reason=answers.get("reason"),
-    )
+    """The form the answers fill in: each field under its own key, the ids and the birth date
+    read back from the draft's JSON."""
+    kept = {f.name: answers.get(f.name) for f in fields(NominationForm) if f.name != "extra"}
+    birth, village = answers.get("birth_date"), answers.get("village_id")
+    converted = {
+        "full_name": answers["full_name"],
+        "township_id": int(answers["township_id"]),
+        "key_group": answers["key_group"],
+        "village_id": int(village) if village else None,
+        "birth_date": date.fromisoformat(birth) if birth else None,
+    }
+    return NominationForm(**{**kept, **converted})
 
 
-async def tell_township(
-    session: AsyncSession, run: Run, nomination_id: int, township_id: int, channel: str
-) -> None:
-    """Queue "a new nomination is waiting" for the township's officials, in this transaction."""
-    recipients = await reminders.township_official_recipients(session, township_id)
-    await run.chat.notify(
-        session,
-        recipients,
-        "review/notice_new_nomination",
-        key=f"nomination-new:{nomination_id}",
-        subject=nomination_id,
-        channel=channel,
-    )
+async def store(
+    run: Run, answers: dict[str, Any], channel: Channel, *, consent: bool = False
+) -> Outcome:
+    """Store the form as a nomination (a self-nomination's nominee is the person's own
+    account) and queue "a new nomination is waiting" for the township's officials in the same
+    transaction; a duplicate is said instead."""
+    try:
+        async with run.session() as session:
+            account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
+            nomination = await nominations.create_nomination(
+                session,
+                run.chat.service("cipher"),
+                form_of(answers),
+                channel=channel,
+                submitted_by=account.person_id,
+                person_id=account.person_id if channel == Channel.SELF else None,
+                now=datetime.now(UTC),
+                consent=consent,
+            )
+            await run.chat.notify(
+                session,
+                await reminders.township_official_recipients(session, nomination.township_id),
+                "review/notice_new_nomination",
+                key=f"nomination-new:{nomination.id}",
+                subject=nomination.id,
+                channel=channel.value,
+            )
+    except Duplicate:
+        return Finish((Screen("form/duplicate", {"what": "either"}),))
+    flow = "nomination" if channel == Channel.SELF else "recommendation"
+    return Finish((Screen("form/submitted", {"flow": flow}),))
 
 
 async def one_per_person(run: Run, args: str) -> dict[str, Any] | None:
@@ -106,23 +117,8 @@ def _consent_values(run: Run) -> dict[str, Any]:
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the self-nomination; the person becomes a candidate."""
-    try:
-        async with run.session() as session:
-            account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
-            nomination = await nominations.create_nomination(
-                session,
-                run.chat.service("cipher"),
-                form_of(answers),
-                channel=Channel.SELF,
-                submitted_by=account.person_id,
-                person_id=account.person_id,
-                now=datetime.now(UTC),
-                consent=bool(answers.get("consent") and answers.get("consent_id")),
-            )
-            await tell_township(session, run, nomination.id, nomination.township_id, "self")
-    except Duplicate:
-        return Finish((Screen("form/duplicate", {"what": "either"}),))
-    return Finish((Screen("form/submitted", {"flow": "nomination"}),))
+    consent = bool(answers.get("consent") and answers.get("consent_id"))
+    return await store(run, answers, Channel.SELF, consent=consent)
 
 
 NOMINATE = Flow(

@@ -1,16 +1,22 @@
-"""The one queue page of /review and /vetting: a page of names as buttons, then the page row."""
+"""What /review and /vetting share: the queue page (a page of names as buttons, then the
+page row), and a decision's storage work run as the acting person."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.codec import Button
-from handlers.chat.screen import Btn, Pager, Rows
+from handlers.chat.codec import ID, PAGE, Button
+from handlers.chat.flow import Run, Upgrade
+from handlers.chat.screen import Btn, Pager, Screen
 from handlers.chat.screens import Act
+from storage import people
+from storage.nominations import NotAllowed
 from storage.people import Actor
+from storage.review_queries import Stale
+from storage.rules.vetting import IllegalTransition
 
 PAGER = Pager(5)
 T = TypeVar("T")
@@ -18,44 +24,95 @@ T = TypeVar("T")
 Load = Callable[..., Awaitable[tuple[list[T], int]]]
 
 
-async def load_page(
-    session: AsyncSession, actor: Actor, load: Load[T], page: int
-) -> tuple[int, list[T], int]:
-    """Page `page` (from 0) of the actor's queue, their scope read afresh; a page past the end
-    (the list shrank since it was shown) is its new last page."""
-    items, total = await load(session, actor, offset=PAGER.offset(page), limit=PAGER.per_page)
-    if not items and page > 0 and total:
-        page = PAGER.clamp(page, total)
-        items, total = await load(session, actor, offset=PAGER.offset(page), limit=PAGER.per_page)
-    return page, items, total
+class Queue(Generic[T]):
+    """One queue: `<prefix>:p:<page>` turns to a page, `<prefix>:o:<id>` opens an item.
+
+    `load` is the storage query of a page in the actor's scope, `entry` an item's id and the
+    name its button shows."""
+
+    def __init__(
+        self, prefix: str, template: str, load: Load[T], entry: Callable[[T], tuple[int, str]]
+    ) -> None:
+        self.turn = Button(prefix, "p", PAGE)
+        self.open = Button(prefix, "o", ID)
+        self.template = template
+        self.load = load
+        self.entry = entry
+
+    async def page(
+        self, act: Act, actor: Actor, shown: Callable[[T], Any] = lambda item: item
+    ) -> Screen:
+        """The pressed page (the first for the command), the actor's scope read afresh; a
+        page past the end (the list shrank since it was shown) is its new last page. Each
+        item is shown in the template as `shown` gives it, and has a button ``n. name``."""
+        (page,) = act.values or (0,)
+        async with act.session() as session:
+            items, total = await self._load(session, actor, page)
+            if not items and page > 0 and total:
+                page = PAGER.clamp(page, total)
+                items, total = await self._load(session, actor, page)
+        first = PAGER.offset(page) + 1
+        rows: list[tuple[Btn, ...]] = [
+            (Btn(f"{first + i}. {name}", self.open.data(item_id)),)
+            for i, (item_id, name) in enumerate(map(self.entry, items))
+        ]
+        nav = PAGER.nav(page, total, self.turn, prev=act.label("prev"), next=act.label("next"))
+        if nav:
+            rows.append(nav)
+        values = {
+            "items": [shown(item) for item in items],
+            "total": total,
+            "start": first,
+            "page": page + 1,
+            "pages": PAGER.pages(total),
+        }
+        return Screen(self.template, values, tuple(rows), edit=True)
+
+    async def _load(self, session: AsyncSession, actor: Actor, page: int) -> tuple[list[T], int]:
+        return await self.load(session, actor, offset=PAGER.offset(page), limit=PAGER.per_page)
 
 
-def queue_rows(
-    act: Act,
-    names: Sequence[tuple[int, str]],
-    page: int,
-    total: int,
+async def acting(run: Run, work: Callable[[AsyncSession, Actor], Awaitable[T]]) -> T | None:
+    """`work` in a block of the update's transaction as the acting person, its refusals
+    answered as a screen's are: not allowed (no account, or out of their scope) is audited
+    and said, a record gone or moved on is "expired"; either way None."""
+    actor = await run.actor()
+    try:
+        async with run.session() as session:
+            if actor is None:
+                raise NotAllowed
+            return await work(session, actor)
+    except NotAllowed:
+        await run.chat.deny()
+    except (Stale, IllegalTransition):
+        await run.chat.show(Screen("common/stale_button"))
+    return None
+
+
+def old_draft(at: str, *required: str) -> Upgrade:
+    """A decision's draft from before the flow engine: `required` and the name at its top
+    level, and state 0 waiting for the typed text, which is the question `at` now."""
+
+    def upgrade(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
+        if any(key not in stored for key in required):
+            return {}
+        answers = {key: stored[key] for key in required}
+        return {"answers": {**answers, "name": stored.get("name", "")}, "at": at}
+
+    return upgrade
+
+
+async def tell(
+    run: Act | Run,
+    session: AsyncSession,
+    chat_ids: list[int],
+    template: str,
     *,
-    opens: Button,
-    turns: Button,
-) -> Rows:
-    """One button per item (``n. name`` opening it), then previous/next."""
-    first = PAGER.offset(page) + 1
-    rows: list[tuple[Btn, ...]] = [
-        (Btn(f"{first + i}. {name}", opens.data(item_id)),)
-        for i, (item_id, name) in enumerate(names)
-    ]
-    nav = PAGER.nav(page, total, turns, prev=act.label("prev"), next=act.label("next"))
-    if nav:
-        rows.append(nav)
-    return tuple(rows)
-
-
-def page_values(page: int, total: int) -> dict[str, Any]:
-    """What a queue template shows about the page: its first number, which page of how many."""
-    return {
-        "total": total,
-        "start": PAGER.offset(page) + 1,
-        "page": page + 1,
-        "pages": PAGER.pages(total),
-    }
+    key: str,
+    subject: int,
+    **values: Any,
+) -> int:
+    """Queue `template` for these Telegram chats, each in its own language (the outbox, in
+    this transaction); how many were queued."""
+    recipients = await people.recipients(session, chat_ids)
+    return await run.chat.notify(session, recipients, template, key=key, subject=subject, **values)

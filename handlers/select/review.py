@@ -11,23 +11,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.chat.codec import ID, PAGE, Button
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Entry, Finish, Flow, Outcome, Run, Texts
 from handlers.chat.screen import Btn, Rows, Screen
 from handlers.chat.screens import Act, Expired, screen
 from handlers.select.kinds import Note
-from handlers.select.queue import load_page, page_values, queue_rows
-from storage import nominations, people, review_queries
+from handlers.select.queue import Queue, acting, old_draft, tell
+from storage import nominations, review_queries
 from storage.models import OFFICIAL_ROLES
-from storage.nominations import NotAllowed
+from storage.people import Actor
 from storage.review_queries import ReviewCard
 from storage.rules.vetting import Channel, Event, IllegalTransition, Status, allowed_events
 
 COMMAND = command("review", *OFFICIAL_ROLES)
 PREFIX = "rv"
-TURN = Button(PREFIX, "p", PAGE)
-OPEN = Button(PREFIX, "o", ID)
+QUEUE = Queue(PREFIX, "review/queue", nominations.township_queue, lambda i: (i.id, i.full_name))
 SEND = Button(PREFIX, "s", ID)
 CONTACTED = Button(PREFIX, "c", ID)
 DECLINE_PRESS = Button(PREFIX, "r", ID)
@@ -51,29 +52,23 @@ def item_rows(act: Act, card: ReviewCard) -> Rows:
         for event, key, button in _ACTIONS
         if event in allowed
     ]
-    rows.append((Btn(act.label("back"), TURN.data(0)),))
+    rows.append((Btn(act.label("back"), QUEUE.turn.data(0)),))
     return tuple(rows)
 
 
 # -- the queue ---------------------------------------------------------------------------------
 
 
-@screen(command=COMMAND, button=TURN, needs=OFFICIAL_ROLES)
+@screen(command=COMMAND, button=QUEUE.turn, needs=OFFICIAL_ROLES)
 async def review_queue(act: Act) -> Screen:
     """A page of the nominations awaiting this official's review (the first for /review)."""
-    (page,) = act.values or (0,)
-    async with act.session() as session:
-        page, items, total = await load_page(session, act.actor, nominations.township_queue, page)
-    rows = queue_rows(
-        act, [(item.id, item.full_name) for item in items], page, total, opens=OPEN, turns=TURN
-    )
-    return Screen("review/queue", {"items": items, **page_values(page, total)}, rows, edit=True)
+    return await QUEUE.page(act, act.actor)
 
 
 # -- one nomination ----------------------------------------------------------------------------
 
 
-@screen(button=OPEN, needs=OFFICIAL_ROLES)
+@screen(button=QUEUE.open, needs=OFFICIAL_ROLES)
 async def open_nomination(act: Act) -> Screen:
     """One nomination with the actions its status allows."""
     (nomination_id,) = act.values
@@ -93,12 +88,10 @@ async def send_to_vetting(act: Act) -> Screen:
             await nominations.send_to_vetting(
                 session, act.actor, card.id, departments=departments, now=datetime.now(UTC)
             )
-            reviewers = await people.recipients(
-                session, await nominations.reviewer_chat_ids(session, departments)
-            )
-            notified = await act.chat.notify(
+            notified = await tell(
+                act,
                 session,
-                reviewers,
+                await nominations.reviewer_chat_ids(session, departments),
                 "vetting/notice_new",
                 key=f"vetting-new:{card.id}",
                 subject=card.id,
@@ -135,14 +128,8 @@ MENUS = (review_queue, open_nomination, send_to_vetting, mark_contacted)
 async def begin_decline(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """The decline button: the nomination, in the official's scope and still declinable."""
     (nomination_id,) = values
-    actor = await run.actor()
-    try:
-        async with run.session() as session:
-            if actor is None:
-                raise NotAllowed
-            card = await review_queries.review_card(session, actor, nomination_id)
-    except NotAllowed:
-        await run.chat.deny()
+    card = await acting(run, lambda s, actor: review_queries.review_card(s, actor, nomination_id))
+    if card is None:
         return None
     if Event.DECLINE not in _allowed(card):
         await run.chat.show(Screen("common/stale_button"))
@@ -153,45 +140,32 @@ async def begin_decline(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | N
 
 async def decline(run: Run, answers: dict[str, Any]) -> Outcome:
     """Decline the nomination with the typed reason and tell the candidate, without it."""
-    actor = await run.actor()
-    try:
-        async with run.session() as session:
-            if actor is None:
-                raise NotAllowed
-            nomination = await nominations.decline(
-                session,
-                actor,
-                int(answers["nomination_id"]),
-                reason=answers["reason"],
-                now=datetime.now(UTC),
-                cipher=run.chat.service("cipher"),
-            )
-            chat_ids = await nominations.chat_ids_for_outcome(session, nomination)
-            candidate = await people.recipients(session, chat_ids["candidate"])
-            # Neutral on purpose: the reason is kept for officials, never sent to the person.
-            told = await run.chat.notify(
-                session,
-                candidate,
-                "review/notice_declined",
-                key=f"declined:{nomination.id}",
-                subject=nomination.id,
-            )
-    except NotAllowed:
-        await run.chat.deny()
+
+    async def record(session: AsyncSession, actor: Actor) -> int:
+        nomination = await nominations.decline(
+            session,
+            actor,
+            int(answers["nomination_id"]),
+            reason=answers["reason"],
+            now=datetime.now(UTC),
+            cipher=run.chat.service("cipher"),
+        )
+        chat_ids = await nominations.chat_ids_for_outcome(session, nomination)
+        # Neutral on purpose: the reason is kept for officials, never sent to the person.
+        return await tell(
+            run,
+            session,
+            chat_ids["candidate"],
+            "review/notice_declined",
+            key=f"declined:{nomination.id}",
+            subject=nomination.id,
+        )
+
+    told = await acting(run, record)
+    if told is None:
         return Finish()
-    except IllegalTransition:
-        return Finish((Screen("common/stale_button"),))
     values = {"full_name": answers["name"], "candidate_told": told > 0}
     return Finish((Screen("review/declined", values),))
-
-
-def _old_draft(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
-    """Before the flow engine the draft was ``{"nomination_id", "name"}`` and state 0 waited
-    for the reason: the same question now."""
-    if "nomination_id" not in stored:
-        return {}
-    answers = {"nomination_id": stored["nomination_id"], "name": stored.get("name", "")}
-    return {"answers": answers, "at": "reason"}
 
 
 DECLINE_ENTRY = Entry(DECLINE_PRESS, begin_decline)
@@ -216,5 +190,6 @@ DECLINE = Flow(
     ),
     submit=decline,
     texts=Texts(busy="review/busy"),
-    upgrade=_old_draft,
+    # Before the flow engine the draft was ``{"nomination_id", "name"}``.
+    upgrade=old_draft("reason", "nomination_id"),
 )

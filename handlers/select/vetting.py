@@ -13,24 +13,25 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.codec import ID, PAGE, Button
+from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Enter, Entry, Finish, Flow, Outcome, Run, Texts
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, Expired, Refused, screen
 from handlers.select.kinds import Note
-from handlers.select.queue import load_page, page_values, queue_rows
-from storage import grades, nominations, people, review_queries
+from handlers.select.queue import Queue, acting, old_draft, tell
+from storage import grades, nominations, review_queries
 from storage.models import Role
-from storage.nominations import NotAllowed
+from storage.nominations import NotAllowed, VettingItem
 from storage.people import Actor
 from storage.review_queries import Stale, VettingCard
-from storage.rules.vetting import Decision, IllegalTransition, VettingOutcome
+from storage.rules.vetting import Decision, VettingOutcome
 
 COMMAND = command("vetting", Role.REVIEWER)
 PREFIX = "vt"
-TURN = Button(PREFIX, "p", PAGE)
-OPEN = Button(PREFIX, "o", ID)
+QUEUE = Queue(
+    PREFIX, "vetting/queue", nominations.vetting_queue, lambda i: (i.review_id, i.full_name)
+)
 APPROVE = Button(PREFIX, "a", ID)
 REJECT = Button(PREFIX, "r", ID)
 NO_COMMENT = Button(PREFIX, "n", ID)
@@ -46,30 +47,23 @@ def reviewer(act: Act) -> Actor:
 # -- the queue ---------------------------------------------------------------------------------
 
 
-@screen(command=COMMAND, button=TURN)
+@screen(command=COMMAND, button=QUEUE.turn)
 async def vetting_queue(act: Act) -> Screen:
     """A page of the reviews awaiting this reviewer's department (the first for /vetting)."""
-    (page,) = act.values or (0,)
-    async with act.session() as session:
-        page, items, total = await load_page(
-            session, reviewer(act), nominations.vetting_queue, page
-        )
     tz = act.settings.tz
-    shown = [
-        {
+
+    def shown(item: VettingItem) -> dict[str, Any]:
+        return {
             "full_name": item.full_name,
             "township": item.township,
             "department": item.department,
             "requested": item.requested_at.astimezone(tz).date(),
         }
-        for item in items
-    ]
-    names = [(item.review_id, item.full_name) for item in items]
-    rows = queue_rows(act, names, page, total, opens=OPEN, turns=TURN)
-    return Screen("vetting/queue", {"items": shown, **page_values(page, total)}, rows, edit=True)
+
+    return await QUEUE.page(act, reviewer(act), shown)
 
 
-@screen(button=OPEN, needs=COMMAND.needs)
+@screen(button=QUEUE.open, needs=COMMAND.needs)
 async def open_review(act: Act) -> Screen:
     """One review with the approve and reject buttons."""
     (review_id,) = act.values
@@ -84,7 +78,7 @@ async def open_review(act: Act) -> Screen:
             Btn(act.label("vetting.approve"), APPROVE.data(rid)),
             Btn(act.label("vetting.reject"), REJECT.data(rid)),
         ),
-        (Btn(act.label("back"), TURN.data(0)),),
+        (Btn(act.label("back"), QUEUE.turn.data(0)),),
     )
     return Screen("vetting/item", {"c": card}, rows, edit=True)
 
@@ -100,17 +94,8 @@ def begin(decision: Decision) -> Enter:
 
     async def start(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
         (review_id,) = values
-        actor = await run.actor()
-        try:
-            async with run.session() as session:
-                if actor is None or not actor.departments():
-                    raise NotAllowed
-                card = await review_queries.vetting_card(session, actor, review_id)
-        except NotAllowed:
-            await run.chat.deny()
-            return None
-        except Stale:
-            await run.chat.show(Screen("common/stale_button"))
+        card = await acting(run, lambda s, actor: review_queries.vetting_card(s, actor, review_id))
+        if card is None:
             return None
         return {"review_id": card.review_id, "decision": decision.value, "name": card.full_name}
 
@@ -121,33 +106,33 @@ async def decide(run: Run, answers: dict[str, Any]) -> Outcome:
     """Record the decision; tell the candidate and the township once it is settled."""
     note: str | None = answers.get("note")
     departments = run.settings.department_codes
-    actor = await run.actor()
-    try:
-        async with run.session() as session:
-            if actor is None:
-                raise NotAllowed
-            card = await review_queries.vetting_card(session, actor, int(answers["review_id"]))
-            try:
-                result = await nominations.decide_review(
-                    session,
-                    actor,
-                    card.review_id,
-                    decision=Decision(answers["decision"]),
-                    note=note,
-                    departments=departments,
-                    now=datetime.now(UTC),
-                    cipher=run.chat.service("cipher"),
-                )
-            except NotAllowed:
-                # The card was ours and open a moment ago: a colleague decided first.
-                raise Stale from None
-            if result.outcome != VettingOutcome.PENDING:
-                await plan_outcome_notices(session, run, result, card, note)
-    except NotAllowed:
-        await run.chat.deny()
+
+    async def record(
+        session: AsyncSession, actor: Actor
+    ) -> tuple[nominations.VettingResult, VettingCard]:
+        card = await review_queries.vetting_card(session, actor, int(answers["review_id"]))
+        try:
+            result = await nominations.decide_review(
+                session,
+                actor,
+                card.review_id,
+                decision=Decision(answers["decision"]),
+                note=note,
+                departments=departments,
+                now=datetime.now(UTC),
+                cipher=run.chat.service("cipher"),
+            )
+        except NotAllowed:
+            # The card was ours and open a moment ago: a colleague decided first.
+            raise Stale from None
+        if result.outcome != VettingOutcome.PENDING:
+            await plan_outcome_notices(session, run, result, card, note)
+        return result, card
+
+    recorded = await acting(run, record)
+    if recorded is None:
         return Finish()
-    except (Stale, IllegalTransition):
-        return Finish((Screen("common/stale_button"),))
+    result, card = recorded
     values = {
         "decision": answers["decision"],
         "outcome": result.outcome.value,
@@ -165,26 +150,22 @@ async def plan_outcome_notices(
 ) -> None:
     """Queue the outcome for the candidate and the township, in the decision's transaction."""
     chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
-    candidate = await people.recipients(session, chat_ids["candidate"])
-    officials = await people.recipients(session, chat_ids["officials"])
-    key = f"vetting-outcome:{result.nomination.id}"
-    now = datetime.now(UTC)
-    if result.outcome == VettingOutcome.APPROVED:
-        # The cadre starts on the grade ladder the moment they enter the pool.
-        await grades.enter_pool(
-            session, result.nomination.id, run.chat.service("grade_policy"), now=now
-        )
-    # Neutral on purpose for the candidate: no department, no note; those go to the township.
-    name = (
-        "vetting/notice_pool"
-        if result.outcome == VettingOutcome.APPROVED
-        else "vetting/notice_not_selected"
-    )
     subject = result.nomination.id
-    await run.chat.notify(session, candidate, name, key=f"{key}:candidate", subject=subject)
-    await run.chat.notify(
+    key = f"vetting-outcome:{subject}"
+    approved = result.outcome == VettingOutcome.APPROVED
+    if approved:
+        # The cadre starts on the grade ladder the moment they enter the pool.
+        policy = run.chat.service("grade_policy")
+        await grades.enter_pool(session, subject, policy, now=datetime.now(UTC))
+    # Neutral on purpose for the candidate: no department, no note; those go to the township.
+    name = "vetting/notice_pool" if approved else "vetting/notice_not_selected"
+    told = await tell(
+        run, session, chat_ids["candidate"], name, key=f"{key}:candidate", subject=subject
+    )
+    await tell(
+        run,
         session,
-        officials,
+        chat_ids["officials"],
         "vetting/notice_outcome",
         key=f"{key}:official",
         subject=subject,
@@ -193,17 +174,8 @@ async def plan_outcome_notices(
         township=card.township,
         department=card.department,
         note=note or "",
-        candidate_told=bool(candidate),
+        candidate_told=told > 0,
     )
-
-
-def _old_draft(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
-    """Before the flow engine the draft was ``{"review_id", "decision", "name"}`` and state 0
-    waited for the note: the same question now."""
-    if "review_id" not in stored or "decision" not in stored:
-        return {}
-    keys = ("review_id", "decision", "name")
-    return {"answers": {k: stored.get(k, "") for k in keys}, "at": "note"}
 
 
 ENTRIES = (Entry(APPROVE, begin(Decision.APPROVE)), Entry(REJECT, begin(Decision.REJECT)))
@@ -231,5 +203,6 @@ DECIDE = Flow(
     ),
     submit=decide,
     texts=Texts(busy="vetting/busy"),
-    upgrade=_old_draft,
+    # Before the flow engine the draft was ``{"review_id", "decision", "name"}``.
+    upgrade=old_draft("note", "review_id", "decision"),
 )

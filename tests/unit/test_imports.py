@@ -31,6 +31,8 @@ ENGINE = (
     "handlers.chat.screens",
     "handlers.chat.commands",
     "handlers.chat.menu",
+    # A screen of its own that once was a plain Telegram handler.
+    "handlers.withdraw",
 )
 # What may not import what: (importer's package, imported package).
 UPWARD = (("handlers", "bot"), ("storage", "bot"), ("storage", "handlers"))
