@@ -72,18 +72,24 @@ class Paged(Question):
         """Where the page is kept."""
         return run.draft
 
+    def words(self) -> tuple[str, str, str]:
+        """The callback data's words: an item's, a page's, done's ("": no such button)."""
+        return self.tag, self.page_tag, self.done_tag
+
     def shapes(self, prefix: str) -> Sequence[Button]:
-        shapes = [Button(prefix, self.tag, ID)]
-        if self.page_tag:
-            shapes.append(Button(prefix, self.page_tag, PAGE))
-        return [*shapes, Button(prefix, self.done_tag)] if self.done_tag else shapes
+        tag, page_tag, done_tag = self.words()
+        shapes = [Button(prefix, tag, ID)]
+        if page_tag:
+            shapes.append(Button(prefix, page_tag, PAGE))
+        return [*shapes, Button(prefix, done_tag)] if done_tag else shapes
 
     async def ask(self, run: Run, page: int) -> Screen:
         return await self.listed(run, page, await self.more(run))
 
     async def listed(self, run: Run, page: int, values: dict[str, Any]) -> Screen:
         """The page's screen, with `values` for the template."""
-        pager = Pager(self.per_page if self.page_tag else 10_000)
+        tag, page_tag, done_tag = self.words()
+        pager = Pager(self.per_page if page_tag else 10_000)
         if self.page_key:
             page = int(self.kept(run).get(self.page_key) or 0)
         items, total = await self.items(run, pager.offset(page), pager.per_page)
@@ -93,34 +99,36 @@ class Paged(Question):
         if self.page_key:
             self.kept(run)[self.page_key] = page
         p = run.prefix
-        buttons = [Btn(self.label(run, i), f"{p}:{self.tag}:{self.ident(i)}") for i in items]
+        buttons = [Btn(self.label(run, i), f"{p}:{tag}:{self.ident(i)}") for i in items]
         rows = rows_of(buttons, self.per_row)
-        turn = Button(p, self.page_tag, PAGE)
+        turn = Button(p, page_tag, PAGE)
         nav = pager.nav(page, total, turn, prev=run.label("prev"), next=run.label("next"))
         if nav:
             rows = (*rows, nav)
-        if self.done_tag:
-            rows = (*rows, (Btn(run.label(self.done_label), f"{p}:{self.done_tag}"),))
+        if done_tag:
+            rows = (*rows, (Btn(run.label(self.done_label), f"{p}:{done_tag}"),))
         values = {**values, self.items_as: items, "total": total}
         values |= {"page": page + 1, "pages": pager.pages(total)}
         template = self.empty if self.empty and not total else self.template
         return Screen(template or f"form/ask_{self.key}", values, rows)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        _, page_tag, done_tag = self.words()
         tag = button.parts[1]
-        if tag == self.page_tag:
+        if tag == page_tag:
             if not self.page_key:
                 return Reask(page=int(values[0]), edit=True)
             self.kept(run)[self.page_key] = int(values[0])
             return Reask(edit=True)
-        if tag == self.done_tag:
+        if tag == done_tag:
             return await self.close(run)
         return await self.choose(run, int(values[0]))
 
 
 class Toggled(Paged):
     """Several items of a paged list, one a row, each press turning one on or off (up to
-    `most`, 0: any number). The choice in progress is kept in the draft under `chosen_key`
+    `most`, 0: any number): ``<prefix>:<tag>:<id>``, pages ``<prefix>:<tag>p:<page>``, done
+    ``<prefix>:<tag>d``. The choice in progress is kept in the draft under `chosen_key`
     (before it, the answer, when changed from the review); whoever left the list since is
     dropped when it is shown. The template has them as `chosen` and their count as `picked`."""
 
@@ -135,6 +143,9 @@ class Toggled(Paged):
     async def refused(self, run: Run) -> Outcome:
         """A press for someone who may not be chosen (no longer, or a forged button)."""
         return STALE
+
+    def words(self) -> tuple[str, str, str]:
+        return self.tag, self.tag + "p", self.tag + "d"
 
     def chosen(self, run: Run) -> list[int]:
         ids = run.draft.get(self.chosen_key)

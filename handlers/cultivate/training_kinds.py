@@ -115,8 +115,6 @@ class People(Toggled):
 
     key: str = "people"
     template: str = "trainings/ask_people"
-    page_tag: str = "pp"
-    done_tag: str = "pd"
     done_label: str = "training.pick_done"
     page_key: str = "page"
     chosen_key: str = "picked"

@@ -92,8 +92,6 @@ class Leads(Toggled):
     key: str = "leads"
     template: str = "projects/choose_leads"
     tag: str = "l"
-    page_tag: str = "lp"
-    done_tag: str = "ld"
     done_label: str = "project.leads_done"
     page_key: str = "lpage"
     most: int = projects.MAX_LEADS
