@@ -8,19 +8,22 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-from handlers.chat.codec import CODE, ID, INDEX, PAGE, Button, choice
+from handlers.chat.codec import CODE, INDEX, Button, choice
 from handlers.chat.flow import (
     STALE,
     Answer,
     Finish,
+    InChat,
     Outcome,
     Question,
     Reask,
     Run,
 )
-from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
+from handlers.chat.paged import Paged
+from handlers.chat.screen import Btn, Rows, Screen, rows_of
 from storage.rules.identity import RuleError
 
 # A rule turns typed text into the value to keep, or raises RuleError (said with `invalid`).
@@ -75,12 +78,48 @@ class Text(Question):
         return Answer(None) if self.optional else STALE
 
 
+@dataclass(slots=True)
+class Day(Question):
+    """A day, typed (`rule` reads and checks it, a RuleError is said with `invalid`) or the
+    one button ``<prefix>:<tag>`` labelled `label`, whose day `quick` gives (today; None: no
+    day, for an optional one). Kept as an ISO date; the template is shown today's."""
+
+    key: str
+    template: str
+    rule: Callable[[Run, str], date]
+    tag: str = "today"
+    label: str = "today"
+    quick: Callable[[Run], date | None] = InChat.today
+    values: Callable[[Run], dict[str, Any]] | None = None
+    invalid: str = "form/invalid"
+    optional: bool = False
+    editable: bool = True
+    when: Callable[[Run], bool] | None = None
+
+    def shapes(self, prefix: str) -> Sequence[Button]:
+        return (Button(prefix, self.tag),)
+
+    async def ask(self, run: Run, page: int) -> Screen:
+        rows = ((Btn(run.label(self.label), f"{run.prefix}:{self.tag}"),),)
+        extra = self.values(run) if self.values else {}
+        return Screen(self.template, {"today": run.today(), **extra}, rows)
+
+    async def on_text(self, run: Run, text: str) -> Outcome:
+        outcome = await checked(self.rule, run, text, self.invalid)
+        return Answer(outcome.value.isoformat()) if isinstance(outcome, Answer) else outcome
+
+    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        day = self.quick(run)
+        return Answer(day.isoformat() if day else None)
+
+
 Codes = Sequence[str] | Callable[[Run], Sequence[str]]
 
 
 @dataclass(slots=True)
 class Choice(Question):
-    """One of a few codes, as buttons ``<prefix>:c:<key>:<code>``; labels ``<key>.<code>``.
+    """One of a few codes, as buttons ``<prefix>:c:<key>:<code>`` (with a `tag` of its own:
+    ``<prefix>:<tag>:<code>``); labels ``<labels>.<code>``, by default ``<key>.<code>``.
 
     `check` may refuse a code in the light of other answers (returns an Outcome) or accept it
     (returns None)."""
@@ -93,25 +132,33 @@ class Choice(Question):
     editable: bool = True
     when: Callable[[Run], bool] | None = None
     check: Callable[[Run, str], Awaitable[Outcome | None]] | None = None
+    tag: str = ""
+    labels: str = ""
+    values: Callable[[Run], dict[str, Any]] | None = None
 
     def options(self, run: Run) -> Sequence[str]:
         return self.codes(run) if callable(self.codes) else self.codes
 
     def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "c", CODE, CODE),)
+        return (Button(prefix, self.tag, CODE) if self.tag else Button(prefix, "c", CODE, CODE),)
+
+    def data(self, run: Run, code: str) -> str:
+        if self.tag:
+            return f"{run.prefix}:{self.tag}:{code}"
+        return f"{run.prefix}:c:{self.key}:{code}"
 
     async def ask(self, run: Run, page: int) -> Screen:
+        labels = self.labels or self.key
         buttons = [
-            Btn(run.label(f"{self.key}.{code}"), f"{run.prefix}:c:{self.key}:{code}")
-            for code in self.options(run)
+            Btn(run.label(f"{labels}.{code}"), self.data(run, code)) for code in self.options(run)
         ]
-        return Screen(
-            self.template or f"form/ask_{self.key}", run.values(), rows_of(buttons, self.per_row)
-        )
+        values = {**run.values(), **(self.values(run) if self.values else {})}
+        rows = rows_of(buttons, self.per_row)
+        return Screen(self.template or f"form/ask_{self.key}", values, rows)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        key, code = values
-        if key != self.key or code not in self.options(run):
+        code = values[-1]
+        if (not self.tag and values[0] != self.key) or code not in self.options(run):
             return STALE
         if self.check is not None:
             refused = await self.check(run, code)
@@ -121,7 +168,7 @@ class Choice(Question):
 
     def shown(self, run: Run) -> str | None:
         value = run.answers.get(self.key)
-        return None if value is None else run.label(f"{self.key}.{value}")
+        return None if value is None else run.label(f"{self.labels or self.key}.{value}")
 
 
 # A page of options: (id, label) pairs and how many there are in all.
@@ -131,7 +178,7 @@ Take = Callable[[Run, int], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(slots=True)
-class Pick(Question):
+class Pick(Paged):
     """One item of a list that comes from the database, paged: ``<prefix>:<tag>:<id>`` and
     ``<prefix>:<page_tag>:<page>``. `take` stores what a pick means (the id and the name to
     show, under `shows`)."""
@@ -149,39 +196,20 @@ class Pick(Question):
     editable: bool = True
     when: Callable[[Run], bool] | None = None
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        shapes = [Button(prefix, self.tag, ID)]
-        if self.page_tag:
-            shapes.append(Button(prefix, self.page_tag, PAGE))
-        return shapes
+    async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
+        return await self.load(run, offset, limit)
 
-    async def ask(self, run: Run, page: int) -> Screen:
-        pager = Pager(self.per_page)
-        limit = self.per_page if self.page_tag else 10_000
-        items, total = await self.load(run, pager.offset(page) if self.page_tag else 0, limit)
-        page = pager.clamp(page, total) if self.page_tag else 0
-        buttons = [Btn(name, f"{run.prefix}:{self.tag}:{item}") for item, name in items]
-        rows = rows_of(buttons, self.per_row)
-        if self.page_tag:
-            nav = pager.nav(
-                page,
-                total,
-                Button(run.prefix, self.page_tag, PAGE),
-                prev=run.label("prev"),
-                next=run.label("next"),
-            )
-            if nav:
-                rows = (*rows, nav)
-        values = {**run.values(), "page": page + 1, "pages": pager.pages(total)}
-        return Screen(self.template or f"form/ask_{self.key}", values, rows)
+    def ident(self, item: Any) -> int:
+        return int(item[0])
 
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        if self.page_tag and button.parts[1] == self.page_tag:
-            return Reask(page=int(values[0]), edit=True)
-        taken = await self.take(run, int(values[0]))
+    def label(self, run: Run, item: Any) -> str:
+        return str(item[1])
+
+    async def choose(self, run: Run, ident: int) -> Outcome:
+        taken = await self.take(run, ident)
         if taken is None:
             return STALE
-        value = taken.pop(self.key, values[0])
+        value = taken.pop(self.key, ident)
         run.answers.update(taken)
         return Answer(value)
 

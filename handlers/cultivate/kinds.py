@@ -8,15 +8,16 @@ with ``tk:xy:<i>`` / ``tk:xn``). Nothing here imports `telegram`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from handlers.chat.codec import CODE, ID, PAGE, Button, choice
+from handlers.chat.codec import Button, choice
 from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run, Turn
-from handlers.chat.kinds import ListOf, Rule
-from handlers.chat.screen import Btn, Pager, Screen, rows_of
+from handlers.chat.kinds import Choice, Codes, ListOf, Rule, invalid
+from handlers.chat.paged import Paged
+from handlers.chat.screen import Btn, Screen, rows_of
 from handlers.cultivate.mentees import mentee_list
 from storage import mentoring
 from storage.nominations import NotAllowed
@@ -34,21 +35,18 @@ from storage.rules.cadence import (
 )
 from storage.rules.identity import RuleError, clean_text
 
-PAGER = Pager(8)
-
 
 def mentee_name(run: Run) -> str:
     return str(run.answers.get("mentee_name", ""))
 
 
+def rule_broken(error: RuleError) -> Reask:
+    return invalid("mentoring/invalid", error)
+
+
 def kind_wrong(code: str) -> Reask:
     """A sticker, a photo, a file… where this question wants something else: say what."""
-    return Reask(say="mentoring/invalid", values={"code": code, "params": {}})
-
-
-def rule_broken(error: RuleError) -> Reask:
-    values = {"code": error.code, "params": error.params or {}}
-    return Reask(say="mentoring/invalid", values=values)
+    return rule_broken(RuleError(code))
 
 
 async def own_mentee(run: Run, pairing_id: int) -> mentoring.Mentee:
@@ -78,41 +76,32 @@ def date_invalid(error: RuleError) -> Screen:
 
 
 @dataclass(slots=True)
-class PickMentee(Question):
+class PickMentee(Paged):
     """One of the mentor's mentees, paged; a forged or foreign pairing is refused in SQL."""
 
     key: str = "mentee"
+    template: str = "mentoring/talk_pick"
+    # Every pairing ended while the draft waited.
+    empty: str = "mentoring/no_mentees"
+    items_as: str = "mentees"
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "p", ID), Button(prefix, "pg", PAGE))
-
-    async def ask(self, run: Run, page: int) -> Screen:
+    async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
         actor = await run.actor()
         mentees = []
         if actor is not None:
             async with run.session() as session:
                 mentees = await mentee_list(session, actor, run.settings)
-        if not mentees:  # every pairing ended while the draft waited
-            return Screen("mentoring/no_mentees")
-        page = PAGER.clamp(page, len(mentees))
-        shown = mentees[PAGER.offset(page) : PAGER.offset(page + 1)]
-        p = run.prefix
-        rows = rows_of([Btn(m.full_name, f"{p}:p:{m.pairing_id}") for m in shown], 2)
-        nav = PAGER.nav(
-            page,
-            len(mentees),
-            Button(p, "pg", PAGE),
-            prev=run.label("prev"),
-            next=run.label("next"),
-        )
-        values = {"mentees": shown, "page": page + 1, "pages": PAGER.pages(len(mentees))}
-        return Screen("mentoring/talk_pick", values, (*rows, nav) if nav else rows)
+        return mentees[offset : offset + limit], len(mentees)
 
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        if button.parts[1] == "pg":
-            return Reask(page=int(values[0]), edit=True)
+    def ident(self, item: Any) -> int:
+        return int(item.pairing_id)
+
+    async def more(self, run: Run) -> dict[str, Any]:
+        return {}
+
+    async def choose(self, run: Run, ident: int) -> Outcome:
         try:
-            mentee = await own_mentee(run, int(values[0]))
+            mentee = await own_mentee(run, ident)
         except NotAllowed:
             await run.chat.deny()
             return Reask()
@@ -195,34 +184,23 @@ class TalkDate(Question):
     def on_other(self, run: Run) -> Outcome:
         return kind_wrong("date.kind")
 
-    async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return self.on_other(run)
+
+def _mode_values(run: Run) -> dict[str, Any]:
+    chosen = run.answers.get("date")
+    return {"mentee": mentee_name(run), "talk_date": date.fromisoformat(chosen) if chosen else ""}
 
 
 @dataclass(slots=True)
-class Mode(Question):
+class Mode(Choice):
     """Face to face, by phone or a home visit: ``tk:m:<mode>``."""
 
     key: str = "mode"
-
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "m", CODE),)
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        buttons = [Btn(run.label(f"talk_mode.{m}"), f"{run.prefix}:m:{m}") for m in TALK_MODES]
-        chosen = run.answers.get("date")
-        values = {
-            "mentee": mentee_name(run),
-            "talk_date": date.fromisoformat(chosen) if chosen else "",
-        }
-        return Screen("mentoring/talk_ask_mode", values, rows_of(buttons, 3))
-
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        return Answer(values[0]) if values[0] in TALK_MODES else STALE
-
-    def shown(self, run: Run) -> str | None:
-        value = run.answers.get(self.key)
-        return None if value is None else run.label(f"talk_mode.{value}")
+    codes: Codes = TALK_MODES
+    template: str = "mentoring/talk_ask_mode"
+    per_row: int = 3
+    tag: str = "m"
+    labels: str = "talk_mode"
+    values: Callable[[Run], dict[str, Any]] | None = _mode_values
 
 
 @dataclass(slots=True)
@@ -253,9 +231,6 @@ class Topic(Question):
 
     def on_other(self, run: Run) -> Outcome:
         return kind_wrong("topic.kind")
-
-    async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return self.on_other(run)
 
     def shown(self, run: Run) -> str | None:
         answer = run.answers.get(self.key)
@@ -290,9 +265,6 @@ class Difficulties(ListOf):
 
     def on_other(self, run: Run) -> Outcome:
         return kind_wrong("difficulty.kind")
-
-    async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return self.on_other(run)
 
     def shown(self, run: Run) -> str | None:
         # The review lists them numbered, one a line.

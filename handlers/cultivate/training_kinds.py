@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.codec import CODE, ID, PAGE, Button
-from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run
+from handlers.chat.codec import ID, Button
+from handlers.chat.flow import Answer, Outcome, Question, Reask, Run
+from handlers.chat.kinds import Choice
+from handlers.chat.paged import Toggled, official
 from handlers.chat.screen import Btn, Screen, rows_of
-from handlers.cultivate.training_values import PAGER
 from storage import trainings
 from storage.people import Actor
 
@@ -23,36 +24,22 @@ def creating(run: Run) -> bool:
     return "invite_id" not in run.answers
 
 
-@dataclass(slots=True)
-class Option(Question):
+def _editing(run: Run) -> dict[str, Any]:
+    return {"editing": bool(run.draft.get("editing"))}
+
+
+# Named as the class it was, so that /training's declaration reads as before.
+def Option(key: str, tag: str, codes: Sequence[str]) -> Choice:
     """One of a few codes as ``<prefix>:<tag>:<code>``, labelled ``training.<key>.<code>``."""
-
-    key: str
-    tag: str
-    codes: Sequence[str]
-    when: Callable[[Run], bool] | None = creating
-
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, self.tag, CODE),)
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        buttons = [
-            Btn(run.label(f"training.{self.key}.{code}"), f"{run.prefix}:{self.tag}:{code}")
-            for code in self.codes
-        ]
-        values = {"editing": bool(run.draft.get("editing"))}
-        return Screen(f"trainings/ask_{self.key}", values, rows_of(buttons, 2))
-
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        code = str(values[0])
-        return Answer(code) if code in self.codes else STALE
-
-
-async def _organizer(run: Run) -> Actor:
-    """The official (the engine checked their role before this question ran)."""
-    actor = await run.actor()
-    assert actor is not None
-    return actor
+    return Choice(
+        key,
+        codes,
+        template=f"trainings/ask_{key}",
+        when=creating,
+        tag=tag,
+        labels=f"training.{key}",
+        values=_editing,
+    )
 
 
 @dataclass(slots=True)
@@ -67,7 +54,7 @@ class Audience(Question):
         return (Button(prefix, "a", "c"), Button(prefix, "a", "t", ID), Button(prefix, "a", "p"))
 
     async def ask(self, run: Run, page: int) -> Screen:
-        actor = await _organizer(run)
+        actor = await official(run)
         county = trainings.is_county_level(actor)
         buttons: list[Btn] = []
         if county:
@@ -79,7 +66,7 @@ class Audience(Question):
         return Screen("trainings/ask_audience", {"county": county}, rows_of(buttons, 2))
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        actor = await _organizer(run)
+        actor = await official(run)
         which = button.parts[2]
         if which == "c" and trainings.is_county_level(actor):
             run.answers.update(township_id=None, township_name="")
@@ -121,76 +108,41 @@ def choosing_people(run: Run) -> bool:
 
 
 @dataclass(slots=True)
-class People(Question):
+class People(Toggled):
     """Reserve cadres of the official's pool, toggled one by one: ``tc:p:<nomination>``,
     pages ``tc:pp:<page>``, done ``tc:pd``. The picks and the page stay in the draft
     (``picked``, ``page``), so a restart keeps them; the answer only marks "done"."""
 
     key: str = "people"
+    template: str = "trainings/ask_people"
+    done_label: str = "training.pick_done"
+    page_key: str = "page"
+    chosen_key: str = "picked"
     editable: bool = False  # changed through the audience, as before
     when: Callable[[Run], bool] | None = choosing_people
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "p", ID), Button(prefix, "pp", PAGE), Button(prefix, "pd"))
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        actor = await _organizer(run)
-        number = int(run.draft.get("page", 0))
+    async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
         async with run.session() as session:
-            picks, total = await trainings.pickable_pool(
-                session, actor, offset=PAGER.offset(number), limit=PAGER.per_page
+            return await trainings.pickable_pool(
+                session, await official(run), offset=offset, limit=limit
             )
-            picked = {p.nomination_id for p in await valid_picks(session, actor, run)}
-        on, off = run.label("training.mark_on"), run.label("training.mark_off")
-        rows: list[tuple[Btn, ...]] = [
-            (
-                Btn(
-                    f"{on if p.nomination_id in picked else off} {p.full_name} · {p.township}",
-                    f"{run.prefix}:p:{p.nomination_id}",
-                ),
-            )
-            for p in picks
-        ]
-        nav = PAGER.nav(
-            number,
-            total,
-            Button(run.prefix, "pp", PAGE),
-            prev=run.label("prev"),
-            next=run.label("next"),
-        )
-        if nav:
-            rows.append(nav)
-        rows.append((Btn(run.label("training.pick_done"), f"{run.prefix}:pd"),))
-        values = {
-            "picked": len(picked),
-            "total": total,
-            "page": number + 1,
-            "pages": PAGER.pages(total),
-        }
-        return Screen("trainings/ask_people", values, tuple(rows))
 
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        picked = [int(n) for n in run.draft.get("picked", [])]
-        which = button.parts[1]
-        if which == "pd":
-            if not picked:
-                return Reask(say="trainings/pick_none")
-            return Answer(len(picked))
-        number = int(values[0])
-        if which == "pp":
-            run.draft["page"] = number
-            return Reask(edit=True)
-        actor = await _organizer(run)
+    async def still(self, run: Run, ids: Sequence[int]) -> Sequence[Any]:
         async with run.session() as session:
-            allowed = await trainings.picked_pool(session, actor, [number])
-        if not allowed:
-            # Not in this official's pool (a forged button): refused, the page shown again.
-            await run.chat.deny()
-            return Reask()
-        run.draft["picked"] = [n for n in picked if n != number] + (
-            [] if number in picked else [number]
-        )
-        return Reask(edit=True)
+            return await trainings.picked_pool(session, await official(run), ids)
+
+    def label(self, run: Run, item: Any) -> str:
+        mark = run.label("training.mark_on" if self.on(run, item) else "training.mark_off")
+        return f"{mark} {item.full_name} · {item.township}"
+
+    async def refused(self, run: Run) -> Outcome:
+        # Not in this official's pool (a forged button): refused, the page shown again.
+        await run.chat.deny()
+        return Reask()
+
+    async def close(self, run: Run) -> Outcome:
+        picked = self.chosen(run)
+        return Answer(len(picked)) if picked else Reask(say="trainings/pick_none")
 
     def shown(self, run: Run) -> str | None:
         return None

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from handlers.chat.codec import Button
-from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run, Turn
-from handlers.chat.kinds import Pick, Text, invalid
-from handlers.chat.screen import Btn, Screen
+from handlers.chat.flow import Answer, Goto, Outcome, Question, Reask, Run, Turn
+from handlers.chat.kinds import Pick, Rule, Text, checked, invalid
+from handlers.chat.screen import Screen
 from storage import geo, nominations, people
 from storage.models import Township, Village
 from storage.rules.identity import (
@@ -110,46 +109,33 @@ async def gender_fits_id(run: Run, code: str) -> Outcome | None:
     return None
 
 
+async def _phone(run: Run, raw: str) -> str | None:
+    phone = normalize_phone(raw)
+    if await duplicate(run, phone=phone):
+        return None
+    await run.chat.show(Screen("form/phone_ok", clear_keyboard=True))
+    return phone
+
+
 @dataclass(slots=True)
-class Phone(Question):
+class Phone(Text):
     """A mainland mobile number, typed or shared with the contact button; `own`: a shared
     contact must be the person's own (self-nomination). Optional: a skip button instead."""
 
     key: str = "phone"
-    optional: bool = False
+    rule: Rule = _phone
     own: bool = False
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "skip"),) if self.optional else ()
-
     async def ask(self, run: Run, page: int) -> Screen:
-        values = run.values()
         if self.optional:
-            skip = ((Btn(run.label("skip"), f"{run.prefix}:skip"),),)
-            return Screen("form/ask_phone", values, skip)
+            return await Text.ask(self, run, page)
         # Sharing the contact proves the number is the person's own Telegram number.
-        return Screen("form/ask_phone", values, contact=run.label("share_phone"))
-
-    async def _take(self, run: Run, raw: str) -> Outcome:
-        try:
-            phone = normalize_phone(raw)
-        except RuleError as error:
-            return invalid("form/invalid", error)
-        if await duplicate(run, phone=phone):
-            return Reask()
-        await run.chat.show(Screen("form/phone_ok", clear_keyboard=True))
-        return Answer(phone)
-
-    async def on_text(self, run: Run, text: str) -> Outcome:
-        return await self._take(run, text)
+        return Screen("form/ask_phone", run.values(), contact=run.label("share_phone"))
 
     async def on_contact(self, run: Run, turn: Turn) -> Outcome:
         if self.own and not turn.own_contact:
             return Reask(say="form/invalid", values={"code": "phone.not_own", "params": {}})
-        return await self._take(run, turn.phone)
-
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        return Answer(None) if self.optional else STALE
+        return await checked(self.rule, run, turn.phone, self.invalid)
 
     def shown(self, run: Run) -> str | None:
         value = run.answers.get(self.key)

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from handlers.chat.codec import CODE, ID, PAGE, YEAR, Button
+from handlers.chat import kinds as common
+from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run
-from handlers.chat.kinds import Text, invalid
-from handlers.chat.screen import Btn, Pager, Rows, Screen
+from handlers.chat.kinds import Text
+from handlers.chat.paged import Toggled, official
+from handlers.chat.screen import Btn, Rows, Screen
 from storage import outcomes, posts, projects
 from storage.outcomes import YearResult
-from storage.rules.identity import RuleError
 
 KEEP = "keep"  # /report: the status stays as it is (None in the report stored)
-LEADS_PER_PAGE = 8
 
 Values = Callable[[Run], dict[str, Any]]
 
@@ -79,32 +79,11 @@ class Status(Question):
         return None if value in (None, KEEP) else run.label(f"project_status.{value}")
 
 
-# -- lead cadres --------------------------------------------------------------------------
-
-
-async def _candidates(
-    run: Run, ids: list[int], page: int
-) -> tuple[list[projects.LeadCandidate], int, list[projects.LeadCandidate]]:
-    """One page of the township's pool, its size, and which of `ids` are still in it."""
-    actor = await run.actor()
-    if actor is None:  # the engine checked the flow's roles on this very update
-        return [], 0, []
-    township_id = int(run.answers["tid"])
-    pager = Pager(LEADS_PER_PAGE)
-    async with run.session() as session:
-        items, total = await projects.lead_candidates(
-            session, actor, township_id, offset=pager.offset(page), limit=LEADS_PER_PAGE
-        )
-        if not items and page > 0:
-            items, total = await projects.lead_candidates(
-                session, actor, township_id, limit=LEADS_PER_PAGE
-            )
-        chosen = await projects.leads_named(session, actor, township_id, ids)
-    return items, total, chosen
+# -- lead cadres and a past day ------------------------------------------------------------
 
 
 @dataclass(slots=True)
-class Leads(Question):
+class Leads(Toggled):
     """Lead cadres from the township's pool, toggled on a paged list: ``<p>:l:<id>``,
     ``<p>:lp:<page>``, ``<p>:ld`` (done, at least one). The choice in progress is kept in the
     draft ("chosen"), the answer (ids; names under "lead_names") only once done: an empty
@@ -112,80 +91,39 @@ class Leads(Question):
 
     key: str = "leads"
     template: str = "projects/choose_leads"
+    tag: str = "l"
+    done_label: str = "project.leads_done"
+    page_key: str = "lpage"
+    most: int = projects.MAX_LEADS
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "l", ID), Button(prefix, "lp", PAGE), Button(prefix, "ld"))
-
-    def chosen(self, run: Run) -> list[int]:
-        ids = run.draft.get("chosen")
-        if not isinstance(ids, list):
-            ids = run.answers.get(self.key) or []
-        return [int(i) for i in ids]
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        page = int(run.draft.get("lpage", 0))
-        items, total, chosen = await _candidates(run, self.chosen(run), page)
-        page = Pager(LEADS_PER_PAGE).clamp(page, total)
-        # Someone chosen earlier may have left the pool since: they are dropped here.
-        run.draft.update(lpage=page, chosen=[c.nomination_id for c in chosen])
-        on = {c.nomination_id for c in chosen}
-        p = run.prefix
-        rows: Rows = tuple(
-            (
-                Btn(
-                    run.chat.text(
-                        "projects/lead_button",
-                        on=c.nomination_id in on,
-                        full_name=c.full_name,
-                        village=c.village or "",
-                    ),
-                    f"{p}:l:{c.nomination_id}",
-                ),
+    async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
+        async with run.session() as session:
+            return await projects.lead_candidates(
+                session, await official(run), int(run.answers["tid"]), offset=offset, limit=limit
             )
-            for c in items
-        )
-        pager = Pager(LEADS_PER_PAGE)
-        nav = pager.nav(
-            page, total, Button(p, "lp", PAGE), prev=run.label("prev"), next=run.label("next")
-        )
-        if nav:
-            rows = (*rows, nav)
-        rows = (*rows, (Btn(run.label("project.leads_done"), f"{p}:ld"),))
-        values = {
-            "township": run.answers.get("tname", ""),
-            "chosen": chosen,
-            "total": total,
-            "page": page + 1,
-            "pages": pager.pages(total),
-        }
-        return Screen(self.template, values, rows)
 
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        tag = button.parts[1]
-        if tag == "lp":
-            run.draft["lpage"] = int(values[0])
-            return Reask(edit=True)
+    async def still(self, run: Run, ids: Sequence[int]) -> Sequence[Any]:
+        async with run.session() as session:
+            return await projects.leads_named(
+                session, await official(run), int(run.answers["tid"]), ids
+            )
+
+    def label(self, run: Run, item: Any) -> str:
+        return run.chat.text(
+            "projects/lead_button",
+            on=self.on(run, item),
+            full_name=item.full_name,
+            village=item.village or "",
+        )
+
+    async def more(self, run: Run) -> dict[str, Any]:
+        return {"township": run.answers.get("tname", "")}
+
+    async def close(self, run: Run) -> Outcome:
         chosen = self.chosen(run)
-        actor = await run.actor()
-        if actor is None:
-            return STALE
-        township_id = int(run.answers["tid"])
-        if tag == "l":
-            nomination_id = int(values[0])
-            async with run.session() as session:
-                found = await projects.leads_named(session, actor, township_id, [nomination_id])
-            if not found:
-                return STALE
-            if nomination_id in chosen:
-                chosen.remove(nomination_id)
-            elif len(chosen) < projects.MAX_LEADS:
-                chosen.append(nomination_id)
-            run.draft["chosen"] = chosen
-            return Reask(edit=True)
         if not chosen:
             return Reask(say="projects/invalid", values={"code": "project.no_leads", "params": {}})
-        async with run.session() as session:
-            still = await projects.leads_named(session, actor, township_id, chosen)
+        still = await self.still(run, chosen)
         if not still:
             run.draft["chosen"] = []
             return Reask(say="projects/invalid", values={"code": "project.leads", "params": {}})
@@ -198,42 +136,18 @@ class Leads(Question):
         return "、".join(str(n) for n in names) if isinstance(names, list) and names else None
 
 
-# -- dates and years ----------------------------------------------------------------------
+def _past(run: Run, raw: str) -> date:
+    today = run.today()
+    return outcomes.check_past(posts.parse_date(raw, today=today), today)
 
 
 @dataclass(slots=True)
-class Day(Question):
-    """A day that has happened: typed (2025-03-01, a date in Chinese…) or ``<p>:today``; kept as
-    an ISO date."""
+class Day(common.Day):
+    """A day that has happened: typed (2025-03-01, a date in Chinese…) or ``<p>:today``."""
 
-    key: str
-    template: str
-    values: Values | None = None
-    editable: bool = True
-    when: Callable[[Run], bool] | None = None
-
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "today"),)
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        rows = ((Btn(run.label("outcome.today"), f"{run.prefix}:today"),),)
-        extra = self.values(run) if self.values else {}
-        return Screen(self.template, {"today": run.today(), **extra}, rows)
-
-    async def on_text(self, run: Run, text: str) -> Outcome:
-        today = run.today()
-        try:
-            day = outcomes.check_past(posts.parse_date(text, today=today), today)
-        except RuleError as error:
-            return invalid("outcomes/invalid", error)
-        return Answer(day.isoformat())
-
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        return Answer(run.today().isoformat())
-
-    def shown(self, run: Run) -> str | None:
-        value = run.answers.get(self.key)
-        return date.fromisoformat(value).isoformat() if isinstance(value, str) else None
+    rule: Callable[[Run, str], date] = _past
+    label: str = "outcome.today"
+    invalid: str = "outcomes/invalid"
 
 
 Years = Callable[[Run], Awaitable[list[YearResult] | None]]
