@@ -75,6 +75,15 @@ class County:
             )
         return done.pairing_id
 
+    async def talk_with_zhang(self, day: str = "今天", mode: str = "电话") -> Sent:
+        """MENTOR_T paired with 张三 (township slot), through /talk's first three questions."""
+        bot = self.bot
+        await self.pair("张三", "township", MENTOR_T)
+        (pick,) = await bot.send(MENTOR_T, "/talk")
+        question = last(await bot.press(MENTOR_T, pick.button("张三")))
+        question = last(await bot.press(MENTOR_T, question.button(day)))
+        return last(await bot.press(MENTOR_T, question.button(mode)))
+
 
 async def _grant(
     bot: BotHarness, telegram_id: int, role: Role, township: str, **extra: str
@@ -380,11 +389,7 @@ async def test_talk_with_wrong_input_in_every_state(county: County) -> None:
 
 async def test_cancel_mid_talk_saves_nothing(county: County) -> None:
     bot = county.bot
-    await county.pair("张三", "township", MENTOR_T)
-    (pick,) = await bot.send(MENTOR_T, "/talk")
-    question = last(await bot.press(MENTOR_T, pick.button("张三")))
-    question = last(await bot.press(MENTOR_T, question.button("今天")))
-    question = last(await bot.press(MENTOR_T, question.button("电话")))
+    await county.talk_with_zhang()
     await bot.send(MENTOR_T, "思想状态良好")
     busy, question = await bot.send(MENTOR_T, "/mentees")
     assert "正在记录谈心谈话" in busy.text and "工作情况" in question.text
@@ -417,11 +422,7 @@ async def test_cancel_mid_talk_saves_nothing(county: County) -> None:
 
 async def test_restart_mid_talk_resumes(county: County) -> None:
     bot = county.bot
-    await county.pair("张三", "township", MENTOR_T)
-    (pick,) = await bot.send(MENTOR_T, "/talk")
-    question = last(await bot.press(MENTOR_T, pick.button("张三")))
-    question = last(await bot.press(MENTOR_T, question.button("昨天")))
-    question = last(await bot.press(MENTOR_T, question.button("面对面")))
+    await county.talk_with_zhang("昨天", "面对面")
     question = last(await bot.send(MENTOR_T, "思想积极"))
     assert "工作情况" in question.text
     await bot.restart()
@@ -443,13 +444,14 @@ async def test_restart_mid_talk_resumes(county: County) -> None:
 # --- /difficulties --------------------------------------------------------------------------
 
 
-async def test_resolve_a_difficulty(county: County) -> None:
-    bot = county.bot
-    pairing = await county.pair("张三", "township", MENTOR_T)
+async def difficulty_ids(place: County) -> list[int]:
+    """A talk saved for 张三 by MENTOR_T naming two difficulties; their ids, in order."""
+    bot = place.bot
+    pairing = await place.pair("张三", "township", MENTOR_T)
+    assert bot.app is not None
     async with bot.database.sessionmaker.begin() as session:
         actor = await people.load_actor(session, MENTOR_T)
         assert actor is not None
-        assert bot.app is not None
         await mentoring.save_talk(
             session,
             actor,
@@ -458,13 +460,18 @@ async def test_resolve_a_difficulty(county: County) -> None:
             talk=TalkInput(
                 talk_date=shanghai_today(),
                 mode="face",
-                topics={k: {"text": "情况良好"} for k in ("thought", "work", "life", "problems")},
+                topics={k: {"text": "情况良好"} for k in mentoring.TALK_TOPICS},
                 difficulties=["缺少产业启动资金", "村里道路需要硬化"],
             ),
             now=datetime.now(UTC),
             tz=SHANGHAI,
         )
-        ids = list(await session.scalars(select(Difficulty.id).order_by(Difficulty.id)))
+        return list(await session.scalars(select(Difficulty.id).order_by(Difficulty.id)))
+
+
+async def test_resolve_a_difficulty(county: County) -> None:
+    bot = county.bot
+    ids = await difficulty_ids(county)
     (listing,) = await bot.send(MENTOR_T, "/difficulties")
     assert "共 2 条" in listing.text and "缺少产业启动资金" in listing.text
     question = last(await bot.press(MENTOR_T, listing.button("解决 1")))

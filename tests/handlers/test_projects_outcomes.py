@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from storage import geo, outcomes, projects
-from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import (
     AuditLog,
-    ConversationState,
     GradeMove,
     Nomination,
     Project,
@@ -27,15 +23,15 @@ from storage.models import (
     Role,
     RoleGrant,
     StatusChange,
-    UserData,
     Village,
 )
 from storage.people import Actor, Grant
 from templates import build_environment, render
 from tests.conftest import make_settings
 from tests.support.county import person as _person
+from tests.support.drafts import store_old_drafts
 from tests.support.fake_telegram import Sent
-from tests.support.harness import BotHarness
+from tests.support.harness import BotHarness, assert_cancel_keeps, count
 from tests.support.telegram_html import check
 
 OFFICIAL_A = 7501  # 青山镇
@@ -139,12 +135,6 @@ def last(replies: list[Sent]) -> Sent:
 
 def everything(replies: list[Sent]) -> str:
     return "\n".join(r.text for r in replies)
-
-
-async def count(bot: BotHarness, model: type, *where: Any) -> int:
-    async with bot.database.sessionmaker() as session:
-        query = select(func.count()).select_from(model).where(*where)
-        return int(await session.scalar(query) or 0)
 
 
 async def make_project(
@@ -293,12 +283,7 @@ async def test_project_restart_mid_flow_and_cancel(world: World) -> None:
     assert "石板村闲置仓库" in review.text and "30 万元" in review.text and "李四" in review.text
     busy = await bot.send(OFFICIAL_A, "/projects")
     assert "正在新建急难险重项目" in busy[0].text and "请核对项目信息" in last(busy).text
-    (cancelled,) = await bot.send(OFFICIAL_A, "/cancel")
-    assert "已退出" in cancelled.text
-    assert await count(bot, Project) == 0
-    stale = await bot.press(OFFICIAL_A, "prj:ok")
-    assert "已失效" in stale[0].text
-    assert await count(bot, Project) == 0
+    await assert_cancel_keeps(bot, OFFICIAL_A, "prj:ok", Project, 0)
 
 
 async def test_project_leads_rechecked_and_townships_without_cadres(world: World) -> None:
@@ -634,25 +619,6 @@ def test_dossier_fragments_render_real_sections() -> None:
 # -- drafts written before the flow engine ----------------------------------------------------
 
 
-async def _store_old_drafts(
-    bot: BotHarness, drafts: dict[int, tuple[str, dict[str, Any], int]]
-) -> None:
-    """Stop the bot, store each user's draft and conversation state as the handlers before
-    the flow engine wrote them (the draft's "at" a state number), start it again."""
-    await bot.stop()
-    cipher = DataCipher(bot.settings.require_data_key())
-    async with bot.database.sessionmaker.begin() as session:
-        for user, (name, draft, state) in drafts.items():
-            payload = cipher.encrypt(json.dumps({name: draft}))
-            await session.execute(insert(UserData).values(user_id=user, payload=payload))
-            await session.execute(
-                insert(ConversationState).values(
-                    name=name, key=json.dumps([user, user]), state={"state": state}
-                )
-            )
-    await bot.start()
-
-
 async def test_project_and_report_drafts_from_before_the_flow_engine_are_finished(
     world: World,
 ) -> None:
@@ -661,7 +627,7 @@ async def test_project_and_report_drafts_from_before_the_flow_engine_are_finishe
     bot = world.bot
     project_id = await make_project(world, world.muhuang, [world.wang], "10", name="木黄村茶园")
     place = {"tid": world.a, "tname": "青山镇", "vid": world.qingshan, "vname": "青山村"}
-    await _store_old_drafts(
+    await store_old_drafts(
         bot,
         {
             OFFICIAL_A: (
@@ -741,7 +707,7 @@ async def test_outcome_drafts_from_before_the_flow_engine_are_finished(world: Wo
     bot = world.bot
     cadre = {"nid": world.zhang, "name": "张三", "township": "青山镇", "status": "in_pool"}
     nobody = {"nid": None, "name": "", "township": "", "status": "", "kind": "publicity"}
-    await _store_old_drafts(
+    await store_old_drafts(
         bot,
         {
             OFFICIAL_A: (
