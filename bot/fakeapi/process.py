@@ -53,25 +53,14 @@ class FakeBotApiProcess(Running):
     """The fake in its own process, so it never competes with the client for one loop."""
 
     def __init__(
-        self,
-        *,
-        rate: float = 30.0,
-        per_chat_seconds: float = 1.0,
-        group_per_minute: int = 20,
-        max_seconds: float = 3600.0,
-        start_timeout: float = 20.0,
+        self, *, max_seconds: float = 3600.0, start_timeout: float = 20.0, **options: float
     ) -> None:
-        self.args = [
-            "--rate",
-            str(rate),
-            "--per-chat-seconds",
-            str(per_chat_seconds),
-            "--group-per-minute",
-            str(group_per_minute),
-            "--max-seconds",
-            str(max_seconds),
-            "--quiet",
-        ]
+        """`options` are the server's numeric ones (rate=, per_chat_seconds=,
+        group_per_minute=, fail_next=, ...), passed as its command-line flags; the
+        server's defaults stand for the rest."""
+        self.args = ["--max-seconds", str(max_seconds), "--quiet"]
+        for name, value in options.items():
+            self.args += [f"--{name.replace('_', '-')}", str(value)]
         self.start_timeout = start_timeout
         self.url = ""
         self._process: asyncio.subprocess.Process | None = None

@@ -15,7 +15,6 @@ from telegram.error import TimedOut
 
 from storage import geo, mentoring, people
 from storage.crypto import DataCipher
-from storage.mentoring import TalkInput
 from storage.models import (
     AuditLog,
     Difficulty,
@@ -26,7 +25,7 @@ from storage.models import (
     TalkLog,
     UserData,
 )
-from tests.support.county import form_nomination, invite_code
+from tests.support.county import form_nomination, invite_code, saved_talk
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
@@ -446,26 +445,12 @@ async def test_restart_mid_talk_resumes(county: County) -> None:
 
 async def difficulty_ids(place: County) -> list[int]:
     """A talk saved for 张三 by MENTOR_T naming two difficulties; their ids, in order."""
-    bot = place.bot
     pairing = await place.pair("张三", "township", MENTOR_T)
-    assert bot.app is not None
-    async with bot.database.sessionmaker.begin() as session:
-        actor = await people.load_actor(session, MENTOR_T)
-        assert actor is not None
-        await mentoring.save_talk(
-            session,
-            actor,
-            pairing,
-            cipher=bot.app.bot_data["cipher"],
-            talk=TalkInput(
-                talk_date=shanghai_today(),
-                mode="face",
-                topics={k: {"text": "情况良好"} for k in mentoring.TALK_TOPICS},
-                difficulties=["缺少产业启动资金", "村里道路需要硬化"],
-            ),
-            now=datetime.now(UTC),
-            tz=SHANGHAI,
-        )
+    difficulties = ["缺少产业启动资金", "村里道路需要硬化"]
+    await saved_talk(
+        place.bot, MENTOR_T, pairing, mode="face", text="情况良好", difficulties=difficulties
+    )
+    async with place.bot.database.sessionmaker() as session:
         return list(await session.scalars(select(Difficulty.id).order_by(Difficulty.id)))
 
 

@@ -31,7 +31,7 @@ from tests.conftest import make_settings
 from tests.support.county import person as _person
 from tests.support.drafts import store_old_drafts
 from tests.support.fake_telegram import Sent
-from tests.support.harness import BotHarness, assert_cancel_keeps, count
+from tests.support.harness import BotHarness, assert_cancel_keeps, count, first_row
 from tests.support.telegram_html import check
 
 OFFICIAL_A = 7501  # 青山镇
@@ -225,16 +225,15 @@ async def test_project_creation_with_bad_input_in_every_state(world: World) -> N
 
     saved = last(await bot.press(OFFICIAL_A, review.button("确认提交")))
     assert "项目已保存" in saved.text and "52.33 万元" in saved.text
+    project = await first_row(bot, Project)
+    assert (project.funds_yuan, project.status, project.village_id) == (
+        523_300,
+        "under_way",
+        world.qingshan,
+    )
     async with bot.database.sessionmaker() as session:
-        project = await session.scalar(select(Project))
-        assert project is not None
-        assert (project.funds_yuan, project.status, project.village_id) == (
-            523_300,
-            "under_way",
-            world.qingshan,
-        )
         leads_stored = list(await session.scalars(select(ProjectLead.nomination_id)))
-        assert leads_stored == [world.zhang]
+    assert leads_stored == [world.zhang]
     # The old submit button again: the flow is over, nothing is stored twice.
     replay = await bot.press(OFFICIAL_A, "prj:ok")
     assert "已失效" in replay[0].text
@@ -377,17 +376,16 @@ async def test_report_by_a_lead_notifies_the_township(world: World) -> None:
     assert await count(bot, ProjectReport) == 0
     saved = last(await bot.press(CADRE_A, review.button("确认提交")))
     assert "进展报告已提交" in saved.text and "累计增收 2.5 万元" in saved.text
+    report = await first_row(bot, ProjectReport)
+    assert (report.income_yuan, report.status, report.note) == (
+        25_000,
+        "under_way",
+        "民宿首月营业",
+    )
+    assert report.report_date == TODAY
     async with bot.database.sessionmaker() as session:
-        report = await session.scalar(select(ProjectReport))
-        assert report is not None
-        assert (report.income_yuan, report.status, report.note) == (
-            25_000,
-            "under_way",
-            "民宿首月营业",
-        )
-        assert report.report_date == TODAY
         project = await session.get(Project, mine)
-        assert project is not None and project.status == "under_way"
+    assert project is not None and project.status == "under_way"
     delivered = await bot.drain()
     assert [d.chat_id for d in delivered] == [OFFICIAL_A]
     assert "项目进展报告" in delivered[0].text and "张三" in delivered[0].text

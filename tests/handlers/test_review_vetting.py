@@ -167,6 +167,19 @@ async def send_to_vetting(bot: BotHarness, nid: int) -> list[Sent]:
     return await bot.press(QINGSHAN_OFFICIAL, item.button("提交资格联审"))
 
 
+async def in_vetting(
+    bot: BotHarness,
+    user: int = CANDIDATE,
+    name: str = "张三",
+    id_number: str = ID_1,
+    phone: str = "13812345678",
+) -> tuple[int, dict[str, int]]:
+    """A self-nomination sent on to vetting: its id and its reviews' ids by department."""
+    nid = await nominate(bot, user, name, id_number, phone)
+    await send_to_vetting(bot, nid)
+    return nid, await review_ids(bot, nid)
+
+
 # -- the tests ---------------------------------------------------------------------------------
 
 
@@ -285,9 +298,7 @@ async def test_all_departments_approve_and_the_candidate_enters_the_pool(
 async def test_one_department_rejects_and_the_candidate_hears_nothing_of_why(
     county: BotHarness,
 ) -> None:
-    nid = await nominate(county, SECOND_CANDIDATE, "李四", ID_2, "13912345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    nid, reviews = await in_vetting(county, SECOND_CANDIDATE, "李四", ID_2, "13912345678")
     await county.press(DISCIPLINE, f"vt:a:{reviews['discipline']}")
     await county.press(DISCIPLINE, "vt:n:" + str(reviews["discipline"]))
 
@@ -379,9 +390,7 @@ async def test_a_pending_reason_survives_a_restart(county: BotHarness) -> None:
 
 
 async def test_cancel_while_writing_a_vetting_note_records_nothing(county: BotHarness) -> None:
-    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    nid, reviews = await in_vetting(county)
     await county.press(POLICE, f"vt:r:{reviews['police']}")
     (cancelled,) = await county.send(POLICE, "/cancel")
     assert "已退出" in cancelled.text
@@ -484,9 +493,7 @@ async def test_people_without_the_role_are_refused(county: BotHarness) -> None:
 
 
 async def test_english_reviewer_gets_english_screens(county: BotHarness) -> None:
-    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    _nid, reviews = await in_vetting(county)
     (queue,) = await county.send(JUDICIAL, "/vetting", language_code="en")
     assert "Awaiting vetting" in queue.text and "Justice" in queue.text
     (item,) = await county.press(JUDICIAL, f"vt:o:{reviews['judicial']}", language_code="en")
@@ -531,9 +538,7 @@ async def test_a_decline_begun_before_the_flow_engine_is_finished_under_it(
 async def test_vetting_notes_begun_before_the_flow_engine_are_finished_under_it(
     county: BotHarness,
 ) -> None:
-    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    nid, reviews = await in_vetting(county)
     approve = {"review_id": reviews["police"], "decision": "approve", "name": "张三"}
     await store_old_drafts(county, {POLICE: ("vetting_note", approve, 0)})
     # The approval's "no comment" button, shown before the deploy, still answers.

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage import geo, nominations, people
+from storage import geo, mentoring, nominations, people
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import County as CountyRow
@@ -323,6 +323,39 @@ async def role_invite(bot: BotHarness, role: Role, *, days: int = 7, **scope: An
     if role == Role.REVIEWER:
         scope.setdefault("department", "police")
     return await invite_code(bot, role, township, days=days, **scope)
+
+
+async def saved_talk(
+    bot: BotHarness,
+    telegram_id: int,
+    pairing_id: int,
+    *,
+    mode: str,
+    text: str,
+    difficulties: list[str],
+) -> None:
+    """A talk saved in storage (not through /talk) by `telegram_id`'s account, dated today
+    in the bot's zone, every topic answered `text`."""
+    assert bot.app is not None
+    tz = bot.settings.tz
+    talk = mentoring.TalkInput(
+        talk_date=datetime.now(tz).date(),
+        mode=mode,
+        topics={topic: {"text": text} for topic in mentoring.TALK_TOPICS},
+        difficulties=difficulties,
+    )
+    async with bot.database.sessionmaker.begin() as session:
+        actor = await people.load_actor(session, telegram_id)
+        assert actor is not None
+        await mentoring.save_talk(
+            session,
+            actor,
+            pairing_id,
+            talk,
+            cipher=bot.app.bot_data["cipher"],
+            now=datetime.now(UTC),
+            tz=tz,
+        )
 
 
 async def build_county(bot: BotHarness, townships: Sequence[str] = ("青山镇", "木黄镇")) -> County:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from telegram import Update
@@ -18,6 +18,7 @@ from storage import outbox
 from storage.db import Database
 
 _update_ids = itertools.count(1)
+Row = TypeVar("Row")
 
 
 class BotHarness:
@@ -191,3 +192,11 @@ async def drain_round(dispatcher: Dispatcher) -> dict[str, int] | None:
     async with dispatcher.database.sessionmaker() as session:
         counts = await outbox.counts(session)
     return counts if counts.get("pending") or counts.get("sending") else None
+
+
+async def first_row(bot: BotHarness, model: type[Row]) -> Row:
+    """The first row of `model` in the bot's database; there must be one."""
+    async with bot.database.sessionmaker() as session:
+        row = await session.scalar(select(model))
+    assert row is not None, model
+    return row
