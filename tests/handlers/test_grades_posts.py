@@ -25,7 +25,7 @@ from templates import build_environment
 from tests.support.county import person as _person
 from tests.support.drafts import store_old_drafts
 from tests.support.fake_telegram import Sent
-from tests.support.harness import BotHarness, assert_cancel_keeps, count
+from tests.support.harness import BotHarness, assert_cancel_keeps, assert_refused, count
 from tests.support.hostile import hostile_values
 from tests.support.telegram_html import check
 
@@ -117,8 +117,7 @@ async def test_grade_for_cadre_official_and_stranger(world: World) -> None:
 
 async def test_results_flow_with_bad_input(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/results")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/results")
     (year_q,) = await bot.send(OFFICIAL_A, "/results")
     assert "CSV" in year_q.text
     assert year_q.labels == [f"{THIS_YEAR - 1} 年度", f"{THIS_YEAR} 年度"]
@@ -384,8 +383,7 @@ async def test_csv_upload_inside_results_flow_ends_it(world: World, uploads: lis
 
 async def test_post_flow_with_bad_dates(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/post")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/post")
     (people,) = await bot.send(OFFICIAL_A, "/post")
     assert "张三" in people.text and "王五" not in people.text
     forged = await bot.press(OFFICIAL_A, f"pst:p:{world.cadre_b}")

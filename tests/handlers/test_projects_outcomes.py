@@ -31,7 +31,7 @@ from tests.conftest import make_settings
 from tests.support.county import person as _person
 from tests.support.drafts import store_old_drafts
 from tests.support.fake_telegram import Sent
-from tests.support.harness import BotHarness, assert_cancel_keeps, count, first_row
+from tests.support.harness import BotHarness, assert_cancel_keeps, assert_refused, count, first_row
 from tests.support.telegram_html import check
 
 OFFICIAL_A = 7501  # 青山镇
@@ -159,10 +159,8 @@ async def make_project(
 
 async def test_project_creation_with_bad_input_in_every_state(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/project")
-    assert "没有权限" in refused.text
-    (refused,) = await bot.send(CADRE_A, "/project")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/project")
+    await assert_refused(bot, CADRE_A, "/project")
 
     # One township: straight to its villages.
     villages = last(await bot.send(OFFICIAL_A, "/project"))
@@ -336,8 +334,7 @@ async def test_projects_list_by_scope(world: World) -> None:
     (mine,) = await bot.send(CADRE_B, "/projects")
     assert "我牵头的项目" in mine.text and "木黄村茶园" in mine.text
     assert "闲置校舍改民宿" not in mine.text
-    (refused,) = await bot.send(STRANGER, "/projects")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/projects")
     (en,) = await bot.send(OFFICIAL_A, "/projects", language_code="en")
     assert "Funds 120.5 × 10,000 yuan" in en.text
 
@@ -420,8 +417,7 @@ async def test_report_cancel_keeps_nothing(world: World) -> None:
 
 async def test_outcome_elected_moves_status_and_shows_in_the_dossier(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/outcome")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/outcome")
     people_b = last(await bot.send(OFFICIAL_B, "/outcome"))
     assert "王五" in people_b.text and "张三" not in people_b.text
     assert not any("县级宣传报道" in label for label in people_b.labels)

@@ -200,3 +200,9 @@ async def first_row(bot: BotHarness, model: type[Row]) -> Row:
         row = await session.scalar(select(model))
     assert row is not None, model
     return row
+
+
+async def assert_refused(bot: BotHarness, user: int, command: str) -> None:
+    """`user` may not use `command`: one reply, saying so."""
+    (refused,) = await bot.send(user, command)
+    assert "没有权限" in refused.text, (user, command)
