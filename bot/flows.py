@@ -9,7 +9,7 @@ conversation's entry buttons too, so no flow needs to check for another one itse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from telegram import Update
 from telegram.ext import (
@@ -70,14 +70,7 @@ class FlowGuard:
         if current is None or current is target:
             return
         await answer_query(update)
-        engine = ENGINES.get(str(current.name))
-        if engine is not None:
-            state = current._conversations.get(current._get_key(update))
-            await engine.busy(
-                TelegramChat(update, context), state if isinstance(state, int) else None
-            )
-        else:
-            await reply(update, context, "common/flow_open")
+        await _still_open(current, update, context, "busy")
         raise ApplicationHandlerStop
 
     async def check(self, update: Update, context: CadreContext) -> None:
@@ -107,14 +100,7 @@ class FlowGuard:
         current = self.open_flow(update)
         if current is None:
             return
-        engine = ENGINES.get(str(current.name))
-        if engine is not None:
-            state = current._conversations.get(current._get_key(update))
-            await engine.remind(
-                TelegramChat(update, context), state if isinstance(state, int) else None
-            )
-        else:
-            await reply(update, context, "common/flow_open")
+        await _still_open(current, update, context, "remind")
 
     def handler(self) -> TypeHandler[Update, CadreContext, None]:
         return TypeHandler(Update, self.check)
@@ -128,3 +114,20 @@ def _command_of(update: Update) -> str | None:
     if message is None or not message.text or not message.text.startswith("/"):
         return None
     return message.text.split()[0][1:].split("@")[0].lower()
+
+
+async def _still_open(
+    current: ConversationHandler[Any],
+    update: Update,
+    context: CadreContext,
+    say: Literal["busy", "remind"],
+) -> None:
+    """Tell the person their open flow goes on: its engine's `busy` or `remind` at the state
+    it is in, or the generic notice for a flow without an engine."""
+    engine = ENGINES.get(str(current.name))
+    if engine is None:
+        await reply(update, context, "common/flow_open")
+        return
+    state = current._conversations.get(current._get_key(update))
+    ask = engine.busy if say == "busy" else engine.remind
+    await ask(TelegramChat(update, context), state if isinstance(state, int) else None)

@@ -11,12 +11,11 @@ import contextlib
 import json
 import signal
 import sys
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 from bot.fakeapi import server
-from bot.fakeapi.server import FakeBotApiServer
+from bot.fakeapi.server import FakeBotApiServer, Running
 
 # -- in a child process ----------------------------------------------------------------------
 
@@ -50,29 +49,18 @@ async def http_json(url: str, method: str = "GET", body: Any = None, wait_s: flo
     return await asyncio.wait_for(call(), wait_s)
 
 
-class FakeBotApiProcess:
+class FakeBotApiProcess(Running):
     """The fake in its own process, so it never competes with the client for one loop."""
 
     def __init__(
-        self,
-        *,
-        rate: float = 30.0,
-        per_chat_seconds: float = 1.0,
-        group_per_minute: int = 20,
-        max_seconds: float = 3600.0,
-        start_timeout: float = 20.0,
+        self, *, max_seconds: float = 3600.0, start_timeout: float = 20.0, **options: float
     ) -> None:
-        self.args = [
-            "--rate",
-            str(rate),
-            "--per-chat-seconds",
-            str(per_chat_seconds),
-            "--group-per-minute",
-            str(group_per_minute),
-            "--max-seconds",
-            str(max_seconds),
-            "--quiet",
-        ]
+        """`options` are the server's numeric ones (rate=, per_chat_seconds=,
+        group_per_minute=, fail_next=, ...), passed as its command-line flags; the
+        server's defaults stand for the rest."""
+        self.args = ["--max-seconds", str(max_seconds), "--quiet"]
+        for name, value in options.items():
+            self.args += [f"--{name.replace('_', '-')}", str(value)]
         self.start_timeout = start_timeout
         self.url = ""
         self._process: asyncio.subprocess.Process | None = None
@@ -114,18 +102,6 @@ class FakeBotApiProcess:
                 process.kill()
                 await process.wait()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
 
 # -- standalone --------------------------------------------------------------------------------
 
@@ -134,18 +110,24 @@ def _ids(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+# The command-line options the server's constructor takes under the same name.
+_SERVER_OPTIONS = (
+    "port",
+    "rate",
+    "per_chat_seconds",
+    "group_per_minute",
+    "token",
+    "fail_next",
+    "fail_status",
+    "hang_next",
+    "hang_seconds",
+)
+
+
 async def _main(args: argparse.Namespace) -> None:
     fake = FakeBotApiServer(
-        port=args.port,
-        rate=args.rate,
-        per_chat_seconds=args.per_chat_seconds,
-        group_per_minute=args.group_per_minute,
-        token=args.token,
+        **{name: getattr(args, name) for name in _SERVER_OPTIONS},
         forbidden=_ids(args.forbid),
-        fail_next=args.fail_next,
-        fail_status=args.fail_status,
-        hang_next=args.hang_next,
-        hang_seconds=args.hang_seconds,
         strict=not args.lax,
     )
     stop = asyncio.Event()
@@ -158,8 +140,8 @@ async def _main(args: argparse.Namespace) -> None:
             await asyncio.wait_for(stop.wait(), args.max_seconds)
     if not args.quiet:
         print(
-            f"accepted {len(fake.accepted)}, 429 {fake.too_many}, 403 {fake.refused_forbidden}, "
-            f"5xx {fake.failed}, hung {fake.hung}",
+            f"accepted {len(fake.accepted)}, 429 {fake.api.too_many}, "
+            f"403 {fake.api.refused_forbidden}, 5xx {fake.failed}, hung {fake.hung}",
             file=sys.stderr,
             flush=True,
         )

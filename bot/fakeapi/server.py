@@ -68,8 +68,30 @@ def _error(code: int, description: str, **parameters: Any) -> tuple[int, dict[st
     return code, payload
 
 
-class FakeBotApiServer:
-    """The server, run inside the current event loop."""
+class Running:
+    """``async with`` starts the fake and stops it on the way out, in-process or as a child."""
+
+    async def start(self) -> str:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class FakeBotApiServer(Running):
+    """The server, run inside the current event loop; its counters live on `api`."""
 
     def __init__(
         self,
@@ -110,14 +132,6 @@ class FakeBotApiServer:
     def accepted(self) -> list[Sent]:
         return self.api.accepted
 
-    @property
-    def too_many(self) -> int:
-        return self.api.too_many
-
-    @property
-    def refused_forbidden(self) -> int:
-        return self.api.refused_forbidden
-
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
@@ -143,18 +157,6 @@ class FakeBotApiServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- records ---------------------------------------------------------------------------
 

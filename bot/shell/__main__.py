@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from bot.shell.command import main
+from bot.cli import main
 
 logging.captureWarnings(True)
-sys.exit(main())
+sys.exit(main(["shell", *sys.argv[1:]]))

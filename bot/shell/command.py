@@ -8,15 +8,13 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from bot import logs
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError
 from bot.shell.personas import LANGUAGE_CODES, Persona, ShellError, resolve_persona
 from bot.shell.repl import BOT_USERNAME, FAKE_TOKEN, Shell
 from storage import migrate
@@ -232,17 +230,3 @@ def _chat(runner: asyncio.Runner, shell: Shell, interactive: bool) -> int:
             log.info("input failed", exc_info=exc)
             print(f"cadrebot: shell failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             code = 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bot.shell`: the same as `cadrebot shell`, for before it is registered."""
-    parser = argparse.ArgumentParser(prog="cadrebot")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["shell", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        settings = load_settings()
-        logs.configure(settings.log_level)
-        return run(args, settings)
-    except SettingsError as exc:
-        print(f"cadrebot: {exc}", file=sys.stderr)
-        return 2

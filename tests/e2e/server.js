@@ -72,6 +72,39 @@ function badRequest(res, description) {
   res.status(400).json({ ok: false, error_code: 400, description: `Bad Request: ${description}` });
 }
 
+// An edit method: finds the bot message it names, lets `change(stored, body)` edit it (false
+// when nothing would change, which Telegram refuses), then answers with the edited message.
+function editRoute(app, server, method, event, change) {
+  app.all(`/bot:token/${method}`, (req, res) => {
+    const body = TelegramServer.normalizeMessage({ ...(req.body || {}) });
+    if (body.inline_message_id !== undefined) {
+      res.json({ ok: true, result: true });
+      return;
+    }
+    const stored = server.storage.botMessages.find(
+      (item) =>
+        item.botToken === req.params.token &&
+        String(item.messageId) === String(body.message_id) &&
+        String(item.message.chat_id) === String(body.chat_id),
+    );
+    if (!stored) {
+      badRequest(res, 'message to edit not found');
+      return;
+    }
+    if (!change(stored, body)) {
+      badRequest(
+        res,
+        'message is not modified: specified new message content and reply markup are ' +
+          'exactly the same as a current content and reply markup of the message',
+      );
+      return;
+    }
+    stored.editedAt = Date.now();
+    server.emit(event);
+    res.json({ ok: true, result: asBotApiMessage(stored) });
+  });
+}
+
 // Counts getUpdates calls per token so the tests can tell that a bot process is polling.
 const polls = new Map();
 
@@ -142,81 +175,37 @@ const extraRoutes = [
   },
   (app, server) => {
     // The package answers `result: null`, which PTB cannot turn into a Message.
-    app.all('/bot:token/editMessageText', (req, res) => {
-      const body = TelegramServer.normalizeMessage({ ...(req.body || {}) });
-      if (body.inline_message_id !== undefined) {
-        res.json({ ok: true, result: true });
-        return;
-      }
-      const stored = server.storage.botMessages.find(
-        (item) =>
-          item.botToken === req.params.token &&
-          String(item.messageId) === String(body.message_id) &&
-          String(item.message.chat_id) === String(body.chat_id),
-      );
-      if (!stored) {
-        badRequest(res, 'message to edit not found');
-        return;
-      }
+    editRoute(app, server, 'editMessageText', 'EditedMessageText', (stored, body) => {
       const sameText = stored.message.text === body.text;
       const sameMarkup =
         JSON.stringify(parseJson(stored.message.reply_markup) || null) ===
         JSON.stringify(body.reply_markup || null);
       if (sameText && sameMarkup) {
-        badRequest(
-          res,
-          'message is not modified: specified new message content and reply markup are ' +
-            'exactly the same as a current content and reply markup of the message',
-        );
-        return;
+        return false;
       }
       const { chat_id: _chat, message_id: _id, ...changes } = body;
       stored.message = { ...stored.message, ...changes };
       if (!('reply_markup' in body)) {
         delete stored.message.reply_markup; // Telegram drops the keyboard unless resent
       }
-      stored.editedAt = Date.now();
-      server.emit('EditedMessageText');
-      res.json({ ok: true, result: asBotApiMessage(stored) });
+      return true;
     });
   },
   (app, server) => {
     // Also answered `result: null` by the package, and it never removed the keyboard.
-    app.all('/bot:token/editMessageReplyMarkup', (req, res) => {
-      const body = TelegramServer.normalizeMessage({ ...(req.body || {}) });
-      if (body.inline_message_id !== undefined) {
-        res.json({ ok: true, result: true });
-        return;
-      }
-      const stored = server.storage.botMessages.find(
-        (item) =>
-          item.botToken === req.params.token &&
-          String(item.messageId) === String(body.message_id) &&
-          String(item.message.chat_id) === String(body.chat_id),
-      );
-      if (!stored) {
-        badRequest(res, 'message to edit not found');
-        return;
-      }
+    editRoute(app, server, 'editMessageReplyMarkup', 'EditedMessageReplyMarkup', (stored, body) => {
       const before = parseJson(stored.message.reply_markup) || null;
       const after = body.reply_markup || null;
       const empty = (markup) => !markup || !(markup.inline_keyboard || []).length;
       if (JSON.stringify(before) === JSON.stringify(after) || (empty(before) && empty(after))) {
-        badRequest(
-          res,
-          'message is not modified: specified new message content and reply markup are ' +
-            'exactly the same as a current content and reply markup of the message',
-        );
-        return;
+        return false;
       }
       if (after) {
         stored.message = { ...stored.message, reply_markup: after };
       } else {
         delete stored.message.reply_markup;
       }
-      stored.editedAt = Date.now();
-      server.emit('EditedMessageReplyMarkup');
-      res.json({ ok: true, result: asBotApiMessage(stored) });
+      return true;
     });
   },
   (app) => {

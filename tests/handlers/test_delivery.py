@@ -22,6 +22,7 @@ from storage.db import Database
 from storage.models import OutboxMessage, TelegramAccount
 from tests.conftest import TOKEN
 from tests.support.fake_telegram import Call, FakeTelegram
+from tests.support.harness import drain_round
 from tests.support.windows import max_in_window
 
 FAST = Limits(per_second=30, per_chat_seconds=1.0, retry_base_seconds=0.05, max_attempts=4)
@@ -44,10 +45,8 @@ async def _plan(db: Database, chats: list[int], per_chat: int) -> list[str]:
 async def _drain_all(dispatcher: Dispatcher, rounds: int = 60) -> None:
     """Drain until every row has ended; retries become due after their backoff."""
     for _ in range(rounds):
-        await dispatcher.drain()
-        async with dispatcher.database.sessionmaker() as session:
-            counts = await outbox.counts(session)
-        if not counts.get("pending") and not counts.get("sending"):
+        counts = await drain_round(dispatcher)
+        if counts is None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"outbox did not drain: {counts}")

@@ -6,11 +6,10 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from storage import mentoring, people
 from storage.crypto import DataCipher
 from storage.models import GradeState, Nomination, Pairing, PracticePost, Role, TalkLog
 from storage.rekey import seal_plaintext
-from tests.support.county import form_nomination, pair, staff, townships
+from tests.support.county import form_nomination, pair, saved_talk, staff, townships
 from tests.support.harness import BotHarness
 
 OFFICIAL = 9301
@@ -69,22 +68,14 @@ async def test_file_shows_talks_encrypted_at_rest_and_plain_ones_from_before(
     assert harness.app is not None
     cipher: DataCipher = harness.app.bot_data["cipher"]
     nomination, pairing = await _paired_file(harness, "家庭和睦")
-    async with harness.database.sessionmaker.begin() as session:
-        actor = await people.load_actor(session, OFFICIAL)
-        assert actor is not None
-        await mentoring.save_talk(
-            session,
-            actor,
-            pairing.id,
-            mentoring.TalkInput(
-                talk_date=datetime.now(UTC).astimezone(harness.settings.tz).date(),
-                mode="home",
-                topics={t: {"text": "母亲住院，家里缺钱"} for t in mentoring.TALK_TOPICS},
-                difficulties=["医药费负担重"],
-            ),
-            cipher=cipher,
-            now=datetime.now(UTC),
-        )
+    await saved_talk(
+        harness,
+        OFFICIAL,
+        pairing.id,
+        mode="home",
+        text="母亲住院，家里缺钱",
+        difficulties=["医药费负担重"],
+    )
     async with harness.database.sessionmaker() as session:
         stored = list(await session.scalars(select(TalkLog).order_by(TalkLog.id)))
     assert stored[1].topics == {} and stored[1].topics_enc is not None

@@ -90,6 +90,17 @@ def _today() -> str:
     return datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
 
 
+async def _nomination_of(world: World, name: str) -> int:
+    async with world.bot.database.sessionmaker() as session:
+        nid = await session.scalar(
+            select(Nomination.id)
+            .join(Person, Person.id == Nomination.person_id)
+            .where(Person.full_name == name)
+        )
+    assert nid is not None, name
+    return nid
+
+
 def _cells(content: bytes) -> dict[str, list[tuple[Any, ...]]]:
     book = load_workbook(io.BytesIO(content), read_only=True)
     try:
@@ -158,13 +169,7 @@ async def test_everyone_else_is_refused_and_gets_no_file(world: World, who: int)
 
 
 async def test_an_official_exports_one_persons_file(world: World) -> None:
-    async with world.bot.database.sessionmaker() as session:
-        nid = await session.scalar(
-            select(Nomination.id)
-            .join(Person, Person.id == Nomination.person_id)
-            .where(Person.full_name == "张三")
-        )
-    assert nid is not None
+    nid = await _nomination_of(world, "张三")
     replies = await world.bot.send(OFFICIAL_A, f"/dossier {nid}")
     button = f"pl:e:{nid}"
     assert button in [data for row in replies[-1].buttons for _label, data in row]
@@ -200,12 +205,7 @@ async def test_an_official_exports_one_persons_file(world: World) -> None:
 
 
 async def test_a_forged_export_button_is_refused(world: World) -> None:
-    async with world.bot.database.sessionmaker() as session:
-        nid = await session.scalar(
-            select(Nomination.id)
-            .join(Person, Person.id == Nomination.person_id)
-            .where(Person.full_name == "王五")
-        )
+    nid = await _nomination_of(world, "王五")
     for who in (OFFICIAL_A, STRANGER, MENTOR):
         replies = await world.bot.press(who, f"pl:e:{nid}")
         assert [(r.kind, r.text) for r in replies] == [("text", FORBIDDEN)], who

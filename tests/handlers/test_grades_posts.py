@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import select
 
 from handlers.chat.flow import Turn
 from handlers.chat.tg import TelegramChat
 from storage import geo
-from storage.crypto import DataCipher
 from storage.models import (
-    ConversationState,
     GradeMove,
     GradeState,
     Nomination,
     PracticePost,
     RoleGrant,
-    UserData,
 )
 from templates import build_environment
 from tests.support.county import person as _person
+from tests.support.drafts import store_old_drafts
 from tests.support.fake_telegram import Sent
-from tests.support.harness import BotHarness
+from tests.support.harness import BotHarness, assert_cancel_keeps, assert_refused, count
 from tests.support.hostile import hostile_values
 from tests.support.telegram_html import check
 
@@ -91,11 +87,6 @@ def everything(replies: list[Sent]) -> str:
     return "\n".join(r.text for r in replies)
 
 
-async def count(bot: BotHarness, model: type) -> int:
-    async with bot.database.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 # -- /grade -----------------------------------------------------------------------------------
 
 
@@ -126,8 +117,7 @@ async def test_grade_for_cadre_official_and_stranger(world: World) -> None:
 
 async def test_results_flow_with_bad_input(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/results")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/results")
     (year_q,) = await bot.send(OFFICIAL_A, "/results")
     assert "CSV" in year_q.text
     assert year_q.labels == [f"{THIS_YEAR - 1} 年度", f"{THIS_YEAR} 年度"]
@@ -172,12 +162,7 @@ async def test_results_flow_with_bad_input(world: World) -> None:
     busy = await bot.send(OFFICIAL_A, "/post")
     assert "没有完成" in busy[0].text and "/post" in busy[0].text  # one flow at a time
     confirm = last(await bot.press(OFFICIAL_A, pick.button("不称职")))
-    (cancelled,) = await bot.send(OFFICIAL_A, "/cancel")
-    assert "已退出" in cancelled.text
-    assert await count(bot, GradeMove) == 1
-    stale_after = await bot.press(OFFICIAL_A, "grd:ok")
-    assert "已失效" in stale_after[0].text
-    assert await count(bot, GradeMove) == 1
+    await assert_cancel_keeps(bot, OFFICIAL_A, "grd:ok", GradeMove, 1)
 
 
 async def test_results_round_ends_when_everyone_is_recorded(world: World) -> None:
@@ -207,24 +192,6 @@ async def test_results_restart_resumes(world: World) -> None:
         assert state is not None and state.grade == 2
 
 
-async def deployed_mid_flow(
-    bot: BotHarness, user_id: int, name: str, draft: dict[str, Any], state: int
-) -> None:
-    """Stop the bot, store a draft and conversation state as the code before the flow engine
-    wrote them (a flat draft, the state an int of its own numbering), start the new code."""
-    await bot.stop()
-    cipher = DataCipher(bot.settings.require_data_key())
-    payload = cipher.encrypt(json.dumps({name: draft}))
-    async with bot.database.sessionmaker.begin() as session:
-        await session.execute(insert(UserData).values(user_id=user_id, payload=payload))
-        await session.execute(
-            insert(ConversationState).values(
-                name=name, key=json.dumps([user_id, user_id]), state={"state": state}
-            )
-        )
-    await bot.start()
-
-
 async def test_a_results_draft_from_before_the_flow_engine_is_finished(world: World) -> None:
     """Nobody stranded by the deploy: an official who had picked 李四 (state 2, the results)
     presses a result on the message they already had, confirms, and it is recorded."""
@@ -238,7 +205,7 @@ async def test_a_results_draft_from_before_the_flow_engine_is_finished(world: Wo
         "grade": 1,
         "years": 0,
     }
-    await deployed_mid_flow(bot, OFFICIAL_A, "grade_results", old_draft, 2)
+    await store_old_drafts(bot, {OFFICIAL_A: ("grade_results", old_draft, 2)})
     confirm = last(await bot.press(OFFICIAL_A, "grd:r:excellent"))
     assert "请确认" in confirm.text and "李四" in confirm.text and "第 2 级" in confirm.text
     done = await bot.press(OFFICIAL_A, confirm.button("确认提交"))
@@ -262,7 +229,7 @@ async def test_a_post_draft_from_before_the_flow_engine_is_finished(world: World
         "title": "闲置校舍盘活",
         "start": f"{THIS_YEAR}-03-01",
     }
-    await deployed_mid_flow(bot, OFFICIAL_A, "practice_post", old_draft, 14)
+    await store_old_drafts(bot, {OFFICIAL_A: ("practice_post", old_draft, 14)})
     review = last(await bot.send(OFFICIAL_A, f"{THIS_YEAR}-06-30"))
     assert "请核对" in review.text and "闲置校舍盘活" in review.text
     assert f"{THIS_YEAR}-03-01" in review.text and f"{THIS_YEAR}-06-30" in review.text
@@ -416,8 +383,7 @@ async def test_csv_upload_inside_results_flow_ends_it(world: World, uploads: lis
 
 async def test_post_flow_with_bad_dates(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/post")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/post")
     (people,) = await bot.send(OFFICIAL_A, "/post")
     assert "张三" in people.text and "王五" not in people.text
     forged = await bot.press(OFFICIAL_A, f"pst:p:{world.cadre_b}")
@@ -461,11 +427,7 @@ async def test_post_cancel_keeps_nothing(world: World) -> None:
     assert "结束日期" in end_q.text
     busy = await bot.send(OFFICIAL_A, "/grade")
     assert "安排实践锻炼岗位" in busy[0].text and "结束日期" in last(busy).text
-    (cancelled,) = await bot.send(OFFICIAL_A, "/cancel")
-    assert "已退出" in cancelled.text
-    stale = await bot.press(OFFICIAL_A, "pst:skip")
-    assert "已失效" in stale[0].text
-    assert await count(bot, PracticePost) == 0
+    await assert_cancel_keeps(bot, OFFICIAL_A, "pst:skip", PracticePost, 0)
     # Cancelling on the review screen by its button also stores nothing.
     (people,) = await bot.send(OFFICIAL_A, "/post")
     kind = last(await bot.press(OFFICIAL_A, people.button("李四")))

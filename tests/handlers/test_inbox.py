@@ -29,6 +29,13 @@ def _payload(bot: BotHarness, user_id: int, text: str) -> dict[str, Any]:
     return bot._message_payload(user_id, "zh-hans", **fields)
 
 
+def _inbox(bot: BotHarness) -> InboxQueue:
+    assert bot.app is not None
+    queue = bot.app.update_queue
+    assert isinstance(queue, InboxQueue)
+    return queue
+
+
 async def _rows(database: Database) -> list[InboundUpdate]:
     async with database.sessionmaker() as session:
         return list((await session.scalars(select(InboundUpdate))).all())
@@ -82,9 +89,7 @@ async def test_the_queue_records_before_it_queues_and_skips_a_repeat(
     harness_any: BotHarness,
 ) -> None:
     bot = harness_any
-    assert bot.app is not None
-    queue = bot.app.update_queue
-    assert isinstance(queue, InboxQueue)
+    queue = _inbox(bot)
     payload = _payload(bot, USER, "我的身份证是 52022119900307123X")
     first = Update.de_json(payload, bot.app.bot)
     await queue.put(first)
@@ -103,9 +108,7 @@ async def test_updates_recorded_before_a_crash_are_handled_after_restart_in_orde
     harness_any: BotHarness,
 ) -> None:
     bot = harness_any
-    assert bot.app is not None
-    queue = bot.app.update_queue
-    assert isinstance(queue, InboxQueue)
+    queue = _inbox(bot)
     payloads = [_payload(bot, USER + n, "/start") for n in range(3)]
     # Fetched and confirmed to Telegram (recorded), then the process died before handling.
     for payload in reversed(payloads):

@@ -15,7 +15,6 @@ from telegram.error import TimedOut
 
 from storage import geo, mentoring, people
 from storage.crypto import DataCipher
-from storage.mentoring import TalkInput
 from storage.models import (
     AuditLog,
     Difficulty,
@@ -26,7 +25,7 @@ from storage.models import (
     TalkLog,
     UserData,
 )
-from tests.support.county import form_nomination, invite_code
+from tests.support.county import form_nomination, invite_code, saved_talk
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
@@ -74,6 +73,15 @@ class County:
                 now=datetime.now(UTC) - timedelta(days=days_ago),
             )
         return done.pairing_id
+
+    async def talk_with_zhang(self, day: str = "今天", mode: str = "电话") -> Sent:
+        """MENTOR_T paired with 张三 (township slot), through /talk's first three questions."""
+        bot = self.bot
+        await self.pair("张三", "township", MENTOR_T)
+        (pick,) = await bot.send(MENTOR_T, "/talk")
+        question = last(await bot.press(MENTOR_T, pick.button("张三")))
+        question = last(await bot.press(MENTOR_T, question.button(day)))
+        return last(await bot.press(MENTOR_T, question.button(mode)))
 
 
 async def _grant(
@@ -380,11 +388,7 @@ async def test_talk_with_wrong_input_in_every_state(county: County) -> None:
 
 async def test_cancel_mid_talk_saves_nothing(county: County) -> None:
     bot = county.bot
-    await county.pair("张三", "township", MENTOR_T)
-    (pick,) = await bot.send(MENTOR_T, "/talk")
-    question = last(await bot.press(MENTOR_T, pick.button("张三")))
-    question = last(await bot.press(MENTOR_T, question.button("今天")))
-    question = last(await bot.press(MENTOR_T, question.button("电话")))
+    await county.talk_with_zhang()
     await bot.send(MENTOR_T, "思想状态良好")
     busy, question = await bot.send(MENTOR_T, "/mentees")
     assert "正在记录谈心谈话" in busy.text and "工作情况" in question.text
@@ -417,11 +421,7 @@ async def test_cancel_mid_talk_saves_nothing(county: County) -> None:
 
 async def test_restart_mid_talk_resumes(county: County) -> None:
     bot = county.bot
-    await county.pair("张三", "township", MENTOR_T)
-    (pick,) = await bot.send(MENTOR_T, "/talk")
-    question = last(await bot.press(MENTOR_T, pick.button("张三")))
-    question = last(await bot.press(MENTOR_T, question.button("昨天")))
-    question = last(await bot.press(MENTOR_T, question.button("面对面")))
+    await county.talk_with_zhang("昨天", "面对面")
     question = last(await bot.send(MENTOR_T, "思想积极"))
     assert "工作情况" in question.text
     await bot.restart()
@@ -443,28 +443,20 @@ async def test_restart_mid_talk_resumes(county: County) -> None:
 # --- /difficulties --------------------------------------------------------------------------
 
 
+async def difficulty_ids(place: County) -> list[int]:
+    """A talk saved for 张三 by MENTOR_T naming two difficulties; their ids, in order."""
+    pairing = await place.pair("张三", "township", MENTOR_T)
+    difficulties = ["缺少产业启动资金", "村里道路需要硬化"]
+    await saved_talk(
+        place.bot, MENTOR_T, pairing, mode="face", text="情况良好", difficulties=difficulties
+    )
+    async with place.bot.database.sessionmaker() as session:
+        return list(await session.scalars(select(Difficulty.id).order_by(Difficulty.id)))
+
+
 async def test_resolve_a_difficulty(county: County) -> None:
     bot = county.bot
-    pairing = await county.pair("张三", "township", MENTOR_T)
-    async with bot.database.sessionmaker.begin() as session:
-        actor = await people.load_actor(session, MENTOR_T)
-        assert actor is not None
-        assert bot.app is not None
-        await mentoring.save_talk(
-            session,
-            actor,
-            pairing,
-            cipher=bot.app.bot_data["cipher"],
-            talk=TalkInput(
-                talk_date=shanghai_today(),
-                mode="face",
-                topics={k: {"text": "情况良好"} for k in ("thought", "work", "life", "problems")},
-                difficulties=["缺少产业启动资金", "村里道路需要硬化"],
-            ),
-            now=datetime.now(UTC),
-            tz=SHANGHAI,
-        )
-        ids = list(await session.scalars(select(Difficulty.id).order_by(Difficulty.id)))
+    ids = await difficulty_ids(county)
     (listing,) = await bot.send(MENTOR_T, "/difficulties")
     assert "共 2 条" in listing.text and "缺少产业启动资金" in listing.text
     question = last(await bot.press(MENTOR_T, listing.button("解决 1")))

@@ -22,9 +22,10 @@ from bot import menu
 from bot.app import COMMANDS, handler_groups
 from bot.fakeapi import commands as bot_commands
 from handlers.chat.menu import help_groups, menu_for
-from storage import geo, menus, people
+from storage import menus
 from storage.models import Role, RoleGrant, TelegramAccount
 from templates import LOCALES, build_environment, labels_for, render
+from tests.support.county import role_invite
 from tests.support.fake_telegram import Call
 from tests.support.harness import BotHarness
 
@@ -70,26 +71,6 @@ def _entries(call: Call) -> list[tuple[str, str]]:
 
 def _chat_calls(harness: BotHarness, chat_id: int) -> list[Call]:
     return [c for c in _menu_calls(harness) if _scope(c).get("chat_id") == chat_id]
-
-
-async def _invite(harness: BotHarness, role: Role) -> str:
-    scope: dict[str, Any] = {}
-    async with harness.database.sessionmaker.begin() as session:
-        if role in (Role.TOWNSHIP_OFFICIAL, Role.MENTOR):
-            township = await geo.township_by_name(session, "青山镇")
-            if township is None:
-                await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-                township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            scope["township_id"] = township.id
-        if role == Role.MENTOR:
-            scope["mentor_slot"] = "township"
-        if role == Role.REVIEWER:
-            scope["department"] = "police"
-        (code,) = await people.create_invites(
-            session, role=role, now=datetime.now(UTC), days=7, **scope
-        )
-    return code
 
 
 async def _publish(harness: BotHarness) -> int:
@@ -187,7 +168,7 @@ async def test_menu_help_and_access_agree_for_every_role(harness: BotHarness) ->
         user = 5100 + number
         await harness.send(user, "/start")
         if role is not None:
-            await harness.send(user, f"/start {await _invite(harness, role)}")
+            await harness.send(user, f"/start {await role_invite(harness, role)}")
         roles = frozenset({role}) if role else frozenset()
         expected = [c.name for c in menu_for(roles, COMMANDS)]
 
@@ -220,7 +201,7 @@ async def test_menu_help_and_access_agree_for_every_role(harness: BotHarness) ->
 
 
 async def test_invite_publishes_the_staff_menu_in_their_language(harness: BotHarness) -> None:
-    code = await _invite(harness, Role.REVIEWER)
+    code = await role_invite(harness, Role.REVIEWER)
     await harness.send(5201, f"/start {code}", language_code="en")
     assert await _pending(harness) == {5201: 1}  # written with the grant
     harness.fake.calls.clear()
@@ -241,10 +222,10 @@ async def test_invite_publishes_the_staff_menu_in_their_language(harness: BotHar
 async def test_a_grant_not_yet_published_survives_a_restart(harness: BotHarness) -> None:
     """A crash after the grant's commit and before the publish: the next start sends it, and
     only it; a start after that sends no staff menu at all."""
-    await harness.send(5301, f"/start {await _invite(harness, Role.COUNTY_OFFICIAL)}")
-    await harness.send(5302, f"/start {await _invite(harness, Role.MENTOR)}")
+    await harness.send(5301, f"/start {await role_invite(harness, Role.COUNTY_OFFICIAL)}")
+    await harness.send(5302, f"/start {await role_invite(harness, Role.MENTOR)}")
     assert await _publish(harness) == 2
-    await harness.send(5303, f"/start {await _invite(harness, Role.ADMIN)}")
+    await harness.send(5303, f"/start {await role_invite(harness, Role.ADMIN)}")
     await harness.restart()
     harness.fake.calls.clear()
     assert await _publish(harness) == 1
@@ -258,8 +239,8 @@ async def test_a_grant_not_yet_published_survives_a_restart(harness: BotHarness)
 
 
 async def test_telegram_errors_leave_the_menu_for_later(harness: BotHarness) -> None:
-    await harness.send(5401, f"/start {await _invite(harness, Role.ADMIN)}")
-    await harness.send(5402, f"/start {await _invite(harness, Role.ADMIN)}")
+    await harness.send(5401, f"/start {await role_invite(harness, Role.ADMIN)}")
+    await harness.send(5402, f"/start {await role_invite(harness, Role.ADMIN)}")
     # A dropped connection: nothing published, both still marked, the bot carries on.
     harness.fake.faults.append(TimedOut())
     assert await _publish(harness) == 0
@@ -286,7 +267,7 @@ async def test_default_menu_failure_does_not_stop_the_start(harness: BotHarness)
 
 
 async def test_revoked_role_gives_the_default_menu_back(harness: BotHarness) -> None:
-    await harness.send(5601, f"/start {await _invite(harness, Role.TOWNSHIP_OFFICIAL)}")
+    await harness.send(5601, f"/start {await role_invite(harness, Role.TOWNSHIP_OFFICIAL)}")
     await _publish(harness)
     async with harness.database.sessionmaker.begin() as session:
         account = await session.get_one(TelegramAccount, 5601)
@@ -310,7 +291,7 @@ async def test_revoked_role_gives_the_default_menu_back(harness: BotHarness) -> 
 
 
 async def test_lang_republishes_a_staff_menu_only(harness: BotHarness) -> None:
-    await harness.send(5701, f"/start {await _invite(harness, Role.MENTOR)}")
+    await harness.send(5701, f"/start {await role_invite(harness, Role.MENTOR)}")
     await _publish(harness)
     for user in (5701, 5702):
         (choose,) = await harness.send(user, "/lang")

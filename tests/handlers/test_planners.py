@@ -53,6 +53,22 @@ async def _nomination(bot: BotHarness, status: str, name: str = "冯十二") -> 
         return nomination.id
 
 
+async def _paired_days_ago(bot: BotHarness, days: int) -> None:
+    """A cadre in the pool, paired with MENTOR in the township slot `days` days ago."""
+    nomination_id = await _nomination(bot, "in_pool")
+    async with bot.database.sessionmaker.begin() as session:
+        mentor = await people.load_actor(session, MENTOR)
+        assert mentor is not None
+        session.add(
+            Pairing(
+                nomination_id=nomination_id,
+                mentor_person_id=mentor.person_id,
+                slot="township",
+                assigned_at=datetime.now(UTC) - timedelta(days=days),
+            )
+        )
+
+
 async def _run(bot: BotHarness, planner: scheduler.Planner, now: datetime) -> int:
     assert bot.app is not None
     context = CadreContext(bot.app)
@@ -66,18 +82,7 @@ async def _outbox_rows(bot: BotHarness) -> int:
 
 
 async def test_overdue_talk_reminds_the_mentor_and_escalates_once(county: BotHarness) -> None:
-    nomination_id = await _nomination(county, "in_pool")
-    async with county.database.sessionmaker.begin() as session:
-        mentor = await people.load_actor(session, MENTOR)
-        assert mentor is not None
-        session.add(
-            Pairing(
-                nomination_id=nomination_id,
-                mentor_person_id=mentor.person_id,
-                slot="township",
-                assigned_at=datetime.now(UTC) - timedelta(days=45),
-            )
-        )
+    await _paired_days_ago(county, 45)
     now = datetime.now(UTC)
     assert await _run(county, planners.plan_talk_cadence, now) == 2
     # A second tick, or a second process, plans nothing more.
@@ -91,18 +96,7 @@ async def test_overdue_talk_reminds_the_mentor_and_escalates_once(county: BotHar
 
 
 async def test_talk_due_soon_reminds_only_the_mentor(county: BotHarness) -> None:
-    nomination_id = await _nomination(county, "in_pool")
-    async with county.database.sessionmaker.begin() as session:
-        mentor = await people.load_actor(session, MENTOR)
-        assert mentor is not None
-        session.add(
-            Pairing(
-                nomination_id=nomination_id,
-                mentor_person_id=mentor.person_id,
-                slot="township",
-                assigned_at=datetime.now(UTC) - timedelta(days=26),
-            )
-        )
+    await _paired_days_ago(county, 26)
     assert await _run(county, planners.plan_talk_cadence, datetime.now(UTC)) == 1
     (reminder,) = await county.drain()
     assert reminder.chat_id == MENTOR and "提醒" in reminder.text

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from storage import geo, outcomes, projects
-from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import (
     AuditLog,
-    ConversationState,
     GradeMove,
     Nomination,
     Project,
@@ -27,15 +23,15 @@ from storage.models import (
     Role,
     RoleGrant,
     StatusChange,
-    UserData,
     Village,
 )
 from storage.people import Actor, Grant
 from templates import build_environment, render
 from tests.conftest import make_settings
 from tests.support.county import person as _person
+from tests.support.drafts import store_old_drafts
 from tests.support.fake_telegram import Sent
-from tests.support.harness import BotHarness
+from tests.support.harness import BotHarness, assert_cancel_keeps, assert_refused, count, first_row
 from tests.support.telegram_html import check
 
 OFFICIAL_A = 7501  # 青山镇
@@ -141,12 +137,6 @@ def everything(replies: list[Sent]) -> str:
     return "\n".join(r.text for r in replies)
 
 
-async def count(bot: BotHarness, model: type, *where: Any) -> int:
-    async with bot.database.sessionmaker() as session:
-        query = select(func.count()).select_from(model).where(*where)
-        return int(await session.scalar(query) or 0)
-
-
 async def make_project(
     w: World, village: int, leads: list[int], funds: str, *, name: str = "闲置校舍改民宿"
 ) -> int:
@@ -169,10 +159,8 @@ async def make_project(
 
 async def test_project_creation_with_bad_input_in_every_state(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/project")
-    assert "没有权限" in refused.text
-    (refused,) = await bot.send(CADRE_A, "/project")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/project")
+    await assert_refused(bot, CADRE_A, "/project")
 
     # One township: straight to its villages.
     villages = last(await bot.send(OFFICIAL_A, "/project"))
@@ -235,16 +223,15 @@ async def test_project_creation_with_bad_input_in_every_state(world: World) -> N
 
     saved = last(await bot.press(OFFICIAL_A, review.button("确认提交")))
     assert "项目已保存" in saved.text and "52.33 万元" in saved.text
+    project = await first_row(bot, Project)
+    assert (project.funds_yuan, project.status, project.village_id) == (
+        523_300,
+        "under_way",
+        world.qingshan,
+    )
     async with bot.database.sessionmaker() as session:
-        project = await session.scalar(select(Project))
-        assert project is not None
-        assert (project.funds_yuan, project.status, project.village_id) == (
-            523_300,
-            "under_way",
-            world.qingshan,
-        )
         leads_stored = list(await session.scalars(select(ProjectLead.nomination_id)))
-        assert leads_stored == [world.zhang]
+    assert leads_stored == [world.zhang]
     # The old submit button again: the flow is over, nothing is stored twice.
     replay = await bot.press(OFFICIAL_A, "prj:ok")
     assert "已失效" in replay[0].text
@@ -293,12 +280,7 @@ async def test_project_restart_mid_flow_and_cancel(world: World) -> None:
     assert "石板村闲置仓库" in review.text and "30 万元" in review.text and "李四" in review.text
     busy = await bot.send(OFFICIAL_A, "/projects")
     assert "正在新建急难险重项目" in busy[0].text and "请核对项目信息" in last(busy).text
-    (cancelled,) = await bot.send(OFFICIAL_A, "/cancel")
-    assert "已退出" in cancelled.text
-    assert await count(bot, Project) == 0
-    stale = await bot.press(OFFICIAL_A, "prj:ok")
-    assert "已失效" in stale[0].text
-    assert await count(bot, Project) == 0
+    await assert_cancel_keeps(bot, OFFICIAL_A, "prj:ok", Project, 0)
 
 
 async def test_project_leads_rechecked_and_townships_without_cadres(world: World) -> None:
@@ -352,8 +334,7 @@ async def test_projects_list_by_scope(world: World) -> None:
     (mine,) = await bot.send(CADRE_B, "/projects")
     assert "我牵头的项目" in mine.text and "木黄村茶园" in mine.text
     assert "闲置校舍改民宿" not in mine.text
-    (refused,) = await bot.send(STRANGER, "/projects")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/projects")
     (en,) = await bot.send(OFFICIAL_A, "/projects", language_code="en")
     assert "Funds 120.5 × 10,000 yuan" in en.text
 
@@ -392,17 +373,16 @@ async def test_report_by_a_lead_notifies_the_township(world: World) -> None:
     assert await count(bot, ProjectReport) == 0
     saved = last(await bot.press(CADRE_A, review.button("确认提交")))
     assert "进展报告已提交" in saved.text and "累计增收 2.5 万元" in saved.text
+    report = await first_row(bot, ProjectReport)
+    assert (report.income_yuan, report.status, report.note) == (
+        25_000,
+        "under_way",
+        "民宿首月营业",
+    )
+    assert report.report_date == TODAY
     async with bot.database.sessionmaker() as session:
-        report = await session.scalar(select(ProjectReport))
-        assert report is not None
-        assert (report.income_yuan, report.status, report.note) == (
-            25_000,
-            "under_way",
-            "民宿首月营业",
-        )
-        assert report.report_date == TODAY
         project = await session.get(Project, mine)
-        assert project is not None and project.status == "under_way"
+    assert project is not None and project.status == "under_way"
     delivered = await bot.drain()
     assert [d.chat_id for d in delivered] == [OFFICIAL_A]
     assert "项目进展报告" in delivered[0].text and "张三" in delivered[0].text
@@ -437,8 +417,7 @@ async def test_report_cancel_keeps_nothing(world: World) -> None:
 
 async def test_outcome_elected_moves_status_and_shows_in_the_dossier(world: World) -> None:
     bot = world.bot
-    (refused,) = await bot.send(STRANGER, "/outcome")
-    assert "没有权限" in refused.text
+    await assert_refused(bot, STRANGER, "/outcome")
     people_b = last(await bot.send(OFFICIAL_B, "/outcome"))
     assert "王五" in people_b.text and "张三" not in people_b.text
     assert not any("县级宣传报道" in label for label in people_b.labels)
@@ -634,25 +613,6 @@ def test_dossier_fragments_render_real_sections() -> None:
 # -- drafts written before the flow engine ----------------------------------------------------
 
 
-async def _store_old_drafts(
-    bot: BotHarness, drafts: dict[int, tuple[str, dict[str, Any], int]]
-) -> None:
-    """Stop the bot, store each user's draft and conversation state as the handlers before
-    the flow engine wrote them (the draft's "at" a state number), start it again."""
-    await bot.stop()
-    cipher = DataCipher(bot.settings.require_data_key())
-    async with bot.database.sessionmaker.begin() as session:
-        for user, (name, draft, state) in drafts.items():
-            payload = cipher.encrypt(json.dumps({name: draft}))
-            await session.execute(insert(UserData).values(user_id=user, payload=payload))
-            await session.execute(
-                insert(ConversationState).values(
-                    name=name, key=json.dumps([user, user]), state={"state": state}
-                )
-            )
-    await bot.start()
-
-
 async def test_project_and_report_drafts_from_before_the_flow_engine_are_finished(
     world: World,
 ) -> None:
@@ -661,7 +621,7 @@ async def test_project_and_report_drafts_from_before_the_flow_engine_are_finishe
     bot = world.bot
     project_id = await make_project(world, world.muhuang, [world.wang], "10", name="木黄村茶园")
     place = {"tid": world.a, "tname": "青山镇", "vid": world.qingshan, "vname": "青山村"}
-    await _store_old_drafts(
+    await store_old_drafts(
         bot,
         {
             OFFICIAL_A: (
@@ -741,7 +701,7 @@ async def test_outcome_drafts_from_before_the_flow_engine_are_finished(world: Wo
     bot = world.bot
     cadre = {"nid": world.zhang, "name": "张三", "township": "青山镇", "status": "in_pool"}
     nobody = {"nid": None, "name": "", "township": "", "status": "", "kind": "publicity"}
-    await _store_old_drafts(
+    await store_old_drafts(
         bot,
         {
             OFFICIAL_A: (

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, select
 
 from storage import geo
 from storage.crypto import DataCipher
 from storage.models import (
-    ConversationState,
     Nomination,
     Person,
     Role,
     StatusChange,
-    UserData,
     VettingReview,
 )
 from storage.nominations import NominationForm, create_nomination
 from storage.rules.identity import make_id_number
 from storage.rules.vetting import Channel
 from tests.support.county import invite_code
+from tests.support.drafts import store_old_drafts
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
@@ -125,6 +123,28 @@ async def status_of(bot: BotHarness, nid: int) -> str:
     return nomination.status
 
 
+async def assert_sealed_reason(bot: BotHarness, nid: int, status: str, reason: str) -> None:
+    """The nomination is now `status`, and the change's reason is stored sealed, not plain."""
+    assert await status_of(bot, nid) == status
+    async with bot.database.sessionmaker() as session:
+        change = await session.scalar(
+            select(StatusChange).where(
+                StatusChange.nomination_id == nid, StatusChange.to_status == status
+            )
+        )
+    assert change is not None and change.reason is None and change.reason_enc is not None
+    assert DataCipher(bot.settings.require_data_key()).decrypt(change.reason_enc) == reason
+
+
+async def assert_still_queued(
+    bot: BotHarness, nid: int, status: str, user: int, queue: str
+) -> None:
+    """Nothing was decided: 张三's nomination is still `status` and in `user`'s `queue`."""
+    assert await status_of(bot, nid) == status
+    (listing,) = await bot.send(user, queue)
+    assert "张三" in listing.text
+
+
 async def review_ids(bot: BotHarness, nid: int) -> dict[str, int]:
     async with bot.database.sessionmaker() as session:
         rows = await session.execute(
@@ -145,6 +165,19 @@ async def open_item(bot: BotHarness, official: int, nid: int) -> Sent:
 async def send_to_vetting(bot: BotHarness, nid: int) -> list[Sent]:
     item = await open_item(bot, QINGSHAN_OFFICIAL, nid)
     return await bot.press(QINGSHAN_OFFICIAL, item.button("提交资格联审"))
+
+
+async def in_vetting(
+    bot: BotHarness,
+    user: int = CANDIDATE,
+    name: str = "张三",
+    id_number: str = ID_1,
+    phone: str = "13812345678",
+) -> tuple[int, dict[str, int]]:
+    """A self-nomination sent on to vetting: its id and its reviews' ids by department."""
+    nid = await nominate(bot, user, name, id_number, phone)
+    await send_to_vetting(bot, nid)
+    return nid, await review_ids(bot, nid)
 
 
 # -- the tests ---------------------------------------------------------------------------------
@@ -265,9 +298,7 @@ async def test_all_departments_approve_and_the_candidate_enters_the_pool(
 async def test_one_department_rejects_and_the_candidate_hears_nothing_of_why(
     county: BotHarness,
 ) -> None:
-    nid = await nominate(county, SECOND_CANDIDATE, "李四", ID_2, "13912345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    nid, reviews = await in_vetting(county, SECOND_CANDIDATE, "李四", ID_2, "13912345678")
     await county.press(DISCIPLINE, f"vt:a:{reviews['discipline']}")
     await county.press(DISCIPLINE, "vt:n:" + str(reviews["discipline"]))
 
@@ -290,15 +321,7 @@ async def test_one_department_rejects_and_the_candidate_hears_nothing_of_why(
     (township,) = to(done, QINGSHAN_OFFICIAL)
     assert note in township.text and "公安" in township.text and "李四" in township.text
     assert "本人已收到不含理由的通知" in township.text
-    assert await status_of(county, nid) == "rejected"
-    async with county.database.sessionmaker() as session:
-        change = await session.scalar(
-            select(StatusChange).where(
-                StatusChange.nomination_id == nid, StatusChange.to_status == "rejected"
-            )
-        )
-    assert change is not None and change.reason is None and change.reason_enc is not None
-    assert DataCipher(county.settings.require_data_key()).decrypt(change.reason_enc) == note
+    await assert_sealed_reason(county, nid, "rejected", note)
 
     # The judicial review no longer waits: it left the queue and its buttons are stale.
     (queue,) = await county.send(JUDICIAL, "/vetting")
@@ -324,15 +347,7 @@ async def test_township_declines_with_a_reason_after_bad_input(county: BotHarnes
     assert "不予推荐" in last(to(done, QINGSHAN_OFFICIAL)).text
     (candidate,) = to(done, CANDIDATE)
     assert reason not in candidate.text and "未被推荐" in candidate.text
-    assert await status_of(county, nid) == "declined"
-    async with county.database.sessionmaker() as session:
-        change = await session.scalar(
-            select(StatusChange).where(
-                StatusChange.nomination_id == nid, StatusChange.to_status == "declined"
-            )
-        )
-    assert change is not None and change.reason is None and change.reason_enc is not None
-    assert DataCipher(county.settings.require_data_key()).decrypt(change.reason_enc) == reason
+    await assert_sealed_reason(county, nid, "declined", reason)
     (queue,) = await county.send(QINGSHAN_OFFICIAL, "/review")
     assert "张三" not in queue.text
     # The conversation is over: the next text is not taken as another reason.
@@ -361,9 +376,7 @@ async def test_cancel_while_writing_the_reason_keeps_the_nomination(county: BotH
     assert await status_of(county, nid) == "new"
     (reply,) = await county.send(QINGSHAN_OFFICIAL, "这不是理由")
     assert "没有理解" in reply.text
-    assert await status_of(county, nid) == "new"
-    (queue,) = await county.send(QINGSHAN_OFFICIAL, "/review")
-    assert "张三" in queue.text
+    await assert_still_queued(county, nid, "new", QINGSHAN_OFFICIAL, "/review")
 
 
 async def test_a_pending_reason_survives_a_restart(county: BotHarness) -> None:
@@ -377,15 +390,11 @@ async def test_a_pending_reason_survives_a_restart(county: BotHarness) -> None:
 
 
 async def test_cancel_while_writing_a_vetting_note_records_nothing(county: BotHarness) -> None:
-    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    nid, reviews = await in_vetting(county)
     await county.press(POLICE, f"vt:r:{reviews['police']}")
     (cancelled,) = await county.send(POLICE, "/cancel")
     assert "已退出" in cancelled.text
-    assert await status_of(county, nid) == "vetting"
-    (queue,) = await county.send(POLICE, "/vetting")
-    assert "张三" in queue.text
+    await assert_still_queued(county, nid, "vetting", POLICE, "/vetting")
 
 
 async def test_mark_contacted_for_a_mass_recommendation(county: BotHarness) -> None:
@@ -484,9 +493,7 @@ async def test_people_without_the_role_are_refused(county: BotHarness) -> None:
 
 
 async def test_english_reviewer_gets_english_screens(county: BotHarness) -> None:
-    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    _nid, reviews = await in_vetting(county)
     (queue,) = await county.send(JUDICIAL, "/vetting", language_code="en")
     assert "Awaiting vetting" in queue.text and "Justice" in queue.text
     (item,) = await county.press(JUDICIAL, f"vt:o:{reviews['judicial']}", language_code="en")
@@ -513,34 +520,13 @@ async def test_pressing_decline_on_another_nomination_switches_to_it(county: Bot
     assert await status_of(county, first) == "new"
 
 
-async def _write_old_draft(
-    bot: BotHarness, user: int, name: str, draft: dict[str, Any], state: int
-) -> None:
-    """A draft and conversation state as the code before the flow engine stored them."""
-    await bot.stop()
-    cipher = DataCipher(bot.settings.require_data_key())
-    async with bot.database.sessionmaker.begin() as session:
-        await session.execute(delete(UserData).where(UserData.user_id == user))
-        await session.execute(
-            insert(UserData).values(
-                user_id=user, payload=cipher.encrypt(json.dumps({name: draft}))
-            )
-        )
-        await session.execute(
-            insert(ConversationState).values(
-                name=name, key=json.dumps([user, user]), state={"state": state}
-            )
-        )
-    await bot.start()
-
-
 async def test_a_decline_begun_before_the_flow_engine_is_finished_under_it(
     county: BotHarness,
 ) -> None:
     """Nobody stranded by the deploy: the reason asked for before it is taken after it."""
     nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
     old = {"nomination_id": nid, "name": "张三"}
-    await _write_old_draft(county, QINGSHAN_OFFICIAL, "review_decline", old, 0)
+    await store_old_drafts(county, {QINGSHAN_OFFICIAL: ("review_decline", old, 0)})
     error, again = await county.send(QINGSHAN_OFFICIAL, "差")
     assert "2–500" in error.text and "张三" in again.text and "理由" in again.text
     done = await county.send(QINGSHAN_OFFICIAL, "本人长期在外，不符合驻村要求")
@@ -552,16 +538,14 @@ async def test_a_decline_begun_before_the_flow_engine_is_finished_under_it(
 async def test_vetting_notes_begun_before_the_flow_engine_are_finished_under_it(
     county: BotHarness,
 ) -> None:
-    nid = await nominate(county, CANDIDATE, "张三", ID_1, "13812345678")
-    await send_to_vetting(county, nid)
-    reviews = await review_ids(county, nid)
+    nid, reviews = await in_vetting(county)
     approve = {"review_id": reviews["police"], "decision": "approve", "name": "张三"}
-    await _write_old_draft(county, POLICE, "vetting_note", approve, 0)
+    await store_old_drafts(county, {POLICE: ("vetting_note", approve, 0)})
     # The approval's "no comment" button, shown before the deploy, still answers.
     recorded = await county.press(POLICE, f"vt:n:{reviews['police']}")
     assert "等待其他部门" in last(recorded).text
     reject = {"review_id": reviews["judicial"], "decision": "reject", "name": "张三"}
-    await _write_old_draft(county, JUDICIAL, "vetting_note", reject, 0)
+    await store_old_drafts(county, {JUDICIAL: ("vetting_note", reject, 0)})
     sticker, again = await county.send_sticker(JUDICIAL)
     assert "文字" in sticker.text and "理由" in again.text and again.buttons == []
     done = await county.send(JUDICIAL, "有未结案件")
@@ -571,7 +555,7 @@ async def test_vetting_notes_begun_before_the_flow_engine_are_finished_under_it(
 
 async def test_a_decision_whose_draft_is_gone_ends_as_expired(county: BotHarness) -> None:
     """The position survived, its draft did not (erased, or unreadable): nothing to decide."""
-    await _write_old_draft(county, POLICE, "vetting_note", {}, 0)
+    await store_old_drafts(county, {POLICE: ("vetting_note", {}, 0)})
     (stale,) = await county.send(POLICE, "未发现问题")
     assert "已失效" in stale.text
     (idle,) = await county.send(POLICE, "还有一句")

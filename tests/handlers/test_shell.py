@@ -24,6 +24,7 @@ from bot.shell.personas import ShellError, resolve_persona
 from bot.shell.render import number_buttons
 from bot.shell.repl import FAKE_TOKEN, LocalTelegram, Shell
 from storage.rules.identity import make_id_number
+from tests.support.commands import run_text
 
 ID_NUMBER = make_id_number("520221", date(1990, 3, 7), 12, male=True)
 TIMEOUT = 120
@@ -56,17 +57,7 @@ def run_shell(
     }
     if data_key is not None:
         env["DATA_KEY"] = data_key
-    return subprocess.run(
-        [*shell_command(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=tmp_path,
-        env=env,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_text([*shell_command(), *args], cwd=tmp_path, env=env, input=stdin, timeout=TIMEOUT)
 
 
 def test_whole_nomination_through_stdin(tmp_path: Path) -> None:

@@ -7,28 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
 
-from storage import geo, people
+from storage import people
 from storage.models import ConversationState, InviteFailure, Person, Role, TelegramAccount
+from tests.support.county import role_invite
 from tests.support.harness import BotHarness
-
-
-async def _invite(bot: BotHarness, role: Role, days: int = 7, **scope: object) -> str:
-    async with bot.database.sessionmaker.begin() as session:
-        if role in (Role.TOWNSHIP_OFFICIAL, Role.MENTOR):
-            await geo.import_pairs(session, "示例县", [("青山镇", "青山村")])
-            township = await geo.township_by_name(session, "青山镇")
-            assert township is not None
-            scope["township_id"] = township.id
-        if role == Role.MENTOR:
-            scope["mentor_slot"] = "township"
-        (code,) = await people.create_invites(
-            session,
-            role=role,
-            now=datetime.now(UTC),
-            days=days,
-            **scope,  # type: ignore[arg-type]
-        )
-    return code
 
 
 async def test_start_answers_in_chinese_by_default(harness: BotHarness) -> None:
@@ -44,7 +26,7 @@ async def test_start_answers_in_english_for_english_clients(harness: BotHarness)
 
 
 async def test_invite_code_works_once_only(harness: BotHarness) -> None:
-    code = await _invite(harness, Role.TOWNSHIP_OFFICIAL)
+    code = await role_invite(harness, Role.TOWNSHIP_OFFICIAL)
     granted, menu = await harness.send(2001, f"/start {code}")
     assert "乡镇（街道）干部" in granted.text and "青山镇" in granted.text
     assert "/review" in menu.text
@@ -56,7 +38,7 @@ async def test_invite_code_works_once_only(harness: BotHarness) -> None:
 
 
 async def test_expired_code_is_refused(harness: BotHarness) -> None:
-    code = await _invite(harness, Role.REVIEWER, days=1, department="police")
+    code = await role_invite(harness, Role.REVIEWER, days=1, department="police")
     async with harness.database.sessionmaker.begin() as session:
         from sqlalchemy import update
 
@@ -73,7 +55,7 @@ async def test_five_wrong_codes_then_wait(harness: BotHarness) -> None:
     for attempt in range(5):
         (reply,) = await harness.send(2201, f"/start WRONGCODE{attempt}")
         assert "无效" in reply.text
-    code = await _invite(harness, Role.MENTOR)
+    code = await role_invite(harness, Role.MENTOR)
     (reply,) = await harness.send(2201, f"/start {code}")
     assert "分钟后再试" in reply.text
     async with harness.database.sessionmaker() as session:
@@ -86,7 +68,7 @@ async def test_five_wrong_codes_then_wait(harness: BotHarness) -> None:
 async def test_help_depends_on_role(harness: BotHarness) -> None:
     (plain,) = await harness.send(2301, "/help")
     assert "/vetting" not in plain.text
-    code = await _invite(harness, Role.REVIEWER, department="police")
+    code = await role_invite(harness, Role.REVIEWER, department="police")
     await harness.send(2301, f"/start {code}")
     (reviewer,) = await harness.send(2301, "/help")
     assert "/vetting" in reviewer.text
@@ -131,7 +113,7 @@ async def _name_on_file(bot: BotHarness, telegram_id: int) -> str | None:
 
 
 async def test_invited_mentor_records_their_name_once(harness: BotHarness) -> None:
-    code = await _invite(harness, Role.MENTOR)
+    code = await role_invite(harness, Role.MENTOR)
     granted, _menu = await harness.send(2101, f"/start {code}")
     assert "/name" in granted.text
     (ask,) = await harness.send(2101, "/name")
@@ -153,7 +135,7 @@ async def test_invited_mentor_records_their_name_once(harness: BotHarness) -> No
 
 
 async def test_name_in_the_command_and_in_english(harness: BotHarness) -> None:
-    code = await _invite(harness, Role.REVIEWER, department="police")
+    code = await role_invite(harness, Role.REVIEWER, department="police")
     granted, _menu = await harness.send(2102, f"/start {code}", language_code="en")
     assert "/name" in granted.text
     (saved,) = await harness.send(2102, "/name Zhang  San", language_code="en")
@@ -180,7 +162,7 @@ async def test_a_candidates_name_comes_from_the_nomination_not_from_name(
         await session.execute(
             update(Person).where(Person.id == account.person_id).values(full_name="赵六")
         )
-    granted_invite = await _invite(harness, Role.TOWNSHIP_OFFICIAL)
+    granted_invite = await role_invite(harness, Role.TOWNSHIP_OFFICIAL)
     granted, _menu = await harness.send(2104, f"/start {granted_invite}")
     assert "/name" not in granted.text  # a name is on file: no hint
     (refused,) = await harness.send(2104, "/name")
@@ -192,7 +174,7 @@ async def test_a_name_asked_for_before_the_flow_engine_is_taken_under_it(
 ) -> None:
     """Nobody stranded by the deploy: /name kept no draft, only its state 0 (waiting for the
     name); the name sent after the deploy is recorded."""
-    code = await _invite(harness, Role.MENTOR)
+    code = await role_invite(harness, Role.MENTOR)
     await harness.send(2105, f"/start {code}")
     await harness.stop()
     async with harness.database.sessionmaker.begin() as session:

@@ -20,12 +20,12 @@ from storage.models import (
     Election,
     Nomination,
     OutboxMessage,
-    Person,
     Publicity,
     RoleGrant,
     SummarySchedule,
 )
 from tests.conftest import make_settings
+from tests.support.county import nomination_row
 from tests.support.harness import BotHarness
 
 TOWNSHIP_OFFICIAL, COUNTY_OFFICIAL, STRANGER = 8101, 8102, 8103
@@ -58,19 +58,7 @@ async def _setup(bot: BotHarness) -> dict[str, int]:
                     RoleGrant(person_id=account.person_id, role=role, township_id=township_id)
                 )
         for name in ("张三", "李四"):
-            person = Person(full_name=name)
-            session.add(person)
-            await session.flush()
-            session.add(
-                Nomination(
-                    person_id=person.id,
-                    channel="self",
-                    status="in_pool",
-                    township_id=a.id,
-                    key_group="veteran",
-                    education="college",
-                )
-            )
+            await nomination_row(session, a.id, name, channel="self", education="college")
         persons["a"] = a.id
     return persons
 
@@ -90,18 +78,7 @@ def _persons(bot: BotHarness) -> dict[str, int]:
 
 async def _add_cadre(bot: BotHarness, township_id: int) -> None:
     async with bot.database.sessionmaker.begin() as session:
-        person = Person(full_name="王五")
-        session.add(person)
-        await session.flush()
-        session.add(
-            Nomination(
-                person_id=person.id,
-                channel="mass",
-                status="in_pool",
-                township_id=township_id,
-                key_group="veteran",
-            )
-        )
+        await nomination_row(session, township_id, "王五", channel="mass")
 
 
 async def _outbox(database: Database) -> list[OutboxMessage]:

@@ -5,20 +5,18 @@ is open, and a draft written before the engine is finished under it (nobody stra
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from storage import mentoring, people
+from storage import mentoring
 from storage.crypto import DataCipher
-from storage.mentoring import TalkInput
 from storage.models import ConversationState, Difficulty, TalkLog, UserData
 from tests.handlers.test_mentoring import (  # noqa: F401 - county is a fixture
     MENTOR_T,
     SHANGHAI,
     County,
     county,
+    difficulty_ids,
     last,
     shanghai_today,
 )
@@ -26,39 +24,11 @@ from tests.handlers.test_mentoring import (  # noqa: F401 - county is a fixture
 
 async def _at_difficulties(place: County) -> Any:
     bot = place.bot
-    await place.pair("张三", "township", MENTOR_T)
-    (pick,) = await bot.send(MENTOR_T, "/talk")
-    question = last(await bot.press(MENTOR_T, pick.button("张三")))
-    question = last(await bot.press(MENTOR_T, question.button("今天")))
-    question = last(await bot.press(MENTOR_T, question.button("电话")))
+    await place.talk_with_zhang()
     for answer in ["思想稳定", "工作积极", "生活正常", "经验不足"]:
         question = last(await bot.send(MENTOR_T, answer))
     assert "实际困难" in question.text
     return question
-
-
-async def _difficulty_ids(place: County) -> list[int]:
-    bot = place.bot
-    pairing = await place.pair("张三", "township", MENTOR_T)
-    assert bot.app is not None
-    async with bot.database.sessionmaker.begin() as session:
-        actor = await people.load_actor(session, MENTOR_T)
-        assert actor is not None
-        await mentoring.save_talk(
-            session,
-            actor,
-            pairing,
-            cipher=bot.app.bot_data["cipher"],
-            talk=TalkInput(
-                talk_date=shanghai_today(),
-                mode="face",
-                topics={k: {"text": "情况良好"} for k in mentoring.TALK_TOPICS},
-                difficulties=["缺少产业启动资金", "村里道路需要硬化"],
-            ),
-            now=datetime.now(UTC),
-            tz=SHANGHAI,
-        )
-        return list(await session.scalars(select(Difficulty.id).order_by(Difficulty.id)))
 
 
 async def test_done_stays_first_and_every_delete_asks(county: County) -> None:  # noqa: F811
@@ -92,7 +62,7 @@ async def test_done_stays_first_and_every_delete_asks(county: County) -> None:  
 
 async def test_a_resolve_button_mid_talk_waits_for_the_talk(county: County) -> None:  # noqa: F811
     bot = county.bot
-    ids = await _difficulty_ids(county)
+    ids = await difficulty_ids(county)
     await _at_difficulties(county)
     busy, question = await bot.press(MENTOR_T, f"df:r:{ids[0]}")
     assert "正在记录谈心谈话" in busy.text and "实际困难" in question.text
@@ -104,7 +74,7 @@ async def test_a_resolve_button_mid_talk_waits_for_the_talk(county: County) -> N
 
 async def test_a_talk_button_mid_resolution_waits_for_the_note(county: County) -> None:  # noqa: F811
     bot = county.bot
-    ids = await _difficulty_ids(county)
+    ids = await difficulty_ids(county)
     (listing,) = await bot.send(MENTOR_T, "/mentees")
     talk_with = listing.button("记录谈话")
     (question,) = await bot.press(MENTOR_T, f"df:r:{ids[0]}")
@@ -195,7 +165,7 @@ async def test_a_talk_draft_at_the_old_review_is_saved(county: County) -> None: 
 
 async def test_a_resolution_from_before_the_engine_is_finished(county: County) -> None:  # noqa: F811
     bot = county.bot
-    ids = await _difficulty_ids(county)
+    ids = await difficulty_ids(county)
     await _store_old(county, {"resolve": {"id": ids[1]}}, "difficulty", 0)
     (done,) = await bot.send(MENTOR_T, "已列入明年硬化计划")
     assert "已标记为已解决" in done.text and "村里道路需要硬化" in done.text

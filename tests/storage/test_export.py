@@ -32,7 +32,7 @@ from storage.people import Actor, Grant
 from storage.rules.vetting import Channel
 from templates import build_environment
 from tests.conftest import make_settings
-from tests.support.county import grade_move, pair
+from tests.support.county import grade_move, pair, townships
 from tests.support.county import person as _person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -207,14 +207,11 @@ CIPHER = DataCipher(DATA_KEY)
 async def world(db: Database) -> World:
     cipher = CIPHER
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(
-            session, "示例县", [("青山镇", "青山村"), ("青山镇", "石门村"), ("木黄镇", "木黄村")]
-        )
-        a = await geo.township_by_name(session, "青山镇")
-        b = await geo.township_by_name(session, "木黄镇")
-        assert a is not None and b is not None
-        villages = {v.name: v.id for v in (await geo.list_villages(session, a.id))[0]}
-        villages |= {v.name: v.id for v in (await geo.list_villages(session, b.id))[0]}
+        pairs = [("青山镇", "青山村"), ("青山镇", "石门村"), ("木黄镇", "木黄村")]
+        towns = await townships(session, pairs)
+        a, b = towns["青山镇"], towns["木黄镇"]
+        villages = {v.name: v.id for v in (await geo.list_villages(session, a))[0]}
+        villages |= {v.name: v.id for v in (await geo.list_villages(session, b))[0]}
 
         async def nominate(form: NominationForm, channel: Channel) -> models.Nomination:
             return await nominations.create_nomination(
@@ -231,7 +228,7 @@ async def world(db: Database) -> World:
         zhang = await nominate(
             NominationForm(
                 full_name="张三",
-                township_id=a.id,
+                township_id=a,
                 village_id=villages["青山村"],
                 key_group="veteran",
                 gender="male",
@@ -245,13 +242,13 @@ async def world(db: Database) -> World:
             Channel.SELF,
         )
         li = await nominate(
-            NominationForm(full_name="李四", township_id=a.id, key_group="coop_leader"),
+            NominationForm(full_name="李四", township_id=a, key_group="coop_leader"),
             Channel.MASS,
         )
         wang = await nominate(
             NominationForm(
                 full_name="王五",
-                township_id=b.id,
+                township_id=b,
                 village_id=villages["木黄村"],
                 key_group="veteran",
                 id_number=ID_B,
@@ -356,10 +353,10 @@ async def world(db: Database) -> World:
             )
 
         own, county_wide, other, empty = (
-            training("青山镇培训", a.id),
+            training("青山镇培训", a),
             training("全县培训", None),
-            training("木黄镇培训", b.id),
-            training("青山镇待邀请", a.id),
+            training("木黄镇培训", b),
+            training("青山镇待邀请", a),
         )
         session.add_all([own, county_wide, other, empty])
         await session.flush()
@@ -408,16 +405,14 @@ async def world(db: Database) -> World:
         mentor_only = await _person(session, "只是导师")
     return World(
         db=db,
-        township_a=a.id,
-        township_b=b.id,
+        township_a=a,
+        township_b=b,
         zhang=zhang.id,
         li=li.id,
         wang=wang.id,
-        official_a=_actor(official, Grant(models.Role.TOWNSHIP_OFFICIAL, a.id, "青山镇", None)),
+        official_a=_actor(official, Grant(models.Role.TOWNSHIP_OFFICIAL, a, "青山镇", None)),
         county=_actor(county, Grant(models.Role.COUNTY_OFFICIAL, None, None, None)),
-        mentor_only=_actor(
-            mentor_only, Grant(models.Role.MENTOR, a.id, "青山镇", None, "township")
-        ),
+        mentor_only=_actor(mentor_only, Grant(models.Role.MENTOR, a, "青山镇", None, "township")),
     )
 
 

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage import erasure, geo, mentoring, models, people
+from storage import erasure, mentoring, models, people
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.mentoring import DifficultyItem, PairingRefused, Stale, TalkInput
@@ -22,7 +22,7 @@ from storage.people import Actor
 from storage.rules.cadence import CadenceState, talk_status
 from storage.rules.identity import RuleError
 from templates import LOCALES, build_environment
-from tests.support.county import form_nomination, pair
+from tests.support.county import form_nomination, pair, townships
 from tests.support.county import staff as _person
 from tests.support.hostile import HOSTILE, HostileValue
 from tests.support.telegram_html import check
@@ -75,50 +75,47 @@ CIPHER = DataCipher(Fernet.generate_key().decode())
 async def world(db: Database) -> World:
     cipher = CIPHER
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(
-            session, "示例县", [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
-        )
-        t1 = await geo.township_by_name(session, "青山镇")
-        t2 = await geo.township_by_name(session, "木黄镇")
-        assert t1 is not None and t2 is not None
+        pairs = [("青山镇", "青山村"), ("青山镇", "石板村"), ("木黄镇", "木黄村")]
+        towns = await townships(session, pairs)
+        t1, t2 = towns["青山镇"], towns["木黄镇"]
         persons = {
             OFFICIAL: await _person(
-                session, OFFICIAL, "乡干部", [(models.Role.TOWNSHIP_OFFICIAL, t1.id, None)]
+                session, OFFICIAL, "乡干部", [(models.Role.TOWNSHIP_OFFICIAL, t1, None)]
             ),
             OTHER_OFFICIAL: await _person(
-                session, OTHER_OFFICIAL, "木黄干部", [(models.Role.TOWNSHIP_OFFICIAL, t2.id, None)]
+                session, OTHER_OFFICIAL, "木黄干部", [(models.Role.TOWNSHIP_OFFICIAL, t2, None)]
             ),
             COUNTY: await _person(
                 session, COUNTY, "县干部", [(models.Role.COUNTY_OFFICIAL, None, None)]
             ),
             MENTOR_T: await _person(
-                session, MENTOR_T, "镇导师甲", [(models.Role.MENTOR, t1.id, "township")]
+                session, MENTOR_T, "镇导师甲", [(models.Role.MENTOR, t1, "township")]
             ),
             MENTOR_T2: await _person(
-                session, MENTOR_T2, "镇导师乙", [(models.Role.MENTOR, t1.id, "township")]
+                session, MENTOR_T2, "镇导师乙", [(models.Role.MENTOR, t1, "township")]
             ),
             MENTOR_V: await _person(
-                session, MENTOR_V, "村书记", [(models.Role.MENTOR, t1.id, "village")]
+                session, MENTOR_V, "村书记", [(models.Role.MENTOR, t1, "village")]
             ),
             MENTOR_BOTH: await _person(
                 session,
                 MENTOR_BOTH,
                 "双岗导师",
-                [(models.Role.MENTOR, t1.id, "township"), (models.Role.MENTOR, t1.id, "village")],
+                [(models.Role.MENTOR, t1, "township"), (models.Role.MENTOR, t1, "village")],
             ),
             MENTOR_ELSEWHERE: await _person(
-                session, MENTOR_ELSEWHERE, "木黄导师", [(models.Role.MENTOR, t2.id, "township")]
+                session, MENTOR_ELSEWHERE, "木黄导师", [(models.Role.MENTOR, t2, "township")]
             ),
             NOBODY: await _person(session, NOBODY, "路人", []),
         }
         world = World(
             db,
-            t1.id,
-            t2.id,
-            cadre=await _nomination(session, cipher, "张三", t1.id),
-            cadre2=await _nomination(session, cipher, "李四", t1.id),
-            far_cadre=await _nomination(session, cipher, "王五", t2.id),
-            new_cadre=await _nomination(session, cipher, "赵六", t1.id, status="new"),
+            t1,
+            t2,
+            cadre=await _nomination(session, cipher, "张三", t1),
+            cadre2=await _nomination(session, cipher, "李四", t1),
+            far_cadre=await _nomination(session, cipher, "王五", t2),
+            new_cadre=await _nomination(session, cipher, "赵六", t1, status="new"),
             persons=persons,
         )
     for telegram_id in persons:

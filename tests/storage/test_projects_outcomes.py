@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -53,28 +54,40 @@ def test_parse_wan_is_exact(typed: str, yuan: int | None) -> None:
     assert isinstance(parse_wan(typed), int)
 
 
+# What the two money parsers refuse: (typed, error code).
+WAN_REFUSED = [
+    ("abc", "money.format"),
+    ("", "money.format"),
+    ("1.2.3", "money.format"),
+    ("1,20", "money.format"),
+    ("12,3456", "money.format"),
+    ("١٢", "money.format"),
+    ("1e3", "money.format"),
+    ("-5", "money.negative"),
+    ("－5万", "money.negative"),
+    ("1.234567", "money.decimals"),
+    ("0.00001", "money.decimals"),
+    ("5000元", "money.unit"),
+    ("100000.0001", "money.range"),
+    ("99999999999999999999", "money.range"),
+]
+PAY_REFUSED = [
+    ("abc", "pay.format"),
+    ("3.5", "pay.format"),
+    ("3,00", "pay.format"),
+    ("-1", "pay.negative"),
+    ("1000001", "pay.range"),
+]
+
+
 @pytest.mark.parametrize(
-    ("typed", "code"),
-    [
-        ("abc", "money.format"),
-        ("", "money.format"),
-        ("1.2.3", "money.format"),
-        ("1,20", "money.format"),
-        ("12,3456", "money.format"),
-        ("١٢", "money.format"),
-        ("1e3", "money.format"),
-        ("-5", "money.negative"),
-        ("－5万", "money.negative"),
-        ("1.234567", "money.decimals"),
-        ("0.00001", "money.decimals"),
-        ("5000元", "money.unit"),
-        ("100000.0001", "money.range"),
-        ("99999999999999999999", "money.range"),
-    ],
+    ("parse", "typed", "code"),
+    [(parse_wan, *case) for case in WAN_REFUSED]
+    + [(outcomes.parse_pay, *case) for case in PAY_REFUSED],
 )
-def test_parse_wan_refuses(typed: str, code: str) -> None:
+def test_money_parsers_refuse(parse: Callable[[str], int], typed: str, code: str) -> None:
     with pytest.raises(RuleError) as caught:
-        parse_wan(typed)
+        parse(typed)
     assert caught.value.code == code
 
 
@@ -95,22 +108,6 @@ def test_format_wan_and_round_trip() -> None:
 )
 def test_parse_pay(typed: str, expected: int) -> None:
     assert outcomes.parse_pay(typed) == expected
-
-
-@pytest.mark.parametrize(
-    ("typed", "code"),
-    [
-        ("abc", "pay.format"),
-        ("3.5", "pay.format"),
-        ("3,00", "pay.format"),
-        ("-1", "pay.negative"),
-        ("1000001", "pay.range"),
-    ],
-)
-def test_parse_pay_refuses(typed: str, code: str) -> None:
-    with pytest.raises(RuleError) as caught:
-        outcomes.parse_pay(typed)
-    assert caught.value.code == code
 
 
 # -- a small county ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage import geo, nominations, people
+from storage import geo, mentoring, nominations, people
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.models import County as CountyRow
@@ -162,14 +162,17 @@ async def nomination_row(
     name: str,
     status: str = "in_pool",
     channel: str = "organization",
+    **values: Any,
 ) -> Nomination:
-    """A bare nomination row in `status`, its person named `name` (no form, no history)."""
+    """A bare nomination row in `status`, its person named `name` (no form, no history);
+    `values` sets more columns (education=)."""
     nomination = Nomination(
         person_id=await person(session, name),
         channel=channel,
         status=status,
         township_id=township_id,
         key_group="veteran",
+        **values,
     )
     session.add(nomination)
     await session.flush()
@@ -291,7 +294,7 @@ async def grant(
 
 
 async def invite_code(
-    bot: BotHarness, role: Role, township: str | None = None, **scope: Any
+    bot: BotHarness, role: Role, township: str | None = None, *, days: int = 7, **scope: Any
 ) -> str:
     """A fresh invite for `role` (in `township`, by name), for a test to redeem with /start."""
     async with bot.database.sessionmaker.begin() as session:
@@ -300,9 +303,59 @@ async def invite_code(
             assert found is not None, township
             scope["township_id"] = found.id
         (code,) = await people.create_invites(
-            session, role=role, now=datetime.now(UTC), days=7, **scope
+            session, role=role, now=datetime.now(UTC), days=days, **scope
         )
     return str(code)
+
+
+async def role_invite(bot: BotHarness, role: Role, *, days: int = 7, **scope: Any) -> str:
+    """An invite for `role` with the scope it needs: a township official or a mentor
+    (township slot) in 青山镇, imported if the test has no geography yet; a reviewer for the
+    police unless `scope` names a department."""
+    township = None
+    if role in (Role.TOWNSHIP_OFFICIAL, Role.MENTOR):
+        township = "青山镇"
+        async with bot.database.sessionmaker.begin() as session:
+            if await geo.township_by_name(session, township) is None:
+                await geo.import_pairs(session, COUNTY_NAME, [(township, "青山村")])
+    if role == Role.MENTOR:
+        scope["mentor_slot"] = "township"
+    if role == Role.REVIEWER:
+        scope.setdefault("department", "police")
+    return await invite_code(bot, role, township, days=days, **scope)
+
+
+async def saved_talk(
+    bot: BotHarness,
+    telegram_id: int,
+    pairing_id: int,
+    *,
+    mode: str,
+    text: str,
+    difficulties: list[str],
+) -> None:
+    """A talk saved in storage (not through /talk) by `telegram_id`'s account, dated today
+    in the bot's zone, every topic answered `text`."""
+    assert bot.app is not None
+    tz = bot.settings.tz
+    talk = mentoring.TalkInput(
+        talk_date=datetime.now(tz).date(),
+        mode=mode,
+        topics={topic: {"text": text} for topic in mentoring.TALK_TOPICS},
+        difficulties=difficulties,
+    )
+    async with bot.database.sessionmaker.begin() as session:
+        actor = await people.load_actor(session, telegram_id)
+        assert actor is not None
+        await mentoring.save_talk(
+            session,
+            actor,
+            pairing_id,
+            talk,
+            cipher=bot.app.bot_data["cipher"],
+            now=datetime.now(UTC),
+            tz=tz,
+        )
 
 
 async def build_county(bot: BotHarness, townships: Sequence[str] = ("青山镇", "木黄镇")) -> County:

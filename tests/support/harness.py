@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import func, select
 from telegram import Update
 
 from bot.app import CadreApp, build_application
@@ -13,9 +14,11 @@ from bot.delivery import Dispatcher, Limits
 from bot.fakeapi.records import Sent
 from bot.fakeapi.transport import FakeTransport
 from bot.settings import Settings
+from storage import outbox
 from storage.db import Database
 
 _update_ids = itertools.count(1)
+Row = TypeVar("Row")
 
 
 class BotHarness:
@@ -160,3 +163,46 @@ class BotHarness:
             },
         }
         return await self._process(payload)
+
+
+async def count(bot: BotHarness, model: type, *where: Any) -> int:
+    """Rows of `model` (matching `where`) in the bot's database."""
+    async with bot.database.sessionmaker() as session:
+        query = select(func.count()).select_from(model).where(*where)  # type: ignore[arg-type]
+        return int(await session.scalar(query) or 0)
+
+
+async def assert_cancel_keeps(
+    bot: BotHarness, user: int, button: str, model: type, rows: int
+) -> None:
+    """/cancel ends `user`'s flow with `model` still at `rows` rows, and the flow's `button`
+    pressed afterwards is stale and changes nothing."""
+    (cancelled,) = await bot.send(user, "/cancel")
+    assert "已退出" in cancelled.text
+    assert await count(bot, model) == rows
+    stale = await bot.press(user, button)
+    assert "已失效" in stale[0].text
+    assert await count(bot, model) == rows
+
+
+async def drain_round(dispatcher: Dispatcher) -> dict[str, int] | None:
+    """One drain(); the outbox's counts by status while a row is still pending or sending
+    (waiting out a retry's backoff: it needs another round), else None."""
+    await dispatcher.drain()
+    async with dispatcher.database.sessionmaker() as session:
+        counts = await outbox.counts(session)
+    return counts if counts.get("pending") or counts.get("sending") else None
+
+
+async def first_row(bot: BotHarness, model: type[Row]) -> Row:
+    """The first row of `model` in the bot's database; there must be one."""
+    async with bot.database.sessionmaker() as session:
+        row = await session.scalar(select(model))
+    assert row is not None, model
+    return row
+
+
+async def assert_refused(bot: BotHarness, user: int, command: str) -> None:
+    """`user` may not use `command`: one reply, saying so."""
+    (refused,) = await bot.send(user, command)
+    assert "没有权限" in refused.text, (user, command)

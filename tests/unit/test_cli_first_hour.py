@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet
 
 from bot.settings import Settings
 from tests.conftest import PG_URL, _pg_run
+from tests.support.commands import run_text
 from tests.unit.test_cli import cli, one_line, workdir, write_csv  # noqa: F401 - fixture
 
 TOKEN = "123456:E2ETOKENabcdefghijklmnopqrstuv"
@@ -30,17 +31,7 @@ def _cadrebot(
     cwd: Path, env: dict[str, str], *args: str, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """The installed `cadrebot` command, its output captured as UTF-8 text."""
-    return subprocess.run(
-        [str(CADREBOT), *args],
-        input=input,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        check=False,
-    )
+    return run_text([str(CADREBOT), *args], cwd=cwd, env=env, input=input, timeout=timeout)
 
 
 # -- geo import (finding 17) ----------------------------------------------------------------

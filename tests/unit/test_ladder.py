@@ -247,107 +247,53 @@ def _drop(key: str) -> Any:
     return lambda d: d.pop(key)
 
 
+def _set(where: str, **values: Any) -> Any:
+    """A change that updates one table of the policy: "" the top, "grades.2", "results.basic"."""
+
+    def change(data: Any) -> None:
+        for part in filter(None, where.split(".")):
+            data = data[int(part)] if part.isdigit() else data[part]
+        data.update(values)
+
+    return change
+
+
+# (id, change, error code, words the message must name)
+POLICY_ERRORS: list[tuple[str, Any, str, str]] = [
+    ("12", lambda d: d["grades"].pop(), "policy.grades_count", "found 12"),
+    ("14", lambda d: d["grades"].append(dict(d["grades"][-1])), "policy.grades_count", "found 14"),
+    ("no-grades", _drop("grades"), "policy.grades_count", "found 0"),
+    ("order", _set("grades.4", grade=7), "policy.grade_order", "grade = 7"),
+    ("0y", _set("grades.4", years_to_promote=0), "policy.years", "grade 5"),
+    ("-1", _set("grades.2", years_to_promote=-1), "policy.years", "grade 3"),
+    ("float", _set("grades.2", years_to_promote=1.5), "policy.years", "grade 3"),
+    ("bool", _set("grades.2", years_to_promote=True), "policy.years", "grade 3"),
+    ("none", lambda d: d["grades"][2].pop("years_to_promote"), "policy.years", "grade 3"),
+    ("top", _set("grades.12", years_to_promote=3), "policy.years", "top"),
+    ("s", _set("grades.0", subsidy_yuan=-5), "policy.subsidy", "grade 1"),
+    ("typo", _set("grades.0", subsidy=5), "policy.unknown_key", "subsidy"),
+    ("unknown-result", _set("results", good={"credit": 1}), "policy.result_unknown", "good"),
+    ("missing", lambda d: d["results"].pop("basic"), "policy.result_missing", "basic"),
+    ("competent-0", _set("results.competent", credit=0), "policy.credit", "at least 1"),
+    (
+        "basic-over",
+        _set("results.basic", credit=2),
+        "policy.credit",
+        "excellent ≥ competent ≥ basic",
+    ),
+    ("text", _set("results.excellent", credit="2"), "policy.credit", "excellent.credit"),
+    ("bonus", _set("results.excellent", bonus_yuan=-1), "policy.bonus", "bonus_yuan"),
+    ("action", _set("results.incompetent", action="fire"), "policy.action", "demote"),
+    ("basic-bonus", _set("results.basic", bonus_yuan=5), "policy.unknown_key", "results.basic"),
+    ("top-mode", _set("", top_grade_years="cap"), "policy.top", "top_grade"),
+    ("wk", _set("", subsidy_period="week"), "policy.period", "subsidy_period"),
+    ("top-typo", _set("", grade=3), "policy.unknown_key", "grade"),
+    ("no-results", _drop("results"), "policy.results", "results"),
+]
+
+
 @pytest.mark.parametrize(
-    ("change", "code", "words"),
-    [
-        pytest.param(lambda d: d["grades"].pop(), "policy.grades_count", "found 12", id="12"),
-        pytest.param(
-            lambda d: d["grades"].append(dict(d["grades"][-1])),
-            "policy.grades_count",
-            "found 14",
-            id="14",
-        ),
-        pytest.param(_drop("grades"), "policy.grades_count", "found 0", id="no-grades"),
-        pytest.param(
-            lambda d: d["grades"][4].update(grade=7), "policy.grade_order", "grade = 7", id="order"
-        ),
-        pytest.param(
-            lambda d: d["grades"][4].update(years_to_promote=0), "policy.years", "grade 5", id="0y"
-        ),
-        pytest.param(
-            lambda d: d["grades"][2].update(years_to_promote=-1),
-            "policy.years",
-            "grade 3",
-            id="-1",
-        ),
-        pytest.param(
-            lambda d: d["grades"][2].update(years_to_promote=1.5),
-            "policy.years",
-            "grade 3",
-            id="float",
-        ),
-        pytest.param(
-            lambda d: d["grades"][2].update(years_to_promote=True),
-            "policy.years",
-            "grade 3",
-            id="bool",
-        ),
-        pytest.param(
-            lambda d: d["grades"][2].pop("years_to_promote"), "policy.years", "grade 3", id="none"
-        ),
-        pytest.param(
-            lambda d: d["grades"][12].update(years_to_promote=3), "policy.years", "top", id="top"
-        ),
-        pytest.param(
-            lambda d: d["grades"][0].update(subsidy_yuan=-5), "policy.subsidy", "grade 1", id="s"
-        ),
-        pytest.param(
-            lambda d: d["grades"][0].update(subsidy=5), "policy.unknown_key", "subsidy", id="typo"
-        ),
-        pytest.param(
-            lambda d: d["results"].update(good={"credit": 1}),
-            "policy.result_unknown",
-            "good",
-            id="unknown-result",
-        ),
-        pytest.param(
-            lambda d: d["results"].pop("basic"), "policy.result_missing", "basic", id="missing"
-        ),
-        pytest.param(
-            lambda d: d["results"]["competent"].update(credit=0),
-            "policy.credit",
-            "at least 1",
-            id="competent-0",
-        ),
-        pytest.param(
-            lambda d: d["results"]["basic"].update(credit=2),
-            "policy.credit",
-            "excellent ≥ competent ≥ basic",
-            id="basic-over",
-        ),
-        pytest.param(
-            lambda d: d["results"]["excellent"].update(credit="2"),
-            "policy.credit",
-            "excellent.credit",
-            id="text",
-        ),
-        pytest.param(
-            lambda d: d["results"]["excellent"].update(bonus_yuan=-1),
-            "policy.bonus",
-            "bonus_yuan",
-            id="bonus",
-        ),
-        pytest.param(
-            lambda d: d["results"]["incompetent"].update(action="fire"),
-            "policy.action",
-            "demote",
-            id="action",
-        ),
-        pytest.param(
-            lambda d: d["results"]["basic"].update(bonus_yuan=5),
-            "policy.unknown_key",
-            "results.basic",
-            id="basic-bonus",
-        ),
-        pytest.param(
-            lambda d: d.update(top_grade_years="cap"), "policy.top", "top_grade", id="top-mode"
-        ),
-        pytest.param(
-            lambda d: d.update(subsidy_period="week"), "policy.period", "subsidy_period", id="wk"
-        ),
-        pytest.param(lambda d: d.update(grade=3), "policy.unknown_key", "grade", id="top-typo"),
-        pytest.param(_drop("results"), "policy.results", "results", id="no-results"),
-    ],
+    ("change", "code", "words"), [pytest.param(*case[1:], id=case[0]) for case in POLICY_ERRORS]
 )
 def test_policy_errors_name_the_problem(change: Any, code: str, words: str) -> None:
     with pytest.raises(PolicyError) as caught:
