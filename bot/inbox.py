@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from telegram import Update
 from telegram.error import NetworkError
 
-from bot.standby import PostgresLock, sqlite_path
+from bot.standby import CONNECTION_LOST, PostgresLock, sqlite_path
 from storage import inbox, sqlite_driver
 from storage.crypto import DataCipher
 from storage.db import SQLITE_BUSY_TIMEOUT_MS, Database, is_sqlite
@@ -109,7 +109,7 @@ class InboxQueue(asyncio.Queue[object]):
                     )
                 status = await self._connection.execute(inbox.PG_RECORD, update_id, payload)
                 return bool(status.endswith(" 1"))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except CONNECTION_LOST as exc:
                 await self.aclose()
                 if attempt == 2:
                     raise DBAPIError(inbox.PG_RECORD, None, exc) from exc
