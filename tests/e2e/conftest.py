@@ -317,6 +317,13 @@ class BotProcess:
             self._log = None
         return code
 
+    def kill(self) -> None:
+        """kill -9: no graceful stop, nothing flushed that was not committed."""
+        assert self._process is not None, "the bot is not running"
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait(timeout=10)
+        self.stop()  # already dead: forgets the process and closes its log
+
     def restart(self) -> int | None:
         code = self.stop()
         self.start()
