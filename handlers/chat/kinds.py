@@ -120,6 +120,7 @@ Codes = Sequence[str] | Callable[[Run], Sequence[str]]
 class Choice(Question):
     """One of a few codes, as buttons ``<prefix>:c:<key>:<code>`` (with a `tag` of its own:
     ``<prefix>:<tag>:<code>``); labels ``<labels>.<code>``, by default ``<key>.<code>``.
+    `edit`: shown in place of the message whose button was pressed.
 
     `check` may refuse a code in the light of other answers (returns an Outcome) or accept it
     (returns None)."""
@@ -135,6 +136,7 @@ class Choice(Question):
     tag: str = ""
     labels: str = ""
     values: Callable[[Run], dict[str, Any]] | None = None
+    edit: bool = False
 
     def options(self, run: Run) -> Sequence[str]:
         return self.codes(run) if callable(self.codes) else self.codes
@@ -154,7 +156,7 @@ class Choice(Question):
         ]
         values = {**run.values(), **(self.values(run) if self.values else {})}
         rows = rows_of(buttons, self.per_row)
-        return Screen(self.template or f"form/ask_{self.key}", values, rows)
+        return Screen(self.template or f"form/ask_{self.key}", values, rows, edit=self.edit)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         code = values[-1]

@@ -64,6 +64,10 @@ class Paged(Question):
         """The done button pressed."""
         return STALE
 
+    async def offers_done(self, run: Run) -> bool:
+        """Whether the done button is shown to this person (its press is checked in close)."""
+        return True
+
     async def more(self, run: Run) -> dict[str, Any]:
         """What else the template shows."""
         return run.values()
@@ -105,7 +109,7 @@ class Paged(Question):
         nav = pager.nav(page, total, turn, prev=run.label("prev"), next=run.label("next"))
         if nav:
             rows = (*rows, nav)
-        if done_tag:
+        if done_tag and await self.offers_done(run):
             rows = (*rows, (Btn(run.label(self.done_label), f"{p}:{done_tag}"),))
         values = {**values, self.items_as: items, "total": total}
         values |= {"page": page + 1, "pages": pager.pages(total)}

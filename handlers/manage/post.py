@@ -7,17 +7,16 @@ written before the submit, which re-checks scope and dates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.codec import CODE, Button
+from handlers.chat.codec import Button
 from handlers.chat.commands import command
-from handlers.chat.flow import STALE, Answer, Finish, Flow, Outcome, Question, Run, Texts
-from handlers.chat.kinds import Text, invalid
+from handlers.chat.flow import Answer, Finish, Flow, Outcome, Question, Run, Texts
+from handlers.chat.kinds import Choice, Day, Text
 from handlers.chat.screen import Btn, Screen
 from handlers.manage.common import EXPIRED, said, scoped
 from handlers.manage.kinds import OFFICIALS, PER_PAGE, Cadres, Listed, official
@@ -59,60 +58,16 @@ async def anyone_to_post(run: Run, args: str) -> dict[str, Any] | None:
     return {"page": 0}
 
 
-class Kind(Question):
-    """Intern village cadre, grid worker or hard post: ``pst:k:<kind>``."""
-
-    key = "kind"
-    editable = False
-
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "k", CODE),)
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        rows = tuple(
-            (Btn(run.label(f"post_kind.{k}"), f"{run.prefix}:k:{k}"),) for k in posts.POST_KINDS
-        )
-        return Screen("posts/choose_kind", _about(run), rows, edit=True)
-
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        kind = str(values[0])
-        return Answer(kind) if kind in posts.POST_KINDS else STALE
+def _start(run: Run, raw: str) -> date:
+    """A date typed (2025-03-01, 2025-3-1)."""
+    return posts.parse_date(raw, today=run.today())
 
 
-@dataclass(slots=True)
-class Day(Question):
-    """A date typed (2025-03-01, 2025-3-1), or the one button: `quick` gives its date
-    (today; None for an end not set yet). `after`: the answer it may not come before."""
-
-    key: str
-    template: str
-    tag: str
-    label: str
-    quick: Callable[[Run], date | None]
-    values: Callable[[Run], dict[str, Any]]
-    after: str | None = None
-    optional: bool = False
-    editable: bool = False
-
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, self.tag),)
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        rows = ((Btn(run.label(self.label), f"{run.prefix}:{self.tag}"),),)
-        return Screen(self.template, self.values(run), rows)
-
-    async def on_text(self, run: Run, text: str) -> Outcome:
-        try:
-            day = posts.parse_date(text, today=run.today())
-            if self.after is not None:
-                posts.check_dates(date.fromisoformat(run.answers[self.after]), day)
-        except RuleError as error:
-            return invalid("posts/invalid", error)
-        return Answer(day.isoformat())
-
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        day = self.quick(run)
-        return Answer(day.isoformat() if day else None)
+def _end(run: Run, raw: str) -> date:
+    """A date typed, not before the start."""
+    day = _start(run, raw)
+    posts.check_dates(date.fromisoformat(run.answers["start"]), day)
+    return day
 
 
 class Review(Question):
@@ -197,7 +152,18 @@ POST = Flow(
     start=anyone_to_post,
     questions=(
         Cadres("nid", "posts/choose_person", _load, _take, empty="posts/none"),
-        Kind(),
+        # Intern village cadre, grid worker or hard post: ``pst:k:<kind>``.
+        Choice(
+            "kind",
+            posts.POST_KINDS,
+            template="posts/choose_kind",
+            per_row=1,
+            editable=False,
+            tag="k",
+            labels="post_kind",
+            values=_about,
+            edit=True,
+        ),
         Text(
             "title",
             lambda _run, raw: posts.clean_title(raw),
@@ -210,20 +176,22 @@ POST = Flow(
         Day(
             "start",
             "posts/ask_start",
-            tag="today",
+            _start,
             label="posts.today",
-            quick=lambda run: run.today(),
-            values=lambda run: {"today": run.today()},
+            invalid="posts/invalid",
+            editable=False,
         ),
         Day(
             "end",
             "posts/ask_end",
+            _end,
             tag="skip",
             label="posts.no_end_date",
             quick=lambda run: None,
             values=lambda run: {"start": run.answers.get("start")},
-            after="start",
+            invalid="posts/invalid",
             optional=True,
+            editable=False,
         ),
         Review(),
     ),

@@ -7,15 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.chat.codec import CODE, ID, PAGE, Button
+from handlers.chat.codec import CODE, Button
 from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run
-from handlers.chat.screen import Btn, Pager, Rows, Screen
-from handlers.manage.common import page_in_scope, page_values, scoped
+from handlers.chat.paged import Paged
+from handlers.chat.screen import Btn, Rows, Screen
+from handlers.manage.common import scoped
 from handlers.manage.kinds import official
 from storage import outcomes
 from storage.outcomes import OUTCOME_KINDS, YearResult
 
-PAGER = Pager(8)
 NOBODY = 0  # "nid" of a county publicity record naming no cadre
 # The answers a kind asks for; choosing another cadre or kind forgets them.
 ANSWERS = ("position", "outlet", "title", "date", "year", "pay")
@@ -37,59 +37,46 @@ def _forget_answers(run: Run) -> None:
         run.answers.pop(key, None)
 
 
-@dataclass(slots=True)
-class Cadre(Question):
-    """The cadre, from a paged list (``<p>:p:<id>``, ``<p>:pg:<page>``), or nobody for a
-    county publicity record (``<p>:np``, county officials and admins only)."""
+class Cadre(Paged):
+    """The cadre, from a paged list (``<p>:p:<id>``, ``<p>:pg:<page>``, the page kept in the
+    draft), or nobody for a county publicity record (``<p>:np``, county officials and admins
+    only)."""
 
-    key: str = "nid"
-    editable: bool = False
+    key = "nid"
+    editable = False
+    template = "outcomes/choose_person"
+    per_row = 1
+    page_key = "page"
+    done_tag = "np"
+    done_label = "outcome.county_publicity"
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "p", ID), Button(prefix, "pg", PAGE), Button(prefix, "np"))
+    async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
+        async with run.session() as session:
+            return await outcomes.cadres(session, await official(run), offset=offset, limit=limit)
 
-    async def ask(self, run: Run, page: int) -> Screen:
-        actor = await run.actor()
-        page = int(run.draft.get("page", 0))
-        page, items, total = await page_in_scope(run, actor, PAGER, page, outcomes.cadres)
-        run.draft["page"] = page
-        p = run.prefix
-        rows: Rows = tuple(
-            (
-                Btn(
-                    run.chat.text(
-                        "outcomes/person_button",
-                        full_name=c.full_name,
-                        id=c.nomination_id,
-                        status=c.status,
-                    ),
-                    f"{p}:p:{c.nomination_id}",
-                ),
-            )
-            for c in items
+    def label(self, run: Run, item: Any) -> str:
+        return run.chat.text(
+            "outcomes/person_button",
+            full_name=item.full_name,
+            id=item.nomination_id,
+            status=item.status,
         )
-        nav = PAGER.nav(
-            page, total, Button(p, "pg", PAGE), prev=run.label("prev"), next=run.label("next")
-        )
-        if nav:
-            rows = (*rows, nav)
-        if actor is not None and outcomes.may_record_county_publicity(actor):
-            rows = (*rows, (Btn(run.label("outcome.county_publicity"), f"{p}:np"),))
-        values = {"people": items, **page_values(PAGER, page, total)}
-        return Screen("outcomes/choose_person", values, rows)
 
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        tag = button.parts[1]
-        if tag == "pg":
-            run.draft["page"] = int(values[0])
-            return Reask(edit=True)
-        if tag == "np":
-            if not outcomes.may_record_county_publicity(await official(run)):
-                return STALE
-            _forget_answers(run)
-            run.answers.update(name="", township="", status="", kind="publicity")
-            return Answer(NOBODY)
-        found = await scoped(run, lambda s, a: outcomes.cadre(s, a, int(values[0])))
+    async def more(self, run: Run) -> dict[str, Any]:
+        return {}
+
+    async def offers_done(self, run: Run) -> bool:
+        return outcomes.may_record_county_publicity(await official(run))
+
+    async def close(self, run: Run) -> Outcome:
+        if not outcomes.may_record_county_publicity(await official(run)):
+            return STALE
+        _forget_answers(run)
+        run.answers.update(name="", township="", status="", kind="publicity")
+        return Answer(NOBODY)
+
+    async def choose(self, run: Run, ident: int) -> Outcome:
+        found = await scoped(run, lambda s, a: outcomes.cadre(s, a, ident))
         if found is None:
             return STALE
         _forget_answers(run)
