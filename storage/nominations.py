@@ -18,10 +18,6 @@ from sqlalchemy.orm import QueryableAttribute, joinedload
 
 from storage import audit
 from storage.crypto import DataCipher
-
-# NotAllowed is named here too: callers import it from this module.
-from storage.lookup import NotAllowed as NotAllowed
-from storage.lookup import one_or_refuse, page, with_names
 from storage.models import (
     Nomination,
     Pairing,
@@ -44,6 +40,10 @@ from storage.rules.vetting import (
     transition,
     vetting_outcome,
 )
+
+# NotAllowed is named here too: callers import it from this module.
+from storage.scoped import NotAllowed as NotAllowed
+from storage.scoped import one_or_refuse, page, with_names
 
 
 class Duplicate(Exception):
