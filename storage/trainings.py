@@ -238,7 +238,7 @@ PoolPick = CadreRow
 
 
 def _pool(actor: Actor) -> ColumnElement[bool]:
-    return and_(manageable_by(actor), Nomination.status == Status.IN_POOL.value)
+    return cadres.managed(actor, (Status.IN_POOL.value,))
 
 
 async def audience_townships(session: AsyncSession, actor: Actor) -> list[Township]:
