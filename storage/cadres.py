@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Nomination, Person, Role, Township
 from storage.nominations import NotAllowed, manageable_by
+
+# `locked` is named here too: the pickers and grades read it from this module.
+from storage.nominations import locked as locked
 from storage.people import Actor
 from storage.rules.vetting import Status
 
@@ -83,18 +86,6 @@ async def one(session: AsyncSession, where: ColumnElement[bool], nomination_id: 
     if not found:
         raise NotAllowed
     return found[0]
-
-
-async def locked(
-    session: AsyncSession, where: ColumnElement[bool], nomination_id: int
-) -> Nomination:
-    """The nomination `nomination_id`, row-locked for a change, if it matches `where`; else
-    NotAllowed (a pressed button or a typed id is re-checked like a listed one)."""
-    query = select(Nomination).where(Nomination.id == nomination_id, where)
-    nomination = await session.scalar(query.with_for_update())
-    if nomination is None:
-        raise NotAllowed
-    return nomination
 
 
 def managed(actor: Actor, statuses: Sequence[str]) -> ColumnElement[bool]:

@@ -306,14 +306,6 @@ def _of_nomination(
     return _of_people(query.join(Nomination, Nomination.id == nomination_id), scope)
 
 
-# Who a record is about: the columns several sheets start with, and their cells.
-NOMINEE_SQL = (Nomination.id, Person.full_name, Township.name)
-
-
-def _nominee(r: AnyRow, words: _Words) -> list[Any]:
-    return [r[0], words.name(r[1]), r[2]]
-
-
 def _decision(decision: str | None, status: str) -> str:
     """A review's decision code; an open review of a case another department's veto already
     settled is "moot", not "pending"."""
@@ -325,53 +317,252 @@ def _decision(decision: str | None, status: str) -> str:
 # -- the sheets: each yields value rows in the order of its SHEETS columns --------------------
 
 
-def _roster(session: AsyncSession, scope: ExportScope, words: _Words) -> AsyncIterator[list[Any]]:
-    query = select(
-        Nomination.id,
-        Person.full_name,
-        Nomination.gender,
-        Nomination.birth_date,
-        Nomination.id_number_masked,
-        Nomination.phone_masked,
-        Nomination.ethnicity,
-        Nomination.political_status,
-        Nomination.education,
-        Township.name,
-        Village.name,
-        Nomination.key_group,
-        Nomination.channel,
-        Nomination.status,
-        GradeState.grade,
-        GradeState.years_in_grade,
-    )
-    query = (
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    """What turns stored values into cells: the words, the local clock, the cipher."""
+
+    words: _Words
+    clock: _Clock
+    cipher: DataCipher
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A cell of a sheet's row (several with `spread`): the columns it is read from, in
+    order, and `cell(ctx, *values)`, which writes them."""
+
+    sql: tuple[Any, ...]
+    cell: Callable[..., Any]
+    spread: bool = False
+
+
+def _as_is(column: Any) -> _Field:
+    return _Field((column,), lambda _ctx, value: value)
+
+
+def _label(column: Any, prefix: str) -> _Field:
+    return _Field((column,), lambda ctx, code: ctx.words.value(prefix, code))
+
+
+def _named(column: Any) -> _Field:
+    return _Field((column,), lambda ctx, full_name: ctx.words.name(full_name))
+
+
+def _day(column: Any) -> _Field:
+    return _Field((column,), lambda ctx, at: ctx.clock.day(at))
+
+
+def _opened(text: Any, encrypted: Any) -> _Field:
+    """A free-text column stored in plain or encrypted form."""
+    return _Field((text, encrypted), lambda ctx, t, e: mentoring.opened_text(ctx.cipher, t, e))
+
+
+def _select(fields: Sequence[_Field], *more: Any) -> AnySelect:
+    """The fields' columns in order, then `more` (read by position past the fields)."""
+    return select(*(column for field in fields for column in field.sql), *more)
+
+
+def _cells(fields: Sequence[_Field], row: AnyRow, ctx: _Ctx) -> list[Any]:
+    cells: list[Any] = []
+    at = 0
+    for field in fields:
+        value = field.cell(ctx, *row[at : at + len(field.sql)])
+        at += len(field.sql)
+        if field.spread:
+            cells.extend(value)
+        else:
+            cells.append(value)
+    return cells
+
+
+# Who a record is about: the cells several sheets start with.
+NOMINEE_FIELDS = (_as_is(Nomination.id), _named(Person.full_name), _as_is(Township.name))
+
+
+def _roster_query(query: AnySelect, scope: ExportScope) -> AnySelect:
+    return (
         _of_people(query, scope)
         .outerjoin(Village, Village.id == Nomination.village_id)
         .outerjoin(GradeState, GradeState.nomination_id == Nomination.id)
         .order_by(Nomination.township_id, Nomination.id)
     )
 
-    def row(r: AnyRow) -> list[Any]:
-        return [
-            r[0],
-            words.name(r[1]),
-            words.value("gender", r[2]),
-            r[3],
-            r[4],
-            r[5],
-            words.value("ethnicity", r[6]),
-            words.value("political_status", r[7]),
-            words.value("education", r[8]),
-            r[9],
-            r[10],
-            words.value("key_group", r[11]),
-            words.value("channel", r[12]),
-            words.value("status", r[13]),
-            r[14],
-            r[15],
-        ]
 
-    return _mapped(_stream(session, query), row)
+def _vetting_query(query: AnySelect, scope: ExportScope) -> AnySelect:
+    return _of_nomination(query, VettingReview.nomination_id, scope).order_by(
+        Nomination.id, VettingReview.department
+    )
+
+
+# Person is the mentee (the nomination's person); the mentor is a second Person.
+_MENTOR = aliased(Person)
+
+
+def _talks_query(query: AnySelect, scope: ExportScope) -> AnySelect:
+    return (
+        _of_nomination(query, TalkLog.nomination_id, scope)
+        .join(_MENTOR, _MENTOR.id == TalkLog.mentor_person_id)
+        .order_by(TalkLog.talk_date, TalkLog.id)
+    )
+
+
+def _difficulties_query(query: AnySelect, scope: ExportScope) -> AnySelect:
+    return _of_nomination(query, Difficulty.nomination_id, scope).order_by(
+        Difficulty.raised_at, Difficulty.id
+    )
+
+
+def _trainings_query(query: AnySelect, scope: ExportScope) -> AnySelect:
+    # Invitees outside the scope are joined to nothing and their rows dropped; a session of
+    # the scope's own townships is listed even before anyone is invited.
+    in_scope = and_(
+        Nomination.id == TrainingInvite.nomination_id, scope.covers(Nomination.township_id)
+    )
+    return (
+        query.select_from(Training)
+        .outerjoin(TrainingInvite, TrainingInvite.training_id == Training.id)
+        .outerjoin(Nomination, in_scope)
+        .outerjoin(Person, Person.id == Nomination.person_id)
+        .where(
+            or_(TrainingInvite.id.is_(None), Nomination.id.is_not(None)),
+            or_(scope.covers(Training.township_id), Nomination.id.is_not(None)),
+        )
+        .order_by(Training.starts_at, Training.id, Nomination.id)
+    )
+
+
+def _grades_query(query: AnySelect, scope: ExportScope) -> AnySelect:
+    return _of_nomination(query, GradeMove.nomination_id, scope).order_by(
+        Nomination.id, GradeMove.year
+    )
+
+
+def _talk_topics(ctx: _Ctx, topics: Any, encrypted: Any) -> list[str | None]:
+    opened = mentoring.talk_topics(ctx.cipher, topics, encrypted)
+    return [_topic(opened.get(topic), ctx.words) for topic in TALK_TOPICS]
+
+
+# The sheets of one row per record, as data: each cell's columns and how it is written (in
+# the order of its SHEETS columns), and the joins, scope and order of its query.
+_ROW_SHEETS: dict[
+    str, tuple[tuple[_Field, ...], Callable[[AnySelect, ExportScope], AnySelect]]
+] = {
+    "roster": (
+        (
+            *NOMINEE_FIELDS[:2],
+            _label(Nomination.gender, "gender"),
+            _as_is(Nomination.birth_date),
+            _as_is(Nomination.id_number_masked),
+            _as_is(Nomination.phone_masked),
+            _label(Nomination.ethnicity, "ethnicity"),
+            _label(Nomination.political_status, "political_status"),
+            _label(Nomination.education, "education"),
+            _as_is(Township.name),
+            _as_is(Village.name),
+            _label(Nomination.key_group, "key_group"),
+            _label(Nomination.channel, "channel"),
+            _label(Nomination.status, "status"),
+            _as_is(GradeState.grade),
+            _as_is(GradeState.years_in_grade),
+        ),
+        _roster_query,
+    ),
+    "vetting": (
+        (
+            *NOMINEE_FIELDS,
+            _label(VettingReview.department, "dept"),
+            _Field(
+                (VettingReview.decision, Nomination.status),
+                lambda ctx, decision, status: ctx.words.value(
+                    "dossier.decision", _decision(decision, status)
+                ),
+            ),
+            _day(VettingReview.requested_at),
+            _day(VettingReview.decided_at),
+            _opened(VettingReview.note, VettingReview.note_enc),
+        ),
+        _vetting_query,
+    ),
+    "talks": (
+        (
+            _as_is(TalkLog.talk_date),
+            _label(TalkLog.mode, "talk_mode"),
+            _named(_MENTOR.full_name),
+            _named(Person.full_name),
+            _as_is(Nomination.id),
+            _as_is(Township.name),
+            _Field((TalkLog.topics, TalkLog.topics_enc), _talk_topics, spread=True),
+        ),
+        _talks_query,
+    ),
+    "difficulties": (
+        (
+            _day(Difficulty.raised_at),
+            *NOMINEE_FIELDS,
+            _opened(Difficulty.description, Difficulty.description_enc),
+            _label(Difficulty.status, "export.value.difficulty"),
+            _opened(Difficulty.resolution, Difficulty.resolution_enc),
+            _day(Difficulty.resolved_at),
+        ),
+        _difficulties_query,
+    ),
+    "trainings": (
+        (
+            _as_is(Training.id),
+            _as_is(Training.title),
+            _label(Training.kind, "training.kind"),
+            _label(Training.topic, "training.topic"),
+            _Field((Training.starts_at,), lambda ctx, at: ctx.clock.local(at)),
+            _as_is(Training.place),
+            _as_is(Nomination.id),
+            # Person and Nomination join only for an invitee of the scope.
+            _Field(
+                (Person.id, Person.full_name),
+                lambda ctx, pid, full_name: None if pid is None else ctx.words.name(full_name),
+            ),
+            _label(TrainingInvite.rsvp, "export.value.rsvp"),
+            _Field(
+                (Nomination.person_id, TrainingInvite.attended_at),
+                lambda ctx, pid, at: None if pid is None else ctx.words.yes_no(at is not None),
+            ),
+            _as_is(TrainingInvite.score),
+        ),
+        _trainings_query,
+    ),
+    "grades": (
+        (
+            *NOMINEE_FIELDS,
+            _as_is(GradeMove.year),
+            _label(GradeMove.result, "result"),
+            _as_is(GradeMove.from_grade),
+            _as_is(GradeMove.to_grade),
+            _as_is(GradeMove.from_years),
+            _as_is(GradeMove.to_years),
+            _as_is(GradeMove.subsidy_yuan),
+            _day(GradeMove.at),
+        ),
+        _grades_query,
+    ),
+}
+
+
+def _row_sheet(
+    session: AsyncSession, key: str, scope: ExportScope, ctx: _Ctx
+) -> AsyncIterator[list[Any]]:
+    """A sheet of one row per record, written from its `_ROW_SHEETS` table."""
+    fields, shaped = _ROW_SHEETS[key]
+    query = shaped(_select(fields), scope)
+    return _mapped(_stream(session, query), lambda row: _cells(fields, row, ctx))
+
+
+_NOMINATION_FIELDS = (
+    *NOMINEE_FIELDS,
+    _label(Nomination.channel, "channel"),
+    _label(Nomination.key_group, "key_group"),
+    _day(Nomination.created_at),
+    _label(Nomination.status, "status"),
+    _day(Nomination.status_changed_at),
+)
 
 
 def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock, cipher: DataCipher) -> str:
@@ -389,16 +580,10 @@ def _history(group: Sequence[AnyRow], words: _Words, clock: _Clock, cipher: Data
     return words.title("format.history_sep").join(entries)
 
 
-def _nominations(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
-) -> AsyncIterator[list[Any]]:
-    query = select(
-        *NOMINEE_SQL,
-        Nomination.channel,
-        Nomination.key_group,
-        Nomination.created_at,
-        Nomination.status,
-        Nomination.status_changed_at,
+def _nominations(session: AsyncSession, scope: ExportScope, ctx: _Ctx) -> AsyncIterator[list[Any]]:
+    """One row per nomination, its status changes (read past its fields) as one history."""
+    query = _select(
+        _NOMINATION_FIELDS,
         StatusChange.at,
         StatusChange.event,
         StatusChange.reason,
@@ -411,48 +596,12 @@ def _nominations(
     )
 
     def row_of(group: list[AnyRow]) -> list[Any]:
-        first = group[0]
         return [
-            *_nominee(first, words),
-            words.value("channel", first[3]),
-            words.value("key_group", first[4]),
-            clock.day(first[5]),
-            words.value("status", first[6]),
-            clock.day(first[7]),
-            _history(group, words, clock, cipher),
+            *_cells(_NOMINATION_FIELDS, group[0], ctx),
+            _history(group, ctx.words, ctx.clock, ctx.cipher),
         ]
 
     return _mapped(_grouped(_stream(session, query)), row_of)
-
-
-def _vetting(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
-) -> AsyncIterator[list[Any]]:
-    query = select(
-        *NOMINEE_SQL,
-        VettingReview.department,
-        VettingReview.decision,
-        Nomination.status,
-        VettingReview.requested_at,
-        VettingReview.decided_at,
-        VettingReview.note,
-        VettingReview.note_enc,
-    )
-    query = _of_nomination(query, VettingReview.nomination_id, scope).order_by(
-        Nomination.id, VettingReview.department
-    )
-
-    def row(r: AnyRow) -> list[Any]:
-        return [
-            *_nominee(r, words),
-            words.value("dept", r[3]),
-            words.value("dossier.decision", _decision(r[4], r[5])),
-            clock.day(r[6]),
-            clock.day(r[7]),
-            mentoring.opened_text(cipher, r[8], r[9]),
-        ]
-
-    return _mapped(_stream(session, query), row)
 
 
 def _topic(value: Any, words: _Words) -> str | None:
@@ -462,158 +611,6 @@ def _topic(value: Any, words: _Words) -> str | None:
         return str(value["text"])
     # A voice note is a Telegram file id: meaningless outside the bot, so only say it exists.
     return words.title("value.voice") if "voice" in value else None
-
-
-def _talks(
-    session: AsyncSession, scope: ExportScope, words: _Words, cipher: DataCipher
-) -> AsyncIterator[list[Any]]:
-    # Person is the mentee (the nomination's person); the mentor is a second Person.
-    mentor = aliased(Person)
-    query = select(
-        TalkLog.talk_date,
-        TalkLog.mode,
-        mentor.full_name,
-        Person.full_name,
-        Nomination.id,
-        Township.name,
-        TalkLog.topics,
-        TalkLog.topics_enc,
-    )
-    query = (
-        _of_nomination(query, TalkLog.nomination_id, scope)
-        .join(mentor, mentor.id == TalkLog.mentor_person_id)
-        .order_by(TalkLog.talk_date, TalkLog.id)
-    )
-
-    def row(r: AnyRow) -> list[Any]:
-        topics = mentoring.talk_topics(cipher, r[6], r[7])
-        return [
-            r[0],
-            words.value("talk_mode", r[1]),
-            words.name(r[2]),
-            words.name(r[3]),
-            r[4],
-            r[5],
-            *(_topic(topics.get(topic), words) for topic in TALK_TOPICS),
-        ]
-
-    return _mapped(_stream(session, query), row)
-
-
-def _difficulties(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
-) -> AsyncIterator[list[Any]]:
-    query = select(
-        *NOMINEE_SQL,
-        Difficulty.raised_at,
-        Difficulty.description,
-        Difficulty.status,
-        Difficulty.resolution,
-        Difficulty.resolved_at,
-        Difficulty.description_enc,
-        Difficulty.resolution_enc,
-    )
-    query = _of_nomination(query, Difficulty.nomination_id, scope).order_by(
-        Difficulty.raised_at, Difficulty.id
-    )
-
-    def row(r: AnyRow) -> list[Any]:
-        return [
-            clock.day(r[3]),
-            *_nominee(r, words),
-            mentoring.opened_text(cipher, r[4], r[8]),
-            words.value("export.value.difficulty", r[5]),
-            mentoring.opened_text(cipher, r[6], r[9]),
-            clock.day(r[7]),
-        ]
-
-    return _mapped(_stream(session, query), row)
-
-
-def _trainings(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
-) -> AsyncIterator[list[Any]]:
-    # Invitees outside the scope are joined to nothing and their rows dropped; a session of
-    # the scope's own townships is listed even before anyone is invited.
-    in_scope = and_(
-        Nomination.id == TrainingInvite.nomination_id, scope.covers(Nomination.township_id)
-    )
-    query = (
-        select(
-            Training.id,
-            Training.title,
-            Training.kind,
-            Training.topic,
-            Training.starts_at,
-            Training.place,
-            Nomination.id,
-            Person.full_name,
-            TrainingInvite.rsvp,
-            TrainingInvite.attended_at,
-            TrainingInvite.score,
-        )
-        .select_from(Training)
-        .outerjoin(TrainingInvite, TrainingInvite.training_id == Training.id)
-        .outerjoin(Nomination, in_scope)
-        .outerjoin(Person, Person.id == Nomination.person_id)
-        .where(
-            or_(TrainingInvite.id.is_(None), Nomination.id.is_not(None)),
-            or_(scope.covers(Training.township_id), Nomination.id.is_not(None)),
-        )
-        .order_by(Training.starts_at, Training.id, Nomination.id)
-    )
-
-    def row(r: AnyRow) -> list[Any]:
-        invited = r[6] is not None
-        return [
-            r[0],
-            r[1],
-            words.value("training.kind", r[2]),
-            words.value("training.topic", r[3]),
-            clock.local(r[4]),
-            r[5],
-            r[6],
-            words.name(r[7]) if invited else None,
-            words.value("export.value.rsvp", r[8]),
-            words.yes_no(r[9] is not None) if invited else None,
-            r[10],
-        ]
-
-    return _mapped(_stream(session, query), row)
-
-
-def _grades(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock
-) -> AsyncIterator[list[Any]]:
-    query = select(
-        *NOMINEE_SQL,
-        GradeMove.year,
-        GradeMove.result,
-        GradeMove.from_grade,
-        GradeMove.to_grade,
-        GradeMove.from_years,
-        GradeMove.to_years,
-        GradeMove.subsidy_yuan,
-        GradeMove.at,
-    )
-    query = _of_nomination(query, GradeMove.nomination_id, scope).order_by(
-        Nomination.id, GradeMove.year
-    )
-
-    def row(r: AnyRow) -> list[Any]:
-        return [
-            *_nominee(r, words),
-            r[3],
-            words.value("result", r[4]),
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            clock.day(r[10]),
-        ]
-
-    return _mapped(_stream(session, query), row)
 
 
 def _projects(
@@ -729,14 +726,14 @@ def _sheet_rows(
     session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
 ) -> Iterator[tuple[str, AsyncIterator[list[Any]]]]:
     # Generators are created lazily, one at a time: only one query is open on the session.
-    yield "roster", _roster(session, scope, words)
-    yield "nominations", _nominations(session, scope, words, clock, cipher)
-    yield "vetting", _vetting(session, scope, words, clock, cipher)
-    yield "talks", _talks(session, scope, words, cipher)
-    yield "difficulties", _difficulties(session, scope, words, clock, cipher)
-    yield "trainings", _trainings(session, scope, words, clock)
-    yield "grades", _grades(session, scope, words, clock)
-    yield "projects", _projects(session, scope, words)
+    ctx = _Ctx(words, clock, cipher)
+    for key in SHEETS:
+        if key == "nominations":
+            yield key, _nominations(session, scope, ctx)
+        elif key == "projects":
+            yield key, _projects(session, scope, words)
+        else:
+            yield key, _row_sheet(session, key, scope, ctx)
 
 
 async def write_workbook(

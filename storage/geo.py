@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.lookup import page
 from storage.models import County, Township, Village
+from storage.scoped import page
 
 # The county, township and village name columns are String(40): PostgreSQL refuses a longer
 # name with a DBAPIError and SQLite silently stores it, so both are checked before any write.

@@ -35,10 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit
 from storage.crypto import DataCipher
-
-# Stale is named here too: callers import it from this module.
-from storage.lookup import NotAllowed, page, row_or_refuse, with_names
-from storage.lookup import Stale as Stale
 from storage.models import (
     Difficulty,
     Nomination,
@@ -76,6 +72,10 @@ from storage.rules.cadence import (
 )
 from storage.rules.identity import clean_text
 from storage.rules.vetting import Status
+
+# Stale is named here too: callers import it from this module.
+from storage.scoped import NotAllowed, page, row_or_refuse, with_names
+from storage.scoped import Stale as Stale
 
 OPEN = "open"
 RESOLVED = "resolved"

@@ -18,10 +18,6 @@ from sqlalchemy.orm import QueryableAttribute, joinedload
 
 from storage import audit
 from storage.crypto import DataCipher
-
-# NotAllowed is named here too: callers import it from this module.
-from storage.lookup import NotAllowed as NotAllowed
-from storage.lookup import one_or_refuse, page, with_names
 from storage.models import (
     Nomination,
     Pairing,
@@ -44,6 +40,10 @@ from storage.rules.vetting import (
     transition,
     vetting_outcome,
 )
+
+# NotAllowed is named here too: callers import it from this module.
+from storage.scoped import NotAllowed as NotAllowed
+from storage.scoped import one_or_refuse, page, with_names
 
 
 class Duplicate(Exception):
@@ -225,7 +225,7 @@ async def create_nomination(
     return nomination
 
 
-async def _move(
+async def move(
     session: AsyncSession,
     nomination: Nomination,
     event: Event,
@@ -257,25 +257,13 @@ async def _move(
     )
 
 
-async def _managed_move(
-    session: AsyncSession,
-    actor: Actor,
-    nomination_id: int,
-    event: Event,
-    *,
-    now: datetime,
-    reason: str | None = None,
-    cipher: DataCipher | None = None,
+async def locked(
+    session: AsyncSession, where: ColumnElement[bool], nomination_id: int
 ) -> Nomination:
-    """Move a nomination the actor manages (locked; NotAllowed otherwise), as the actor."""
-    nomination = await one_or_refuse(
-        session,
-        select(Nomination)
-        .where(Nomination.id == nomination_id, manageable_by(actor))
-        .with_for_update(),
-    )
-    await _move(session, nomination, event, actor, now=now, reason=reason, cipher=cipher)
-    return nomination
+    """The nomination `nomination_id`, row-locked for a change, if it matches `where`; else
+    NotAllowed (a pressed button or a typed id is re-checked like a listed one)."""
+    query = select(Nomination).where(Nomination.id == nomination_id, where)
+    return await one_or_refuse(session, query.with_for_update())
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +308,8 @@ async def send_to_vetting(
     departments: Sequence[str],
     now: datetime,
 ) -> Nomination:
-    nomination = await _managed_move(session, actor, nomination_id, Event.SEND_TO_VETTING, now=now)
+    nomination = await locked(session, manageable_by(actor), nomination_id)
+    await move(session, nomination, Event.SEND_TO_VETTING, actor, now=now)
     for department in departments:
         session.add(
             VettingReview(nomination_id=nomination.id, department=department, requested_at=now)
@@ -338,15 +327,17 @@ async def decline(
     now: datetime,
     cipher: DataCipher,
 ) -> Nomination:
-    return await _managed_move(
-        session, actor, nomination_id, Event.DECLINE, now=now, reason=reason, cipher=cipher
-    )
+    nomination = await locked(session, manageable_by(actor), nomination_id)
+    await move(session, nomination, Event.DECLINE, actor, now=now, reason=reason, cipher=cipher)
+    return nomination
 
 
 async def mark_contacted(
     session: AsyncSession, actor: Actor, nomination_id: int, *, now: datetime
 ) -> Nomination:
-    return await _managed_move(session, actor, nomination_id, Event.CONTACT, now=now)
+    nomination = await locked(session, manageable_by(actor), nomination_id)
+    await move(session, nomination, Event.CONTACT, actor, now=now)
+    return nomination
 
 
 async def adjust_out(
@@ -362,9 +353,8 @@ async def adjust_out(
 
     Their "2+1" pairings end with it, so mentors are no longer reminded about them.
     """
-    nomination = await _managed_move(
-        session, actor, nomination_id, Event.ADJUST_OUT, now=now, reason=reason, cipher=cipher
-    )
+    nomination = await locked(session, manageable_by(actor), nomination_id)
+    await move(session, nomination, Event.ADJUST_OUT, actor, now=now, reason=reason, cipher=cipher)
     await session.execute(
         update(Pairing)
         .where(Pairing.nomination_id == nomination.id, Pairing.ended_at.is_(None))
@@ -475,7 +465,7 @@ async def decide_review(
     }
     if outcome in moves:
         event, reason = moves[outcome]
-        await _move(session, nomination, event, actor, now=now, reason=reason, cipher=cipher)
+        await move(session, nomination, event, actor, now=now, reason=reason, cipher=cipher)
     return VettingResult(nomination, outcome)
 
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import audit, scoped
+from storage import audit, nominations, scoped
 from storage import cadres as cadre_list
 from storage.cadres import CadreRow
 from storage.models import (
@@ -35,14 +35,13 @@ from storage.models import (
     Nomination,
     Publicity,
     Role,
-    StatusChange,
 )
 from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.posts import EARLIEST_DATE
 from storage.projects import SHANGHAI, local_day
 from storage.rules.identity import RuleError, clean_text
-from storage.rules.vetting import Channel, Event, Status, transition
+from storage.rules.vetting import Event, Status
 
 OUTCOME_KINDS = ("elected", "award", "exemplary", "publicity", "pay")
 AWARD_KINDS = ("award", "exemplary")
@@ -171,26 +170,7 @@ async def record_election(
     check_past(elected_on, today)
     nomination = await _locked(session, actor, nomination_id)
     if nomination.status == Status.IN_POOL.value:
-        new = transition(Status.IN_POOL, Event.ELECT, channel=Channel(nomination.channel))
-        session.add(
-            StatusChange(
-                nomination_id=nomination.id,
-                from_status=nomination.status,
-                to_status=new.value,
-                event=Event.ELECT.value,
-                actor_person_id=actor.person_id,
-                at=now,
-            )
-        )
-        nomination.status = new.value
-        nomination.status_changed_at = now
-        await audit.record(
-            session,
-            actor.person_id,
-            f"nomination.{Event.ELECT.value}",
-            "nomination",
-            nomination.id,
-        )
+        await nominations.move(session, nomination, Event.ELECT, actor, now=now)
     election = Election(
         nomination_id=nomination.id,
         position=position,

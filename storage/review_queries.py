@@ -15,14 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from storage import audit
-
-# Stale is named here too: callers import it from this module.
-from storage.lookup import NotAllowed, one_or_refuse, row_or_refuse
-from storage.lookup import Stale as Stale
 from storage.models import Nomination, VettingReview
 from storage.nominations import manageable_by
 from storage.people import Actor
 from storage.rules.vetting import Status
+
+# Stale is named here too: callers import it from this module.
+from storage.scoped import NotAllowed, one_or_refuse, row_or_refuse
+from storage.scoped import Stale as Stale
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,14 @@
-"""Query and record shapes several storage modules share, written once.
+"""Query and record shapes several storage modules share, written once, and the two refusals
+every scoped read raises.
 
+A scoped read names the actor's condition in the SQL itself, so no row comes back for a
+record outside the actor's reach: that is `NotAllowed`, and a record that does not exist
+gets the same answer (guessing ids teaches nothing). `Stale` is a record that is the
+actor's to handle but has moved on since the screen or button was made. Both are one type
+for all of storage, so the chat layer maps each of them once.
+
+- `one_or_refuse`, `row_or_refuse`, `page` and `with_names`: the scoped reads of one record
+  or of a page of them.
 - `in_period` and `count_when`: the conditions and conditional counts of every figure.
 - `by_township` and `totals`: the figures of each township (zeros included) and of the
   county, as the summaries and the /figures screens read them.
@@ -14,14 +23,65 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, Subquery, case, func, select
+from sqlalchemy import ColumnElement, Row, Select, Subquery, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from storage import audit
-from storage.models import Township
+from storage.models import Nomination, Person, Township, Village
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class NotAllowed(Exception):
+    """The actor may not see or change this record (or it does not exist: same answer)."""
+
+
+class Stale(Exception):
+    """In scope, but no longer in the state the screen or button was made for (left the pool,
+    decided already, …)."""
+
+
+async def one_or_refuse(session: AsyncSession, query: Select[T]) -> T:
+    """The one object (first column) the scoped query finds; NotAllowed when none."""
+    found = await session.scalar(query)
+    if found is None:
+        raise NotAllowed
+    return found
+
+
+async def row_or_refuse(session: AsyncSession, query: Select[*Ts]) -> Row[*Ts]:
+    """The first row the scoped query finds; NotAllowed when none."""
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise NotAllowed
+    return row
+
+
+async def page(
+    session: AsyncSession,
+    rows: Select[*Ts],
+    counted: Select[Any],
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Row[*Ts]], int]:
+    """One page of the ordered `rows`, and how many there are in all (`counted`, a count)."""
+    total = await session.scalar(counted)
+    found = (await session.execute(rows.offset(offset).limit(limit))).all()
+    return found, int(total or 0)
+
+
+def with_names(query: Select[*Ts], *, village: bool = False) -> Select[*Ts]:
+    """`query`, which reaches Nomination, joined to the nominee's person and township; with
+    `village`, to their village too (an outer join: a cadre may have none)."""
+    named = query.join(Person, Person.id == Nomination.person_id).join(
+        Township, Township.id == Nomination.township_id
+    )
+    return named.outerjoin(Village, Village.id == Nomination.village_id) if village else named
 
 
 class _Stored(Protocol):

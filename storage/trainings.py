@@ -48,7 +48,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import audit, cadres
 from storage.cadres import CadreRow
-from storage.lookup import NotAllowed, one_or_refuse, page, row_or_refuse, with_names
 from storage.models import (
     Nomination,
     Person,
@@ -62,6 +61,7 @@ from storage.nominations import manageable_by
 from storage.people import CODE_ALPHABET, Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
+from storage.scoped import NotAllowed, one_or_refuse, page, row_or_refuse, with_names
 
 KINDS = ("order", "study_tour", "competition", "integrity")
 TOPICS = ("party_building", "industry", "policy_law", "other")
@@ -238,7 +238,7 @@ PoolPick = CadreRow
 
 
 def _pool(actor: Actor) -> ColumnElement[bool]:
-    return and_(manageable_by(actor), Nomination.status == Status.IN_POOL.value)
+    return cadres.managed(actor, (Status.IN_POOL.value,))
 
 
 async def audience_townships(session: AsyncSession, actor: Actor) -> list[Township]:
