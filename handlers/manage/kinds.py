@@ -8,15 +8,16 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import acting, scoped
 from handlers.chat.flow import STALE, Answer, Finish, Outcome, Run
 from handlers.chat.paged import PER_PAGE as PER_PAGE
 from handlers.chat.paged import Paged
-from handlers.chat.paged import official as official
 from handlers.chat.screen import Screen
 from storage.models import Role
-from storage.nominations import NotAllowed
 from storage.people import Actor
 
+# The acting official: the engine has checked the flow's roles on this very update.
+official = acting
 OFFICIALS = (Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
 
 
@@ -84,13 +85,10 @@ class Cadres(Paged):
         return Finish((self.done,)) if self.done is not None else STALE
 
     async def choose(self, run: Run, ident: int) -> Outcome:
-        try:
-            async with run.session() as session:
-                taken = await self.take(run, session, await official(run), ident)
-        except NotAllowed:
-            # Another township's cadre (a forged or outdated button): said to have expired,
-            # so as not to tell whether the file exists, and audited.
-            await run.chat.audit_denial()
+        # Another township's cadre (a forged or outdated button): said to have expired, so
+        # as not to tell whether the file exists, and audited.
+        taken = await scoped(run, lambda session, actor: self.take(run, session, actor, ident))
+        if taken is None:
             return STALE
         run.answers.update(taken)
         return Answer(ident)

@@ -14,12 +14,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import EXPIRED, said, scoped
 from handlers.chat.codec import CODE, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import STALE, Answer, Finish, Flow, Outcome, Question, Run, Texts
 from handlers.chat.kinds import Text, invalid
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.common import EXPIRED, said, scoped
 from handlers.manage.kinds import OFFICIALS, PER_PAGE, Cadres, Listed, official
 from storage import posts
 from storage.people import Actor

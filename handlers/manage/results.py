@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import scoped
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -30,7 +31,6 @@ from handlers.chat.flow import (
     Turn,
 )
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.common import scoped
 from handlers.manage.kinds import OFFICIALS, Cadres, Listed, official
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.chat.acting import scoped
 from handlers.chat.codec import CODE, ID, PAGE, Button
 from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run
+from handlers.chat.paged import page_in_scope
 from handlers.chat.screen import Btn, Pager, Rows, Screen
-from handlers.manage.common import page_in_scope, page_values, scoped
 from handlers.manage.kinds import official
 from storage import outcomes
 from storage.outcomes import OUTCOME_KINDS, YearResult
@@ -75,7 +76,7 @@ class Cadre(Question):
             rows = (*rows, nav)
         if actor is not None and outcomes.may_record_county_publicity(actor):
             rows = (*rows, (Btn(run.label("outcome.county_publicity"), f"{p}:np"),))
-        values = {"people": items, **page_values(PAGER, page, total)}
+        values = {"people": items, **PAGER.values(page, total)}
         return Screen("outcomes/choose_person", values, rows)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import EXPIRED, acting, said, scoped
 from handlers.chat.codec import Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -26,11 +27,10 @@ from handlers.chat.flow import (
     ReviewScreen,
     Run,
     Texts,
+    old_position,
 )
 from handlers.chat.kinds import Pick, Text
 from handlers.chat.screen import Screen
-from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
-from handlers.manage.kinds import official
 from handlers.use.kinds import Leads, Status, money
 from storage import projects
 from storage.models import OFFICIAL_ROLES
@@ -47,7 +47,7 @@ TEXTS = Texts(busy="projects/busy", use_buttons="projects/use_buttons")
 async def _not_ready(run: Run, township_id: int, township: str) -> Screen | None:
     """Why no project can be created in the township yet (no villages, or no cadre to lead
     one), said before anything is typed; None when it can."""
-    actor = await official(run)
+    actor = await acting(run)
     async with run.session() as session:
         villages = (await projects.villages_for(session, actor, township_id, limit=1))[1]
         cadres = (await projects.lead_candidates(session, actor, township_id, limit=1))[1]
@@ -236,7 +236,7 @@ PROJECT = Flow(
     ),
     review=ReviewScreen(
         "projects/review",
-        submit=submit_button,
+        submit_tag="ok",
         edit_label=lambda key: f"project.edit.{key}",
         values=_review_values,
     ),

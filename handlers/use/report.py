@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import EXPIRED, said, scoped
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -26,10 +27,10 @@ from handlers.chat.flow import (
     Review,
     ReviewScreen,
     Run,
+    old_position,
 )
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
 from handlers.use.kinds import KEEP, Status, money
 from handlers.use.project import TEXTS
 from storage import projects, reminders
@@ -184,7 +185,7 @@ REPORT = Flow(
             editable=False,
         ),
     ),
-    review=ReviewScreen("projects/report_review", submit=submit_button, values=_review_values),
+    review=ReviewScreen("projects/report_review", submit_tag="ok", values=_review_values),
     submit=submit,
     texts=TEXTS,
     version=2,
