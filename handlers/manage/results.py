@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import scoped
+from handlers.chat.acting import STALE_BUTTON, scoped
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -205,7 +205,7 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
     with the next cadre, below; the round ends when nobody is left."""
     policy = _policy(run)
     year = int(answers["year"])
-    said = Screen("common/stale_button")
+    said = STALE_BUTTON
     try:
         applied = await scoped(
             run,

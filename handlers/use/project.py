@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import EXPIRED, acting, said, scoped
+from handlers.chat.acting import EXPIRED, acting, as_actor, said, scoped
 from handlers.chat.codec import Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -107,13 +107,10 @@ class Township(Pick):
 
 
 async def _villages(run: Run, offset: int, limit: int) -> tuple[list[tuple[int, str]], int]:
-    actor = await run.actor()
-    if actor is None:
-        return [], 0
-    async with run.session() as session:
-        villages, total = await projects.villages_for(
-            session, actor, int(run.answers["tid"]), offset=offset, limit=limit
-        )
+    township = int(run.answers["tid"])
+    villages, total = await as_actor(
+        run, lambda s, a: projects.villages_for(s, a, township, offset=offset, limit=limit)
+    )
     return [(v.id, v.name) for v in villages], total
 
 
