@@ -190,13 +190,6 @@ Submit = Callable[["Run", dict[str, Any]], Awaitable[Outcome]]
 Upgrade = Callable[[dict[str, Any], int | None], dict[str, Any]]
 
 
-def old_position(draft: dict[str, Any], state: int | None, at: Mapping[int, str]) -> str | None:
-    """Where a draft from before the flow engine stood: its "at" (else the stored state), a
-    conversation state number, as the question it became."""
-    number = draft.get("at", state)
-    return at.get(number) if isinstance(number, int) else None
-
-
 @dataclass(frozen=True, slots=True)
 class Entry:
     """Start the flow from a button (e.g. "talk with this mentee" under a list)."""
@@ -229,6 +222,15 @@ class Flow:
     # False: only its entries open it (a decision asked from a list's button); the command
     # is then only the roles it needs, and typing it opens the command's own screen.
     by_command: bool = True
+
+    @staticmethod
+    def old_position(
+        draft: dict[str, Any], state: int | None, at: Mapping[int, str]
+    ) -> str | None:
+        """Where a draft from before the flow engine stood: its "at" (else the stored state),
+        a conversation state number, as the question it became (`at`: state → question)."""
+        number = draft.get("at", state)
+        return at.get(number) if isinstance(number, int) else None
 
     def index(self, key: str) -> int:
         return next(i for i, q in enumerate(self.questions) if q.key == key)

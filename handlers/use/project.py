@@ -27,7 +27,6 @@ from handlers.chat.flow import (
     ReviewScreen,
     Run,
     Texts,
-    old_position,
 )
 from handlers.chat.kinds import Pick, Text
 from handlers.chat.screen import Screen
@@ -180,7 +179,7 @@ _OLD_ANSWERS = ("tid", "tname", "vid", "vname", "name", "funds", "status")
 def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     """A draft of the old /project: its answers side by side with "at" (a state number)."""
     answers = {k: draft[k] for k in _OLD_ANSWERS if draft.get(k) is not None}
-    position = old_position(draft, state, _OLD_AT)
+    position = Flow.old_position(draft, state, _OLD_AT)
     upgraded: dict[str, Any] = {"answers": answers, "at": position}
     leads = [int(i) for i in draft.get("leads") or []]
     if position == "review" and leads:

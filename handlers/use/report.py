@@ -27,7 +27,6 @@ from handlers.chat.flow import (
     Review,
     ReviewScreen,
     Run,
-    old_position,
 )
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
@@ -153,7 +152,7 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
         answers["status"] = draft["status"] or KEEP
     if "note" in draft:
         answers["note"] = draft["note"]
-    return {"answers": answers, "at": old_position(draft, state, _OLD_AT), "editing": False}
+    return {"answers": answers, "at": Flow.old_position(draft, state, _OLD_AT), "editing": False}
 
 
 REPORT = Flow(
