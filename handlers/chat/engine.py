@@ -3,8 +3,9 @@
 Once for every flow: ask, validate, ask again with the buttons shown again, resume at the
 question the person was on (a draft of an older version upgraded first), /cancel, the "a form is
 open" answer to other commands, the review with edit-and-come-back, the role check on every
-update, deleting a message that carried an ID number once it is read. Nothing here imports
-`telegram`: the adapter (handlers/chat/tg.py) calls these with a fresh `Chat` per update.
+update, storage's refusals (not allowed, gone, moved on: handlers/chat/acting.py), deleting
+a message that carried an ID number once it is read. Nothing here imports `telegram`: the
+adapter (handlers/chat/tg.py) calls these with a fresh `Chat` per update.
 """
 
 from __future__ import annotations
