@@ -3,8 +3,9 @@
 Once for every flow: ask, validate, ask again with the buttons shown again, resume at the
 question the person was on (a draft of an older version upgraded first), /cancel, the "a form is
 open" answer to other commands, the review with edit-and-come-back, the role check on every
-update, deleting a message that carried an ID number once it is read. Nothing here imports
-`telegram`: the adapter (handlers/chat/tg.py) calls these with a fresh `Chat` per update.
+update, storage's refusals (not allowed, gone, moved on: handlers/chat/acting.py), deleting
+a message that carried an ID number once it is read. Nothing here imports `telegram`: the
+adapter (handlers/chat/tg.py) calls these with a fresh `Chat` per update.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from handlers.chat.acting import REFUSALS, STALE_BUTTON, refusal
 from handlers.chat.flow import (
     AT_REVIEW,
     END,
@@ -21,6 +23,7 @@ from handlers.chat.flow import (
     Answer,
     Chat,
     Entry,
+    Finish,
     Flow,
     Goto,
     Outcome,
@@ -138,10 +141,14 @@ class Engine:
         missing = self._missing(run)
         if missing is not None:
             return await self.ask(run, missing)
-        outcome = await self.flow.submit(run, dict(run.answers))
-        return await self._apply(run, None, outcome)
+        return await self._apply(run, None, self.flow.submit(run, dict(run.answers)))
 
-    async def _apply(self, run: Run, question: Question | None, outcome: Outcome) -> int:
+    async def _apply(
+        self, run: Run, question: Question | None, answered: Awaitable[Outcome] | Outcome
+    ) -> int:
+        """Act on what a question or the submit answered; a refusal storage raised meanwhile
+        ends the flow as `refusal` says."""
+        outcome = await _guarded(run, answered) if isinstance(answered, Awaitable) else answered
         if isinstance(outcome, Answer):
             assert question is not None
             run.answers[question.key] = outcome.value
@@ -185,7 +192,11 @@ class Engine:
         if not await run.allowed():
             return END
         if start is not None:
-            initial = await start(run)
+            try:
+                initial = await start(run)
+            except REFUSALS as error:
+                await refusal(run, error)
+                initial = None
             if initial is None:
                 run.forget()
                 return END
@@ -214,20 +225,20 @@ class Engine:
             # lost phone). Said at the top of the answer, so the reply count stays the same.
             if question.secret and _holds_a_number(turn.text) and await chat.delete_input():
                 chat.note(self.flow.texts.secret_deleted)
-            return await self._apply(run, question, await question.on_text(run, turn.text))
+            return await self._apply(run, question, question.on_text(run, turn.text))
         if turn.kind == "contact":
-            return await self._apply(run, question, await question.on_contact(run, turn))
+            return await self._apply(run, question, question.on_contact(run, turn))
         if turn.kind == "file":
-            return await self._apply(run, question, await question.on_file(run, turn))
+            return await self._apply(run, question, question.on_file(run, turn))
         if turn.kind == "voice":
-            return await self._apply(run, question, await question.on_voice(run, turn))
+            return await self._apply(run, question, question.on_voice(run, turn))
         return await self._apply(run, question, question.on_other(run))
 
     async def _on_button(self, run: Run, question: Question, data: str) -> int:
         for shape in question.shapes(run.prefix):
             values = shape.parse(data)
             if values is not None:
-                outcome = await question.on_button(run, shape, values)
+                outcome = await _guarded(run, question.on_button(run, shape, values))
                 if not isinstance(outcome, Reask):
                     # Answered: the question's buttons cannot be pressed a second time.
                     await run.chat.drop_buttons()
@@ -235,7 +246,7 @@ class Engine:
         # Not one of this question's buttons (an old message's, or forged): say it expired,
         # and leave the question where it is, its own message and buttons still above.
         run.draft["at"] = question.key
-        await run.chat.show(Screen("common/stale_button"))
+        await run.chat.show(STALE_BUTTON)
         return self.flow.index(question.key)
 
     async def _on_review(self, run: Run, turn: Turn) -> int:
@@ -254,7 +265,7 @@ class Engine:
         if review.submit(self.flow.prefix).parse(turn.data) is not None:
             await run.chat.drop_buttons()
             return await self._submit(run)
-        await run.chat.show(Screen("common/stale_button"))
+        await run.chat.show(STALE_BUTTON)
         return REVIEW
 
     async def cancel(self, chat: Chat) -> int:
@@ -276,6 +287,15 @@ class Engine:
     # say so and ask its question again, or the next text would be taken as an answer without
     # the person knowing.
     remind = busy
+
+
+async def _guarded(run: Run, answered: Awaitable[Outcome]) -> Outcome:
+    """What a question or the submit answered; a refusal raised by storage, as `refusal`."""
+    try:
+        return await answered
+    except REFUSALS as error:
+        await refusal(run, error)
+        return Finish()
 
 
 def _holds_a_number(text: str) -> bool:

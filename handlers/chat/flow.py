@@ -165,12 +165,23 @@ class ReviewScreen:
 
     template: str
     edit: Callable[[str], Button] = field(default=lambda prefix: Button(prefix, "e", CODE))
-    submit: Callable[[str], Button] = field(default=lambda prefix: Button(prefix, "go"))
+    submit_tag: str = "go"  # the submit button: ``<prefix>:<submit_tag>``
     submit_label: str = "submit"
     edit_label: Callable[[str], str] = field(default=lambda key: f"edit.{key}")
     per_row: int = 2
     # More values for the template, read when the screen is shown (names looked up again).
     values: Callable[[Run], Awaitable[Mapping[str, Any]]] | None = None
+
+    def submit(self, prefix: str) -> Button:
+        return Button(prefix, self.submit_tag)
+
+    @classmethod
+    def labelled(cls, template: str, labels: str, **more: Any) -> ReviewScreen:
+        """A review screen whose buttons read `<labels>.save` and `<labels>.edit.<question>`."""
+        edit = f"{labels}.edit."
+        return cls(
+            template, submit_label=f"{labels}.save", edit_label=lambda key: edit + key, **more
+        )
 
 
 Start = Callable[["Run", str], Awaitable[dict[str, Any] | None]]
@@ -211,6 +222,15 @@ class Flow:
     # False: only its entries open it (a decision asked from a list's button); the command
     # is then only the roles it needs, and typing it opens the command's own screen.
     by_command: bool = True
+
+    @staticmethod
+    def old_position(
+        draft: dict[str, Any], state: int | None, at: Mapping[int, str]
+    ) -> str | None:
+        """Where a draft from before the flow engine stood: its "at" (else the stored state),
+        a conversation state number, as the question it became (`at`: state → question)."""
+        number = draft.get("at", state)
+        return at.get(number) if isinstance(number, int) else None
 
     def index(self, key: str) -> int:
         return next(i for i, q in enumerate(self.questions) if q.key == key)

@@ -1,27 +1,85 @@
 """Paged lists to pick from: one item (`Paged`, the base of kinds.Pick and of the cadre and
 mentee pickers) or several toggled on and off (`Toggled`). Page turns, the page kept, a page
 that emptied meanwhile, the buttons and the re-check of a press live here once; a picker says
-how its items are loaded, labelled and taken. Nothing here imports `telegram`.
+how its items are loaded, labelled and taken. A screen's list shown a page at a time
+(`Pages`) and a page of what the actor may see (`page_in_scope`) are here too. Nothing here
+imports `telegram`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button
-from handlers.chat.flow import STALE, Outcome, Question, Reask, Run
-from handlers.chat.screen import Btn, Pager, Screen, rows_of
+from handlers.chat.flow import STALE, InChat, Outcome, Question, Reask, Run
+from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
 from storage.people import Actor
 
 PER_PAGE = 8
+Item = TypeVar("Item", covariant=True)
 
 
-async def official(run: Run) -> Actor:
-    """The person acting: the engine has checked the flow's roles on this very update."""
-    actor = await run.actor()
-    assert actor is not None
-    return actor
+@dataclass(frozen=True, slots=True)
+class Pages:
+    """A list shown a page at a time with `template`, turned by `button` (its fields, then
+    the page)."""
+
+    template: str
+    pager: Pager
+    button: Button
+
+    def screen(
+        self,
+        at: InChat,
+        buttons: Rows,
+        page: int,
+        total: int,
+        *,
+        fixed: object = (),
+        after: Rows = (),
+        edit: bool = True,
+        **values: Any,
+    ) -> Screen:
+        """Page `page` of `total`: its `buttons`, the previous/next row (the fields in `fixed`
+        before the page), then `after`; the template gets `values`, the page (from 1), the
+        pages and the total."""
+        label = at.label
+        nav = self.pager.nav(
+            page, total, self.button, prev=label("prev"), next=label("next"), fixed=fixed
+        )
+        shown = {**values, **self.pager.values(page, total)}
+        return Screen(
+            self.template, shown, (*buttons, *((nav,) if nav else ()), *after), edit=edit
+        )
+
+
+class Lister(Protocol[Item]):
+    """A storage query: a page of what the actor may see, and how many there are in all."""
+
+    def __call__(
+        self, session: AsyncSession, actor: Actor, *, offset: int, limit: int
+    ) -> Awaitable[tuple[Sequence[Item], int]]: ...
+
+
+async def page_in_scope(
+    turn: InChat, actor: Actor | None, pager: Pager, page: int, lister: Lister[Item]
+) -> tuple[int, Sequence[Item], int]:
+    """Page `page` of what `lister` gives the actor, its number and the list's size (nothing
+    for nobody); the first page when that one emptied since its button was drawn."""
+    if actor is None:
+        return page, [], 0
+    async with turn.session() as session:
+        items, total = await lister(
+            session, actor, offset=pager.offset(page), limit=pager.per_page
+        )
+        if not items and page > 0:
+            page = 0
+            items, total = await lister(session, actor, offset=0, limit=pager.per_page)
+    return page, items, total
 
 
 class Paged(Question):
@@ -111,8 +169,7 @@ class Paged(Question):
             rows = (*rows, nav)
         if done_tag and await self.offers_done(run):
             rows = (*rows, (Btn(run.label(self.done_label), f"{p}:{done_tag}"),))
-        values = {**values, self.items_as: items, "total": total}
-        values |= {"page": page + 1, "pages": pager.pages(total)}
+        values = {**values, self.items_as: items, **pager.values(page, total)}
         template = self.empty if self.empty and not total else self.template
         return Screen(template or f"form/ask_{self.key}", values, rows)
 

@@ -74,6 +74,10 @@ class Pager:
     def offset(self, page: int) -> int:
         return page * self.per_page
 
+    def values(self, page: int, total: int) -> dict[str, int]:
+        """What a paged list's template says about its pages (counted from 1)."""
+        return {"total": total, "page": page + 1, "pages": self.pages(total)}
+
     def nav(
         self, page: int, total: int, button: Button, *, prev: str, next: str, fixed: object = ()
     ) -> tuple[Btn, ...]:

@@ -13,13 +13,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.chat.acting import STALE_BUTTON
 from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
 from handlers.chat.flow import Chat, InChat, Turn, actor_of, admitted
 from handlers.chat.screen import Screen
+from storage.lookup import NotAllowed, Stale
 from storage.models import Role
-from storage.nominations import NotAllowed
 from storage.people import Actor
+from storage.rules.vetting import IllegalTransition
 
 
 class Refused(Exception):
@@ -32,7 +34,8 @@ class Refused(Exception):
 
 
 class Expired(Exception):
-    """The thing a button points at is gone or changed: "this button has expired"."""
+    """The thing a button points at is gone or changed: "this button has expired" (as
+    storage's Stale and IllegalTransition are answered)."""
 
 
 class Act(InChat):
@@ -140,8 +143,8 @@ async def show(
     except NotAllowed:
         await chat.deny()
         return
-    except Expired:
-        await chat.show(Screen("common/stale_button"))
+    except (Expired, Stale, IllegalTransition):
+        await chat.show(STALE_BUTTON)
         return
     screens = (shown,) if isinstance(shown, Screen) else tuple(shown or ())
     for item in screens:

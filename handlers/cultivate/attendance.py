@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.flow import InChat
+from handlers.chat.paged import Pages
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
-from handlers.cultivate.common import Pages
 from handlers.cultivate.training_values import PAGER, invitee_page, unless_closed
 from storage import trainings
 from storage.people import Actor

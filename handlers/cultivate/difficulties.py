@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from handlers.chat.acting import acting
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -26,9 +27,9 @@ from handlers.chat.flow import (
     Run,
     Texts,
 )
+from handlers.chat.paged import Pages
 from handlers.chat.screen import Btn, Pager, Screen, rows_of
 from handlers.chat.screens import Act, screen
-from handlers.cultivate.common import Pages, acting, checked, ended
 from handlers.cultivate.kinds import kind_wrong, rule_broken
 from storage import mentoring
 from storage.mentoring import Stale
@@ -73,8 +74,7 @@ async def listing(at: InChat, actor: Actor, page: int) -> Screen:
 
 async def list_difficulties(run: Run, args: str) -> dict[str, Any] | None:
     """/difficulties: the list; the resolution starts only from one of its buttons."""
-    actor = await run.actor()
-    assert actor is not None  # the engine checked the role
+    actor = await acting(run)  # the engine checked the role
     await run.chat.show(await listing(run, actor, 0))
     return None
 
@@ -103,7 +103,6 @@ def _pending(run: Run) -> int | None:
     return int(value) if value else None
 
 
-@checked
 async def enter(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """A "resolve" button: ask for the note, if the difficulty is still open and theirs."""
     await _item(run, int(values[0]))
@@ -132,19 +131,16 @@ class Note(Question):
         return Screen("mentoring/ask_resolution", values)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        try:
-            await _item(run, int(values[0]))
-        except (NotAllowed, Stale) as error:
-            return await ended(run, error)
+        await _item(run, int(values[0]))
         run.answers["difficulty"] = int(values[0])
         return Reask()
 
     async def on_text(self, run: Run, text: str) -> Outcome:
         pending = _pending(run)
+        actor = await acting(run)
+        if pending is None:
+            raise Stale
         try:
-            actor = await acting(run)
-            if pending is None:
-                raise Stale
             async with run.session() as session:
                 item = await mentoring.resolve_difficulty(
                     session,
@@ -157,8 +153,6 @@ class Note(Question):
                 )
         except RuleError as error:
             return rule_broken(error)
-        except (NotAllowed, Stale) as error:
-            return await ended(run, error)
         return Finish((Screen("mentoring/resolved", {"item": item}),))
 
     def on_other(self, run: Run) -> Outcome:

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from handlers.chat.acting import REFUSALS, as_actor, refusal
 from handlers.chat.codec import Button, choice
-from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run, Turn
+from handlers.chat.flow import Answer, Outcome, Question, Reask, Run, Turn
 from handlers.chat.kinds import Choice, Codes, ListOf, Rule, invalid
 from handlers.chat.paged import Paged
 from handlers.chat.screen import Btn, Screen, rows_of
 from handlers.cultivate.mentees import mentee_list
 from storage import mentoring
-from storage.nominations import NotAllowed
 from storage.rules.cadence import (
     BACK_DAYS,
     DIFFICULTY_MAX_LEN,
@@ -52,13 +52,8 @@ def kind_wrong(code: str) -> Reask:
 async def own_mentee(run: Run, pairing_id: int) -> mentoring.Mentee:
     """The mentor's own active pairing, checked in SQL: NotAllowed for anyone else's, Stale
     for one that ended."""
-    actor = await run.actor()
-    if actor is None:
-        raise NotAllowed
-    async with run.session() as session:
-        return await mentoring.own_mentee(
-            session, actor, pairing_id, now=datetime.now(UTC), tz=run.settings.tz
-        )
+    now, tz = datetime.now(UTC), run.settings.tz
+    return await as_actor(run, lambda s, a: mentoring.own_mentee(s, a, pairing_id, now=now, tz=tz))
 
 
 def took(mentee: mentoring.Mentee) -> dict[str, Any]:
@@ -102,11 +97,9 @@ class PickMentee(Paged):
     async def choose(self, run: Run, ident: int) -> Outcome:
         try:
             mentee = await own_mentee(run, ident)
-        except NotAllowed:
-            await run.chat.deny()
+        except REFUSALS as error:
+            await refusal(run, error)
             return Reask()
-        except mentoring.Stale:
-            return STALE
         run.answers.update(took(mentee))
         chosen = run.answers.get("date")
         if chosen:

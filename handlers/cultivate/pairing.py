@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button, choice
 from handlers.chat.commands import command
+from handlers.chat.paged import Pages
 from handlers.chat.screen import Btn, Pager, Screen, rows_of
-from handlers.chat.screens import Act, Expired, screen
-from handlers.cultivate.common import Pages
+from handlers.chat.screens import Act, screen
 from storage import mentoring, people
-from storage.mentoring import PairingRefused, Stale
+from storage.mentoring import PairingRefused
 from storage.models import Role
 from storage.people import MENTOR_SLOTS, Actor
 
@@ -121,14 +121,11 @@ async def _step(act: Act, slot: str, page: int = 0, *, after: bool = False) -> S
     them), or with `after` what comes after it."""
     await act.chat.drop_buttons()
     nomination_id = act.values[0]
-    try:
-        async with act.session() as session:
-            if after:
-                choice = await _after(session, act.actor, nomination_id, slot)
-            else:
-                choice = await _slot(session, act.actor, nomination_id, slot, page)
-    except Stale as error:
-        raise Expired from error
+    async with act.session() as session:
+        if after:
+            choice = await _after(session, act.actor, nomination_id, slot)
+        else:
+            choice = await _slot(session, act.actor, nomination_id, slot, page)
     return _shown(act, choice, page)
 
 
@@ -162,37 +159,34 @@ async def choose_mentor(act: Act) -> list[Screen]:
     """Assign the pressed mentor to the slot, tell the mentors, go on to the next slot."""
     await act.chat.drop_buttons()
     nid, slot, person_id = act.values
-    try:
-        async with act.session() as session:
-            try:
-                done = await mentoring.assign_mentor(
-                    session, act.actor, nid, slot, int(person_id), now=datetime.now(UTC)
+    async with act.session() as session:
+        try:
+            done = await mentoring.assign_mentor(
+                session, act.actor, nid, slot, int(person_id), now=datetime.now(UTC)
+            )
+        except PairingRefused as error:
+            # Refused before anything was written: offer the same slot again.
+            again = await _slot(session, act.actor, nid, slot)
+            refused = Screen("mentoring/pair_refused", {"code": error.code, "slot": slot})
+            return [refused, _shown(act, again)]
+        following = await _after(session, act.actor, nid, slot)
+        # In the pairing's transaction (the outbox): a mentor hears of a pairing if and
+        # only if it is committed, and a crash, a 429 or a network error after the commit
+        # only delays the notice.
+        for telegram_id, name, event in (
+            (done.mentor_telegram_id, "mentoring/pair_notice_new", "pair-new"),
+            (done.previous_telegram_id, "mentoring/pair_notice_ended", "pair-ended"),
+        ):
+            if done.changed and telegram_id is not None:
+                await act.chat.notify(
+                    session,
+                    await people.recipients(session, [telegram_id]),
+                    name,
+                    key=f"{event}:{done.pairing_id}",
+                    subject=nid,
+                    cadre=done.cadre,
+                    slot=slot,
                 )
-            except PairingRefused as error:
-                # Refused before anything was written: offer the same slot again.
-                again = await _slot(session, act.actor, nid, slot)
-                refused = Screen("mentoring/pair_refused", {"code": error.code, "slot": slot})
-                return [refused, _shown(act, again)]
-            following = await _after(session, act.actor, nid, slot)
-            # In the pairing's transaction (the outbox): a mentor hears of a pairing if and
-            # only if it is committed, and a crash, a 429 or a network error after the commit
-            # only delays the notice.
-            for telegram_id, name, event in (
-                (done.mentor_telegram_id, "mentoring/pair_notice_new", "pair-new"),
-                (done.previous_telegram_id, "mentoring/pair_notice_ended", "pair-ended"),
-            ):
-                if done.changed and telegram_id is not None:
-                    await act.chat.notify(
-                        session,
-                        await people.recipients(session, [telegram_id]),
-                        name,
-                        key=f"{event}:{done.pairing_id}",
-                        subject=nid,
-                        cadre=done.cadre,
-                        slot=slot,
-                    )
-    except Stale as error:
-        raise Expired from error
     previous = (
         _person(act, done.previous_name, done.previous_person_id)
         if done.previous_person_id is not None

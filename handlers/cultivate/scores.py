@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import REFUSALS, acting, as_actor, refusal, said
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.flow import Finish, InChat, Outcome, Question, Reask, Run
+from handlers.chat.paged import Pages
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, Refused, screen
-from handlers.cultivate.common import Pages, acting, checked, ended
 from handlers.cultivate.training_values import PAGER, back_to, invitee_page, session_values
 from storage import trainings
 from storage.nominations import NotAllowed
@@ -78,13 +79,10 @@ async def show_ranking(act: Act) -> Screen:
 
 async def _target(run: Run, invite_id: int) -> dict[str, Any]:
     """The attendee to score, if the organizer may score them (NotAllowed if not)."""
-    actor = await acting(run)
-    async with run.session() as session:
-        target = await trainings.score_target(session, actor, invite_id)
+    target = await as_actor(run, lambda s, actor: trainings.score_target(s, actor, invite_id))
     return {"invite_id": target.invite_id, "person": target.full_name, "current": target.score}
 
 
-@checked
 async def start_score(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """``tr:sc:<invite>``: that attendee is the one to score."""
     return await _target(run, int(values[0]))
@@ -121,9 +119,11 @@ class Score(Question):
         return Screen("trainings/ask_score", values)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        target = await start_score(run, values)
-        if target is not None:
-            run.answers.update(target)
+        try:
+            run.answers.update(await _target(run, int(values[0])))
+        except REFUSALS as error:
+            # Said, and the score asked before stays open.
+            await refusal(run, error)
         return Reask()
 
     def on_other(self, run: Run) -> Outcome:
@@ -134,16 +134,13 @@ class Score(Question):
         try:
             score = trainings.parse_score(text)
         except RuleError as error:
-            run.draft["error"] = {"code": error.code, "params": error.params or {}}
+            run.draft["error"] = said(error)
             return Reask()
-        try:
-            actor = await acting(run)
-            async with run.session() as session:
-                invite_id = int(run.answers.get("invite_id", 0))
-                training = await trainings.set_score(session, actor, invite_id, score)
-                shown = await scores_screen(session, run, actor, training.id, 0)
-        except NotAllowed as error:
-            return await ended(run, error)
+        actor = await acting(run)
+        async with run.session() as session:
+            invite_id = int(run.answers.get("invite_id", 0))
+            training = await trainings.set_score(session, actor, invite_id, score)
+            shown = await scores_screen(session, run, actor, training.id, 0)
         listed = Screen(shown.template, shown.values, shown.rows)  # a new message, not an edit
         return Finish((Screen("trainings/score_saved", {"score": score}), listed))
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from handlers.chat.acting import acting
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
-from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, Run, Texts
+from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
 from handlers.chat.screen import Screen
-from handlers.cultivate.common import acting, checked, ended, review
 from handlers.cultivate.kinds import (
     Difficulties,
     Mode,
@@ -30,7 +30,6 @@ from handlers.cultivate.mentees import cadence, mentee_list
 from storage import mentoring
 from storage.mentoring import Stale, TalkInput
 from storage.models import Role
-from storage.nominations import NotAllowed
 from storage.rules.cadence import TALK_MODES, TALK_TOPICS
 from storage.rules.identity import RuleError
 
@@ -43,8 +42,7 @@ _OLD_STATES = ("mentee", "date", "mode", "topic", "difficulties", "review")
 
 async def has_mentees(run: Run, args: str) -> dict[str, Any] | None:
     """/talk: the mentor picks a mentee next; a mentor without one is told so."""
-    actor = await run.actor()
-    assert actor is not None  # the engine checked the role
+    actor = await acting(run)  # the engine checked the role
     async with run.session() as session:
         mentees = await mentee_list(session, actor, run.settings)
     if not mentees:
@@ -53,7 +51,6 @@ async def has_mentees(run: Run, args: str) -> dict[str, Any] | None:
     return {}
 
 
-@checked
 async def with_mentee(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """ "Log a talk" under a mentee in /mentees: that mentee, checked in SQL, is chosen."""
     return took(await own_mentee(run, int(values[0])))
@@ -83,8 +80,6 @@ async def save(run: Run, answers: dict[str, Any]) -> Outcome:
             mentee = await mentoring.own_mentee(
                 session, actor, pairing_id, **cadence(run.settings)
             )
-    except NotAllowed as error:
-        return await ended(run, error)
     except Stale:
         gone = Screen("mentoring/talk_pairing_ended", {"mentee": answers.get("mentee_name", "")})
         return Finish((gone,))
@@ -148,7 +143,7 @@ TALK = Flow(
         *(Topic(code) for code in TALK_TOPICS),
         Difficulties(),
     ),
-    review=review("mentoring/talk_review", "talk"),
+    review=ReviewScreen.labelled("mentoring/talk_review", "talk"),
     submit=save,
     start=has_mentees,
     entries=(Entry(TALK_WITH, with_mentee),),

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import acting
 from handlers.chat.codec import ID, Button
 from handlers.chat.flow import Answer, Outcome, Question, Reask, Run
 from handlers.chat.kinds import Choice
-from handlers.chat.paged import Toggled, official
+from handlers.chat.paged import Toggled
 from handlers.chat.screen import Btn, Screen, rows_of
 from storage import trainings
 from storage.people import Actor
@@ -54,7 +55,7 @@ class Audience(Question):
         return (Button(prefix, "a", "c"), Button(prefix, "a", "t", ID), Button(prefix, "a", "p"))
 
     async def ask(self, run: Run, page: int) -> Screen:
-        actor = await official(run)
+        actor = await acting(run)
         county = trainings.is_county_level(actor)
         buttons: list[Btn] = []
         if county:
@@ -66,7 +67,7 @@ class Audience(Question):
         return Screen("trainings/ask_audience", {"county": county}, rows_of(buttons, 2))
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        actor = await official(run)
+        actor = await acting(run)
         which = button.parts[2]
         if which == "c" and trainings.is_county_level(actor):
             run.answers.update(township_id=None, township_name="")
@@ -124,12 +125,12 @@ class People(Toggled):
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
         async with run.session() as session:
             return await trainings.pickable_pool(
-                session, await official(run), offset=offset, limit=limit
+                session, await acting(run), offset=offset, limit=limit
             )
 
     async def still(self, run: Run, ids: Sequence[int]) -> Sequence[Any]:
         async with run.session() as session:
-            return await trainings.picked_pool(session, await official(run), ids)
+            return await trainings.picked_pool(session, await acting(run), ids)
 
     def label(self, run: Run, item: Any) -> str:
         mark = run.label("training.mark_on" if self.on(run, item) else "training.mark_off")

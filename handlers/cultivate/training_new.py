@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import acting
 from handlers.chat.commands import command
-from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, Run, Texts
+from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
 from handlers.chat.kinds import Rule, Text
 from handlers.chat.screen import Screen
-from handlers.cultivate.common import acting, ended, review
 from handlers.cultivate.invites import rsvp_buttons
 from handlers.cultivate.scores import SCORE_PRESS, Score, start_score
 from handlers.cultivate.training_kinds import (
@@ -31,7 +31,6 @@ from handlers.cultivate.training_kinds import (
 from handlers.cultivate.training_values import local, session_values
 from storage import trainings
 from storage.models import OFFICIAL_ROLES, Training
-from storage.nominations import NotAllowed
 from storage.rules.identity import RuleError
 from storage.trainings import (
     DURATIONS,
@@ -152,8 +151,6 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     except EmptyAudience:
         run.draft["editing"] = True
         return Goto("audience", say="trainings/empty_audience")
-    except NotAllowed as error:
-        return await ended(run, error)
     values: dict[str, Any] = {
         "code": created.training.checkin_code,
         "invited": created.invited,
@@ -213,7 +210,7 @@ TRAINING = Flow(
         People(),
         Score(),
     ),
-    review=review("trainings/review", "training", values=_review_values),
+    review=ReviewScreen.labelled("trainings/review", "training", values=_review_values),
     submit=submit,
     entries=(Entry(SCORE_PRESS, start_score),),
     texts=Texts(busy="trainings/busy", use_buttons="trainings/use_buttons"),

@@ -8,9 +8,9 @@ from functools import wraps
 from typing import Any
 
 from handlers.chat.flow import InChat
+from handlers.chat.paged import Pages
 from handlers.chat.screen import Btn, Pager, Rows, Screen
 from handlers.chat.screens import Act, ScreenFn, Shown
-from handlers.cultivate.common import Pages
 from storage.models import Training
 from storage.trainings import InviteePage, MyTraining, TrainingClosed
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.commands import command
+from handlers.chat.paged import Pages
 from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
 from handlers.cultivate.attendance import CHECKIN_LIST
-from handlers.cultivate.common import Pages
 from handlers.cultivate.invites import mine_screen
 from handlers.cultivate.scores import RANKING, SCORES
 from handlers.cultivate.training_values import PAGER, local, session_values

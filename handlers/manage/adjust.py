@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from handlers.chat.acting import acting
 from handlers.chat.codec import ID, Button
 from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.kinds import official
 from storage import figures, nominations
-from storage.nominations import NotAllowed
 from storage.rules.identity import clean_text
 from storage.rules.vetting import IllegalTransition, Status
 
@@ -39,7 +38,7 @@ async def start_adjust(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | No
     """Begin with the person the button names, if the official may still adjust them."""
     (nomination_id,) = values
     async with run.session() as session:
-        managed = await figures.managed_nomination(session, await official(run), nomination_id)
+        managed = await figures.managed_nomination(session, await acting(run), nomination_id)
     if managed is None:
         await run.chat.deny()
         return None
@@ -112,15 +111,12 @@ async def adjust_out(run: Run, answers: dict[str, Any]) -> Outcome:
         async with run.session() as session:
             await nominations.adjust_out(
                 session,
-                await official(run),
+                await acting(run),
                 int(answers["adjust"]),
                 reason=str(answers["reason"]),
                 now=datetime.now(UTC),
                 cipher=run.chat.service("cipher"),
             )
-    except NotAllowed:
-        await run.chat.deny()
-        return Finish()
     except IllegalTransition:
         # Someone else adjusted (or elected) them first: nothing changes twice.
         return Finish((Screen("dossier/not_in_pool", {"full_name": name}),))

@@ -8,13 +8,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import acting, scoped
 from handlers.chat.flow import STALE, Answer, Finish, Outcome, Run
 from handlers.chat.paged import PER_PAGE as PER_PAGE
 from handlers.chat.paged import Paged
-from handlers.chat.paged import official as official
 from handlers.chat.screen import Screen
 from storage.models import Role
-from storage.nominations import NotAllowed
 from storage.people import Actor
 
 OFFICIALS = (Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
@@ -64,7 +63,7 @@ class Cadres(Paged):
 
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
         async with run.session() as session:
-            return await self.load(run, session, await official(run), offset, limit)
+            return await self.load(run, session, await acting(run), offset, limit)
 
     def label(self, run: Run, item: Any) -> str:
         return run.chat.text(
@@ -84,13 +83,10 @@ class Cadres(Paged):
         return Finish((self.done,)) if self.done is not None else STALE
 
     async def choose(self, run: Run, ident: int) -> Outcome:
-        try:
-            async with run.session() as session:
-                taken = await self.take(run, session, await official(run), ident)
-        except NotAllowed:
-            # Another township's cadre (a forged or outdated button): said to have expired,
-            # so as not to tell whether the file exists, and audited.
-            await run.chat.audit_denial()
+        # Another township's cadre (a forged or outdated button): said to have expired, so
+        # as not to tell whether the file exists, and audited.
+        taken = await scoped(run, lambda session, actor: self.take(run, session, actor, ident))
+        if taken is None:
             return STALE
         run.answers.update(taken)
         return Answer(ident)

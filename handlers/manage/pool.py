@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import acting
 from handlers.chat.codec import CODE, PAGE, Button, choice
 from handlers.chat.commands import command
 from handlers.chat.flow import Chat, Entry, Finish, Flow, Goto, Outcome, Question, Run, Texts
@@ -26,9 +27,7 @@ from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
 from handlers.chat.screens import Act, Expired, Menu, Refused, screen, show
 from handlers.manage import adjust
 from handlers.manage.adjust import ADJUST, ConfirmAdjust, adjusting, start_adjust
-from handlers.manage.common import page_values
 from handlers.manage.dossier import EXPORT, OPEN, export_dossier, open_dossier
-from handlers.manage.kinds import official
 from storage import cadres, geo
 from storage.cadres import PoolFilter
 from storage.models import OFFICIAL_ROLES, Role
@@ -152,7 +151,7 @@ async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
         "filters": shown,
         "items": items,
         "offset": PAGER.offset(page),
-        **page_values(PAGER, page, total),
+        **PAGER.values(page, total),
     }
     return Screen("pool/list", values, rows, edit=edit)
 
@@ -225,7 +224,7 @@ async def clear_filters(act: Act) -> Screen:
 
 async def start_pool(run: Run, args: str) -> dict[str, Any] | None:
     """/pool: show the list; the conversation itself opens only from its buttons."""
-    await run.chat.show(await listing(run.chat, await official(run), edit=False))
+    await run.chat.show(await listing(run.chat, await acting(run), edit=False))
     return None
 
 
@@ -297,7 +296,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
         return await adjust.adjust_out(run, answers)
     state["q"] = answers["name"]
     state["page"] = 0
-    return Finish((await listing(run.chat, await official(run), edit=False),))
+    return Finish((await listing(run.chat, await acting(run), edit=False),))
 
 
 def upgrade(old: dict[str, Any], state: int | None) -> dict[str, Any]:

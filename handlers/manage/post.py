@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import EXPIRED, acting, said, scoped
 from handlers.chat.codec import Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Answer, Finish, Flow, Outcome, Question, Run, Texts
 from handlers.chat.kinds import Choice, Day, Text
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.common import EXPIRED, said, scoped
-from handlers.manage.kinds import OFFICIALS, PER_PAGE, Cadres, Listed, official
+from handlers.manage.kinds import OFFICIALS, PER_PAGE, Cadres, Listed
 from storage import posts
 from storage.people import Actor
 from storage.rules.identity import RuleError
@@ -51,7 +51,7 @@ async def _take(
 async def anyone_to_post(run: Run, args: str) -> dict[str, Any] | None:
     """Nobody in scope: said, and the flow does not start."""
     async with run.session() as session:
-        _, total = await posts.assignable(session, await official(run), limit=PER_PAGE)
+        _, total = await posts.assignable(session, await acting(run), limit=PER_PAGE)
     if not total:
         await run.chat.show(Screen("posts/none"))
         return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import STALE_BUTTON, acting, scoped
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -30,8 +31,7 @@ from handlers.chat.flow import (
     Turn,
 )
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.common import scoped
-from handlers.manage.kinds import OFFICIALS, Cadres, Listed, official
+from handlers.manage.kinds import OFFICIALS, Cadres, Listed
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades
 from storage.grades import Candidate, GradeError
@@ -87,7 +87,7 @@ class _TakesFiles:
     __slots__ = ()
 
     async def on_file(self, run: Run, turn: Turn) -> Outcome:
-        return Finish((await import_file(run.chat, await official(run), turn),))
+        return Finish((await import_file(run.chat, await acting(run), turn),))
 
 
 class Year(_TakesFiles, Question):
@@ -110,7 +110,7 @@ class Year(_TakesFiles, Question):
         year = int(values[0])
         if year not in _years(run):
             return STALE
-        if not await _pending(run, await official(run), year):
+        if not await _pending(run, await acting(run), year):
             return Finish((Screen("grades/none_pending", {"year": year}),))
         run.answers.clear()
         run.answers["page"] = 0
@@ -205,7 +205,7 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
     with the next cadre, below; the round ends when nobody is left."""
     policy = _policy(run)
     year = int(answers["year"])
-    said = Screen("common/stale_button")
+    said = STALE_BUTTON
     try:
         applied = await scoped(
             run,
@@ -227,7 +227,7 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
             move = {"year": year, "full_name": answers["name"], "move": applied.move}
             said = Screen("grades/applied", {**move, "period": policy.subsidy_period})
     _forget_cadre(run)
-    if not await _pending(run, await official(run), year):
+    if not await _pending(run, await acting(run), year):
         return Finish((said, Screen("grades/none_pending", {"year": year})))
     run.draft["below"] = True
     return Goto("nid", say=said.template, values=said.values)

@@ -7,14 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.chat.acting import EXPIRED
 from handlers.chat.codec import Button
 from handlers.chat.flow import STALE, Answer, Entry, Finish, Outcome, Question, Reask, Run
 from handlers.chat.kinds import invalid
 from handlers.chat.screen import Btn, Screen
 from storage.rules.identity import RuleError, clean_text
-
-# Nothing left to decide about: say the button (or the question) expired, and end.
-GONE = Finish((Screen("common/stale_button"),))
 
 
 @dataclass(slots=True)
@@ -67,7 +65,7 @@ class Note(Question):
 
     async def on_text(self, run: Run, text: str) -> Outcome:
         if self._gone(run):
-            return GONE
+            return EXPIRED
         try:
             note = clean_text(text, max_len=self.high, min_len=self.low)
         except RuleError as error:
@@ -75,7 +73,7 @@ class Note(Question):
         return Answer(note)
 
     def on_other(self, run: Run) -> Outcome:
-        return GONE if self._gone(run) else Question.on_other(self, run)
+        return EXPIRED if self._gone(run) else Question.on_other(self, run)
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         for entry in self.switch:
@@ -88,7 +86,7 @@ class Note(Question):
                 run.answers.update(initial)
                 return Reask()
         if self._gone(run):
-            return GONE
+            return EXPIRED
         if self._may_skip(run) and values == (run.answers.get(self.item),):
             return Answer(None)
         # An old "no comment" of another review, or on a rejection.

@@ -1,5 +1,6 @@
 """What /review and /vetting share: the queue page (a page of names as buttons, then the
-page row), and a decision's storage work run as the acting person."""
+page row), a decision's draft from before the flow engine, and telling the people concerned.
+(A decision's storage work runs through handlers/chat/acting.py's `as_actor`.)"""
 
 from __future__ import annotations
 
@@ -10,13 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.flow import Run, Upgrade
+from handlers.chat.paged import Pages
 from handlers.chat.screen import Btn, Pager, Screen
 from handlers.chat.screens import Act
 from storage import people
-from storage.nominations import NotAllowed
 from storage.people import Actor
-from storage.review_queries import Stale
-from storage.rules.vetting import IllegalTransition
 
 PAGER = Pager(5)
 T = TypeVar("T")
@@ -35,7 +34,7 @@ class Queue(Generic[T]):
     ) -> None:
         self.turn = Button(prefix, "p", PAGE)
         self.open = Button(prefix, "o", ID)
-        self.template = template
+        self.pages = Pages(template, PAGER, self.turn)
         self.load = load
         self.entry = entry
 
@@ -52,41 +51,15 @@ class Queue(Generic[T]):
                 page = PAGER.clamp(page, total)
                 items, total = await self._load(session, actor, page)
         first = PAGER.offset(page) + 1
-        rows: list[tuple[Btn, ...]] = [
+        rows = tuple(
             (Btn(f"{first + i}. {name}", self.open.data(item_id)),)
             for i, (item_id, name) in enumerate(map(self.entry, items))
-        ]
-        nav = PAGER.nav(page, total, self.turn, prev=act.label("prev"), next=act.label("next"))
-        if nav:
-            rows.append(nav)
-        values = {
-            "items": [shown(item) for item in items],
-            "total": total,
-            "start": first,
-            "page": page + 1,
-            "pages": PAGER.pages(total),
-        }
-        return Screen(self.template, values, tuple(rows), edit=True)
+        )
+        shown_items = [shown(item) for item in items]
+        return self.pages.screen(act, rows, page, total, items=shown_items, start=first)
 
     async def _load(self, session: AsyncSession, actor: Actor, page: int) -> tuple[list[T], int]:
         return await self.load(session, actor, offset=PAGER.offset(page), limit=PAGER.per_page)
-
-
-async def acting(run: Run, work: Callable[[AsyncSession, Actor], Awaitable[T]]) -> T | None:
-    """`work` in a block of the update's transaction as the acting person, its refusals
-    answered as a screen's are: not allowed (no account, or out of their scope) is audited
-    and said, a record gone or moved on is "expired"; either way None."""
-    actor = await run.actor()
-    try:
-        async with run.session() as session:
-            if actor is None:
-                raise NotAllowed
-            return await work(session, actor)
-    except NotAllowed:
-        await run.chat.deny()
-    except (Stale, IllegalTransition):
-        await run.chat.show(Screen("common/stale_button"))
-    return None
 
 
 def old_draft(at: str, *required: str) -> Upgrade:

@@ -13,18 +13,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import as_actor
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Entry, Finish, Flow, Outcome, Run, Texts
 from handlers.chat.screen import Btn, Rows, Screen
-from handlers.chat.screens import Act, Expired, screen
+from handlers.chat.screens import Act, screen
 from handlers.select.kinds import Note
-from handlers.select.queue import Queue, acting, old_draft, tell
+from handlers.select.queue import Queue, old_draft, tell
 from storage import nominations, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.people import Actor
-from storage.review_queries import ReviewCard
-from storage.rules.vetting import Channel, Event, IllegalTransition, Status, allowed_events
+from storage.review_queries import ReviewCard, Stale
+from storage.rules.vetting import Channel, Event, Status, allowed_events
 
 COMMAND = command("review", *OFFICIAL_ROLES)
 PREFIX = "rv"
@@ -82,23 +83,20 @@ async def send_to_vetting(act: Act) -> Screen:
     """Send a nomination to joint vetting and tell every department's reviewers."""
     (nomination_id,) = act.values
     departments = act.settings.department_codes
-    try:
-        async with act.session() as session:
-            card = await review_queries.review_card(session, act.actor, nomination_id)
-            await nominations.send_to_vetting(
-                session, act.actor, card.id, departments=departments, now=datetime.now(UTC)
-            )
-            notified = await tell(
-                act,
-                session,
-                await nominations.reviewer_chat_ids(session, departments),
-                "vetting/notice_new",
-                key=f"vetting-new:{card.id}",
-                subject=card.id,
-                township=card.township,
-            )
-    except IllegalTransition:
-        raise Expired from None
+    async with act.session() as session:
+        card = await review_queries.review_card(session, act.actor, nomination_id)
+        await nominations.send_to_vetting(
+            session, act.actor, card.id, departments=departments, now=datetime.now(UTC)
+        )
+        notified = await tell(
+            act,
+            session,
+            await nominations.reviewer_chat_ids(session, departments),
+            "vetting/notice_new",
+            key=f"vetting-new:{card.id}",
+            subject=card.id,
+            township=card.township,
+        )
     values = {"full_name": card.full_name, "departments": list(departments)}
     return Screen("review/sent", {**values, "notified": notified}, edit=True)
 
@@ -107,14 +105,11 @@ async def send_to_vetting(act: Act) -> Screen:
 async def mark_contacted(act: Act) -> Screen:
     """Record that the township has reached the nominee of a mass recommendation."""
     (nomination_id,) = act.values
-    try:
-        async with act.session() as session:
-            nomination = await nominations.mark_contacted(
-                session, act.actor, nomination_id, now=datetime.now(UTC)
-            )
-            card = await review_queries.review_card(session, act.actor, nomination.id)
-    except IllegalTransition:
-        raise Expired from None
+    async with act.session() as session:
+        nomination = await nominations.mark_contacted(
+            session, act.actor, nomination_id, now=datetime.now(UTC)
+        )
+        card = await review_queries.review_card(session, act.actor, nomination.id)
     values = {"n": card, "notice": "contacted"}
     return Screen("review/item", values, item_rows(act, card), edit=True)
 
@@ -128,12 +123,9 @@ MENUS = (review_queue, open_nomination, send_to_vetting, mark_contacted)
 async def begin_decline(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """The decline button: the nomination, in the official's scope and still declinable."""
     (nomination_id,) = values
-    card = await acting(run, lambda s, actor: review_queries.review_card(s, actor, nomination_id))
-    if card is None:
-        return None
+    card = await as_actor(run, lambda s, a: review_queries.review_card(s, a, nomination_id))
     if Event.DECLINE not in _allowed(card):
-        await run.chat.show(Screen("common/stale_button"))
-        return None
+        raise Stale
     # The name only echoes back in the prompt; user_data is encrypted at rest.
     return {"nomination_id": card.id, "name": card.full_name}
 
@@ -161,9 +153,7 @@ async def decline(run: Run, answers: dict[str, Any]) -> Outcome:
             subject=nomination.id,
         )
 
-    told = await acting(run, record)
-    if told is None:
-        return Finish()
+    told = await as_actor(run, record)
     values = {"full_name": answers["name"], "candidate_told": told > 0}
     return Finish((Screen("review/declined", values),))
 

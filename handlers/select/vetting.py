@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import as_actor
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Enter, Entry, Finish, Flow, Outcome, Run, Texts
 from handlers.chat.screen import Btn, Screen
-from handlers.chat.screens import Act, Expired, Refused, screen
+from handlers.chat.screens import Act, Refused, screen
 from handlers.select.kinds import Note
-from handlers.select.queue import Queue, acting, old_draft, tell
+from handlers.select.queue import Queue, old_draft, tell
 from storage import grades, nominations, review_queries
 from storage.models import Role
 from storage.nominations import NotAllowed, VettingItem
@@ -67,11 +68,8 @@ async def vetting_queue(act: Act) -> Screen:
 async def open_review(act: Act) -> Screen:
     """One review with the approve and reject buttons."""
     (review_id,) = act.values
-    try:
-        async with act.session() as session:
-            card = await review_queries.vetting_card(session, reviewer(act), review_id)
-    except Stale:
-        raise Expired from None
+    async with act.session() as session:
+        card = await review_queries.vetting_card(session, reviewer(act), review_id)
     rid = card.review_id
     rows = (
         (
@@ -94,9 +92,7 @@ def begin(decision: Decision) -> Enter:
 
     async def start(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
         (review_id,) = values
-        card = await acting(run, lambda s, actor: review_queries.vetting_card(s, actor, review_id))
-        if card is None:
-            return None
+        card = await as_actor(run, lambda s, a: review_queries.vetting_card(s, a, review_id))
         return {"review_id": card.review_id, "decision": decision.value, "name": card.full_name}
 
     return start
@@ -129,9 +125,7 @@ async def decide(run: Run, answers: dict[str, Any]) -> Outcome:
             await plan_outcome_notices(session, run, result, card, note)
         return result, card
 
-    recorded = await acting(run, record)
-    if recorded is None:
-        return Finish()
+    recorded = await as_actor(run, record)
     result, card = recorded
     values = {
         "decision": answers["decision"],

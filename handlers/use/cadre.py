@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.chat.acting import acting, scoped
 from handlers.chat.codec import CODE, Button
 from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run
 from handlers.chat.paged import Paged
 from handlers.chat.screen import Btn, Rows, Screen
-from handlers.manage.common import scoped
-from handlers.manage.kinds import official
 from storage import outcomes
 from storage.outcomes import OUTCOME_KINDS, YearResult
 
@@ -23,7 +22,7 @@ ANSWERS = ("position", "outlet", "title", "date", "year", "pay")
 
 async def start(run: Run, args: str) -> dict[str, Any] | None:
     """Nobody in scope and no county publicity to record: said, and nothing to ask."""
-    actor = await official(run)
+    actor = await acting(run)
     async with run.session() as session:
         total = (await outcomes.cadres(session, actor, limit=1))[1]
     if total == 0 and not outcomes.may_record_county_publicity(actor):
@@ -52,7 +51,7 @@ class Cadre(Paged):
 
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
         async with run.session() as session:
-            return await outcomes.cadres(session, await official(run), offset=offset, limit=limit)
+            return await outcomes.cadres(session, await acting(run), offset=offset, limit=limit)
 
     def label(self, run: Run, item: Any) -> str:
         return run.chat.text(
@@ -66,10 +65,10 @@ class Cadre(Paged):
         return {}
 
     async def offers_done(self, run: Run) -> bool:
-        return outcomes.may_record_county_publicity(await official(run))
+        return outcomes.may_record_county_publicity(await acting(run))
 
     async def close(self, run: Run) -> Outcome:
-        if not outcomes.may_record_county_publicity(await official(run)):
+        if not outcomes.may_record_county_publicity(await acting(run)):
             return STALE
         _forget_answers(run)
         run.answers.update(name="", township="", status="", kind="publicity")

@@ -13,10 +13,11 @@ from datetime import date
 from typing import Any
 
 from handlers.chat import kinds as common
+from handlers.chat.acting import acting
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run
 from handlers.chat.kinds import Text
-from handlers.chat.paged import Toggled, official
+from handlers.chat.paged import Toggled
 from handlers.chat.screen import Btn, Rows, Screen
 from storage import outcomes, posts, projects
 from storage.outcomes import YearResult
@@ -99,13 +100,13 @@ class Leads(Toggled):
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
         async with run.session() as session:
             return await projects.lead_candidates(
-                session, await official(run), int(run.answers["tid"]), offset=offset, limit=limit
+                session, await acting(run), int(run.answers["tid"]), offset=offset, limit=limit
             )
 
     async def still(self, run: Run, ids: Sequence[int]) -> Sequence[Any]:
         async with run.session() as session:
             return await projects.leads_named(
-                session, await official(run), int(run.answers["tid"]), ids
+                session, await acting(run), int(run.answers["tid"]), ids
             )
 
     def label(self, run: Run, item: Any) -> str:

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import EXPIRED, said, scoped
 from handlers.chat.commands import command
 from handlers.chat.flow import Finish, Flow, Goto, Outcome, Review, ReviewScreen, Run, Texts
 from handlers.chat.kinds import Rule, Text
 from handlers.chat.screen import Screen
-from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
 from handlers.use.cadre import ANSWERS, NOBODY, Cadre, Kind, start, years_of
 from handlers.use.kinds import Day, Year
 from storage import outcomes
@@ -152,7 +152,7 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     answers = {k: draft[k] for k in keys if draft.get(k) is not None}
     if "nid" in draft:
         answers["nid"] = NOBODY if draft["nid"] is None else int(draft["nid"])
-    position = old_position(draft, state, _OLD_AT)
+    position = Flow.old_position(draft, state, _OLD_AT)
     upgraded: dict[str, Any] = {"answers": answers, "at": position, "editing": False}
     if isinstance(draft.get("page"), int):
         upgraded["page"] = draft["page"]
@@ -206,7 +206,7 @@ OUTCOME = Flow(
             _values(0, outcomes.PAY_MAX_YUAN),
         ),
     ),
-    review=ReviewScreen("outcomes/review", submit=submit_button, values=_review_values),
+    review=ReviewScreen("outcomes/review", submit_tag="ok", values=_review_values),
     submit=submit,
     texts=TEXTS,
     version=2,

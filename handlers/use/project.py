@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import EXPIRED, acting, as_actor, said, scoped
 from handlers.chat.codec import Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -29,8 +30,6 @@ from handlers.chat.flow import (
 )
 from handlers.chat.kinds import Pick, Text
 from handlers.chat.screen import Screen
-from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
-from handlers.manage.kinds import official
 from handlers.use.kinds import Leads, Status, money
 from storage import projects
 from storage.models import OFFICIAL_ROLES
@@ -47,7 +46,7 @@ TEXTS = Texts(busy="projects/busy", use_buttons="projects/use_buttons")
 async def _not_ready(run: Run, township_id: int, township: str) -> Screen | None:
     """Why no project can be created in the township yet (no villages, or no cadre to lead
     one), said before anything is typed; None when it can."""
-    actor = await official(run)
+    actor = await acting(run)
     async with run.session() as session:
         villages = (await projects.villages_for(session, actor, township_id, limit=1))[1]
         cadres = (await projects.lead_candidates(session, actor, township_id, limit=1))[1]
@@ -107,13 +106,10 @@ class Township(Pick):
 
 
 async def _villages(run: Run, offset: int, limit: int) -> tuple[list[tuple[int, str]], int]:
-    actor = await run.actor()
-    if actor is None:
-        return [], 0
-    async with run.session() as session:
-        villages, total = await projects.villages_for(
-            session, actor, int(run.answers["tid"]), offset=offset, limit=limit
-        )
+    township = int(run.answers["tid"])
+    villages, total = await as_actor(
+        run, lambda s, a: projects.villages_for(s, a, township, offset=offset, limit=limit)
+    )
     return [(v.id, v.name) for v in villages], total
 
 
@@ -183,7 +179,7 @@ _OLD_ANSWERS = ("tid", "tname", "vid", "vname", "name", "funds", "status")
 def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     """A draft of the old /project: its answers side by side with "at" (a state number)."""
     answers = {k: draft[k] for k in _OLD_ANSWERS if draft.get(k) is not None}
-    position = old_position(draft, state, _OLD_AT)
+    position = Flow.old_position(draft, state, _OLD_AT)
     upgraded: dict[str, Any] = {"answers": answers, "at": position}
     leads = [int(i) for i in draft.get("leads") or []]
     if position == "review" and leads:
@@ -236,7 +232,7 @@ PROJECT = Flow(
     ),
     review=ReviewScreen(
         "projects/review",
-        submit=submit_button,
+        submit_tag="ok",
         edit_label=lambda key: f"project.edit.{key}",
         values=_review_values,
     ),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from handlers.chat.codec import PAGE, Button
 from handlers.chat.commands import command
+from handlers.chat.paged import Pages, page_in_scope
 from handlers.chat.screen import Pager, Screen
 from handlers.chat.screens import Act, Refused, screen
-from handlers.manage.common import page_in_scope, page_values
 from storage import projects
 from storage.models import OFFICIAL_ROLES
 
@@ -16,6 +16,7 @@ from storage.models import OFFICIAL_ROLES
 COMMAND = command("projects", *OFFICIAL_ROLES)
 PAGE_PRESS = Button("prjs", "p", PAGE)
 PAGER = Pager(10)
+LIST = Pages("projects/list", PAGER, PAGE_PRESS)
 
 
 @screen(command=COMMAND, button=PAGE_PRESS, needs=frozenset(), actor=True)
@@ -28,9 +29,7 @@ async def list_projects(act: Act) -> Screen:
     if not official and total == 0:
         # Neither an official nor a lead: deny by default, like every other list.
         raise Refused
-    nav = PAGER.nav(page, total, PAGE_PRESS, prev=act.label("prev"), next=act.label("next"))
-    values = {"items": items, "official": official, **page_values(PAGER, page, total)}
-    return Screen("projects/list", values, (nav,) if nav else (), edit=act.pressed)
+    return LIST.screen(act, (), page, total, edit=act.pressed, items=items, official=official)
 
 
 MENUS = (list_projects,)

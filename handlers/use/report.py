@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.chat.acting import EXPIRED, said, scoped
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -29,7 +30,6 @@ from handlers.chat.flow import (
 )
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.common import EXPIRED, old_position, said, scoped, submit_button
 from handlers.use.kinds import KEEP, Status, money
 from handlers.use.project import TEXTS
 from storage import projects, reminders
@@ -152,7 +152,7 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
         answers["status"] = draft["status"] or KEEP
     if "note" in draft:
         answers["note"] = draft["note"]
-    return {"answers": answers, "at": old_position(draft, state, _OLD_AT), "editing": False}
+    return {"answers": answers, "at": Flow.old_position(draft, state, _OLD_AT), "editing": False}
 
 
 REPORT = Flow(
@@ -184,7 +184,7 @@ REPORT = Flow(
             editable=False,
         ),
     ),
-    review=ReviewScreen("projects/report_review", submit=submit_button, values=_review_values),
+    review=ReviewScreen("projects/report_review", submit_tag="ok", values=_review_values),
     submit=submit,
     texts=TEXTS,
     version=2,
