@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.flow import Finish, Run
 from handlers.chat.screen import Screen
-from storage.lookup import NotAllowed, Stale
 from storage.people import Actor
 from storage.rules.identity import RuleError
 from storage.rules.vetting import IllegalTransition
+from storage.scoped import NotAllowed, Stale
 
 T = TypeVar("T")
 

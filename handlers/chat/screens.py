@@ -18,10 +18,10 @@ from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
 from handlers.chat.flow import Chat, InChat, Turn, actor_of, admitted
 from handlers.chat.screen import Screen
-from storage.lookup import NotAllowed, Stale
 from storage.models import Role
 from storage.people import Actor
 from storage.rules.vetting import IllegalTransition
+from storage.scoped import NotAllowed, Stale
 
 
 class Refused(Exception):
