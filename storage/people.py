@@ -467,7 +467,8 @@ def reachable_staff(role: Role, *where: ColumnElement[bool]) -> Select[int]:
 
 
 async def admin_chat_ids(session: AsyncSession) -> list[int]:
-    """Telegram ids of every active admin, for error notices."""
+    """Telegram ids of the active admins who can be reached, for error notices (one who blocked
+    the bot would only answer 403 again)."""
     return list(await session.scalars(reachable_staff(Role.ADMIN)))
 
 

@@ -196,8 +196,3 @@ def inline(rows: Iterable[Iterable[tuple[str, str]]]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(lbl, callback_data=data) for lbl, data in row] for row in rows]
     )
-
-
-def keyboard(buttons: Sequence[tuple[str, str]], per_row: int = 2) -> InlineKeyboardMarkup:
-    """(label, callback_data) pairs laid out `per_row` to a row."""
-    return inline(buttons[i : i + per_row] for i in range(0, len(buttons), per_row))

@@ -80,7 +80,8 @@ class Note(Question):
             if button == entry.button:
                 initial = await entry.start(run, values)
                 if initial is None:
-                    # Refused or stale (the entry said so): the decision in progress ends too.
+                    # The entry had nothing to start (it said why): the decision in progress
+                    # ends too. Refusals are raised and answered by the engine.
                     return Finish()
                 run.answers.clear()
                 run.answers.update(initial)
