@@ -176,11 +176,25 @@ class Engine:
     async def begin(self, chat: Chat, args: str = "") -> int:
         """The flow's command: a fresh draft (an open one is resumed by the conversation)."""
         start = self.flow.start
-        return await self._fresh(chat, None if start is None else lambda run: start(run, args))
+        fresh = self._fresh(chat, None if start is None else lambda run: start(run, args))
+        return await self._ended_if_refused(chat, fresh)
 
     async def enter(self, chat: Chat, entry: Entry, values: tuple[Any, ...]) -> int:
         """An entry button: a fresh draft, started with what the button carries."""
-        return await self._fresh(chat, lambda run: entry.start(run, values))
+        fresh = self._fresh(chat, lambda run: entry.start(run, values))
+        return await self._ended_if_refused(chat, fresh)
+
+    async def _ended_if_refused(self, chat: Chat, work: Awaitable[int]) -> int:
+        """`work`; a refusal storage raises outside an answer or the submit (which `_guarded`
+        answers), as a start or while a question is drawn (the account erased in another
+        process meanwhile), ends the flow, answered as `refusal`."""
+        try:
+            return await work
+        except REFUSALS as error:
+            run = Run(self.flow, chat)
+            await refusal(run, error)
+            run.forget()
+            return END
 
     async def _fresh(
         self, chat: Chat, start: Callable[[Run], Awaitable[dict[str, Any] | None]] | None
@@ -192,11 +206,7 @@ class Engine:
         if not await run.allowed():
             return END
         if start is not None:
-            try:
-                initial = await start(run)
-            except REFUSALS as error:
-                await refusal(run, error)
-                initial = None
+            initial = await start(run)
             if initial is None:
                 run.forget()
                 return END
@@ -206,6 +216,9 @@ class Engine:
     # -- one update inside the flow --------------------------------------------------------
 
     async def handle(self, chat: Chat, turn: Turn, state: int | None = None) -> int:
+        return await self._ended_if_refused(chat, self._handle(chat, turn, state))
+
+    async def _handle(self, chat: Chat, turn: Turn, state: int | None) -> int:
         run = self._run(chat, state)
         if not await run.allowed():
             # Roles are read again on every update: one revoked mid-flow ends the flow.
@@ -281,7 +294,8 @@ class Engine:
         """Another command in the middle of the flow: say how to go on or leave, ask again."""
         run = self._run(chat, state)
         at = run.draft.get("at")
-        return await self.resume(run, self.flow.texts.busy, flow=self.flow.name, at=at)
+        again = self.resume(run, self.flow.texts.busy, flow=self.flow.name, at=at)
+        return await self._ended_if_refused(chat, again)
 
     # A menu command (/start, /help, /lang) was answered mid-flow: the form is still open, so
     # say so and ask its question again, or the next text would be taken as an answer without
