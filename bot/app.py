@@ -52,7 +52,7 @@ from handlers.chat.menu import COMMANDS_KEY
 from handlers.chat.passing import passing_text
 from handlers.chat.reply import LOCALE_KEY
 from handlers.chat.screens import Menu
-from handlers.chat.tg import conversation_of, handlers_of
+from handlers.chat.tg import ahead_of_flows, conversation_of, handlers_of
 from handlers.cultivate import attendance, checkin, difficulties, invites, mentees, pairing, scores
 from handlers.cultivate import trainings as training_menus
 from handlers.cultivate.talk import TALK
@@ -324,7 +324,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
     return [
         (-2, start.guard_handlers()),
         # /withdraw answers even in the middle of a form (it ends the form): before the flows.
-        (-1, start.ahead_of_flows(withdraw.MENUS)),
+        (-1, ahead_of_flows(withdraw.MENUS)),
         (
             0,
             [

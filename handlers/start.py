@@ -3,7 +3,6 @@ catch-alls for what no flow or menu took. /name is handlers/name.py, /lang handl
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from handlers.chat.context import CadreContext
 from handlers.chat.menu import COMMANDS_KEY, help_groups
 from handlers.chat.reply import reply
 from handlers.chat.screen import Screen
-from handlers.chat.screens import Act, Menu, screen
+from handlers.chat.screens import Act, screen
 from handlers.chat.tg import conversation_of, handlers_of
 from handlers.lang import COMMAND as LANG
 from handlers.lang import choose_language, set_language
@@ -154,26 +153,6 @@ def build_handlers() -> list[BaseHandler[Update, CadreContext, Any]]:
         *handlers_of(choose_language),
         *handlers_of(set_language),
     ]
-
-
-def ahead_of_flows(menus: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
-    """The handlers of screens heard even in the middle of a form (/withdraw ends it),
-    registered before the flows: the update stops there, so the form does not also answer
-    that it is busy."""
-    found = [handler for menu in menus for handler in handlers_of(menu)]
-    for handler in found:
-        handler.callback = _stopping(handler.callback)
-    return found
-
-
-def _stopping(callback: Callable[[Update, CadreContext], Awaitable[None]]) -> Any:
-    async def stop(update: Update, context: CadreContext) -> None:
-        await callback(update, context)
-        raise ApplicationHandlerStop
-
-    # The update's log line names the screen, not this wrapper.
-    stop.__name__, stop.__module__ = callback.__name__, callback.__module__
-    return stop
 
 
 def fallback_handlers() -> list[BaseHandler[Update, CadreContext, None]]:

@@ -25,6 +25,7 @@ from telegram import (
 )
 from telegram.error import TelegramError
 from telegram.ext import (
+    ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
@@ -344,3 +345,23 @@ def handlers_of(menu: Menu) -> list[BaseHandler[Update, CadreContext, Any]]:
         ]
         found.append(MessageHandler(reduce(operator.or_, kinds) & PRIVATE, named(by_file)))
     return found
+
+
+def ahead_of_flows(menus: tuple[Menu, ...]) -> list[BaseHandler[Update, CadreContext, Any]]:
+    """The handlers of screens heard even in the middle of a form (/withdraw ends it),
+    registered before the flows: the update stops there, so the form does not also answer
+    that it is busy."""
+    found = [handler for menu in menus for handler in handlers_of(menu)]
+    for handler in found:
+        handler.callback = _stopping(handler.callback)
+    return found
+
+
+def _stopping(callback: Callback) -> Any:
+    async def stop(update: Update, context: CadreContext) -> None:
+        await callback(update, context)
+        raise ApplicationHandlerStop
+
+    # The update's log line names the screen, not this wrapper.
+    stop.__name__, stop.__module__ = callback.__name__, callback.__module__
+    return stop
