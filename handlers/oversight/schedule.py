@@ -20,7 +20,6 @@ from storage.summary import Schedule
 
 COMMAND = command("schedule", *OFFICIAL_ROLES)
 CADENCE_CODES = {"w": summary.WEEKLY, "m": summary.MONTHLY}
-CODES = {cadence: code for code, cadence in CADENCE_CODES.items()}
 
 _CADENCE = cb.choice(*CADENCE_CODES)
 _DAY = cb.Number(0, 99)
@@ -106,8 +105,8 @@ async def choose_schedule(act: Act) -> Screen:
             return _shown(act, stored, saved=True)
     if choice is not None:
         return await _current(act)
-    cadence = CADENCE_CODES[parts[0]]
-    code = CODES[cadence]
+    code = parts[0]
+    cadence = CADENCE_CODES[code]
     if len(parts) == 1:
         if cadence == summary.WEEKLY:
             days = [Btn(act.label(f"schedule.weekday.{d}"), f"sch:{code}:{d}") for d in range(7)]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.chat.acting import acting, scoped
+from handlers.chat.acting import acting, as_actor, scoped
 from handlers.chat.codec import CODE, Button
 from handlers.chat.flow import STALE, Answer, Goto, Outcome, Question, Reask, Run
 from handlers.chat.paged import Paged
@@ -50,8 +50,7 @@ class Cadre(Paged):
     done_label = "outcome.county_publicity"
 
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
-        async with run.session() as session:
-            return await outcomes.cadres(session, await acting(run), offset=offset, limit=limit)
+        return await as_actor(run, lambda s, a: outcomes.cadres(s, a, offset=offset, limit=limit))
 
     def label(self, run: Run, item: Any) -> str:
         return run.chat.text(

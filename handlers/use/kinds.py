@@ -1,26 +1,31 @@
 """The questions of the use stage (/project, /report, /outcome) the common kinds lack:
 money in wan yuan, a project status with "keep", lead cadres chosen from a paged pool, a past
-date (typed, or today's button), an assessment year with a recorded result.
+date (typed, or today's button), an assessment year with a recorded result; and what their
+submits share.
 
 Nothing here imports `telegram`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.chat import kinds as common
-from handlers.chat.acting import acting
-from handlers.chat.codec import CODE, YEAR, Button
-from handlers.chat.flow import STALE, Answer, Outcome, Question, Reask, Run
-from handlers.chat.kinds import Text
+from handlers.chat.acting import EXPIRED, as_actor, said, scoped
+from handlers.chat.codec import YEAR, Button
+from handlers.chat.flow import Answer, Finish, Goto, Outcome, Question, Reask, Review, Run
+from handlers.chat.kinds import Choice, Codes, Text
 from handlers.chat.paged import Toggled
-from handlers.chat.screen import Btn, Rows, Screen
+from handlers.chat.screen import Btn, Screen
 from storage import outcomes, posts, projects
 from storage.outcomes import YearResult
+from storage.people import Actor
+from storage.rules.identity import RuleError
 
 KEEP = "keep"  # /report: the status stays as it is (None in the report stored)
 
@@ -42,42 +47,34 @@ def money(key: str, template: str, values: Values | None = None, *, editable: bo
 
 
 @dataclass(slots=True)
-class Status(Question):
+class Status(Choice):
     """A project status as ``<prefix>:s:<code>`` (labels ``project_status.<code>``), in one
     row; `keep`: the current status (answer ``keep``) is not offered, "keep" is instead."""
 
-    key: str
-    template: str
+    codes: Codes = projects.PROJECT_STATUSES
+    per_row: int = len(projects.PROJECT_STATUSES)
+    tag: str = "s"
+    labels: str = "project_status"
     keep: bool = False
-    editable: bool = True
-    values: Values | None = None
 
-    def options(self, run: Run) -> list[str]:
-        if not self.keep:
-            return list(projects.PROJECT_STATUSES)
-        current = run.answers.get("current")
+    def options(self, run: Run) -> Sequence[str]:
+        current = run.answers.get("current") if self.keep else None
         return [s for s in projects.PROJECT_STATUSES if s != current]
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "s", CODE),)
-
     async def ask(self, run: Run, page: int) -> Screen:
-        p = run.prefix
-        row = tuple(Btn(run.label(f"project_status.{s}"), f"{p}:s:{s}") for s in self.options(run))
-        rows: Rows = (row,)
-        if self.keep:
-            rows = (row, (Btn(run.label("project.keep_status"), f"{p}:s:{KEEP}"),))
-        return Screen(self.template, self.values(run) if self.values else {}, rows)
+        screen = await Choice.ask(self, run, page)
+        if not self.keep:
+            return screen
+        keep = Btn(run.label("project.keep_status"), f"{run.prefix}:s:{KEEP}")
+        return replace(screen, rows=(*screen.rows, (keep,)))
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        code = str(values[0])
-        if code in self.options(run) or (self.keep and code == KEEP):
-            return Answer(code)
-        return STALE
+        if self.keep and values[0] == KEEP:
+            return Answer(KEEP)
+        return await Choice.on_button(self, run, button, values)
 
     def shown(self, run: Run) -> str | None:
-        value = run.answers.get(self.key)
-        return None if value in (None, KEEP) else run.label(f"project_status.{value}")
+        return None if run.answers.get(self.key) == KEEP else Choice.shown(self, run)
 
 
 # -- lead cadres and a past day ------------------------------------------------------------
@@ -98,16 +95,14 @@ class Leads(Toggled):
     most: int = projects.MAX_LEADS
 
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
-        async with run.session() as session:
-            return await projects.lead_candidates(
-                session, await acting(run), int(run.answers["tid"]), offset=offset, limit=limit
-            )
+        tid = int(run.answers["tid"])
+        return await as_actor(
+            run, lambda s, a: projects.lead_candidates(s, a, tid, offset=offset, limit=limit)
+        )
 
     async def still(self, run: Run, ids: Sequence[int]) -> Sequence[Any]:
-        async with run.session() as session:
-            return await projects.leads_named(
-                session, await acting(run), int(run.answers["tid"]), ids
-            )
+        tid = int(run.answers["tid"])
+        return await as_actor(run, lambda s, a: projects.leads_named(s, a, tid, ids))
 
     def label(self, run: Run, item: Any) -> str:
         return run.chat.text(
@@ -196,3 +191,30 @@ class Year(Question):
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         return await self._take(run, int(values[0]))
+
+
+# -- what the submits share -----------------------------------------------------------
+
+
+async def stored(
+    run: Run,
+    work: Callable[[AsyncSession, Actor], Awaitable[Screen]],
+    invalid: str,
+    again: Mapping[str, str] | None = None,
+    *,
+    forget: bool = False,
+) -> Outcome:
+    """`work` as the acting person (`scoped`), then the screen it returned. A rule it refuses
+    is said with `invalid`, and the question `again` names for the rule's code is asked again
+    (its answer forgotten with `forget`: the rest of the draft stays), else the review is
+    shown; out of scope: expired."""
+    try:
+        done = await scoped(run, work)
+    except RuleError as error:
+        step = (again or {}).get(error.code)
+        if step is None:
+            return Review(invalid, said(error))
+        if forget:
+            run.answers.pop(step, None)
+        return Goto(step, invalid, said(error))
+    return EXPIRED if done is None else Finish((done,))

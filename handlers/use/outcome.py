@@ -16,18 +16,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import EXPIRED, said, scoped
 from handlers.chat.commands import command
-from handlers.chat.flow import Finish, Flow, Goto, Outcome, Review, ReviewScreen, Run, Texts
-from handlers.chat.kinds import Rule, Text
+from handlers.chat.flow import Flow, Outcome, ReviewScreen, Run, Texts
+from handlers.chat.kinds import Text
 from handlers.chat.screen import Screen
 from handlers.use.cadre import ANSWERS, NOBODY, Cadre, Kind, start, years_of
-from handlers.use.kinds import Day, Year
+from handlers.use.kinds import Day, Year, stored
 from storage import outcomes
 from storage.models import OFFICIAL_ROLES
 from storage.nominations import NotAllowed
 from storage.people import Actor
-from storage.rules.identity import RuleError
 
 COMMAND = command("outcome", *OFFICIAL_ROLES)
 TEXTS = Texts(busy="outcomes/busy", use_buttons="outcomes/use_buttons")
@@ -37,36 +35,42 @@ def _is(*kinds: str) -> Callable[[Run], bool]:
     return lambda run: run.answers.get("kind") in kinds
 
 
-def _values(low: int, high: int) -> Callable[[Run], dict[str, Any]]:
-    return lambda run: {
-        "kind": run.answers.get("kind", ""),
-        "full_name": run.answers.get("name", ""),
-        "min": low,
-        "max": high,
-    }
+# How each typed answer is read and how long (or how much) it may be; a title by its kind.
+_TYPED: dict[str, tuple[Callable[[str], Any], int, int]] = {
+    "position": (outcomes.clean_position, outcomes.POSITION_MIN, outcomes.POSITION_MAX),
+    "outlet": (outcomes.clean_outlet, outcomes.OUTLET_MIN, outcomes.OUTLET_MAX),
+    "title": (outcomes.clean_award_title, outcomes.AWARD_TITLE_MIN, outcomes.AWARD_TITLE_MAX),
+    "publicity_title": (
+        outcomes.clean_publicity_title,
+        outcomes.PUBLICITY_TITLE_MIN,
+        outcomes.PUBLICITY_TITLE_MAX,
+    ),
+    "pay": (outcomes.parse_pay, 0, outcomes.PAY_MAX_YUAN),
+}
 
 
-def _title(run: Run, raw: str) -> str:
-    if run.answers.get("kind") == "publicity":
-        return outcomes.clean_publicity_title(raw)
-    return outcomes.clean_award_title(raw)
+def _typed(key: str, *kinds: str) -> Text:
+    """A typed answer asked for `kinds` only, read and bounded as `_TYPED` says."""
 
+    def typing(run: Run) -> tuple[Callable[[str], Any], int, int]:
+        publicity = key == "title" and run.answers.get("kind") == "publicity"
+        return _TYPED["publicity_title" if publicity else key]
 
-def _title_values(run: Run) -> dict[str, Any]:
-    if run.answers.get("kind") == "publicity":
-        return _values(outcomes.PUBLICITY_TITLE_MIN, outcomes.PUBLICITY_TITLE_MAX)(run)
-    return _values(outcomes.AWARD_TITLE_MIN, outcomes.AWARD_TITLE_MAX)(run)
+    def values(run: Run) -> dict[str, Any]:
+        _, low, high = typing(run)
+        return {
+            "kind": run.answers.get("kind", ""),
+            "full_name": run.answers.get("name", ""),
+            "min": low,
+            "max": high,
+        }
 
-
-def _typed(
-    key: str, rule: Rule, when: Callable[[Run], bool], values: Callable[[Run], dict[str, Any]]
-) -> Text:
     return Text(
         key,
-        rule,
+        lambda run, raw: typing(run)[0](raw),
         template=f"outcomes/ask_{key}",
         invalid="outcomes/invalid",
-        when=when,
+        when=_is(*kinds),
         values=values,
         editable=False,
     )
@@ -94,7 +98,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     today = run.today()
     day = date.fromisoformat(answers["date"]) if answers.get("date") else today
 
-    async def record(session: AsyncSession, actor: Actor) -> bool:
+    async def record(session: AsyncSession, actor: Actor) -> Screen:
         if kind == "elected" and nid is not None:
             await outcomes.record_election(
                 session,
@@ -124,19 +128,11 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
             await outcomes.link_pay(session, actor, nid, year=year, pay_yuan=pay)
         else:
             raise NotAllowed
-        return True
+        return Screen("outcomes/saved", shown(answers))
 
-    try:
-        if not await scoped(run, record):
-            return EXPIRED
-    except RuleError as error:
-        # Ask again what the rule refused; the rest of the draft stays.
-        step = {"pay.no_result": "year", "date.past": "date"}.get(error.code)
-        if step is not None:
-            run.answers.pop(step, None)
-            return Goto(step, "outcomes/invalid", said(error))
-        return Review("outcomes/invalid", said(error))
-    return Finish((Screen("outcomes/saved", shown(answers)),))
+    # Ask again what the rule refused; the rest of the draft stays.
+    again = {"pay.no_result": "year", "date.past": "date"}
+    return await stored(run, record, "outcomes/invalid", again, forget=True)
 
 
 # The positions of /outcome before the flow engine (its conversation states 60–68, in this
@@ -171,19 +167,9 @@ OUTCOME = Flow(
     questions=(
         Cadre(),
         Kind(),
-        _typed(
-            "position",
-            lambda _run, raw: outcomes.clean_position(raw),
-            _is("elected"),
-            _values(outcomes.POSITION_MIN, outcomes.POSITION_MAX),
-        ),
-        _typed(
-            "outlet",
-            lambda _run, raw: outcomes.clean_outlet(raw),
-            _is("publicity"),
-            _values(outcomes.OUTLET_MIN, outcomes.OUTLET_MAX),
-        ),
-        _typed("title", _title, _is("award", "exemplary", "publicity"), _title_values),
+        _typed("position", "elected"),
+        _typed("outlet", "publicity"),
+        _typed("title", "award", "exemplary", "publicity"),
         Day(
             "date",
             "outcomes/ask_date",
@@ -199,12 +185,7 @@ OUTCOME = Flow(
             when=_is("pay"),
             editable=False,
         ),
-        _typed(
-            "pay",
-            lambda _run, raw: outcomes.parse_pay(raw),
-            _is("pay"),
-            _values(0, outcomes.PAY_MAX_YUAN),
-        ),
+        _typed("pay", "pay"),
     ),
     review=ReviewScreen("outcomes/review", submit_tag="ok", values=_review_values),
     submit=submit,

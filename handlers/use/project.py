@@ -14,28 +14,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import EXPIRED, acting, as_actor, said, scoped
+from handlers.chat.acting import acting, as_actor, scoped
 from handlers.chat.codec import Button
 from handlers.chat.commands import command
-from handlers.chat.flow import (
-    Answer,
-    Finish,
-    Flow,
-    Goto,
-    Outcome,
-    Review,
-    ReviewScreen,
-    Run,
-    Texts,
-)
+from handlers.chat.flow import Answer, Finish, Flow, Outcome, ReviewScreen, Run, Texts
 from handlers.chat.kinds import Pick, Text
 from handlers.chat.screen import Screen
-from handlers.use.kinds import Leads, Status, money
+from handlers.use.kinds import Leads, Status, money, stored
 from storage import projects
 from storage.models import OFFICIAL_ROLES
 from storage.people import Actor
-from storage.projects import ProjectRow
-from storage.rules.identity import RuleError
 
 COMMAND = command("project", *OFFICIAL_ROLES)
 VILLAGES_PER_PAGE = 8
@@ -124,10 +112,8 @@ async def _take_village(run: Run, village_id: int) -> dict[str, Any] | None:
 class Village(Pick):
     """The village, paged, with its township's name above."""
 
-    async def ask(self, run: Run, page: int) -> Screen:
-        screen = await Pick.ask(self, run, page)
-        values = {**screen.values, "township": run.answers.get("tname", "")}
-        return Screen(screen.template, values, screen.rows)
+    async def more(self, run: Run) -> dict[str, Any]:
+        return {**run.values(), "township": run.answers.get("tname", "")}
 
 
 async def _review_values(run: Run) -> dict[str, Any]:
@@ -147,7 +133,7 @@ async def _review_values(run: Run) -> dict[str, Any]:
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the project (scope, village and leads re-checked) and show it."""
 
-    async def create(session: AsyncSession, actor: Actor) -> ProjectRow:
+    async def create(session: AsyncSession, actor: Actor) -> Screen:
         project = await projects.create_project(
             session,
             actor,
@@ -158,17 +144,11 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
             lead_ids=[int(i) for i in answers["leads"]],
             now=datetime.now(UTC),
         )
-        return await projects.project_row(session, actor, project.id)
+        row = await projects.project_row(session, actor, project.id)
+        return Screen("projects/saved", {"project": row})
 
-    try:
-        row = await scoped(run, create)
-    except RuleError as error:
-        if error.code in ("project.leads", "project.no_leads"):
-            return Goto("leads", "projects/invalid", said(error))
-        return Review("projects/invalid", said(error))
-    if row is None:
-        return EXPIRED
-    return Finish((Screen("projects/saved", {"project": row}),))
+    leads = {"project.leads": "leads", "project.no_leads": "leads"}
+    return await stored(run, create, "projects/invalid", leads)
 
 
 # The positions of /project before the flow engine (its conversation states), kept at deploy.
@@ -186,9 +166,7 @@ def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
         answers["leads"] = leads  # names are read again when the leads are next confirmed
     elif leads:
         upgraded["chosen"] = leads
-    for key in ("vpage", "lpage"):
-        if isinstance(draft.get(key), int):
-            upgraded[key] = draft[key]
+    upgraded |= {k: draft[k] for k in ("vpage", "lpage") if isinstance(draft.get(k), int)}
     upgraded["editing"] = bool(draft.get("editing"))
     return upgraded
 
@@ -227,7 +205,7 @@ PROJECT = Flow(
             values=lambda _run: {"min": projects.NAME_MIN, "max": projects.NAME_MAX},
         ),
         money("funds", "projects/ask_funds"),
-        Status("status", "projects/choose_status"),
+        Status("status", template="projects/choose_status"),
         Leads(),
     ),
     review=ReviewScreen(

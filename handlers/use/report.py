@@ -14,28 +14,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import EXPIRED, said, scoped
+from handlers.chat.acting import scoped
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
-from handlers.chat.flow import (
-    STALE,
-    Answer,
-    Finish,
-    Flow,
-    Outcome,
-    Question,
-    Review,
-    ReviewScreen,
-    Run,
-)
+from handlers.chat.flow import STALE, Answer, Flow, Outcome, Question, ReviewScreen, Run
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
-from handlers.use.kinds import KEEP, Status, money
+from handlers.use.kinds import KEEP, Status, money, stored
 from handlers.use.project import TEXTS
 from storage import projects, reminders
 from storage.people import Actor
 from storage.projects import ProjectRow
-from storage.rules.identity import RuleError
 
 COMMAND = command("report")
 
@@ -108,7 +97,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the report (lead re-checked) and tell the township's officials, in one go."""
     status = answers.get("status")
 
-    async def report(session: AsyncSession, actor: Actor) -> projects.ReportSaved:
+    async def report(session: AsyncSession, actor: Actor) -> Screen:
         saved = await projects.add_report(
             session,
             actor,
@@ -128,15 +117,9 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
             key=f"project-report:{saved.report_id}",
             report=saved,
         )
-        return saved
+        return Screen("projects/report_saved", {"report": saved})
 
-    try:
-        saved = await scoped(run, report)
-    except RuleError as error:
-        return Review("projects/invalid", said(error))
-    if saved is None:
-        return EXPIRED
-    return Finish((Screen("projects/report_saved", {"report": saved}),))
+    return await stored(run, report, "projects/invalid")
 
 
 # The positions of /report before the flow engine (its conversation states), kept at deploy.
@@ -145,13 +128,10 @@ _OLD_AT = {40: "pid", 41: "income", 42: "status", 43: "note", 44: "review"}
 
 def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
     """A draft of the old /report: answers beside "at"; "status" None meant unchanged."""
-    answers: dict[str, Any] = {
-        k: draft[k] for k in ("pid", "pname", "current", "income") if k in draft
-    }
+    keys = ("pid", "pname", "current", "income", "note")
+    answers: dict[str, Any] = {k: draft[k] for k in keys if k in draft}
     if "status" in draft:
         answers["status"] = draft["status"] or KEEP
-    if "note" in draft:
-        answers["note"] = draft["note"]
     return {"answers": answers, "at": Flow.old_position(draft, state, _OLD_AT), "editing": False}
 
 
@@ -170,7 +150,7 @@ REPORT = Flow(
         ),
         Status(
             "status",
-            "projects/report_status",
+            template="projects/report_status",
             keep=True,
             editable=False,
             values=lambda run: {"current": run.answers.get("current", "")},
