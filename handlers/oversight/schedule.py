@@ -83,30 +83,31 @@ async def show_schedule(act: Act) -> Screen:
     return await _current(act)
 
 
+async def _save(act: Act, choice: Schedule) -> Screen:
+    """Save `choice` and show it saved; one that storage refuses shows the menu again."""
+    async with act.session() as session:
+        try:
+            await summary.save_schedule(session, act.actor.person_id, choice)
+        except ValueError:
+            stored = None
+        else:
+            stored = await summary.load_schedule(session, act.actor.person_id)
+    return await _current(act) if stored is None else _shown(act, stored, saved=True)
+
+
 @screen(button=SCHEDULE_PRESS, needs=COMMAND.needs)
 async def choose_schedule(act: Act) -> Screen:
     """Walk cadence → day → time with buttons; save on the last press (or on "off")."""
-    parts: list[Any] = ["off"] if act.button == SCHEDULE_OFF else list(act.values)
-    choice: Schedule | None = None
-    if parts == ["off"]:
-        choice = Schedule(summary.OFF, 0, summary.DEFAULT_AT)
-    elif len(parts) == 3:
-        choice = Schedule(CADENCE_CODES[parts[0]], parts[1], parts[2])
-    # Only the offered times; anything else is a forged button and shows the menu again.
-    if choice is not None and (choice.cadence == summary.OFF or choice.at_minute in summary.TIMES):
-        async with act.session() as session:
-            try:
-                await summary.save_schedule(session, act.actor.person_id, choice)
-            except ValueError:
-                stored = None
-            else:
-                stored = await summary.load_schedule(session, act.actor.person_id)
-        if stored is not None:
-            return _shown(act, stored, saved=True)
-    if choice is not None:
-        return await _current(act)
+    if act.button == SCHEDULE_OFF:
+        return await _save(act, Schedule(summary.OFF, 0, summary.DEFAULT_AT))
+    parts: list[Any] = list(act.values)
     code = parts[0]
     cadence = CADENCE_CODES[code]
+    if len(parts) == 3:
+        # Only the offered times; anything else is a forged button and shows the menu again.
+        if parts[2] not in summary.TIMES:
+            return await _current(act)
+        return await _save(act, Schedule(cadence, parts[1], parts[2]))
     if len(parts) == 1:
         if cadence == summary.WEEKLY:
             days = [Btn(act.label(f"schedule.weekday.{d}"), f"sch:{code}:{d}") for d in range(7)]
