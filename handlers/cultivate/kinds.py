@@ -8,7 +8,7 @@ with ``tk:xy:<i>`` / ``tk:xn``). Nothing here imports `telegram`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from handlers.chat.acting import REFUSALS, as_actor, refusal
 from handlers.chat.codec import Button, choice
 from handlers.chat.flow import Answer, Outcome, Question, Reask, Run, Turn
-from handlers.chat.kinds import Choice, Codes, ListOf, Rule, invalid
+from handlers.chat.kinds import Choice, ListOf, Rule, invalid
 from handlers.chat.paged import Paged
 from handlers.chat.screen import Btn, Screen, rows_of
 from handlers.cultivate.mentees import mentee_list
@@ -183,17 +183,16 @@ def _mode_values(run: Run) -> dict[str, Any]:
     return {"mentee": mentee_name(run), "talk_date": date.fromisoformat(chosen) if chosen else ""}
 
 
-@dataclass(slots=True)
-class Mode(Choice):
-    """Face to face, by phone or a home visit: ``tk:m:<mode>``."""
-
-    key: str = "mode"
-    codes: Codes = TALK_MODES
-    template: str = "mentoring/talk_ask_mode"
-    per_row: int = 3
-    tag: str = "m"
-    labels: str = "talk_mode"
-    values: Callable[[Run], dict[str, Any]] | None = _mode_values
+# Face to face, by phone or a home visit: ``tk:m:<mode>``.
+MODE = Choice(
+    "mode",
+    TALK_MODES,
+    template="mentoring/talk_ask_mode",
+    per_row=3,
+    tag="m",
+    labels="talk_mode",
+    values=_mode_values,
+)
 
 
 @dataclass(slots=True)

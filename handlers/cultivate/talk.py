@@ -17,8 +17,8 @@ from handlers.chat.commands import command
 from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
 from handlers.chat.screen import Screen
 from handlers.cultivate.kinds import (
+    MODE,
     Difficulties,
-    Mode,
     PickMentee,
     TalkDate,
     Topic,
@@ -139,7 +139,7 @@ TALK = Flow(
     questions=(
         PickMentee(),
         TalkDate(),
-        Mode(),
+        MODE,
         *(Topic(code) for code in TALK_TOPICS),
         Difficulties(),
     ),
