@@ -65,6 +65,13 @@ def took(mentee: mentoring.Mentee) -> dict[str, Any]:
     }
 
 
+def check_date(run: Run, value: date) -> None:
+    """RuleError unless a talk with the chosen mentee may be logged for `value` today."""
+    paired_on = run.answers.get("paired_on")
+    not_before = date.fromisoformat(paired_on) if paired_on else None
+    check_talk_date(value, today=run.today(), not_before=not_before)
+
+
 def date_invalid(error: RuleError) -> Screen:
     values = {"code": error.code, "params": error.params or {}, "back_days": BACK_DAYS}
     return Screen("mentoring/talk_date_invalid", values)
@@ -106,9 +113,7 @@ class PickMentee(Paged):
             # Another mentee may have been paired later than the date already chosen: the
             # engine then asks for the date again (it is the first unanswered question).
             try:
-                check_talk_date(
-                    date.fromisoformat(chosen), today=run.today(), not_before=mentee.paired_on
-                )
+                check_date(run, date.fromisoformat(chosen))
             except RuleError as error:
                 run.answers.pop("date")
                 await run.chat.show(date_invalid(error))
@@ -156,14 +161,8 @@ class TalkDate(Question):
         return self._take(run, value)
 
     def _take(self, run: Run, value: date) -> Outcome:
-        paired_on = run.answers.get("paired_on")
         try:
-            check_talk_date(
-                value,
-                today=run.today(),
-                back_days=BACK_DAYS,
-                not_before=date.fromisoformat(paired_on) if paired_on else None,
-            )
+            check_date(run, value)
         except RuleError as error:
             return self._refuse(run, error)
         run.draft.pop("typing", None)
