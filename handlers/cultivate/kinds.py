@@ -98,9 +98,6 @@ class PickMentee(Paged):
     def ident(self, item: Any) -> int:
         return int(item.pairing_id)
 
-    async def more(self, run: Run) -> dict[str, Any]:
-        return {}
-
     async def choose(self, run: Run, ident: int) -> Outcome:
         try:
             mentee = await own_mentee(run, ident)
@@ -123,6 +120,10 @@ class PickMentee(Paged):
         return mentee_name(run) if run.answers.get(self.key) else None
 
 
+# The date's buttons: today, yesterday (days back), another date (typed).
+_DAYS = (("talk.today", "0"), ("talk.yesterday", "1"), ("talk.other_date", "x"))
+
+
 @dataclass(slots=True)
 class TalkDate(Question):
     """Today, yesterday (buttons) or another date (typed: YYYY-MM-DD or M-D), within the
@@ -131,18 +132,13 @@ class TalkDate(Question):
     key: str = "date"
 
     def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "d", choice("0", "1", "x")),)
+        return (Button(prefix, "d", choice(*(code for _, code in _DAYS))),)
 
     async def ask(self, run: Run, page: int) -> Screen:
         today = run.today()
         if run.draft.get("typing"):
             return Screen("mentoring/talk_type_date", {"today": today, "back_days": BACK_DAYS})
-        p = run.prefix
-        buttons = [
-            Btn(run.label("talk.today"), f"{p}:d:0"),
-            Btn(run.label("talk.yesterday"), f"{p}:d:1"),
-            Btn(run.label("talk.other_date"), f"{p}:d:x"),
-        ]
+        buttons = [Btn(run.label(label), f"{run.prefix}:d:{code}") for label, code in _DAYS]
         values = {"mentee": mentee_name(run), "today": today}
         return Screen("mentoring/talk_ask_date", values, rows_of(buttons, 3))
 
