@@ -32,12 +32,11 @@ from handlers.chat.screen import Btn, Pager, Screen, rows_of
 from handlers.chat.screens import Act, screen
 from handlers.cultivate.kinds import kind_wrong, rule_broken
 from storage import mentoring
-from storage.mentoring import Stale
 from storage.models import Role
-from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.cadence import RESOLUTION_MAX_LEN, RESOLUTION_MIN_LEN
 from storage.rules.identity import RuleError
+from storage.scoped import NotAllowed, Stale
 
 COMMAND = command(
     "difficulties", Role.MENTOR, Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN

@@ -8,7 +8,7 @@ with ``tk:xy:<i>`` / ``tk:xn``). Nothing here imports `telegram`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from handlers.chat.acting import REFUSALS, as_actor, refusal
 from handlers.chat.codec import Button, choice
 from handlers.chat.flow import Answer, Outcome, Question, Reask, Run, Turn
-from handlers.chat.kinds import Choice, Codes, ListOf, Rule, invalid
+from handlers.chat.kinds import Choice, ListOf, Rule, invalid
 from handlers.chat.paged import Paged
 from handlers.chat.screen import Btn, Screen, rows_of
 from handlers.cultivate.mentees import mentee_list
@@ -65,6 +65,13 @@ def took(mentee: mentoring.Mentee) -> dict[str, Any]:
     }
 
 
+def check_date(run: Run, value: date) -> None:
+    """RuleError unless a talk with the chosen mentee may be logged for `value` today."""
+    paired_on = run.answers.get("paired_on")
+    not_before = date.fromisoformat(paired_on) if paired_on else None
+    check_talk_date(value, today=run.today(), not_before=not_before)
+
+
 def date_invalid(error: RuleError) -> Screen:
     values = {"code": error.code, "params": error.params or {}, "back_days": BACK_DAYS}
     return Screen("mentoring/talk_date_invalid", values)
@@ -91,9 +98,6 @@ class PickMentee(Paged):
     def ident(self, item: Any) -> int:
         return int(item.pairing_id)
 
-    async def more(self, run: Run) -> dict[str, Any]:
-        return {}
-
     async def choose(self, run: Run, ident: int) -> Outcome:
         try:
             mentee = await own_mentee(run, ident)
@@ -106,9 +110,7 @@ class PickMentee(Paged):
             # Another mentee may have been paired later than the date already chosen: the
             # engine then asks for the date again (it is the first unanswered question).
             try:
-                check_talk_date(
-                    date.fromisoformat(chosen), today=run.today(), not_before=mentee.paired_on
-                )
+                check_date(run, date.fromisoformat(chosen))
             except RuleError as error:
                 run.answers.pop("date")
                 await run.chat.show(date_invalid(error))
@@ -116,6 +118,10 @@ class PickMentee(Paged):
 
     def shown(self, run: Run) -> str | None:
         return mentee_name(run) if run.answers.get(self.key) else None
+
+
+# The date's buttons: today, yesterday (days back), another date (typed).
+_DAYS = (("talk.today", "0"), ("talk.yesterday", "1"), ("talk.other_date", "x"))
 
 
 @dataclass(slots=True)
@@ -126,18 +132,13 @@ class TalkDate(Question):
     key: str = "date"
 
     def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "d", choice("0", "1", "x")),)
+        return (Button(prefix, "d", choice(*(code for _, code in _DAYS))),)
 
     async def ask(self, run: Run, page: int) -> Screen:
         today = run.today()
         if run.draft.get("typing"):
             return Screen("mentoring/talk_type_date", {"today": today, "back_days": BACK_DAYS})
-        p = run.prefix
-        buttons = [
-            Btn(run.label("talk.today"), f"{p}:d:0"),
-            Btn(run.label("talk.yesterday"), f"{p}:d:1"),
-            Btn(run.label("talk.other_date"), f"{p}:d:x"),
-        ]
+        buttons = [Btn(run.label(label), f"{run.prefix}:d:{code}") for label, code in _DAYS]
         values = {"mentee": mentee_name(run), "today": today}
         return Screen("mentoring/talk_ask_date", values, rows_of(buttons, 3))
 
@@ -156,14 +157,8 @@ class TalkDate(Question):
         return self._take(run, value)
 
     def _take(self, run: Run, value: date) -> Outcome:
-        paired_on = run.answers.get("paired_on")
         try:
-            check_talk_date(
-                value,
-                today=run.today(),
-                back_days=BACK_DAYS,
-                not_before=date.fromisoformat(paired_on) if paired_on else None,
-            )
+            check_date(run, value)
         except RuleError as error:
             return self._refuse(run, error)
         run.draft.pop("typing", None)
@@ -183,17 +178,16 @@ def _mode_values(run: Run) -> dict[str, Any]:
     return {"mentee": mentee_name(run), "talk_date": date.fromisoformat(chosen) if chosen else ""}
 
 
-@dataclass(slots=True)
-class Mode(Choice):
-    """Face to face, by phone or a home visit: ``tk:m:<mode>``."""
-
-    key: str = "mode"
-    codes: Codes = TALK_MODES
-    template: str = "mentoring/talk_ask_mode"
-    per_row: int = 3
-    tag: str = "m"
-    labels: str = "talk_mode"
-    values: Callable[[Run], dict[str, Any]] | None = _mode_values
+# Face to face, by phone or a home visit: ``tk:m:<mode>``.
+MODE = Choice(
+    "mode",
+    TALK_MODES,
+    template="mentoring/talk_ask_mode",
+    per_row=3,
+    tag="m",
+    labels="talk_mode",
+    values=_mode_values,
+)
 
 
 @dataclass(slots=True)

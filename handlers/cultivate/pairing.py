@@ -37,8 +37,11 @@ MENTOR_LIST = Pages("mentoring/pair_mentors", PAGER, SLOT)
 Choice = mentoring.MentorChoice | mentoring.CadrePairings
 
 
-def _person(act: Act, name: str | None, person_id: int) -> str:
-    """A person's name on a button; people who redeemed an invite may have none yet."""
+def _person(act: Act, name: str | None, person_id: int | None) -> str:
+    """A person's name on a button; people who redeemed an invite may have none yet (no
+    person: "")."""
+    if person_id is None:
+        return ""
     return name or f"{act.label('person.unnamed')} #{person_id}"
 
 
@@ -187,18 +190,13 @@ async def choose_mentor(act: Act) -> list[Screen]:
                     cadre=done.cadre,
                     slot=slot,
                 )
-    previous = (
-        _person(act, done.previous_name, done.previous_person_id)
-        if done.previous_person_id is not None
-        else ""
-    )
     said = Screen(
         "mentoring/pair_done",
         {
             "cadre": done.cadre,
             "slot": slot,
             "mentor_name": _person(act, done.mentor_name, done.mentor_person_id),
-            "previous_name": previous,
+            "previous_name": _person(act, done.previous_name, done.previous_person_id),
             "changed": done.changed,
         },
     )

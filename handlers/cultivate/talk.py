@@ -17,8 +17,8 @@ from handlers.chat.commands import command
 from handlers.chat.flow import Entry, Finish, Flow, Goto, Outcome, ReviewScreen, Run, Texts
 from handlers.chat.screen import Screen
 from handlers.cultivate.kinds import (
+    MODE,
     Difficulties,
-    Mode,
     PickMentee,
     TalkDate,
     Topic,
@@ -116,9 +116,8 @@ def from_old_draft(stored: dict[str, Any], state: int | None) -> dict[str, Any]:
     if stored.get("mode") in TALK_MODES:
         answers["mode"] = stored["mode"]
     topics = stored.get("topics")
-    for code in TALK_TOPICS:
-        if isinstance(topics, dict) and isinstance(topics.get(code), dict):
-            answers[code] = topics[code]
+    if isinstance(topics, dict):
+        answers.update((c, topics[c]) for c in TALK_TOPICS if isinstance(topics.get(c), dict))
     difficulties = stored.get("difficulties")
     listed = [str(d) for d in difficulties] if isinstance(difficulties, list) else []
     # An empty list counts as answered ("none"): only once the mentor reached that question.
@@ -139,7 +138,7 @@ TALK = Flow(
     questions=(
         PickMentee(),
         TalkDate(),
-        Mode(),
+        MODE,
         *(Topic(code) for code in TALK_TOPICS),
         Difficulties(),
     ),

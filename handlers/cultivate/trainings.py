@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from handlers.chat.codec import ID, PAGE, Button
@@ -43,17 +44,8 @@ async def list_sessions(act: Act) -> Screen:
     rows = tuple(
         (Btn(f"{n}. {item.title}", VIEW.data(item.id)),) for n, item in enumerate(items, start=1)
     )
-    shown_items = [
-        {
-            "kind": i.kind,
-            "topic": i.topic,
-            "title": i.title,
-            "starts": local(i.starts_at, tz),
-            "invited": i.invited,
-            "attended": i.attended,
-        }
-        for i in items
-    ]
+    # The fields as they are, the start in the county's time zone.
+    shown_items = [{**asdict(i), "starts": local(i.starts_at, tz)} for i in items]
     return SESSIONS.screen(act, rows, number, total, edit=act.pressed, items=shown_items)
 
 
