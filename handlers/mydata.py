@@ -60,13 +60,9 @@ async def show_mydata(act: Act) -> Screen:
             await audit.record(session, actor.person_id, "mydata.show", "person", actor.person_id)
     values = dict(
         full_name=name,
+        # Every time a file carries (made, consents) as the county's clock reads it.
         files=[
-            {
-                **asdict(f),
-                "created_at": _when(tz, f.created_at),
-                "consent_at": _when(tz, f.consent_at),
-                "sensitive_consent_at": _when(tz, f.sensitive_consent_at),
-            }
+            {k: _when(tz, v) if isinstance(v, datetime) else v for k, v in asdict(f).items()}
             for f in files
         ],
         drafts=_drafts(act.chat.user_data),
@@ -75,16 +71,7 @@ async def show_mydata(act: Act) -> Screen:
             for g in (actor.grants if actor is not None else ())
         ],
         reads=[
-            {
-                "at": _when(tz, r.at),
-                "file_id": r.file_id,
-                "export": r.action == "export.dossier",
-                "by_self": r.by_self,
-                "roles": [
-                    {"role": h.role, "township": h.township, "department": h.department}
-                    for h in r.roles
-                ],
-            }
+            {**asdict(r), "at": _when(tz, r.at), "export": r.action == "export.dossier"}
             for r in reads
         ],
     )
