@@ -27,20 +27,12 @@ def _when(tz: ZoneInfo, at: datetime | None) -> str | None:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else None
 
 
-def _drafts(held: dict[str, Any]) -> list[dict[str, Any]]:
-    drafts = []
-    for flow in DRAFT_FLOWS:
-        draft = held.get(flow)
-        if isinstance(draft, dict):
-            answers = draft.get("answers")
-            # Questions answered; the consents (True) are shown with the files, not here.
-            given = (
-                sum(1 for v in answers.values() if v not in (None, "") and v is not True)
-                if isinstance(answers, dict)
-                else 0
-            )
-            drafts.append({"flow": flow, "answers": given})
-    return drafts
+def _answered(draft: dict[str, Any]) -> int:
+    answers = draft.get("answers")
+    if not isinstance(answers, dict):
+        return 0
+    # Questions answered; the consents (True) are shown with the files, not here.
+    return sum(1 for v in answers.values() if v not in (None, "") and v is not True)
 
 
 @screen(command=COMMAND, actor=True)
@@ -60,31 +52,22 @@ async def show_mydata(act: Act) -> Screen:
             await audit.record(session, actor.person_id, "mydata.show", "person", actor.person_id)
     values = dict(
         full_name=name,
+        # Every time a file carries (made, consents) as the county's clock reads it.
         files=[
-            {
-                **asdict(f),
-                "created_at": _when(tz, f.created_at),
-                "consent_at": _when(tz, f.consent_at),
-                "sensitive_consent_at": _when(tz, f.sensitive_consent_at),
-            }
+            {k: _when(tz, v) if isinstance(v, datetime) else v for k, v in asdict(f).items()}
             for f in files
         ],
-        drafts=_drafts(act.chat.user_data),
+        drafts=[
+            {"flow": flow, "answers": _answered(draft)}
+            for flow in DRAFT_FLOWS
+            if isinstance(draft := act.chat.user_data.get(flow), dict)
+        ],
         roles=[
             {"role": g.role.value, "township": g.township_name, "department": g.department}
             for g in (actor.grants if actor is not None else ())
         ],
         reads=[
-            {
-                "at": _when(tz, r.at),
-                "file_id": r.file_id,
-                "export": r.action == "export.dossier",
-                "by_self": r.by_self,
-                "roles": [
-                    {"role": h.role, "township": h.township, "department": h.department}
-                    for h in r.roles
-                ],
-            }
+            {**asdict(r), "at": _when(tz, r.at), "export": r.action == "export.dossier"}
             for r in reads
         ],
     )

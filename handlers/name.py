@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.chat.acting import said
 from handlers.chat.commands import command
 from handlers.chat.flow import Finish, Flow, Outcome, Run, Texts
 from handlers.chat.kinds import Text
@@ -15,12 +16,6 @@ from storage.rules.identity import RuleError, normalize_name
 COMMAND = command("name")
 
 
-async def _on_file(run: Run) -> str | None:
-    async with run.session() as session:
-        account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
-        return await people.own_name(session, account.person_id)
-
-
 async def begin(run: Run, args: str) -> dict[str, Any] | None:
     """/name NAME records it at once; /name alone asks, unless a name is on file already."""
     if args:
@@ -28,12 +23,13 @@ async def begin(run: Run, args: str) -> dict[str, Any] | None:
             name = normalize_name(args)
         except RuleError as error:
             # Said as the question would say it; the question is then asked.
-            values = {"code": error.code, "params": error.params or {}}
-            await run.chat.show(Screen("form/invalid", values))
+            await run.chat.show(Screen("form/invalid", said(error)))
             return {}
         await run.chat.show(await _record(run, name))
         return None
-    on_file = await _on_file(run)
+    async with run.session() as session:
+        account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
+        on_file = await people.own_name(session, account.person_id)
     if on_file is not None:
         await run.chat.show(Screen("start/name_on_file", {"full_name": on_file}))
         return None

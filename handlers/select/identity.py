@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from handlers.chat.flow import Answer, Goto, Outcome, Question, Reask, Run, Turn
+from handlers.chat.flow import Answer, Flow, Goto, Outcome, Question, Reask, Run, Turn
 from handlers.chat.kinds import Pick, Rule, Text, checked, invalid
 from handlers.chat.screen import Screen
 from storage import geo, nominations, people
@@ -105,7 +105,7 @@ async def gender_fits_id(run: Run, code: str) -> Outcome | None:
         info = parse_id_number(number, today=run.today(), min_age=0, max_age=200)
         cross_check(info, gender=code, birth_date=None)
     except RuleError as error:
-        return Reask(say="form/invalid", values={"code": error.code, "params": {}})
+        return invalid("form/invalid", error)
     return None
 
 
@@ -202,16 +202,11 @@ def old_positions(
     """Upgrade a draft of the form engine before the flow engine (kept at deploy): its "at"
     was a step index or 100 (review), its consents a flag beside the answers."""
 
+    at = {**dict(enumerate(steps)), 100: "review", **more}
+
     def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:
         answers = dict(draft.get("answers") or {})
-        at = draft.get("at", state)
-        position: str | None = None
-        if isinstance(at, int) and 0 <= at < len(steps):
-            position = steps[at]
-        elif at == 100:
-            position = "review"
-        elif isinstance(at, int) and at in more:
-            position = more[at]
+        position = Flow.old_position(draft, state, at)
         if consent and position in ("consent_id", *steps, "review"):
             # Past the first consent: the old form asked it before the first question.
             answers.setdefault("consent", True)

@@ -17,7 +17,7 @@ from handlers.chat.acting import as_actor
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Entry, Finish, Flow, Outcome, Run, Texts
-from handlers.chat.screen import Btn, Rows, Screen
+from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
 from handlers.select.kinds import Note
 from handlers.select.queue import Queue, old_draft, tell
@@ -45,8 +45,8 @@ def _allowed(card: ReviewCard) -> frozenset[Event]:
     return frozenset(allowed_events(Status(card.status), channel=Channel(card.channel)))
 
 
-def item_rows(act: Act, card: ReviewCard) -> Rows:
-    """The actions the nomination's status and channel allow, and a way back to the list."""
+def item(act: Act, card: ReviewCard, notice: str = "") -> Screen:
+    """The nomination, the actions its status and channel allow, and a way back to the list."""
     allowed = _allowed(card)
     rows = [
         (Btn(act.label(key), button.data(card.id)),)
@@ -54,7 +54,7 @@ def item_rows(act: Act, card: ReviewCard) -> Rows:
         if event in allowed
     ]
     rows.append((Btn(act.label("back"), QUEUE.turn.data(0)),))
-    return tuple(rows)
+    return Screen("review/item", {"n": card, "notice": notice}, tuple(rows), edit=True)
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ async def open_nomination(act: Act) -> Screen:
     (nomination_id,) = act.values
     async with act.session() as session:
         card = await review_queries.review_card(session, act.actor, nomination_id)
-    return Screen("review/item", {"n": card, "notice": ""}, item_rows(act, card), edit=True)
+    return item(act, card)
 
 
 @screen(button=SEND, needs=OFFICIAL_ROLES)
@@ -110,8 +110,7 @@ async def mark_contacted(act: Act) -> Screen:
             session, act.actor, nomination_id, now=datetime.now(UTC)
         )
         card = await review_queries.review_card(session, act.actor, nomination.id)
-    values = {"n": card, "notice": "contacted"}
-    return Screen("review/item", values, item_rows(act, card), edit=True)
+    return item(act, card, "contacted")
 
 
 MENUS = (review_queue, open_nomination, send_to_vetting, mark_contacted)

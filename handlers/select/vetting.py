@@ -8,6 +8,7 @@ after the approve/reject button (a flow, DECIDE); nothing is recorded before it 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,12 +55,7 @@ async def vetting_queue(act: Act) -> Screen:
     tz = act.settings.tz
 
     def shown(item: VettingItem) -> dict[str, Any]:
-        return {
-            "full_name": item.full_name,
-            "township": item.township,
-            "department": item.department,
-            "requested": item.requested_at.astimezone(tz).date(),
-        }
+        return {**asdict(item), "requested": item.requested_at.astimezone(tz).date()}
 
     return await QUEUE.page(act, reviewer(act), shown)
 
@@ -99,13 +95,12 @@ def begin(decision: Decision) -> Enter:
 
 
 async def decide(run: Run, answers: dict[str, Any]) -> Outcome:
-    """Record the decision; tell the candidate and the township once it is settled."""
+    """Record the decision; once it is settled, queue the outcome for the candidate and the
+    township in the decision's transaction."""
     note: str | None = answers.get("note")
     departments = run.settings.department_codes
 
-    async def record(
-        session: AsyncSession, actor: Actor
-    ) -> tuple[nominations.VettingResult, VettingCard]:
+    async def record(session: AsyncSession, actor: Actor) -> tuple[VettingOutcome, VettingCard]:
         card = await review_queries.vetting_card(session, actor, int(answers["review_id"]))
         try:
             result = await nominations.decide_review(
@@ -121,55 +116,44 @@ async def decide(run: Run, answers: dict[str, Any]) -> Outcome:
         except NotAllowed:
             # The card was ours and open a moment ago: a colleague decided first.
             raise Stale from None
-        if result.outcome != VettingOutcome.PENDING:
-            await plan_outcome_notices(session, run, result, card, note)
-        return result, card
+        if result.outcome == VettingOutcome.PENDING:
+            return result.outcome, card
+        chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
+        subject = result.nomination.id
+        key = f"vetting-outcome:{subject}"
+        approved = result.outcome == VettingOutcome.APPROVED
+        if approved:
+            # The cadre starts on the grade ladder the moment they enter the pool.
+            policy = run.chat.service("grade_policy")
+            await grades.enter_pool(session, subject, policy, now=datetime.now(UTC))
+        # Neutral on purpose for the candidate: no department, no note; those go to the township.
+        name = "vetting/notice_pool" if approved else "vetting/notice_not_selected"
+        told = await tell(
+            run, session, chat_ids["candidate"], name, key=f"{key}:candidate", subject=subject
+        )
+        await tell(
+            run,
+            session,
+            chat_ids["officials"],
+            "vetting/notice_outcome",
+            key=f"{key}:official",
+            subject=subject,
+            outcome=result.outcome.value,
+            full_name=card.full_name,
+            township=card.township,
+            department=card.department,
+            note=note or "",
+            candidate_told=told > 0,
+        )
+        return result.outcome, card
 
-    recorded = await as_actor(run, record)
-    result, card = recorded
+    outcome, card = await as_actor(run, record)
     values = {
         "decision": answers["decision"],
-        "outcome": result.outcome.value,
+        "outcome": outcome.value,
         "full_name": card.full_name,
     }
     return Finish((Screen("vetting/recorded", values),))
-
-
-async def plan_outcome_notices(
-    session: AsyncSession,
-    run: Run,
-    result: nominations.VettingResult,
-    card: VettingCard,
-    note: str | None,
-) -> None:
-    """Queue the outcome for the candidate and the township, in the decision's transaction."""
-    chat_ids = await nominations.chat_ids_for_outcome(session, result.nomination)
-    subject = result.nomination.id
-    key = f"vetting-outcome:{subject}"
-    approved = result.outcome == VettingOutcome.APPROVED
-    if approved:
-        # The cadre starts on the grade ladder the moment they enter the pool.
-        policy = run.chat.service("grade_policy")
-        await grades.enter_pool(session, subject, policy, now=datetime.now(UTC))
-    # Neutral on purpose for the candidate: no department, no note; those go to the township.
-    name = "vetting/notice_pool" if approved else "vetting/notice_not_selected"
-    told = await tell(
-        run, session, chat_ids["candidate"], name, key=f"{key}:candidate", subject=subject
-    )
-    await tell(
-        run,
-        session,
-        chat_ids["officials"],
-        "vetting/notice_outcome",
-        key=f"{key}:official",
-        subject=subject,
-        outcome=result.outcome.value,
-        full_name=card.full_name,
-        township=card.township,
-        department=card.department,
-        note=note or "",
-        candidate_told=told > 0,
-    )
 
 
 ENTRIES = (Entry(APPROVE, begin(Decision.APPROVE)), Entry(REJECT, begin(Decision.REJECT)))
