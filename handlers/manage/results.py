@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.acting import STALE_BUTTON, acting, scoped
 from handlers.chat.codec import CODE, YEAR, Button
@@ -30,8 +29,9 @@ from handlers.chat.flow import (
     Texts,
     Turn,
 )
+from handlers.chat.paged import Lister
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.kinds import OFFICIALS, Cadres, Listed
+from handlers.manage.kinds import OFFICIALS, Cadres, Decide, about
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades
 from storage.grades import Candidate, GradeError
@@ -117,24 +117,12 @@ class Year(_TakesFiles, Question):
         return Answer(year)
 
 
-async def _load(
-    run: Run, session: AsyncSession, actor: Actor, offset: int, limit: int
-) -> tuple[Sequence[Listed], int]:
-    year = int(run.answers["year"])
-    return await grades.pending_for_year(session, actor, year, offset=offset, limit=limit)
+def _pending_for(run: Run) -> Lister[Candidate]:
+    return partial(grades.pending_for_year, year=int(run.answers["year"]))
 
 
-async def _take(
-    run: Run, session: AsyncSession, actor: Actor, nomination_id: int
-) -> dict[str, Any]:
-    found = await grades.candidate(session, actor, nomination_id)
-    _forget_cadre(run)
-    return {
-        "name": found.full_name,
-        "grade": found.grade,
-        "years": found.years_in_grade,
-        "township": found.township,
-    }
+def _kept(found: Candidate) -> dict[str, Any]:
+    return {**about(found), "grade": found.grade, "years": found.years_in_grade}
 
 
 class People(_TakesFiles, Cadres):
@@ -173,31 +161,18 @@ class Assessment(_TakesFiles, Question):
         return Answer(code)
 
 
-class Confirm(_TakesFiles, Question):
-    """The move the result makes, to confirm (``grd:ok``) or go back (``grd:rb``)."""
+class Confirm(_TakesFiles, Decide):
+    __slots__ = ()
 
-    key = "confirm"
-    editable = False
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "ok"), Button(prefix, "rb"))
+def _move(run: Run) -> dict[str, Any]:
+    state = _cadre(run.answers).state
+    return _shown(run, move=apply_result(state, Result(run.answers["result"]), _policy(run)))
 
-    async def ask(self, run: Run, page: int) -> Screen:
-        state = _cadre(run.answers).state
-        move = apply_result(state, Result(run.answers["result"]), _policy(run))
-        rows = (
-            (
-                Btn(run.label("submit"), f"{run.prefix}:ok"),
-                Btn(run.label("back"), f"{run.prefix}:rb"),
-            ),
-        )
-        return Screen("grades/confirm", _shown(run, move=move), rows, edit=True)
 
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        if button.parts[1] == "rb":
-            run.answers.pop("result", None)
-            return Goto("result")
-        return Answer(True)
+def _result_again(run: Run) -> Outcome:
+    run.answers.pop("result", None)
+    return Goto("result")
 
 
 async def record(run: Run, answers: dict[str, Any]) -> Outcome:
@@ -256,14 +231,17 @@ RESULTS = Flow(
         People(
             "nid",
             "grades/choose_person",
-            _load,
-            _take,
+            _pending_for,
+            grades.candidate,
             empty="grades/none_pending",
+            keep=_kept,
+            forget=CADRE_KEYS,
             values=lambda run: {"year": run.answers.get("year")},
             done=Screen("grades/results_done", edit=True),
         ),
         Assessment(),
-        Confirm(),
+        # The move the result makes, to confirm (``grd:ok``) or go back (``grd:rb``).
+        Confirm("confirm", "grades/confirm", _move, "rb", "back", _result_again, edit=True),
     ),
     submit=record,
     texts=Texts(busy="grades/busy", use_buttons="grades/use_buttons"),
