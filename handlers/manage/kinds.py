@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.acting import acting, scoped
 from handlers.chat.codec import Button
-from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run
+from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run, Texts
 from handlers.chat.paged import PER_PAGE as PER_PAGE
 from handlers.chat.paged import Lister, Paged
 from handlers.chat.screen import Btn, Screen
@@ -19,6 +19,7 @@ from storage.models import Role
 from storage.people import Actor
 
 OFFICIALS = (Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
+TEXTS = Texts(busy="grades/busy", use_buttons="grades/use_buttons")
 
 
 # The page of cadres in the actor's scope this run lists (storage's Candidate, Assignee: a

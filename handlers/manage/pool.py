@@ -12,7 +12,7 @@ pool button leaves it and does what it says (a half-typed reason is abandoned, n
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -236,7 +236,7 @@ def _name(run: Run, raw: str) -> str:
     return clean_text(raw, max_len=NAME_MAX)
 
 
-# Pool buttons that leave the conversation and do what they say; and those that start it over.
+# Pool buttons that leave the conversation and do what they say.
 LEAVING: dict[Button, Menu] = {
     TURN: relist,
     FILTER: choose_filter,
@@ -245,11 +245,8 @@ LEAVING: dict[Button, Menu] = {
     OPEN: open_dossier,
     EXPORT: export_dossier,
 }
-Restart = Callable[[Run, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
-RESTARTS: dict[Button, tuple[Restart, str]] = {
-    SEARCH: (start_search, "name"),
-    ADJUST: (start_adjust, "reason"),
-}
+# Pool buttons that start the conversation, and start it over when pressed inside it.
+ENTRIES = (Entry(SEARCH, start_search), Entry(ADJUST, start_adjust))
 
 
 class Leaves(Question):
@@ -257,7 +254,7 @@ class Leaves(Question):
     leaves it (as before the port, a pool button always meant what it said)."""
 
     def shapes(self, prefix: str) -> Sequence[Button]:
-        return (*super().shapes(prefix), *LEAVING, *RESTARTS)
+        return (*super().shapes(prefix), *LEAVING, *(entry.button for entry in ENTRIES))
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         filter_state(run.chat)  # an old draft's filter, taken over before the draft goes
@@ -265,14 +262,15 @@ class Leaves(Question):
         if menu is not None:
             await show(menu, run.chat, values=values, button=button)
             return Finish()
-        if button in RESTARTS:
-            begin, first = RESTARTS[button]
-            initial = await begin(run, values)
-            if initial is None:
-                return Finish()  # refused or no longer possible: it has said why
-            run.answers.clear()
-            run.answers.update(initial)
-            return Goto(first)
+        for entry in ENTRIES:
+            if entry.button == button:
+                initial = await entry.start(run, values)
+                if initial is None:
+                    return Finish()  # refused or no longer possible: it has said why
+                run.answers.clear()
+                run.answers.update(initial)
+                # The first question its mode asks: the name to search by, or the reason.
+                return Goto(next(q.key for q in run.flow.questions if q.when and q.when(run)))
         return await super().on_button(run, button, values)
 
 
@@ -329,7 +327,7 @@ POOL = Flow(
     ),
     submit=submit,
     start=start_pool,
-    entries=(Entry(SEARCH, start_search), Entry(ADJUST, start_adjust)),
+    entries=ENTRIES,
     texts=Texts(busy="pool/busy", cancelled="pool/cancelled"),
     version=2,
     upgrade=upgrade,

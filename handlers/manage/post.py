@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.acting import EXPIRED, acting, said, scoped
 from handlers.chat.commands import command
-from handlers.chat.flow import Finish, Flow, Outcome, Run, Texts
+from handlers.chat.flow import Finish, Flow, Outcome, Run
 from handlers.chat.kinds import Choice, Day, Text
 from handlers.chat.screen import Screen
-from handlers.manage.kinds import OFFICIALS, PER_PAGE, Cadres, Decide
+from handlers.manage.kinds import OFFICIALS, PER_PAGE, TEXTS, Cadres, Decide
 from storage import posts
 from storage.people import Actor
 from storage.rules.identity import RuleError
@@ -174,7 +174,7 @@ POST = Flow(
         ),
     ),
     submit=save,
-    texts=Texts(busy="grades/busy", use_buttons="grades/use_buttons"),
+    texts=TEXTS,
     upgrade=_upgrade,
     legacy_states=(10, 11, 12, 13, 14, 15),
 )

@@ -26,12 +26,11 @@ from handlers.chat.flow import (
     Outcome,
     Question,
     Run,
-    Texts,
     Turn,
 )
 from handlers.chat.paged import Lister
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.kinds import OFFICIALS, Cadres, Decide, about
+from handlers.manage.kinds import OFFICIALS, TEXTS, Cadres, Decide, about
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades
 from storage.grades import Candidate, GradeError
@@ -244,6 +243,6 @@ RESULTS = Flow(
         Confirm("confirm", "grades/confirm", _move, "rb", "back", _result_again, edit=True),
     ),
     submit=record,
-    texts=Texts(busy="grades/busy", use_buttons="grades/use_buttons"),
+    texts=TEXTS,
     upgrade=_upgrade,
 )
