@@ -8,11 +8,12 @@ written before the submit, which re-checks scope and dates.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import EXPIRED, acting, said, scoped
+from handlers.chat.acting import EXPIRED, as_actor, said, scoped
 from handlers.chat.commands import command
 from handlers.chat.flow import Finish, Flow, Outcome, Run
 from handlers.chat.kinds import Choice, Day, Text
@@ -33,8 +34,7 @@ def _about(run: Run) -> dict[str, Any]:
 
 async def anyone_to_post(run: Run, args: str) -> dict[str, Any] | None:
     """Nobody in scope: said, and the flow does not start."""
-    async with run.session() as session:
-        _, total = await posts.assignable(session, await acting(run), limit=PER_PAGE)
+    _, total = await as_actor(run, partial(posts.assignable, limit=PER_PAGE))
     if not total:
         await run.chat.show(Screen("posts/none"))
         return None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from handlers.chat.acting import STALE_BUTTON, acting, scoped
+from handlers.chat.acting import STALE_BUTTON, acting, as_actor, scoped
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -34,7 +34,6 @@ from handlers.manage.kinds import OFFICIALS, TEXTS, Cadres, Decide, about
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades
 from storage.grades import Candidate, GradeError
-from storage.people import Actor
 from storage.rules.ladder import LadderPolicy, Result, apply_result
 
 COMMAND = command("results", *OFFICIALS)
@@ -74,9 +73,8 @@ def _forget_cadre(run: Run) -> None:
         run.answers.pop(key, None)
 
 
-async def _pending(run: Run, actor: Actor, year: int) -> int:
-    async with run.session() as session:
-        _, total = await grades.pending_for_year(session, actor, year, limit=1)
+async def _pending(run: Run, year: int) -> int:
+    _, total = await as_actor(run, partial(grades.pending_for_year, year=year, limit=1))
     return total
 
 
@@ -109,7 +107,7 @@ class Year(_TakesFiles, Question):
         year = int(values[0])
         if year not in _years(run):
             return STALE
-        if not await _pending(run, await acting(run), year):
+        if not await _pending(run, year):
             return Finish((Screen("grades/none_pending", {"year": year}),))
         run.answers.clear()
         run.answers["page"] = 0
@@ -201,7 +199,7 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
             move = {"year": year, "full_name": answers["name"], "move": applied.move}
             said = Screen("grades/applied", {**move, "period": policy.subsidy_period})
     _forget_cadre(run)
-    if not await _pending(run, await acting(run), year):
+    if not await _pending(run, year):
         return Finish((said, Screen("grades/none_pending", {"year": year})))
     run.draft["below"] = True
     return Goto("nid", say=said.template, values=said.values)
