@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import acting, scoped
+from handlers.chat.acting import as_actor, scoped
 from handlers.chat.codec import Button
 from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run, Texts
 from handlers.chat.paged import PER_PAGE as PER_PAGE
@@ -64,8 +65,7 @@ class Cadres(Paged):
         return run.answers
 
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
-        async with run.session() as session:
-            return await self.load(run)(session, await acting(run), offset=offset, limit=limit)
+        return await as_actor(run, partial(self.load(run), offset=offset, limit=limit))
 
     def label(self, run: Run, item: Any) -> str:
         return run.chat.text(
