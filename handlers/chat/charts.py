@@ -68,6 +68,9 @@ class ChartData:
     townships: tuple[ChartLine, ...]
     # One township's summary: its talk chart is titled for it, not "per township".
     township_scope: bool = False
+    # The figures panel under the chart: training person-times, difficulties resolved,
+    # project funds and income of the period (yuan); empty for rows planned before it.
+    panel: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, figures: Summary) -> ChartData:
@@ -79,6 +82,12 @@ class ChartData:
                 for t in figures.townships
             ),
             figures.township_id is not None,
+            (
+                ("person_times", figures.trainings.person_times if figures.trainings else 0),
+                ("difficulties_resolved", figures.difficulties_resolved),
+                ("funds_yuan", figures.funds_yuan),
+                ("income_yuan", figures.income_yuan),
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -87,6 +96,7 @@ class ChartData:
             "funnel": [list(step) for step in self.funnel],
             "townships": [list(astuple(line)) for line in self.townships],
             "township": self.township_scope,
+            "panel": [list(item) for item in self.panel],
         }
 
     @classmethod
@@ -100,6 +110,7 @@ class ChartData:
             ),
             # Rows planned before the field existed are the county's or a township's alike.
             bool(data.get("township", False)),
+            tuple((str(code), int(n)) for code, n in data.get("panel", ())),
         )
 
 
@@ -128,7 +139,8 @@ def draw_photo(photo: dict[str, Any]) -> tuple[bytes, str]:
 def render_chart(
     figures: Summary | ChartData, locale: str, env: Environment | None = None
 ) -> bytes:
-    """A PNG: the pipeline funnel, then talks held against talks due per township."""
+    """A PNG: the period's pipeline funnel, then talks held against talks due per township,
+    and the figures panel under them."""
     from matplotlib import font_manager, rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -142,6 +154,7 @@ def render_chart(
     township = figures.scope_name if figures.township_scope else None
     title = render(env, locale, "summary/chart_talks_title", township=township)
     talks_title = html.unescape(title)
+    panel = html.unescape(render(env, locale, "summary/chart_panel", panel=dict(figures.panel)))
     family = font_manager.FontProperties(fname=str(chart_font())).get_name()
     lines = figures.townships
     height = 3.2 + 0.42 * max(3, len(lines))
@@ -154,6 +167,8 @@ def render_chart(
             2, 1, gridspec_kw={"height_ratios": [2.6, max(3, len(lines)) * 0.42]}
         )
         figure.suptitle(figures.scope_name, fontsize=13)
+        if panel:
+            figure.supxlabel(panel, fontsize=11)
 
         steps = figures.funnel
         names = [labels.get(f"summary.funnel.{code}", code) for code, _ in steps]

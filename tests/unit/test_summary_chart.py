@@ -50,3 +50,20 @@ def test_small_counts_get_whole_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_outbox_row_planned_before_the_field_is_the_county_kind() -> None:
     old = {"scope": "木黄镇", "funnel": [["nominated", 5]], "townships": [["木黄镇", 3, 1, 0]]}
     assert not ChartData.from_json(old).township_scope
+
+
+def test_the_figures_panel_is_under_the_chart(monkeypatch: pytest.MonkeyPatch) -> None:
+    panel = (
+        ("person_times", 1800),
+        ("difficulties_resolved", 89),
+        ("funds_yuan", 52_330_000),
+        ("income_yuan", 2_126_000),
+    )
+    data = ChartData("示例县", (("nominated", 849),), (), panel=panel)
+    assert ChartData.from_json(data.to_json()) == data
+    figure = _drawn(monkeypatch, data)
+    assert figure.get_supxlabel() == (
+        "培训 1800 人次 · 解决困难 89 件 · 项目资金 5233 万元 · 本期增收 212.6 万元"
+    )
+    # A row planned before the panel existed draws no panel.
+    assert _drawn(monkeypatch, ChartData("示例县", data.funnel, ())).get_supxlabel() == ""
