@@ -83,7 +83,8 @@ class ChartData:
             ),
             figures.township_id is not None,
             (
-                ("person_times", figures.trainings.person_times if figures.trainings else 0),
+                # The classes' person-times, as the text and the article count them.
+                ("person_times", t.class_person_times if (t := figures.trainings) else 0),
                 ("difficulties_resolved", figures.difficulties_resolved),
                 ("funds_yuan", figures.funds_yuan),
                 ("income_yuan", figures.income_yuan),
