@@ -465,6 +465,18 @@ def _add(counts: dict[Any, int], key: Any, n: int) -> None:
     counts[key] = counts.get(key, 0) + int(n)
 
 
+# What the pool's structure and its villages are read from, for each file.
+_POOL_FACTS = (
+    Nomination.id,
+    Nomination.township_id,
+    Nomination.village_id,
+    Nomination.education,
+    Nomination.gender,
+    Nomination.birth_date,
+    Nomination.political_status,
+)
+
+
 def _statuses_at(moment: datetime, township_id: int | None) -> Subquery:
     """Nominations received before `moment` with their status then: the latest status
     change before it, or `new` (a file's first change is its submission)."""
@@ -484,13 +496,7 @@ def _statuses_at(moment: datetime, township_id: int | None) -> Subquery:
     )
     return (
         select(
-            Nomination.id,
-            Nomination.township_id,
-            Nomination.village_id,
-            Nomination.education,
-            Nomination.gender,
-            Nomination.birth_date,
-            Nomination.political_status,
+            *_POOL_FACTS,
             func.coalesce(ranked.c.to_status, Status.NEW.value).label("status"),
         )
         .outerjoin(ranked, and_(ranked.c.nomination_id == Nomination.id, ranked.c.rank == 1))
@@ -505,15 +511,7 @@ def _pool_rows(township_id: int | None, past_end: datetime | None) -> Subquery:
         rows = _statuses_at(past_end, township_id)
         return select(rows).where(rows.c.status == Status.IN_POOL.value).subquery()
     return (
-        select(
-            Nomination.id,
-            Nomination.township_id,
-            Nomination.village_id,
-            Nomination.education,
-            Nomination.gender,
-            Nomination.birth_date,
-            Nomination.political_status,
-        )
+        select(*_POOL_FACTS)
         .where(
             Nomination.status == Status.IN_POOL.value,
             *_in_scope(Nomination.township_id, township_id),
