@@ -51,7 +51,8 @@ class DemoInvite:
 
 
 async def demo_person(session: AsyncSession, name: str) -> Person:
-    """The demo person named `name`, created on first use."""
+    """The demo person named `name`, created on first use. Found by name: the 演示… names
+    keep the demo's staff apart from anyone a real or the article's county holds."""
     person = await session.scalar(select(Person).where(Person.full_name == name))
     if person is None:
         person = Person(full_name=name)
