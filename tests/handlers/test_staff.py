@@ -176,7 +176,7 @@ async def test_staff_lists_what_each_official_manages(county: Staffed) -> None:
     assert "县干部" not in names  # not oneself
     town = only(await bot.send(TOWN, "/staff"))
     assert town.labels == ["村书记 · 联系导师 · 青山镇"]
-    assert "共 1 人次" in town.text
+    assert "共 1 项" in town.text
 
 
 async def test_revoking_asks_first_then_ends_the_role_and_marks_the_menu(
