@@ -23,7 +23,7 @@ from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Entry, Finish, Flow, InChat, Outcome, Question, Reask, Run, Texts
 from handlers.chat.kinds import checked
-from handlers.chat.paged import Pages
+from handlers.chat.paged import Pages, page_in_scope
 from handlers.chat.screen import Btn, Pager, Screen
 from handlers.chat.screens import Act, screen
 from storage import staff
@@ -52,15 +52,7 @@ def _line(at: InChat, member: StaffMember) -> str:
 
 
 async def listing(at: InChat, actor: Actor, page: int) -> Screen:
-    async with at.session() as session:
-        members, total = await staff.staff_in_scope(
-            session, actor, offset=PAGER.offset(page), limit=PAGER.per_page
-        )
-        if not members and page > 0:  # the page emptied since its button was drawn
-            page = 0
-            members, total = await staff.staff_in_scope(
-                session, actor, offset=0, limit=PAGER.per_page
-            )
+    page, members, total = await page_in_scope(at, actor, PAGER, page, staff.staff_in_scope)
     if total == 0:
         return Screen("staff/none", edit=True)
     rows = tuple((Btn(_line(at, m), OPEN.data(m.grant_id)),) for m in members)

@@ -243,3 +243,23 @@ async def test_an_official_corrects_a_name_within_scope(county: Staffed) -> None
         county.persons[FAR_MENTOR],
     )
     assert "王小明" not in str(audit.detail)  # the audit log holds ids, not the name
+
+
+async def test_the_list_turns_pages_and_a_page_emptied_meanwhile_shows_the_first(
+    county: Staffed,
+) -> None:
+    bot = county.bot
+    async with bot.database.sessionmaker.begin() as session:
+        ids = await townships(session, [])
+        for n in range(5):  # 6 + 5 = 11 in the county official's scope: two pages of 8
+            await staff(
+                session, 8300 + n, f"导师{n}号", [(Role.MENTOR, ids["青山镇"], "township")]
+            )
+    first = only(await bot.send(COUNTY, "/staff"))
+    assert "共 11 项，第 1/2 页" in first.text and len(first.labels) == 9  # 8, then "next"
+    second = only(await bot.press(COUNTY, first.button("下一页")))
+    assert "第 2/2 页" in second.text
+    assert len(second.labels) == 4  # 3 people, "previous"
+    assert not set(second.labels[:3]) & set(first.labels[:8])
+    # A page that no longer exists (staff revoked meanwhile) shows the first one.
+    assert "第 1/2 页" in only(await bot.press(COUNTY, "sf:pg:5")).text
