@@ -584,7 +584,7 @@ async def load_dossier(
         rows = await session.execute(
             select(Person.id, Person.full_name).where(Person.id.in_(named))
         )
-        actors = {person_id: name or "" for person_id, name in rows.tuples()}
+        actors = {person_id: name or "" for person_id, name in rows.all()}
     await audit.record(session, actor.person_id, "dossier.read", "nomination", nomination.id)
     return Dossier(
         nomination,
