@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.chat.acting import as_actor
 from handlers.chat.commands import command
 from handlers.chat.flow import Finish, Flow, Goto, Outcome, Run, Texts
-from handlers.chat.kinds import Day, Text
+from handlers.chat.kinds import Confirm, Day, Text
 from handlers.chat.screen import Screen
-from handlers.manage.kinds import Decide
 from storage import posts, rounds
-from storage.models import Role
+from storage.models import Role, SelectionRound
 from storage.people import Actor
 from storage.rules.identity import clean_text
 
@@ -28,7 +27,7 @@ COMMAND = command("round", Role.COUNTY_OFFICIAL, Role.ADMIN)
 NAME_MAX = 40
 
 
-def _listed(found: list[Any], today: date) -> list[dict[str, Any]]:
+def _listed(found: list[SelectionRound], today: date) -> list[dict[str, Any]]:
     return [
         {
             "name": r.name,
@@ -122,13 +121,15 @@ ROUND = Flow(
             invalid="posts/invalid",
             editable=False,
         ),
-        Decide(
+        # What will be stored: submit (``rnd:ok:1``) or cancel (``rnd:ok:0``), nothing kept.
+        Confirm(
             "confirm",
+            "ok",
             "rounds/review",
-            _review,
-            tag="no",
-            label="cancel",
-            otherwise=lambda run: Finish((Screen("common/cancelled"),)),
+            declined="common/cancelled",
+            yes="submit",
+            no="cancel",
+            values=_review,
         ),
     ),
     submit=open_round,
