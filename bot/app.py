@@ -61,11 +61,13 @@ from handlers.manage import dossier, grade, results_csv
 from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
 from handlers.manage.post import POST
+from handlers.manage.readmit import READMIT_FLOW
 from handlers.manage.results import RESULTS
 from handlers.oversight import export, invite, schedule, staff, summary
 from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
+from handlers.select.rounds import ROUND
 from handlers.use import projects
 from handlers.use.outcome import OUTCOME
 from handlers.use.project import PROJECT
@@ -333,6 +335,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *menus(mydata.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
+                conversation_of(ROUND),
                 # The decisions asked from the queues' buttons, then the queues themselves.
                 conversation_of(review.DECLINE),
                 *menus(review.MENUS),
@@ -341,6 +344,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # /pool and the pool's conversation first: its buttons end an open search or
                 # adjustment before the list's and the file's own handlers see them.
                 conversation_of(POOL),
+                conversation_of(READMIT_FLOW),
                 *menus(pool_menus.MENUS, dossier.MENUS),
                 # 2+1 mentoring: the two conversations first (their fallbacks see commands
                 # before the plain ones), then /pair, /mentees and a page of /difficulties.
@@ -379,6 +383,7 @@ COMMANDS: tuple[Command, ...] = (
     *start.COMMANDS,
     NOMINATE.command,
     RECOMMEND.command,
+    ROUND.command,
     review.COMMAND,
     vetting.COMMAND,
     POOL.command,

@@ -14,7 +14,7 @@ from typing import Any
 from handlers.chat.flow import Answer, Flow, Goto, Outcome, Question, Reask, Run, Turn
 from handlers.chat.kinds import Pick, Rule, Text, checked, invalid
 from handlers.chat.screen import Screen
-from storage import geo, nominations, people
+from storage import geo, nominations, people, rounds
 from storage.models import Township, Village
 from storage.rules.identity import (
     RuleError,
@@ -42,8 +42,14 @@ async def duplicate(run: Run, *, id_number: str | None = None, phone: str | None
             max_failures=settings.invite_max_failures,
             window=timedelta(minutes=window),
         )
+        # Checked against the round the form would join (storage/rounds.py).
+        state = await rounds.on(session, run.today())
         found = allowed and await nominations.is_duplicate(
-            session, run.chat.service("cipher"), id_number=id_number, phone=phone
+            session,
+            run.chat.service("cipher"),
+            id_number=id_number,
+            phone=phone,
+            round_id=state.round_id,
         )
     if not allowed:
         # The draft keeps every answer given so far; the question is asked again.

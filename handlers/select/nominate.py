@@ -21,10 +21,10 @@ from handlers.select.identity import (
     township,
     village,
 )
-from storage import nominations, people, reminders
+from storage import nominations, people, reminders, rounds
 from storage.nominations import Duplicate, NominationForm
 from storage.rules.options import EDUCATIONS, ETHNICITIES, GENDERS, POLITICAL_STATUSES
-from storage.rules.vetting import Channel
+from storage.rules.vetting import CLOSED, Channel
 
 COMMAND = command("nominate")
 # The steps of the form before the flow engine, in order: a draft open at deploy keeps its place.
@@ -68,6 +68,10 @@ async def store(
     transaction; a duplicate is said instead."""
     try:
         async with run.session() as session:
+            state = await rounds.on(session, run.today())
+            if channel == Channel.SELF and not state.nominating:
+                # The round closed while the form was being filled in.
+                return Finish((_closed(state),))
             account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
             nomination = await nominations.create_nomination(
                 session,
@@ -78,6 +82,7 @@ async def store(
                 person_id=account.person_id if channel == Channel.SELF else None,
                 now=datetime.now(UTC),
                 consent=consent,
+                round_id=state.round_id,
             )
             await run.chat.notify(
                 session,
@@ -93,13 +98,34 @@ async def store(
     return Finish((Screen("form/submitted", {"flow": flow}),))
 
 
+def _closed(state: rounds.Rounds) -> Screen:
+    """No round is open: when the next one opens, if one is set."""
+    upcoming = state.upcoming
+    if upcoming is None:
+        return Screen("rounds/closed", {"upcoming": None})
+    shown = {"name": upcoming.name, "starts_on": upcoming.starts_on.isoformat()}
+    return Screen("rounds/closed", {"upcoming": shown})
+
+
 async def one_per_person(run: Run, args: str) -> dict[str, Any] | None:
-    """One nomination per person: a second /nominate shows where the first one stands."""
+    """One open nomination per person, and one per round (storage/rounds.py): a second
+    /nominate shows where the first one stands; between rounds, when the next one opens."""
     async with run.session() as session:
         account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
-        existing = await nominations.own_nominations(session, account.person_id)
-    if existing:
-        await run.chat.show(Screen("form/already_nominated", {"status": existing[0].status}))
+        state = await rounds.on(session, run.today())
+        held = await rounds.holding(session, account.person_id, state.round_id)
+    if held is not None and held.status not in CLOSED:
+        await run.chat.show(Screen("form/already_nominated", {"status": held.status}))
+        return None
+    if not state.nominating:
+        await run.chat.show(_closed(state))
+        return None
+    if held is not None:
+        # Closed, in this very round: a later round takes them (the implicit round never
+        # ends, so there it is once per person, as before rounds).
+        later = state.round_id is not None
+        template = "rounds/again_later" if later else "form/already_nominated"
+        await run.chat.show(Screen(template, {"status": held.status}))
         return None
     return {}
 
