@@ -316,7 +316,7 @@ async def test_last_months_study_tour_is_recorded_and_its_roster_marked(county: 
     assert training.ends_at - training.starts_at == timedelta(days=2, hours=8)
     # The head shows the last day's date: the session runs over three days.
     last_day = held + timedelta(days=2)
-    assert f"{last_day.month}月{last_day.day}日 16:00" in saved.text
+    assert f"{last_day.month}月{last_day.day}日 16:00\n地点：浙江省安吉县余村" in saved.text
     page = last(await bot.press(QINGSHAN, saved.button("签到名单")))
     assert "已签到 0/2 人" in page.text
     page = last(await bot.press(QINGSHAN, page.button("张一")))
