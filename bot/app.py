@@ -56,6 +56,7 @@ from handlers.chat.tg import ahead_of_flows, conversation_of, handlers_of
 from handlers.cultivate import attendance, checkin, difficulties, invites, mentees, pairing, scores
 from handlers.cultivate import trainings as training_menus
 from handlers.cultivate.talk import TALK
+from handlers.cultivate.talk_behalf import TALK_BEHALF
 from handlers.cultivate.training_new import TRAINING
 from handlers.manage import dossier, grade, results_csv
 from handlers.manage import pool as pool_menus
@@ -349,6 +350,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # 2+1 mentoring: the two conversations first (their fallbacks see commands
                 # before the plain ones), then /pair, /mentees and a page of /difficulties.
                 conversation_of(TALK),
+                conversation_of(TALK_BEHALF),
                 conversation_of(difficulties.RESOLVE),
                 *menus(pairing.MENUS, mentees.MENUS, difficulties.MENUS),
                 conversation_of(TRAINING),
@@ -390,6 +392,7 @@ COMMANDS: tuple[Command, ...] = (
     dossier.COMMAND,
     mentees.COMMAND,
     TALK.command,
+    TALK_BEHALF.command,
     difficulties.COMMAND,
     pairing.COMMAND,
     training_menus.COMMAND,

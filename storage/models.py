@@ -626,6 +626,10 @@ class TalkLog(Base):
     pairing_id: Mapped[int] = mapped_column(ForeignKey("pairing.id", ondelete="CASCADE"))
     nomination_id: Mapped[NominationRef]
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    # The official who recorded an older talk on the mentor's behalf (None: the mentor did).
+    # An id like the audit log's, without a foreign key: SQLite adds and drops a plain column
+    # in place, while a constrained one would rebuild talk_log and drop its tally triggers.
+    recorded_by_person_id: Mapped[int | None]
     talk_date: Mapped[date] = mapped_column(Date)
     mode: Mapped[str] = mapped_column(String(8))
     # {"thought"|"work"|"life"|"problems": {"text": str} or {"voice": file_id}}, as JSON
