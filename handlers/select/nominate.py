@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from handlers.chat.commands import command
-from handlers.chat.flow import Finish, Flow, Outcome, ReviewScreen, Run
-from handlers.chat.kinds import Choice, Confirm
+from handlers.chat.flow import Finish, Flow, Outcome, ReviewScreen, Run, Turn
+from handlers.chat.kinds import Choice, Confirm, Rule
 from handlers.chat.screen import Screen
 from handlers.select.identity import (
     IdNumber,
@@ -18,11 +18,13 @@ from handlers.select.identity import (
     key_groups,
     name,
     old_positions,
+    phone_rule,
     township,
     village,
 )
-from storage import nominations, people, reminders
+from storage import completion, nominations, people, reminders
 from storage.nominations import Duplicate, NominationForm
+from storage.rules.identity import normalize_phone
 from storage.rules.options import EDUCATIONS, ETHNICITIES, GENDERS, POLITICAL_STATUSES
 from storage.rules.vetting import Channel
 
@@ -89,19 +91,88 @@ async def store(
             )
     except Duplicate:
         return Finish((Screen("form/duplicate", {"what": "either"}),))
-    flow = "nomination" if channel == Channel.SELF else "recommendation"
+    # An official's organization recommendation is confirmed as theirs, not thanked for.
+    flow = {Channel.SELF: "nomination", Channel.ORGANIZATION: "organization"}.get(
+        channel, "recommendation"
+    )
     return Finish((Screen("form/submitted", {"flow": flow}),))
 
 
 async def one_per_person(run: Run, args: str) -> dict[str, Any] | None:
-    """One nomination per person: a second /nominate shows where the first one stands."""
+    """One nomination per person: a second /nominate shows where the first one stands.
+
+    `/nominate CODE`: the code a township gave for a recommended person's file opens it, with
+    its township, village and group filled in (the person may change them on review)."""
+    code = args.split()[0] if args.strip() else None
+    settings = run.settings
+    now = datetime.now(UTC)
     async with run.session() as session:
         account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
         existing = await nominations.own_nominations(session, account.person_id)
+        opened = None
+        if code and not existing:
+            # A code is a secret like a phone: each try spends the account's guessing budget.
+            allowed = await people.spend_guess(
+                session,
+                run.chat.user_id,
+                now=now,
+                max_failures=settings.invite_max_failures,
+                window=timedelta(minutes=settings.invite_failure_window_minutes),
+            )
+            opened = await completion.open_invite(session, code, now=now) if allowed else None
     if existing:
         await run.chat.show(Screen("form/already_nominated", {"status": existing[0].status}))
         return None
-    return {}
+    if code is None:
+        return {}
+    if opened is None:
+        await run.chat.show(Screen("form/invite_unknown"))
+        return None
+    await run.chat.show(Screen("form/invite_opened"))
+    return {
+        "completes": opened.nomination_id,
+        "township_id": opened.township_id,
+        "township_name": opened.township_name,
+        **({"village_id": opened.village_id} if opened.village_id else {}),
+        **({"village_name": opened.village_name} if opened.village_name else {}),
+        "key_group": opened.key_group,
+    }
+
+
+async def _own_phone(run: Run, raw: str) -> str | None:
+    """The person's mobile. One that a recommendation waiting for its nominee carries opens
+    that file for completing, if the person shared it as their own contact (a typed number
+    proves nothing) or came with that file's code; nobody is told who recommended them."""
+    phone = normalize_phone(raw)
+    shared = run.draft.pop("shared_phone", None) == phone
+    async with run.session() as session:
+        pending = await completion.pending_by_phone(session, run.chat.service("cipher"), phone)
+    completes = run.answers.get("completes")
+    if pending is None or completes not in (None, pending):
+        return await phone_rule(run, raw)
+    if completes is None and not shared:
+        await run.chat.show(Screen("form/phone_share_own"))
+        return None
+    run.answers["completes"] = pending
+    await run.chat.show(Screen("form/phone_opens_file", clear_keyboard=True))
+    return phone
+
+
+@dataclass(slots=True)
+class OwnPhone(Phone):
+    """The nominee's own phone (`_own_phone`); a shared contact is marked as proven."""
+
+    rule: Rule = _own_phone
+    own: bool = True
+
+    async def on_contact(self, run: Run, turn: Turn) -> Outcome:
+        if turn.own_contact and turn.phone:
+            run.draft["shared_phone"] = normalize_phone(turn.phone)
+        return await Phone.on_contact(self, run, turn)
+
+    async def on_text(self, run: Run, text: str) -> Outcome:
+        run.draft.pop("shared_phone", None)
+        return await Phone.on_text(self, run, text)
 
 
 def _consent_values(run: Run) -> dict[str, Any]:
@@ -115,9 +186,38 @@ def _consent_values(run: Run) -> dict[str, Any]:
     }
 
 
+async def complete(run: Run, answers: dict[str, Any]) -> Outcome:
+    """The nominee's answers and consents into the recommended file that was opened, and the
+    township's officials told it is complete."""
+    try:
+        async with run.session() as session:
+            account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
+            nomination = await completion.complete(
+                session,
+                run.chat.service("cipher"),
+                int(answers["completes"]),
+                form_of(answers),
+                person_id=account.person_id,
+                now=datetime.now(UTC),
+            )
+            await run.chat.notify(
+                session,
+                await reminders.township_official_recipients(session, nomination.township_id),
+                "review/notice_completed",
+                key=f"nomination-completed:{nomination.id}",
+                subject=nomination.id,
+            )
+    except nominations.Duplicate:
+        return Finish((Screen("form/duplicate", {"what": "either"}),))
+    return Finish((Screen("form/submitted", {"flow": "nomination"}),))
+
+
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
-    """Store the self-nomination; the person becomes a candidate."""
+    """Store the self-nomination, or complete the recommended file the person opened; the
+    person becomes a candidate."""
     consent = bool(answers.get("consent") and answers.get("consent_id"))
+    if answers.get("completes") and consent:
+        return await complete(run, answers)
     return await store(run, answers, Channel.SELF, consent=consent)
 
 
@@ -133,7 +233,7 @@ NOMINATE = Flow(
         name(),
         Choice("gender", GENDERS, check=gender_fits_id),
         IdNumber(),
-        Phone(own=True),
+        OwnPhone(),
         Choice("ethnicity", ETHNICITIES),
         Choice("political_status", POLITICAL_STATUSES),
         Choice("education", EDUCATIONS),
