@@ -81,9 +81,13 @@ async def store(
                 now=datetime.now(UTC),
                 consent=consent,
             )
+            officials = await reminders.township_official_recipients(
+                session, nomination.township_id
+            )
             await run.chat.notify(
                 session,
-                await reminders.township_official_recipients(session, nomination.township_id),
+                # An official who entered it themselves needs no notice of it.
+                [o for o in officials if o[0] != run.chat.user_id],
                 "review/notice_new_nomination",
                 key=f"nomination-new:{nomination.id}",
                 subject=nomination.id,
