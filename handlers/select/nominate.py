@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from handlers.select.identity import (
 )
 from storage import completion, nominations, people, reminders
 from storage.nominations import Duplicate, NominationForm
-from storage.rules.identity import normalize_phone
+from storage.rules.identity import RuleError, normalize_phone
 from storage.rules.options import EDUCATIONS, ETHNICITIES, GENDERS, POLITICAL_STATUSES
 from storage.rules.vetting import Channel
 
@@ -173,7 +174,9 @@ class OwnPhone(Phone):
 
     async def on_contact(self, run: Run, turn: Turn) -> Outcome:
         if turn.own_contact and turn.phone:
-            run.draft["shared_phone"] = normalize_phone(turn.phone)
+            # A number that is no mainland mobile is refused by the rule itself, next.
+            with suppress(RuleError):
+                run.draft["shared_phone"] = normalize_phone(turn.phone)
         return await Phone.on_contact(self, run, turn)
 
     async def on_text(self, run: Run, text: str) -> Outcome:

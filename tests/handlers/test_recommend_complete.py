@@ -96,6 +96,9 @@ async def test_the_nominees_own_phone_opens_the_recommended_file(county: BotHarn
     question = last(await county.send(CANDIDATE, "孙八"))
     question = last(await county.press(CANDIDATE, question.button("男")))
     question = last(await county.send(CANDIDATE, ID_2))
+    # A shared number that is no mainland mobile is refused like a typed one.
+    foreign = await county.send_contact(CANDIDATE, "+14155550100")
+    assert "11 位中国大陆手机号" in foreign[0].text
     # Typed, the number proves nothing: the person is asked to share it, told nothing more.
     typed = await county.send(CANDIDATE, PHONE)
     assert "分享您本人的手机号" in typed[0].text
