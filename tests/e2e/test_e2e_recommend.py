@@ -43,6 +43,8 @@ def test_a_recommendation_is_completed_by_its_nominee_then_vetted_and_paired(
             demo[role] = code
     official = Inbox(person())
     take_role(official, demo["township_official"], "青山镇")
+    mentor = Inbox(person())
+    take_role(mentor, demo["mentor"], "青山镇")
     reviewers = [Inbox(person()) for _ in range(3)]
     take_role(reviewers[0], demo["reviewer"], "公安")
     take_role(
@@ -71,7 +73,7 @@ def test_a_recommendation_is_completed_by_its_nominee_then_vetted_and_paired(
     official.press(card, button(card, "📤 提交资格联审"))
     refused = edited_to(emulator, bot, official.person, queue, "不能提交资格联审：缺")
     official.press(refused, button(refused, "✉️ 生成补全邀请码"))
-    shown = edited_to(emulator, bot, official.person, queue, "补全邀请码")
+    shown = edited_to(emulator, bot, official.person, queue, "仅显示这一次")
     found = re.search(r"/nominate ([A-Z0-9]+)", shown.text)
     assert found is not None, shown.text
     code = found.group(1)
