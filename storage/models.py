@@ -473,6 +473,23 @@ class Nomination(Base):
     village: Mapped[Village | None] = relationship()
 
 
+class NomineeInvite(Base):
+    """A one-time code with which a recommended person opens their own file to give the two
+    consents and the missing fields (storage/completion.py). Only its SHA-256 is stored."""
+
+    __tablename__ = "nominee_invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(
+        ForeignKey("nomination.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_person_id: Mapped[ByPerson]
+    created_at: Mapped[DbNow]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class StatusChange(Base):
     """Every move of a nomination through the pipeline, with who and why."""
 
