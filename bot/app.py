@@ -63,7 +63,7 @@ from handlers.manage.pool import POOL
 from handlers.manage.post import POST
 from handlers.manage.results import RESULTS
 from handlers.oversight import export, schedule, summary
-from handlers.select import review, vetting
+from handlers.select import reveal, review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from handlers.use import projects
@@ -342,6 +342,8 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # adjustment before the list's and the file's own handlers see them.
                 conversation_of(POOL),
                 *menus(pool_menus.MENUS, dossier.MENUS),
+                # A file's full phone, tapped on the file or the review card.
+                *menus(reveal.MENUS),
                 # 2+1 mentoring: the two conversations first (their fallbacks see commands
                 # before the plain ones), then /pair, /mentees and a page of /difficulties.
                 conversation_of(TALK),

@@ -17,8 +17,17 @@ from storage.models import Nomination, RoleGrant, Township, Village
 
 # The audit actions that are someone reading (or taking away) a person's file.
 # Every audited look at a file: the dossier, its workbook, the review and vetting screens
-# (nomination.read) and the grade view.
-READ_ACTIONS = ("dossier.read", "export.dossier", "nomination.read", "grade.read")
+# (nomination.read) and the grade view; a phone shown in full, and a workbook or a vetting
+# list that carried the file (storage/reveal.py).
+READ_ACTIONS = (
+    "dossier.read",
+    "export.dossier",
+    "nomination.read",
+    "grade.read",
+    "phone.reveal",
+    "export.phone",
+    "export.vetting",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
 from handlers.select.kinds import Note
 from handlers.select.queue import Queue, old_draft, tell
+from handlers.select.reveal import phone_buttons
 from storage import nominations, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.people import Actor
@@ -53,6 +54,7 @@ def item(act: Act, card: ReviewCard, notice: str = "") -> Screen:
         for event, key, button in _ACTIONS
         if event in allowed
     ]
+    rows.extend((button,) for button in phone_buttons(act, card.id, card.phone_masked))
     rows.append((Btn(act.label("back"), QUEUE.turn.data(0)),))
     return Screen("review/item", {"n": card, "notice": notice}, tuple(rows), edit=True)
 
