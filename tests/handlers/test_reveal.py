@@ -74,6 +74,9 @@ async def test_township_official_reveals_a_phone_once_from_the_file(world: World
     async with world.bot.database.sessionmaker() as session:
         stored = [cipher.decrypt_bytes(r.payload) for r in await session.scalars(select(UserData))]
     assert not any(PHONE_ZHANG.encode() in payload for payload in stored)
+    # The person can see who saw their number, and what was shown.
+    (mine,) = await world.bot.send(CANDIDATE, "/mydata")
+    assert "乡镇（街道）干部（青山镇）查阅（含完整手机号）" in mine.text
 
 
 async def test_the_review_card_offers_the_phone_too(world: World) -> None:
