@@ -65,7 +65,7 @@ from handlers.manage.post import POST
 from handlers.manage.readmit import READMIT_FLOW
 from handlers.manage.results import RESULTS
 from handlers.oversight import export, invite, schedule, staff, summary
-from handlers.select import review, vetting
+from handlers.select import reveal, review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
 from handlers.select.rounds import ROUND
@@ -347,6 +347,8 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 conversation_of(POOL),
                 conversation_of(READMIT_FLOW),
                 *menus(pool_menus.MENUS, dossier.MENUS),
+                # A file's full phone, tapped on the file or the review card.
+                *menus(reveal.MENUS),
                 # 2+1 mentoring: the two conversations first (their fallbacks see commands
                 # before the plain ones), then /pair, /mentees and a page of /difficulties.
                 conversation_of(TALK),

@@ -1,4 +1,5 @@
-"""`cadrebot export --scope county|township:NAME --out FILE`: the /export workbook on the server.
+"""`cadrebot export --scope county|township:NAME --out FILE [--phones]`: the /export workbook
+on the server; `--phones` puts the roster's full mobile numbers in it (audited per person).
 
 For the operator (a scope too large to send through Telegram, or a scheduled copy). The file
 is written next to FILE first and renamed into place, so a failed run leaves no half a file.
@@ -36,6 +37,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--scope", required=True, help="county, or township:NAME (e.g. township:NAME as imported)"
     )
     parser.add_argument("--out", required=True, type=Path, help="the .xlsx file to write")
+    parser.add_argument(
+        "--phones",
+        action="store_true",
+        help="full mobile numbers in the roster (default: masked); audited for each person",
+    )
     return parser
 
 
@@ -75,6 +81,8 @@ async def _export(args: argparse.Namespace, settings: Settings, database: Databa
                 locale_labels=labels,
                 tz=settings.tz,
                 cipher=cipher,
+                # A Namespace built by a caller of `run` other than the parser may lack it.
+                phones=getattr(args, "phones", False),
             )
         partial.replace(out)
     finally:

@@ -67,7 +67,7 @@ async def show_mydata(act: Act) -> Screen:
             for g in (actor.grants if actor is not None else ())
         ],
         reads=[
-            {**asdict(r), "at": _when(tz, r.at), "export": r.action == "export.dossier"}
+            {**asdict(r), "at": _when(tz, r.at), "export": r.action.startswith("export.")}
             for r in reads
         ],
     )

@@ -4,7 +4,9 @@ openpyxl's write-only mode keeps only the row being written in memory (each shee
 temporary file until the save zips them), and every query is streamed in batches, so the
 whole county exports in bounded memory. Scope is a WHERE clause on the township, as for every
 other read: a township official's workbook cannot hold another township's rows. Personal
-numbers appear only as their stored masks; nothing here ever decrypts.
+numbers appear as their stored masks, except where the reader asked for them in full (phones
+in the roster, `phones=True`; ID numbers in a vetting department's list), which
+`storage/reveal.py` audits per file.
 
 Every word in the workbook comes from the caller's `locale_labels` (the `_labels` table and
 `export/_titles` merged): sheet and column titles are required, values fall back to codes.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import IO, Any, TypeVar
@@ -31,7 +33,17 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 
-from storage import audit, grades, mentoring, nominations, outcomes, posts, projects, trainings
+from storage import (
+    audit,
+    grades,
+    mentoring,
+    nominations,
+    outcomes,
+    posts,
+    projects,
+    reveal,
+    trainings,
+)
 from storage.crypto import DataCipher
 from storage.models import (
     County,
@@ -324,6 +336,8 @@ class _Ctx:
     words: _Words
     clock: _Clock
     cipher: DataCipher
+    # The roster's phones in full, as asked for explicitly (else their masks).
+    phones: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +467,12 @@ _ROW_SHEETS: dict[
             _label(Nomination.gender, "gender"),
             _as_is(Nomination.birth_date),
             _as_is(Nomination.id_number_masked),
-            _as_is(Nomination.phone_masked),
+            _Field(
+                (Nomination.phone_masked, Nomination.phone_enc),
+                lambda ctx, masked, sealed: (
+                    ctx.cipher.decrypt(sealed) if ctx.phones and sealed is not None else masked
+                ),
+            ),
             _label(Nomination.ethnicity, "ethnicity"),
             _label(Nomination.political_status, "political_status"),
             _label(Nomination.education, "education"),
@@ -711,9 +730,12 @@ def _append(sheet: Any, values: Sequence[Any], columns: Sequence[Column]) -> Non
 
 
 async def _write_sheet(
-    workbook: Any, key: str, rows: AsyncIterator[list[Any]], words: _Words
+    workbook: Any,
+    key: str,
+    rows: AsyncIterator[list[Any]],
+    words: _Words,
+    columns: Sequence[Column],
 ) -> int:
-    columns = SHEETS[key]
     sheet = _new_sheet(workbook, key, columns, words)
     count = 0
     async for values in rows:
@@ -723,10 +745,10 @@ async def _write_sheet(
 
 
 def _sheet_rows(
-    session: AsyncSession, scope: ExportScope, words: _Words, clock: _Clock, cipher: DataCipher
+    session: AsyncSession, scope: ExportScope, ctx: _Ctx
 ) -> Iterator[tuple[str, AsyncIterator[list[Any]]]]:
     # Generators are created lazily, one at a time: only one query is open on the session.
-    ctx = _Ctx(words, clock, cipher)
+    words = ctx.words
     for key in SHEETS:
         if key == "nominations":
             yield key, _nominations(session, scope, ctx)
@@ -744,11 +766,13 @@ async def write_workbook(
     locale_labels: Mapping[str, str],
     tz: tzinfo,
     cipher: DataCipher,
+    phones: bool = False,
 ) -> ExportSummary:
     """Write the scope's workbook to a path or a binary file object, and audit the export.
 
     An actor exports their own scope (officials only, else NotAllowed); an ExportScope is the
-    operator's command line. The caller's transaction carries the audit row.
+    operator's command line. The caller's transaction carries the audit rows. `phones`: the
+    roster's phones in full (asked for explicitly), audited for each file that had one.
     """
     if isinstance(actor_or_scope, Actor):
         scope = scope_of(actor_or_scope)
@@ -758,11 +782,17 @@ async def write_workbook(
     else:
         scope, actor_person_id = actor_or_scope, None
     words = _Words(locale_labels)
-    clock = _Clock(tz)
+    ctx = _Ctx(words, _Clock(tz), cipher, phones)
     workbook = Workbook(write_only=True)
     counts: dict[str, int] = {}
-    for key, rows in _sheet_rows(session, scope, words, clock, cipher):
-        counts[key] = await _write_sheet(workbook, key, rows, words)
+    for key, rows in _sheet_rows(session, scope, ctx):
+        columns = SHEETS[key]
+        if phones:
+            # Its title says the numbers are whole, as the default's says they are masked.
+            columns = tuple(
+                replace(c, key="phone_full") if c.key == "phone" else c for c in columns
+            )
+        counts[key] = await _write_sheet(workbook, key, rows, words, columns)
     # Zipping the sheets is CPU and disk work: off the event loop, which serves other chats.
     await asyncio.to_thread(workbook.save, path_or_buffer)
     await audit.record(
@@ -774,7 +804,16 @@ async def write_workbook(
         scope="county" if scope.is_county else "township",
         township_ids=sorted(scope.township_ids or ()),
         rows=counts,
+        **({"phones": True} if phones else {}),
     )
+    if phones:
+        phoned = select(Nomination.id).where(
+            scope.covers(Nomination.township_id), Nomination.phone_enc.is_not(None)
+        )
+        ids = await session.scalars(phoned.order_by(Nomination.id))
+        await reveal.audit_each(
+            session, actor_person_id, reveal.PHONES_EXPORTED, ids, full=["phone"]
+        )
     return ExportSummary(counts)
 
 
@@ -1040,3 +1079,90 @@ def _talk_topic(talk: Any, code: str, words: _Words) -> str | None:
         if topic.code == code:
             return words.title("value.voice") if topic.voice else topic.text
     return None
+
+
+# -- a vetting department's list for its check -------------------------------------------------
+
+VETTING_LIST = (
+    Column("department", 12),
+    Column("nomination_id", 8),
+    Column("full_name", 12),
+    Column("id_number_full", 21),
+    Column("gender", 6),
+    Column("birth_date", 12),
+    Column("township", 14),
+    Column("village", 14),
+    Column("requested", 12),
+)
+
+
+async def write_vetting_list(
+    session: AsyncSession,
+    actor: Actor,
+    target: PathOrBuffer,
+    *,
+    locale_labels: Mapping[str, str],
+    tz: tzinfo,
+    cipher: DataCipher,
+) -> int:
+    """The reviews awaiting the actor's departments, oldest first, with what the check needs
+    (full name, full ID number, gender, birth date, village), as a one-sheet workbook; each
+    file listed is audited. NotAllowed for someone with no department. How many rows."""
+    departments = actor.departments()
+    if not departments:
+        raise NotAllowed
+    query = (
+        select(
+            VettingReview.department,
+            Nomination.id,
+            Person.full_name,
+            Nomination.id_number_enc,
+            Nomination.gender,
+            Nomination.birth_date,
+            Township.name,
+            Village.name,
+            VettingReview.requested_at,
+        )
+        .join(Nomination, Nomination.id == VettingReview.nomination_id)
+        .join(Person, Person.id == Nomination.person_id)
+        .join(Township, Township.id == Nomination.township_id)
+        .outerjoin(Village, Village.id == Nomination.village_id)
+        .where(
+            VettingReview.department.in_(departments),
+            VettingReview.decision.is_(None),
+            Nomination.status == Status.VETTING.value,
+            Nomination.erased_at.is_(None),
+        )
+        .order_by(VettingReview.requested_at, VettingReview.id)
+    )
+    rows = (await session.execute(query)).all()
+    words = _Words(locale_labels)
+    clock = _Clock(tz)
+    workbook = Workbook(write_only=True)
+    sheet = _new_sheet(workbook, "vetting_list", VETTING_LIST, words)
+    for department, nid, full_name, sealed, gender, born, township, village, at in rows:
+        id_number = cipher.decrypt(sealed) if sealed is not None else None
+        values = [
+            words.value("dept", department),
+            nid,
+            words.name(full_name),
+            id_number,
+            words.value("gender", gender),
+            born,
+            township,
+            village,
+            clock.day(at),
+        ]
+        _append(sheet, values, VETTING_LIST)
+    await asyncio.to_thread(workbook.save, target)
+    for department in sorted({row[0] for row in rows}):
+        listed = sorted({row[1] for row in rows if row[0] == department})
+        await reveal.audit_each(
+            session,
+            actor.person_id,
+            reveal.CHECK_LISTED,
+            listed,
+            department=department,
+            full=["id_number"],
+        )
+    return len(rows)

@@ -17,8 +17,17 @@ from storage.models import Nomination, RoleGrant, Township, Village
 
 # The audit actions that are someone reading (or taking away) a person's file.
 # Every audited look at a file: the dossier, its workbook, the review and vetting screens
-# (nomination.read) and the grade view.
-READ_ACTIONS = ("dossier.read", "export.dossier", "nomination.read", "grade.read")
+# (nomination.read) and the grade view; a phone shown in full, and a workbook or a vetting
+# list that carried the file (storage/reveal.py).
+READ_ACTIONS = (
+    "dossier.read",
+    "export.dossier",
+    "nomination.read",
+    "grade.read",
+    "phone.reveal",
+    "export.phone",
+    "export.vetting",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,8 @@ class Read:
     by_self: bool
     # Roles the reader holds or held; empty when they had none (e.g. the file's own person).
     roles: tuple[Reader, ...]
+    # What the look showed in full ("phone", "id_number"; storage/reveal.py), else nothing.
+    full: tuple[str, ...] = ()
 
 
 async def files_of(session: AsyncSession, person_id: int) -> list[HeldFile]:
@@ -104,6 +115,7 @@ async def reads_of(session: AsyncSession, person_id: int, file_ids: list[int]) -
             action=e.action,
             by_self=e.actor_person_id == person_id,
             roles=tuple(roles.get(e.actor_person_id or 0, ())),
+            full=tuple(str(f) for f in e.detail.get("full", ())),
         )
         for e in entries
     ]

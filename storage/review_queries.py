@@ -8,6 +8,7 @@ row, and the caller gets `NotAllowed`. Every successful read is audited.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from storage import audit
+from storage.crypto import DataCipher
 from storage.models import Nomination, VettingReview
 from storage.nominations import manageable_by
 from storage.people import Actor
@@ -62,11 +64,11 @@ _WITH_PLACE = (
 
 
 async def _read(
-    session: AsyncSession, actor: Actor, nomination: Nomination, via: str
+    session: AsyncSession, actor: Actor, nomination: Nomination, via: str, **detail: Any
 ) -> dict[str, Any]:
     """Audit the read (every card shown is one) and give the card's `Nominee` fields."""
     await audit.record(
-        session, actor.person_id, "nomination.read", "nomination", nomination.id, via=via
+        session, actor.person_id, "nomination.read", "nomination", nomination.id, via=via, **detail
     )
     return asdict(
         Nominee(
@@ -110,13 +112,21 @@ class VettingCard(Nominee):
     review_id: int
     nomination_id: int
     department: str
+    # What the department's check needs besides the name and village (issue 12): the ID
+    # number in full only on the card opened for the check (see `vetting_card`).
+    gender: str | None = None
+    birth_date: date | None = None
+    id_number: str | None = None
 
 
-async def vetting_card(session: AsyncSession, actor: Actor, review_id: int) -> VettingCard:
+async def vetting_card(
+    session: AsyncSession, actor: Actor, review_id: int, *, cipher: DataCipher | None = None
+) -> VettingCard:
     """An undecided review of one of the actor's departments.
 
     NotAllowed for another department's review (or none at all); Stale when it is the actor's
-    department's but no longer awaits a decision.
+    department's but no longer awaits a decision. With the `cipher` (the card the reviewer
+    opens for the check) it carries the full ID number, and the read's audit row says so.
     """
     departments = actor.departments()
     if not departments:
@@ -131,9 +141,15 @@ async def vetting_card(session: AsyncSession, actor: Actor, review_id: int) -> V
     if review.decision is not None or nomination.status != Status.VETTING.value:
         # Decided already, or settled by another department's veto: the button is stale.
         raise Stale
+    sealed = nomination.id_number_enc
+    id_number = cipher.decrypt(sealed) if cipher is not None and sealed is not None else None
+    shown = {"full": ["id_number"]} if id_number is not None else {}
     return VettingCard(
         review_id=review.id,
         nomination_id=nomination.id,
         department=review.department,
-        **await _read(session, actor, nomination, "vetting"),
+        **await _read(session, actor, nomination, "vetting", **shown),
+        gender=nomination.gender,
+        birth_date=nomination.birth_date,
+        id_number=id_number,
     )

@@ -25,6 +25,7 @@ from handlers.chat.screens import Act, Refused, screen
 from handlers.manage.adjust import ADJUST
 from handlers.manage.readmit import READMIT
 from handlers.oversight.export import SPOOL_BYTES, workbook_labels
+from handlers.select.reveal import phone_buttons
 from storage import (
     export,
     figures,
@@ -157,6 +158,11 @@ async def file_of(act: Act, nomination_id: int | None) -> Screen:
                 # their own file on screen.
                 if dossier.show_reviews:
                     buttons.append(Btn(act.label("dossier.export"), EXPORT.data(nomination_id)))
+                if managed is not None:
+                    # Whoever manages the file may have to call the person.
+                    buttons.extend(
+                        phone_buttons(act, nomination_id, dossier.nomination.phone_masked)
+                    )
                 if status == Status.IN_POOL.value:
                     buttons.append(Btn(act.label("dossier.adjust"), ADJUST.data(nomination_id)))
                 elif status == Status.ADJUSTED.value:

@@ -28,6 +28,8 @@ SPOOL_BYTES = 8 * 1024 * 1024
 TELEGRAM_MAX_BYTES = 50 * 1024 * 1024
 # Characters that no file system or Telegram client takes in a file name.
 UNSAFE_NAME_RE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+# `/export 手机号`: full phones, asked for explicitly, in either language's word.
+PHONE_WORDS = frozenset({"手机号", "phones"})
 
 
 @cache
@@ -49,11 +51,17 @@ def file_name(names: list[str], at: datetime) -> str:
 
 @screen(command=COMMAND)
 async def send_export(act: Act) -> Screen:
-    """Build the workbook of the official's scope and send it as a document."""
+    """Build the workbook of the official's scope and send it as a document; `/export 手机号`
+    (or `phones`) puts the roster's phones in full (audited per file), anything else typed
+    after the command is shown how to ask."""
     today = datetime.now(UTC).astimezone(act.settings.tz)
     scope = export.scope_of(act.actor)
     if scope is None:
         raise Refused
+    asked = act.args.strip().lower()
+    if asked and asked not in PHONE_WORDS:
+        return Screen("export/usage")
+    phones = bool(asked)
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as buffer:
         async with act.session() as session:
             names = await export.scope_names(session, scope)
@@ -64,6 +72,7 @@ async def send_export(act: Act) -> Screen:
                 locale_labels=workbook_labels(act.chat.jinja, act.chat.locale),
                 tz=act.settings.tz,
                 cipher=act.chat.service("cipher"),
+                phones=phones,
             )
         size = buffer.tell()
         if size > TELEGRAM_MAX_BYTES:
@@ -76,7 +85,8 @@ async def send_export(act: Act) -> Screen:
             )
         buffer.seek(0)
         data = buffer.read()
-    values = {"scope": " ".join(names), "day": today.date().isoformat(), "rows": summary.rows}
+    values: dict[str, object] = {"scope": " ".join(names), "day": today.date().isoformat()}
+    values |= {"rows": summary.rows, "phones": phones}
     document = Attachment("document", data, file_name(names, today))
     return Screen("export/caption", values, attachment=document)
 

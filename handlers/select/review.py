@@ -21,6 +21,7 @@ from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
 from handlers.select.kinds import Note
 from handlers.select.queue import Queue, old_draft, tell
+from handlers.select.reveal import phone_buttons
 from storage import completion, nominations, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.people import Actor
@@ -55,6 +56,7 @@ def item(act: Act, card: ReviewCard, notice: str = "", lacks: tuple[str, ...] = 
         for event, key, button in _ACTIONS
         if event in allowed
     ]
+    rows.extend((button,) for button in phone_buttons(act, card.id, card.phone_masked))
     if lacks and card.channel != Channel.SELF:
         rows.insert(0, (Btn(act.label("review.invite_nominee"), INVITE.data(card.id)),))
     rows.append((Btn(act.label("back"), QUEUE.turn.data(0)),))

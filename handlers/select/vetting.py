@@ -8,6 +8,7 @@ after the approve/reject button (a flow, DECIDE); nothing is recorded before it 
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -18,11 +19,12 @@ from handlers.chat.acting import as_actor
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import Enter, Entry, Finish, Flow, Outcome, Run, Texts
-from handlers.chat.screen import Btn, Screen
+from handlers.chat.screen import Attachment, Btn, Screen
 from handlers.chat.screens import Act, Refused, screen
+from handlers.oversight.export import SPOOL_BYTES, workbook_labels
 from handlers.select.kinds import Note
 from handlers.select.queue import Queue, old_draft, tell
-from storage import grades, nominations, review_queries
+from storage import export, grades, nominations, review_queries
 from storage.models import Role
 from storage.nominations import NotAllowed, VettingItem
 from storage.people import Actor
@@ -37,6 +39,8 @@ QUEUE = Queue(
 APPROVE = Button(PREFIX, "a", ID)
 REJECT = Button(PREFIX, "r", ID)
 NO_COMMENT = Button(PREFIX, "n", ID)
+# `/vetting 名单`: the queue as a list for the check, in either language's word.
+LIST_WORDS = frozenset({"名单", "list", "xlsx"})
 
 
 def reviewer(act: Act) -> Actor:
@@ -51,8 +55,13 @@ def reviewer(act: Act) -> Actor:
 
 @screen(command=COMMAND, button=QUEUE.turn)
 async def vetting_queue(act: Act) -> Screen:
-    """A page of the reviews awaiting this reviewer's department (the first for /vetting)."""
+    """A page of the reviews awaiting this reviewer's department (the first for /vetting);
+    `/vetting 名单` (or `list`) sends them as a workbook for the check instead."""
     tz = act.settings.tz
+    if not act.pressed and act.args.strip().lower() in LIST_WORDS:
+        checklist = await check_list(act)
+        if checklist is not None:
+            return checklist
 
     def shown(item: VettingItem) -> dict[str, Any]:
         return {**asdict(item), "requested": item.requested_at.astimezone(tz).date()}
@@ -60,12 +69,37 @@ async def vetting_queue(act: Act) -> Screen:
     return await QUEUE.page(act, reviewer(act), shown)
 
 
+async def check_list(act: Act) -> Screen | None:
+    """The department's pending reviews as an .xlsx with what the check needs (each file
+    listed is audited in storage); None when there are none (the empty queue says so)."""
+    today = datetime.now(UTC).astimezone(act.settings.tz).date().isoformat()
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as buffer:
+        async with act.session() as session:
+            count = await export.write_vetting_list(
+                session,
+                reviewer(act),
+                buffer,
+                locale_labels=workbook_labels(act.chat.jinja, act.chat.locale),
+                tz=act.settings.tz,
+                cipher=act.chat.service("cipher"),
+            )
+        buffer.seek(0)
+        data = buffer.read()
+    if not count:
+        return None
+    document = Attachment("document", data, f"vetting-{today}.xlsx")
+    return Screen("vetting/list_caption", {"rows": count, "day": today}, attachment=document)
+
+
 @screen(button=QUEUE.open, needs=COMMAND.needs)
 async def open_review(act: Act) -> Screen:
     """One review with the approve and reject buttons."""
     (review_id,) = act.values
     async with act.session() as session:
-        card = await review_queries.vetting_card(session, reviewer(act), review_id)
+        # Opened for the check: the full ID number, audited as such.
+        card = await review_queries.vetting_card(
+            session, reviewer(act), review_id, cipher=act.chat.service("cipher")
+        )
     rid = card.review_id
     rows = (
         (

@@ -16,7 +16,7 @@ from telegram.request import RequestData
 
 from storage.models import AuditLog, Nomination, Person, Role
 from templates import build_environment, render
-from tests.support.county import build_county, grant, nominate
+from tests.support.county import County, build_county, grant, nominate
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.harness import BotHarness
 
@@ -38,6 +38,7 @@ class Upload:
 class World:
     bot: BotHarness
     uploads: list[Upload]
+    county: County
 
 
 def _registered(bot: BotHarness) -> bool:
@@ -83,7 +84,7 @@ async def world(harness: BotHarness, monkeypatch: pytest.MonkeyPatch) -> World:
     await nominate(county, "张三", "青山镇", person_id=candidate, id_number=ID_A)
     await nominate(county, "王五", "木黄镇", id_number=ID_B)
     assert a != b
-    return World(harness, uploads)
+    return World(harness, uploads, county)
 
 
 def _today() -> str:

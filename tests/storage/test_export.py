@@ -799,3 +799,28 @@ def test_every_column_and_sheet_has_a_title_in_every_locale() -> None:
             assert len(title) <= 31 and not set(title) & set("[]:*?/\\")
             for column in columns:
                 assert labels[f"export.col.{column.key}"].strip()
+
+
+async def test_command_line_export_has_full_phones_only_with_the_flag(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_export, "Database", lambda url: Database(url, schema=world.db.schema))
+    settings = make_settings(world.db, data_key=DATA_KEY)
+    parser = argparse.ArgumentParser()
+    cli_export.add_parser(parser.add_subparsers())
+    for flags, shown in (([], "138****1111"), (["--phones"], PHONE_A)):
+        out = tmp_path / f"county{len(flags)}.xlsx"
+        args = parser.parse_args(["export", "--scope", "county", "--out", str(out), *flags])
+        assert await cli_export.run(args, settings) == 0
+        (header, *rows) = _sheets(out.read_bytes())["花名册"]
+        assert ("手机号（完整）" in header) == bool(flags)
+        assert shown in repr(rows) and (PHONE_A in repr(rows)) == bool(flags)
+    async with world.db.sessionmaker() as session:
+        exported = (
+            await session.scalars(
+                select(models.AuditLog).where(models.AuditLog.action == "export.phone")
+            )
+        ).all()
+    # The operator's command line acts as no person, as in its export.workbook row.
+    assert exported and all(r.actor_person_id is None for r in exported)
+    assert {r.subject_id for r in exported} >= {world.zhang}
