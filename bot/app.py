@@ -37,6 +37,7 @@ from bot.standby import PostgresLock
 from handlers import (
     mydata,
     start,
+    status,
     withdraw,
 )
 from handlers.chat import forget
@@ -330,7 +331,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
-                *menus(mydata.MENUS),
+                *menus(mydata.MENUS, status.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
                 # The decisions asked from the queues' buttons, then the queues themselves.
@@ -394,6 +395,7 @@ COMMANDS: tuple[Command, ...] = (
     summary.COMMAND,
     schedule.COMMAND,
     export.COMMAND,
+    status.COMMAND,
     mydata.COMMAND,
     withdraw.COMMAND,
 )

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import notices
 from handlers.chat.acting import STALE_BUTTON, acting, scoped
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.commands import command
@@ -206,20 +207,23 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
     policy = _policy(run)
     year = int(answers["year"])
     said = STALE_BUTTON
-    try:
-        applied = await scoped(
-            run,
-            lambda session, actor: grades.record_result(
-                session,
-                actor,
-                int(answers["nid"]),
-                year,
-                Result(answers["result"]),
-                policy,
-                this_year=run.today().year,
-                now=datetime.now(UTC),
-            ),
+
+    async def write(session: AsyncSession, actor: Actor) -> grades.Applied:
+        applied = await grades.record_result(
+            session,
+            actor,
+            int(answers["nid"]),
+            year,
+            Result(answers["result"]),
+            policy,
+            this_year=run.today().year,
+            now=datetime.now(UTC),
         )
+        await notices.assessed(run.chat, session, applied)
+        return applied
+
+    try:
+        applied = await scoped(run, write)
     except GradeError as error:
         said = Screen("grades/error", {"code": error.code, "params": error.params})
     else:
