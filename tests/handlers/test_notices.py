@@ -262,3 +262,14 @@ async def test_notices_are_in_the_recipients_language(harness: BotHarness) -> No
     replies = await bot.press(OFFICIAL, item.button("提交资格联审"))
     (notice,) = to(replies, CANDIDATE)
     assert "sent it to joint vetting" in notice.text and "/status" in notice.text
+
+
+async def test_status_is_in_help_and_answers_mid_flow(harness: BotHarness) -> None:
+    bot = harness
+    (help_,) = await bot.send(STRANGER, "/help")
+    assert "/status" in help_.text
+    (consent,) = await bot.send(STRANGER, "/nominate")
+    replies = await bot.send(STRANGER, "/status")
+    assert "没有报名记录" in replies[0].text
+    # Then the open question again, with its buttons (as for /mydata).
+    assert last(replies).text == consent.text and last(replies).labels == consent.labels
