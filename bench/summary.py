@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from sqlalchemy import event
 
-from bench.common import DEFAULT_PG_URL, argument_parser, chunks
+from bench.common import DEFAULT_PG_URL, argument_parser, chunks, pg_exec, pg_plain
 from storage import migrate, tally
 from storage.db import Database
 from storage.rules.options import DEFAULT_KEY_GROUPS
@@ -582,7 +582,7 @@ def load_sqlite(path: Path, plan: Plan, budget: Budget, extra: bool) -> dict[str
 async def load_postgresql(
     url: str, schema: str, plan: Plan, budget: Budget, extra: bool
 ) -> dict[str, int]:
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    connection = await asyncpg.connect(pg_plain(url))
     counts: dict[str, int] = {}
     try:
         await connection.execute(f"SET search_path TO {schema}")
@@ -641,7 +641,7 @@ async def load_postgresql(
 async def _pg_vacuum(url: str, schema: str) -> None:
     # VACUUM (not only ANALYZE) sets the visibility map, as autovacuum would after a load:
     # without it index-only scans visit the heap. It cannot run inside a transaction.
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    connection = await asyncpg.connect(pg_plain(url))
     try:
         started = time.monotonic()
         rows = await connection.fetch(
@@ -788,7 +788,7 @@ def _sqlite_cache(database: Database, megabytes: int) -> None:
 
 
 async def _schema_exists(url: str, schema: str) -> bool:
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    admin = await asyncpg.connect(pg_plain(url))
     try:
         found = await admin.fetchval(
             "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1", schema
@@ -831,11 +831,7 @@ async def run_one(kind: str, args: argparse.Namespace, plan: Plan, budget: Budge
                 await asyncio.to_thread(_sqlite_analyze, path)
         else:
             if not loaded:
-                admin = await asyncpg.connect(
-                    url.replace("postgresql+asyncpg://", "postgresql://")
-                )
-                await admin.execute(f"CREATE SCHEMA {schema}")
-                await admin.close()
+                await pg_exec(url, f"CREATE SCHEMA {schema}")
                 await asyncio.to_thread(partial(migrate.upgrade, url, schema=schema))
                 await load_postgresql(url, schema, plan, budget, extra)
             else:
@@ -853,11 +849,7 @@ async def run_one(kind: str, args: argparse.Namespace, plan: Plan, budget: Budge
         finally:
             await database.close()
             if schema is not None and keep is None:
-                admin = await asyncpg.connect(
-                    url.replace("postgresql+asyncpg://", "postgresql://")
-                )
-                await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-                await admin.close()
+                await pg_exec(url, f"DROP SCHEMA {schema} CASCADE")
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
 from handlers.manage.post import POST
 from handlers.manage.results import RESULTS
-from handlers.oversight import export, schedule, summary
+from handlers.oversight import export, invite, schedule, staff, summary
 from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
@@ -363,6 +363,11 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *menus(projects.MENUS),
                 conversation_of(OUTCOME),
                 *menus(export.MENUS, summary.MENUS, schedule.MENUS),
+                # /invite, then the name correction (only /staff's button opens it), then
+                # /staff's list and its buttons.
+                conversation_of(invite.INVITE),
+                conversation_of(staff.RENAME_FLOW),
+                *menus(staff.MENUS),
                 *start.fallback_handlers(),
             ],
         ),
@@ -395,6 +400,8 @@ COMMANDS: tuple[Command, ...] = (
     summary.COMMAND,
     schedule.COMMAND,
     export.COMMAND,
+    invite.COMMAND,
+    staff.COMMAND,
     status.COMMAND,
     mydata.COMMAND,
     withdraw.COMMAND,
@@ -467,6 +474,8 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         if sealed.sealed:
             logging.getLogger(__name__).info("encrypted %d plain %s", sealed.sealed, sealed.label)
     app.bot_data["grade_policy"] = load_policy()
+    # /invite's links name the bot: BOT_USERNAME if set, else what getMe answered.
+    app.bot_data[invite.USERNAME_KEY] = settings.bot_username or app.bot.username
     await jobs.install(app, settings)
     await install_menus(app)
     if isinstance(app, CadreApp):

@@ -25,6 +25,8 @@ from storage.models import Role
 
 EXIT_SETTINGS = 2
 EXIT_FAILURE = 1
+# The most INVITE_DAYS allows: a code is a key to someone's data, it should not live for years.
+MAX_INVITE_DAYS = 365
 
 
 class CommandError(Exception):
@@ -58,14 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     invite = sub.add_parser("invite", help="print single-use invite codes")
     invite.add_argument("--role", required=True, choices=[r.value for r in Role])
     invite.add_argument("--township", help="township name (mentor, township_official)")
-    invite.add_argument("--department", help="vetting department (reviewer)")
+    invite.add_argument(
+        "--department",
+        help="vetting department (reviewer): one of VETTING_DEPARTMENTS, by default "
+        "police, discipline, judicial",
+    )
     invite.add_argument(
         "--slot",
         choices=["township", "village"],
         help="mentor kind: township cadre or village secretary",
     )
     invite.add_argument("--count", type=int, default=1)
-    invite.add_argument("--days", type=int, default=None, help="days until the codes expire")
+    invite.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help=f"days until the codes expire, 1 to {MAX_INVITE_DAYS} (default INVITE_DAYS, 7); "
+        "0 is refused: such a code would expire before anyone could redeem it",
+    )
 
     geo = sub.add_parser("geo", help="geography")
     geo_sub = geo.add_subparsers(dest="geo_command", required=True)
@@ -80,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["small", "article"],
         default="small",
         help="small: a few villages (default); article: the seed article's county, 2024",
+    )
+    seed.add_argument(
+        "--staff-only",
+        action="store_true",
+        help="the county and its demo staff without the candidates' files that give them work "
+        "(a clean county to walk a whole flow through); the files need DATA_KEY",
     )
 
     erase = sub.add_parser("erase", help="erase a person's personal data on request (PIPL)")
@@ -276,7 +294,7 @@ async def _chore(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "purge":
             await _purge(args, settings, database)
         elif args.command == "seed":
-            await _seed(settings, database, args.scale)
+            await _seed(settings, database, args.scale, files=not args.staff_only)
     finally:
         await database.close()
     return 0
@@ -383,6 +401,19 @@ async def _invite(args: argparse.Namespace, settings: Settings, database: Databa
     role = Role(args.role)
     if args.count < 1 or args.count > 500:
         raise CommandError("--count must be between 1 and 500")
+    if args.days is not None and not 1 <= args.days <= MAX_INVITE_DAYS:
+        raise CommandError(
+            f"--days must be between 1 and {MAX_INVITE_DAYS} "
+            "(a code valid for 0 days would be expired before anyone could redeem it)"
+        )
+    if args.department is not None and args.department not in settings.department_codes:
+        raise CommandError(
+            f"unknown department {args.department!r}: use one of {_departments(settings)}"
+        )
+    if role == Role.REVIEWER and args.department is None:
+        raise CommandError(
+            f"a reviewer invite needs --department: one of {_departments(settings)}"
+        )
     username = await _bot_username(settings)
     async with database.sessionmaker.begin() as session:
         township_id = None
@@ -396,7 +427,7 @@ async def _invite(args: argparse.Namespace, settings: Settings, database: Databa
                 session,
                 role=role,
                 now=datetime.now(UTC),
-                days=args.days or settings.invite_days,
+                days=settings.invite_days if args.days is None else args.days,
                 count=args.count,
                 township_id=township_id,
                 department=args.department,
@@ -406,6 +437,19 @@ async def _invite(args: argparse.Namespace, settings: Settings, database: Databa
             raise CommandError(str(exc)) from None
     for code in codes:
         print(f"{code}  https://t.me/{username}?start={code}")
+
+
+def _departments(settings: Settings) -> str:
+    """The VETTING_DEPARTMENTS codes with their labels, for a refusal: an operator who typed
+    the department's Chinese name sees which code to type instead."""
+    from templates import build_environment, labels_for
+
+    labels = labels_for(build_environment(), settings.locale)
+    shown = [
+        f"{code} ({labels[f'dept.{code}']})" if f"dept.{code}" in labels else code
+        for code in settings.department_codes
+    ]
+    return ", ".join(shown) + " (VETTING_DEPARTMENTS)"
 
 
 async def _geo_import(args: argparse.Namespace, database: Database) -> None:
@@ -485,18 +529,24 @@ async def _purge(args: argparse.Namespace, settings: Settings, database: Databas
         print(f"{verb} {len(ids)} {what} ({rule})" + (f": {shown}" if ids else ""))
 
 
-async def _seed(settings: Settings, database: Database, scale: str) -> None:
+async def _seed(settings: Settings, database: Database, scale: str, *, files: bool) -> None:
+    """The demo county, then one invite per demo role; with `files`, the candidates' files
+    that give each of those roles work waiting."""
     from storage import seed
+    from storage.rekey import load_cipher
 
+    if files or scale == "article":
+        # Files hold ID numbers and phones, encrypted like real ones: no key, nothing written.
+        settings.require_data_key()
     username = await _bot_username(settings)
+    now = datetime.now(UTC)
     if scale == "article":
-        from storage.rekey import load_cipher
         from storage.seed_article import seed_article
 
         try:
             async with database.sessionmaker.begin() as session:
                 cipher = await load_cipher(session, settings.require_data_key())
-                counts = await seed_article(session, cipher, now=datetime.now(UTC))
+                counts = await seed_article(session, cipher, now=now)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         print(
@@ -505,7 +555,15 @@ async def _seed(settings: Settings, database: Database, scale: str) -> None:
             f"{counts.talks} talks, {counts.trainings} trainings, {counts.projects} projects"
         )
     async with database.sessionmaker.begin() as session:
-        invites = await seed.seed_small(session, now=datetime.now(UTC), days=settings.invite_days)
+        invites = await seed.seed_small(session, now=now, days=settings.invite_days)
+        if files:
+            await seed.seed_files(
+                session,
+                await load_cipher(session, settings.require_data_key()),
+                now=now,
+                tz=settings.tz,
+                departments=settings.department_codes,
+            )
     for invite in invites:
         print(
             f"{invite.role.value:<18} {invite.code}  https://t.me/{username}?start={invite.code}"

@@ -6,8 +6,9 @@
 Dates are county days (TIMEZONE) and both ends are included: `--since 2024-01-01 --until
 2024-12-31` is the year 2024. Without them the period is the one /summary uses: this month
 so far for the county, this week so far for a township. Stock figures (pool, pairings, talks
-due) are as of now whatever the period. The text is printed without its Telegram HTML tags
-(entities unescaped); `--html` prints it as the bot sends it.
+due) are as of now, unless `--until` names a day before today: then they are as of that day's
+end, and those no dated record rebuilds are left out with a note. The text is printed without
+its Telegram HTML tags (entities unescaped); `--html` prints it as the bot sends it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from bot.settings import Settings
 from handlers.chat.charts import render_chart
-from handlers.oversight.summary import PERIOD_NAMES, render_summary, summary_of
+from handlers.oversight.summary import PERIOD_NAMES, render_summary
 from storage import summary
 from storage.db import Database
 from templates import build_environment
@@ -82,8 +83,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 township_id = await summary.township_by_name(session, name)
                 if township_id is None:
                     return _fail(f"no township named {name!r}")
-            figures = await summary_of(
-                session, settings, township_id, since=since, until=until, now=now
+            figures = await summary.build_summary(
+                session,
+                township_id=township_id,
+                since=since,
+                until=until,
+                now=now,
+                tz=tz,
+                talk_every_days=settings.talk_every_days,
+                talk_soon_days=settings.talk_soon_days,
+                stocks_at_end=args.until is not None,
             )
     finally:
         await database.close()

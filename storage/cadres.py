@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Row, Select, and_, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import scoped
 from storage.models import Nomination, Person, Role, Township
 from storage.nominations import NotAllowed, manageable_by
 
@@ -68,15 +69,19 @@ async def page(
         .select_from(Nomination)
         .join(Person, Person.id == Nomination.person_id)
     )
-    total = await session.scalar(counted.where(where))
     order = (
         (Person.full_name, Nomination.id)
         if by_name
         else (Township.id, Person.full_name, Nomination.id)
     )
-    ordered = _rows(where).order_by(*order)
-    rows = (await session.execute(ordered.offset(offset).limit(limit))).all()
-    return _made(rows), int(total or 0)
+    rows, total = await scoped.page(
+        session,
+        _rows(where).order_by(*order),
+        counted.where(where),
+        offset=offset,
+        limit=limit,
+    )
+    return _made(rows), total
 
 
 async def one(session: AsyncSession, where: ColumnElement[bool], nomination_id: int) -> CadreRow:

@@ -37,7 +37,7 @@ from storage.nominations import manageable_by
 from storage.people import Actor
 from storage.rules.options import COLLEGE_OR_HIGHER, CollegeShares
 from storage.rules.vetting import Event, Status
-from storage.scoped import Figures, in_period
+from storage.scoped import Figures, count_when, in_period
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +143,10 @@ def _college() -> ColumnElement[int]:
 
 def received_by_township(
     *where: ColumnElement[bool],
-) -> Select[int, str, str, int, int]:
+) -> Select[int, str, str, int, int, int]:
     """Nominations received, per township, channel and key group, with how many of them
-    have 大专 or higher: the select stage's intake, for these figures and storage.summary."""
+    have 大专 or higher and how many have no education given yet (a recommendation): the
+    select stage's intake, for these figures and storage.summary."""
     return (
         select(
             Nomination.township_id,
@@ -153,6 +154,7 @@ def received_by_township(
             Nomination.key_group,
             func.count(),
             _college(),
+            count_when(Nomination.education.is_(None)),
         )
         .where(*where)
         .group_by(Nomination.township_id, Nomination.channel, Nomination.key_group)
@@ -186,7 +188,7 @@ async def select_figures(
     received = await session.execute(
         received_by_township(*scope, *in_period(Nomination.created_at, since, until))
     )
-    for tid, channel, key_group, count, college in received.all():
+    for tid, channel, key_group, count, college, _unknown in received.all():
         t = tally(tid)
         t.nominations += count
         t.by_channel[channel] += count

@@ -43,7 +43,7 @@ from storage.rules.ladder import (
     valid_year,
 )
 from storage.rules.vetting import Status
-from storage.scoped import count_when
+from storage.scoped import count_when, page, row_or_refuse
 
 LADDER_STATUSES = (Status.IN_POOL.value, Status.ELECTED.value)
 # An uploaded results file: beyond these the whole file is refused before any row is read.
@@ -295,25 +295,22 @@ async def pending_for_year(
     """Cadres in the actor's scope with no result for `year` yet; deny by default."""
     without = ~exists().where(GradeMove.nomination_id == Nomination.id, GradeMove.year == year)
     where = and_(cadres.managed(actor, LADDER_STATUSES), without)
-    total = await session.scalar(select(func.count()).select_from(Nomination).where(where))
-    query = _candidate_query(actor).where(without)
-    rows = (
-        await session.execute(
-            query.order_by(Township.id, Person.full_name, Nomination.id)
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
-    return [Candidate(i, n or "", t, g, y) for i, n, t, g, y in rows], int(total or 0)
+    rows, total = await page(
+        session,
+        _candidate_query(actor)
+        .where(without)
+        .order_by(Township.id, Person.full_name, Nomination.id),
+        select(func.count()).select_from(Nomination).where(where),
+        offset=offset,
+        limit=limit,
+    )
+    return [Candidate(i, n or "", t, g, y) for i, n, t, g, y in rows], total
 
 
 async def candidate(session: AsyncSession, actor: Actor, nomination_id: int) -> Candidate:
     """One cadre the actor may record a result for (a pressed button is re-checked here)."""
     query = _candidate_query(actor).where(Nomination.id == nomination_id)
-    row = (await session.execute(query)).first()
-    if row is None:
-        raise NotAllowed
-    i, n, t, g, y = row
+    i, n, t, g, y = await row_or_refuse(session, query)
     return Candidate(i, n or "", t, g, y)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import cadres, scoped
 from storage.cadres import CadreRow
 from storage.models import Nomination, PracticePost, Township
-from storage.nominations import NotAllowed, visible_to
+from storage.nominations import visible_to
 from storage.people import Actor
 from storage.rules.identity import RuleError, clean_text
 from storage.rules.vetting import Status
@@ -124,11 +124,9 @@ async def dossier_section(
 ) -> PostSection:
     """Scoped like the dossier (`visible_to`): NotAllowed otherwise. Not audited here: the
     dossier read that includes it is."""
-    found = await session.scalar(
-        select(Nomination.id).where(Nomination.id == nomination_id, visible_to(actor))
+    await scoped.one_or_refuse(
+        session, select(Nomination.id).where(Nomination.id == nomination_id, visible_to(actor))
     )
-    if found is None:
-        raise NotAllowed
     return PostSection(await posts_of(session, nomination_id, today=today))
 
 

@@ -245,27 +245,23 @@ async def villages_for(
 ) -> tuple[list[Place], int]:
     """One page of a township's villages, if the actor manages that township."""
     where = and_(Village.township_id == township_id, villages_managed_by(actor))
-    total = int(await session.scalar(select(func.count()).select_from(Village).where(where)) or 0)
-    rows = await session.execute(
-        select(Village.id, Village.name)
-        .where(where)
-        .order_by(Village.id)
-        .offset(offset)
-        .limit(limit)
+    rows, total = await scoped.page(
+        session,
+        select(Village.id, Village.name).where(where).order_by(Village.id),
+        select(func.count()).select_from(Village).where(where),
+        offset=offset,
+        limit=limit,
     )
-    return [Place(i, n) for i, n in rows.all()], total
+    return [Place(i, n) for i, n in rows], total
 
 
 async def village_in_scope(session: AsyncSession, actor: Actor, village_id: int) -> VillageRef:
-    row = (
-        await session.execute(
-            select(Village.id, Village.name, Township.id, Township.name)
-            .join(Township, Township.id == Village.township_id)
-            .where(Village.id == village_id, villages_managed_by(actor))
-        )
-    ).first()
-    if row is None:
-        raise NotAllowed
+    row = await scoped.row_or_refuse(
+        session,
+        select(Village.id, Village.name, Township.id, Township.name)
+        .join(Township, Township.id == Village.township_id)
+        .where(Village.id == village_id, villages_managed_by(actor)),
+    )
     return VillageRef(row[0], row[1], row[2], row[3])
 
 
@@ -278,19 +274,18 @@ async def lead_candidates(
 ) -> tuple[list[LeadCandidate], int]:
     """Reserve cadres in the pool of a township the actor manages, by name."""
     where = _lead_pool(actor, township_id)
-    total = int(
-        await session.scalar(select(func.count()).select_from(Nomination).where(where)) or 0
-    )
-    rows = await session.execute(
+    rows, total = await scoped.page(
+        session,
         select(Nomination.id, Person.full_name, Village.name)
         .join(Person, Person.id == Nomination.person_id)
         .outerjoin(Village, Village.id == Nomination.village_id)
         .where(where)
-        .order_by(Person.full_name, Nomination.id)
-        .offset(offset)
-        .limit(limit)
+        .order_by(Person.full_name, Nomination.id),
+        select(func.count()).select_from(Nomination).where(where),
+        offset=offset,
+        limit=limit,
     )
-    return [LeadCandidate(i, n or "", v) for i, n, v in rows.all()], total
+    return [LeadCandidate(i, n or "", v) for i, n, v in rows], total
 
 
 async def leads_named(
@@ -436,23 +431,20 @@ async def list_projects(
 ) -> tuple[list[ProjectRow], int]:
     """Projects the actor manages or leads, newest first; deny by default."""
     where = visible_projects(actor)
-    total = int(await session.scalar(select(func.count()).select_from(Project).where(where)) or 0)
-    rows = await session.execute(
-        _project_rows(where).order_by(Project.id.desc()).offset(offset).limit(limit)
+    rows, total = await scoped.page(
+        session,
+        _project_rows(where).order_by(Project.id.desc()),
+        select(func.count()).select_from(Project).where(where),
+        offset=offset,
+        limit=limit,
     )
-    return [_row(r) for r in rows.all()], total
+    return [_row(r) for r in rows], total
 
 
 async def project_row(session: AsyncSession, actor: Actor, project_id: int) -> ProjectRow:
     """One project the actor manages or leads; NotAllowed otherwise."""
-    row = (
-        await session.execute(
-            _project_rows(and_(Project.id == project_id, visible_projects(actor)))
-        )
-    ).first()
-    if row is None:
-        raise NotAllowed
-    return _row(row)
+    where = and_(Project.id == project_id, visible_projects(actor))
+    return _row(await scoped.row_or_refuse(session, _project_rows(where)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,12 +459,8 @@ async def led_projects(session: AsyncSession, actor: Actor) -> list[ProjectRow]:
 
 async def led_project(session: AsyncSession, actor: Actor, project_id: int) -> ProjectRow:
     """One project the actor leads; NotAllowed for any other (a forged button included)."""
-    row = (
-        await session.execute(_project_rows(and_(Project.id == project_id, led_by(actor))))
-    ).first()
-    if row is None:
-        raise NotAllowed
-    return _row(row)
+    where = and_(Project.id == project_id, led_by(actor))
+    return _row(await scoped.row_or_refuse(session, _project_rows(where)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,11 +505,9 @@ async def add_report(
     if status is not None:
         check_status(status)
     note = clean_note(note) if note else None
-    project = await session.scalar(
-        select(Project).where(Project.id == project_id, led_by(actor)).with_for_update()
+    project = await scoped.one_or_refuse(
+        session, select(Project).where(Project.id == project_id, led_by(actor)).with_for_update()
     )
-    if project is None:
-        raise NotAllowed
     old_status = project.status
     new_status = status if status is not None and status != old_status else None
     if new_status is not None:

@@ -21,9 +21,15 @@ Definitions, for a period [since, until):
   rejected, trainings started and their person-times, talks held (talk dates, county days),
   difficulties raised / resolved, collective income reported (report dates), elections
   (election dates), grade moves of the latest assessment year up to the period's year;
-- stock figures are as of `now`: pool size and its education share, vetting pending,
-  pairings, talks due soon / overdue, open difficulties, active practice posts, projects with
-  their funds and lead cadres, unreachable people.
+- stock figures are as of `now`: pool size and its structure, vetting pending, pairings
+  ("2+1" groups and their mentors), talks due soon / overdue, open difficulties, active
+  practice posts, projects with their funds and lead cadres, unreachable people;
+- a past period asked for by its dates (`stocks_at_end`, `cadrebot summary --until`) takes its
+  stocks as of its end instead, rebuilt from dated facts (status changes, pairing and post
+  dates, difficulty, project, report and election dates); what no dated fact can rebuild
+  (talks due and overdue, projects done, unreachable people) is left out (`past`) and the
+  text says so. Those rebuilt stocks are read from the fact rows, not the tallies: a past
+  summary is an operator's question, not the bot's weekly push.
 A period ending mid-day counts that day's dated records (talks, reports, elections): they
 cannot be dated in the future, so they happened before `until`.
 
@@ -41,7 +47,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Subquery, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import grades, mentoring, outcomes, posts, trainings
@@ -71,7 +77,7 @@ from storage.models import (
 )
 from storage.people import Actor, Grant
 from storage.rules.cadence import due_threshold, local_date, overdue_threshold
-from storage.rules.options import CollegeShares
+from storage.rules.options import COLLEGE_OR_HIGHER, CollegeShares
 from storage.rules.vetting import Event, Status
 from storage.scoped import count_when
 
@@ -84,15 +90,12 @@ LIVE_STATUSES = (
     Status.IN_POOL.value,
     Status.ELECTED.value,
 )
-# Statuses a nomination reaches only through joint vetting (the funnel's "vetted" step).
-VETTED_STATUSES = (
-    Status.IN_POOL.value,
-    Status.REJECTED.value,
-    Status.ADJUSTED.value,
-    Status.ELECTED.value,
-)
-ENTERED_POOL_STATUSES = (Status.IN_POOL.value, Status.ADJUSTED.value, Status.ELECTED.value)
 FUNNEL_STEPS = ("nominated", "vetted", "pool", "paired", "elected")
+# Party members as organization departments count them: 中共党员, 预备党员 included.
+PARTY_MEMBERS = ("party_member", "probationary")
+YOUNG_AGE = 35
+# Villages without a reserve cadre named in the text; the rest are counted.
+VILLAGES_NAMED = 10
 EVENTS = (Event.VETTING_APPROVED.value, Event.VETTING_REJECTED.value, Event.ADJUST_OUT.value)
 
 
@@ -115,6 +118,19 @@ class OverdueMentor:
     person_id: int
     name: str | None
     overdue: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStructure:
+    """The pool's structure at the stock moment, as an organization department reports it:
+    under 35, women, party members, and education (unknown education counted apart and left
+    out of the 大专-or-higher share, never taken as below 大专)."""
+
+    under_35: int = 0
+    women: int = 0
+    party_members: int = 0
+    college_or_higher: int = 0
+    education_unknown: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +211,25 @@ class Summary(CollegeShares):
     awards: int = 0
     publicity: int = 0
     townships: tuple[TownshipLine, ...] = ()
+    # "2+1" as a county counts it: groups (one per cadre paired, `cadres_paired`) and the
+    # distinct mentors of their active pairings.
+    mentors: int = 0
+    # Cadres given a mentor in the period (the period's funnel).
+    paired_in_period: int = 0
+    # Nominations received in the period whose education nobody has given yet.
+    education_unknown: int = 0
+    structure: PoolStructure = PoolStructure()
+    villages: int = 0
+    villages_without_cadre: int = 0
+    villages_without_cadre_named: tuple[str, ...] = ()
+    # Stocks as of a past period's end: the ones no dated fact rebuilds are left out.
+    past: bool = False
+
+    @property
+    def selected(self) -> int:
+        """Cadres selected into the pool in the period (the article's "精心选拔了754名"):
+        joint vetting's approvals, the one way into the pool."""
+        return self.vetting_approved
 
     @property
     def key_groups_ranked(self) -> tuple[tuple[str, int], ...]:
@@ -202,57 +237,50 @@ class Summary(CollegeShares):
         return tuple(sorted(self.by_key_group.items(), key=lambda item: (-item[1], item[0])))
 
     @property
-    def nominations_total(self) -> int:
-        return sum(self.by_status.values())
-
-    @property
     def funnel(self) -> tuple[tuple[str, int], ...]:
-        """Everyone nominated → through vetting → ever in the pool → paired now → elected."""
-        status = self.by_status
+        """The period's pipeline: nominated → through vetting → into the pool → given a
+        mentor → elected, each counted when it happened in the period."""
         return (
-            ("nominated", self.nominations_total),
-            ("vetted", sum(status.get(s, 0) for s in VETTED_STATUSES)),
-            ("pool", sum(status.get(s, 0) for s in ENTERED_POOL_STATUSES)),
-            ("paired", self.cadres_paired),
-            ("elected", self.elected_total),
+            ("nominated", self.nominations),
+            ("vetted", self.vetting_approved + self.vetting_rejected),
+            ("pool", self.selected),
+            ("paired", self.paired_in_period),
+            ("elected", self.elected),
         )
 
 
 def key_figures(summary: Summary) -> dict[str, int]:
-    """The stock figures a later summary compares with ("▲3 since the last summary").
+    """The stock figures a later summary compares with ("▲3 since the last summary"): those
+    the text shows with their change, and no others, so that a change hint is never printed
+    for a difference the text does not show.
 
     Stocks only: a period's flow (talks this week) is not comparable with a different
     period's, and an on-demand summary covers part of a period.
     """
     return {
-        "nominations_total": summary.nominations_total,
         "pool": summary.pool,
-        "pool_college_or_higher": summary.pool_college_or_higher,
         "vetting_pending": summary.vetting_pending,
-        "pairings": summary.pairings,
         "cadres_paired": summary.cadres_paired,
         "talks_due_soon": summary.talks_due_soon,
         "talks_overdue": summary.talks_overdue,
         "difficulties_open": summary.difficulties_open,
-        "posts_active": summary.posts_active,
         "projects": summary.projects,
-        "project_leads": summary.project_leads,
-        "funds_yuan": summary.funds_yuan,
         "income_total_yuan": summary.income_total_yuan,
         "elected_total": summary.elected_total,
-        "unreachable": summary.unreachable_candidates + summary.unreachable_mentors,
     }
 
 
 def changes(current: Mapping[str, int], previous: Mapping[str, Any] | None) -> dict[str, int]:
-    """Differences from the previous key figures; empty when there are none to compare."""
+    """The non-zero differences from the previous key figures (a zero is no change to show);
+    empty when there are none."""
     if not previous:
         return {}
-    return {
+    differences = {
         name: value - int(previous[name])
         for name, value in current.items()
         if isinstance(previous.get(name), int)
     }
+    return {name: difference for name, difference in differences.items() if difference}
 
 
 def scope_key(township_id: int | None) -> str:
@@ -304,12 +332,19 @@ async def _training_figures(
 
 
 async def _use_figures(
-    session: AsyncSession, township_id: int | None, day_since: date, day_until: date
+    session: AsyncSession,
+    township_id: int | None,
+    day_since: date,
+    day_until: date,
+    past_end: datetime | None,
 ) -> tuple[int, int, int, int, int, int, int, int]:
-    """Projects (all, done), distinct lead cadres, funds, income (period, all time), elections
-    (period, all time). Three scoped aggregate queries; distinct leads are counted over the
-    whole scope, so a cadre leading projects in two townships is one cadre."""
+    """Projects (all, done), distinct lead cadres, funds, income (period, up to its end),
+    elections (period, up to its end). Three scoped aggregate queries; distinct leads are
+    counted over the whole scope, so a cadre leading projects in two townships is one cadre.
+    At a past period's end, the projects are those created by then."""
     scope = _in_scope(Village.township_id, township_id)
+    if past_end is not None:
+        scope.append(Project.created_at < past_end)
     projects, done, funds = (
         await session.execute(
             select(
@@ -336,13 +371,13 @@ async def _use_figures(
             )
             .join(Project, Project.id == ProjectReport.project_id)
             .join(Village, Village.id == Project.village_id)
-            .where(*scope)
+            .where(*scope, ProjectReport.report_date < day_until)
         )
     ).one()
     elections = select(
-        count_when(and_(Election.elected_on >= day_since, Election.elected_on < day_until)),
+        count_when(Election.elected_on >= day_since),
         func.count(),
-    ).where(*_in_scope(Election.township_id, township_id))
+    ).where(Election.elected_on < day_until, *_in_scope(Election.township_id, township_id))
     elected, elected_total = (await session.execute(elections)).one()
     return (
         int(projects),
@@ -357,11 +392,21 @@ async def _use_figures(
 
 
 async def _difficulty_figures(
-    session: AsyncSession, township_id: int | None, since: datetime, until: datetime
+    session: AsyncSession,
+    township_id: int | None,
+    since: datetime,
+    until: datetime,
+    past_end: datetime | None,
 ) -> tuple[int, int, int]:
-    """Difficulties raised and resolved in the period, open now: storage.mentoring's
-    difficulty_counts definitions in one pass; a township's from ix_difficulty_township
-    alone (the row carries its township)."""
+    """Difficulties raised and resolved in the period, open now (or at a past period's end):
+    storage.mentoring's difficulty_counts definitions in one pass; a township's from
+    ix_difficulty_township alone (the row carries its township)."""
+    open_then: ColumnElement[bool] = Difficulty.status == mentoring.OPEN
+    if past_end is not None:
+        open_then = and_(
+            Difficulty.raised_at < past_end,
+            or_(Difficulty.resolved_at.is_(None), Difficulty.resolved_at >= past_end),
+        )
     query = select(
         count_when(and_(Difficulty.raised_at >= since, Difficulty.raised_at < until)),
         count_when(
@@ -371,7 +416,7 @@ async def _difficulty_figures(
                 Difficulty.resolved_at < until,
             )
         ),
-        count_when(Difficulty.status == mentoring.OPEN),
+        count_when(open_then),
     )
     query = query.where(*_in_scope(Difficulty.township_id, township_id))
     raised, resolved, still_open = (await session.execute(query)).one()
@@ -406,39 +451,118 @@ class _Select(SelectTally):
     """Select-stage totals of the scope (storage.figures' counters; `reviews` stays empty: a
     summary shows vetting per nomination) and the per-township figures the chart needs."""
 
+    education_unknown: int = 0
     nominations_by_township: dict[int, int] = field(default_factory=dict)
     pool_by_township: dict[int, int] = field(default_factory=dict)
-    # Active pairings (not ended, cadre in the pool) and cadres with at least one.
+    # Active pairings (not ended, cadre in the pool), cadres with at least one ("2+1"
+    # groups), and the distinct mentors of those pairings.
     pairings: dict[int, int] = field(default_factory=dict)
     cadres: dict[int, int] = field(default_factory=dict)
+    mentors: int = 0
 
 
 def _add(counts: dict[Any, int], key: Any, n: int) -> None:
     counts[key] = counts.get(key, 0) + int(n)
 
 
-async def _select_stage(
-    session: AsyncSession, township_id: int | None, since: datetime, until: datetime
-) -> _Select:
-    """storage.figures' definitions, without its per-department review counts (a summary
-    shows vetting per nomination), in three grouped queries. The stocks (status, education
-    share, pairings) are read from nomination_tally (storage/tally.py): a few hundred rows,
-    however many nominations."""
-    result = _Select()
-    received = await session.execute(
-        received_by_township(
+# What the pool's structure and its villages are read from, for each file.
+_POOL_FACTS = (
+    Nomination.id,
+    Nomination.township_id,
+    Nomination.village_id,
+    Nomination.education,
+    Nomination.gender,
+    Nomination.birth_date,
+    Nomination.political_status,
+)
+
+
+def _statuses_at(moment: datetime, township_id: int | None) -> Subquery:
+    """Nominations received before `moment` with their status then: the latest status
+    change before it, or `new` (a file's first change is its submission)."""
+    ranked = (
+        select(
+            StatusChange.nomination_id,
+            StatusChange.to_status,
+            func.row_number()
+            .over(
+                partition_by=StatusChange.nomination_id,
+                order_by=(StatusChange.at.desc(), StatusChange.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(StatusChange.at < moment, *_in_scope(StatusChange.township_id, township_id))
+        .subquery()
+    )
+    return (
+        select(
+            *_POOL_FACTS,
+            func.coalesce(ranked.c.to_status, Status.NEW.value).label("status"),
+        )
+        .outerjoin(ranked, and_(ranked.c.nomination_id == Nomination.id, ranked.c.rank == 1))
+        .where(Nomination.created_at < moment, *_in_scope(Nomination.township_id, township_id))
+        .subquery()
+    )
+
+
+def _pool_rows(township_id: int | None, past_end: datetime | None) -> Subquery:
+    """The pool's nominations at the stock moment: now, or at a past period's end."""
+    if past_end is not None:
+        rows = _statuses_at(past_end, township_id)
+        return select(rows).where(rows.c.status == Status.IN_POOL.value).subquery()
+    return (
+        select(*_POOL_FACTS)
+        .where(
+            Nomination.status == Status.IN_POOL.value,
             *_in_scope(Nomination.township_id, township_id),
-            Nomination.created_at >= since,
-            Nomination.created_at < until,
+        )
+        .subquery()
+    )
+
+
+async def _stocks_at(
+    session: AsyncSession, result: _Select, township_id: int | None, moment: datetime
+) -> None:
+    """The status stock, the pool's education share, pairings and mentors as of a past
+    `moment`, rebuilt from status changes and pairing dates (the tallies hold only now)."""
+    rows = _statuses_at(moment, township_id)
+    college = count_when(rows.c.education.in_(COLLEGE_OR_HIGHER))
+    stock = await session.execute(
+        select(rows.c.township_id, rows.c.status, func.count(), college).group_by(
+            rows.c.township_id, rows.c.status
         )
     )
-    for tid, channel, key_group, n, college in received.all():
-        result.nominations += int(n)
-        # A group always has rows, so its SUM is never NULL; `or 0` is for the type.
-        result.college_or_higher += int(college or 0)
-        _add(result.by_channel, channel, n)
-        _add(result.by_key_group, key_group, n)
-        _add(result.nominations_by_township, tid, n)
+    for tid, status, n, college_n in stock.all():
+        _add(result.by_status, status, n)
+        if status == Status.IN_POOL.value:
+            _add(result.pool_by_township, int(tid), n)
+            result.pool_college_or_higher += int(college_n)
+    active = and_(
+        rows.c.status == Status.IN_POOL.value,
+        Pairing.assigned_at < moment,
+        or_(Pairing.ended_at.is_(None), Pairing.ended_at >= moment),
+    )
+    paired = await session.execute(
+        select(Pairing.township_id, func.count(), func.count(func.distinct(Pairing.nomination_id)))
+        .join(rows, rows.c.id == Pairing.nomination_id)
+        .where(active)
+        .group_by(Pairing.township_id)
+    )
+    for tid, pairings, cadres in paired.all():
+        # A pairing carries its cadre's township (a trigger keeps it): never None here.
+        _add(result.pairings, int(tid or 0), pairings)
+        _add(result.cadres, int(tid or 0), cadres)
+    mentors = await session.scalar(
+        select(func.count(func.distinct(Pairing.mentor_person_id)))
+        .join(rows, rows.c.id == Pairing.nomination_id)
+        .where(active)
+    )
+    result.mentors = int(mentors or 0)
+
+
+async def _stocks_now(session: AsyncSession, result: _Select, township_id: int | None) -> None:
+    """The status stock, education share and pairings from nomination_tally (a few hundred
+    rows, however many nominations); mentors from the active pairings' indexes."""
     stock = await session.execute(
         select(
             NominationTally.township_id,
@@ -464,6 +588,43 @@ async def _select_stage(
             if active:
                 _add(result.pairings, int(tid), int(n) * int(active))
                 _add(result.cadres, int(tid), n)
+    mentors = await session.scalar(
+        select(func.count(func.distinct(Pairing.mentor_person_id))).where(
+            *_active_pairing(), *_in_scope(Pairing.township_id, township_id)
+        )
+    )
+    result.mentors = int(mentors or 0)
+
+
+async def _select_stage(
+    session: AsyncSession,
+    township_id: int | None,
+    since: datetime,
+    until: datetime,
+    past_end: datetime | None,
+) -> _Select:
+    """storage.figures' definitions, without its per-department review counts (a summary
+    shows vetting per nomination); the stocks as of now, or as of `past_end`."""
+    result = _Select()
+    received = await session.execute(
+        received_by_township(
+            *_in_scope(Nomination.township_id, township_id),
+            Nomination.created_at >= since,
+            Nomination.created_at < until,
+        )
+    )
+    for tid, channel, key_group, n, college, unknown in received.all():
+        result.nominations += int(n)
+        # A group always has rows, so its SUM is never NULL; `or 0` is for the type.
+        result.college_or_higher += int(college or 0)
+        result.education_unknown += int(unknown)
+        _add(result.by_channel, channel, n)
+        _add(result.by_key_group, key_group, n)
+        _add(result.nominations_by_township, tid, n)
+    if past_end is None:
+        await _stocks_now(session, result, township_id)
+    else:
+        await _stocks_at(session, result, township_id, past_end)
     events = (
         select(StatusChange.event, func.count())
         .where(StatusChange.event.in_(EVENTS), StatusChange.at >= since, StatusChange.at < until)
@@ -473,6 +634,53 @@ async def _select_stage(
     for name, n in (await session.execute(events)).all():
         _add(result.events, name, n)
     return result
+
+
+async def _pool_structure(
+    session: AsyncSession, township_id: int | None, past_end: datetime | None, day: date
+) -> PoolStructure:
+    """Under 35 on `day`, women, party members and education of the pool, in one pass."""
+    pool = _pool_rows(township_id, past_end)
+    # Under 35 on `day`: born after the day 35 years before (29 February → 28th).
+    try:
+        born_after = day.replace(year=day.year - YOUNG_AGE)
+    except ValueError:
+        born_after = day.replace(year=day.year - YOUNG_AGE, day=28)
+    row = (
+        await session.execute(
+            select(
+                count_when(pool.c.birth_date > born_after),
+                count_when(pool.c.gender == "female"),
+                count_when(pool.c.political_status.in_(PARTY_MEMBERS)),
+                count_when(pool.c.education.in_(COLLEGE_OR_HIGHER)),
+                count_when(pool.c.education.is_(None)),
+            )
+        )
+    ).one()
+    return PoolStructure(*(int(n) for n in row))
+
+
+async def _villages_without_cadre(
+    session: AsyncSession, township_id: int | None, past_end: datetime | None
+) -> tuple[int, int, tuple[str, ...]]:
+    """Villages in scope, how many have nobody in the pool, and the first of them by name."""
+    pool = _pool_rows(township_id, past_end)
+    covered = select(pool.c.village_id).where(pool.c.village_id.is_not(None))
+    scope = _in_scope(Village.township_id, township_id)
+    villages = await session.scalar(select(func.count()).select_from(Village).where(*scope))
+    empty = (
+        select(Township.name, Village.name)
+        .join(Township, Township.id == Village.township_id)
+        .where(*scope, Village.id.not_in(covered))
+        .order_by(Township.id, Village.id)
+    )
+    found = (await session.execute(empty)).all()
+    # In a township's summary the township goes without saying.
+    named = tuple(
+        village if township_id is not None else f"{township}{village}"
+        for township, village in found[:VILLAGES_NAMED]
+    )
+    return int(villages or 0), len(found), named
 
 
 @dataclass(slots=True)
@@ -625,15 +833,19 @@ async def build_summary(
     tz: ZoneInfo,
     talk_every_days: int,
     talk_soon_days: int,
+    stocks_at_end: bool = False,
 ) -> Summary:
-    """The summary of a scope (county when `township_id` is None) for [since, until), as of now.
+    """The summary of a scope (county when `township_id` is None) for [since, until), with
+    its stocks as of now, or, with `stocks_at_end` and a period that has ended, as of its end.
 
     The caller decides who may see which scope. About twenty grouped queries, whatever the
     number of people and talks.
     """
     dated_until = _local_midnight_ceiling(until, tz)
     day_since, day_until = local_date(since, tz), local_date(dated_until, tz)
-    today = local_date(now, tz)
+    past_end = until if stocks_at_end and until < now else None
+    # The day the stocks are of: today, or a past period's last day.
+    stock_day = local_date(now if past_end is None else until - timedelta(microseconds=1), tz)
 
     chosen = await session.execute(
         select(Township.id, Township.name)
@@ -641,7 +853,7 @@ async def build_summary(
         .order_by(Township.id)
     )
     townships = [(int(i), str(n)) for i, n in chosen.all()]
-    stage = await _select_stage(session, township_id, since, until)
+    stage = await _select_stage(session, township_id, since, until, past_end)
     talks = await _mentoring_stage(
         session,
         township_id,
@@ -652,9 +864,15 @@ async def build_summary(
         every_days=talk_every_days,
         soon_days=talk_soon_days,
     )
-    raised, resolved, still_open = await _difficulty_figures(session, township_id, since, until)
+    if past_end is not None:
+        # Talks due and overdue are read from each pairing's latest talk, which is today's:
+        # no dated fact gives them as of a past day, so a past period leaves them out.
+        talks.due_or_overdue, talks.overdue, talks.top_overdue_mentors = {}, {}, []
+    raised, resolved, still_open = await _difficulty_figures(
+        session, township_id, since, until, past_end
+    )
     active_by_kind: dict[str, int] = {}
-    for row in await posts.post_counts(session, today=today, township_id=township_id):
+    for row in await posts.post_counts(session, today=stock_day, township_id=township_id):
         for kind, n in row.active_by_kind.items():
             if n:
                 _add(active_by_kind, kind, n)
@@ -672,10 +890,14 @@ async def build_summary(
         income_total,
         elected,
         elected_total,
-    ) = await _use_figures(session, township_id, day_since, day_until)
-    unreachable_candidates, unreachable_mentors = await unreachable_counts(
-        session, township_id=township_id
-    )
+    ) = await _use_figures(session, township_id, day_since, day_until, past_end)
+    unreachable_candidates, unreachable_mentors = (0, 0)
+    if past_end is None:
+        # Who blocked the bot is known for now only.
+        unreachable_candidates, unreachable_mentors = await unreachable_counts(
+            session, township_id=township_id
+        )
+    villages, without_cadre, named = await _villages_without_cadre(session, township_id, past_end)
     lines = tuple(
         TownshipLine(
             township_id=tid,
@@ -706,6 +928,8 @@ async def build_summary(
         trainings=training,
         pairings=sum(stage.pairings.values()),
         cadres_paired=sum(stage.cadres.values()),
+        mentors=stage.mentors,
+        paired_in_period=await _paired_in_period(session, township_id, since, until),
         posts_active=sum(active_by_kind.values()),
         posts_active_by_kind=active_by_kind,
         talks_held=sum(talks.held.values()),
@@ -720,7 +944,8 @@ async def build_summary(
         grade_demoted=demoted,
         grade_stayed=stayed,
         projects=projects,
-        projects_done=done,
+        # A project's status has no history: how many were done at a past end is unknown.
+        projects_done=done if past_end is None else 0,
         project_leads=leads,
         funds_yuan=funds,
         income_yuan=income,
@@ -730,7 +955,27 @@ async def build_summary(
         unreachable_candidates=unreachable_candidates,
         unreachable_mentors=unreachable_mentors,
         townships=lines,
+        education_unknown=stage.education_unknown,
+        structure=await _pool_structure(session, township_id, past_end, stock_day),
+        villages=villages,
+        villages_without_cadre=without_cadre,
+        villages_without_cadre_named=named,
+        past=past_end is not None,
     )
+
+
+async def _paired_in_period(
+    session: AsyncSession, township_id: int | None, since: datetime, until: datetime
+) -> int:
+    """Cadres given a mentor in the period (a reassignment counts its cadre once)."""
+    paired = await session.scalar(
+        select(func.count(func.distinct(Pairing.nomination_id))).where(
+            Pairing.assigned_at >= since,
+            Pairing.assigned_at < until,
+            *_in_scope(Pairing.township_id, township_id),
+        )
+    )
+    return int(paired or 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,10 +37,9 @@ class Persona:
 
 
 def demo_people() -> dict[str, dict[str, Any]]:
-    from storage.seed import DATA_DIR
+    from storage.seed import demo_data
 
-    data = json.loads((DATA_DIR / "demo_small.json").read_text(encoding="utf-8"))
-    return dict(data["people"])
+    return dict(demo_data()["people"])
 
 
 def resolve_persona(name: str, user_id: int | None) -> Persona:
@@ -68,25 +66,14 @@ async def _persona_invite(
     session: Any, spec: dict[str, Any], role: Role, person_id: int, settings: Settings
 ) -> str:
     """A fresh single-use invite that steps its redeemer into the demo person."""
-    from storage import geo, people
+    from storage.seed import demo_invite
 
-    township_id = None
-    if "township" in spec:
-        township = await geo.township_by_name(session, spec["township"])
-        if township is None:
-            raise ShellError(f"the demo township {spec['township']} is missing from the database")
-        township_id = township.id
-    (code,) = await people.create_invites(
-        session,
-        role=role,
-        now=datetime.now(UTC),
-        days=settings.invite_days,
-        township_id=township_id,
-        department=spec.get("department"),
-        mentor_slot=spec.get("mentor_slot"),
-        for_person_id=person_id,
-    )
-    return str(code)
+    try:
+        return await demo_invite(
+            session, role, spec, person_id, now=datetime.now(UTC), days=settings.invite_days
+        )
+    except ValueError as exc:
+        raise ShellError(str(exc)) from None
 
 
 async def prepare_personas(database: Database, settings: Settings, persona: Persona) -> str | None:

@@ -141,10 +141,18 @@ class Shell(Screen):
     async def _seed_if_empty(self) -> bool:
         from storage import geo, seed
 
+        now = datetime.now(UTC)
         async with self.database.sessionmaker.begin() as session:
             if await geo.list_townships(session):
                 return False
-            await seed.seed_small(session, now=datetime.now(UTC), days=self.settings.invite_days)
+            await seed.seed_small(session, now=now, days=self.settings.invite_days)
+            await seed.seed_files(
+                session,
+                self.app.bot_data["cipher"],
+                now=now,
+                tz=self.settings.tz,
+                departments=self.settings.department_codes,
+            )
         return True
 
     def _banner(self, seeded: bool) -> None:

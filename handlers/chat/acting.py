@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.flow import Finish, Run
+from handlers.chat.flow import Finish, InChat, Run
 from handlers.chat.screen import Screen
 from storage.people import Actor
 from storage.rules.identity import RuleError
@@ -31,7 +31,7 @@ STALE_BUTTON = Screen("common/stale_button")
 EXPIRED = Finish((STALE_BUTTON,))
 
 
-async def refusal(run: Run, error: Exception) -> None:
+async def refusal(run: InChat, error: Exception) -> None:
     """Answer a subject that is not the person's (denied and audited) or is gone or moved
     on ("this button has expired")."""
     if isinstance(error, NotAllowed):

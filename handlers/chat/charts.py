@@ -10,6 +10,7 @@ knows Telegram: a chart is a PNG and a caption.
 
 from __future__ import annotations
 
+import html
 import io
 import threading
 from dataclasses import astuple, dataclass
@@ -65,6 +66,11 @@ class ChartData:
     scope_name: str
     funnel: tuple[tuple[str, int], ...]
     townships: tuple[ChartLine, ...]
+    # One township's summary: its talk chart is titled for it, not "per township".
+    township_scope: bool = False
+    # The figures panel under the chart: training person-times, difficulties resolved,
+    # project funds and income of the period (yuan); empty for rows planned before it.
+    panel: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, figures: Summary) -> ChartData:
@@ -75,6 +81,14 @@ class ChartData:
                 ChartLine(t.township, t.talks_held, t.talks_due_soon, t.talks_overdue)
                 for t in figures.townships
             ),
+            figures.township_id is not None,
+            (
+                # The classes' person-times, as the text and the article count them.
+                ("person_times", t.class_person_times if (t := figures.trainings) else 0),
+                ("difficulties_resolved", figures.difficulties_resolved),
+                ("funds_yuan", figures.funds_yuan),
+                ("income_yuan", figures.income_yuan),
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -82,6 +96,8 @@ class ChartData:
             "scope": self.scope_name,
             "funnel": [list(step) for step in self.funnel],
             "townships": [list(astuple(line)) for line in self.townships],
+            "township": self.township_scope,
+            "panel": [list(item) for item in self.panel],
         }
 
     @classmethod
@@ -93,6 +109,9 @@ class ChartData:
                 ChartLine(str(name), int(held), int(soon), int(overdue))
                 for name, held, soon, overdue in data["townships"]
             ),
+            # Rows planned before the field existed are the county's or a township's alike.
+            bool(data.get("township", False)),
+            tuple((str(code), int(n)) for code, n in data.get("panel", ())),
         )
 
 
@@ -121,14 +140,22 @@ def draw_photo(photo: dict[str, Any]) -> tuple[bytes, str]:
 def render_chart(
     figures: Summary | ChartData, locale: str, env: Environment | None = None
 ) -> bytes:
-    """A PNG: the pipeline funnel, then talks held against talks due per township."""
+    """A PNG: the period's pipeline funnel, then talks held against talks due per township,
+    and the figures panel under them."""
     from matplotlib import font_manager, rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     if not isinstance(figures, ChartData):
         figures = ChartData.of(figures)
-    labels = _chart_labels(env or _default_env(), locale)
+    env = env or _default_env()
+    labels = _chart_labels(env, locale)
+    # Rendered as plain text for matplotlib, not Telegram HTML.
+    township = figures.scope_name if figures.township_scope else None
+    title = render(env, locale, "summary/chart_talks_title", township=township)
+    talks_title = html.unescape(title)
+    panel = html.unescape(render(env, locale, "summary/chart_panel", panel=dict(figures.panel)))
     family = font_manager.FontProperties(fname=str(chart_font())).get_name()
     lines = figures.townships
     height = 3.2 + 0.42 * max(3, len(lines))
@@ -141,6 +168,8 @@ def render_chart(
             2, 1, gridspec_kw={"height_ratios": [2.6, max(3, len(lines)) * 0.42]}
         )
         figure.suptitle(figures.scope_name, fontsize=13)
+        if panel:
+            figure.supxlabel(panel, fontsize=11)
 
         steps = figures.funnel
         names = [labels.get(f"summary.funnel.{code}", code) for code, _ in steps]
@@ -150,9 +179,12 @@ def render_chart(
         funnel_axes.bar_label(bars, labels=[str(v) for v in values], padding=3)
         funnel_axes.set_title(labels.get("summary.chart.funnel", ""), loc="left")
         funnel_axes.set_xlim(0, max([*values, 1]) * 1.15)
+        # People and talks come whole: no 0.5 ticks when the counts are small.
+        funnel_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         funnel_axes.spines[["top", "right"]].set_visible(False)
 
-        talk_axes.set_title(labels.get("summary.chart.talks", ""), loc="left")
+        talk_axes.set_title(talks_title, loc="left")
+        talk_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if lines:
             positions = list(range(len(lines)))
             width = 0.38

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any, Protocol
 
 # The largest value of the columns ids land in: INTEGER on both engines (SQLite's is 64-bit,
@@ -86,12 +87,15 @@ INDEX = Number(0, 999)
 CODE = Code(re.compile(r"[0-9a-z_*]{1,24}"))
 
 
+@dataclass(init=False, repr=False, unsafe_hash=True)
 class Button:
     """The shape of one kind of callback data: literal parts and typed fields, in order.
 
     ``Button("tk", "s", ID)`` is ``tk:s:<id>``; `match` is the handler's pattern, `values`
     the typed fields of the data that matched.
     """
+
+    parts: tuple[str | Field, ...]
 
     def __init__(self, *parts: str | Field) -> None:
         self.parts = parts
@@ -131,18 +135,7 @@ class Button:
     @property
     def prefix(self) -> str:
         """The literal parts before the first field (what tests forge variants of)."""
-        literals = []
-        for part in self.parts:
-            if not isinstance(part, str):
-                break
-            literals.append(part)
-        return ":".join(literals)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Button) and self.parts == other.parts
-
-    def __hash__(self) -> int:
-        return hash(self.parts)
+        return ":".join(str(part) for part in takewhile(lambda p: isinstance(p, str), self.parts))
 
     def __repr__(self) -> str:
         return "Button(" + ":".join(p if isinstance(p, str) else "<>" for p in self.parts) + ")"

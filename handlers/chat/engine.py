@@ -49,9 +49,7 @@ class Engine:
         stored = chat.user_data.get(self.flow.name)
         if isinstance(stored, dict) and stored.get("v") != self.flow.version:
             upgraded = self.flow.upgrade(stored, state) if self.flow.upgrade else None
-            chat.user_data[self.flow.name] = (
-                {**upgraded, "v": self.flow.version} if upgraded else {"v": self.flow.version}
-            )
+            chat.user_data[self.flow.name] = {**(upgraded or {}), "v": self.flow.version}
         elif stored is not None and not isinstance(stored, dict):
             chat.user_data.pop(self.flow.name, None)
         return run
@@ -74,13 +72,11 @@ class Engine:
         at = run.draft.get("at")
         if at == AT_REVIEW and self.flow.review is not None:
             return None
-        question = self.flow.question(at) if isinstance(at, str) else None
-        if question is not None:
-            return question
-        missing = self._missing(run)
-        if missing is None:
-            return None if self.flow.review is not None else self.flow.questions[-1]
-        return missing
+        known = self.flow.question(at) if isinstance(at, str) else None
+        question = known if known is not None else self._missing(run)
+        if question is None and self.flow.review is None:
+            return self.flow.questions[-1]
+        return question
 
     # -- asking ----------------------------------------------------------------------------
 
@@ -155,17 +151,16 @@ class Engine:
             return await self._next(run, question)
         if isinstance(outcome, Reask | Goto | Review) and outcome.say:
             await run.chat.show(Screen(outcome.say, outcome.values))
+        if isinstance(outcome, Review):
+            return await self.show_review(run)
+        if isinstance(outcome, Goto):
+            # Asking another question from its start, as a Reask asks the same one again.
+            question = self.flow.question(outcome.key)
+            outcome = Reask()
         if isinstance(outcome, Reask):
             if question is None:
                 return await self.resume(run)
             return await self.ask(run, question, outcome.page, outcome.edit)
-        if isinstance(outcome, Goto):
-            target = self.flow.question(outcome.key)
-            if target is None:
-                return await self.resume(run)
-            return await self.ask(run, target)
-        if isinstance(outcome, Review):
-            return await self.show_review(run)
         run.forget()
         for screen in outcome.screens:
             await run.chat.show(screen)
@@ -239,13 +234,9 @@ class Engine:
             if question.secret and _holds_a_number(turn.text) and await chat.delete_input():
                 chat.note(self.flow.texts.secret_deleted)
             return await self._apply(run, question, question.on_text(run, turn.text))
-        if turn.kind == "contact":
-            return await self._apply(run, question, question.on_contact(run, turn))
-        if turn.kind == "file":
-            return await self._apply(run, question, question.on_file(run, turn))
-        if turn.kind == "voice":
-            return await self._apply(run, question, question.on_voice(run, turn))
-        return await self._apply(run, question, question.on_other(run))
+        on = {"contact": question.on_contact, "file": question.on_file, "voice": question.on_voice}
+        answered = on[turn.kind](run, turn) if turn.kind in on else question.on_other(run)
+        return await self._apply(run, question, answered)
 
     async def _on_button(self, run: Run, question: Question, data: str) -> int:
         for shape in question.shapes(run.prefix):

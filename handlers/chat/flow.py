@@ -1,11 +1,8 @@
 """A conversation declared as data: its questions, its review screen, its submit.
 
-A `Flow` is its questions (handlers/chat/kinds.py has the common kinds), an optional review
-screen with edit-and-come-back, and its submit; handlers/chat/engine.py runs every flow the
-same way. Questions and submits talk to a `Chat` (what a person may see and do) and read
-`Turn`s (what they sent); handlers/chat/tg.py implements both for Telegram, `cadrebot shell`
-renders through it, and a web page could implement them again. Nothing here imports
-`telegram`.
+The common kinds of question are in handlers/chat/kinds.py; handlers/chat/engine.py runs
+every flow the same way. Questions and submits talk to a `Chat` and read `Turn`s
+(handlers/chat/port.py). Nothing here imports `telegram`.
 
 Where a person stands is kept in the draft (user_data[flow.name], persisted and encrypted):
 ``{"v": version, "answers": {...}, "at": question key | "review", "editing": bool}``. The
@@ -248,8 +245,7 @@ class Flow:
         return shapes
 
     def states(self) -> list[int]:
-        known = {*range(len(self.questions)), REVIEW, *self.legacy_states}
-        return sorted(known)
+        return sorted({*range(len(self.questions)), REVIEW, *self.legacy_states})
 
 
 # -- one turn of a flow --------------------------------------------------------------------
@@ -336,9 +332,5 @@ class Run(InChat):
 
     def values(self) -> dict[str, Any]:
         """What every screen of the flow may show: the flow, the answers as shown."""
-        shown = {}
-        for question in self.flow.questions:
-            value = question.shown(self)
-            if value is not None:
-                shown[question.key] = value
+        shown = {q.key: v for q in self.flow.questions if (v := q.shown(self)) is not None}
         return {"flow": self.flow.name, "answers": shown}

@@ -28,10 +28,9 @@ def forgotten_since(
 
 
 def conversation_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> list[Any]:
-    found: list[Any] = []
-    for handlers in app.handlers.values():
-        found += [h for h in handlers if isinstance(h, ConversationHandler)]
-    return found
+    return [
+        h for group in app.handlers.values() for h in group if isinstance(h, ConversationHandler)
+    ]
 
 
 def forget_users(app: Application[Any, Any, Any, Any, Any, Any], user_ids: Iterable[int]) -> int:
@@ -47,7 +46,6 @@ def forget_users(app: Application[Any, Any, Any, Any, Any, Any], user_ids: Itera
     forgotten: dict[int, int] = app.bot_data.setdefault(FORGOTTEN, {})
     for user_id in users:
         forgotten[user_id] = number
-    for user_id in users:
         if user_id in app.user_data:
             dropped += 1
         # Also marks the row for deletion by the persistence (already gone: harmless).

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from handlers.chat.acting import said
 from handlers.chat.codec import CODE, INDEX, Button, choice
 from handlers.chat.flow import (
     STALE,
@@ -32,7 +33,7 @@ Rule = Callable[[Run, str], Any]
 
 def invalid(template: str, error: RuleError) -> Reask:
     """Say what was wrong with the answer (`error.code` chooses the sentence), ask again."""
-    return Reask(say=template, values={"code": error.code, "params": error.params or {}})
+    return Reask(say=template, values=said(error))
 
 
 async def checked(rule: Rule, run: Run, raw: str, invalid_template: str) -> Answer | Reask:
@@ -49,9 +50,8 @@ async def checked(rule: Rule, run: Run, raw: str, invalid_template: str) -> Answ
 
 @dataclass(slots=True)
 class Text(Question):
-    """Typed text. `rule` cleans and checks it; a RuleError is said with `invalid` and the
-    question is asked again. A rule may return None to refuse with its own message (it has
-    shown it) and have the question asked again. An optional question offers "skip"."""
+    """Typed text, kept as `rule` makes it (see `checked`; a RuleError is said with
+    `invalid`). An optional question offers "skip"."""
 
     key: str
     rule: Rule
@@ -240,13 +240,9 @@ class Confirm(Question):
         return (Button(prefix, self.tag, choice("0", "1")),)
 
     async def ask(self, run: Run, page: int) -> Screen:
-        rows = (
-            (
-                Btn(run.label(self.yes), f"{run.prefix}:{self.tag}:1"),
-                Btn(run.label(self.no), f"{run.prefix}:{self.tag}:0"),
-            ),
-        )
-        return Screen(self.template, self.values(run) if self.values else {}, rows)
+        yes = Btn(run.label(self.yes), f"{run.prefix}:{self.tag}:1")
+        no = Btn(run.label(self.no), f"{run.prefix}:{self.tag}:0")
+        return Screen(self.template, self.values(run) if self.values else {}, ((yes, no),))
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         if values[0] != "1":
@@ -298,14 +294,10 @@ class ListOf(Question):
         items = self.items(run)
         pending = run.draft.get("drop")
         if isinstance(pending, int) and 0 <= pending < len(items):
-            rows = (
-                (
-                    Btn(run.label("drop.yes"), f"{p}:{self.drop_tag}y:{pending}"),
-                    Btn(run.label("drop.no"), f"{p}:{self.drop_tag}n"),
-                ),
-            )
+            yes = Btn(run.label("drop.yes"), f"{p}:{self.drop_tag}y:{pending}")
+            no = Btn(run.label("drop.no"), f"{p}:{self.drop_tag}n")
             values = {"item": items[pending], "number": pending + 1}
-            return Screen(self.confirm_template, values, rows)
+            return Screen(self.confirm_template, values, ((yes, no),))
         done = (Btn(run.label("done"), f"{p}:{self.done_tag}"),)
         drops = [
             Btn(self.drop_label(run, i), f"{p}:{self.drop_tag}:{i}") for i in range(len(items))

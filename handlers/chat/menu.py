@@ -56,5 +56,4 @@ def help_groups(
 
 def declared(bot_data: Mapping[str, Any]) -> tuple[Command, ...]:
     """The assembled declarations (empty when no application put them there)."""
-    commands = bot_data.get(COMMANDS_KEY, ())
-    return tuple(commands)
+    return tuple(bot_data.get(COMMANDS_KEY, ()))

@@ -27,12 +27,7 @@ Take = Callable[[Chat, str], Awaitable[bool]]
 
 
 class PassingText(MessageHandler[CadreContext, object]):
-    """Takes a text only when its callback says so (returns True).
-
-    `check_update` can only see the shape of the text; the callback decides in
-    `handle_update`. When it returns False the update goes to the next handler of this group
-    that wants it, as if this one had not matched.
-    """
+    """Takes a text only when its callback says so (returns True); see the module's text."""
 
     async def handle_update(
         self,
@@ -44,17 +39,11 @@ class PassingText(MessageHandler[CadreContext, object]):
         if await super().handle_update(update, application, check_result, context):
             return None
         context.matches = None  # our regex's match is no business of the next handler
-        for handlers in application.handlers.values():
-            if self in handlers:
-                later = handlers[handlers.index(self) + 1 :]
-                break
-        else:
-            return None
-        for handler in later:
+        group = next((h for h in application.handlers.values() if self in h), [self])
+        for handler in group[group.index(self) + 1 :]:
             check = handler.check_update(update)
-            if check is None or check is False:
-                continue
-            return await handler.handle_update(update, application, check, context)
+            if check is not None and check is not False:
+                return await handler.handle_update(update, application, check, context)
         return None
 
 

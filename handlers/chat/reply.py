@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import html
-import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import takewhile
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,16 +16,13 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest
 
-from handlers.chat.codec import INT_MAX, Number
+from handlers.chat.codec import ID
 from handlers.chat.context import CadreContext
 from storage import outbox
 from templates import labels_for, normalize_locale, render, split_message
 
 LOCALE_KEY = "locale"
-_ID = Number(1, INT_MAX)
-log = logging.getLogger("cadrebot.handlers")
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
@@ -44,12 +40,6 @@ def text(update: Update | None, context: CadreContext, name: str, **values: Any)
     return render(context.jinja, locale_of(update, context), name, **values)
 
 
-def label(update: Update | None, context: CadreContext, key: str) -> str:
-    """A short plain-text label (a button, a choice) from the locale's label table."""
-    labels = labels_for(context.jinja, locale_of(update, context))
-    return labels.get(key, key)
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -62,17 +52,15 @@ async def reply(
     markup: Markup | None = None,
     **values: Any,
 ) -> Message | None:
-    """Render a template and send it in parts of at most 4096 characters.
-
-    A keyboard rides on the last part, where the person's eyes are.
-    """
+    """Render a template and `send` it."""
     return await send(update, context, text(update, context, name, **values), markup=markup)
 
 
 async def send(
     update: Update, context: CadreContext, body: str, *, markup: Markup | None = None
 ) -> Message | None:
-    """Send rendered text in parts of at most 4096 characters, the keyboard on the last."""
+    """Send rendered text in parts of at most 4096 characters; a keyboard rides on the last
+    part, where the person's eyes are."""
     parts = split_message(body)
     chat = update.effective_chat
     assert chat is not None
@@ -82,22 +70,6 @@ async def send(
             chat.id, part, reply_markup=markup if index == len(parts) - 1 else None
         )
     return sent
-
-
-async def edit_or_send(
-    update: Update, context: CadreContext, body: str, *, markup: InlineKeyboardMarkup | None
-) -> None:
-    """Answer a button press by editing its message in place; fall back to a new message."""
-    query = update.callback_query
-    parts = split_message(body)
-    if query is not None and query.message is not None and len(parts) == 1:
-        try:
-            await query.edit_message_text(parts[0], reply_markup=markup)
-            return
-        except BadRequest as exc:
-            if "not modified" in str(exc).lower():
-                return
-    await send(update, context, body, markup=markup)
 
 
 async def plan_notice(
@@ -150,13 +122,9 @@ def attempt_of(update: Update) -> tuple[str, str, int | None]:
     query = update.callback_query
     if query is not None and query.data:
         parts = query.data.split(":")
-        literals: list[str] = []
-        for part in parts:
-            if part.isascii() and part.isdigit():
-                break
-            literals.append(part)
+        literals = list(takewhile(lambda part: not (part.isascii() and part.isdigit()), parts))
         subject = ":".join(literals)[:32]
-        ids = (_ID.parse(part) for part in parts[len(literals) :])
+        ids = (ID.parse(part) for part in parts[len(literals) :])
         return f"button:{subject}"[:48], subject, next((i for i in ids if i is not None), None)
     message = update.effective_message
     if message is not None and message.text and message.text.startswith("/"):
@@ -165,30 +133,11 @@ def attempt_of(update: Update) -> tuple[str, str, int | None]:
     return "message", "-", None
 
 
-def button_text(update: Update, context: CadreContext, name: str, **values: Any) -> str:
-    """A button label from a template: labels are plain text, so the HTML escaping is undone."""
-    return html.unescape(text(update, context, name, **values))
-
-
 async def answer_query(update: Update) -> None:
     """Stop the button's spinner (a no-op for messages)."""
     query = update.callback_query
     if query is not None:
         await query.answer()
-
-
-async def drop_buttons(update: Update) -> None:
-    """Take the buttons off an answered question so that it cannot be answered twice.
-
-    Telegram refuses to edit a message that is gone, older than 48 hours or already bare;
-    the answer itself must still go through (the draft guards against a second press).
-    """
-    query = update.callback_query
-    if query is not None and query.message is not None:
-        try:
-            await query.edit_message_reply_markup(None)
-        except BadRequest as exc:
-            log.info("buttons left on a message Telegram will not edit: %s", exc.message)
 
 
 def inline(rows: Iterable[Iterable[tuple[str, str]]]) -> InlineKeyboardMarkup:

@@ -13,15 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.chat.acting import STALE_BUTTON
+from handlers.chat.acting import REFUSALS, refusal
 from handlers.chat.codec import AnyOf, Button
 from handlers.chat.commands import Command
 from handlers.chat.flow import Chat, InChat, Turn, actor_of, admitted
 from handlers.chat.screen import Screen
 from storage.models import Role
 from storage.people import Actor
-from storage.rules.vetting import IllegalTransition
-from storage.scoped import NotAllowed, Stale
 
 
 class Refused(Exception):
@@ -140,11 +138,8 @@ async def show(
     except Refused as refused:
         await chat.deny(refused.subject)
         return
-    except NotAllowed:
-        await chat.deny()
-        return
-    except (Expired, Stale, IllegalTransition):
-        await chat.show(STALE_BUTTON)
+    except (*REFUSALS, Expired) as error:
+        await refusal(act, error)
         return
     screens = (shown,) if isinstance(shown, Screen) else tuple(shown or ())
     for item in screens:

@@ -6,6 +6,7 @@ Everything above this module (the engine, the flow declarations) is free of `tel
 
 from __future__ import annotations
 
+import html
 import logging
 import operator
 import warnings
@@ -23,7 +24,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
@@ -43,11 +44,7 @@ from handlers.chat.reply import (
     Markup,
     answer_query,
     attempt_of,
-    button_text,
-    drop_buttons,
-    edit_or_send,
     inline,
-    label,
     locale_of,
     plan_notice,
     reply,
@@ -57,6 +54,7 @@ from handlers.chat.reply import (
 from handlers.chat.screen import Attachment, Screen
 from handlers.chat.screens import Menu, show
 from storage import audit
+from templates import labels_for, split_message
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -69,8 +67,7 @@ Callback = Callable[[Any, Any], Coroutine[Any, Any, Any]]
 
 def on(pattern: Pattern, callback: Callback) -> CallbackQueryHandler[Any, Any]:
     """The handler of one kind of button, matched only by data that decodes."""
-    handler: CallbackQueryHandler[Any, Any] = CallbackQueryHandler(callback, pattern=pattern.match)
-    return handler
+    return CallbackQueryHandler(callback, pattern=pattern.match)
 
 
 def pattern_of(handler: object) -> Pattern | None:
@@ -116,10 +113,11 @@ class TelegramChat:
         return self.context.bot_data[name]
 
     def label(self, key: str) -> str:
-        return label(self.update, self.context, key)
+        return labels_for(self.jinja, self.locale).get(key, key)
 
     def text(self, name: str, **values: Any) -> str:
-        return button_text(self.update, self.context, name, **values)
+        # Button labels are plain text: the template's HTML escaping is undone.
+        return html.unescape(text(self.update, self.context, name, **values))
 
     async def show(self, screen: Screen) -> None:
         markup: Markup | None = None
@@ -141,10 +139,18 @@ class TelegramChat:
             notes = [text(self.update, self.context, note).strip() for note in self._notes]
             body = "\n\n".join([*notes, body])
             self._notes.clear()
-        if screen.edit and self.update.callback_query is not None and not screen.contact:
-            inline_markup = markup if isinstance(markup, InlineKeyboardMarkup) else None
-            await edit_or_send(self.update, self.context, body, markup=inline_markup)
-            return
+        query = self.update.callback_query
+        if screen.edit and query is not None and not screen.contact:
+            # Edited in place when it can be; else (the message gone, too long) sent anew.
+            markup = markup if isinstance(markup, InlineKeyboardMarkup) else None
+            parts = split_message(body)
+            if query.message is not None and len(parts) == 1:
+                try:
+                    await query.edit_message_text(parts[0], reply_markup=markup)
+                    return
+                except BadRequest as exc:
+                    if "not modified" in str(exc).lower():
+                        return
         await send(self.update, self.context, body, markup=markup)
 
     def note(self, template: str) -> None:
@@ -155,12 +161,11 @@ class TelegramChat:
         assert chat is not None
         # The update's transaction would otherwise hold SQLite's write lock over the upload.
         await self.context.checkpoint()
+        bot = self.context.bot
         if attachment.kind == "photo":
-            await self.context.bot.send_photo(
-                chat.id, attachment.data, caption=body, reply_markup=markup
-            )
+            await bot.send_photo(chat.id, attachment.data, caption=body, reply_markup=markup)
         else:
-            await self.context.bot.send_document(
+            await bot.send_document(
                 chat.id,
                 attachment.data,
                 filename=attachment.name or None,
@@ -173,9 +178,16 @@ class TelegramChat:
         await reply(self.update, self.context, "common/forbidden")
 
     async def drop_buttons(self) -> None:
-        if not self._dropped:
-            self._dropped = True
-            await drop_buttons(self.update)
+        query = self.update.callback_query
+        if self._dropped or query is None or query.message is None:
+            return
+        self._dropped = True
+        try:
+            await query.edit_message_reply_markup(None)
+        except BadRequest as exc:
+            # Gone, older than 48 hours or already bare: the answer itself must still go
+            # through (the draft guards against a second press).
+            log.info("buttons left on a message Telegram will not edit: %s", exc.message)
 
     async def delete_input(self) -> bool:
         message = self.update.effective_message

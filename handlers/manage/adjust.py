@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from handlers import notices
-from handlers.chat.acting import acting
+from handlers.chat.acting import acting, as_actor
 from handlers.chat.codec import ID, Button
 from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run
 from handlers.chat.kinds import Text
@@ -39,8 +40,7 @@ def adjusting(run: Run) -> bool:
 async def start_adjust(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | None:
     """Begin with the person the button names, if the official may still adjust them."""
     (nomination_id,) = values
-    async with run.session() as session:
-        managed = await figures.managed_nomination(session, await acting(run), nomination_id)
+    managed = await as_actor(run, partial(figures.managed_nomination, nomination_id=nomination_id))
     if managed is None:
         await run.chat.deny()
         return None

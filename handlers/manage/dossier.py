@@ -22,6 +22,7 @@ from handlers.chat.commands import command
 from handlers.chat.flow import Chat
 from handlers.chat.screen import Attachment, Btn, Screen, rows_of
 from handlers.chat.screens import Act, Refused, screen
+from handlers.manage.adjust import ADJUST
 from handlers.oversight.export import SPOOL_BYTES, workbook_labels
 from storage import (
     export,
@@ -43,7 +44,6 @@ from storage.rules.vetting import Status
 COMMAND = command("dossier")
 OPEN = Button("pl", "o", ID)
 EXPORT = Button("pl", "e", ID)
-ADJUST = Button("pl", "a", ID)
 # Nine digits stay below 2**31: a typed huge number must not reach an INTEGER column.
 ID_RE = re.compile(r"[0-9]{1,9}")
 

@@ -1,38 +1,38 @@
-"""What /results and /post share: who may run them, and the paged list of cadres in scope."""
+"""What /results and /post share: who may run them, the paged list of cadres in scope, and
+the last screen before anything is written."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import acting, scoped
-from handlers.chat.flow import STALE, Answer, Finish, Outcome, Run
+from handlers.chat.acting import as_actor, scoped
+from handlers.chat.codec import Button
+from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run, Texts
 from handlers.chat.paged import PER_PAGE as PER_PAGE
-from handlers.chat.paged import Paged
-from handlers.chat.screen import Screen
+from handlers.chat.paged import Lister, Paged
+from handlers.chat.screen import Btn, Screen
 from storage.models import Role
 from storage.people import Actor
 
 OFFICIALS = (Role.TOWNSHIP_OFFICIAL, Role.COUNTY_OFFICIAL, Role.ADMIN)
+TEXTS = Texts(busy="grades/busy", use_buttons="grades/use_buttons")
 
 
-class Listed(Protocol):
-    """A cadre as a list shows them (storage's Candidate, Assignee)."""
-
-    @property
-    def nomination_id(self) -> int: ...
-
-    @property
-    def full_name(self) -> str: ...
+# The page of cadres in the actor's scope this run lists (storage's Candidate, Assignee: a
+# nomination_id, a full_name and a township each).
+Load = Callable[[Run], Lister[Any]]
+# The cadre a pressed button names; raises NotAllowed out of scope (re-checked).
+Take = Callable[[AsyncSession, Actor, int], Awaitable[Any]]
 
 
-# A page of the cadres in the actor's scope, and how many there are in all.
-Load = Callable[[Run, AsyncSession, Actor, int, int], Awaitable[tuple[Sequence[Listed], int]]]
-# What picking a cadre stores beside their id; raises NotAllowed out of scope (re-checked).
-Take = Callable[[Run, AsyncSession, Actor, int], Awaitable[dict[str, Any]]]
+def about(found: Any) -> dict[str, Any]:
+    """What picking a cadre keeps of them to show: their name and township."""
+    return {"name": found.full_name, "township": found.township}
 
 
 @dataclass(slots=True)
@@ -49,6 +49,9 @@ class Cadres(Paged):
     load: Load
     take: Take
     empty: str
+    keep: Callable[[Any], dict[str, Any]] = about
+    # What the previous cadre brought along, forgotten when another is picked.
+    forget: Sequence[str] = ()
     values: Callable[[Run], dict[str, Any]] = field(default=lambda run: {})
     done: Screen | None = None
     done_label: str = "grades.done"
@@ -62,8 +65,7 @@ class Cadres(Paged):
         return run.answers
 
     async def items(self, run: Run, offset: int, limit: int) -> tuple[Sequence[Any], int]:
-        async with run.session() as session:
-            return await self.load(run, session, await acting(run), offset, limit)
+        return await as_actor(run, partial(self.load(run), offset=offset, limit=limit))
 
     def label(self, run: Run, item: Any) -> str:
         return run.chat.text(
@@ -85,8 +87,36 @@ class Cadres(Paged):
     async def choose(self, run: Run, ident: int) -> Outcome:
         # Another township's cadre (a forged or outdated button): said to have expired, so
         # as not to tell whether the file exists, and audited.
-        taken = await scoped(run, lambda session, actor: self.take(run, session, actor, ident))
-        if taken is None:
+        found = await scoped(run, lambda session, actor: self.take(session, actor, ident))
+        if found is None:
             return STALE
-        run.answers.update(taken)
+        for key in self.forget:
+            run.answers.pop(key, None)
+        run.answers.update(self.keep(found))
         return Answer(ident)
+
+
+@dataclass(slots=True)
+class Decide(Question):
+    """What is about to be written, shown with `template`: submit (``<prefix>:ok``) or the
+    other button ``<prefix>:<tag>`` labelled `label`, which `otherwise` answers."""
+
+    key: str
+    template: str
+    values: Callable[[Run], dict[str, Any]]
+    tag: str
+    label: str
+    otherwise: Callable[[Run], Outcome]
+    edit: bool = False
+    editable: bool = False
+
+    def shapes(self, prefix: str) -> Sequence[Button]:
+        return (Button(prefix, "ok"), Button(prefix, self.tag))
+
+    async def ask(self, run: Run, page: int) -> Screen:
+        submit = Btn(run.label("submit"), f"{run.prefix}:ok")
+        other = Btn(run.label(self.label), f"{run.prefix}:{self.tag}")
+        return Screen(self.template, self.values(run), ((submit, other),), edit=self.edit)
+
+    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
+        return Answer(True) if button.parts[1] == "ok" else self.otherwise(run)

@@ -12,18 +12,31 @@ pool button leaves it and does what it says (a half-typed reason is abandoned, n
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.chat.acting import acting
-from handlers.chat.codec import CODE, PAGE, Button, choice
+from handlers.chat.codec import CODE, PAGE, AnyOf, Button, choice
 from handlers.chat.commands import command
-from handlers.chat.flow import Chat, Entry, Finish, Flow, Goto, Outcome, Question, Run, Texts
+from handlers.chat.flow import (
+    Chat,
+    Entry,
+    Finish,
+    Flow,
+    Goto,
+    InChat,
+    Outcome,
+    Question,
+    Run,
+    Texts,
+)
 from handlers.chat.kinds import Text
-from handlers.chat.screen import Btn, Pager, Rows, Screen, rows_of
+from handlers.chat.paged import Pages
+from handlers.chat.screen import Btn, Pager, Screen, rows_of
 from handlers.chat.screens import Act, Expired, Menu, Refused, screen, show
 from handlers.manage import adjust
 from handlers.manage.adjust import ADJUST, ConfirmAdjust, adjusting, start_adjust
@@ -53,6 +66,7 @@ FILTER = Button("pl", "f", _DIMENSION)
 FILTER_VALUE = Button("pl", "f", _DIMENSION, CODE)
 CLEAR = Button("pl", "x")
 SEARCH = Button("pl", "s")
+PAGES = Pages("pool/list", PAGER, TURN)
 
 
 # -- the list --------------------------------------------------------------------------------
@@ -94,39 +108,35 @@ def _pool_filter(state: dict[str, Any]) -> PoolFilter:
     )
 
 
-async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
+def _shown(chat: Chat, towns: dict[int, str], key: str, value: Any) -> str:
+    """A filter's value as the list's heading names it."""
+    if key == "t":
+        return towns.get(int(value), str(value))
+    return chat.label(f"{NAMES[key]}.{value}") if key in ("kg", "ed") else str(value)
+
+
+async def listing(at: InChat, actor: Actor, *, edit: bool) -> Screen:
     """One page of the pool under the current filter, with the filter's buttons."""
+    chat = at.chat
     state = filter_state(chat)
     async with chat.session() as session:
-        towns = await townships(session, actor)
-        if state.get("t") is not None and state["t"] not in dict(towns):
+        towns = dict(await townships(session, actor))
+        if state.get("t") is not None and state["t"] not in towns:
             state.pop("t")  # chosen under a wider role than the person now holds
         page = max(0, int(state.get("page", 0)))
         where = cadres.pool_conditions(actor, _pool_filter(state))
-        limit = PAGER.per_page
-        items, total = await cadres.page(
-            session, where, offset=PAGER.offset(page), limit=limit, by_name=True
-        )
+        read = partial(cadres.page, session, where, limit=PAGER.per_page, by_name=True)
+        items, total = await read(offset=PAGER.offset(page))
         if not items and page > 0:
             # The pool shrank since the buttons were drawn: show the last page there is.
             page = PAGER.clamp(page, total)
-            items, total = await cadres.page(
-                session, where, offset=PAGER.offset(page), limit=limit, by_name=True
-            )
+            items, total = await read(offset=PAGER.offset(page))
     state["page"] = page
-    names = dict(towns)
-    shown: list[dict[str, str]] = []
-    for key in FILTER_KEYS:
-        value = state.get(key)
-        if value is None or key == "st":
-            continue
-        if key == "t":
-            text = names.get(int(value), str(value))
-        elif key in ("kg", "ed"):
-            text = chat.label(f"{NAMES[key]}.{value}")
-        else:
-            text = str(value)
-        shown.append({"kind": key, "value": text})
+    shown = [
+        {"kind": key, "value": _shown(chat, towns, key, state[key])}
+        for key in FILTER_KEYS
+        if state.get(key) is not None and key != "st"
+    ]
     people = [
         Btn(
             f"{item.full_name or item.nomination_id} · {item.township}",
@@ -139,28 +149,19 @@ async def listing(chat: Chat, actor: Actor, *, edit: bool) -> Screen:
     tools = [Btn(chat.label("pool.search"), SEARCH.data())]
     if shown or state.get("st"):
         tools.append(Btn(chat.label("pool.clear"), CLEAR.data()))
-    nav = PAGER.nav(page, total, TURN, prev=chat.label("prev"), next=chat.label("next"))
-    rows: Rows = (
-        *rows_of(people, 1),
-        *((nav,) if nav else ()),
-        *rows_of([Btn(chat.label(f"pool.by_{NAMES[d]}"), FILTER.data(d)) for d in dims], 4),
-        *rows_of(tools, 2),
+    filters = [Btn(chat.label(f"pool.by_{NAMES[d]}"), FILTER.data(d)) for d in dims]
+    return PAGES.screen(
+        at,
+        rows_of(people, 1),
+        page,
+        total,
+        after=(*rows_of(filters, 4), *rows_of(tools, 2)),
+        edit=edit,
+        status=chat.label(f"status.{state.get('st') or Status.IN_POOL.value}"),
+        filters=shown,
+        items=items,
+        offset=PAGER.offset(page),
     )
-    values = {
-        "status": chat.label(f"status.{state.get('st') or Status.IN_POOL.value}"),
-        "filters": shown,
-        "items": items,
-        "offset": PAGER.offset(page),
-        **PAGER.values(page, total),
-    }
-    return Screen("pool/list", values, rows, edit=edit)
-
-
-@screen(button=TURN, needs=COMMAND.needs)
-async def turn_page(act: Act) -> Screen:
-    """Show another page of the list."""
-    filter_state(act.chat)["page"] = act.values[0]
-    return await listing(act.chat, act.actor, edit=True)
 
 
 async def _offered(act: Act, dimension: str) -> tuple[Towns, list[tuple[str, str]]]:
@@ -194,29 +195,24 @@ async def choose_filter(act: Act) -> Screen:
     return Screen("pool/choose", {"dimension": dimension}, rows_of(buttons, 2), edit=True)
 
 
-@screen(button=FILTER_VALUE, needs=COMMAND.needs)
-async def set_filter(act: Act) -> Screen:
-    """Apply one filter value (or "*" for any) and show the first page."""
-    dimension, value = act.values
-    _, offered = await _offered(act, dimension)
-    if value != "*" and value not in {v for _, v in offered}:
-        if dimension == "t":
-            raise Refused  # a township outside their scope
-        raise Expired  # a code no longer offered (settings changed since it was drawn)
+@screen(button=AnyOf(TURN, FILTER_VALUE, CLEAR), needs=COMMAND.needs)
+async def relist(act: Act) -> Screen:
+    """The list again: another page, or from the first page with one filter set to a value
+    ("*": any) or with every filter dropped."""
     state = filter_state(act.chat)
-    state[dimension] = None if value == "*" else int(value) if dimension == "t" else value
-    state["page"] = 0
-    return await listing(act.chat, act.actor, edit=True)
-
-
-@screen(button=CLEAR, needs=COMMAND.needs)
-async def clear_filters(act: Act) -> Screen:
-    """Drop every filter and show the pool from the first page."""
-    state = filter_state(act.chat)
-    for key in FILTER_KEYS:
-        state.pop(key, None)
-    state["page"] = 0
-    return await listing(act.chat, act.actor, edit=True)
+    if act.button == FILTER_VALUE:
+        dimension, value = act.values
+        _, offered = await _offered(act, dimension)
+        if value != "*" and value not in {v for _, v in offered}:
+            if dimension == "t":
+                raise Refused  # a township outside their scope
+            raise Expired  # a code no longer offered (settings changed since it was drawn)
+        state[dimension] = None if value == "*" else int(value) if dimension == "t" else value
+    elif act.button == CLEAR:
+        for key in FILTER_KEYS:
+            state.pop(key, None)
+    state["page"] = act.values[0] if act.button == TURN else 0
+    return await listing(act, act.actor, edit=True)
 
 
 # -- the conversation: a name to search by, an adjustment ------------------------------------
@@ -224,7 +220,7 @@ async def clear_filters(act: Act) -> Screen:
 
 async def start_pool(run: Run, args: str) -> dict[str, Any] | None:
     """/pool: show the list; the conversation itself opens only from its buttons."""
-    await run.chat.show(await listing(run.chat, await acting(run), edit=False))
+    await run.chat.show(await listing(run, await acting(run), edit=False))
     return None
 
 
@@ -240,20 +236,17 @@ def _name(run: Run, raw: str) -> str:
     return clean_text(raw, max_len=NAME_MAX)
 
 
-# Pool buttons that leave the conversation and do what they say; and those that start it over.
+# Pool buttons that leave the conversation and do what they say.
 LEAVING: dict[Button, Menu] = {
-    TURN: turn_page,
+    TURN: relist,
     FILTER: choose_filter,
-    FILTER_VALUE: set_filter,
-    CLEAR: clear_filters,
+    FILTER_VALUE: relist,
+    CLEAR: relist,
     OPEN: open_dossier,
     EXPORT: export_dossier,
 }
-Restart = Callable[[Run, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
-RESTARTS: dict[Button, tuple[Restart, str]] = {
-    SEARCH: (start_search, "name"),
-    ADJUST: (start_adjust, "reason"),
-}
+# Pool buttons that start the conversation, and start it over when pressed inside it.
+ENTRIES = (Entry(SEARCH, start_search), Entry(ADJUST, start_adjust))
 
 
 class Leaves(Question):
@@ -261,7 +254,7 @@ class Leaves(Question):
     leaves it (as before the port, a pool button always meant what it said)."""
 
     def shapes(self, prefix: str) -> Sequence[Button]:
-        return (*super().shapes(prefix), *LEAVING, *RESTARTS)
+        return (*super().shapes(prefix), *LEAVING, *(entry.button for entry in ENTRIES))
 
     async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
         filter_state(run.chat)  # an old draft's filter, taken over before the draft goes
@@ -269,14 +262,15 @@ class Leaves(Question):
         if menu is not None:
             await show(menu, run.chat, values=values, button=button)
             return Finish()
-        if button in RESTARTS:
-            begin, first = RESTARTS[button]
-            initial = await begin(run, values)
-            if initial is None:
-                return Finish()  # refused or no longer possible: it has said why
-            run.answers.clear()
-            run.answers.update(initial)
-            return Goto(first)
+        for entry in ENTRIES:
+            if entry.button == button:
+                initial = await entry.start(run, values)
+                if initial is None:
+                    return Finish()  # refused or no longer possible: it has said why
+                run.answers.clear()
+                run.answers.update(initial)
+                # The first question its mode asks: the name to search by, or the reason.
+                return Goto(next(q.key for q in run.flow.questions if q.when and q.when(run)))
         return await super().on_button(run, button, values)
 
 
@@ -296,7 +290,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
         return await adjust.adjust_out(run, answers)
     state["q"] = answers["name"]
     state["page"] = 0
-    return Finish((await listing(run.chat, await acting(run), edit=False),))
+    return Finish((await listing(run, await acting(run), edit=False),))
 
 
 def upgrade(old: dict[str, Any], state: int | None) -> dict[str, Any]:
@@ -333,10 +327,10 @@ POOL = Flow(
     ),
     submit=submit,
     start=start_pool,
-    entries=(Entry(SEARCH, start_search), Entry(ADJUST, start_adjust)),
+    entries=ENTRIES,
     texts=Texts(busy="pool/busy", cancelled="pool/cancelled"),
     version=2,
     upgrade=upgrade,
 )
 
-MENUS = (turn_page, choose_filter, set_filter, clear_filters)
+MENUS = (relist, choose_filter)

@@ -7,19 +7,18 @@ written before the submit, which re-checks scope and dates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.chat.acting import EXPIRED, acting, said, scoped
-from handlers.chat.codec import Button
+from handlers.chat.acting import EXPIRED, as_actor, said, scoped
 from handlers.chat.commands import command
-from handlers.chat.flow import Answer, Finish, Flow, Outcome, Question, Run, Texts
+from handlers.chat.flow import Finish, Flow, Outcome, Run
 from handlers.chat.kinds import Choice, Day, Text
-from handlers.chat.screen import Btn, Screen
-from handlers.manage.kinds import OFFICIALS, PER_PAGE, Cadres, Listed
+from handlers.chat.screen import Screen
+from handlers.manage.kinds import OFFICIALS, PER_PAGE, TEXTS, Cadres, Decide
 from storage import posts
 from storage.people import Actor
 from storage.rules.identity import RuleError
@@ -33,25 +32,9 @@ def _about(run: Run) -> dict[str, Any]:
     return {"full_name": run.answers.get("name"), "township": run.answers.get("township")}
 
 
-async def _load(
-    run: Run, session: AsyncSession, actor: Actor, offset: int, limit: int
-) -> tuple[Sequence[Listed], int]:
-    return await posts.assignable(session, actor, offset=offset, limit=limit)
-
-
-async def _take(
-    run: Run, session: AsyncSession, actor: Actor, nomination_id: int
-) -> dict[str, Any]:
-    found = await posts.assignee(session, actor, nomination_id)
-    for key in KEYS[2:]:
-        run.answers.pop(key, None)
-    return {"name": found.full_name, "township": found.township}
-
-
 async def anyone_to_post(run: Run, args: str) -> dict[str, Any] | None:
     """Nobody in scope: said, and the flow does not start."""
-    async with run.session() as session:
-        _, total = await posts.assignable(session, await acting(run), limit=PER_PAGE)
+    _, total = await as_actor(run, partial(posts.assignable, limit=PER_PAGE))
     if not total:
         await run.chat.show(Screen("posts/none"))
         return None
@@ -70,30 +53,10 @@ def _end(run: Run, raw: str) -> date:
     return day
 
 
-class Review(Question):
-    """What will be stored: submit (``pst:ok``) or cancel (``pst:no``), nothing kept."""
-
-    key = "confirm"
-    editable = False
-
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "ok"), Button(prefix, "no"))
-
-    async def ask(self, run: Run, page: int) -> Screen:
-        a = run.answers
-        values = {"kind": a["kind"], "title": _title(a) or "", "start": a["start"]}
-        rows = (
-            (
-                Btn(run.label("submit"), f"{run.prefix}:ok"),
-                Btn(run.label("cancel"), f"{run.prefix}:no"),
-            ),
-        )
-        return Screen("posts/review", {**_about(run), **values, "end": a.get("end") or ""}, rows)
-
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        if button.parts[1] == "no":
-            return Finish((Screen("common/cancelled"),))
-        return Answer(True)
+def _review(run: Run) -> dict[str, Any]:
+    a = run.answers
+    values = {"kind": a["kind"], "title": _title(a) or "", "start": a["start"]}
+    return {**_about(run), **values, "end": a.get("end") or ""}
 
 
 def _title(answers: dict[str, Any]) -> str | None:
@@ -151,7 +114,14 @@ POST = Flow(
     prefix="pst",
     start=anyone_to_post,
     questions=(
-        Cadres("nid", "posts/choose_person", _load, _take, empty="posts/none"),
+        Cadres(
+            "nid",
+            "posts/choose_person",
+            lambda run: posts.assignable,
+            posts.assignee,
+            empty="posts/none",
+            forget=KEYS[2:],
+        ),
         # Intern village cadre, grid worker or hard post: ``pst:k:<kind>``.
         Choice(
             "kind",
@@ -193,10 +163,18 @@ POST = Flow(
             optional=True,
             editable=False,
         ),
-        Review(),
+        # What will be stored: submit (``pst:ok``) or cancel (``pst:no``), nothing kept.
+        Decide(
+            "confirm",
+            "posts/review",
+            _review,
+            tag="no",
+            label="cancel",
+            otherwise=lambda run: Finish((Screen("common/cancelled"),)),
+        ),
     ),
     submit=save,
-    texts=Texts(busy="grades/busy", use_buttons="grades/use_buttons"),
+    texts=TEXTS,
     upgrade=_upgrade,
     legacy_states=(10, 11, 12, 13, 14, 15),
 )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import notices
-from handlers.chat.acting import STALE_BUTTON, acting, scoped
+from handlers.chat.acting import STALE_BUTTON, acting, as_actor, scoped
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.commands import command
 from handlers.chat.flow import (
@@ -28,11 +29,11 @@ from handlers.chat.flow import (
     Outcome,
     Question,
     Run,
-    Texts,
     Turn,
 )
+from handlers.chat.paged import Lister
 from handlers.chat.screen import Btn, Screen
-from handlers.manage.kinds import OFFICIALS, Cadres, Listed
+from handlers.manage.kinds import OFFICIALS, TEXTS, Cadres, Decide, about
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades
 from storage.grades import Candidate, GradeError
@@ -76,9 +77,8 @@ def _forget_cadre(run: Run) -> None:
         run.answers.pop(key, None)
 
 
-async def _pending(run: Run, actor: Actor, year: int) -> int:
-    async with run.session() as session:
-        _, total = await grades.pending_for_year(session, actor, year, limit=1)
+async def _pending(run: Run, year: int) -> int:
+    _, total = await as_actor(run, partial(grades.pending_for_year, year=year, limit=1))
     return total
 
 
@@ -111,31 +111,19 @@ class Year(_TakesFiles, Question):
         year = int(values[0])
         if year not in _years(run):
             return STALE
-        if not await _pending(run, await acting(run), year):
+        if not await _pending(run, year):
             return Finish((Screen("grades/none_pending", {"year": year}),))
         run.answers.clear()
         run.answers["page"] = 0
         return Answer(year)
 
 
-async def _load(
-    run: Run, session: AsyncSession, actor: Actor, offset: int, limit: int
-) -> tuple[Sequence[Listed], int]:
-    year = int(run.answers["year"])
-    return await grades.pending_for_year(session, actor, year, offset=offset, limit=limit)
+def _pending_for(run: Run) -> Lister[Candidate]:
+    return partial(grades.pending_for_year, year=int(run.answers["year"]))
 
 
-async def _take(
-    run: Run, session: AsyncSession, actor: Actor, nomination_id: int
-) -> dict[str, Any]:
-    found = await grades.candidate(session, actor, nomination_id)
-    _forget_cadre(run)
-    return {
-        "name": found.full_name,
-        "grade": found.grade,
-        "years": found.years_in_grade,
-        "township": found.township,
-    }
+def _kept(found: Candidate) -> dict[str, Any]:
+    return {**about(found), "grade": found.grade, "years": found.years_in_grade}
 
 
 class People(_TakesFiles, Cadres):
@@ -174,31 +162,18 @@ class Assessment(_TakesFiles, Question):
         return Answer(code)
 
 
-class Confirm(_TakesFiles, Question):
-    """The move the result makes, to confirm (``grd:ok``) or go back (``grd:rb``)."""
+class Confirm(_TakesFiles, Decide):
+    __slots__ = ()
 
-    key = "confirm"
-    editable = False
 
-    def shapes(self, prefix: str) -> Sequence[Button]:
-        return (Button(prefix, "ok"), Button(prefix, "rb"))
+def _move(run: Run) -> dict[str, Any]:
+    state = _cadre(run.answers).state
+    return _shown(run, move=apply_result(state, Result(run.answers["result"]), _policy(run)))
 
-    async def ask(self, run: Run, page: int) -> Screen:
-        state = _cadre(run.answers).state
-        move = apply_result(state, Result(run.answers["result"]), _policy(run))
-        rows = (
-            (
-                Btn(run.label("submit"), f"{run.prefix}:ok"),
-                Btn(run.label("back"), f"{run.prefix}:rb"),
-            ),
-        )
-        return Screen("grades/confirm", _shown(run, move=move), rows, edit=True)
 
-    async def on_button(self, run: Run, button: Button, values: tuple[Any, ...]) -> Outcome:
-        if button.parts[1] == "rb":
-            run.answers.pop("result", None)
-            return Goto("result")
-        return Answer(True)
+def _result_again(run: Run) -> Outcome:
+    run.answers.pop("result", None)
+    return Goto("result")
 
 
 async def record(run: Run, answers: dict[str, Any]) -> Outcome:
@@ -231,7 +206,7 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
             move = {"year": year, "full_name": answers["name"], "move": applied.move}
             said = Screen("grades/applied", {**move, "period": policy.subsidy_period})
     _forget_cadre(run)
-    if not await _pending(run, await acting(run), year):
+    if not await _pending(run, year):
         return Finish((said, Screen("grades/none_pending", {"year": year})))
     run.draft["below"] = True
     return Goto("nid", say=said.template, values=said.values)
@@ -260,16 +235,19 @@ RESULTS = Flow(
         People(
             "nid",
             "grades/choose_person",
-            _load,
-            _take,
+            _pending_for,
+            grades.candidate,
             empty="grades/none_pending",
+            keep=_kept,
+            forget=CADRE_KEYS,
             values=lambda run: {"year": run.answers.get("year")},
             done=Screen("grades/results_done", edit=True),
         ),
         Assessment(),
-        Confirm(),
+        # The move the result makes, to confirm (``grd:ok``) or go back (``grd:rb``).
+        Confirm("confirm", "grades/confirm", _move, "rb", "back", _result_again, edit=True),
     ),
     submit=record,
-    texts=Texts(busy="grades/busy", use_buttons="grades/use_buttons"),
+    texts=TEXTS,
     upgrade=_upgrade,
 )

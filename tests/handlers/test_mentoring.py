@@ -25,7 +25,7 @@ from storage.models import (
     TalkLog,
     UserData,
 )
-from tests.support.county import form_nomination, invite_code, saved_talk
+from tests.support.county import form_nomination, invite_code, loaded_actor, saved_talk
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
@@ -90,9 +90,8 @@ async def _grant(
     code = await invite_code(bot, role, township, **extra)
     granted = await bot.send(telegram_id, f"/start {code}")
     assert "邀请码" in granted[0].text or "身份" in granted[0].text
-    async with bot.database.sessionmaker() as session:
-        actor = await people.load_actor(session, telegram_id)
-    assert actor is not None and actor.grants
+    actor = await loaded_actor(bot.database, telegram_id)
+    assert actor.grants
     return actor.person_id
 
 

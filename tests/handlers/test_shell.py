@@ -122,6 +122,47 @@ def test_logging_in_as_a_demo_role(tmp_path: Path) -> None:
     assert "no share-contact button is shown" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("persona", "commands", "expected"),
+    [
+        ("mentor", ["/mentees"], ["田秀芬 · 青山镇 石门村", "已逾期", "杨光明", "天后到期"]),
+        ("reviewer", ["/vetting"], ["吴建国 · 青山镇 · 公安"]),
+        (
+            "township_official",
+            ["/review", "/difficulties"],
+            ["冉小燕 · 青山镇 · 个人自荐", "杨光明 · 青山镇 青山村", "合作社缺少冷库"],
+        ),
+    ],
+)
+def test_each_demo_role_lands_on_work_waiting(
+    tmp_path: Path, persona: str, commands: list[str], expected: list[str]
+) -> None:
+    """`--as mentor` used to open on "您目前没有结对的后备干部": the county the shell seeds
+    has files for every demo role."""
+    stdin = "\n".join(commands) + "\n"
+    result = run_shell(tmp_path, stdin, "--as", persona, data_key=Fernet.generate_key().decode())
+    assert result.returncode == 0, result.stderr
+    assert "seeded the small demo county" in result.stdout
+    for fragment in expected:
+        assert fragment in result.stdout, (fragment, result.stdout)
+    assert "没有结对" not in result.stdout
+
+
+def test_the_shell_on_a_county_seeded_by_the_cli(tmp_path: Path) -> None:
+    """`cadrebot seed --demo`, then `cadrebot shell --as mentor` on the same database: the
+    shell seeds nothing more and the mentor's mentees are the seed's."""
+    key = Fernet.generate_key().decode()
+    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'shell.sqlite3'}", "DATA_KEY": key}
+    cadrebot = [*shell_command()[:-1], "seed", "--demo"]  # `cadrebot seed`, not `shell`
+    seeded = run_text(cadrebot, cwd=tmp_path, env=env, input="", timeout=TIMEOUT)
+    assert seeded.returncode == 0, seeded.stderr
+    result = run_shell(tmp_path, "/mentees\n", "--as", "mentor", data_key=key)
+    assert result.returncode == 0, result.stderr
+    assert "seeded" not in result.stdout
+    assert "田秀芬" in result.stdout and "杨光明" in result.stdout
+
+
 # -- in-process pieces ------------------------------------------------------------------------
 
 

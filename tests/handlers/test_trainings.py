@@ -19,7 +19,7 @@ from telegram.ext import MessageHandler, filters
 
 from handlers.chat.context import CadreContext
 from handlers.chat.passing import PassingText as CheckinCodeHandler
-from storage import geo, people, trainings
+from storage import people, trainings
 from storage.crypto import DataCipher
 from storage.models import (
     ConversationState,
@@ -34,6 +34,7 @@ from storage.models import (
 )
 from storage.trainings import TrainingDraft
 from templates import build_environment, render
+from tests.support.county import loaded_actor, townships
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
 
@@ -55,10 +56,7 @@ class County:
     telegram: dict[str, int] = field(default_factory=dict)  # name → telegram id
 
     async def actor(self, telegram_id: int) -> people.Actor:
-        async with self.bot.database.sessionmaker() as session:
-            actor = await people.load_actor(session, telegram_id)
-        assert actor is not None
-        return actor
+        return await loaded_actor(self.bot.database, telegram_id)
 
     async def create(self, telegram_id: int, **overrides: Any) -> Training:
         """A session stored by the real storage function, as the given official."""
@@ -105,8 +103,7 @@ class County:
 async def county(harness: BotHarness) -> County:
     c = County(harness)
     async with harness.database.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "一村"), ("木黄镇", "二村")])
-        c.towns = {t.name: t.id for t in await geo.list_townships(session)}
+        c.towns = await townships(session, [("青山镇", "一村"), ("木黄镇", "二村")])
         for telegram_id, role, town in [
             (COUNTY, Role.COUNTY_OFFICIAL, None),
             (QINGSHAN, Role.TOWNSHIP_OFFICIAL, "青山镇"),

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage import erasure, mentoring, models, people
+from storage import erasure, mentoring, models
 from storage.crypto import DataCipher
 from storage.db import Database
 from storage.mentoring import DifficultyItem, PairingRefused, Stale, TalkInput
@@ -22,7 +22,7 @@ from storage.people import Actor
 from storage.rules.cadence import CadenceState, talk_status
 from storage.rules.identity import RuleError
 from templates import LOCALES, build_environment
-from tests.support.county import form_nomination, pair, townships
+from tests.support.county import form_nomination, loaded_actor, pair, townships
 from tests.support.county import staff as _person
 from tests.support.hostile import HOSTILE, HostileValue
 from tests.support.telegram_html import check
@@ -58,10 +58,7 @@ class World:
     actors: dict[int, Actor] = field(default_factory=dict)
 
     async def actor(self, telegram_id: int) -> Actor:
-        async with self.db.sessionmaker() as session:
-            actor = await people.load_actor(session, telegram_id)
-        assert actor is not None
-        return actor
+        return await loaded_actor(self.db, telegram_id)
 
 
 # The cadres were nominated three months before the tests' "now".

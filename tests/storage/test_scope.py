@@ -15,7 +15,7 @@ from storage.models import Role, RoleGrant
 from storage.nominations import NotAllowed
 from storage.people import Actor
 from storage.rules.vetting import Decision
-from tests.support.county import form_nomination, townships
+from tests.support.county import form_nomination, loaded_actor, townships
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 DEPARTMENTS = ("police", "discipline", "judicial")
@@ -25,10 +25,7 @@ async def _actor(db: Database, telegram_id: int, **grant: object) -> Actor:
     async with db.sessionmaker.begin() as session:
         account = await people.ensure_account(session, telegram_id, "zh")
         session.add(RoleGrant(person_id=account.person_id, **grant))
-    async with db.sessionmaker() as session:
-        actor = await people.load_actor(session, telegram_id)
-    assert actor is not None
-    return actor
+    return await loaded_actor(db, telegram_id)
 
 
 async def test_reviewer_reads_a_file_only_during_its_vetting(db: Database) -> None:

@@ -87,16 +87,20 @@ async def build_county(db: Database) -> County:
                     person_id=mentors[name], role="mentor", township_id=tid, mentor_slot=slot
                 )
             )
-        for number, event, when in (
-            (1, "vetting_approved", at(11, 5)),
-            (2, "vetting_approved", at(10, 20)),
-            (5, "vetting_approved", at(9, 10)),
-            (6, "vetting_approved", at(11, 12)),
-            (7, "vetting_rejected", at(11, 15)),
-            (8, "adjust_out", at(11, 20)),
+        # Real target statuses: a past period's stocks are rebuilt from them.
+        for number, event, when, status in (
+            (1, "vetting_approved", at(11, 5), "in_pool"),
+            (2, "vetting_approved", at(10, 20), "in_pool"),
+            (5, "vetting_approved", at(9, 10), "in_pool"),
+            (5, "elect", at(11, 15), "elected"),
+            (6, "vetting_approved", at(11, 12), "in_pool"),
+            (7, "vetting_rejected", at(11, 15), "rejected"),
+            (8, "adjust_out", at(11, 20), "adjusted"),
         ):
             session.add(
-                models.StatusChange(nomination_id=n[number], to_status="x", event=event, at=when)
+                models.StatusChange(
+                    nomination_id=n[number], to_status=status, event=event, at=when
+                )
             )
         sep = at(9, 1)
         pairings: dict[str, int] = {}
@@ -283,13 +287,20 @@ async def test_county_summary_has_the_figures_counted_by_hand(db: Database) -> N
     assert (lines[county.a].talks_overdue, lines[county.a].cadres_paired) == (1, 2)
     assert (lines[county.b].talks_held, lines[county.b].talks_overdue) == (1, 1)
     assert (lines[county.a].nominations, lines[county.a].pool) == (3, 2)
+    # The funnel is the period's (issue 12: the chart's caption names the period): received
+    # 1, 3, 4, 6, 7; vetted 1, 6, 7; into the pool 1, 6; a mentor given to 2 (P4); 5 elected.
     assert s.funnel == (
-        ("nominated", 8),
-        ("vetted", 6),
-        ("pool", 5),
-        ("paired", 3),
-        ("elected", 2),
+        ("nominated", 5),
+        ("vetted", 3),
+        ("pool", 2),
+        ("paired", 1),
+        ("elected", 1),
     )
+    # Headline, "2+1" as groups and mentors, unknown education apart, villages covered.
+    assert (s.selected, s.cadres_paired, s.mentors) == (2, 3, 3)
+    assert s.education_unknown == 1
+    assert s.structure == summary.PoolStructure(college_or_higher=2)
+    assert (s.villages, s.villages_without_cadre, s.past) == (2, 0, False)
 
 
 async def test_township_summary_counts_that_township_only(db: Database) -> None:

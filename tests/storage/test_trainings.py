@@ -29,7 +29,7 @@ from storage.trainings import (
     TrainingClosed,
     TrainingDraft,
 )
-from tests.support.county import nomination_row
+from tests.support.county import nomination_row, townships
 from tests.support.county import person as _person
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -60,8 +60,7 @@ async def world(db: Database) -> World:
     """Two townships; five reserve cadres in the pool, one new nomination, officials."""
     w = World(db)
     async with db.sessionmaker.begin() as session:
-        await geo.import_pairs(session, "示例县", [("青山镇", "一村"), ("木黄镇", "二村")])
-        w.towns = {t.name: t.id for t in await geo.list_townships(session)}
+        w.towns = await townships(session, [("青山镇", "一村"), ("木黄镇", "二村")])
         cadres = [
             ("张一", "青山镇", "in_pool", 9001),
             ("张二", "青山镇", "in_pool", 9002),

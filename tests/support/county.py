@@ -3,8 +3,8 @@ given statuses, pairings.
 
 Two levels. On an open session (storage tests and handler tests alike): `townships`,
 `person`, `officials`, `staff`, `nomination_row`, `four_cadres`, `form_nomination`,
-`new_nomination`, `pair`, `grade_move` (a row to add); `township` on a database;
-`legacy_rows` on a connection at an old migration revision. On
+`new_nomination`, `pair`, `grade_move` (a row to add); `township` and `loaded_actor` on a
+database; `legacy_rows` on a connection at an old migration revision. On
 a running bot (`BotHarness`): `build_county`, `grant`, `nominate` (a nomination moved to its
 status by the real storage transitions, with the vetting reviews that go with it) and
 `invite_code`.
@@ -66,6 +66,14 @@ async def township(db: Database, name: str = "青山镇") -> int:
         found = await geo.township_by_name(session, name)
         assert found is not None
         return found.id
+
+
+async def loaded_actor(db: Database, telegram_id: int) -> Actor:
+    """The actor the bot would load for `telegram_id`, who must have an account."""
+    async with db.sessionmaker() as session:
+        actor = await people.load_actor(session, telegram_id)
+    assert actor is not None
+    return actor
 
 
 async def person(
@@ -358,11 +366,10 @@ async def saved_talk(
         )
 
 
-async def build_county(bot: BotHarness, townships: Sequence[str] = ("青山镇", "木黄镇")) -> County:
+async def build_county(bot: BotHarness, names: Sequence[str] = ("青山镇", "木黄镇")) -> County:
     county = County(bot)
     async with bot.database.sessionmaker.begin() as session:
-        await geo.import_pairs(session, COUNTY_NAME, [(t, f"{t}一村") for t in townships])
-        county.towns = {t.name: t.id for t in await geo.list_townships(session)}
+        county.towns = await townships(session, [(t, f"{t}一村") for t in names])
         office = Person(full_name="县委组织部")
         session.add(office)
         await session.flush()

@@ -265,6 +265,7 @@ def test_seed_demo_prints_one_link_per_role(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("BOT_USERNAME", USERNAME)
+    monkeypatch.setenv("DATA_KEY", Fernet.generate_key().decode())  # the demo's files
     assert cli("seed", "--demo") == 0
     lines = capsys.readouterr().out.strip().split("\n")
     assert len(lines) == 5

@@ -197,8 +197,9 @@ def test_db_upgrade_from_an_older_revision_names_both(
 
 
 def test_seed_demo_without_username_prints_placeholder_links(
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("DATA_KEY", Fernet.generate_key().decode())  # the demo's files
     assert cli("seed", "--demo") == 0
     out, err = capsys.readouterr()
     lines = out.strip().split("\n")
