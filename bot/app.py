@@ -57,16 +57,19 @@ from handlers.chat.tg import ahead_of_flows, conversation_of, handlers_of
 from handlers.cultivate import attendance, checkin, difficulties, invites, mentees, pairing, scores
 from handlers.cultivate import trainings as training_menus
 from handlers.cultivate.talk import TALK
+from handlers.cultivate.talk_behalf import TALK_BEHALF
 from handlers.cultivate.training_new import TRAINING
 from handlers.manage import dossier, grade, results_csv
 from handlers.manage import pool as pool_menus
 from handlers.manage.pool import POOL
 from handlers.manage.post import POST
+from handlers.manage.readmit import READMIT_FLOW
 from handlers.manage.results import RESULTS
 from handlers.oversight import export, invite, schedule, staff, summary
 from handlers.select import review, vetting
 from handlers.select.nominate import NOMINATE
 from handlers.select.recommend import RECOMMEND
+from handlers.select.rounds import ROUND
 from handlers.use import projects
 from handlers.use.outcome import OUTCOME
 from handlers.use.project import PROJECT
@@ -334,6 +337,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 *menus(mydata.MENUS, status.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
+                conversation_of(ROUND),
                 # The decisions asked from the queues' buttons, then the queues themselves.
                 conversation_of(review.DECLINE),
                 *menus(review.MENUS),
@@ -342,10 +346,12 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
                 # /pool and the pool's conversation first: its buttons end an open search or
                 # adjustment before the list's and the file's own handlers see them.
                 conversation_of(POOL),
+                conversation_of(READMIT_FLOW),
                 *menus(pool_menus.MENUS, dossier.MENUS),
                 # 2+1 mentoring: the two conversations first (their fallbacks see commands
                 # before the plain ones), then /pair, /mentees and a page of /difficulties.
                 conversation_of(TALK),
+                conversation_of(TALK_BEHALF),
                 conversation_of(difficulties.RESOLVE),
                 *menus(pairing.MENUS, mentees.MENUS, difficulties.MENUS),
                 conversation_of(TRAINING),
@@ -380,12 +386,14 @@ COMMANDS: tuple[Command, ...] = (
     *start.COMMANDS,
     NOMINATE.command,
     RECOMMEND.command,
+    ROUND.command,
     review.COMMAND,
     vetting.COMMAND,
     POOL.command,
     dossier.COMMAND,
     mentees.COMMAND,
     TALK.command,
+    TALK_BEHALF.command,
     difficulties.COMMAND,
     pairing.COMMAND,
     training_menus.COMMAND,

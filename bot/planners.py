@@ -125,17 +125,23 @@ async def plan_talk_cadence(session: AsyncSession, context: CadreContext, now: d
 async def plan_training_reminders(
     session: AsyncSession, context: CadreContext, now: datetime
 ) -> int:
-    """The day before a session, remind every invitee who has not declined; once each."""
+    """Within a day of a session's start, remind every invitee who has not declined; once
+    each. A session already started is never reminded (the window begins at `now`)."""
     planned = 0
     tz = context.settings.tz
+    today = now.astimezone(tz).date()
     for training in await trainings.starting_between(session, now, now + timedelta(days=1)):
+        starts = training.starts_at.astimezone(tz)
         values: dict[str, Any] = {
             "kind": training.kind,
             "topic": training.topic,
             "title": training.title,
             "place": training.place,
-            "starts": training.starts_at.astimezone(tz),
+            "starts": starts,
             "ends": training.ends_at.astimezone(tz),
+            # A session created in the morning for the afternoon is reminded the same day:
+            # the notice says "today" then, "tomorrow" otherwise (the county's calendar).
+            "today": starts.date() == today,
         }
         for invitee in training.invitees:
             planned += await plan_notice(

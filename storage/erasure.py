@@ -149,8 +149,15 @@ WITHDRAWN = {
 }
 
 
-async def withdraw(session: AsyncSession, nominations: Sequence[int], *, now: datetime) -> None:
-    """Move files still in the pipeline to where a withdrawal leaves them, with history."""
+async def withdraw(
+    session: AsyncSession,
+    nominations: Sequence[int],
+    *,
+    now: datetime,
+    actor_person_id: int | None = None,
+) -> None:
+    """Move files still in the pipeline to where a withdrawal leaves them, with history: the
+    actor is the person withdrawing, or None for the operator's `cadrebot erase`."""
     rows = (
         await session.execute(
             select(Nomination.id, Nomination.status).where(
@@ -172,7 +179,7 @@ async def withdraw(session: AsyncSession, nominations: Sequence[int], *, now: da
                 from_status=status,
                 to_status=to_status,
                 event=event,
-                actor_person_id=None,
+                actor_person_id=actor_person_id,
                 at=now,
             )
         )
@@ -316,7 +323,7 @@ async def erase_person(
     now = now or datetime.now(UTC)
     nominations = await _live_nominations(session, person_id)
     telegram_ids = await _telegram_ids(session, person_id)
-    await withdraw(session, nominations, now=now)
+    await withdraw(session, nominations, now=now, actor_person_id=actor_person_id)
     await anonymize_nominations(session, nominations, now=now)
     cancelled, blanked = await clear_outbox(session, nominations, telegram_ids, now=now)
     conversations = await forget_sessions(session, telegram_ids, now=now)

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage import audit
 from storage.crypto import DataCipher
@@ -78,6 +79,8 @@ from storage.scoped import NotAllowed, page, row_or_refuse, with_names
 from storage.scoped import Stale as Stale
 
 OPEN = "open"
+# The official who recorded a talk on a mentor's behalf (storage/behalf.py).
+RECORDER = aliased(Person)
 RESOLVED = "resolved"
 # Telegram file ids are opaque and short; anything longer is not one.
 MAX_FILE_ID_LEN = 200
@@ -804,6 +807,15 @@ async def save_talk(
     The date is checked again here (RuleError): a draft kept open past midnight or for weeks
     must not slip a date outside the window, nor before the pairing began.
     """
+    pairing = await _own_pairing(session, actor, pairing_id)
+    return await store_talk(
+        session, actor, pairing, talk, cipher=cipher, now=now, tz=tz, back_days=back_days
+    )
+
+
+def _checked_talk(talk: TalkInput) -> TalkInput:
+    """The talk as stored (topics and difficulties cleaned); ValueError for anything a talk
+    flow would never produce."""
     if talk.mode not in TALK_MODES:
         raise ValueError(f"unknown talk mode {talk.mode!r}")
     topics = _checked_topics(talk.topics)
@@ -813,27 +825,45 @@ async def save_talk(
         clean_text(d, min_len=DIFFICULTY_MIN_LEN, max_len=DIFFICULTY_MAX_LEN)
         for d in talk.difficulties
     ]
-    pairing = await _own_pairing(session, actor, pairing_id)
+    return TalkInput(talk.talk_date, talk.mode, topics, difficulties)
+
+
+async def store_talk(
+    session: AsyncSession,
+    actor: Actor,
+    pairing: Pairing,
+    talk: TalkInput,
+    *,
+    cipher: DataCipher,
+    now: datetime,
+    tz: ZoneInfo,
+    back_days: int | None,
+) -> TalkLog:
+    """Store a talk of `pairing`, which the caller has checked `actor` may record: as its
+    mentor, or as an official on the mentor's behalf (then marked with who recorded it)."""
+    talk = _checked_talk(talk)
     check_talk_date(
         talk.talk_date,
         today=local_date(now, tz),
         back_days=back_days,
         not_before=local_date(pairing.assigned_at, tz),
     )
+    on_behalf = actor.person_id != pairing.mentor_person_id
     log = TalkLog(
         pairing_id=pairing.id,
         nomination_id=pairing.nomination_id,
-        mentor_person_id=actor.person_id,
+        mentor_person_id=pairing.mentor_person_id,
+        recorded_by_person_id=actor.person_id if on_behalf else None,
         talk_date=talk.talk_date,
         mode=talk.mode,
         topics={},
-        topics_enc=sealed_json(cipher, topics),
+        topics_enc=sealed_json(cipher, talk.topics),
         created_at=now,
     )
     session.add(log)
     await session.flush()
     await note_talk(session, pairing.id, log.talk_date)
-    for description in difficulties:
+    for description in talk.difficulties:
         session.add(
             Difficulty(
                 nomination_id=pairing.nomination_id,
@@ -853,7 +883,8 @@ async def save_talk(
         log.id,
         pairing_id=pairing.id,
         nomination_id=pairing.nomination_id,
-        difficulties=len(difficulties),
+        difficulties=len(talk.difficulties),
+        **({"on_behalf_of": pairing.mentor_person_id} if on_behalf else {}),
     )
     return log
 
@@ -1172,6 +1203,8 @@ class TalkSummary:
     mentor_name: str | None
     topics: tuple[TopicView, ...]
     difficulties: int
+    # The official who recorded it on the mentor's behalf; None when the mentor logged it.
+    recorded_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1229,10 +1262,17 @@ async def dossier_section(
     )
     talks = (
         await session.execute(
-            select(TalkLog, Pairing.slot, Person.full_name, func.coalesce(raised.c.n, 0))
+            select(
+                TalkLog,
+                Pairing.slot,
+                Person.full_name,
+                func.coalesce(raised.c.n, 0),
+                RECORDER.full_name,
+            )
             .join(Pairing, Pairing.id == TalkLog.pairing_id)
             .join(Person, Person.id == TalkLog.mentor_person_id)
             .outerjoin(raised, raised.c.talk_id == TalkLog.id)
+            .outerjoin(RECORDER, RECORDER.id == TalkLog.recorded_by_person_id)
             .where(TalkLog.nomination_id == nomination_id)
             .order_by(TalkLog.talk_date.desc(), TalkLog.id.desc())
         )
@@ -1258,8 +1298,10 @@ async def dossier_section(
                 name,
                 topic_views(talk_topics(cipher, t.topics, t.topics_enc)),
                 int(n),
+                # An official without a name on file still shows that it was recorded.
+                (recorder or f"#{t.recorded_by_person_id}") if t.recorded_by_person_id else None,
             )
-            for t, slot, name, n in talks
+            for t, slot, name, n, recorder in talks
         ],
         difficulties=[_difficulty_item(row, tz, cipher) for row in difficulties],
     )

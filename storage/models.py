@@ -26,6 +26,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from storage.rules.vetting import CLOSED
+
 # Stable constraint names so that migrations on SQLite (batch mode) and PostgreSQL agree.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -360,11 +362,36 @@ __all__ = [
 # Select (选): nominations, their history, joint vetting.
 
 
+class SelectionRound(Base):
+    """A selection round (选拔批次) a county official opens: a year or a batch, with dates.
+
+    Nominations made before a county opens its first round have no round (the implicit
+    round); see storage/rounds.py for what a round allows.
+    """
+
+    __tablename__ = "selection_round"
+    __table_args__ = (CheckConstraint("ends_on >= starts_on", name="dates_in_order"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    opened_by_person_id: Mapped[ByPerson]
+    created_at: Mapped[DbNow]
+
+
+# An open nomination holds its person; a closed one (rejected, declined, adjusted out) lets
+# them nominate again in a later round. Migration 0015 writes the same condition.
+OPEN_NOMINATION = "status NOT IN ({})".format(", ".join(f"'{s}'" for s in sorted(CLOSED)))
+
+
 class Nomination(Base):
     """One person's entry into the pipeline and the core of their file (一人一档).
 
-    The ID number and phone are encrypted; their keyed hashes are unique so that a second
-    nomination of the same person is refused by the database itself, race or not.
+    The ID number and phone are encrypted; their keyed hashes are unique among open
+    nominations and within one round, so that a second nomination of the same person is
+    refused by the database itself, race or not, while a person rejected, declined or
+    adjusted out may nominate again in a later round (a round at most once).
     """
 
     __tablename__ = "nomination"
@@ -394,6 +421,11 @@ class Nomination(Base):
         # A person's files: erasure, and the summary's unreachable candidates (few people
         # blocked the bot; each is looked up rather than every live nomination scanned).
         Index("ix_nomination_person", "person_id"),
+        # One open nomination per person (by ID number, by phone): a new nomination is always
+        # open, so two at once lose a race here. "Not twice in one round" is the rule of
+        # storage/rounds.py, which only closed nominations can meet.
+        _partial("uq_nomination_open_id", "id_number_hash", where=OPEN_NOMINATION, unique=True),
+        _partial("uq_nomination_open_phone", "phone_hash", where=OPEN_NOMINATION, unique=True),
         # Ids are never reused (finding 14): a file number (档案编号) and the outbox keys
         # built from it belong to one person for good, even after erasure or retention.
         {"sqlite_autoincrement": True},
@@ -416,13 +448,15 @@ class Nomination(Base):
     motivation: Mapped[str | None] = mapped_column(String(1000))
     reason: Mapped[str | None] = mapped_column(String(1000))
     id_number_enc: Mapped[Sealed]
-    id_number_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_hash: Mapped[str | None] = mapped_column(String(64))
     id_number_masked: Mapped[str | None] = mapped_column(String(18))
     phone_enc: Mapped[Sealed]
-    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
     phone_masked: Mapped[str | None] = mapped_column(String(11))
     # Who sent it in. For a mass recommendation this is never shown to the nominee.
     submitted_by_person_id: Mapped[ByPerson]
+    # The selection round it belongs to; None: the implicit round (storage/rounds.py).
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("selection_round.id"))
     consent_at: Mapped[datetime | None]
     sensitive_consent_at: Mapped[datetime | None]
     created_at: Mapped[DbNow]
@@ -437,6 +471,23 @@ class Nomination(Base):
     person: Mapped[Person] = relationship(foreign_keys=[person_id])
     township: Mapped[Township] = relationship()
     village: Mapped[Village | None] = relationship()
+
+
+class NomineeInvite(Base):
+    """A one-time code with which a recommended person opens their own file to give the two
+    consents and the missing fields (storage/completion.py). Only its SHA-256 is stored."""
+
+    __tablename__ = "nominee_invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nomination_id: Mapped[int] = mapped_column(
+        ForeignKey("nomination.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_person_id: Mapped[ByPerson]
+    created_at: Mapped[DbNow]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class StatusChange(Base):
@@ -592,6 +643,10 @@ class TalkLog(Base):
     pairing_id: Mapped[int] = mapped_column(ForeignKey("pairing.id", ondelete="CASCADE"))
     nomination_id: Mapped[NominationRef]
     mentor_person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    # The official who recorded an older talk on the mentor's behalf (None: the mentor did).
+    # An id like the audit log's, without a foreign key: SQLite adds and drops a plain column
+    # in place, while a constrained one would rebuild talk_log and drop its tally triggers.
+    recorded_by_person_id: Mapped[int | None]
     talk_date: Mapped[date] = mapped_column(Date)
     mode: Mapped[str] = mapped_column(String(8))
     # {"thought"|"work"|"life"|"problems": {"text": str} or {"voice": file_id}}, as JSON

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, joinedload
 
-from storage import audit
+from storage import audit, rounds
 from storage.crypto import DataCipher
 from storage.models import (
     Nomination,
@@ -135,8 +135,15 @@ async def erased_in_scope(session: AsyncSession, actor: Actor, nomination_id: in
 
 
 async def is_duplicate(
-    session: AsyncSession, cipher: DataCipher, *, id_number: str | None, phone: str | None
+    session: AsyncSession,
+    cipher: DataCipher,
+    *,
+    id_number: str | None,
+    phone: str | None,
+    round_id: int | None = None,
 ) -> bool:
+    """Whether the number is in a nomination that keeps its person out of round `round_id`
+    (an open one, or one of that round: storage/rounds.py)."""
     clauses = []
     if id_number:
         clauses.append(Nomination.id_number_hash == cipher.lookup_hash(id_number))
@@ -144,7 +151,8 @@ async def is_duplicate(
         clauses.append(Nomination.phone_hash == cipher.lookup_hash(phone))
     if not clauses:
         return False
-    return bool(await session.scalar(select(func.count()).where(or_(*clauses))))
+    where = and_(or_(*clauses), rounds.holds_person(round_id))
+    return bool(await session.scalar(select(func.count()).where(where)))
 
 
 async def create_nomination(
@@ -157,13 +165,16 @@ async def create_nomination(
     person_id: int | None,
     now: datetime,
     consent: bool = False,
+    round_id: int | None = None,
 ) -> Nomination:
-    """Store a nomination with its personal data encrypted; raise Duplicate if already known.
+    """Store a nomination in round `round_id` (None: the implicit round) with its personal
+    data encrypted; raise Duplicate if the person may not nominate in it.
 
     For a self-nomination `person_id` is the nominee's own person; for recommendations a new
     person is created for the nominee.
     """
-    if await is_duplicate(session, cipher, id_number=form.id_number, phone=form.phone):
+    numbers = {"id_number": form.id_number, "phone": form.phone}
+    if await is_duplicate(session, cipher, **numbers, round_id=round_id):
         raise Duplicate
     if person_id is None:
         person = Person(full_name=form.full_name)
@@ -190,6 +201,7 @@ async def create_nomination(
         motivation=form.motivation,
         reason=form.reason,
         submitted_by_person_id=submitted_by,
+        round_id=round_id,
         consent_at=now if consent else None,
         sensitive_consent_at=now if consent and form.id_number else None,
         status_changed_at=now,
@@ -363,6 +375,29 @@ async def adjust_out(
     return nomination
 
 
+async def readmit(
+    session: AsyncSession,
+    actor: Actor,
+    nomination_id: int,
+    *,
+    reason: str,
+    now: datetime,
+    cipher: DataCipher,
+) -> Nomination:
+    """Take an adjusted-out person back into the pool, with the reason kept (officials in
+    scope only). Duplicate if the person has an open nomination since: one at a time."""
+    nomination = await locked(session, manageable_by(actor), nomination_id)
+    try:
+        async with session.begin_nested():
+            await move(
+                session, nomination, Event.READMIT, actor, now=now, reason=reason, cipher=cipher
+            )
+            await session.flush()
+    except IntegrityError:
+        raise Duplicate from None
+    return nomination
+
+
 @dataclass(frozen=True, slots=True)
 class VettingItem:
     review_id: int
@@ -509,6 +544,9 @@ class Dossier:
     # reasons of township decisions and adjustments go to officials only.
     show_reviews: bool
     show_reasons: bool
+    # Who made each status change, by person id, for officials only (a mass recommender
+    # stays unnamed even to them: nobody needs it to act).
+    actors: dict[int, str] = field(default_factory=dict)
 
 
 async def load_dossier(
@@ -536,6 +574,17 @@ async def load_dossier(
         if not is_official:
             query = query.where(VettingReview.department.in_(actor.departments()))
         reviews = list(await session.scalars(query.order_by(VettingReview.department)))
+    named = {
+        change.actor_person_id
+        for change in history
+        if change.actor_person_id is not None and change.event != f"submit:{Channel.MASS}"
+    }
+    actors: dict[int, str] = {}
+    if is_official and named:
+        rows = await session.execute(
+            select(Person.id, Person.full_name).where(Person.id.in_(named))
+        )
+        actors = {person_id: name or "" for person_id, name in rows.all()}
     await audit.record(session, actor.person_id, "dossier.read", "nomination", nomination.id)
     return Dossier(
         nomination,
@@ -546,4 +595,5 @@ async def load_dossier(
         reviews,
         is_official or bool(actor.departments()),
         is_official,
+        actors,
     )

@@ -66,8 +66,13 @@ from storage.scoped import NotAllowed, one_or_refuse, page, row_or_refuse, with_
 KINDS = ("order", "study_tour", "competition", "integrity")
 TOPICS = ("party_building", "industry", "policy_law", "other")
 # Duration buttons → hours; a "day" is a working day, so that the check-in window closes
-# that evening and not at the next morning.
-DURATIONS: dict[str, int] = {"2h": 2, "4h": 4, "1d": 8}
+# that evening and not at the next morning. A session of several days (a study tour to
+# Zhejiang or Jiangsu) ends with the working day of its last day.
+DURATIONS: dict[str, int] = {
+    "2h": 2,
+    "4h": 4,
+    **{f"{days}d": 24 * (days - 1) + 8 for days in (1, 2, 3, 5, 7)},
+}
 Audience = Literal["county", "township", "people"]
 AUDIENCES: tuple[Audience, ...] = ("county", "township", "people")
 
@@ -78,6 +83,9 @@ CHECKIN_LENGTH = 6
 CHECKIN_EARLY = timedelta(minutes=30)
 # A date further ahead than this is a typo (2062 for 2026), not a plan.
 MAX_AHEAD = timedelta(days=366)
+# A session held in the past may be recorded afterwards (last month's class), but not one so
+# old that the date is more likely a typo (2025 for 2026) than a record.
+MAX_BEHIND = timedelta(days=366)
 CHECKIN_PATTERN = rf"^\s*[{CODE_ALPHABET}]{{{CHECKIN_LENGTH}}}\s*$"
 
 _TIME_RE = re.compile(
@@ -111,9 +119,9 @@ def _plain(raw: str) -> str:
 def parse_starts_at(raw: str, *, now: datetime, tz: tzinfo) -> datetime:
     """'YYYY-MM-DD HH:MM' or 'M-D HH:MM' in the county's time zone → aware UTC.
 
-    Codes: time.format (not a date and time), time.date (no such day or time), time.past,
-    time.far (more than a year ahead). 'M-D' means this year: a past day is refused rather
-    than moved to next year, which would hide a typo.
+    Codes: time.format (not a date and time), time.date (no such day or time), time.old
+    (more than a year ago), time.far (more than a year ahead). A past moment is a session
+    being recorded after it was held. 'M-D' means this year, never moved to the next.
     """
     match = _TIME_RE.match(_plain(raw))
     if match is None:
@@ -132,11 +140,16 @@ def parse_starts_at(raw: str, *, now: datetime, tz: tzinfo) -> datetime:
     except ValueError:
         raise RuleError("time.date") from None
     starts = local.astimezone(UTC)
-    if starts < now:
-        raise RuleError("time.past")
+    check_starts(starts, now=now)
+    return starts
+
+
+def check_starts(starts: datetime, *, now: datetime) -> None:
+    """RuleError time.old / time.far unless `starts` is within a year either side of now."""
+    if starts < now - MAX_BEHIND:
+        raise RuleError("time.old")
     if starts > now + MAX_AHEAD:
         raise RuleError("time.far")
-    return starts
 
 
 def clean_line(raw: str, *, min_len: int, max_len: int) -> str:
@@ -289,15 +302,16 @@ async def create_training(
     """Store a session and one invite per reserve cadre of its audience.
 
     Raises NotAllowed (not an organizer, audience outside the scope), AudienceChanged (a
-    chosen person not in the actor's pool), RuleError (time.past), EmptyAudience. Returns
-    whom to send the invitation to: the invitees with a Telegram account.
+    chosen person not in the actor's pool), RuleError (time.old, time.far), EmptyAudience.
+    Returns whom to send the invitation to: the invitees with a Telegram account, none for
+    a session that has already started (it is being recorded: nobody can answer or come any
+    more, and the organizer marks who came on the check-in list).
     """
     if not can_organize(actor):
         raise NotAllowed
     if draft.kind not in KINDS or draft.topic not in TOPICS or draft.duration not in DURATIONS:
         raise NotAllowed
-    if draft.starts_at < now:
-        raise RuleError("time.past")
+    check_starts(draft.starts_at, now=now)
     for text, low, high in (
         (draft.title, TITLE_MIN, TITLE_MAX),
         (draft.place, PLACE_MIN, PLACE_MAX),
@@ -342,22 +356,8 @@ async def create_training(
             select(literal(training.id), Nomination.id).where(where).order_by(Nomination.id),
         )
     )
-    invitations = [
-        Invitation(invite_id, telegram_id, language)
-        for invite_id, telegram_id, language in (
-            await session.execute(
-                select(
-                    TrainingInvite.id,
-                    TelegramAccount.telegram_id,
-                    func.coalesce(TelegramAccount.locale, TelegramAccount.language_code),
-                )
-                .join(Nomination, Nomination.id == TrainingInvite.nomination_id)
-                .join(TelegramAccount, TelegramAccount.person_id == Nomination.person_id)
-                .where(TrainingInvite.training_id == training.id)
-                .order_by(TrainingInvite.id)
-            )
-        ).all()
-    ]
+    # A session already started is being recorded: nobody is invited to it any more.
+    invitations = await _reachable(session, training.id) if draft.starts_at > now else []
     await audit.record(
         session,
         actor.person_id,
@@ -369,6 +369,22 @@ async def create_training(
         invited=invited,
     )
     return CreatedTraining(training, int(invited), invitations)
+
+
+async def _reachable(session: AsyncSession, training_id: int) -> list[Invitation]:
+    """The session's invitees with a Telegram account, in their language."""
+    rows = await session.execute(
+        select(
+            TrainingInvite.id,
+            TelegramAccount.telegram_id,
+            func.coalesce(TelegramAccount.locale, TelegramAccount.language_code),
+        )
+        .join(Nomination, Nomination.id == TrainingInvite.nomination_id)
+        .join(TelegramAccount, TelegramAccount.person_id == Nomination.person_id)
+        .where(TrainingInvite.training_id == training_id)
+        .order_by(TrainingInvite.id)
+    )
+    return [Invitation(*row) for row in rows.all()]
 
 
 async def _unused_code(session: AsyncSession, now: datetime) -> str:

@@ -1,6 +1,8 @@
 """/training: an official creates a session, one question at a time, then reviews it; saving
 stores the session with its invitations and an optional check-in code, and queues the
-invitations (with RSVP buttons) in the outbox.
+invitations (with RSVP buttons) in the outbox. A session that has already started (last
+month's class, recorded afterwards) is stored with its invitees and no invitation; the saved
+screen opens its check-in list, where the organizer marks who came.
 
 The same conversation ("training") takes a competition score typed after ``tr:sc:<invite>``
 (scores.py): a person is in one of the two, and the draft says which. The questions the common
@@ -36,7 +38,8 @@ from handlers.chat.flow import (
 )
 from handlers.chat.kinds import Choice, Rule, Text
 from handlers.chat.paged import Toggled
-from handlers.chat.screen import Btn, Screen, rows_of
+from handlers.chat.screen import Btn, Rows, Screen, rows_of
+from handlers.cultivate.attendance import CHECKIN_LIST
 from handlers.cultivate.invites import rsvp_buttons
 from handlers.cultivate.scores import SCORE_PRESS, Score, start_score
 from handlers.cultivate.training_values import local, session_values
@@ -225,10 +228,12 @@ async def _review_values(run: Run) -> dict[str, Any]:
         if actor is not None:
             async with run.session() as session:
                 names = [p.full_name for p in await valid_picks(session, actor, run)]
-    starts = answers.get("starts")
+    starts = datetime.fromisoformat(answers["starts"]) if answers.get("starts") else None
     return {
         **{key: answers.get(key, "") for key in _AS_IS},
-        "starts": local(datetime.fromisoformat(starts), run.settings.tz) if starts else None,
+        "starts": local(starts, run.settings.tz) if starts else None,
+        # Saving a session already started sends no invitation: the review says so.
+        "recorded": starts is not None and starts <= datetime.now(UTC),
         "township": answers.get("township_name", ""),
         "people": names,
     }
@@ -274,11 +279,12 @@ async def plan_invitations(
 
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the session, its invites and check-in code; then queue the invitations."""
+    now = datetime.now(UTC)
     try:
         actor = await acting(run)
         async with run.session() as session:
             created = await trainings.create_training(
-                session, actor, _draft_of(run, answers), now=datetime.now(UTC)
+                session, actor, _draft_of(run, answers), now=now
             )
             # Queued with the session it announces: sent by the dispatcher within limits.
             delivered = await plan_invitations(session, run, created.training, created.invitations)
@@ -289,14 +295,23 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
         run.draft["editing"] = True
         key, say = _SENT_BACK[type(error)]
         return Goto(key, say=say)
+    training = created.training
     values: dict[str, Any] = {
-        "code": created.training.checkin_code,
+        "code": training.checkin_code,
         "invited": created.invited,
         "reachable": len(created.invitations),
         "delivered": delivered,
-        **session_values(created.training, run.settings.tz),
+        "recorded": training.starts_at <= now,
+        # Over: the code's window has closed, so the screen does not offer it.
+        "over": training.ends_at < now,
+        **session_values(training, run.settings.tz),
     }
-    return Finish((Screen("trainings/saved", values),))
+    rows: Rows = ()
+    if training.starts_at <= now:
+        # Recorded afterwards: marking who came is what is left to do, one tap away.
+        label = run.label("training.checkin_list")
+        rows = ((Btn(label, CHECKIN_LIST.data(training.id, 0)),),)
+    return Finish((Screen("trainings/saved", values, rows),))
 
 
 def upgrade(draft: dict[str, Any], state: int | None) -> dict[str, Any]:

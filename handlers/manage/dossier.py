@@ -23,6 +23,7 @@ from handlers.chat.flow import Chat
 from handlers.chat.screen import Attachment, Btn, Screen, rows_of
 from handlers.chat.screens import Act, Refused, screen
 from handlers.manage.adjust import ADJUST
+from handlers.manage.readmit import READMIT
 from handlers.oversight.export import SPOOL_BYTES, workbook_labels
 from storage import (
     export,
@@ -87,6 +88,8 @@ def dossier_values(chat: Chat, dossier: Dossier) -> dict[str, Any]:
             "event": change.event.split(":", 1)[0],
             "status": change.to_status,
             "reason": opened_text(cipher, change.reason, change.reason_enc) if reasons else None,
+            # Who made it (officials only): a name, or None if not shown.
+            "by": dossier.actors.get(change.actor_person_id or 0),
         }
         for change in dossier.history
     ]
@@ -124,7 +127,8 @@ async def sections(
 
 
 async def file_of(act: Act, nomination_id: int | None) -> Screen:
-    """One file on screen, with "export" for staff and "adjust" where it is theirs to do."""
+    """One file on screen, with "export" for staff, and "adjust" (in the pool) or "readmit"
+    (adjusted out) where it is theirs to do."""
     actor = act.maybe_actor
     instead = "common/forbidden"
     async with act.session() as session:
@@ -147,14 +151,16 @@ async def file_of(act: Act, nomination_id: int | None) -> Screen:
                 values = dossier_values(act.chat, dossier)
                 values.update(await sections(session, act.chat, actor, nomination_id))
                 managed = await figures.managed_nomination(session, actor, nomination_id)
-                adjustable = managed is not None and managed.status == Status.IN_POOL.value
+                status = managed.status if managed is not None else None
                 buttons = []
                 # Staff who read the file may take it away as a workbook; a candidate reads
                 # their own file on screen.
                 if dossier.show_reviews:
                     buttons.append(Btn(act.label("dossier.export"), EXPORT.data(nomination_id)))
-                if adjustable:
+                if status == Status.IN_POOL.value:
                     buttons.append(Btn(act.label("dossier.adjust"), ADJUST.data(nomination_id)))
+                elif status == Status.ADJUSTED.value:
+                    buttons.append(Btn(act.label("dossier.readmit"), READMIT.data(nomination_id)))
                 return Screen("dossier/show", values, rows_of(buttons, 1))
     if instead == "common/forbidden":
         raise Refused(("nomination", nomination_id) if nomination_id is not None else None)

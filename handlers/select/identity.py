@@ -6,7 +6,7 @@ invite codes' budget: whether a number is registered is a secret of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from handlers.chat.flow import Answer, Flow, Goto, Outcome, Question, Reask, Run, Turn
 from handlers.chat.kinds import Pick, Rule, Text, checked, invalid
 from handlers.chat.screen import Screen
-from storage import geo, nominations, people
+from storage import geo, nominations, people, rounds
 from storage.models import Township, Village
 from storage.rules.identity import (
     RuleError,
@@ -42,8 +42,14 @@ async def duplicate(run: Run, *, id_number: str | None = None, phone: str | None
             max_failures=settings.invite_max_failures,
             window=timedelta(minutes=window),
         )
+        # Checked against the round the form would join (storage/rounds.py).
+        state = await rounds.on(session, run.today())
         found = allowed and await nominations.is_duplicate(
-            session, run.chat.service("cipher"), id_number=id_number, phone=phone
+            session,
+            run.chat.service("cipher"),
+            id_number=id_number,
+            phone=phone,
+            round_id=state.round_id,
         )
     if not allowed:
         # The draft keeps every answer given so far; the question is asked again.
@@ -109,7 +115,7 @@ async def gender_fits_id(run: Run, code: str) -> Outcome | None:
     return None
 
 
-async def _phone(run: Run, raw: str) -> str | None:
+async def phone_rule(run: Run, raw: str) -> str | None:
     phone = normalize_phone(raw)
     if await duplicate(run, phone=phone):
         return None
@@ -123,7 +129,7 @@ class Phone(Text):
     contact must be the person's own (self-nomination). Optional: a skip button instead."""
 
     key: str = "phone"
-    rule: Rule = _phone
+    rule: Rule = phone_rule
     own: bool = False
 
     async def ask(self, run: Run, page: int) -> Screen:
@@ -176,8 +182,32 @@ async def _take_village(run: Run, village_id: int) -> dict[str, Any] | None:
     return {"village_id": village.id, "village_name": village.name}
 
 
-def township() -> Pick:
-    return Pick("township_id", _townships, _take_township, tag="t", shows="township_name")
+# The townships a person may choose from: None for every one (the public, county staff).
+Within = Callable[[Run], Awaitable[frozenset[int] | None]]
+
+
+def township(within: Within | None = None) -> Pick:
+    """The township, from every one in the county, or only those `within` allows (a button
+    for another, forged or from before, is stale)."""
+    if within is None:
+        return Pick("township_id", _townships, _take_township, tag="t", shows="township_name")
+    scope = within
+
+    async def load(run: Run, offset: int, limit: int) -> tuple[list[tuple[int, str]], int]:
+        items, total = await _townships(run, offset, limit)
+        allowed = await scope(run)
+        if allowed is None:
+            return items, total
+        kept = [item for item in items if item[0] in allowed]
+        return kept, len(kept)
+
+    async def take(run: Run, township_id: int) -> dict[str, Any] | None:
+        allowed = await scope(run)
+        if allowed is not None and township_id not in allowed:
+            return None
+        return await _take_township(run, township_id)
+
+    return Pick("township_id", load, take, tag="t", shows="township_name")
 
 
 def village() -> Pick:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from datetime import UTC, date, datetime
+from contextlib import suppress
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from handlers.chat.commands import command
-from handlers.chat.flow import Finish, Flow, Outcome, ReviewScreen, Run
-from handlers.chat.kinds import Choice, Confirm
+from handlers.chat.flow import Finish, Flow, Outcome, ReviewScreen, Run, Turn
+from handlers.chat.kinds import Choice, Confirm, Rule
 from handlers.chat.screen import Screen
 from handlers.select.identity import (
     IdNumber,
@@ -18,13 +19,15 @@ from handlers.select.identity import (
     key_groups,
     name,
     old_positions,
+    phone_rule,
     township,
     village,
 )
-from storage import nominations, people, reminders
+from storage import completion, nominations, people, reminders, rounds
 from storage.nominations import Duplicate, NominationForm
+from storage.rules.identity import RuleError, normalize_phone
 from storage.rules.options import EDUCATIONS, ETHNICITIES, GENDERS, POLITICAL_STATUSES
-from storage.rules.vetting import Channel
+from storage.rules.vetting import CLOSED, Channel
 
 COMMAND = command("nominate")
 # The steps of the form before the flow engine, in order: a draft open at deploy keeps its place.
@@ -68,6 +71,10 @@ async def store(
     transaction; a duplicate is said instead."""
     try:
         async with run.session() as session:
+            state = await rounds.on(session, run.today())
+            if channel == Channel.SELF and not state.nominating:
+                # The round closed while the form was being filled in.
+                return Finish((_closed(state),))
             account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
             nomination = await nominations.create_nomination(
                 session,
@@ -78,10 +85,15 @@ async def store(
                 person_id=account.person_id if channel == Channel.SELF else None,
                 now=datetime.now(UTC),
                 consent=consent,
+                round_id=state.round_id,
+            )
+            officials = await reminders.township_official_recipients(
+                session, nomination.township_id
             )
             await run.chat.notify(
                 session,
-                await reminders.township_official_recipients(session, nomination.township_id),
+                # An official who entered it themselves needs no notice of it.
+                [o for o in officials if o[0] != run.chat.user_id],
                 "review/notice_new_nomination",
                 key=f"nomination-new:{nomination.id}",
                 subject=nomination.id,
@@ -89,19 +101,114 @@ async def store(
             )
     except Duplicate:
         return Finish((Screen("form/duplicate", {"what": "either"}),))
-    flow = "nomination" if channel == Channel.SELF else "recommendation"
+    # An official's organization recommendation is confirmed as theirs, not thanked for.
+    flow = {Channel.SELF: "nomination", Channel.ORGANIZATION: "organization"}.get(
+        channel, "recommendation"
+    )
     return Finish((Screen("form/submitted", {"flow": flow}),))
 
 
+def _closed(state: rounds.Rounds) -> Screen:
+    """No round is open: when the next one opens, if one is set."""
+    upcoming = state.upcoming
+    if upcoming is None:
+        return Screen("rounds/closed", {"upcoming": None})
+    shown = {"name": upcoming.name, "starts_on": upcoming.starts_on.isoformat()}
+    return Screen("rounds/closed", {"upcoming": shown})
+
+
 async def one_per_person(run: Run, args: str) -> dict[str, Any] | None:
-    """One nomination per person: a second /nominate shows where the first one stands."""
+    """One open nomination per person, and one per round (storage/rounds.py): a second
+    /nominate shows where the first one stands; between rounds, when the next one opens.
+
+    `/nominate CODE`: the code a township gave for a recommended person's file opens it, with
+    its township, village and group filled in (the person may change them on review).
+    Completing a file is not a new nomination, so a round's dates do not apply to it."""
+    code = args.split()[0] if args.strip() else None
+    settings = run.settings
+    now = datetime.now(UTC)
     async with run.session() as session:
         account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
-        existing = await nominations.own_nominations(session, account.person_id)
-    if existing:
-        await run.chat.show(Screen("form/already_nominated", {"status": existing[0].status}))
+        state = await rounds.on(session, run.today())
+        held = await rounds.holding(session, account.person_id, state.round_id)
+        opened = None
+        if code and (held is None or held.status in CLOSED):
+            # A code is a secret like a phone: each try spends the account's guessing budget.
+            allowed = await people.spend_guess(
+                session,
+                run.chat.user_id,
+                now=now,
+                max_failures=settings.invite_max_failures,
+                window=timedelta(minutes=settings.invite_failure_window_minutes),
+            )
+            opened = await completion.open_invite(session, code, now=now) if allowed else None
+    if held is not None and held.status not in CLOSED:
+        await run.chat.show(Screen("form/already_nominated", {"status": held.status}))
         return None
-    return {}
+    if code is None and not state.nominating:
+        await run.chat.show(_closed(state))
+        return None
+    if code is None and held is not None:
+        # Closed, in this very round: a later round takes them (the implicit round never
+        # ends, so there it is once per person, as before rounds).
+        later = state.round_id is not None
+        template = "rounds/again_later" if later else "form/already_nominated"
+        await run.chat.show(Screen(template, {"status": held.status}))
+        return None
+    if code is None:
+        return {}
+    if opened is None:
+        await run.chat.show(Screen("form/invite_unknown"))
+        return None
+    await run.chat.show(Screen("form/invite_opened"))
+    return {
+        "completes": opened.nomination_id,
+        "township_id": opened.township_id,
+        "township_name": opened.township_name,
+        **({"village_id": opened.village_id} if opened.village_id else {}),
+        **({"village_name": opened.village_name} if opened.village_name else {}),
+        "key_group": opened.key_group,
+    }
+
+
+async def _own_phone(run: Run, raw: str) -> str | None:
+    """The person's mobile. One that a recommendation waiting for its nominee carries opens
+    that file for completing, if the person shared it as their own contact (a typed number
+    proves nothing) or came with that file's code; nobody is told who recommended them."""
+    phone = normalize_phone(raw)
+    shared = run.draft.pop("shared_phone", None) == phone
+    async with run.session() as session:
+        pending = await completion.pending_by_phone(session, run.chat.service("cipher"), phone)
+    completes = run.answers.get("completes")
+    if pending is None or completes not in (None, pending):
+        return await phone_rule(run, raw)
+    if completes is None and not shared:
+        await run.chat.show(Screen("form/phone_share_own"))
+        return None
+    # Came with this file's code: the number is simply on it already.
+    said = "form/phone_ok" if completes == pending else "form/phone_opens_file"
+    run.answers["completes"] = pending
+    await run.chat.show(Screen(said, clear_keyboard=True))
+    return phone
+
+
+@dataclass(slots=True)
+class OwnPhone(Phone):
+    """The nominee's own phone (`_own_phone`); a shared contact is marked as proven."""
+
+    rule: Rule = _own_phone
+    own: bool = True
+
+    async def on_contact(self, run: Run, turn: Turn) -> Outcome:
+        if turn.own_contact and turn.phone:
+            # A number that is no mainland mobile is refused by the rule itself, next.
+            with suppress(RuleError):
+                run.draft["shared_phone"] = normalize_phone(turn.phone)
+        return await Phone.on_contact(self, run, turn)
+
+    async def on_text(self, run: Run, text: str) -> Outcome:
+        run.draft.pop("shared_phone", None)
+        return await Phone.on_text(self, run, text)
 
 
 def _consent_values(run: Run) -> dict[str, Any]:
@@ -115,9 +222,38 @@ def _consent_values(run: Run) -> dict[str, Any]:
     }
 
 
+async def complete(run: Run, answers: dict[str, Any]) -> Outcome:
+    """The nominee's answers and consents into the recommended file that was opened, and the
+    township's officials told it is complete."""
+    try:
+        async with run.session() as session:
+            account = await people.ensure_account(session, run.chat.user_id, run.chat.language)
+            nomination = await completion.complete(
+                session,
+                run.chat.service("cipher"),
+                int(answers["completes"]),
+                form_of(answers),
+                person_id=account.person_id,
+                now=datetime.now(UTC),
+            )
+            await run.chat.notify(
+                session,
+                await reminders.township_official_recipients(session, nomination.township_id),
+                "review/notice_completed",
+                key=f"nomination-completed:{nomination.id}",
+                subject=nomination.id,
+            )
+    except nominations.Duplicate:
+        return Finish((Screen("form/duplicate", {"what": "either"}),))
+    return Finish((Screen("form/submitted", {"flow": "nomination"}),))
+
+
 async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
-    """Store the self-nomination; the person becomes a candidate."""
+    """Store the self-nomination, or complete the recommended file the person opened; the
+    person becomes a candidate."""
     consent = bool(answers.get("consent") and answers.get("consent_id"))
+    if answers.get("completes") and consent:
+        return await complete(run, answers)
     return await store(run, answers, Channel.SELF, consent=consent)
 
 
@@ -133,7 +269,7 @@ NOMINATE = Flow(
         name(),
         Choice("gender", GENDERS, check=gender_fits_id),
         IdNumber(),
-        Phone(own=True),
+        OwnPhone(),
         Choice("ethnicity", ETHNICITIES),
         Choice("political_status", POLITICAL_STATUSES),
         Choice("education", EDUCATIONS),

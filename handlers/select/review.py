@@ -22,7 +22,7 @@ from handlers.chat.screen import Btn, Screen
 from handlers.chat.screens import Act, screen
 from handlers.select.kinds import Note
 from handlers.select.queue import Queue, old_draft, tell
-from storage import nominations, review_queries
+from storage import completion, nominations, review_queries
 from storage.models import OFFICIAL_ROLES
 from storage.people import Actor
 from storage.review_queries import ReviewCard, Stale
@@ -32,6 +32,7 @@ COMMAND = command("review", *OFFICIAL_ROLES)
 PREFIX = "rv"
 QUEUE = Queue(PREFIX, "review/queue", nominations.township_queue, lambda i: (i.id, i.full_name))
 SEND = Button(PREFIX, "s", ID)
+INVITE = Button(PREFIX, "i", ID)
 CONTACTED = Button(PREFIX, "c", ID)
 DECLINE_PRESS = Button(PREFIX, "r", ID)
 # The events a township decides, in the order their buttons appear.
@@ -46,16 +47,20 @@ def _allowed(card: ReviewCard) -> frozenset[Event]:
     return frozenset(allowed_events(Status(card.status), channel=Channel(card.channel)))
 
 
-def item(act: Act, card: ReviewCard, notice: str = "") -> Screen:
-    """The nomination, the actions its status and channel allow, and a way back to the list."""
+def item(act: Act, card: ReviewCard, notice: str = "", lacks: tuple[str, ...] = ()) -> Screen:
+    """The nomination, the actions its status and channel allow, and a way back to the list;
+    a recommendation its nominee has not completed (`lacks`) offers the nominee's code."""
     allowed = _allowed(card)
     rows = [
         (Btn(act.label(key), button.data(card.id)),)
         for event, key, button in _ACTIONS
         if event in allowed
     ]
+    if lacks and card.channel != Channel.SELF:
+        rows.insert(0, (Btn(act.label("review.invite_nominee"), INVITE.data(card.id)),))
     rows.append((Btn(act.label("back"), QUEUE.turn.data(0)),))
-    return Screen("review/item", {"n": card, "notice": notice}, tuple(rows), edit=True)
+    values = {"n": card, "notice": notice, "lacks": list(lacks)}
+    return Screen("review/item", values, tuple(rows), edit=True)
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -76,17 +81,28 @@ async def open_nomination(act: Act) -> Screen:
     (nomination_id,) = act.values
     async with act.session() as session:
         card = await review_queries.review_card(session, act.actor, nomination_id)
-    return item(act, card)
+        lacks = await completion.lacking(session, act.actor, card.id)
+    return item(act, card, lacks=lacks)
 
 
 @screen(button=SEND, needs=OFFICIAL_ROLES)
 async def send_to_vetting(act: Act) -> Screen:
-    """Send a nomination to joint vetting; tell every department's reviewers and the candidate."""
+    """Send a complete nomination to joint vetting and tell every department's reviewers and
+    the candidate; an incomplete one is refused with what it lacks."""
     (nomination_id,) = act.values
     departments = act.settings.department_codes
     async with act.session() as session:
         card = await review_queries.review_card(session, act.actor, nomination_id)
-        await nominations.send_to_vetting(
+        lacks = await completion.lacking(session, act.actor, card.id)
+        if lacks:
+            await completion.refuse_incomplete(session, act.actor, card.id)
+            values = {"full_name": card.full_name, "lacks": list(lacks)}
+            rows = (
+                (Btn(act.label("review.invite_nominee"), INVITE.data(card.id)),),
+                (Btn(act.label("back"), QUEUE.turn.data(0)),),
+            )
+            return Screen("review/incomplete", values, rows, edit=True)
+        await completion.send_complete_to_vetting(
             session, act.actor, card.id, departments=departments, now=datetime.now(UTC)
         )
         notified = await tell(
@@ -112,10 +128,26 @@ async def mark_contacted(act: Act) -> Screen:
             session, act.actor, nomination_id, now=datetime.now(UTC)
         )
         card = await review_queries.review_card(session, act.actor, nomination.id)
-    return item(act, card, "contacted")
+        lacks = await completion.lacking(session, act.actor, card.id)
+    return item(act, card, "contacted", lacks)
 
 
-MENUS = (review_queue, open_nomination, send_to_vetting, mark_contacted)
+@screen(button=INVITE, needs=OFFICIAL_ROLES)
+async def invite_nominee(act: Act) -> Screen:
+    """A one-time code for a recommended person to complete their own file, shown this once
+    to be passed on or printed (only its hash is kept)."""
+    (nomination_id,) = act.values
+    days = act.settings.invite_days
+    async with act.session() as session:
+        card = await review_queries.review_card(session, act.actor, nomination_id)
+        code = await completion.invite_nominee(
+            session, act.actor, card.id, now=datetime.now(UTC), days=days
+        )
+    values = {"full_name": card.full_name, "code": code, "days": days}
+    return Screen("review/invite", values, edit=True)
+
+
+MENUS = (review_queue, open_nomination, send_to_vetting, mark_contacted, invite_nominee)
 
 
 # -- declining, with a reason ------------------------------------------------------------------

@@ -147,16 +147,17 @@ def parse_talk_date(raw: str, *, today: date) -> date:
 
 
 def check_talk_date(
-    value: date, *, today: date, back_days: int = BACK_DAYS, not_before: date | None = None
+    value: date, *, today: date, back_days: int | None = BACK_DAYS, not_before: date | None = None
 ) -> date:
-    """`value` if a talk may be logged for it today, else RuleError.
+    """`value` if a talk may be logged for it today, else RuleError. `back_days` None: no
+    limit back (an official recording an older talk on a mentor's behalf).
 
     Codes: "talk_date.future"; "talk_date.too_old" (params: days); "talk_date.before_pairing"
     (params: date, ISO) for a day before the mentor was paired with the cadre.
     """
     if value > today:
         raise RuleError("talk_date.future")
-    if (today - value).days > back_days:
+    if back_days is not None and (today - value).days > back_days:
         raise RuleError("talk_date.too_old", {"days": back_days})
     if not_before is not None and value < not_before:
         raise RuleError("talk_date.before_pairing", {"date": not_before.isoformat()})

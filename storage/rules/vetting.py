@@ -36,6 +36,8 @@ class Event(StrEnum):
     VETTING_REJECTED = "vetting_rejected"
     ADJUST_OUT = "adjust_out"
     ELECT = "elect"
+    # A township official takes an adjusted-out person back into the pool, with a reason.
+    READMIT = "readmit"
 
 
 class Channel(StrEnum):
@@ -58,8 +60,14 @@ TRANSITIONS: Mapping[tuple[Status, Event], Status] = MappingProxyType(
         (Status.VETTING, Event.VETTING_REJECTED): Status.REJECTED,
         (Status.IN_POOL, Event.ADJUST_OUT): Status.ADJUSTED,
         (Status.IN_POOL, Event.ELECT): Status.ELECTED,
+        (Status.ADJUSTED, Event.READMIT): Status.IN_POOL,
     }
 )
+
+# A nomination in one of these no longer holds its person: they may nominate again in a
+# later round (storage/rounds.py). Everyone else's nomination is open. Rejected and declined
+# people come back through a new nomination (and vetting again), not by readmission.
+CLOSED: frozenset[Status] = frozenset({Status.REJECTED, Status.DECLINED, Status.ADJUSTED})
 
 # Transitions open to some channels only; any pair not listed is open to all of them. A self-
 # or organization nominee already knows about their nomination, so there is nobody to contact.

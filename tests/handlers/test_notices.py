@@ -10,11 +10,19 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from storage import people
-from storage.models import OutboxMessage, Role
-from tests.support.county import County, build_county, grant, nominate, saved_talk, staff
+from storage.models import Nomination, OutboxMessage, Role
+from tests.support.county import (
+    T0,
+    County,
+    build_county,
+    grant,
+    nominate,
+    saved_talk,
+    staff,
+)
 from tests.support.county import pair as pair_row
 from tests.support.fake_telegram import Sent
 from tests.support.harness import BotHarness
@@ -64,6 +72,13 @@ async def world(bot: BotHarness, to_status: str = "in_pool") -> tuple[County, in
         submitted_by=candidate,
         id_number=ID_NUMBER,
     )
+    # A self-nomination gives both consents; vetting refuses a file without them.
+    async with bot.database.sessionmaker.begin() as session:
+        await session.execute(
+            update(Nomination)
+            .where(Nomination.id == nid)
+            .values(consent_at=T0, sensitive_consent_at=T0)
+        )
     bot.auto_drain = True
     bot.fake.clear()
     return county, nid

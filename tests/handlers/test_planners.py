@@ -182,35 +182,39 @@ async def test_jobs_coalesce_into_one_catch_up_after_downtime(county: BotHarness
         assert job.job.misfire_grace_time == 3600
 
 
+@pytest.mark.parametrize(("hours", "heading"), [(20, "明日提醒"), (6, "今日提醒")])
 async def test_training_reminder_goes_once_to_invitees_who_did_not_decline(
-    county: BotHarness,
+    county: BotHarness, hours: int, heading: str
 ) -> None:
+    """Planned at 08:00 county time: a session at 04:00 next morning is "明日", one at 14:00
+    the same day "今日"; a session that started an hour ago is never reminded."""
     from storage.models import Training, TrainingInvite
 
     yes_id = await _nomination(county, "in_pool", "褚十四")
     no_id = await _nomination(county, "in_pool", "卫十五")
-    starts = datetime.now(UTC) + timedelta(hours=20)
+    tz = county.settings.tz
+    now = datetime.now(tz).replace(hour=8, minute=0, second=0, microsecond=0).astimezone(UTC)
     async with county.database.sessionmaker.begin() as session:
         for telegram_id, nomination_id in ((9201, yes_id), (9202, no_id)):
             account = await people.ensure_account(session, telegram_id, "zh-hans")
             nomination = await session.get(Nomination, nomination_id)
             assert nomination is not None
             nomination.person_id = account.person_id
-        training = Training(
-            kind="integrity",
-            topic="policy_law",
-            title="廉政教育基地参观",
-            place="县廉政教育基地",
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=4),
-            checkin_code="ABC234",
-        )
-        session.add(training)
-        await session.flush()
-        session.add(TrainingInvite(training_id=training.id, nomination_id=yes_id, rsvp="yes"))
-        session.add(TrainingInvite(training_id=training.id, nomination_id=no_id, rsvp="no"))
-    now = datetime.now(UTC)
+        for starts in (now + timedelta(hours=hours), now - timedelta(hours=1)):
+            training = Training(
+                kind="integrity",
+                topic="policy_law",
+                title="廉政教育基地参观",
+                place="县廉政教育基地",
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=4),
+                checkin_code="ABC234",
+            )
+            session.add(training)
+            await session.flush()
+            session.add(TrainingInvite(training_id=training.id, nomination_id=yes_id, rsvp="yes"))
+            session.add(TrainingInvite(training_id=training.id, nomination_id=no_id, rsvp="no"))
     assert await _run(county, planners.plan_training_reminders, now) == 1
     assert await _run(county, planners.plan_training_reminders, now) == 0
     (reminder,) = await county.drain()
-    assert reminder.chat_id == 9201 and "明日提醒" in reminder.text
+    assert reminder.chat_id == 9201 and heading in reminder.text

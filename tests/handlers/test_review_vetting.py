@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -103,6 +104,35 @@ async def recommend(bot: BotHarness, name: str) -> int:
     done = last(to(await bot.press(RECOMMENDER, review.button("确认提交")), RECOMMENDER))
     assert "推荐已提交" in done.text
     return await nomination_id(bot, name)
+
+
+async def invite(bot: BotHarness, official: int, nid: int) -> str:
+    """The code the township gives a recommended person to complete their own file."""
+    item = await open_item(bot, official, nid)
+    (shown,) = await bot.press(official, item.button("生成补全邀请码"))
+    found = re.search(r"<code>([A-Z0-9]+)</code>", shown.text)
+    assert found is not None, shown.text
+    return found.group(1)
+
+
+async def complete_by_code(
+    bot: BotHarness, user: int, code: str, name: str, id_number: str, phone: str
+) -> list[Sent]:
+    """The nominee opens their file with the code, consents and completes it; the township,
+    village and group the recommendation gave are not asked again."""
+    opened, consent = await bot.send(user, f"/nominate {code}")
+    assert "补全信息" in opened.text
+    (sensitive,) = await bot.press(user, consent.button("同意"))
+    question = last(await bot.press(user, sensitive.button("同意")))
+    question = last(await bot.send(user, name))
+    question = last(await bot.press(user, question.button("男")))
+    question = last(await bot.send(user, id_number))
+    question = last(await bot.send(user, phone))
+    for choice in ["土家族", "中共党员", "大专"]:
+        question = last(await bot.press(user, question.button(choice)))
+    for answer in ["种茶", "在外务工五年", "建设家乡"]:
+        question = last(await bot.send(user, answer))
+    return await bot.press(user, question.button("确认提交"))
 
 
 async def nomination_id(bot: BotHarness, name: str) -> int:
@@ -417,7 +447,10 @@ async def test_mark_contacted_for_a_mass_recommendation(county: BotHarness) -> N
     assert await status_of(county, self_nid) == "new"
     (queue,) = await county.send(QINGSHAN_OFFICIAL, "/review")
     assert "孙八" in queue.text and "乡镇已联系" in queue.text
-    # A contacted recommendation goes on to vetting like any other.
+    # A contacted recommendation goes on to vetting like any other, once its nominee has
+    # consented and completed it (issue 12).
+    code = await invite(county, QINGSHAN_OFFICIAL, nid)
+    await complete_by_code(county, SECOND_CANDIDATE, code, "孙八", ID_2, "13812340002")
     sent = await send_to_vetting(county, nid)
     assert len(to(sent, POLICE)) == 1
     assert await status_of(county, nid) == "vetting"

@@ -197,12 +197,12 @@ async def test_full_creation_with_wrong_answers_everywhere(county: County) -> No
     hint, again = await bot.send_sticker(QINGSHAN)
     assert "名称" in again.text
     question = last(await bot.send(QINGSHAN, "  茶叶种植\n擂台赛  "))
-    # Date and time: garbage, past, impossible, then right.
+    # Date and time: garbage, more than a year ago, impossible, then right.
     assert "开始时间" in question.text
     error, again = await bot.send(QINGSHAN, "下周一上午")
     assert "格式" in error.text and "开始时间" in again.text
     error, again = await bot.send(QINGSHAN, "2020-01-01 09:00")
-    assert "已经过去" in error.text
+    assert "一年以前" in error.text
     error, again = await bot.send(QINGSHAN, "2-30 09:00")
     assert "没有这个日期" in error.text
     hint, again = await bot.send_sticker(QINGSHAN)
@@ -210,7 +210,7 @@ async def test_full_creation_with_wrong_answers_everywhere(county: County) -> No
     starts = future_text(days=2, hour=14)
     question = last(await bot.send(QINGSHAN, starts))
     # Duration.
-    assert question.labels == ["2 小时", "4 小时", "1 天"]
+    assert question.labels == ["2 小时", "4 小时", "1 天", "2 天", "3 天", "5 天", "7 天"]
     hint, again = await bot.send(QINGSHAN, "4")
     assert "按钮" in hint.text
     question = last(await bot.press(QINGSHAN, again.button("4 小时")))
@@ -284,6 +284,40 @@ async def test_full_creation_with_wrong_answers_everywhere(county: County) -> No
     # The draft is gone: /training starts afresh.
     (question,) = await bot.send(QINGSHAN, "/training")
     assert "培训类型" in question.text
+
+
+async def test_last_months_study_tour_is_recorded_and_its_roster_marked(county: County) -> None:
+    """A session in the past: the review and the saved screen say it is recorded, nobody is
+    invited or reminded, and the saved screen opens the check-in list to mark who came."""
+    bot = county.bot
+    (question,) = await bot.send(QINGSHAN, "/training")
+    question = last(await bot.press(QINGSHAN, question.button("外出考察")))
+    question = last(await bot.press(QINGSHAN, question.button("产业发展")))
+    question = last(await bot.send(QINGSHAN, "赴浙江安吉学习考察"))
+    held = datetime.now(SHANGHAI) - timedelta(days=30)
+    starts = held.replace(hour=8, minute=0).strftime("%Y-%m-%d %H:%M")
+    question = last(await bot.send(QINGSHAN, starts))
+    question = last(await bot.press(QINGSHAN, question.button("3 天")))
+    question = last(await bot.send(QINGSHAN, "浙江省安吉县余村"))
+    review = last(await bot.press(QINGSHAN, question.button("青山镇")))
+    assert "3 天" in review.text and "保存即为补录，不发邀请" in review.text
+    bot.fake.clear()
+    saved = last(await bot.press(QINGSHAN, review.button("保存并发出邀请")))
+    assert "培训已补录" in saved.text and "参训对象 2 人" in saved.text
+    assert "签到码" not in saved.text  # its window closed long ago
+    assert saved.labels == ["📋 签到名单"]
+    assert await bot.drain() == []  # no invitation, no reminder
+    async with bot.database.sessionmaker() as session:
+        training = await session.scalar(select(Training))
+    assert training is not None
+    assert training.ends_at - training.starts_at == timedelta(days=2, hours=8)
+    # The head shows the last day's date: the session runs over three days.
+    last_day = held + timedelta(days=2)
+    assert f"{last_day.month}月{last_day.day}日 16:00\n地点：浙江省安吉县余村" in saved.text
+    page = last(await bot.press(QINGSHAN, saved.button("签到名单")))
+    assert "已签到 0/2 人" in page.text
+    page = last(await bot.press(QINGSHAN, page.button("张一")))
+    assert "已签到 1/2 人" in page.text and "✅ 张一 · 青山镇" in page.labels
 
 
 async def test_county_official_chooses_the_county_or_any_township(county: County) -> None:

@@ -7,12 +7,14 @@ import pprint
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
 from storage.migrate import alembic_config
@@ -290,3 +292,52 @@ async def test_upgrade_to_0014_marks_the_menus_of_todays_staff(db: Database) -> 
             (7_000_000_003, 0),
         ]
     await db.close()
+
+
+async def test_0015_on_sqlite_keeps_rows_triggers_and_the_sequence(tmp_path: Any) -> None:
+    """The nomination table rebuilt without its UNIQUE hashes keeps its rows, every trigger of
+    the database and its AUTOINCREMENT sequence; afterwards only open files are unique, and
+    the downgrade refuses while a person has files in two rounds."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    config = alembic_config(url)
+    await asyncio.to_thread(command.upgrade, config, "0014")
+    database = Database(url)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    insert_nomination = text(
+        "INSERT INTO nomination (person_id, channel, status, township_id, key_group, "
+        "phone_hash, created_at, status_changed_at) VALUES (1, 'self', :status, 1, 'veteran', "
+        ":hash, :at, :at)"
+    )
+    triggers = text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
+    try:
+        async with database.engine.begin() as connection:
+            await connection.execute(insert(County.__table__).values(id=1, name="示例县"))
+            await connection.execute(
+                insert(Township.__table__).values(id=1, county_id=1, name="青山镇")
+            )
+            await connection.execute(insert(Person.__table__).values(id=1, full_name="人1"))
+            for number in (1, 2):
+                values = {"status": "rejected", "hash": f"h{number}", "at": at}
+                await connection.execute(insert_nomination, values)
+            await connection.execute(text("DELETE FROM nomination WHERE id = 2"))
+            before = await connection.scalar(triggers)
+    finally:
+        await database.close()
+    await asyncio.to_thread(command.upgrade, config, "head")
+    database = Database(url)
+    try:
+        async with database.engine.begin() as connection:
+            assert await connection.scalar(triggers) == before and before
+            assert await connection.scalar(text("SELECT phone_hash FROM nomination")) == "h1"
+            # Rejected h1 beside an open h1: allowed; a second open h1: refused.
+            await connection.execute(insert_nomination, {"status": "new", "hash": "h1", "at": at})
+            # The deleted file's number 2 is not given again.
+            assert await connection.scalar(text("SELECT max(id) FROM nomination")) == 3
+        async with database.engine.begin() as connection:
+            with pytest.raises(IntegrityError):
+                values = {"status": "new", "hash": "h1", "at": at}
+                await connection.execute(insert_nomination, values)
+    finally:
+        await database.close()
+    with pytest.raises(RuntimeError, match="more than one round"):
+        await asyncio.to_thread(command.downgrade, config, "0014")

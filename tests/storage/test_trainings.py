@@ -165,6 +165,11 @@ async def count(w: World, model: type) -> int:
         ("2026/3/5 14:00", datetime(2026, 3, 5, 14, 0)),
         ("３月５日 ０９：３０", datetime(2026, 3, 5, 9, 30)),  # full-width, as an IME types it
         ("  12-31 23:59 ", datetime(2026, 12, 31, 23, 59)),
+        # A session already held, recorded afterwards: a minute before T0, last December,
+        # and a year back to the day.
+        ("3-2 08:59", datetime(2026, 3, 2, 8, 59)),
+        ("2025-12-01 09:00", datetime(2025, 12, 1, 9, 0)),
+        ("2025-03-01 09:00", datetime(2025, 3, 1, 9, 0)),
     ],
 )
 def test_parse_starts_at_reads_shanghai_time(raw: str, local: datetime) -> None:
@@ -181,8 +186,7 @@ def test_parse_starts_at_reads_shanghai_time(raw: str, local: datetime) -> None:
         ("9:30", "time.format"),
         ("2-30 09:00", "time.date"),
         ("3-5 25:00", "time.date"),
-        ("3-2 08:59", "time.past"),  # a minute before T0 in Shanghai
-        ("2025-12-01 09:00", "time.past"),
+        ("2025-03-01 08:59", "time.old"),  # a year and a day before T0 in Shanghai
         ("2028-01-01 09:00", "time.far"),
     ],
 )
@@ -288,7 +292,7 @@ async def test_chosen_people_within_scope(world: World) -> None:
         ("mentor", {"audience": "township", "township": "青山镇"}, NotAllowed),
         ("cadre", {"audience": "township", "township": "青山镇"}, NotAllowed),
         ("county", {"kind": "party"}, NotAllowed),
-        ("county", {"starts_at": T0 - timedelta(minutes=1)}, RuleError),
+        ("county", {"starts_at": T0 - timedelta(days=367)}, RuleError),
         ("county", {"title": "茶"}, RuleError),
         ("county", {"place": "镇" * 101}, RuleError),
     ],
@@ -457,6 +461,58 @@ async def test_attendance_toggling_by_officials_in_scope(world: World) -> None:
         assert (listed, total) == ([], 0)
         listed, total = await trainings.list_trainings(session, world.county)
         assert total == 1 and (listed[0].invited, listed[0].attended) == (3, 1)
+
+
+async def test_a_past_study_tour_is_recorded_and_its_roster_marked(world: World) -> None:
+    """Last month's five-day study tour: stored with its audience and no invitation to send;
+    the organizer marks attendance afterwards; it counts in its month; nobody is reminded."""
+    held = T0 - timedelta(days=30)
+    created = await create(
+        world,
+        world.qingshan,
+        kind="study_tour",
+        place="浙江省安吉县余村",
+        starts_at=held,
+        duration="5d",
+        audience="township",
+        township_id=world.towns["青山镇"],
+    )
+    training = created.training
+    assert created.invited == 3 and created.invitations == []
+    # Five working days: from the start to 17:00 (start + 8 h) of the fifth day.
+    assert training.ends_at == held + timedelta(days=4, hours=8)
+    for name in ("张一", "张三"):
+        invite_id = await invite_of(world, training.id, name)
+        async with world.db.sessionmaker.begin() as session:
+            await trainings.toggle_attendance(session, world.qingshan, invite_id, now=T0)
+    assert await attended(world, training.id) == {"张一", "张三"}
+    async with world.db.sessionmaker() as session:
+        by_kind = await trainings.counts_by_kind(
+            session, world.qingshan, since=held - timedelta(days=1), until=T0
+        )
+        assert [(g.kind, g.sessions, g.person_times) for g in by_kind] == [("study_tour", 1, 2)]
+        assert await trainings.starting_between(session, held, T0) != []
+        assert await trainings.starting_between(session, T0, T0 + timedelta(days=1)) == []
+    # The invitee cannot answer a session that has started.
+    async with world.db.sessionmaker.begin() as session:
+        with pytest.raises(TrainingClosed):
+            await trainings.answer_rsvp(
+                session, world.cadre("张一"), await invite_of(world, training.id, "张一", session),
+                "yes", now=T0,
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "code"),
+    [(T0 - timedelta(days=367), "time.old"), (T0 + timedelta(days=367), "time.far")],
+)
+async def test_a_session_more_than_a_year_away_is_refused(
+    world: World, starts_at: datetime, code: str
+) -> None:
+    with pytest.raises(RuleError) as caught:
+        await create(world, world.county, starts_at=starts_at)
+    assert caught.value.code == code
+    assert await count(world, Training) == 0
 
 
 # --- competitions ---------------------------------------------------------------------------

@@ -215,3 +215,17 @@ def test_check_talk_date(value: date, not_before: date | None, code: str | None)
     assert caught.value.code == code
     if code == "talk_date.too_old":
         assert caught.value.params == {"days": 30}
+
+
+def test_check_talk_date_without_a_window_back() -> None:
+    """An official recording on a mentor's behalf: any day back, still not in the future nor
+    before the pairing."""
+    old = TODAY - timedelta(days=400)
+    assert check_talk_date(old, today=TODAY, back_days=None) == old
+    for value, not_before, code in [
+        (TODAY + timedelta(days=1), None, "talk_date.future"),
+        (old, old + timedelta(days=1), "talk_date.before_pairing"),
+    ]:
+        with pytest.raises(RuleError) as caught:
+            check_talk_date(value, today=TODAY, back_days=None, not_before=not_before)
+        assert caught.value.code == code

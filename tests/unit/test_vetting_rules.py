@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from collections.abc import Mapping
 
 import pytest
 
+from storage.models import OPEN_NOMINATION
 from storage.rules.vetting import (
+    CLOSED,
     DEFAULT_DEPARTMENTS,
     TRANSITIONS,
     Channel,
@@ -35,6 +38,7 @@ EXPECTED: dict[tuple[Status, Event], tuple[Status, frozenset[Channel]]] = {
     (S.VETTING, E.VETTING_REJECTED): (S.REJECTED, ALL),
     (S.IN_POOL, E.ADJUST_OUT): (S.ADJUSTED, ALL),
     (S.IN_POOL, E.ELECT): (S.ELECTED, ALL),
+    (S.ADJUSTED, E.READMIT): (S.IN_POOL, ALL),
 }
 
 PRODUCT = list(itertools.product(Status, Event, Channel))
@@ -49,8 +53,8 @@ ILLEGAL = [
 
 
 def test_enumeration_covers_the_whole_product() -> None:
-    assert len(PRODUCT) == 8 * 7 * 3
-    assert len(LEGAL) == 8 * 3 + 1
+    assert len(PRODUCT) == 8 * 8 * 3
+    assert len(LEGAL) == 9 * 3 + 1
     assert len(LEGAL) + len(ILLEGAL) == len(PRODUCT)
 
 
@@ -69,7 +73,7 @@ def test_stored_values_are_stable() -> None:
     assert [c.value for c in Channel] == ["self", "mass", "organization"]
     assert [d.value for d in Decision] == ["approve", "reject"]
     assert [o.value for o in VettingOutcome] == ["pending", "approved", "rejected"]
-    assert len(set(Event)) == 7
+    assert len(set(Event)) == 8
 
 
 def test_exposed_table_matches_the_rules() -> None:
@@ -109,10 +113,15 @@ def test_allowed_events_agree_with_transition(status: Status, channel: Channel) 
     assert allowed_events(status, channel=channel) == expected
 
 
-@pytest.mark.parametrize("status", [S.REJECTED, S.DECLINED, S.ADJUSTED, S.ELECTED])
+@pytest.mark.parametrize("status", [S.REJECTED, S.DECLINED, S.ELECTED])
 def test_terminal_states_allow_nothing(status: Status) -> None:
     for channel in Channel:
         assert allowed_events(status, channel=channel) == ()
+
+
+def test_adjusted_out_allows_readmission_only() -> None:
+    for channel in Channel:
+        assert allowed_events(S.ADJUSTED, channel=channel) == (E.READMIT,)
 
 
 @pytest.mark.parametrize(
@@ -223,3 +232,13 @@ def test_vetting_outcome_needs_departments(departments: list[str]) -> None:
 
 def test_default_departments() -> None:
     assert DEFAULT_DEPARTMENTS == ("police", "discipline", "judicial")
+
+
+def test_closed_statuses_let_a_person_nominate_again() -> None:
+    """Rejected, declined and adjusted-out people may come back in a later round; a file in
+    the pipeline, in the pool or elected still holds its person."""
+    assert {S.REJECTED, S.DECLINED, S.ADJUSTED} == CLOSED
+    # The partial unique indexes of the models and of migration 0015 say the same.
+    migration = importlib.import_module("storage.migrations.versions.0015_rounds")
+    expected = "status NOT IN ('adjusted', 'declined', 'rejected')"
+    assert OPEN_NOMINATION == migration.OPEN == expected
