@@ -37,6 +37,7 @@ from bot.standby import PostgresLock
 from handlers import (
     mydata,
     start,
+    status,
     withdraw,
 )
 from handlers.chat import forget
@@ -333,7 +334,7 @@ def handler_groups() -> list[tuple[int, list[BaseHandler[Update, CadreContext, N
             [
                 *start.build_handlers(),
                 # Before the flows, like /help: it reads, so it may be asked mid-form.
-                *menus(mydata.MENUS),
+                *menus(mydata.MENUS, status.MENUS),
                 conversation_of(NOMINATE),
                 conversation_of(RECOMMEND),
                 conversation_of(ROUND),
@@ -411,6 +412,7 @@ COMMANDS: tuple[Command, ...] = (
     export.COMMAND,
     invite.COMMAND,
     staff.COMMAND,
+    status.COMMAND,
     mydata.COMMAND,
     withdraw.COMMAND,
 )

@@ -26,7 +26,7 @@ from handlers.chat.tg import ENGINES, TelegramChat
 
 # Commands answered before the flows (group 0 lists them first): they read, so they may be
 # asked mid-flow; afterwards the flow's question is asked again (`FlowGuard.remind`).
-MENU_COMMANDS = frozenset({"start", "help", "lang", "mydata"})
+MENU_COMMANDS = frozenset({"start", "help", "lang", "mydata", "status"})
 
 
 class FlowGuard:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from handlers import notices
 from handlers.chat.acting import acting
 from handlers.chat.codec import ID, PAGE, Button
 from handlers.chat.commands import command
@@ -150,6 +151,7 @@ class Note(Question):
                     now=datetime.now(UTC),
                     tz=run.settings.tz,
                 )
+                await notices.difficulty_resolved(run.chat, session, item, actor.person_id)
         except RuleError as error:
             return rule_broken(error)
         return Finish((Screen("mentoring/resolved", {"item": item}),))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import notices
 from handlers.chat.codec import ID, PAGE, Button, choice
 from handlers.chat.commands import command
 from handlers.chat.paged import Pages
@@ -190,6 +191,8 @@ async def choose_mentor(act: Act) -> list[Screen]:
                     cadre=done.cadre,
                     slot=slot,
                 )
+        if done.changed:
+            await notices.paired(act.chat, session, nid, done.pairing_id)
     said = Screen(
         "mentoring/pair_done",
         {

@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from handlers import notices
 from handlers.chat.acting import acting, as_actor
 from handlers.chat.codec import ID, Button
 from handlers.chat.flow import STALE, Answer, Finish, Outcome, Question, Run
 from handlers.chat.kinds import Text
 from handlers.chat.screen import Btn, Screen
 from storage import figures, nominations
+from storage.notices import mentor_chats
 from storage.rules.identity import clean_text
 from storage.rules.vetting import IllegalTransition, Status
 
@@ -109,14 +111,18 @@ async def adjust_out(run: Run, answers: dict[str, Any]) -> Outcome:
     name = answers.get("adjust_name", "")
     try:
         async with run.session() as session:
+            nid = int(answers["adjust"])
+            # Read first: adjusting out ends the pairings, and these mentors are to be told.
+            mentors = await mentor_chats(session, nid)
             await nominations.adjust_out(
                 session,
                 await acting(run),
-                int(answers["adjust"]),
+                nid,
                 reason=str(answers["reason"]),
                 now=datetime.now(UTC),
                 cipher=run.chat.service("cipher"),
             )
+            await notices.adjusted_out(run.chat, session, nid, mentors, name)
     except IllegalTransition:
         # Someone else adjusted (or elected) them first: nothing changes twice.
         return Finish((Screen("dossier/not_in_pool", {"full_name": name}),))

@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers import notices
 from handlers.chat.acting import STALE_BUTTON, acting, as_actor, scoped
 from handlers.chat.codec import CODE, YEAR, Button
 from handlers.chat.commands import command
@@ -34,6 +37,7 @@ from handlers.manage.kinds import OFFICIALS, TEXTS, Cadres, Decide, about
 from handlers.manage.results_csv import LIMITS, import_file
 from storage import grades
 from storage.grades import Candidate, GradeError
+from storage.people import Actor
 from storage.rules.ladder import LadderPolicy, Result, apply_result
 
 COMMAND = command("results", *OFFICIALS)
@@ -178,20 +182,23 @@ async def record(run: Run, answers: dict[str, Any]) -> Outcome:
     policy = _policy(run)
     year = int(answers["year"])
     said = STALE_BUTTON
-    try:
-        applied = await scoped(
-            run,
-            lambda session, actor: grades.record_result(
-                session,
-                actor,
-                int(answers["nid"]),
-                year,
-                Result(answers["result"]),
-                policy,
-                this_year=run.today().year,
-                now=datetime.now(UTC),
-            ),
+
+    async def write(session: AsyncSession, actor: Actor) -> grades.Applied:
+        applied = await grades.record_result(
+            session,
+            actor,
+            int(answers["nid"]),
+            year,
+            Result(answers["result"]),
+            policy,
+            this_year=run.today().year,
+            now=datetime.now(UTC),
         )
+        await notices.assessed(run.chat, session, applied)
+        return applied
+
+    try:
+        applied = await scoped(run, write)
     except GradeError as error:
         said = Screen("grades/error", {"code": error.code, "params": error.params})
     else:

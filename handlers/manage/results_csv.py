@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from handlers import notices
 from handlers.chat.flow import Chat, Turn
 from handlers.chat.screen import Screen
 from handlers.chat.screens import Act, Upload, screen
@@ -81,6 +82,8 @@ async def import_file(chat: Chat, actor: Actor, turn: Turn) -> Screen:
             report = await grades.import_results(
                 session, actor, parsed, policy, this_year=this_year, now=datetime.now(UTC)
             )
+            for applied in report.applied:
+                await notices.assessed(chat, session, applied)
     except GradeError as error:
         # A result recorded by someone else while this file was applied: nothing was kept.
         return Screen("grades/error", {"code": error.code, "params": error.params})

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import notices
 from handlers.chat.acting import as_actor
 from handlers.chat.codec import ID, Button
 from handlers.chat.commands import command
@@ -88,8 +89,8 @@ async def open_nomination(act: Act) -> Screen:
 
 @screen(button=SEND, needs=OFFICIAL_ROLES)
 async def send_to_vetting(act: Act) -> Screen:
-    """Send a complete nomination to joint vetting and tell every department's reviewers; an
-    incomplete one is refused with what it lacks."""
+    """Send a complete nomination to joint vetting and tell every department's reviewers and
+    the candidate; an incomplete one is refused with what it lacks."""
     (nomination_id,) = act.values
     departments = act.settings.department_codes
     async with act.session() as session:
@@ -115,6 +116,7 @@ async def send_to_vetting(act: Act) -> Screen:
             subject=card.id,
             township=card.township,
         )
+        await notices.sent_to_vetting(act.chat, session, card.id)
     values = {"full_name": card.full_name, "departments": list(departments)}
     return Screen("review/sent", {**values, "notified": notified}, edit=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import notices
 from handlers.chat.commands import command
 from handlers.chat.flow import Flow, Outcome, ReviewScreen, Run, Texts
 from handlers.chat.kinds import Text
@@ -100,7 +101,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
 
     async def record(session: AsyncSession, actor: Actor) -> Screen:
         if kind == "elected" and nid is not None:
-            await outcomes.record_election(
+            election = await outcomes.record_election(
                 session,
                 actor,
                 nid,
@@ -108,6 +109,15 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
                 elected_on=day,
                 today=today,
                 now=datetime.now(UTC),
+            )
+            await notices.elected(
+                run.chat,
+                session,
+                nid,
+                election.id,
+                full_name=answers.get("name", ""),
+                position=election.position,
+                day=day,
             )
         elif kind in outcomes.AWARD_KINDS and nid is not None:
             await outcomes.record_award(

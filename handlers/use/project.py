@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import notices
 from handlers.chat.acting import acting, as_actor, scoped
 from handlers.chat.codec import Button
 from handlers.chat.commands import command
@@ -134,6 +135,7 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the project (scope, village and leads re-checked) and show it."""
 
     async def create(session: AsyncSession, actor: Actor) -> Screen:
+        leads = sorted({int(i) for i in answers["leads"]})
         project = await projects.create_project(
             session,
             actor,
@@ -141,10 +143,11 @@ async def submit(run: Run, answers: dict[str, Any]) -> Outcome:
             name=str(answers["name"]),
             funds_yuan=int(answers["funds"]),
             status=str(answers["status"]),
-            lead_ids=[int(i) for i in answers["leads"]],
+            lead_ids=leads,
             now=datetime.now(UTC),
         )
         row = await projects.project_row(session, actor, project.id)
+        await notices.project_lead(run.chat, session, leads, row)
         return Screen("projects/saved", {"project": row})
 
     leads = {"project.leads": "leads", "project.no_leads": "leads"}
