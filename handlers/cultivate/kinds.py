@@ -256,3 +256,13 @@ class Difficulties(ListOf):
     def shown(self, run: Run) -> str | None:
         # The review lists them numbered, one a line.
         return "\n".join(f"{i}. {item}" for i, item in enumerate(self.items(run), start=1))
+
+
+def talk_of(answers: dict[str, Any]) -> mentoring.TalkInput:
+    """A talk as /talk and /pasttalk both store it, from the same questions' answers."""
+    return mentoring.TalkInput(
+        talk_date=date.fromisoformat(answers["date"]),
+        mode=answers["mode"],
+        topics={code: answers[code] for code in TALK_TOPICS},
+        difficulties=list(answers.get("difficulties") or []),
+    )

@@ -8,7 +8,7 @@ user_data["talk"] (JSON-plain, persisted encrypted). "Log a talk" under a mentee
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from handlers.chat.acting import acting
@@ -24,11 +24,12 @@ from handlers.cultivate.kinds import (
     Topic,
     date_invalid,
     own_mentee,
+    talk_of,
     took,
 )
 from handlers.cultivate.mentees import cadence, mentee_list
 from storage import mentoring
-from storage.mentoring import Stale, TalkInput
+from storage.mentoring import Stale
 from storage.models import Role
 from storage.rules.cadence import TALK_MODES, TALK_TOPICS
 from storage.rules.identity import RuleError
@@ -58,12 +59,7 @@ async def with_mentee(run: Run, values: tuple[Any, ...]) -> dict[str, Any] | Non
 
 async def save(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the talk and its difficulties in one transaction."""
-    talk = TalkInput(
-        talk_date=date.fromisoformat(answers["date"]),
-        mode=answers["mode"],
-        topics={code: answers[code] for code in TALK_TOPICS},
-        difficulties=list(answers.get("difficulties") or []),
-    )
+    talk = talk_of(answers)
     pairing_id = int(answers["mentee"])
     try:
         actor = await acting(run)

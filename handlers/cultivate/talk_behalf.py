@@ -21,9 +21,9 @@ from handlers.chat.flow import Answer, Finish, Flow, Goto, Outcome, Reask, Revie
 from handlers.chat.kinds import Text
 from handlers.chat.paged import Paged
 from handlers.chat.screen import Screen
-from handlers.cultivate.kinds import MODE, Difficulties, Topic
+from handlers.cultivate.kinds import MODE, Difficulties, Topic, talk_of
 from storage import behalf
-from storage.mentoring import Stale, TalkInput
+from storage.mentoring import Stale
 from storage.models import OFFICIAL_ROLES
 from storage.rules.cadence import TALK_TOPICS, check_talk_date, parse_talk_date
 from storage.rules.identity import RuleError
@@ -101,12 +101,7 @@ def _date_values(run: Run) -> dict[str, Any]:
 
 async def save(run: Run, answers: dict[str, Any]) -> Outcome:
     """Store the talk for the pairing's mentor, marked as recorded by this official."""
-    talk = TalkInput(
-        talk_date=date.fromisoformat(answers["date"]),
-        mode=answers["mode"],
-        topics={code: answers[code] for code in TALK_TOPICS},
-        difficulties=list(answers.get("difficulties") or []),
-    )
+    talk = talk_of(answers)
     try:
         actor = await acting(run)
         async with run.session() as session:
